@@ -1,0 +1,31 @@
+# presscap build, test and benchmark entry points. See README.md.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+# Everything that goes into the image is built like this.
+IMAGE_ENV := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+
+.PHONY: all test vet bench build build-arm64
+all: build
+
+build:
+	$(GO) build ./...
+
+build-arm64:
+	$(IMAGE_ENV) $(GO) build ./...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(IMAGE_ENV) $(GO) vet ./...
+
+# All tests. Needs root (network namespaces, AF_PACKET) and the Debian packages
+# in .ci/packages.txt.
+test: vet build-arm64
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Benchmarks that print ratios against tcpdump, dd and friends measured in the
+# same run. Each area adds its own target as a prerequisite: `bench: bench-ring`.
+.PHONY: bench
+bench:
