@@ -18,6 +18,7 @@ require (
 	github.com/gopacket/gopacket v1.7.7 // indirect
 	github.com/gordonklaus/portaudio v0.0.0-20250206071425-98a94950218b // indirect
 	github.com/holoplot/go-evdev v0.0.0-20240306072622-217e18f17db1 // indirect
+	github.com/jonboulle/clockwork v0.5.0 // indirect
 	github.com/kenshaw/evdev v0.1.0 // indirect
 	github.com/klauspost/compress v1.18.5 // indirect
 	github.com/kr/fs v0.1.0 // indirect
