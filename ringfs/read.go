@@ -1,0 +1,194 @@
+package ringfs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// view is a reader's snapshot of one segment.
+type view struct {
+	slot int
+	segState
+}
+
+// snapshot returns the live segments oldest first. A writer first pushes out
+// everything appended so far, so a window ending now is complete; a read-only
+// ring rescans the disk, where another process may be writing.
+func (r *Ring) snapshot() ([]view, error) {
+	var segs []segState
+	if r.ro {
+		s, err := r.scan()
+		if err != nil {
+			return nil, err
+		}
+		segs = s
+	} else {
+		if err := r.barrier(); err != nil {
+			return nil, err
+		}
+		r.stateMu.RLock()
+		segs = slices.Clone(r.segs)
+		r.stateMu.RUnlock()
+	}
+	vs := make([]view, 0, len(segs))
+	for i, s := range segs {
+		if s.gen != 0 && len(s.entries) > 0 {
+			vs = append(vs, view{i, s})
+		}
+	}
+	sort.Slice(vs, func(a, b int) bool { return vs[a].gen < vs[b].gen })
+	return vs, nil
+}
+
+// cutoff is the oldest timestamp MaxAge lets through: MaxAge before the
+// newest block's latest timestamp ("the ring's now", which survives a wrong
+// wall clock better than time.Now on a Pi without RTC).
+func (r *Ring) cutoff(vs []view) (int64, bool) {
+	if r.maxAge <= 0 || len(vs) == 0 {
+		return 0, false
+	}
+	last := vs[len(vs)-1].entries
+	return last[len(last)-1].tmax - int64(r.maxAge), true
+}
+
+// Read calls fn for every packet whose timestamp t satisfies from ≤ t < to,
+// in the order the packets were appended. rec.Data is only valid during the
+// call. Timestamps need not be monotonic: every block whose time range
+// overlaps the window is considered, found through the per-segment index
+// (binary search on the running maximum of block end times), so a read costs
+// O(segments + log blocks) lookups plus the blocks that overlap the window.
+func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) (ReadStats, error) {
+	var st ReadStats
+	if from > to {
+		return st, fmt.Errorf("read window [%d, %d): %w", from, to, ErrBadWindow)
+	}
+	vs, err := r.snapshot()
+	if err != nil {
+		return st, err
+	}
+	if c, ok := r.cutoff(vs); ok && c > from {
+		from = c
+	}
+	if from >= to {
+		return st, nil
+	}
+	var buf []byte
+	for _, v := range vs {
+		if v.tmax < from || v.tmin >= to {
+			continue
+		}
+		es := v.entries
+		k := sort.Search(len(es), func(i int) bool { return es[i].pmax >= from })
+		for ; k < len(es); k++ {
+			e := &es[k]
+			if e.tmin >= to {
+				if v.monotone {
+					break // every later block of this segment starts later still
+				}
+				continue
+			}
+			if e.tmax < from {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			if buf == nil {
+				buf = make([]byte, r.meta.BlockSize)
+			}
+			b := buf[:e.blockLen]
+			var h blockHeader
+			_, rerr := r.rfiles[v.slot].ReadAt(b, e.off)
+			if rerr == nil {
+				h, rerr = decodeBlock(b, nil)
+			}
+			if rerr == nil && (h.gen != uint32(v.gen) || h.seq != v.firstSeq+uint64(k)) {
+				rerr = errors.New("block from another generation")
+			}
+			if rerr != nil {
+				if r.overtaken(v) {
+					st.Truncated = true
+					break
+				}
+				st.Corrupt++
+				continue
+			}
+			_, err := decodeBlock(b, func(kind uint16, rec Record) error {
+				if rec.Time < from || rec.Time >= to {
+					return nil
+				}
+				if kind == kindDrops {
+					st.Drops += binary.LittleEndian.Uint64(rec.Data)
+					return nil
+				}
+				st.Packets++
+				st.Bytes += uint64(len(rec.Data))
+				return fn(rec)
+			})
+			if err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// overtaken tells whether the writer has started overwriting v's segment
+// since the snapshot.
+func (r *Ring) overtaken(v view) bool {
+	if !r.ro {
+		r.stateMu.RLock()
+		defer r.stateMu.RUnlock()
+		return r.segs[v.slot].gen != v.gen
+	}
+	page := make([]byte, 64)
+	if _, err := r.rfiles[v.slot].ReadAt(page, 0); err != nil {
+		return false
+	}
+	h, ok := parseSegHeader(page)
+	return !ok || h.gen != v.gen
+}
+
+// Info summarises the ring from its index, without reading packet data.
+func (r *Ring) Info() (Info, error) {
+	m := r.meta
+	r.metaMu.Lock()
+	in := Info{Dir: r.dir, Size: m.Size, SegmentSize: m.SegmentSize, Segments: m.Segments,
+		BlockSize: m.BlockSize, MaxAge: r.maxAge, Links: slices.Clone(r.meta.Links)}
+	r.metaMu.Unlock()
+	vs, err := r.snapshot()
+	if err != nil {
+		return in, err
+	}
+	cut, aged := r.cutoff(vs)
+	first := true
+	for _, v := range vs {
+		for _, e := range v.entries {
+			if aged && e.tmax < cut {
+				continue
+			}
+			in.Blocks++
+			in.Used += int64(e.blockLen)
+			in.Packets += uint64(e.packets)
+			in.Bytes += e.bytes
+			in.Drops += e.drops
+			if e.packets == 0 {
+				continue
+			}
+			lo := e.tmin
+			if aged {
+				lo = max(lo, cut)
+			}
+			if first {
+				in.Oldest, in.Newest, first = lo, e.tmax, false
+			} else {
+				in.Oldest, in.Newest = min(in.Oldest, lo), max(in.Newest, e.tmax)
+			}
+		}
+	}
+	return in, nil
+}

@@ -1,0 +1,94 @@
+package ringfs
+
+import (
+	"fmt"
+)
+
+// scan rebuilds the readers' view of the ring from disk: one header page per
+// segment, the used part of each index area, and a header walk over the few
+// blocks written after the index was last saved. It reads no packet data
+// except to verify those unindexed blocks.
+func (r *Ring) scan() ([]segState, error) {
+	m := r.meta
+	segs := make([]segState, m.Segments)
+	page := make([]byte, pageSize)
+	for i, f := range r.rfiles {
+		if _, err := f.ReadAt(page, 0); err != nil {
+			return nil, fmt.Errorf("ring %s: read segment %d header: %w", r.dir, i, err)
+		}
+		h, ok := parseSegHeader(page)
+		if !ok || h.ringID != m.RingID {
+			continue // never used, torn while starting, or not ours: empty
+		}
+		segs[i] = segState{gen: h.gen, firstSeq: h.firstSeq}
+		if err := r.loadIndex(i, &segs[i]); err != nil {
+			return nil, err
+		}
+		if err := r.walkTail(i, &segs[i], nil); err != nil {
+			return nil, err
+		}
+	}
+	return segs, nil
+}
+
+// loadIndex reads index entries until the first one that is missing, torn or
+// from an older generation of the segment.
+func (r *Ring) loadIndex(slot int, s *segState) error {
+	m := r.meta
+	f := r.rfiles[slot]
+	buf := make([]byte, 64<<10)
+	expOff := m.dataOff()
+	limit := m.dataOff()
+	for pos := int64(pageSize); pos < limit; pos += int64(len(buf)) {
+		n := min(int64(len(buf)), limit-pos)
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return fmt.Errorf("ring %s: read index of segment %d: %w", r.dir, slot, err)
+		}
+		for k := int64(0); k+indexEntrySize <= n; k += indexEntrySize {
+			gen, seq, e, ok := parseIndexEntry(buf[k : k+indexEntrySize])
+			want := s.firstSeq + uint64(len(s.entries))
+			if !ok || gen != uint32(s.gen) || seq != want || e.off != expOff ||
+				e.off+int64(e.blockLen) > m.SegmentSize || int(e.blockLen) > m.BlockSize {
+				return nil
+			}
+			s.add(e)
+			expOff += int64(e.blockLen)
+		}
+	}
+	return nil
+}
+
+// walkTail follows block headers after the last indexed block. Blocks found
+// this way are verified in full (checksum) before they are accepted.
+func (r *Ring) walkTail(slot int, s *segState, blockBuf []byte) error {
+	m := r.meta
+	f := r.rfiles[slot]
+	off := m.dataOff()
+	if n := len(s.entries); n > 0 {
+		off = s.entries[n-1].off + int64(s.entries[n-1].blockLen)
+	}
+	hb := make([]byte, blockHdrSize)
+	for off+pageSize <= m.SegmentSize {
+		if _, err := f.ReadAt(hb, off); err != nil {
+			return fmt.Errorf("ring %s: read block header in segment %d at %d: %w", r.dir, slot, off, err)
+		}
+		h, err := parseBlockHeader(hb)
+		if err != nil || h.gen != uint32(s.gen) || h.seq != s.firstSeq+uint64(len(s.entries)) ||
+			off+int64(h.blockLen) > m.SegmentSize || int(h.blockLen) > m.BlockSize {
+			return nil
+		}
+		if cap(blockBuf) < int(h.blockLen) {
+			blockBuf = make([]byte, m.BlockSize)
+		}
+		b := blockBuf[:h.blockLen]
+		if _, err := f.ReadAt(b, off); err != nil {
+			return fmt.Errorf("ring %s: read block in segment %d at %d: %w", r.dir, slot, off, err)
+		}
+		if _, err := decodeBlock(b, nil); err != nil {
+			return nil // torn: the log of this segment ends here
+		}
+		s.add(entryFromHeader(off, &h))
+		off += int64(h.blockLen)
+	}
+	return nil
+}

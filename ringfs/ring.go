@@ -1,0 +1,110 @@
+// Package ringfs is the on-disk packet ring: a fixed-size, preallocated store
+// of captured packets that overwrites its oldest data, survives power cuts with
+// bounded loss, and cuts time windows out of itself quickly however large it is.
+//
+// A ring is a directory holding ring.json (size, geometry, links) and a fixed
+// number of preallocated segment files. A segment is a header page, an index
+// area (one 64-byte entry per block) and a data area written as a log of
+// blocks. Every block is self-describing (magic, segment generation, sequence
+// number, time range, counts) and protected by CRC32C, so a torn or corrupt
+// block is detected and never returned. The writer fills one segment after the
+// other; starting a segment gives it a new generation, which invalidates all
+// the older data in it at once.
+//
+// One process writes (Create or Open); any number of goroutines may Read at the
+// same time, and other processes may Open the ring read-only and Read while it
+// is being written.
+package ringfs
+
+import (
+	"errors"
+	"time"
+)
+
+// Link describes one capture link (interface). Records refer to links by the
+// id AddLink returned.
+type Link struct {
+	Name     string `json:"name"`      // interface name, e.g. "eth0"; unique within a ring
+	LinkType uint32 `json:"link_type"` // pcap LINKTYPE_ value, e.g. 1 for Ethernet
+	SnapLen  uint32 `json:"snap_len"`  // the capture's snap length (0: 262144)
+}
+
+// Record is one packet as stored in the ring.
+type Record struct {
+	Time    int64  // capture time, Unix nanoseconds; need not be monotonic
+	Link    uint16 // id returned by AddLink
+	OrigLen uint32 // length on the wire; ≥ len(Data) for sliced packets
+	Data    []byte // captured bytes
+}
+
+// Options configure Create and Open. The zero value is usable for Open.
+type Options struct {
+	// Size is the ring's total size in bytes for Create (at least MinSize).
+	// Ignored by Open: the size is fixed at creation.
+	Size int64
+	// FlushInterval bounds the data lost on a crash or power cut: the writer
+	// makes everything appended durable at least this often. Default 1s.
+	// A negative value disables the background flush (call Flush yourself).
+	FlushInterval time.Duration
+	// MaxAge, if non-zero, hides every packet whose timestamp is older than the
+	// newest timestamp in the ring minus MaxAge: such packets are never
+	// returned and their space counts as free. Create stores it in the ring;
+	// Open with a non-zero MaxAge replaces the stored value (writer) or applies
+	// the stricter of the two (read-only).
+	MaxAge time.Duration
+	// ReadOnly opens an existing ring for reading only, for example while
+	// another process writes it. Only Open honours it.
+	ReadOnly bool
+	// BlockSize is the largest block in bytes for Create (a multiple of 4096,
+	// 64 KiB to 16 MiB; default 1 MiB). Packets larger than a block are refused.
+	BlockSize int
+	// Buffered disables O_DIRECT writes (for filesystems without it, e.g. tmpfs,
+	// where it is also chosen automatically).
+	Buffered bool
+}
+
+// MinSize is the smallest ring Create accepts.
+const MinSize = 64 << 20
+
+// Info summarises a ring's live contents (expired data is not counted).
+type Info struct {
+	Dir         string        `json:"dir"`
+	Size        int64         `json:"size"`
+	SegmentSize int64         `json:"segment_size"`
+	Segments    int           `json:"segments"`
+	BlockSize   int           `json:"block_size"`
+	MaxAge      time.Duration `json:"max_age_ns"`
+	Links       []Link        `json:"links"`
+	// Oldest and Newest are the smallest and largest record timestamps (Unix ns)
+	// in the ring; they are zero when the ring holds no packets.
+	Oldest  int64  `json:"oldest_ns"`
+	Newest  int64  `json:"newest_ns"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"` // captured bytes of the packets
+	Drops   uint64 `json:"drops"` // packets the capture reported lost (AddDrops)
+	Blocks  int    `json:"blocks"`
+	Used    int64  `json:"used"` // bytes of live blocks on disk
+}
+
+// ReadStats reports what a Read found in its window.
+type ReadStats struct {
+	Packets uint64 // records passed to fn
+	Bytes   uint64 // captured bytes of those records
+	Drops   uint64 // drops recorded (AddDrops) with a time inside the window
+	// Truncated is set when the writer overwrote part of the window while it
+	// was being read: the records delivered are still correct and in order,
+	// but some of the window's oldest records are missing.
+	Truncated bool
+	// Corrupt counts blocks skipped because their checksum or header was
+	// wrong (torn writes, media errors); their records are never returned.
+	Corrupt int
+}
+
+// Errors callers may test with errors.Is.
+var (
+	ErrNotRing   = errors.New("not a presscap ring")
+	ErrClosed    = errors.New("ring is closed")
+	ErrReadOnly  = errors.New("ring is open read-only")
+	ErrTooLarge  = errors.New("record larger than a block")
+	ErrBadWindow = errors.New("window start is after its end")
+)

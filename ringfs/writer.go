@@ -1,0 +1,625 @@
+package ringfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Ring is an open packet ring. Append, AddDrops, AddLink, Flush and Close
+// belong to the single writer (they are safe to call from several goroutines
+// but serialise); Read and Info may run concurrently with them.
+type Ring struct {
+	dir    string
+	ro     bool
+	maxAge time.Duration
+
+	metaMu sync.Mutex
+	meta   *meta
+
+	rfiles []*os.File // read descriptors, one per segment
+
+	// state is what readers see: the blocks written so far. Guarded by stateMu.
+	stateMu sync.RWMutex
+	segs    []segState // by slot
+
+	// Writer side. mu guards cur, fill, hdr and closed.
+	mu     sync.Mutex
+	closed bool
+	cur    *wbuf
+	fill   int
+	hdr    blockHeader
+	jobs   chan job
+	free   chan *wbuf
+	ioErr  atomic.Pointer[error]
+	ioDone chan struct{}
+	stop   chan struct{}
+	tick   sync.WaitGroup
+	w      *ioState // owned by the I/O goroutine
+}
+
+// segState is one segment's live blocks, in append order. entries is only
+// ever appended to while gen stays the same, so a reader may keep the slice.
+type segState struct {
+	gen        uint64
+	firstSeq   uint64
+	entries    []entry
+	tmin, tmax int64
+	monotone   bool // every block starts at or after the max of the blocks before it
+}
+
+func (s *segState) add(e entry) {
+	if len(s.entries) == 0 {
+		s.tmin, s.tmax, s.monotone = e.tmin, e.tmax, true
+		e.pmax = e.tmax
+	} else {
+		prev := s.entries[len(s.entries)-1].pmax
+		if e.tmin < prev {
+			s.monotone = false
+		}
+		e.pmax = max(prev, e.tmax)
+		s.tmin, s.tmax = min(s.tmin, e.tmin), max(s.tmax, e.tmax)
+	}
+	s.entries = append(s.entries, e)
+}
+
+// wbuf is one block being filled or written; b is page-aligned for O_DIRECT.
+type wbuf struct {
+	b   []byte
+	hdr blockHeader
+}
+
+type job struct {
+	buf   *wbuf
+	sync  bool       // fdatasync after writing what came before
+	reply chan error // non-nil for barriers and syncs
+}
+
+// ioState is the I/O goroutine's private position in the ring.
+type ioState struct {
+	wfiles     []*os.File
+	slot       int
+	gen        uint64
+	nextSeq    uint64
+	off        int64 // next block offset in the current segment
+	needSwitch bool  // start a new segment before the next block
+	idxDone    int   // entries of the current segment whose index is written
+	dirty      map[int]bool
+	scratch    []byte // page-aligned, for index pages and segment headers
+}
+
+const nbufs = 4
+
+// Create makes a new ring of o.Size bytes in dir (created if missing) and
+// opens it for writing. All space is allocated now, so the ring never grows.
+func Create(dir string, o Options) (*Ring, error) {
+	segSize, segs, err := geometry(o.Size, o.BlockSize)
+	if err != nil {
+		return nil, err
+	}
+	if o.BlockSize == 0 {
+		o.BlockSize = defBlock
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create ring: %w", err)
+	}
+	if _, err := os.Stat(dir + "/" + metaName); err == nil {
+		return nil, fmt.Errorf("create ring %s: %w", dir, fs.ErrExist)
+	}
+	m := &meta{Format: metaFormat, RingID: newRingID(), Size: o.Size, SegmentSize: segSize,
+		Segments: segs, BlockSize: o.BlockSize, MaxAge: o.MaxAge, Links: []Link{}}
+	zero := make([]byte, pageSize)
+	for i := range segs {
+		if err := allocSegment(m.segPath(dir, i), segSize, zero); err != nil {
+			return nil, fmt.Errorf("create ring %s: %w", dir, err)
+		}
+	}
+	if err := writeMeta(dir, m); err != nil {
+		return nil, fmt.Errorf("create ring %s: %w", dir, err)
+	}
+	o.MaxAge = 0 // already stored
+	return open(dir, m, o)
+}
+
+func allocSegment(path string, size int64, zero []byte) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			return fmt.Errorf("allocate %s (%d bytes): %w", path, size, err)
+		}
+		// Filesystems without fallocate: a sized file is the best we can do.
+		if err := f.Truncate(size); err != nil {
+			return err
+		}
+	}
+	// A stale header from an earlier ring in this place must not come back.
+	if _, err := f.WriteAt(zero, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// Open opens an existing ring. Without o.ReadOnly it becomes the ring's
+// writer: it recovers the newest valid block from the block headers and index
+// and appends after it (in a fresh segment, so nothing written before the
+// crash is ever overwritten by accident).
+func Open(dir string, o Options) (*Ring, error) {
+	m, err := readMeta(dir)
+	if err != nil {
+		return nil, err
+	}
+	return open(dir, m, o)
+}
+
+func open(dir string, m *meta, o Options) (*Ring, error) {
+	r := &Ring{dir: dir, ro: o.ReadOnly, meta: m, maxAge: m.MaxAge}
+	if o.MaxAge != 0 {
+		switch {
+		case !o.ReadOnly:
+			r.maxAge = o.MaxAge
+		case r.maxAge == 0 || o.MaxAge < r.maxAge:
+			r.maxAge = o.MaxAge
+		}
+	}
+	for i := range m.Segments {
+		f, err := os.Open(m.segPath(dir, i))
+		if err != nil {
+			r.closeFiles()
+			return nil, fmt.Errorf("open ring %s: segment %d: %w", dir, i, err)
+		}
+		if st, err := f.Stat(); err != nil || st.Size() < m.SegmentSize {
+			f.Close()
+			r.closeFiles()
+			return nil, fmt.Errorf("open ring %s: segment file %s is shorter than %d bytes: %w", dir, m.segPath(dir, i), m.SegmentSize, ErrNotRing)
+		}
+		r.rfiles = append(r.rfiles, f)
+	}
+	segs, err := r.scan()
+	if err != nil {
+		r.closeFiles()
+		return nil, err
+	}
+	r.segs = segs
+	if r.ro {
+		return r, nil
+	}
+	if !o.ReadOnly && o.MaxAge != 0 && o.MaxAge != m.MaxAge {
+		m2 := *m
+		m2.MaxAge = o.MaxAge
+		if err := writeMeta(dir, &m2); err != nil {
+			r.closeFiles()
+			return nil, err
+		}
+		r.meta = &m2
+	}
+	w, err := r.newIOState(o.Buffered)
+	if err != nil {
+		r.closeFiles()
+		return nil, err
+	}
+	r.w = w
+	r.jobs = make(chan job, nbufs)
+	r.free = make(chan *wbuf, nbufs)
+	for range nbufs {
+		r.free <- &wbuf{b: alignedBuf(m.BlockSize)}
+	}
+	r.cur = <-r.free
+	r.fill = blockHdrSize
+	r.resetHdr()
+	r.ioDone = make(chan struct{})
+	go r.ioLoop()
+	interval := o.FlushInterval
+	if interval == 0 {
+		interval = defInterval
+	}
+	r.stop = make(chan struct{})
+	if interval > 0 {
+		r.tick.Add(1)
+		go r.flusher(interval)
+	}
+	return r, nil
+}
+
+func (r *Ring) newIOState(buffered bool) (*ioState, error) {
+	m := r.meta
+	w := &ioState{dirty: map[int]bool{}, needSwitch: true, scratch: alignedBuf(64 << 10)}
+	flags := os.O_RDWR
+	if !buffered {
+		flags |= unix.O_DIRECT
+	}
+	for i := range m.Segments {
+		f, err := os.OpenFile(m.segPath(r.dir, i), flags, 0)
+		if err != nil && flags&unix.O_DIRECT != 0 && errors.Is(err, unix.EINVAL) {
+			flags &^= unix.O_DIRECT // e.g. tmpfs
+			f, err = os.OpenFile(m.segPath(r.dir, i), flags, 0)
+		}
+		if err != nil {
+			for _, f := range w.wfiles {
+				f.Close()
+			}
+			return nil, fmt.Errorf("open ring %s for writing: %w", r.dir, err)
+		}
+		w.wfiles = append(w.wfiles, f)
+	}
+	// Continue after the newest segment.
+	w.slot = -1
+	for i, s := range r.segs {
+		if s.gen > w.gen {
+			w.gen, w.slot = s.gen, i
+		}
+		if n := s.firstSeq + uint64(len(s.entries)); n > w.nextSeq {
+			w.nextSeq = n
+		}
+	}
+	if w.slot < 0 {
+		w.slot = m.Segments - 1
+	}
+	return w, nil
+}
+
+func alignedBuf(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		// Page alignment only matters for O_DIRECT; fall back to the heap.
+		return make([]byte, n)
+	}
+	return b
+}
+
+func (r *Ring) resetHdr() {
+	r.hdr = blockHeader{}
+}
+
+// AddLink registers a link and returns its id. It is idempotent by name: the
+// same name returns the same id (the type and snap length are updated).
+func (r *Ring) AddLink(l Link) (uint16, error) {
+	if r.ro {
+		return 0, ErrReadOnly
+	}
+	if l.Name == "" {
+		return 0, errors.New("add link: empty name")
+	}
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
+	m := *r.meta
+	m.Links = append([]Link(nil), m.Links...)
+	for i, x := range m.Links {
+		if x.Name == l.Name {
+			if x == l {
+				return uint16(i), nil
+			}
+			m.Links[i] = l
+			if err := writeMeta(r.dir, &m); err != nil {
+				return 0, err
+			}
+			r.meta = &m
+			return uint16(i), nil
+		}
+	}
+	if len(m.Links) >= 1<<16 {
+		return 0, errors.New("add link: too many links")
+	}
+	m.Links = append(m.Links, l)
+	if err := writeMeta(r.dir, &m); err != nil {
+		return 0, err
+	}
+	r.meta = &m
+	return uint16(len(m.Links) - 1), nil
+}
+
+// Links returns the ring's links, indexed by id.
+func (r *Ring) Links() []Link {
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
+	return append([]Link(nil), r.meta.Links...)
+}
+
+// Append adds one packet. It copies rec.Data, so the caller may reuse it.
+// Records are batched into blocks; they become durable at the next flush.
+func (r *Ring) Append(rec Record) error {
+	return r.add(kindPacket, &rec, 0)
+}
+
+// AddDrops records that the capture lost n packets on link around time at
+// (Unix ns). A Read whose window holds at reports them in ReadStats.Drops.
+func (r *Ring) AddDrops(link uint16, at int64, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(n >> (8 * i))
+	}
+	return r.add(kindDrops, &Record{Time: at, Link: link, Data: b[:]}, n)
+}
+
+func (r *Ring) add(kind uint16, rec *Record, drops uint64) error {
+	if r.ro {
+		return ErrReadOnly
+	}
+	n := recHdrSize + len(rec.Data)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if p := r.ioErr.Load(); p != nil {
+		r.mu.Unlock()
+		return *p
+	}
+	bs := len(r.cur.b)
+	if blockHdrSize+n > bs {
+		r.mu.Unlock()
+		return fmt.Errorf("append %d-byte packet: %w of %d bytes", len(rec.Data), ErrTooLarge, bs)
+	}
+	if r.fill+n > bs {
+		r.sealLocked()
+	}
+	putRecord(r.cur.b[r.fill:], kind, rec)
+	r.fill += n
+	h := &r.hdr
+	if h.nrec == 0 {
+		h.tmin, h.tmax = rec.Time, rec.Time
+	} else if rec.Time < h.tmin {
+		h.tmin = rec.Time
+	} else if rec.Time > h.tmax {
+		h.tmax = rec.Time
+	}
+	h.nrec++
+	if kind == kindPacket {
+		h.packets++
+		h.bytes += uint64(len(rec.Data))
+	} else {
+		h.drops += drops
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// sealLocked hands the current block to the I/O goroutine and takes a free
+// buffer (waiting for one if the disk is behind: that is the back pressure).
+func (r *Ring) sealLocked() {
+	if r.hdr.nrec == 0 {
+		return
+	}
+	b := r.cur
+	h := r.hdr
+	h.payloadLen = uint32(r.fill - blockHdrSize)
+	h.blockLen = uint32((r.fill + pageSize - 1) / pageSize * pageSize)
+	clear(b.b[r.fill:h.blockLen])
+	b.hdr = h
+	r.jobs <- job{buf: b}
+	r.cur = <-r.free
+	r.fill = blockHdrSize
+	r.resetHdr()
+}
+
+// Flush writes everything appended so far and makes it durable (fdatasync).
+func (r *Ring) Flush() error {
+	if r.ro {
+		return ErrReadOnly
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	err := r.syncLocked(true)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *Ring) syncLocked(durable bool) error {
+	r.sealLocked()
+	reply := make(chan error, 1)
+	r.jobs <- job{sync: durable, reply: reply}
+	return <-reply
+}
+
+// barrier makes every record appended so far visible to readers (written,
+// not necessarily durable) without holding up the appender while it waits.
+func (r *Ring) barrier() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.sealLocked()
+	reply := make(chan error, 1)
+	r.jobs <- job{reply: reply}
+	r.mu.Unlock()
+	return <-reply
+}
+
+func (r *Ring) flusher(d time.Duration) {
+	defer r.tick.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			// The error is sticky in ioErr; Append and Flush report it.
+			_ = r.Flush()
+		}
+	}
+}
+
+// Close flushes and closes the ring. A closed ring cannot be used again.
+func (r *Ring) Close() error {
+	if r.ro {
+		r.closeFiles()
+		return nil
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	close(r.stop)
+	r.mu.Unlock()
+	r.tick.Wait()
+	r.mu.Lock()
+	err := r.syncLocked(true)
+	r.closed = true
+	close(r.jobs)
+	r.mu.Unlock()
+	<-r.ioDone
+	for _, f := range r.w.wfiles {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	r.closeFiles()
+	return err
+}
+
+func (r *Ring) closeFiles() {
+	for _, f := range r.rfiles {
+		f.Close()
+	}
+}
+
+// ioLoop is the only code that writes segment files.
+func (r *Ring) ioLoop() {
+	defer close(r.ioDone)
+	var err error
+	for j := range r.jobs {
+		if j.buf != nil {
+			if err == nil {
+				err = r.writeBlock(j.buf)
+				if err != nil {
+					r.ioErr.Store(&err)
+				}
+			}
+			r.free <- j.buf
+			continue
+		}
+		if err == nil && j.sync {
+			err = r.syncFiles()
+			if err != nil {
+				r.ioErr.Store(&err)
+			}
+		}
+		j.reply <- err
+	}
+}
+
+func (r *Ring) writeBlock(b *wbuf) error {
+	w, m := r.w, r.meta
+	h := &b.hdr
+	if w.needSwitch || w.off+int64(h.blockLen) > m.SegmentSize {
+		if err := r.switchSegment(); err != nil {
+			return err
+		}
+	}
+	h.gen = uint32(w.gen)
+	h.seq = w.nextSeq
+	putBlockHeader(b.b, h)
+	if _, err := w.wfiles[w.slot].WriteAt(b.b[:h.blockLen], w.off); err != nil {
+		return fmt.Errorf("ring %s: write block %d to segment %d: %w", r.dir, h.seq, w.slot, err)
+	}
+	w.dirty[w.slot] = true
+	e := entryFromHeader(w.off, h)
+	r.stateMu.Lock()
+	r.segs[w.slot].add(e)
+	r.stateMu.Unlock()
+	w.off += int64(h.blockLen)
+	w.nextSeq++
+	return nil
+}
+
+// switchSegment finishes the current segment's index and starts the next
+// segment with a new generation, which retires everything it held.
+func (r *Ring) switchSegment() error {
+	w, m := r.w, r.meta
+	if !w.needSwitch {
+		if err := r.writeIndex(); err != nil {
+			return err
+		}
+	}
+	w.needSwitch = false
+	w.slot = (w.slot + 1) % m.Segments
+	w.gen++
+	w.off = m.dataOff()
+	w.idxDone = 0
+	// Readers must learn that the old contents are gone before any byte of
+	// them changes, so that a torn read is reported as overtaken.
+	r.stateMu.Lock()
+	r.segs[w.slot] = segState{gen: w.gen, firstSeq: w.nextSeq}
+	r.stateMu.Unlock()
+	hdr := w.scratch[:pageSize]
+	clear(hdr)
+	putSegHeader(hdr, segHeader{ringID: m.RingID, gen: w.gen, firstSeq: w.nextSeq})
+	if _, err := w.wfiles[w.slot].WriteAt(hdr, 0); err != nil {
+		return fmt.Errorf("ring %s: start segment %d: %w", r.dir, w.slot, err)
+	}
+	// Invalidate the first index page so a stale entry of the old
+	// generation can never pass for the new one (it also carries gen, but
+	// the CRC-per-entry check is cheaper to reason about with a clean page).
+	clear(hdr)
+	if _, err := w.wfiles[w.slot].WriteAt(hdr, pageSize); err != nil {
+		return fmt.Errorf("ring %s: start segment %d: %w", r.dir, w.slot, err)
+	}
+	w.dirty[w.slot] = true
+	return nil
+}
+
+// writeIndex writes the index entries of the current segment not yet on disk.
+func (r *Ring) writeIndex() error {
+	w := r.w
+	r.stateMu.RLock()
+	s := r.segs[w.slot]
+	r.stateMu.RUnlock()
+	n := len(s.entries)
+	if n == w.idxDone {
+		return nil
+	}
+	// Rewrite whole pages from the one holding the first new entry.
+	const per = pageSize / indexEntrySize
+	first := w.idxDone / per * per
+	for first < n {
+		chunk := min(n-first, len(w.scratch)/indexEntrySize)
+		pages := (chunk*indexEntrySize + pageSize - 1) / pageSize
+		buf := w.scratch[:pages*pageSize]
+		clear(buf)
+		for k := range chunk {
+			e := s.entries[first+k]
+			putIndexEntry(buf[k*indexEntrySize:], uint32(s.gen), s.firstSeq+uint64(first+k), &e)
+		}
+		if _, err := w.wfiles[w.slot].WriteAt(buf, pageSize+int64(first)*indexEntrySize); err != nil {
+			return fmt.Errorf("ring %s: write index of segment %d: %w", r.dir, w.slot, err)
+		}
+		first += chunk
+	}
+	w.idxDone = n
+	w.dirty[w.slot] = true
+	return nil
+}
+
+func (r *Ring) syncFiles() error {
+	w := r.w
+	if !w.needSwitch {
+		if err := r.writeIndex(); err != nil {
+			return err
+		}
+	}
+	for slot := range w.dirty {
+		if err := unix.Fdatasync(int(w.wfiles[slot].Fd())); err != nil {
+			return fmt.Errorf("ring %s: sync segment %d: %w", r.dir, slot, err)
+		}
+		delete(w.dirty, slot)
+	}
+	return nil
+}
