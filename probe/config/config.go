@@ -1,0 +1,253 @@
+package config
+
+import (
+	"github.com/presscap/presscap/beeper"
+	"github.com/presscap/presscap/leds"
+	"github.com/presscap/presscap/probe/upload"
+)
+
+// Config is the whole probe configuration. Every field has a default
+// (DefaultConfig); a file only names what it changes.
+type Config struct {
+	// Hostname starts every file name; empty means the system's hostname.
+	Hostname string `json:"hostname"`
+	// Links are the capture interfaces.
+	Links []Link `json:"links"`
+	// Ring is the on-disk packet ring.
+	Ring Ring `json:"ring"`
+	// Trigger is the presenter input and the capture window.
+	Trigger Trigger `json:"trigger"`
+	// Exports are the files written per press: one per entry.
+	Exports []Export `json:"exports"`
+	// Storage finds, mounts and lays out the USB disk.
+	Storage Storage `json:"storage"`
+	// Clock decides whether the clock is synced at a press.
+	Clock Clock `json:"clock"`
+	// Status is the HTTP status listener and its trigger endpoint.
+	Status Status `json:"status"`
+
+	Beeper beeper.Config `json:"beeper"`
+	Leds   leds.Config   `json:"leds"`
+	Upload upload.Config `json:"upload"`
+}
+
+// Link is one capture interface.
+type Link struct {
+	// Interface is the network interface name, e.g. "eth0".
+	Interface string `json:"interface"`
+	// Name is the link's name in export filters and file names; empty
+	// means Interface.
+	Name string `json:"name"`
+}
+
+// LinkName returns the name an export refers to.
+func (l Link) LinkName() string {
+	if l.Name != "" {
+		return l.Name
+	}
+	return l.Interface
+}
+
+// Ring is the on-disk packet ring.
+type Ring struct {
+	// Dir is the ring's directory, relative to the storage root.
+	Dir string `json:"dir"`
+	// Size is the ring's size on disk.
+	Size Size `json:"size"`
+	// MaxAge discards packets older than this (privacy); 0 keeps
+	// everything the size allows.
+	MaxAge Duration `json:"max_age"`
+	// ExpectedMbps is the average traffic rate the ring is sized for, in
+	// megabits per second; check uses it to tell whether before + after
+	// fits in the history the ring holds.
+	ExpectedMbps float64 `json:"expected_mbps"`
+	// Snaplen is what packets that match no rule keep; 0 = whole packet.
+	Snaplen uint32 `json:"snaplen"`
+	// Rules are applied in order in the kernel: the first rule whose
+	// filter matches decides the packet's snap length, or discards it.
+	Rules []RingRule `json:"rules"`
+}
+
+// RingRule is one ring rule.
+type RingRule struct {
+	// Filter is a tcpdump expression.
+	Filter string `json:"filter"`
+	// Snaplen cuts matching packets to this many bytes; 0 = whole packet.
+	Snaplen uint32 `json:"snaplen"`
+	// Discard drops matching packets.
+	Discard bool `json:"discard"`
+}
+
+// Repeat modes: what a press does while an earlier capture's window is
+// still open.
+const (
+	RepeatExtend   = "extend"   // one set of files covering both presses
+	RepeatSeparate = "separate" // a set of files per press
+	RepeatIgnore   = "ignore"   // the later press is only logged
+)
+
+// Trigger is the presenter input and the capture window.
+type Trigger struct {
+	// Before is how much history before the press is saved.
+	Before Duration `json:"before"`
+	// After is how long after the press is saved; the files are cut when
+	// it has passed.
+	After Duration `json:"after"`
+	// Repeat is what a press inside an open window does: "extend",
+	// "separate" or "ignore".
+	Repeat string `json:"repeat"`
+	// MaxWindow bounds a window that repeated presses keep extending.
+	MaxWindow Duration `json:"max_window"`
+	// InputDir is watched for event devices (hot-plug).
+	InputDir string `json:"input_dir"`
+	// Rescan is how often InputDir is listed again, in case a
+	// notification was missed.
+	Rescan Duration `json:"rescan"`
+	// Grab takes the devices exclusively, so presses reach nothing else.
+	Grab bool `json:"grab"`
+	// Devices are the accepted input devices; a device is accepted if
+	// any entry matches.
+	Devices []Device `json:"devices"`
+}
+
+// Device names accepted input devices.
+type Device struct {
+	// Vendor is the USB vendor id in hex ("046d"); empty matches any.
+	Vendor string `json:"vendor"`
+	// Product is the USB product id in hex; empty matches any.
+	Product string `json:"product"`
+	// Name is a substring of the device's name; empty matches any.
+	Name string `json:"name"`
+	// Keys are key names (KEY_PAGEUP) or numbers; the device must have
+	// at least one of them, and only they trigger. Empty: any key.
+	Keys []string `json:"keys"`
+}
+
+// Export is one file per press.
+type Export struct {
+	// Name is in the file name: letters, digits, '-', '_', '.'.
+	Name string `json:"name"`
+	// Filter is a tcpdump expression; empty keeps every packet.
+	Filter string `json:"filter"`
+	// Link restricts the file to one link's packets; empty means all.
+	Link string `json:"link"`
+}
+
+// Output choices: where the files of a press go.
+const (
+	OutputQueue = "queue" // the upload queue
+	OutputRoot  = "root"  // the storage root's capture directory
+)
+
+// Storage finds and mounts the USB disk and lays it out.
+type Storage struct {
+	// Label is the filesystem label of the disk's partition.
+	Label string `json:"label"`
+	// FirstUSB falls back to the first partition of the first USB disk
+	// when no partition carries Label.
+	FirstUSB bool `json:"first_usb"`
+	// Device names a block device explicitly (e.g. "/dev/sda1"); it
+	// overrides Label and FirstUSB.
+	Device string `json:"device"`
+	// MountPoint is where the disk is mounted.
+	MountPoint string `json:"mount_point"`
+	// FSTypes are tried in order when mounting.
+	FSTypes []string `json:"fs_types"`
+	// FallbackPerm records onto PermDir when no disk is usable.
+	FallbackPerm bool `json:"fallback_perm"`
+	// PermDir is the storage root on /perm when FallbackPerm is used.
+	PermDir string `json:"perm_dir"`
+	// Output is where files go: "queue" (QueueDir) or "root" (SaveDir).
+	Output string `json:"output"`
+	// QueueDir is the upload queue, relative to the storage root.
+	QueueDir string `json:"queue_dir"`
+	// SaveDir is where files go with output "root", relative to the
+	// storage root.
+	SaveDir string `json:"save_dir"`
+	// Retry is how often a missing or broken disk is looked for again.
+	Retry Duration `json:"retry"`
+	// SysBlock and DevDir are where block devices are listed and opened.
+	SysBlock string `json:"sys_block"`
+	DevDir   string `json:"dev_dir"`
+}
+
+// Clock sync sources.
+const (
+	SyncGokrazy  = "gokrazy"  // a clock step after start that is not the saved shutdown time, or adjtimex
+	SyncAdjtimex = "adjtimex" // the kernel's STA_UNSYNC flag (chrony, systemd-timesyncd)
+	SyncAlways   = "always"   // the clock has an RTC or is trusted
+	SyncNever    = "never"    // mark every capture unsynced
+)
+
+// Clock decides whether the clock is synced.
+type Clock struct {
+	// Sync is the source: "gokrazy", "adjtimex", "always", "never".
+	Sync string `json:"sync"`
+	// NTPTimefile is where gokrazy's ntp keeps the time of the last
+	// shutdown; a clock step to that time is not a sync.
+	NTPTimefile string `json:"ntp_timefile"`
+}
+
+// Status is the HTTP status listener.
+type Status struct {
+	// Listen lists host:port addresses; the host "private" means every
+	// private, link-local and loopback address of the device. Empty: off.
+	Listen []string `json:"listen"`
+	// Token authorizes POST /trigger as "Authorization: Bearer TOKEN".
+	Token string `json:"token"`
+	// PasswordFiles hold gokrazy's password, which authorizes the trigger
+	// endpoint with HTTP Basic auth (user "gokrazy"); the first readable
+	// file counts.
+	PasswordFiles []string `json:"password_files"`
+	// RecentPresses is how many presses the status page lists.
+	RecentPresses int `json:"recent_presses"`
+}
+
+// R400Keys are the keys of a Logitech R400 presenter.
+var r400Keys = []string{"KEY_PAGEUP", "KEY_PAGEDOWN", "KEY_F5", "KEY_ESC", "KEY_DOT"}
+
+// DefaultConfig returns the configuration used for every field a file
+// does not set. Only the SFTP target (upload) has no working default.
+func DefaultConfig() Config {
+	return Config{
+		Links: []Link{{Interface: "eth0"}},
+		Ring: Ring{
+			Dir:          "ring",
+			Size:         4 << 30,
+			ExpectedMbps: 20,
+		},
+		Trigger: Trigger{
+			Before:    Duration(60e9),
+			After:     Duration(30e9),
+			Repeat:    RepeatExtend,
+			MaxWindow: Duration(30 * 60e9),
+			InputDir:  "/dev/input",
+			Rescan:    Duration(5e9),
+			Grab:      true,
+			Devices:   []Device{{Vendor: "046d", Keys: append([]string(nil), r400Keys...)}},
+		},
+		Exports: []Export{{Name: "all"}},
+		Storage: Storage{
+			Label:      "PRESSCAP",
+			FirstUSB:   true,
+			MountPoint: "/mnt/presscap",
+			FSTypes:    []string{"ext4", "vfat"},
+			PermDir:    "/perm/presscap",
+			Output:     OutputQueue,
+			QueueDir:   "upload-queue",
+			SaveDir:    "captures",
+			Retry:      Duration(5e9),
+			SysBlock:   "/sys/class/block",
+			DevDir:     "/dev",
+		},
+		Clock: Clock{Sync: SyncGokrazy, NTPTimefile: "/perm/home/ntp/ntp-time-at-last-shutdown"},
+		Status: Status{
+			Listen:        []string{"private:8080"},
+			PasswordFiles: []string{"/perm/gokr-pw.txt", "/etc/gokr-pw.txt"},
+			RecentPresses: 20,
+		},
+		Beeper: beeper.DefaultConfig(),
+		Leds:   leds.DefaultConfig(),
+		Upload: upload.DefaultConfig(),
+	}
+}

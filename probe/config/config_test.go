@@ -1,0 +1,245 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid:\n%v", err)
+	}
+}
+
+func TestEmptyFileIsDefault(t *testing.T) {
+	c, err := Parse([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, DefaultConfig()) {
+		t.Fatalf("Parse({}) = %+v, want the defaults", c)
+	}
+}
+
+func TestDefaultRoundTrips(t *testing.T) {
+	b, err := json.MarshalIndent(DefaultConfig(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatalf("Parse(marshalled default): %v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(c, DefaultConfig()) {
+		t.Fatalf("round trip changed the defaults:\n%s", b)
+	}
+}
+
+func TestListsReplaceDefaults(t *testing.T) {
+	c, err := Parse([]byte(`{"trigger": {"before": "10s", "devices": [{"name": "Presenter"}]},
+		"exports": [{"name": "phone1", "filter": ""}, {"name": "phone2"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Trigger.Devices) != 1 || c.Trigger.Devices[0].Vendor != "" || c.Trigger.Devices[0].Keys != nil || c.Trigger.Devices[0].Name != "Presenter" {
+		t.Errorf("devices = %+v: the default R400 entry leaked into the file's entry", c.Trigger.Devices)
+	}
+	if c.Trigger.Before.D() != 10*time.Second || c.Trigger.After.D() != 30*time.Second {
+		t.Errorf("before/after = %v/%v, want 10s and the default 30s", c.Trigger.Before.D(), c.Trigger.After.D())
+	}
+	if len(c.Exports) != 2 || c.Exports[1].Name != "phone2" {
+		t.Errorf("exports = %+v", c.Exports)
+	}
+	if !reflect.DeepEqual(c.Storage.FSTypes, DefaultConfig().Storage.FSTypes) {
+		t.Errorf("an omitted list lost its default: %v", c.Storage.FSTypes)
+	}
+}
+
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]Size{`"4GiB"`: 4 << 30, `"500MB"`: 500e6, `"100k"`: 100 << 10, `1048576`: 1 << 20, `"2 GiB"`: 2 << 30} {
+		var s Size
+		if err := json.Unmarshal([]byte(in), &s); err != nil || s != want {
+			t.Errorf("Size(%s) = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, in := range []string{`"4XB"`, `"GiB"`, `-5`, `1.5`, `true`, `"99999999999TiB"`} {
+		var s Size
+		if err := json.Unmarshal([]byte(in), &s); err == nil {
+			t.Errorf("Size(%s) = %d, want an error", in, s)
+		}
+	}
+}
+
+// TestParseErrors: errors in the file itself name the field (or line).
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ json, want string }{
+		{`{"trigger": {"befor": "10s"}}`, "trigger.befor: unknown field"},
+		{`{"exports": [{"name": "a", "filtr": "tcp"}]}`, "exports[0].filtr: unknown field"},
+		{`{"trigger": {"before": 10}}`, `trigger.before: bad value 10`},
+		{`{"trigger": {"after": "ten seconds"}}`, `trigger.after: bad value "ten seconds"`},
+		{`{"ring": {"size": "lots"}}`, `ring.size: bad value "lots"`},
+		{`{"ring": {"expected_mbps": "fast"}}`, `ring.expected_mbps: got string, want a number`},
+		{`{"trigger": {"grab": "yes"}}`, `trigger.grab: got string, want true or false`},
+		{`{"links": {"interface": "eth0"}}`, `links: got object, want a list`},
+		{`{"status": {"listen": "private:8080"}}`, `status.listen: got string, want a list`},
+		{"{\n  \"trigger\": {\n    \"before\": \"10s\",\n  }\n}", "line 4, column 3"},
+		{`{"trigger": `, "unexpected end of JSON input"},
+		{`[1, 2]`, "(top level): must be a JSON object"},
+		{`{"beeper": {"volum": 3}}`, "beeper.volum: unknown field"},
+	} {
+		_, err := Parse([]byte(tc.json))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%s) = %v, want an error containing %q", tc.json, err, tc.want)
+		}
+	}
+}
+
+// TestValidateErrors covers every check Validate makes: each case breaks
+// one thing and must get exactly the named field.
+func TestValidateErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(c *Config)
+		field string
+		want  string
+	}{
+		{"hostname", func(c *Config) { c.Hostname = "my box" }, "hostname", "not usable in a file name"},
+		{"no links", func(c *Config) { c.Links = nil }, "links", "at least one"},
+		{"empty interface", func(c *Config) { c.Links = []Link{{}} }, "links[0].interface", "is empty"},
+		{"bad interface", func(c *Config) { c.Links = []Link{{Interface: "eth0/1"}} }, "links[0].interface", "not an interface name"},
+		{"long interface", func(c *Config) { c.Links = []Link{{Interface: "abcdefghijklmnop"}} }, "links[0].interface", "not an interface name"},
+		{"bad link name", func(c *Config) { c.Links = []Link{{Interface: "eth0", Name: "a b"}} }, "links[0].name", "not usable"},
+		{"duplicate link", func(c *Config) { c.Links = []Link{{Interface: "eth0"}, {Interface: "eth1", Name: "eth0"}} }, "links[1].name", "listed twice"},
+		{"ring dir abs", func(c *Config) { c.Ring.Dir = "/ring" }, "ring.dir", "relative"},
+		{"ring dir up", func(c *Config) { c.Ring.Dir = "../ring" }, "ring.dir", "leaves the storage root"},
+		{"ring dir empty", func(c *Config) { c.Ring.Dir = "" }, "ring.dir", "is empty"},
+		{"ring small", func(c *Config) { c.Ring.Size = 1 << 20 }, "ring.size", "too small"},
+		{"max age negative", func(c *Config) { c.Ring.MaxAge = -1 }, "ring.max_age", "negative"},
+		{"rate", func(c *Config) { c.Ring.ExpectedMbps = 0 }, "ring.expected_mbps", "positive"},
+		{"ring snaplen", func(c *Config) { c.Ring.Snaplen = 20 }, "ring.snaplen", "too small"},
+		{"rule both", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "x", Discard: true, Snaplen: 100}} }, "ring.rules[0]", "both discard and snaplen"},
+		{"rule snaplen", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "x", Snaplen: 10}} }, "ring.rules[0].snaplen", "too small"},
+		{"rule empty filter", func(c *Config) { c.Ring.Rules = []RingRule{{Snaplen: 128}} }, "ring.rules[0].filter", "is empty"},
+		{"before zero", func(c *Config) { c.Trigger.Before = 0 }, "trigger.before", "positive"},
+		{"after negative", func(c *Config) { c.Trigger.After = Duration(-time.Second) }, "trigger.after", "positive"},
+		{"window exceeds history", func(c *Config) { c.Ring.Size = 64 << 20; c.Ring.ExpectedMbps = 100 }, "trigger.before", "exceeds the 5s of history"},
+		{"window exceeds max age", func(c *Config) { c.Ring.MaxAge = Duration(time.Minute) }, "trigger.before", "exceeds ring.max_age 1m0s"},
+		{"repeat", func(c *Config) { c.Trigger.Repeat = "merge" }, "trigger.repeat", "not one of extend"},
+		{"max window", func(c *Config) { c.Trigger.MaxWindow = Duration(time.Minute) }, "trigger.max_window", "shorter than before + after"},
+		{"input dir", func(c *Config) { c.Trigger.InputDir = "dev/input" }, "trigger.input_dir", "absolute"},
+		{"rescan", func(c *Config) { c.Trigger.Rescan = 0 }, "trigger.rescan", "positive"},
+		{"no devices", func(c *Config) { c.Trigger.Devices = nil }, "trigger.devices", "no device"},
+		{"vendor", func(c *Config) { c.Trigger.Devices[0].Vendor = "logitech" }, "trigger.devices[0].vendor", "hex"},
+		{"product", func(c *Config) { c.Trigger.Devices[0].Product = "12345" }, "trigger.devices[0].product", "hex"},
+		{"any device", func(c *Config) { c.Trigger.Devices = []Device{{}} }, "trigger.devices[0]", "matches every input device"},
+		{"key", func(c *Config) { c.Trigger.Devices[0].Keys = []string{"KEY_PAGEUP", "KEY_NEXTSLIDE"} }, "trigger.devices[0].keys[1]", "unknown key"},
+		{"no exports", func(c *Config) { c.Exports = nil }, "exports", "at least one"},
+		{"export name", func(c *Config) { c.Exports = []Export{{Name: "phone/1"}} }, "exports[0].name", "not usable"},
+		{"export name empty", func(c *Config) { c.Exports = []Export{{}} }, "exports[0].name", "not usable"},
+		{"export dup", func(c *Config) { c.Exports = []Export{{Name: "a"}, {Name: "a"}} }, "exports[1].name", "used twice"},
+		{"export link", func(c *Config) { c.Exports = []Export{{Name: "a", Link: "wan"}} }, "exports[0].link", "not a link name"},
+		{"no disk", func(c *Config) { c.Storage.Label = ""; c.Storage.FirstUSB = false }, "storage", "no way to find a disk"},
+		{"label", func(c *Config) { c.Storage.Label = "ABCDEFGHIJKLMNOPQ" }, "storage.label", "longer than"},
+		{"device", func(c *Config) { c.Storage.Device = "sda1" }, "storage.device", "absolute"},
+		{"mount point", func(c *Config) { c.Storage.MountPoint = "/" }, "storage.mount_point", "absolute path below /"},
+		{"perm dir", func(c *Config) { c.Storage.PermDir = "perm" }, "storage.perm_dir", "absolute"},
+		{"sys block", func(c *Config) { c.Storage.SysBlock = "" }, "storage.sys_block", "absolute"},
+		{"dev dir", func(c *Config) { c.Storage.DevDir = "dev" }, "storage.dev_dir", "absolute"},
+		{"fs types empty", func(c *Config) { c.Storage.FSTypes = nil }, "storage.fs_types", "is empty"},
+		{"fs type", func(c *Config) { c.Storage.FSTypes = []string{"ext4", "ntfs"} }, "storage.fs_types[1]", "not a supported"},
+		{"output", func(c *Config) { c.Storage.Output = "sftp" }, "storage.output", "not one of queue, root"},
+		{"queue dir", func(c *Config) { c.Storage.QueueDir = "/queue" }, "storage.queue_dir", "relative"},
+		{"save dir", func(c *Config) { c.Storage.SaveDir = ".." }, "storage.save_dir", "leaves"},
+		{"ring is output", func(c *Config) { c.Storage.QueueDir = "ring" }, "ring.dir", "also an output directory"},
+		{"retry", func(c *Config) { c.Storage.Retry = 0 }, "storage.retry", "positive"},
+		{"clock", func(c *Config) { c.Clock.Sync = "ntp" }, "clock.sync", "not one of"},
+		{"listen", func(c *Config) { c.Status.Listen = []string{"private"} }, "status.listen[0]", "bad address"},
+		{"listen host", func(c *Config) { c.Status.Listen = []string{"example.com:80"} }, "status.listen[0]", "IP address"},
+		{"listen port", func(c *Config) { c.Status.Listen = []string{":http"} }, "status.listen[0]", "bad port"},
+		{"token", func(c *Config) { c.Status.Token = "short" }, "status.token", "shorter than 16"},
+		{"recent", func(c *Config) { c.Status.RecentPresses = -1 }, "status.recent_presses", "negative"},
+		{"beeper section", func(c *Config) { c.Beeper.Volume = 300 }, "beeper.volume", "outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c)
+			err := c.Validate()
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("Validate = %v, want Errors", err)
+			}
+			for _, e := range es {
+				if e.Field == tc.field && strings.Contains(e.Error(), tc.want) {
+					return
+				}
+			}
+			t.Fatalf("Validate = %v\nwant field %s: ...%s...", err, tc.field, tc.want)
+		})
+	}
+}
+
+func TestHistory(t *testing.T) {
+	c := DefaultConfig()
+	c.Ring.Size = 1 << 30
+	c.Ring.ExpectedMbps = 8
+	// 2^30 bytes * 8 bits / 8e6 bit/s = 1073.741824 s.
+	if got, want := c.History(), time.Duration(1073741824)*time.Microsecond; got != want {
+		t.Errorf("History = %v, want %v", got, want)
+	}
+	c.Ring.MaxAge = Duration(10 * time.Minute)
+	if got := c.History(); got != 10*time.Minute {
+		t.Errorf("History with max_age = %v", got)
+	}
+}
+
+func TestFindSearchOrder(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	if p, err := Find("/x/flag.json", func(string) string { return "/x/env.json" }); err != nil || p != "/x/flag.json" {
+		t.Errorf("flag: %q %v", p, err)
+	}
+	if p, err := Find("", func(k string) string {
+		if k == EnvVar {
+			return "/x/env.json"
+		}
+		return ""
+	}); err != nil || p != "/x/env.json" {
+		t.Errorf("env: %q %v", p, err)
+	}
+	p, err := Find("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, sp := range SearchPaths() {
+		if _, err := os.Stat(sp); err == nil {
+			want = sp
+			break
+		}
+	}
+	if p != want {
+		t.Errorf("search: %q, want %q", p, want)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	os.WriteFile(p, []byte(`{"trigger": {"after": "5s"}}`), 0o644)
+	c, err := Load(p)
+	if err != nil || c.Trigger.After.D() != 5*time.Second {
+		t.Fatalf("Load = %+v, %v", c.Trigger, err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v", err)
+	}
+	os.WriteFile(p, []byte(`{"trigger": {"aftr": "5s"}}`), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "trigger.aftr") {
+		t.Errorf("Load(bad) = %v, want the path and the field", err)
+	}
+}

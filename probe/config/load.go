@@ -1,0 +1,247 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// EnvVar names a configuration file when -config is not given.
+const EnvVar = "PRESSCAP_CONFIG"
+
+// SearchPaths returns where the configuration is looked for when neither
+// -config nor $PRESSCAP_CONFIG names a file, first match wins: a file the
+// provider edits on the device's /perm partition, then the one shipped in
+// the image.
+func SearchPaths() []string {
+	return []string{"/perm/presscap/config.json", "/etc/presscap/config.json"}
+}
+
+// Find returns the configuration file to use: flagPath if set, else the
+// file $PRESSCAP_CONFIG names, else the first of SearchPaths that exists.
+// It returns "" (and no error) when no file exists: the defaults apply.
+func Find(flagPath string, getenv func(string) string) (string, error) {
+	if flagPath != "" {
+		return flagPath, nil
+	}
+	if p := getenv(EnvVar); p != "" {
+		return p, nil
+	}
+	for _, p := range SearchPaths() {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("config %s: %w", p, err)
+		}
+	}
+	return "", nil
+}
+
+// Load reads and parses the file at path over the defaults. It does not
+// validate; call Validate.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a JSON configuration over DefaultConfig. A list in the file
+// replaces the default list whole. Unknown fields, wrong types and bad
+// durations or sizes are errors that name the field.
+func Parse(data []byte) (Config, error) {
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return Config{}, describeJSONError(data, err)
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return Config{}, &FieldError{Field: "(top level)", Problem: "must be a JSON object"}
+	}
+	if err := checkUnknown(reflect.TypeOf(Config{}), generic, ""); err != nil {
+		return Config{}, err
+	}
+	def := DefaultConfig()
+	c := def
+	saved := map[string]reflect.Value{}
+	clearSlices(reflect.ValueOf(&c).Elem(), "", saved)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, describeJSONError(data, err)
+	}
+	restoreSlices(reflect.ValueOf(&c).Elem(), "", saved)
+	return c, nil
+}
+
+// clearSlices sets every slice field to nil, remembering the default, so
+// that a list in the file replaces the default instead of being merged
+// into its elements (encoding/json decodes into existing elements).
+func clearSlices(v reflect.Value, path string, saved map[string]reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := v.Field(i)
+		if !t.Field(i).IsExported() {
+			continue
+		}
+		p := path + "." + t.Field(i).Name
+		switch f.Kind() {
+		case reflect.Slice:
+			saved[p] = reflect.ValueOf(f.Interface())
+			f.Set(reflect.Zero(f.Type()))
+		case reflect.Struct:
+			clearSlices(f, p, saved)
+		}
+	}
+}
+
+func restoreSlices(v reflect.Value, path string, saved map[string]reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := v.Field(i)
+		if !t.Field(i).IsExported() {
+			continue
+		}
+		p := path + "." + t.Field(i).Name
+		switch f.Kind() {
+		case reflect.Slice:
+			if f.IsNil() {
+				if d, ok := saved[p]; ok {
+					f.Set(d)
+				}
+			}
+		case reflect.Struct:
+			restoreSlices(f, p, saved)
+		}
+	}
+}
+
+// checkUnknown walks the decoded JSON beside the Go type and reports the
+// first key (in sorted order) that no field carries, with its full path.
+func checkUnknown(t reflect.Type, v any, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if t.Implements(reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()) || reflect.PointerTo(t).Implements(reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()) {
+			return nil
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil // a type error, reported by the decoder
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			name := strings.Split(sf.Tag.Get("json"), ",")[0]
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = sf.Name
+			}
+			fields[strings.ToLower(name)] = sf.Type
+			names = append(names, name)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[strings.ToLower(k)]
+			if !ok {
+				return &FieldError{Field: join(path, k), Problem: "unknown field (known: " + strings.Join(names, ", ") + ")"}
+			}
+			if err := checkUnknown(ft, m[k], join(path, k)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		a, ok := v.([]any)
+		if !ok {
+			return nil
+		}
+		for i, e := range a {
+			if err := checkUnknown(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+// describeJSONError turns encoding/json's errors into ones that name the
+// field, or the line and column of a syntax error.
+func describeJSONError(data []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		// Offset counts the bytes read, the offending one included.
+		line, col := lineCol(data, se.Offset-1)
+		return fmt.Errorf("line %d, column %d: %w", line, col, err)
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		problem := "got " + te.Value + ", want " + describeType(te.Type)
+		if strings.Contains(te.Value, "(want") {
+			problem = "bad value " + te.Value
+		}
+		return &FieldError{Field: field, Problem: problem}
+	}
+	return err
+}
+
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct:
+		return "an object"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	}
+	return t.String()
+}
+
+func lineCol(data []byte, off int64) (int, int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(off) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
