@@ -190,7 +190,6 @@ func (f *failingSys) Ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
 	return f.Device.Ioctl(fd, req, arg)
 }
 
-
 func TestLocate(t *testing.T) {
 	root := t.TempDir()
 	write := func(s string) {
