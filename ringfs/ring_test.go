@@ -1,0 +1,618 @@
+package ringfs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testSize = MinSize
+
+// testOpts keeps blocks small so that tests span many blocks and segments.
+func testOpts() Options {
+	return Options{Size: testSize, BlockSize: 64 << 10, FlushInterval: -1}
+}
+
+// genRecords makes n records with payloads that encode their index, so any
+// mix-up shows, and times from timeAt.
+func genRecords(rng *rand.Rand, n int, timeAt func(i int) int64) []Record {
+	recs := make([]Record, n)
+	for i := range recs {
+		size := 8 + rng.IntN(1500)
+		if rng.IntN(10) == 0 {
+			size = 8 + rng.IntN(40)
+		}
+		d := make([]byte, size+8)
+		for j := 0; j < size; j += 8 {
+			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
+		}
+		d = d[:size]
+		binary.LittleEndian.PutUint64(d, uint64(i))
+		orig := uint32(size)
+		if rng.IntN(4) == 0 {
+			orig += uint32(rng.IntN(9000)) // sliced
+		}
+		recs[i] = Record{Time: timeAt(i), Link: uint16(rng.IntN(3)), OrigLen: orig, Data: d}
+	}
+	return recs
+}
+
+func appendAll(t testing.TB, r *Ring, recs []Record) {
+	t.Helper()
+	for i, rec := range recs {
+		if err := r.Append(rec); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+}
+
+func readAll(t testing.TB, r *Ring, from, to int64) ([]Record, ReadStats) {
+	t.Helper()
+	var got []Record
+	st, err := r.Read(context.Background(), from, to, func(rec Record) error {
+		rec.Data = bytes.Clone(rec.Data)
+		got = append(got, rec)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read [%d, %d): %v", from, to, err)
+	}
+	return got, st
+}
+
+func want(recs []Record, from, to int64) []Record {
+	var w []Record
+	for _, r := range recs {
+		if r.Time >= from && r.Time < to {
+			w = append(w, r)
+		}
+	}
+	return w
+}
+
+func sameRecords(t testing.TB, what string, got, want []Record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d records, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Time != w.Time || g.Link != w.Link || g.OrigLen != w.OrigLen || !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("%s: record %d = {t %d link %d orig %d len %d}, want {t %d link %d orig %d len %d}",
+				what, i, g.Time, g.Link, g.OrigLen, len(g.Data), w.Time, w.Link, w.OrigLen, len(w.Data))
+		}
+	}
+}
+
+const base = int64(1_700_000_000_000_000_000)
+
+func TestRoundTripAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	recs := genRecords(rng, 20000, func(i int) int64 { return base + int64(i)*1_000_000 })
+	appendAll(t, r, recs)
+	end := recs[len(recs)-1].Time + 1
+
+	got, st := readAll(t, r, base, end)
+	sameRecords(t, "whole ring before close", got, recs)
+	if st.Packets != uint64(len(recs)) || st.Truncated || st.Corrupt != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	from, to := base+5_000_000_123, base+7_500_000_000
+	got, _ = readAll(t, r, from, to)
+	sameRecords(t, "sub-window", got, want(recs, from, to))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err = Open(dir, Options{FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, _ = readAll(t, r, base, end)
+	sameRecords(t, "whole ring after reopen", got, recs)
+	got, _ = readAll(t, r, from, to)
+	sameRecords(t, "sub-window after reopen", got, want(recs, from, to))
+	got, _ = readAll(t, r, from, from)
+	if len(got) != 0 {
+		t.Errorf("empty window returned %d records", len(got))
+	}
+
+	in, err := r.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bytesIn uint64
+	for _, rec := range recs {
+		bytesIn += uint64(len(rec.Data))
+	}
+	if in.Packets != uint64(len(recs)) || in.Bytes != bytesIn || in.Oldest != base || in.Newest != end-1 {
+		t.Errorf("info = %+v, want %d packets, %d bytes, oldest %d newest %d", in, len(recs), bytesIn, base, end-1)
+	}
+	// Appending after reopen continues after the old data.
+	more := genRecords(rng, 500, func(i int) int64 { return end + int64(i) })
+	appendAll(t, r, more)
+	got, _ = readAll(t, r, base, end+1000)
+	sameRecords(t, "after reopen and append", got, append(recs[:len(recs):len(recs)], more...))
+}
+
+func TestWrapKeepsNewestSuffix(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	// About 2.5 times the ring.
+	recs := genRecords(rng, 210000, func(i int) int64 { return base + int64(i)*1000 })
+	appendAll(t, r, recs)
+	got, st := readAll(t, r, 0, 1<<62)
+	if st.Truncated || st.Corrupt != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if len(got) == 0 || len(got) > len(recs)/2 {
+		t.Fatalf("after wrapping, %d of %d records remain", len(got), len(recs))
+	}
+	first := int(binary.LittleEndian.Uint64(got[0].Data))
+	sameRecords(t, "surviving suffix", got, recs[first:])
+	// At most one segment (plus the block being filled) may be lost to wrapping.
+	in, _ := r.Info()
+	if in.Used < testSize*13/16 {
+		t.Errorf("ring holds %d bytes of blocks, want most of %d", in.Used, testSize)
+	}
+}
+
+func TestClockJumps(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	// Time runs forward with jumps back and forth, as on a Pi whose clock is
+	// set by NTP late, and with slightly out-of-order neighbours.
+	now := base
+	times := make([]int64, 40000)
+	for i := range times {
+		switch {
+		case i%7000 == 6999:
+			now -= int64(rng.IntN(3600)) * 1e9 // back up to an hour
+		case i%9000 == 8999:
+			now += int64(rng.IntN(86400*365)) * 1e9 // forward up to a year
+		case i%13 == 0:
+			now -= int64(rng.IntN(1000)) // jitter
+		default:
+			now += int64(rng.IntN(2_000_000))
+		}
+		times[i] = now
+	}
+	recs := genRecords(rng, len(times), func(i int) int64 { return times[i] })
+	appendAll(t, r, recs)
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for q := range 200 {
+		a := times[rng.IntN(len(times))] + int64(rng.IntN(2000)) - 1000
+		b := a + int64(rng.IntN(int(100e9)))
+		if q%10 == 0 {
+			b = a + int64(rng.IntN(3600e9))
+		}
+		w := want(recs, a, b)
+		got, _ := readAll(t, r, a, b)
+		sameRecords(t, fmt.Sprintf("window %d [%d, %d)", q, a, b), got, w)
+		got, _ = readAll(t, ro, a, b)
+		sameRecords(t, fmt.Sprintf("read-only window %d [%d, %d)", q, a, b), got, w)
+	}
+}
+
+func TestMaxAge(t *testing.T) {
+	dir := t.TempDir()
+	o := testOpts()
+	o.MaxAge = 10 * time.Second
+	r, err := Create(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	recs := genRecords(rng, 3000, func(i int) int64 { return base + int64(i)*int64(10*time.Millisecond) }) // 30 s
+	appendAll(t, r, recs)
+	newest := recs[len(recs)-1].Time
+	cut := newest - int64(10*time.Second)
+	got, _ := readAll(t, r, 0, 1<<62)
+	sameRecords(t, "max age window", got, want(recs, cut, 1<<62))
+	in, err := r.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Oldest < cut || in.Packets >= uint64(len(recs)) || in.MaxAge != 10*time.Second {
+		t.Errorf("info %+v: oldest %d before cut %d or expired packets counted", in, in.Oldest, cut)
+	}
+	r.Close()
+	// The limit is stored in the ring: a read-only opener applies it too,
+	// and may only make it stricter.
+	ro, err := Open(dir, Options{ReadOnly: true, MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = readAll(t, ro, 0, 1<<62)
+	sameRecords(t, "read-only max age window", got, want(recs, cut, 1<<62))
+	ro.Close()
+	ro, err = Open(dir, Options{ReadOnly: true, MaxAge: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	got, _ = readAll(t, ro, 0, 1<<62)
+	sameRecords(t, "stricter max age", got, want(recs, newest-int64(5*time.Second), 1<<62))
+}
+
+func TestDropsAndLinks(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, err := r.AddLink(Link{Name: "eth0", LinkType: 1, SnapLen: 65535})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl, _ := r.AddLink(Link{Name: "wlan0", LinkType: 127})
+	again, _ := r.AddLink(Link{Name: "eth0", LinkType: 1, SnapLen: 65535})
+	if eth != 0 || wl != 1 || again != 0 {
+		t.Fatalf("link ids %d %d %d, want 0 1 0", eth, wl, again)
+	}
+	if err := r.Append(Record{Time: base, Data: []byte{1, 2, 3}, OrigLen: 3}); err != nil {
+		t.Fatal(err)
+	}
+	r.AddDrops(eth, base+10, 5)
+	r.AddDrops(wl, base+20, 7)
+	r.AddDrops(eth, base+100, 1000)
+	_, st := readAll(t, r, base, base+50)
+	if st.Drops != 12 || st.Packets != 1 {
+		t.Errorf("window stats %+v, want 12 drops and 1 packet", st)
+	}
+	r.Close()
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	in, _ := ro.Info()
+	if in.Drops != 1012 || len(in.Links) != 2 || in.Links[1].Name != "wlan0" || in.Links[1].LinkType != 127 {
+		t.Errorf("info %+v", in)
+	}
+	if _, err := ro.AddLink(Link{Name: "x"}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("AddLink on a read-only ring: %v", err)
+	}
+}
+
+// segmentOf finds the segment file and data offset of the k-th block (in
+// append order) of the ring.
+func blockPos(t *testing.T, r *Ring, k int) (string, int64, entry) {
+	t.Helper()
+	vs, err := r.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		if k < len(v.entries) {
+			return r.meta.segPath(r.dir, v.slot), v.entries[k].off, v.entries[k]
+		}
+		k -= len(v.entries)
+	}
+	t.Fatal("no such block")
+	return "", 0, entry{}
+}
+
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := []byte{0}
+	f.ReadAt(b, off)
+	b[0] ^= 0x5a
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTornBlocksNeverReturned(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	recs := genRecords(rng, 5000, func(i int) int64 { return base + int64(i) })
+	appendAll(t, r, recs)
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt one payload byte of block 3 and the header of block 20.
+	p3, off3, e3 := blockPos(t, r, 3)
+	p20, off20, e20 := blockPos(t, r, 20)
+	r.Close()
+	flipByte(t, p3, off3+int64(blockHdrSize)+int64(rng.IntN(int(e3.blockLen)/2)))
+	flipByte(t, p20, off20+30)
+
+	r, err = Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, st := readAll(t, r, 0, 1<<62)
+	if st.Corrupt != 2 || st.Truncated {
+		t.Errorf("stats %+v, want 2 corrupt blocks reported", st)
+	}
+	// What comes back is exactly the input minus the two blocks' records.
+	lost := map[int64]bool{}
+	for _, e := range []entry{e3, e20} {
+		for _, rec := range recs {
+			if rec.Time >= e.tmin && rec.Time <= e.tmax {
+				lost[rec.Time] = true
+			}
+		}
+	}
+	var w []Record
+	for _, rec := range recs {
+		if !lost[rec.Time] {
+			w = append(w, rec)
+		}
+	}
+	sameRecords(t, "records around corrupt blocks", got, w)
+}
+
+func TestCorruptIndexRecoveredFromHeaders(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	recs := genRecords(rng, 3000, func(i int) int64 { return base + int64(i) })
+	appendAll(t, r, recs)
+	r.Close()
+	// Break the index entry of block 2 of the first segment: the blocks after
+	// it must still be found by walking the block headers.
+	m, _ := readMeta(dir)
+	flipByte(t, m.segPath(dir, 0), pageSize+2*indexEntrySize+20)
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	got, st := readAll(t, ro, 0, 1<<62)
+	sameRecords(t, "after index corruption", got, recs)
+	if st.Corrupt != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestReaderOvertakenByWriter(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		t.Run(fmt.Sprintf("readonly=%v", ro), func(t *testing.T) {
+			dir := t.TempDir()
+			r, err := Create(dir, testOpts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			rng := rand.New(rand.NewPCG(13, 14))
+			recs := genRecords(rng, 240000, func(i int) int64 { return base + int64(i)*1000 })
+			appendAll(t, r, recs[:60000])
+			r.Flush()
+			reader := r
+			if ro {
+				reader, err = Open(dir, Options{ReadOnly: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer reader.Close()
+			}
+			var got []Record
+			var once sync.Once
+			st, err := reader.Read(context.Background(), 0, 1<<62, func(rec Record) error {
+				got = append(got, Record{rec.Time, rec.Link, rec.OrigLen, bytes.Clone(rec.Data)})
+				// After the first record, let the writer lap the ring.
+				once.Do(func() {
+					appendAll(t, r, recs[60000:])
+					r.Flush()
+				})
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !st.Truncated {
+				t.Fatalf("reader overtaken by the writer did not report truncation (%+v)", st)
+			}
+			// Everything delivered is input, in order, without duplicates.
+			last := -1
+			for i, g := range got {
+				k := int(binary.LittleEndian.Uint64(g.Data))
+				if k <= last || k >= len(recs) {
+					t.Fatalf("record %d is input %d after input %d", i, k, last)
+				}
+				sameRecords(t, "delivered record", []Record{g}, []Record{recs[k]})
+				last = k
+			}
+		})
+	}
+}
+
+func TestConcurrentReadersWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(15, 16))
+	recs := genRecords(rng, 60000, func(i int) int64 { return base + int64(i)*1000 })
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reader := r
+			if g == 2 {
+				ro, err := Open(dir, Options{ReadOnly: true})
+				if err != nil {
+					errc <- err
+					return
+				}
+				defer ro.Close()
+				reader = ro
+			}
+			for ctx.Err() == nil {
+				last := -1
+				_, err := reader.Read(ctx, base, base+int64(len(recs))*1000, func(rec Record) error {
+					k := int(binary.LittleEndian.Uint64(rec.Data))
+					if k <= last || !bytes.Equal(rec.Data, recs[k].Data) || rec.Time != recs[k].Time {
+						return fmt.Errorf("reader %d: bad record: input %d after %d", g, k, last)
+					}
+					last = k
+					return nil
+				})
+				if err != nil && ctx.Err() == nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for i, rec := range recs {
+		if err := r.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		if i%5000 == 0 {
+			r.Flush()
+		}
+	}
+	cancel()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Create(filepath.Join(dir, "small"), Options{Size: MinSize - 1}); err == nil || !strings.Contains(err.Error(), "too small") {
+		t.Errorf("Create with a small size: %v", err)
+	}
+	if _, err := Create(filepath.Join(dir, "bs"), Options{Size: MinSize, BlockSize: 5000}); err == nil || !strings.Contains(err.Error(), "block size") {
+		t.Errorf("Create with a bad block size: %v", err)
+	}
+	plain := filepath.Join(dir, "plain")
+	os.Mkdir(plain, 0o755)
+	os.WriteFile(filepath.Join(plain, "x"), []byte("hello"), 0o644)
+	if _, err := Open(plain, Options{}); !errors.Is(err, ErrNotRing) {
+		t.Errorf("Open of a plain directory: %v, want ErrNotRing", err)
+	}
+	if _, err := Open(filepath.Join(dir, "missing"), Options{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open of a missing directory: %v", err)
+	}
+	os.WriteFile(filepath.Join(plain, metaName), []byte("{not json"), 0o644)
+	if _, err := Open(plain, Options{}); !errors.Is(err, ErrNotRing) || !strings.Contains(err.Error(), metaName) {
+		t.Errorf("Open with a corrupt %s: %v", metaName, err)
+	}
+
+	rd := filepath.Join(dir, "ring")
+	r, err := Create(rd, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(rd, testOpts()); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Create over an existing ring: %v", err)
+	}
+	r.Append(Record{Time: base, Data: []byte("keep me"), OrigLen: 7})
+	if _, err := r.Read(context.Background(), 10, 5, func(Record) error { return nil }); !errors.Is(err, ErrBadWindow) {
+		t.Errorf("Read with from > to: %v", err)
+	}
+	if err := r.Append(Record{Time: base, Data: make([]byte, 64<<10)}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Append of a record larger than a block: %v", err)
+	}
+	got, _ := readAll(t, r, 0, 1<<62)
+	if len(got) != 1 || string(got[0].Data) != "keep me" {
+		t.Errorf("bad inputs lost data: %v", got)
+	}
+	r.Close()
+	if err := r.Append(Record{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close: %v", err)
+	}
+	// A segment file cut short is reported, not read past.
+	os.Truncate(filepath.Join(rd, "seg-000003"), 1000)
+	if _, err := Open(rd, Options{ReadOnly: true}); !errors.Is(err, ErrNotRing) || !strings.Contains(err.Error(), "seg-000003") {
+		t.Errorf("Open with a short segment: %v", err)
+	}
+}
+
+func TestAppendDoesNotAllocate(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d := make([]byte, 64)
+	i := int64(0)
+	allocs := testing.AllocsPerRun(20000, func() {
+		i++
+		if err := r.Append(Record{Time: base + i, OrigLen: 64, Data: d}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0.01 {
+		t.Errorf("Append allocates %.3f times a packet", allocs)
+	}
+}
+
+func benchmarkAppend(b *testing.B, size int) {
+	r, err := Create(b.TempDir(), Options{Size: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	d := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := range b.N {
+		if err := r.Append(Record{Time: base + int64(i), OrigLen: uint32(size), Data: d}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := r.Flush(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkAppend64(b *testing.B)   { benchmarkAppend(b, 64) }
+func BenchmarkAppend1500(b *testing.B) { benchmarkAppend(b, 1500) }
