@@ -211,6 +211,9 @@ func (b *Beeper) play(ctx context.Context, s Sound) error {
 	if cerr := st.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close sound device: %w", cerr)
 	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("play %v: %w", s, ctx.Err())
+	}
 	if err != nil {
 		// A device pulled mid-sound: say so once, retry with the next sound.
 		b.missing = true

@@ -1,0 +1,367 @@
+package beeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/presscap/presscap/beeper/alsa/alsatest"
+	"github.com/presscap/presscap/beeper/tone"
+)
+
+// memOutput is an Output that keeps what it is given.
+type memOutput struct {
+	rate, channels int
+	gate           chan struct{} // when set, Open waits for it
+	openErr        error
+
+	mu     sync.Mutex
+	sounds [][]int16
+	opened int
+}
+
+func (o *memOutput) Open() (Stream, error) {
+	if o.gate != nil {
+		<-o.gate
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.openErr != nil {
+		return nil, o.openErr
+	}
+	o.opened++
+	o.sounds = append(o.sounds, nil)
+	return &memStream{o: o, i: len(o.sounds) - 1}, nil
+}
+
+func (o *memOutput) setErr(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.openErr = err
+}
+
+func (o *memOutput) played() [][]int16 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([][]int16(nil), o.sounds...)
+}
+
+type memStream struct {
+	o *memOutput
+	i int
+}
+
+func (s *memStream) Rate() int     { return s.o.rate }
+func (s *memStream) Channels() int { return s.o.channels }
+func (s *memStream) Write(x []int16) error {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	s.o.sounds[s.i] = append(s.o.sounds[s.i], x...)
+	return nil
+}
+func (s *memStream) Drain() error { return nil }
+func (s *memStream) Close() error { return nil }
+
+// logRec collects log lines.
+type logRec struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRec) Printf(f string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(f, a...))
+}
+
+func (l *logRec) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func goertzel(x []float64, f float64, rate int) float64 {
+	w := 2 * math.Pi * f / float64(rate)
+	c := 2 * math.Cos(w)
+	var s1, s2 float64
+	for _, v := range x {
+		s0 := v + c*s1 - s2
+		s2, s1 = s1, s0
+	}
+	return s1*s1 + s2*s2 - c*s1*s2
+}
+
+// analyse splits mono samples into runs of sound separated by silence and
+// returns each run's length and strongest frequency (10 Hz scan, then 0.5 Hz).
+func analyse(x []int16, rate int) (lens []int, freqs []float64, peak int) {
+	var runs [][]float64
+	var cur []float64
+	// Samples inside a ramp can be 0 only at the very edges; a gap of
+	// silence is at least 1 ms of zeros.
+	zeros := 0
+	for _, v := range x {
+		peak = max(peak, int(math.Abs(float64(v))))
+		if v == 0 {
+			zeros++
+		} else {
+			if zeros > rate/1000 && len(cur) > 0 {
+				runs = append(runs, cur)
+				cur = nil
+			}
+			zeros = 0
+		}
+		if v != 0 || len(cur) > 0 {
+			cur = append(cur, float64(v))
+		}
+	}
+	if len(cur) > 0 {
+		runs = append(runs, cur)
+	}
+	for _, r := range runs {
+		// Trailing zeros of a run belong to the gap.
+		for len(r) > 0 && r[len(r)-1] == 0 {
+			r = r[:len(r)-1]
+		}
+		lens = append(lens, len(r))
+		scan := func(lo, hi, step float64) float64 {
+			best, bestP := lo, -1.0
+			for f := lo; f <= hi; f += step {
+				if p := goertzel(r, f, rate); p > bestP {
+					best, bestP = f, p
+				}
+			}
+			return best
+		}
+		c := scan(100, 4000, 10)
+		freqs = append(freqs, scan(c-10, c+10, 0.5))
+	}
+	return lens, freqs, peak
+}
+
+// TestSoundsAreDistinct plays every sound and recognises it from the
+// samples alone: the number of beeps, their pitch and the total length.
+func TestSoundsAreDistinct(t *testing.T) {
+	out := &memOutput{rate: 48000, channels: 1}
+	cfg := DefaultConfig()
+	cfg.Volume = 50
+	b := NewWithOutput(cfg, nil, out)
+	defer b.Close()
+	want := map[Sound][]float64{
+		Ack:      {1760},
+		Saved:    {880, 1320},
+		Uploaded: {1047, 1319, 1568},
+		// Fault is one falling tone, checked part by part below.
+	}
+	seen := map[string]Sound{}
+	for _, s := range Sounds() {
+		if err := b.PlayWait(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		all := out.played()
+		x := all[len(all)-1]
+		if n := tone.Frames(s.Segments(), 48000); len(x) != n {
+			t.Errorf("%v: %d samples, want %d", s, len(x), n)
+		}
+		lens, freqs, peak := analyse(x, 48000)
+		if want := 0.5 * math.MaxInt16; math.Abs(float64(peak)-want) > want*0.01 {
+			t.Errorf("%v at volume 50: peak %d, want %.0f", s, peak, want)
+		}
+		if s == Fault {
+			// 440, 330, 220 Hz back to back: one run, its pitch falls.
+			if len(lens) != 1 {
+				t.Fatalf("fault: %d beeps, want 1 falling tone", len(lens))
+			}
+			for i, f := range []float64{440, 330, 220} {
+				seg := x[i*14400+1000 : (i+1)*14400-1000]
+				_, fr, _ := analyse(seg, 48000)
+				if math.Abs(fr[0]-f) > f*0.01 {
+					t.Errorf("fault part %d measures %v Hz, want %v", i, fr[0], f)
+				}
+			}
+		} else {
+			if len(freqs) != len(want[s]) {
+				t.Fatalf("%v: %d beeps %v, want %d", s, len(freqs), freqs, len(want[s]))
+			}
+			for i, f := range want[s] {
+				if math.Abs(freqs[i]-f) > f*0.01 {
+					t.Errorf("%v beep %d measures %v Hz, want %v", s, i, freqs[i], f)
+				}
+				if segLen := int(s.Segments()[2*i].Dur.Seconds() * 48000); lens[i] < segLen-2 || lens[i] > segLen {
+					t.Errorf("%v beep %d lasts %d frames, want %d", s, i, lens[i], segLen)
+				}
+			}
+		}
+		key := fmt.Sprint(len(lens), freqs)
+		if other, dup := seen[key]; dup {
+			t.Errorf("%v sounds like %v", s, other)
+		}
+		seen[key] = s
+	}
+}
+
+func TestPlayNeverBlocks(t *testing.T) {
+	out := &memOutput{rate: 44100, channels: 2, gate: make(chan struct{})}
+	b := NewWithOutput(DefaultConfig(), nil, out)
+	// The device hangs in Open; a burst of presses still returns at once
+	// (this would deadlock otherwise), and the surplus is dropped.
+	for i := 0; i < 20; i++ {
+		b.Play(Ack)
+	}
+	close(out.gate)
+	b.Play(Saved) // may be dropped or played: the queue decides
+	if err := b.PlayWait(context.Background(), Uploaded); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	n := len(out.played())
+	// 1 taken by the worker + queueLen queued + PlayWait, maybe Saved.
+	if n < 2 || n > queueLen+3 {
+		t.Errorf("%d sounds played after a burst of 20, want between 2 and %d", n, queueLen+3)
+	}
+	// After Close, Play is a no-op and does not block.
+	b.Play(Ack)
+}
+
+func TestMissingDeviceLoggedOnceAndRetried(t *testing.T) {
+	out := &memOutput{rate: 48000, channels: 1, openErr: errors.New("no USB sound card")}
+	lg := &logRec{}
+	b := NewWithOutput(DefaultConfig(), lg, out)
+	defer b.Close()
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := b.PlayWait(ctx, Ack); err == nil || !strings.Contains(err.Error(), "no USB sound card") {
+			t.Fatalf("PlayWait without a device = %v", err)
+		}
+	}
+	if got := lg.get(); len(got) != 1 || !strings.Contains(got[0], "no sound device") {
+		t.Fatalf("log after 3 failures = %q, want one line", got)
+	}
+	out.setErr(nil)
+	if err := b.PlayWait(ctx, Ack); err != nil {
+		t.Fatalf("device back: %v", err)
+	}
+	out.setErr(errors.New("gone again"))
+	_ = b.PlayWait(ctx, Ack)
+	_ = b.PlayWait(ctx, Ack)
+	got := lg.get()
+	if len(got) != 3 || !strings.Contains(got[1], "back") || !strings.Contains(got[2], "gone again") {
+		t.Errorf("log = %q, want: missing, back, missing", got)
+	}
+	if len(out.played()) != 1 {
+		t.Errorf("%d sounds played, want 1", len(out.played()))
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	out := &memOutput{rate: 48000, channels: 1}
+	cfg := DefaultConfig()
+	cfg.Enable = false
+	b := NewWithOutput(cfg, nil, out)
+	b.Play(Ack)
+	if err := b.PlayWait(context.Background(), Ack); !errors.Is(err, ErrDisabled) {
+		t.Errorf("PlayWait disabled = %v", err)
+	}
+	b.Close()
+	if len(out.played()) != 0 {
+		t.Error("a disabled beeper played")
+	}
+}
+
+// TestALSAOutputEndToEnd finds the USB card in a /proc tree and plays
+// through the fake PCM device, which sees exactly the rendered samples;
+// the card vanishes and comes back under a new number.
+func TestALSAOutputEndToEnd(t *testing.T) {
+	proc := t.TempDir()
+	cards := func(s string) {
+		os.MkdirAll(filepath.Join(proc, "asound"), 0o755)
+		if err := os.WriteFile(filepath.Join(proc, "asound", "cards"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cards(" 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n                      bcm2835 Headphones\n" +
+		" 1 [Device         ]: USB-Audio - USB Audio Device\n                      C-Media USB Audio Device at usb-1.3, full speed\n")
+	dev := &alsatest.Device{Rates: []uint32{48000}, Channels: []uint32{2}, Path: "/dev/snd/pcmC1D0p"}
+	cfg := DefaultConfig()
+	cfg.Volume = 30
+	lg := &logRec{}
+	b := NewWithOutput(cfg, lg, NewALSAOutput(cfg, proc, "/dev", dev))
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.PlayWait(ctx, Saved); err != nil {
+		t.Fatal(err)
+	}
+	want := tone.Render(Saved.Segments(), 48000, 2, 0.3)
+	if got := dev.Samples(); !reflect.DeepEqual(got, want) {
+		t.Errorf("device got %d samples, want %d rendered", len(got), len(want))
+	}
+	names := dev.Names()
+	if names[len(names)-3] != "DRAIN" || names[len(names)-1] != "HW_FREE" {
+		t.Errorf("requests end with %v, want DRAIN, DROP, HW_FREE", names[len(names)-3:])
+	}
+	if o, c := dev.OpenCount(); o != 1 || c != 1 {
+		t.Errorf("opened %d closed %d: the device must be released after each sound", o, c)
+	}
+
+	// Pulled: the card is gone from /proc/asound.
+	cards(" 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n                      bcm2835 Headphones\n")
+	dev.SetGone(true)
+	if err := b.PlayWait(ctx, Ack); err == nil || !strings.Contains(err.Error(), "no USB sound card") {
+		t.Fatalf("PlayWait with the card pulled = %v", err)
+	}
+	// Back, as card 2.
+	cards(" 0 [Headphones     ]: bcm2835_headpho - bcm2835 Headphones\n                      bcm2835 Headphones\n" +
+		" 2 [Device         ]: USB-Audio - USB Audio Device\n                      C-Media USB Audio Device at usb-1.3, full speed\n")
+	dev.SetGone(false)
+	dev.Path = "/dev/snd/pcmC2D0p"
+	dev.Reset()
+	if err := b.PlayWait(ctx, Fault); err != nil {
+		t.Fatalf("card back as card 2: %v", err)
+	}
+	if got := dev.Samples(); len(got) != 2*tone.Frames(Fault.Segments(), 48000) {
+		t.Errorf("after replug the device got %d samples", len(got))
+	}
+	got := lg.get()
+	if len(got) != 2 || !strings.Contains(got[0], "no sound device") || !strings.Contains(got[1], "back") {
+		t.Errorf("log = %q, want one 'no sound device' and one 'back'", got)
+	}
+}
+
+func TestConfigValidateNamesField(t *testing.T) {
+	for _, c := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Volume = 101 }, "beeper.volume"},
+		{func(c *Config) { c.Volume = -1 }, "beeper.volume"},
+		{func(c *Config) { c.Rate = 22050 }, "beeper.rate"},
+		{func(c *Config) { c.Device = "a\nb" }, "beeper.device"},
+	} {
+		cfg := DefaultConfig()
+		c.mod(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Validate = %v, want an error naming %s", err, c.want)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+}
+
+func TestParseSound(t *testing.T) {
+	for _, s := range Sounds() {
+		got, err := ParseSound(s.String())
+		if err != nil || got != s {
+			t.Errorf("ParseSound(%q) = %v, %v", s.String(), got, err)
+		}
+	}
+	if _, err := ParseSound("moo"); err == nil || !strings.Contains(err.Error(), `"moo"`) {
+		t.Errorf("ParseSound(moo) = %v", err)
+	}
+}
