@@ -1,0 +1,311 @@
+// Package capture records packets from one or more network interfaces into
+// a packet sink (the on-disk ring) with AF_PACKET TPACKET_V3 sockets.
+//
+// Each link has its own socket with the ring rules attached as a kernel BPF
+// program, so discarded packets never reach userspace and sliced packets
+// are cut by the kernel. A reader goroutine per link copies packets out of
+// the socket's memory-mapped ring into fixed-size batches; one writer
+// goroutine hands the batches to the sink. The batches form a bounded pool:
+// when the sink stalls (a slow or busy disk) the readers keep emptying the
+// kernel rings into the pool, and when the pool is exhausted they count the
+// packets they cannot keep as backlog drops instead of blocking, so the
+// capture itself never stops. Kernel drops (socket statistics) and backlog
+// drops are handed to the sink by time.
+//
+// Frames are stored as the wire carried them: the VLAN tag the kernel
+// strips into packet metadata is put back, as libpcap does. Timestamps are
+// the kernel's, in nanoseconds.
+//
+// An interface that goes down is brought back up; one that disappears (a
+// USB adapter unplugged) is reopened when it reappears.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/presscap/presscap/ringfs"
+)
+
+// Sink receives the captured packets. Capture calls it from one goroutine
+// only. Append must not keep r.Data after it returns.
+type Sink interface {
+	Append(r ringfs.Record) error
+	// AddDrops records n packets lost on link at time at (Unix ns).
+	AddDrops(link uint16, at int64, n uint64) error
+}
+
+// Link names an interface and the link id its records carry.
+type Link struct {
+	Name string
+	ID   uint16
+}
+
+// Config configures a capture.
+type Config struct {
+	Links []Link
+	// Program is the kernel BPF program attached to every socket: its return
+	// value is the number of bytes to keep, 0 discards (see Rules.Compile).
+	// Nil keeps every packet cut to SnapLen.
+	Program []bpf.Instruction
+	// SnapLen is the largest number of bytes kept of any packet (the largest
+	// snap length Program returns); 0 means MaxSnap. It also bounds frames
+	// after their VLAN tag is put back, as libpcap does.
+	SnapLen int
+	// SocketBuffer is the size of each socket's kernel ring in bytes
+	// (default 16 MiB, like tcpdump -B 16384).
+	SocketBuffer int
+	// Buffer is the total size of the in-memory batches between the readers
+	// and the writer in bytes (default 32 MiB).
+	Buffer int
+	// WaitForLinks makes Run wait for missing interfaces instead of failing,
+	// for a service started before its USB adapters are plugged in.
+	WaitForLinks bool
+	// Logf, if set, receives notable events (link gone, reopened, brought up,
+	// sink errors).
+	Logf func(format string, args ...any)
+}
+
+// MaxSnap is the snap length meaning "whole packet" (tcpdump's default).
+const MaxSnap = 262144
+
+const (
+	defaultSocketBuffer = 16 << 20
+	defaultBuffer       = 32 << 20
+	batchSize           = 1 << 20
+	blockSize           = 1 << 20
+	// blockTimeout is how long the kernel waits before handing over a
+	// partly filled block: the latency of a quiet link.
+	blockTimeout = 50 * time.Millisecond
+	// pollTimeout bounds how long a reader sleeps without looking at its
+	// context and its interface.
+	pollTimeout = 200 * time.Millisecond
+	// statsInterval is how often socket drops are collected and stored.
+	statsInterval = time.Second
+	// reopenInterval is how often a missing interface is looked for.
+	reopenInterval = 500 * time.Millisecond
+	// drainLimit bounds the time spent emptying the sockets at shutdown.
+	drainLimit = 2 * time.Second
+)
+
+// LinkStats counts one link's packets.
+type LinkStats struct {
+	Name string
+	ID   uint16
+	// Seen is what the kernel counted on the socket: packets the rules
+	// kept, including those it then dropped for lack of ring space.
+	Seen uint64
+	// KernelDrops are packets the kernel dropped because the socket's ring
+	// was full.
+	KernelDrops uint64
+	// BacklogDrops are packets read from the socket but lost because the
+	// in-memory buffer was full (the sink too slow).
+	BacklogDrops uint64
+	// WriteDrops are packets the sink refused (Append returned an error).
+	WriteDrops uint64
+	// Written are packets the sink accepted, and Bytes their captured bytes.
+	Written uint64
+	Bytes   uint64
+	// Reopens counts how often the interface disappeared and came back.
+	Reopens uint64
+}
+
+// Dropped is the total of all drops.
+func (s LinkStats) Dropped() uint64 { return s.KernelDrops + s.BacklogDrops + s.WriteDrops }
+
+// Capture is a running capture; see Run.
+type Capture struct {
+	cfg   Config
+	sink  Sink
+	links []*link
+	pool  *pool
+	full  chan *batch
+	// sinkErr is the last error the sink returned, for Err.
+	mu      sync.Mutex
+	sinkErr error
+}
+
+// New validates cfg and returns a capture ready to Run. It opens every
+// interface, so that a bad name fails here, unless cfg.WaitForLinks.
+func New(cfg Config, sink Sink) (*Capture, error) {
+	if len(cfg.Links) == 0 {
+		return nil, errors.New("capture: no links")
+	}
+	seen := map[string]bool{}
+	ids := map[uint16]bool{}
+	for _, l := range cfg.Links {
+		if l.Name == "" {
+			return nil, errors.New("capture: empty interface name")
+		}
+		if len(l.Name) > 15 {
+			return nil, fmt.Errorf("capture: interface name %q longer than 15 bytes", l.Name)
+		}
+		if seen[l.Name] {
+			return nil, fmt.Errorf("capture: interface %q named twice", l.Name)
+		}
+		if ids[l.ID] {
+			return nil, fmt.Errorf("capture: link id %d used twice", l.ID)
+		}
+		seen[l.Name], ids[l.ID] = true, true
+	}
+	if cfg.SnapLen <= 0 || cfg.SnapLen > MaxSnap {
+		cfg.SnapLen = MaxSnap
+	}
+	if cfg.SocketBuffer <= 0 {
+		cfg.SocketBuffer = defaultSocketBuffer
+	}
+	if cfg.SocketBuffer < 2*blockSize {
+		return nil, fmt.Errorf("capture: socket buffer %d bytes: need at least %d", cfg.SocketBuffer, 2*blockSize)
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = defaultBuffer
+	}
+	nbatches := cfg.Buffer / batchSize
+	if nbatches < 2*len(cfg.Links) {
+		return nil, fmt.Errorf("capture: buffer %d bytes: need at least %d for %d links", cfg.Buffer, 2*len(cfg.Links)*batchSize, len(cfg.Links))
+	}
+	prog := cfg.Program
+	if prog == nil {
+		prog = []bpf.Instruction{bpf.RetConstant{Val: uint32(cfg.SnapLen)}}
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("capture: assemble filter program: %w", err)
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	c := &Capture{
+		cfg:  cfg,
+		sink: sink,
+		pool: newPool(nbatches),
+		full: make(chan *batch, nbatches),
+	}
+	for _, l := range cfg.Links {
+		ln := &link{c: c, name: l.Name, id: l.ID, prog: raw}
+		c.links = append(c.links, ln)
+	}
+	if !cfg.WaitForLinks {
+		for _, l := range c.links {
+			if err := l.open(); err != nil {
+				c.closeAll()
+				return nil, err
+			}
+		}
+	}
+	return c, nil
+}
+
+func (c *Capture) closeAll() {
+	for _, l := range c.links {
+		l.close()
+	}
+}
+
+// Run captures until ctx is cancelled, then empties the sockets (packets
+// the kernel took before the cancellation are still written), hands
+// everything to the sink and returns. It returns an error only if it could
+// not capture at all; sink errors are counted as WriteDrops (see Err).
+func (c *Capture) Run(ctx context.Context) error {
+	var readers sync.WaitGroup
+	for _, l := range c.links {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			l.run(ctx)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		c.write()
+		close(done)
+	}()
+	readers.Wait()
+	close(c.full)
+	<-done
+	c.closeAll()
+	return nil
+}
+
+// write hands batches to the sink until the readers are done.
+func (c *Capture) write() {
+	for b := range c.full {
+		l := b.link
+		for _, d := range b.drops {
+			if err := c.sink.AddDrops(l.id, d.at, d.n); err != nil {
+				c.noteSinkErr(l, err)
+			}
+		}
+		var written, bytes, failed uint64
+		for _, m := range b.meta {
+			err := c.sink.Append(ringfs.Record{
+				Time:    m.time,
+				Link:    l.id,
+				OrigLen: m.origLen,
+				Data:    b.data[m.off : m.off+m.len],
+			})
+			if err != nil {
+				failed++
+				c.noteSinkErr(l, err)
+				continue
+			}
+			written++
+			bytes += uint64(m.len)
+		}
+		l.written.Add(written)
+		l.bytes.Add(bytes)
+		if failed > 0 {
+			l.writeDrops.Add(failed)
+		}
+		c.pool.put(b)
+	}
+}
+
+func (c *Capture) noteSinkErr(l *link, err error) {
+	c.mu.Lock()
+	first := c.sinkErr == nil || c.sinkErr.Error() != err.Error()
+	c.sinkErr = err
+	c.mu.Unlock()
+	if first {
+		c.cfg.Logf("capture %s: sink: %v", l.name, err)
+	}
+}
+
+// Err returns the last error the sink returned, if any.
+func (c *Capture) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sinkErr
+}
+
+// Stats returns the counters of every link, in Config.Links order. It may be
+// called at any time, also while Run is running.
+func (c *Capture) Stats() []LinkStats {
+	out := make([]LinkStats, len(c.links))
+	for i, l := range c.links {
+		out[i] = LinkStats{
+			Name:         l.name,
+			ID:           l.id,
+			Seen:         l.seen.Load(),
+			KernelDrops:  l.kernelDrops.Load(),
+			BacklogDrops: l.backlogDrops.Load(),
+			WriteDrops:   l.writeDrops.Load(),
+			Written:      l.written.Load(),
+			Bytes:        l.bytes.Load(),
+			Reopens:      l.reopens.Load(),
+		}
+	}
+	return out
+}
+
+// counters are a link's statistics, updated by its reader and the writer.
+type counters struct {
+	seen, kernelDrops, backlogDrops, writeDrops atomic.Uint64
+	written, bytes, reopens                     atomic.Uint64
+}

@@ -1,0 +1,284 @@
+package capture
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/ringfs"
+)
+
+// sendAndCompare sends frames from the namespace and requires the capture
+// to hold exactly what tcpdump captured on the same interface at the same
+// time.
+func sendAndCompare(t *testing.T, cfg Config, snap int, expr string, n int) {
+	t.Helper()
+	p := netnstest.NewPair(t)
+	cfg.Links = []Link{{Name: p.Host, ID: 7}}
+	td := startTcpdump(t, p.Host, snap, expr)
+	sink := newMemSink()
+	c, stop := startCapture(t, cfg, sink)
+	fs := frames(n)
+	if err := p.NewSender(t).Send(fs...); err != nil {
+		t.Fatal(err)
+	}
+	waitQuiet(t, c)
+	td.waitFor(t, int(c.Stats()[0].Written))
+	want := td.stop(t)
+	if len(want) == 0 {
+		t.Fatalf("tcpdump captured nothing")
+	}
+	stop()
+	compare(t, sink.records(7), want)
+	st := c.Stats()[0]
+	if st.Dropped() != 0 || st.Seen != st.Written {
+		t.Errorf("stats %+v: want no drops and seen == written", st)
+	}
+	t.Logf("%d sent, %d captured by both", n, len(want))
+}
+
+func TestUntaggedAndVLANWholePackets(t *testing.T) {
+	sendAndCompare(t, Config{}, 262144, "", 600)
+}
+
+// Slicing without a filter: tcpdump -s 100 against SnapLen 100, with sizes
+// around the cut and tags that the kernel strips and we put back.
+func TestSnapLen(t *testing.T) {
+	sendAndCompare(t, Config{SnapLen: 100}, 100, "", 600)
+}
+
+// Rules in the kernel: libpcap's own program for a filter and a snap
+// length, attached to our socket, must keep and cut exactly what tcpdump
+// keeps and cuts.
+func TestKernelProgramFromTcpdump(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		snap int
+	}{
+		{"ether proto 0x88b5", 64},
+		{"vlan 10", 1000},
+		{"not vlan", 262144},
+	} {
+		t.Run(tc.expr, func(t *testing.T) {
+			netnstest.Require(t, "tcpdump")
+			prog := tcpdumpProgram(t, "lo", tc.snap, tc.expr)
+			sendAndCompare(t, Config{Program: prog, SnapLen: tc.snap}, tc.snap, tc.expr, 300)
+		})
+	}
+}
+
+func TestTwoLinks(t *testing.T) {
+	a, b := netnstest.NewPair(t), netnstest.NewPair(t)
+	tda := startTcpdump(t, a.Host, 262144, "")
+	tdb := startTcpdump(t, b.Host, 262144, "")
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: a.Host, ID: 1}, {Name: b.Host, ID: 2}}}, sink)
+	sa, sb := a.NewSender(t), b.NewSender(t)
+	fa, fb := frames(400), frames(300)
+	errc := make(chan error, 2)
+	go func() { errc <- sa.Send(fa...) }()
+	go func() { errc <- sb.Send(fb...) }()
+	for i := 0; i < 2; i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitWritten(t, c, 0, 400)
+	waitWritten(t, c, 1, 300)
+	tda.waitFor(t, 400)
+	tdb.waitFor(t, 300)
+	wa, wb := tda.stop(t), tdb.stop(t)
+	stop()
+	if len(wa) != 400 || len(wb) != 300 {
+		t.Errorf("tcpdump saw %d and %d packets, want 400 and 300", len(wa), len(wb))
+	}
+	compare(t, sink.records(1), wa)
+	compare(t, sink.records(2), wb)
+}
+
+// An interface set down is brought back up by the capture, and packets
+// before and after are all recorded on the same socket.
+func TestInterfaceDownUp(t *testing.T) {
+	p := netnstest.NewPair(t)
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 3}}}, sink)
+	s := p.NewSender(t)
+	before := frames(50)
+	if err := s.Send(before...); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, c, 0, 50)
+	p.SetUp(t, false)
+	waitUp(t, p.Host)
+	after := frames(80)
+	if err := s.Send(after...); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, c, 0, 130)
+	stop()
+	got := sink.records(3)
+	if len(got) != 130 {
+		t.Fatalf("recorded %d packets, want 130", len(got))
+	}
+	checkSame(t, got[:50], before)
+	checkSame(t, got[50:], after)
+	if st := c.Stats()[0]; st.Reopens != 0 || st.Dropped() != 0 {
+		t.Errorf("stats %+v: want no reopen, no drops", st)
+	}
+}
+
+// An interface deleted and created again (a USB adapter unplugged and
+// plugged back, coming back DOWN with a new ifindex) is reopened, brought
+// up, and recorded under the same link.
+func TestInterfaceUnplugReplug(t *testing.T) {
+	p := netnstest.NewPair(t)
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 4}}}, sink)
+	before := frames(40)
+	if err := p.NewSender(t).Send(before...); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, c, 0, 40)
+	p.Unplug(t)
+	time.Sleep(1500 * time.Millisecond) // the capture notices within a second
+	p.Replug(t, false)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats()[0].Reopens == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.Stats()[0].Reopens != 1 {
+		t.Fatalf("capture did not reopen the interface: %+v", c.Stats()[0])
+	}
+	waitUp(t, p.Host)
+	after := frames(70)
+	if err := p.NewSender(t).Send(after...); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, c, 0, 110)
+	stop()
+	got := sink.records(4)
+	if len(got) != 110 {
+		t.Fatalf("recorded %d packets, want 110", len(got))
+	}
+	checkSame(t, got[:40], before)
+	checkSame(t, got[40:], after)
+}
+
+// A sink that stalls must not stop the readers: once the in-memory buffer
+// is full, packets are counted as backlog drops, the drops reach the sink
+// by AddDrops, and every packet the kernel saw is accounted for.
+func TestStalledSinkCountsDrops(t *testing.T) {
+	p := netnstest.NewPair(t)
+	sink := newMemSink()
+	release := make(chan struct{})
+	sink.stall = release
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 5}}, Buffer: 2 * batchSize}, sink)
+	fs := frames(20000) // about 6.5 MB: more than the 2 MiB buffer
+	if err := p.NewSender(t).Send(fs...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats()[0].BacklogDrops == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	sink.mu.Lock()
+	sink.stall = nil
+	sink.mu.Unlock()
+	close(release)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	st := c.Stats()[0]
+	if st.BacklogDrops == 0 {
+		t.Fatalf("no backlog drops with a stalled sink: %+v", st)
+	}
+	if st.Seen != 20000 {
+		t.Errorf("kernel saw %d packets, want 20000", st.Seen)
+	}
+	if st.Written+st.Dropped() != st.Seen {
+		t.Errorf("written %d + dropped %d != seen %d", st.Written, st.Dropped(), st.Seen)
+	}
+	if got := uint64(len(sink.records(5))); got != st.Written {
+		t.Errorf("sink holds %d packets, stats say %d written", got, st.Written)
+	}
+	if sink.drops[5] != st.Dropped() {
+		t.Errorf("sink was told of %d drops, stats say %d", sink.drops[5], st.Dropped())
+	}
+	// What was written are sent frames, whole and in order.
+	last := -1
+	for _, r := range sink.records(5) {
+		id := int(r.Data[10])<<8 | int(r.Data[11])
+		if id <= last || id >= len(fs) || !bytes.Equal(r.Data, fs[id]) {
+			t.Fatalf("record after frame %d is not the next sent frame: %x", last, head(r.Data))
+		}
+		last = id
+	}
+	t.Logf("stats %+v", st)
+}
+
+// Sink errors lose the packets but are counted, and capture goes on.
+func TestSinkErrorsCounted(t *testing.T) {
+	p := netnstest.NewPair(t)
+	sink := newMemSink()
+	sink.failing = errors.New("disk gone")
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 6}}}, sink)
+	if err := p.NewSender(t).Send(frames(20)...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats()[0].WriteDrops < 20 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if st := c.Stats()[0]; st.WriteDrops != 20 || st.Written != 0 {
+		t.Errorf("stats %+v: want 20 write drops", st)
+	}
+	if c.Err() == nil || c.Err().Error() != "disk gone" {
+		t.Errorf("Err() = %v, want the sink's error", c.Err())
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no links"},
+		{Config{Links: []Link{{Name: ""}}}, "empty interface name"},
+		{Config{Links: []Link{{Name: "a"}, {Name: "a", ID: 1}}}, `"a" named twice`},
+		{Config{Links: []Link{{Name: "a"}, {Name: "b"}}}, "link id 0 used twice"},
+		{Config{Links: []Link{{Name: "this-is-too-long-for-linux"}}}, "longer than 15"},
+		{Config{Links: []Link{{Name: "pcnosuchif0"}}}, "pcnosuchif0"},
+		{Config{Links: []Link{{Name: "lo"}}, Buffer: batchSize}, "buffer"},
+	} {
+		_, err := New(tc.cfg, newMemSink())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want an error mentioning %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// checkSame requires records to be the frames sent, in order.
+func checkSame(t *testing.T, got []ringfs.Record, sent [][]byte) {
+	t.Helper()
+	for i := range got {
+		if !bytes.Equal(got[i].Data, sent[i]) || int(got[i].OrigLen) != len(sent[i]) {
+			t.Fatalf("record %d: %x (orig %d), sent %x", i, head(got[i].Data), got[i].OrigLen, head(sent[i]))
+		}
+	}
+}
+
+// waitUp waits until the capture has brought an interface back up.
+func waitUp(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if info, err := lookupIface(name); err == nil && info.up {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s not brought up within 10s", name)
+}

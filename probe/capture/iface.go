@@ -1,0 +1,90 @@
+package capture
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// pcap LINKTYPE_ values of the links we capture.
+const (
+	LinkTypeEthernet = 1
+	LinkTypeRaw      = 101
+)
+
+// ifaceInfo is what the capture needs to know of an interface.
+type ifaceInfo struct {
+	index    int
+	up       bool
+	hwType   uint16 // ARPHRD_*
+	linkType uint32 // pcap LINKTYPE_*
+}
+
+// lookupIface asks the kernel about an interface with ioctls, which is
+// cheap enough to do every second per link.
+func lookupIface(name string) (ifaceInfo, error) {
+	var info ifaceInfo
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return info, fmt.Errorf("socket for interface ioctls: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return info, fmt.Errorf("interface %q: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return info, fmt.Errorf("interface %q: %w", name, err)
+	}
+	info.index = int(ifr.Uint32())
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return info, fmt.Errorf("interface %q flags: %w", name, err)
+	}
+	info.up = ifr.Uint16()&unix.IFF_UP != 0
+	// SIOCGIFHWADDR fills a sockaddr whose family is the ARPHRD type.
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return info, fmt.Errorf("interface %q hardware type: %w", name, err)
+	}
+	info.hwType = ifr.Uint16()
+	switch info.hwType {
+	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
+		info.linkType = LinkTypeEthernet
+	case unix.ARPHRD_NONE:
+		// tun devices and the like carry bare IP packets.
+		info.linkType = LinkTypeRaw
+	default:
+		return info, fmt.Errorf("interface %q: hardware type %d (ARPHRD) is not supported: only Ethernet, loopback and IP tunnels", name, info.hwType)
+	}
+	return info, nil
+}
+
+// setUp brings an interface administratively up.
+func setUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket for interface ioctls: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("interface %q: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("interface %q flags: %w", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring interface %q up: %w", name, err)
+	}
+	return nil
+}
+
+// LinkType returns the pcap LINKTYPE_ of an interface, for registering the
+// link with the ring before capturing.
+func LinkType(name string) (uint32, error) {
+	info, err := lookupIface(name)
+	if err != nil {
+		return 0, err
+	}
+	return info.linkType, nil
+}

@@ -1,0 +1,431 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/afpacket"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// link is one interface's socket and reader.
+type link struct {
+	c    *Capture
+	name string
+	id   uint16
+	prog []bpf.RawInstruction
+	counters
+
+	tp       *afpacket.TPacket
+	fd       int
+	ifindex  int
+	ethernet bool
+	// base* hold the socket counters of sockets closed before (reopens).
+	baseSeen, baseDrops uint64
+	lastDrops           uint64
+
+	cur     *batch
+	pending []dropEvent
+	// backlog is the open run of backlog drops, if any.
+	backlog *dropEvent
+
+	lastStats, lastCheck time.Time
+	openErr              string
+}
+
+// open opens the socket: bound to no protocol first, so that nothing is
+// queued before the filter is attached (libpcap avoids the same race by
+// other means), then filter, promiscuous mode, and only then the real bind.
+func (l *link) open() error {
+	info, err := lookupIface(l.name)
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	if !info.up {
+		if err := setUp(l.name); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		l.c.cfg.Logf("capture %s: interface was down, brought it up", l.name)
+	}
+	tp, err := afpacket.NewTPacket(
+		afpacket.OptInterface(l.name),
+		afpacket.OptProtocol(0),
+		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
+		afpacket.OptFrameSize(afpacket.DefaultFrameSize),
+		afpacket.OptBlockSize(blockSize),
+		afpacket.OptNumBlocks(l.c.cfg.SocketBuffer/blockSize),
+		afpacket.OptBlockTimeout(blockTimeout),
+		afpacket.OptPollTimeout(pollTimeout),
+		afpacket.OptAddVLANHeader(info.linkType == LinkTypeEthernet),
+	)
+	if err != nil {
+		return fmt.Errorf("capture: open AF_PACKET socket on %s: %w", l.name, err)
+	}
+	fd, err := socketFD(tp)
+	if err != nil {
+		tp.Close()
+		return fmt.Errorf("capture %s: %w", l.name, err)
+	}
+	if err := tp.SetBPF(l.prog); err != nil {
+		tp.Close()
+		return fmt.Errorf("capture: attach filter to %s: %w", l.name, err)
+	}
+	if err := tp.SetPromiscuous(true); err != nil {
+		tp.Close()
+		return fmt.Errorf("capture: promiscuous mode on %s: %w", l.name, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: info.index}); err != nil {
+		tp.Close()
+		return fmt.Errorf("capture: bind to %s: %w", l.name, err)
+	}
+	l.tp, l.fd, l.ifindex = tp, fd, info.index
+	l.ethernet = info.linkType == LinkTypeEthernet
+	l.lastDrops = 0
+	return nil
+}
+
+// socketFD returns the socket of a TPacket, which gopacket does not export
+// but which the capture needs for the late bind and to clear socket errors.
+// It checks that what it found is an AF_PACKET socket, so that a change in
+// gopacket fails loudly instead of touching another descriptor.
+func socketFD(tp *afpacket.TPacket) (int, error) {
+	f := reflect.ValueOf(tp).Elem().FieldByName("fd")
+	if !f.IsValid() || f.Kind() != reflect.Int {
+		return -1, errors.New("gopacket afpacket.TPacket has no int field fd")
+	}
+	fd := int(f.Int())
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil || dom != unix.AF_PACKET {
+		return -1, fmt.Errorf("gopacket afpacket.TPacket field fd=%d is not an AF_PACKET socket (domain %d, %v)", fd, dom, err)
+	}
+	return fd, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (l *link) close() {
+	if l.tp != nil {
+		l.tp.Close()
+		l.tp = nil
+	}
+}
+
+// run reads the link until ctx is cancelled and the socket is drained.
+func (l *link) run(ctx context.Context) {
+	defer l.close()
+	for l.tp == nil {
+		if !l.reopen(ctx) {
+			return
+		}
+	}
+	stopping := false
+	var stopAt int64
+	var deadline time.Time
+	n := 0
+	var lastTick int64
+	for {
+		data, ci, err := l.tp.ZeroCopyReadPacketData()
+		if err != nil {
+			now := time.Now()
+			switch {
+			case errors.Is(err, afpacket.ErrTimeout):
+				l.send()
+				if stopping {
+					l.finish(now)
+					return
+				}
+			default:
+				// ErrPoll: the kernel reported a socket error (ENETDOWN when the
+				// interface went down or away). Clear it so poll blocks again,
+				// and look at the interface now.
+				unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				l.lastCheck = time.Time{}
+			}
+			if !l.periodic(ctx, now) {
+				return
+			}
+			if !stopping && ctx.Err() != nil {
+				stopping, stopAt, deadline = true, now.UnixNano(), now.Add(drainLimit)
+			}
+			if stopping && now.After(deadline) {
+				l.finish(now)
+				return
+			}
+			continue
+		}
+		ts := ci.Timestamp.UnixNano()
+		if stopping && ts > stopAt {
+			l.finish(time.Now())
+			return
+		}
+		l.add(data, &ci, ts)
+		// Look at the clock, the context and the interface every 100 ms of
+		// packet time or every 4096 packets, not for every packet.
+		n++
+		if n >= 4096 || ts-lastTick > int64(100*time.Millisecond) || ts < lastTick {
+			n, lastTick = 0, ts
+			now := time.Now()
+			if !l.periodic(ctx, now) {
+				return
+			}
+			if !stopping && ctx.Err() != nil {
+				stopping, stopAt, deadline = true, now.UnixNano(), now.Add(drainLimit)
+			}
+			if stopping && now.After(deadline) {
+				l.finish(now)
+				return
+			}
+		}
+	}
+}
+
+// finish hands over the last packets and counters.
+func (l *link) finish(now time.Time) {
+	l.collectStats(now)
+	l.send()
+	l.flushPending()
+}
+
+// periodic collects socket statistics and checks that the interface is
+// still the one the socket is bound to. When it is gone it drains and
+// closes the socket and waits for the interface to come back; it returns
+// false if ctx ended meanwhile.
+func (l *link) periodic(ctx context.Context, now time.Time) bool {
+	if now.Sub(l.lastStats) >= statsInterval {
+		l.collectStats(now)
+		l.lastStats = now
+	}
+	if now.Sub(l.lastCheck) < time.Second {
+		return true
+	}
+	l.lastCheck = now
+	info, err := lookupIface(l.name)
+	if err == nil && info.index == l.ifindex {
+		if !info.up {
+			if err := setUp(l.name); err != nil {
+				l.c.cfg.Logf("capture %s: %v", l.name, err)
+			} else {
+				l.c.cfg.Logf("capture %s: interface went down, brought it back up", l.name)
+			}
+		}
+		return true
+	}
+	l.c.cfg.Logf("capture %s: interface gone, waiting for it to come back", l.name)
+	l.drain()
+	l.collectStats(time.Now())
+	l.send()
+	l.flushPending()
+	l.baseSeen = l.seen.Load()
+	l.baseDrops = l.kernelDrops.Load()
+	l.close()
+	for l.tp == nil {
+		if !l.reopen(ctx) {
+			return false
+		}
+	}
+	l.reopens.Add(1)
+	l.c.cfg.Logf("capture %s: interface back, capturing again", l.name)
+	return true
+}
+
+// drain reads what the socket still holds after its interface vanished.
+func (l *link) drain() {
+	deadline := time.Now().Add(drainLimit)
+	for time.Now().Before(deadline) {
+		data, ci, err := l.tp.ZeroCopyReadPacketData()
+		if errors.Is(err, afpacket.ErrTimeout) {
+			return
+		}
+		if err != nil {
+			unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			continue
+		}
+		l.add(data, &ci, ci.Timestamp.UnixNano())
+	}
+}
+
+// reopen tries to open the interface until it succeeds or ctx ends.
+func (l *link) reopen(ctx context.Context) bool {
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		err := l.open()
+		if err == nil {
+			l.openErr = ""
+			return true
+		}
+		if err.Error() != l.openErr {
+			l.c.cfg.Logf("%v (retrying)", err)
+			l.openErr = err.Error()
+		}
+		t := time.NewTimer(reopenInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// collectStats reads the socket counters (which reading resets; gopacket
+// accumulates them) and queues new kernel drops for the sink.
+func (l *link) collectStats(now time.Time) {
+	if l.tp == nil {
+		return
+	}
+	_, s3, err := l.tp.SocketStats()
+	if err != nil {
+		l.c.cfg.Logf("capture %s: socket statistics: %v", l.name, err)
+		return
+	}
+	drops := uint64(s3.Drops())
+	l.seen.Store(l.baseSeen + uint64(s3.Packets()))
+	l.kernelDrops.Store(l.baseDrops + drops)
+	if drops > l.lastDrops {
+		l.pending = append(l.pending, dropEvent{at: now.UnixNano(), n: drops - l.lastDrops})
+		l.lastDrops = drops
+	}
+}
+
+// add copies one packet into the current batch, putting back the VLAN tag
+// the kernel stripped.
+func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
+	caplen, orig := len(data), ci.Length
+	tagged, insert := false, false
+	if l.ethernet && len(data) >= 12 {
+		tagged, insert = vlanState(data, ci)
+	}
+	if insert {
+		caplen += 4
+		orig += 4
+	}
+	if tagged && caplen < orig {
+		// The kernel cut the packet at the snap length before the tag went
+		// back in: the tag is 4 bytes beyond the snap length.
+		caplen -= 4
+	}
+	if caplen > l.c.cfg.SnapLen {
+		caplen = l.c.cfg.SnapLen
+	}
+	if l.cur == nil || !l.cur.room(caplen) {
+		l.send()
+		if !l.take(ts) {
+			l.dropBacklog(ts)
+			return
+		}
+	}
+	b := l.cur
+	off := len(b.data)
+	b.data = b.data[:off+caplen]
+	dst := b.data[off:]
+	if insert {
+		// The kernel reported a tag (TCI 0, priority 0, VLAN 0) that gopacket
+		// does not put back; libpcap does, with 802.1Q as its TPID.
+		n := copy(dst, data[:12])
+		n += copy(dst[n:], []byte{0x81, 0x00, 0, 0})
+		copy(dst[n:], data[12:])
+	} else {
+		copy(dst, data)
+	}
+	if b.first == 0 {
+		b.first = ts
+	}
+	b.meta = append(b.meta, meta{time: ts, origLen: uint32(orig), off: off, len: caplen})
+	if ts-b.first > int64(100*time.Millisecond) {
+		l.send()
+	}
+}
+
+// vlanState tells whether the kernel reported a VLAN tag out of band
+// (tagged) and whether it still has to be put into data (insert):
+// gopacket puts it back unless the tag control information is zero.
+func vlanState(data []byte, ci *gopacket.CaptureInfo) (tagged, insert bool) {
+	vid := -1
+	for _, a := range ci.AncillaryData {
+		if v, ok := a.(afpacket.AncillaryVLAN); ok {
+			vid = v.VLAN
+		}
+	}
+	if vid < 0 {
+		return false, false
+	}
+	if vid != 0 {
+		return true, false
+	}
+	// VLAN 0: gopacket inserted the tag only if its priority bits were set,
+	// which leaves a TPID at 12 and a TCI with VLAN 0 and priority ≠ 0.
+	if len(data) >= 16 && isTPID(data[12], data[13]) && data[14]&0x0f == 0 && data[15] == 0 && data[14]&0xf0 != 0 {
+		return true, false
+	}
+	return true, true
+}
+
+func isTPID(hi, lo byte) bool {
+	t := uint16(hi)<<8 | uint16(lo)
+	return t == 0x8100 || t == 0x88a8 || t == 0x9100
+}
+
+// take gets a fresh batch from the pool; false if none is free.
+func (l *link) take(ts int64) bool {
+	b := l.c.pool.get()
+	if b == nil {
+		return false
+	}
+	b.reset(l)
+	if l.backlog != nil {
+		l.pending = append(l.pending, *l.backlog)
+		l.backlog = nil
+	}
+	b.drops = append(b.drops, l.pending...)
+	l.pending = l.pending[:0]
+	l.cur = b
+	return true
+}
+
+func (l *link) dropBacklog(ts int64) {
+	l.backlogDrops.Add(1)
+	if l.backlog == nil {
+		l.backlog = &dropEvent{at: ts}
+	}
+	l.backlog.n++
+}
+
+// send hands the current batch to the writer.
+func (l *link) send() {
+	if l.cur == nil {
+		return
+	}
+	if l.backlog != nil || len(l.pending) > 0 {
+		if l.backlog != nil {
+			l.pending = append(l.pending, *l.backlog)
+			l.backlog = nil
+		}
+		l.cur.drops = append(l.cur.drops, l.pending...)
+		l.pending = l.pending[:0]
+	}
+	if l.cur.empty() {
+		return // keep it for the next packets
+	}
+	// Never blocks: the channel holds every batch there is.
+	l.c.full <- l.cur
+	l.cur = nil
+}
+
+// flushPending makes sure queued drop counts reach the sink even when no
+// packet follows them.
+func (l *link) flushPending() {
+	if l.backlog == nil && len(l.pending) == 0 {
+		return
+	}
+	if l.cur == nil && !l.take(0) {
+		return // still no room; they go with the next batch
+	}
+	l.send()
+}
