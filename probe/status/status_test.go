@@ -1,0 +1,168 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type fakeSource struct{ triggers atomic.Int32 }
+
+func (f *fakeSource) Snapshot() Snapshot {
+	return Snapshot{
+		Host: "probe-test", Now: time.Unix(1700000000, 0), ClockSynced: false,
+		Storage: Storage{State: "no disk", Error: "no disk found"},
+		Ring:    &Ring{Dir: "/mnt/presscap/ring", Size: 1 << 30, Packets: 42},
+		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
+		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true}},
+		Upload:  &Upload{QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0)},
+	}
+}
+
+func (f *fakeSource) Trigger(source string) (Press, error) {
+	f.triggers.Add(1)
+	return Press{Source: source, Decision: "opened", Window: 7}, nil
+}
+
+func TestPages(t *testing.T) {
+	src := &fakeSource{}
+	srv := httptest.NewServer(Handler(src, Auth{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"probe-test", "not synced", "no disk found", "Logitech USB Receiver", "a_b_all.pcap", "2023-11-14 22:13:20.000 UTC", "3 files"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	resp, err = http.Get(srv.URL + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s.Host != "probe-test" || s.Ring.Packets != 42 || s.Storage.State != "no disk" || len(s.Devices) != 1 {
+		t.Errorf("JSON = %+v", s)
+	}
+	if r, _ := http.Get(srv.URL + "/trigger"); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /trigger = %d", r.StatusCode)
+	}
+}
+
+func TestTriggerAuth(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "gokr-pw.txt")
+	os.WriteFile(pwFile, []byte("s3cret-pw\n"), 0o400)
+	token := "0123456789abcdef0123"
+	src := &fakeSource{}
+	srv := httptest.NewServer(Handler(src, Auth{Token: token, PasswordFiles: []string{filepath.Join(dir, "missing"), pwFile}}))
+	defer srv.Close()
+	post := func(set func(*http.Request)) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/trigger", nil)
+		set(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, tc := range map[string]struct {
+		set  func(*http.Request)
+		want int
+	}{
+		"none":         {func(*http.Request) {}, 401},
+		"wrong token":  {func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, 401},
+		"token":        {func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }, 200},
+		"password":     {func(r *http.Request) { r.SetBasicAuth("gokrazy", "s3cret-pw") }, 200},
+		"wrong user":   {func(r *http.Request) { r.SetBasicAuth("root", "s3cret-pw") }, 401},
+		"wrong passwd": {func(r *http.Request) { r.SetBasicAuth("gokrazy", "s3cret") }, 401},
+	} {
+		before := src.triggers.Load()
+		if got := post(tc.set); got != tc.want {
+			t.Errorf("%s: status %d, want %d", name, got, tc.want)
+		}
+		if fired := src.triggers.Load() != before; fired != (tc.want == 200) {
+			t.Errorf("%s: trigger fired = %v", name, fired)
+		}
+	}
+
+	// Nothing configured: the endpoint is off, whatever is sent.
+	off := httptest.NewServer(Handler(src, Auth{PasswordFiles: []string{filepath.Join(dir, "missing")}}))
+	defer off.Close()
+	req, _ := http.NewRequest("POST", off.URL+"/trigger", nil)
+	req.SetBasicAuth("gokrazy", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "trigger endpoint is off") {
+		t.Errorf("unconfigured: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestServerPrivateIncludesLoopback(t *testing.T) {
+	// Find a free port, then listen on "private:PORT".
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &Server{Listen: []string{net.JoinHostPort("private", itoa(port))}, Handler: Handler(&fakeSource{}, Auth{}), Logf: t.Logf}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:" + itoa(port) + "/status.json")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening on loopback: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, a := range s.Addrs() {
+		host, _, _ := net.SplitHostPort(a)
+		if ip := net.ParseIP(strings.Split(host, "%")[0]); ip == nil || !IsPrivate(ip) {
+			t.Errorf("listening on non-private %s", a)
+		}
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestIsPrivate(t *testing.T) {
+	for ip, want := range map[string]bool{"127.0.0.1": true, "10.1.2.3": true, "192.168.0.5": true, "172.16.0.1": true,
+		"fd00::1": true, "fe80::1": true, "169.254.1.1": true, "8.8.8.8": false, "2001:db8::1": false, "172.32.0.1": false} {
+		if got := IsPrivate(net.ParseIP(ip)); got != want {
+			t.Errorf("IsPrivate(%s) = %v", ip, got)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
