@@ -25,6 +25,14 @@ vet:
 test: vet build-arm64
 	$(GO) test -count=1 -timeout 20m ./...
 
+# beeper's portaudio backend (cgo, libportaudio: Debian portaudio19-dev); it
+# never goes into the image, so it is built and tested only here.
+.PHONY: test-portaudio
+test: test-portaudio
+test-portaudio:
+	$(GO) vet -tags portaudio ./beeper/...
+	$(GO) test -count=1 -tags portaudio ./beeper/...
+
 # Benchmarks that print ratios against tcpdump, dd and friends measured in the
 # same run. Each area adds its own target as a prerequisite: `bench: bench-ring`.
 .PHONY: bench
