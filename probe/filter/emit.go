@@ -1,0 +1,207 @@
+package filter
+
+import (
+	"fmt"
+
+	"golang.org/x/net/bpf"
+)
+
+// label names a place in the code being laid out; every jump goes to a
+// label placed later, so all jumps are forward, as classic BPF requires.
+type label int
+
+const noLabel label = -1
+
+// insn is an instruction whose jump targets are still labels.
+type insn struct {
+	raw    bpf.RawInstruction
+	jt, jf label // conditional jumps: both; ja: jt
+	isLab  bool  // a label marker, not an instruction
+	lab    label
+}
+
+func (i *insn) isCond() bool {
+	return !i.isLab && i.raw.Op&0x07 == clsJMP && i.raw.Op&0xf0 != jmpJA
+}
+
+func (i *insn) isJA() bool {
+	return !i.isLab && i.raw.Op&0x07 == clsJMP && i.raw.Op&0xf0 == jmpJA
+}
+
+type asm struct {
+	code    []insn
+	nlabels int
+}
+
+func (a *asm) newLabel() label {
+	a.nlabels++
+	return label(a.nlabels - 1)
+}
+
+func (a *asm) place(l label) { a.code = append(a.code, insn{isLab: true, lab: l}) }
+
+func (a *asm) stmts(s []bpf.RawInstruction) {
+	for _, r := range s {
+		a.code = append(a.code, insn{raw: r, jt: noLabel, jf: noLabel})
+	}
+}
+
+func (a *asm) ja(l label) {
+	a.code = append(a.code, insn{raw: stmt(clsJMP|jmpJA, 0), jt: l, jf: noLabel})
+}
+
+// node lays out n: control reaches tl if it holds, fl if not.
+func (a *asm) node(n node, tl, fl label) {
+	switch n := n.(type) {
+	case nAnd:
+		mid := a.newLabel()
+		a.node(n.a, mid, fl)
+		a.place(mid)
+		a.node(n.b, tl, fl)
+	case nOr:
+		mid := a.newLabel()
+		a.node(n.a, tl, mid)
+		a.place(mid)
+		a.node(n.b, tl, fl)
+	case nNot:
+		a.node(n.a, fl, tl)
+	case *nTest:
+		a.stmts(n.stmts)
+		a.code = append(a.code, insn{raw: stmt(clsJMP|n.jop, n.k), jt: tl, jf: fl})
+	case nConst:
+		if n {
+			a.ja(tl)
+		} else {
+			a.ja(fl)
+		}
+	default:
+		panic(fmt.Sprintf("filter: unknown node %T", n))
+	}
+}
+
+// compileRules is CompileRules.
+func compileRules(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.Instruction, error) {
+	raw, err := compileRaw(rules, mode, defaultSnap)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bpf.Instruction, len(raw))
+	for i, r := range raw {
+		out[i] = r.Disassemble()
+	}
+	return out, nil
+}
+
+func compileRaw(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.RawInstruction, error) {
+	if mode != Offline && mode != Live {
+		return nil, fmt.Errorf("filter: unknown mode %d", int(mode))
+	}
+	a := &asm{}
+	start := a.newLabel()
+	for i, r := range rules {
+		n, g, err := parseExpression(r.Expr, mode)
+		if err != nil {
+			if len(rules) > 1 {
+				return nil, fmt.Errorf("rule %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		a.place(start)
+		if g.usesVarOff {
+			a.stmts([]bpf.RawInstruction{
+				stmt(clsLD|mIMM, 0), stmt(clsST, regLinkPL), stmt(clsST, regLinkType),
+			})
+		}
+		acc := a.newLabel()
+		start = a.newLabel()
+		a.node(n, acc, start)
+		a.place(acc)
+		a.stmts([]bpf.RawInstruction{stmt(clsRET|retK, r.Snap)})
+	}
+	a.place(start)
+	a.stmts([]bpf.RawInstruction{stmt(clsRET|retK, defaultSnap)})
+	optimize(a)
+	prog, err := a.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if len(prog) > MaxInstructions {
+		return nil, fmt.Errorf("filter: program has %d instructions, over the kernel's limit of %d", len(prog), MaxInstructions)
+	}
+	return prog, nil
+}
+
+// resolve turns labels into jump offsets. A conditional jump reaches at
+// most 255 instructions ahead; a farther target goes through a `ja`
+// placed right after the jump (nothing falls through a conditional jump,
+// so the slot is free).
+func (a *asm) resolve() ([]bpf.RawInstruction, error) {
+	for iter := 0; ; iter++ {
+		if iter > 64 {
+			return nil, fmt.Errorf("filter: jump layout does not converge")
+		}
+		pos := make([]int, a.nlabels)
+		n := 0
+		for _, in := range a.code {
+			if in.isLab {
+				pos[in.lab] = n
+			} else {
+				n++
+			}
+		}
+		var fixed []insn
+		changed := false
+		idx := 0
+		for _, in := range a.code {
+			if in.isLab {
+				fixed = append(fixed, in)
+				continue
+			}
+			if in.isCond() {
+				far := func(l label) bool { return pos[l]-(idx+1) > 255 }
+				var tramp []insn
+				if far(in.jt) {
+					l := a.newLabel()
+					tramp = append(tramp, insn{isLab: true, lab: l}, insn{raw: stmt(clsJMP|jmpJA, 0), jt: in.jt, jf: noLabel})
+					in.jt = l
+				}
+				if far(in.jf) {
+					l := a.newLabel()
+					tramp = append(tramp, insn{isLab: true, lab: l}, insn{raw: stmt(clsJMP|jmpJA, 0), jt: in.jf, jf: noLabel})
+					in.jf = l
+				}
+				fixed = append(fixed, in)
+				fixed = append(fixed, tramp...)
+				if tramp != nil {
+					changed = true
+				}
+				idx++
+				continue
+			}
+			fixed = append(fixed, in)
+			idx++
+		}
+		a.code = fixed
+		if changed {
+			continue
+		}
+		prog := make([]bpf.RawInstruction, 0, n)
+		idx = 0
+		for _, in := range a.code {
+			if in.isLab {
+				continue
+			}
+			r := in.raw
+			switch {
+			case in.isCond():
+				r.Jt = uint8(pos[in.jt] - (idx + 1))
+				r.Jf = uint8(pos[in.jf] - (idx + 1))
+			case in.isJA():
+				r.K = uint32(pos[in.jt] - (idx + 1))
+			}
+			prog = append(prog, r)
+			idx++
+		}
+		return prog, nil
+	}
+}
