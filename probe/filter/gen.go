@@ -205,22 +205,22 @@ func bcmp(o offset, k uint32, v []byte) node {
 }
 
 const (
-	etherMTU     = 1500
-	ethIP        = 0x0800
-	ethARP       = 0x0806
-	ethRARP      = 0x8035
-	ethIPv6      = 0x86dd
-	ethATalk     = 0x809b
-	ethAARP      = 0x80f3
-	ethIPX       = 0x8137
-	eth8021Q     = 0x8100
-	eth8021AD    = 0x88a8
-	eth8021QinQ  = 0x9100
-	llcSAPIP     = 0x06
-	llcSAPISONS  = 0xfe
+	etherMTU      = 1500
+	ethIP         = 0x0800
+	ethARP        = 0x0806
+	ethRARP       = 0x8035
+	ethIPv6       = 0x86dd
+	ethATalk      = 0x809b
+	ethAARP       = 0x80f3
+	ethIPX        = 0x8137
+	eth8021Q      = 0x8100
+	eth8021AD     = 0x88a8
+	eth8021QinQ   = 0x9100
+	llcSAPIP      = 0x06
+	llcSAPISONS   = 0xfe
 	llcSAPNetBEUI = 0xf0
-	llcSAPIPX    = 0xe0
-	llcSAPSNAP   = 0xaa
+	llcSAPIPX     = 0xe0
+	llcSAPSNAP    = 0xaa
 
 	ipprotoICMP   = 1
 	ipprotoIGMP   = 2

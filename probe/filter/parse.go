@@ -85,8 +85,8 @@ type mark struct {
 	tok token
 }
 
-func (p *parser) save() mark      { return mark{p.lex.pos, p.tok} }
-func (p *parser) restore(m mark)  { p.lex.pos, p.tok = m.pos, m.tok }
+func (p *parser) save() mark     { return mark{p.lex.pos, p.tok} }
+func (p *parser) restore(m mark) { p.lex.pos, p.tok = m.pos, m.tok }
 func (p *parser) expect(op string) error {
 	if !p.isPunct(op) {
 		return p.errAt(p.tok.pos, "expected %q, found %s", op, p.tok)
@@ -1089,4 +1089,3 @@ func (p *parser) relation(l, r arith, jop uint16, negate bool) (node, error) {
 	guards := append(c.guards, n)
 	return andAll(guards...), nil
 }
-
