@@ -1,7 +1,413 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
-func runRing(ctx context.Context, e env, args []string) error { return errNotYet }
+	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/ringfs"
+)
 
-func runExtract(ctx context.Context, e env, args []string) error { return errNotYet }
+func runRing(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		return errors.New("ring: want a subcommand: import or info")
+	}
+	switch args[0] {
+	case "import":
+		return runRingImport(ctx, e, args[1:])
+	case "info":
+		return runRingInfo(e, args[1:])
+	}
+	return fmt.Errorf("ring: unknown subcommand %q (want import or info)", args[0])
+}
+
+func runRingImport(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("ring import", e)
+	dir := fs.String("ring", "", "ring directory (required)")
+	size := fs.String("size", "", "create the ring with this size if it does not exist (bytes; K, M, G, T suffixes are powers of 1024)")
+	link := fs.String("link", "import", "link name for interfaces the file does not name")
+	flush := fs.Duration("flush", time.Second, "flush interval of the ring")
+	syncEvery := fs.Int("sync-every", 0, "also flush every N packets and print \"durable N\" (for tests)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("ring import: -ring is required")
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		return errors.New("ring import: no capture files given")
+	}
+	// Check every file to its end first, so a bad file adds nothing.
+	for _, name := range files {
+		if _, err := forEachPacket(name, nil); err != nil {
+			return fmt.Errorf("ring import: %w", err)
+		}
+	}
+	r, err := openOrCreate(*dir, *size, *flush)
+	if err != nil {
+		return fmt.Errorf("ring import: %w", err)
+	}
+	var total int
+	var durable int
+	for _, name := range files {
+		if err := ctx.Err(); err != nil {
+			r.Close()
+			return err
+		}
+		ids := map[int]uint16{}
+		n, err := forEachPacket(name, func(p pcapfile.Packet, ifaces []pcapfile.Interface) error {
+			id, ok := ids[p.Iface]
+			if !ok {
+				var err error
+				if id, err = importLink(r, ifaces[p.Iface], *link); err != nil {
+					return err
+				}
+				ids[p.Iface] = id
+			}
+			if err := r.Append(ringfs.Record{Time: p.Time, Link: id, OrigLen: p.OrigLen, Data: p.Data}); err != nil {
+				return err
+			}
+			total++
+			if *syncEvery > 0 && total%*syncEvery == 0 {
+				if err := r.Flush(); err != nil {
+					return err
+				}
+				durable = total
+				fmt.Fprintf(e.stdout, "durable %d\n", durable)
+			}
+			return nil
+		})
+		if err != nil {
+			r.Close()
+			return fmt.Errorf("ring import: %s: after %d packets: %w", name, n, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		return fmt.Errorf("ring import: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "imported %d packets from %d files into %s\n", total, len(files), *dir)
+	return nil
+}
+
+// importLink maps a file's interface to a ring link by name; a name already
+// in the ring with another link type is an error rather than a mislabelling.
+func importLink(r *ringfs.Ring, ifc pcapfile.Interface, fallback string) (uint16, error) {
+	name := ifc.Name
+	if name == "" {
+		name = fallback
+	}
+	for _, l := range r.Links() {
+		if l.Name == name && l.LinkType != ifc.LinkType {
+			return 0, fmt.Errorf("link %q has link type %d in the ring but %d in the file (choose another name with -link)", name, l.LinkType, ifc.LinkType)
+		}
+	}
+	return r.AddLink(ringfs.Link{Name: name, LinkType: ifc.LinkType, SnapLen: ifc.SnapLen})
+}
+
+func openOrCreate(dir, size string, flush time.Duration) (*ringfs.Ring, error) {
+	o := ringfs.Options{FlushInterval: flush}
+	r, err := ringfs.Open(dir, o)
+	if err == nil || size == "" {
+		if err != nil && errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w (give -size to create a ring)", err)
+		}
+		return r, err
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "ring.json")); serr == nil {
+		return nil, err // a ring that does not open must not be replaced
+	}
+	n, perr := parseSize(size)
+	if perr != nil {
+		return nil, perr
+	}
+	o.Size = n
+	return ringfs.Create(dir, o)
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "IB"), "B")
+	if t != "" {
+		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
+			mult = 1 << (10 * (i + 1))
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("-size %q: want a positive number of bytes, e.g. 4294967296 or 4G", s)
+	}
+	return n * mult, nil
+}
+
+// forEachPacket reads a capture file to its end, calling fn (if not nil)
+// for every packet, and returns how many packets it read.
+func forEachPacket(name string, fn func(pcapfile.Packet, []pcapfile.Interface) error) (int, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rd, err := pcapfile.NewReader(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	n := 0
+	for {
+		p, err := rd.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", name, err)
+		}
+		if fn != nil {
+			if err := fn(p, rd.Interfaces()); err != nil {
+				return n, err
+			}
+		}
+		n++
+	}
+}
+
+func runRingInfo(e env, args []string) error {
+	fs := newFlagSet("ring info", e)
+	dir := fs.String("ring", "", "ring directory (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("ring info: -ring is required")
+	}
+	r, err := ringfs.Open(*dir, ringfs.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("ring info: %w", err)
+	}
+	defer r.Close()
+	in, err := r.Info()
+	if err != nil {
+		return fmt.Errorf("ring info: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(in)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "ring      %s\n", in.Dir)
+	fmt.Fprintf(w, "size      %d bytes (%d segments of %d, blocks up to %d)\n", in.Size, in.Segments, in.SegmentSize, in.BlockSize)
+	fmt.Fprintf(w, "used      %d bytes in %d blocks\n", in.Used, in.Blocks)
+	if in.Packets > 0 {
+		fmt.Fprintf(w, "oldest    %s\n", fmtTime(in.Oldest))
+		fmt.Fprintf(w, "newest    %s\n", fmtTime(in.Newest))
+	}
+	fmt.Fprintf(w, "packets   %d\n", in.Packets)
+	fmt.Fprintf(w, "bytes     %d\n", in.Bytes)
+	fmt.Fprintf(w, "drops     %d\n", in.Drops)
+	if in.MaxAge > 0 {
+		fmt.Fprintf(w, "max age   %s\n", in.MaxAge)
+	}
+	for i, l := range in.Links {
+		fmt.Fprintf(w, "link %d    %s (link type %d, snaplen %d)\n", i, l.Name, l.LinkType, l.SnapLen)
+	}
+	return nil
+}
+
+func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+func runExtract(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("extract", e)
+	dir := fs.String("ring", "", "ring directory (required)")
+	from := fs.String("from", "", "window start, RFC 3339 with optional nanoseconds (inclusive)")
+	to := fs.String("to", "", "window end, RFC 3339 (exclusive)")
+	at := fs.String("at", "", "window centre, RFC 3339 (with -before and -after)")
+	before := fs.Duration("before", 0, "window length before -at")
+	after := fs.Duration("after", 0, "window length after -at")
+	link := fs.String("link", "", "only packets of this link")
+	format := fs.String("format", "pcap", "output format: pcap or pcapng")
+	filter := fs.String("filter", "", "only packets matching this capture filter expression")
+	out := fs.String("o", "", "output file, - for standard output (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("extract: unexpected argument %q", fs.Arg(0))
+	}
+	if *dir == "" || *out == "" {
+		return errors.New("extract: -ring and -o are required")
+	}
+	if *format != "pcap" && *format != "pcapng" {
+		return fmt.Errorf("extract: -format %q: want pcap or pcapng", *format)
+	}
+	start, end, err := extractWindow(fs, *from, *to, *at, *before, *after)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	match, err := compileExtractFilter(*filter)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	r, err := ringfs.Open(*dir, ringfs.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	defer r.Close()
+
+	links := r.Links()
+	var ifaces []pcapfile.Interface
+	ifaceOf := make([]int, len(links)) // ring link id -> file interface, -1 if excluded
+	found := *link == ""
+	for i, l := range links {
+		ifaceOf[i] = -1
+		if *link != "" && l.Name != *link {
+			continue
+		}
+		found = true
+		ifaceOf[i] = len(ifaces)
+		ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen})
+	}
+	if !found {
+		names := make([]string, len(links))
+		for i, l := range links {
+			names[i] = l.Name
+		}
+		return fmt.Errorf("extract: -link %q: the ring has no such link (it has: %s)", *link, strings.Join(names, ", "))
+	}
+	if len(ifaces) == 0 {
+		return errors.New("extract: the ring has no links yet (nothing was ever recorded)")
+	}
+	if *format == "pcap" {
+		for _, ifc := range ifaces[1:] {
+			if ifc.LinkType != ifaces[0].LinkType {
+				return fmt.Errorf("extract: links %q (link type %d) and %q (%d) cannot share a classic pcap file: use -link or -format pcapng",
+					ifaces[0].Name, ifaces[0].LinkType, ifc.Name, ifc.LinkType)
+			}
+		}
+	}
+
+	dst, commit, abort, err := createOutput(*out, e.stdout)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	comment := fmt.Sprintf("presscap window %s to %s", fmtTime(start), fmtTime(end))
+	pw, err := pcapfile.NewWriter(dst, *format, ifaces, comment)
+	if err != nil {
+		abort()
+		return fmt.Errorf("extract: %w", err)
+	}
+	st, err := r.Read(ctx, start, end, func(rec ringfs.Record) error {
+		if int(rec.Link) >= len(ifaceOf) {
+			return fmt.Errorf("record with unknown link id %d", rec.Link)
+		}
+		i := ifaceOf[rec.Link]
+		if i < 0 || (match != nil && !match(rec.Data)) {
+			return nil
+		}
+		return pw.WritePacket(i, rec.Time, rec.OrigLen, rec.Data)
+	})
+	if err == nil {
+		err = pw.Flush()
+	}
+	if err == nil {
+		err = commit()
+	} else {
+		abort()
+	}
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "extract: window %s to %s: %d packets in the window, %d drops recorded\n",
+		fmtTime(start), fmtTime(end), st.Packets, st.Drops)
+	if st.Truncated {
+		fmt.Fprintln(e.stderr, "extract: warning: the recorder overwrote the start of the window while it was read; the file lacks those packets")
+	}
+	if st.Corrupt > 0 {
+		fmt.Fprintf(e.stderr, "extract: warning: %d corrupt blocks were skipped\n", st.Corrupt)
+	}
+	return nil
+}
+
+func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Duration) (int64, int64, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	parse := func(name, v string) (int64, error) {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return 0, fmt.Errorf("-%s %q: want RFC 3339 time like 2026-01-02T15:04:05.123456789Z", name, v)
+		}
+		return t.UnixNano(), nil
+	}
+	switch {
+	case set["from"] || set["to"]:
+		if set["at"] || set["before"] || set["after"] {
+			return 0, 0, errors.New("give either -from/-to or -at/-before/-after, not both")
+		}
+		if !set["from"] || !set["to"] {
+			return 0, 0, errors.New("-from and -to go together")
+		}
+		a, err := parse("from", from)
+		if err != nil {
+			return 0, 0, err
+		}
+		b, err := parse("to", to)
+		if err != nil {
+			return 0, 0, err
+		}
+		if a > b {
+			return 0, 0, fmt.Errorf("-from %s is after -to %s", from, to)
+		}
+		return a, b, nil
+	case set["at"]:
+		c, err := parse("at", at)
+		if err != nil {
+			return 0, 0, err
+		}
+		if before < 0 || after < 0 {
+			return 0, 0, errors.New("-before and -after must not be negative")
+		}
+		return c - int64(before), c + int64(after), nil
+	}
+	return 0, 0, errors.New("no window: give -from and -to, or -at with -before and -after")
+}
+
+// createOutput opens the destination. A file is written under a temporary
+// name and renamed when complete, so a failed extraction leaves no partial
+// capture that looks finished.
+func createOutput(name string, stdout io.Writer) (w io.Writer, commit func() error, abort func(), err error) {
+	if name == "-" {
+		return stdout, func() error { return nil }, func() {}, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	commit = func() error {
+		if err := f.Chmod(0o644); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return err
+		}
+		if err := f.Close(); err != nil {
+			os.Remove(f.Name())
+			return err
+		}
+		return os.Rename(f.Name(), name)
+	}
+	abort = func() {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return f, commit, abort, nil
+}
