@@ -18,16 +18,16 @@ func sendAndCompare(t *testing.T, cfg Config, snap int, expr string, n int) {
 	t.Helper()
 	p := netnstest.NewPair(t)
 	cfg.Links = []Link{{Name: p.Host, ID: 7}}
-	td := startTcpdump(t, p.Host, snap, expr)
+	td := netnstest.StartTcpdump(t, p.Host, snap, expr)
 	sink := newMemSink()
 	c, stop := startCapture(t, cfg, sink)
-	fs := frames(n)
+	fs := netnstest.Frames(n)
 	if err := p.NewSender(t).Send(fs...); err != nil {
 		t.Fatal(err)
 	}
 	waitQuiet(t, c)
-	td.waitFor(t, int(c.Stats()[0].Written))
-	want := td.stop(t)
+	td.WaitFor(t, int(c.Stats()[0].Written))
+	want := td.Stop(t)
 	if len(want) == 0 {
 		t.Fatalf("tcpdump captured nothing")
 	}
@@ -72,12 +72,12 @@ func TestKernelProgramFromTcpdump(t *testing.T) {
 
 func TestTwoLinks(t *testing.T) {
 	a, b := netnstest.NewPair(t), netnstest.NewPair(t)
-	tda := startTcpdump(t, a.Host, 262144, "")
-	tdb := startTcpdump(t, b.Host, 262144, "")
+	tda := netnstest.StartTcpdump(t, a.Host, 262144, "")
+	tdb := netnstest.StartTcpdump(t, b.Host, 262144, "")
 	sink := newMemSink()
 	c, stop := startCapture(t, Config{Links: []Link{{Name: a.Host, ID: 1}, {Name: b.Host, ID: 2}}}, sink)
 	sa, sb := a.NewSender(t), b.NewSender(t)
-	fa, fb := frames(400), frames(300)
+	fa, fb := netnstest.Frames(400), netnstest.Frames(300)
 	errc := make(chan error, 2)
 	go func() { errc <- sa.Send(fa...) }()
 	go func() { errc <- sb.Send(fb...) }()
@@ -88,9 +88,9 @@ func TestTwoLinks(t *testing.T) {
 	}
 	waitWritten(t, c, 0, 400)
 	waitWritten(t, c, 1, 300)
-	tda.waitFor(t, 400)
-	tdb.waitFor(t, 300)
-	wa, wb := tda.stop(t), tdb.stop(t)
+	tda.WaitFor(t, 400)
+	tdb.WaitFor(t, 300)
+	wa, wb := tda.Stop(t), tdb.Stop(t)
 	stop()
 	if len(wa) != 400 || len(wb) != 300 {
 		t.Errorf("tcpdump saw %d and %d packets, want 400 and 300", len(wa), len(wb))
@@ -106,14 +106,14 @@ func TestInterfaceDownUp(t *testing.T) {
 	sink := newMemSink()
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 3}}}, sink)
 	s := p.NewSender(t)
-	before := frames(50)
+	before := netnstest.Frames(50)
 	if err := s.Send(before...); err != nil {
 		t.Fatal(err)
 	}
 	waitWritten(t, c, 0, 50)
 	p.SetUp(t, false)
 	waitUp(t, p.Host)
-	after := frames(80)
+	after := netnstest.Frames(80)
 	if err := s.Send(after...); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestInterfaceUnplugReplug(t *testing.T) {
 	p := netnstest.NewPair(t)
 	sink := newMemSink()
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 4}}}, sink)
-	before := frames(40)
+	before := netnstest.Frames(40)
 	if err := p.NewSender(t).Send(before...); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestInterfaceUnplugReplug(t *testing.T) {
 		t.Fatalf("capture did not reopen the interface: %+v", c.Stats()[0])
 	}
 	waitUp(t, p.Host)
-	after := frames(70)
+	after := netnstest.Frames(70)
 	if err := p.NewSender(t).Send(after...); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestStalledSinkCountsDrops(t *testing.T) {
 	release := make(chan struct{})
 	sink.stall = release
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 5}}, Buffer: 2 * batchSize}, sink)
-	fs := frames(20000) // about 6.5 MB: more than the 2 MiB buffer
+	fs := netnstest.Frames(20000) // about 6.5 MB: more than the 2 MiB buffer
 	if err := p.NewSender(t).Send(fs...); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestSinkErrorsCounted(t *testing.T) {
 	sink := newMemSink()
 	sink.failing = errors.New("disk gone")
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 6}}}, sink)
-	if err := p.NewSender(t).Send(frames(20)...); err != nil {
+	if err := p.NewSender(t).Send(netnstest.Frames(20)...); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/ringfs"
+)
+
+// captureCmd runs `probe capture args...` in-process until stop is called.
+type captureCmd struct {
+	cancel context.CancelFunc
+	done   chan error
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+}
+
+func startCaptureCmd(t *testing.T, args ...string) *captureCmd {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &captureCmd{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		c.done <- dispatch(ctx, env{stdout: &c.stdout, stderr: &c.stderr}, append([]string{"capture"}, args...))
+	}()
+	t.Cleanup(cancel)
+	// The command says so on stderr once every socket is open.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-c.done:
+			t.Fatalf("probe capture ended early: %v\n%s", err, c.stderr.String())
+		default:
+		}
+		if strings.Contains(c.stderr.String(), "capturing") {
+			return c
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("probe capture did not start: %s", c.stderr.String())
+	return nil
+}
+
+func (c *captureCmd) stop(t *testing.T) {
+	t.Helper()
+	c.cancel()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Fatalf("probe capture: %v\n%s", err, c.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("probe capture did not stop 20s after the signal")
+	}
+}
+
+// readRing returns the ring's records of one link, in order.
+func readRing(t *testing.T, dir, link string) []ringfs.Record {
+	t.Helper()
+	r, err := ringfs.Open(dir, ringfs.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	id := -1
+	for i, l := range r.Links() {
+		if l.Name == link {
+			id = i
+		}
+	}
+	if id < 0 {
+		t.Fatalf("ring has no link %s: %+v", link, r.Links())
+	}
+	var out []ringfs.Record
+	_, err = r.Read(context.Background(), 0, math.MaxInt64, func(rec ringfs.Record) error {
+		if int(rec.Link) == id {
+			rec.Data = append([]byte(nil), rec.Data...)
+			out = append(out, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameAsTcpdump(t *testing.T, got []ringfs.Record, want []netnstest.Packet) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("ring holds %d packets, tcpdump captured %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].Data, want[i].Data) || int(got[i].OrigLen) != want[i].OrigLen {
+			t.Fatalf("packet %d: ring %d/%d bytes %x, tcpdump %d/%d bytes %x", i,
+				len(got[i].Data), got[i].OrigLen, got[i].Data[:16], len(want[i].Data), want[i].OrigLen, want[i].Data[:16])
+		}
+		if d := got[i].Time - want[i].Time; d > int64(time.Millisecond) || d < -int64(time.Millisecond) {
+			t.Fatalf("packet %d: ring time %d, tcpdump %d", i, got[i].Time, want[i].Time)
+		}
+	}
+}
+
+// The command end to end on two links at once with slicing: the ring holds
+// what tcpdump -s 100 captured on each interface, and the printed counts
+// say so.
+func TestCaptureCommandTwoLinksSliced(t *testing.T) {
+	a, b := netnstest.NewPair(t), netnstest.NewPair(t)
+	dir := filepath.Join(t.TempDir(), "ring")
+	tda := netnstest.StartTcpdump(t, a.Host, 100, "")
+	tdb := netnstest.StartTcpdump(t, b.Host, 100, "")
+	cmd := startCaptureCmd(t, "-iface", a.Host+","+b.Host, "-ring", dir, "-size", "64MiB", "-snaplen", "100")
+	if err := a.NewSender(t).Send(netnstest.Frames(500)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.NewSender(t).Send(netnstest.Frames(250)...); err != nil {
+		t.Fatal(err)
+	}
+	tda.WaitFor(t, 500)
+	tdb.WaitFor(t, 250)
+	// Packets the kernel delivered before the signal are still written.
+	time.Sleep(200 * time.Millisecond)
+	cmd.stop(t)
+	sameAsTcpdump(t, readRing(t, dir, a.Host), tda.Stop(t))
+	sameAsTcpdump(t, readRing(t, dir, b.Host), tdb.Stop(t))
+
+	out := cmd.stdout.String()
+	for _, want := range []string{a.Host + "  500  0  500", b.Host + "  250  0  250"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), "  "), want) {
+			t.Errorf("counts do not contain %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCaptureCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.json")
+	os.WriteFile(rules, []byte(`[{"filter": "", "snap": 100}, {"filter": "udp"}]`), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-ring", dir}, "-iface is required"},
+		{[]string{"-iface", "lo"}, "-ring is required"},
+		{[]string{"-iface", "lo", "-ring", dir, "-rules", rules, "-filter", "udp"}, "exclude each other"},
+		{[]string{"-iface", "lo", "-ring", dir, "-snaplen", "-1"}, "-snaplen -1"},
+		{[]string{"-iface", "lo", "-ring", dir, "-size", "12 parsecs"}, "-size"},
+		{[]string{"-iface", "lo", "-ring", dir, "-rules", rules}, `rules[1]: rule: missing "snap"`},
+		{[]string{"-iface", "lo", "-ring", filepath.Join(dir, "new")}, "give -size"},
+		{[]string{"-iface", "pcnosuchif0", "-ring", filepath.Join(dir, "r2"), "-size", "64MiB"}, "pcnosuchif0"},
+	} {
+		var out bytes.Buffer
+		err := dispatch(context.Background(), env{stdout: &out, stderr: &out}, append([]string{"capture"}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("probe capture %v = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}

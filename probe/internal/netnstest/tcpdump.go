@@ -1,0 +1,179 @@
+package netnstest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// Packet is one packet tcpdump captured.
+type Packet struct {
+	Time    int64 // Unix ns
+	OrigLen int
+	Data    []byte
+}
+
+// Tcpdump runs `tcpdump -i` as the oracle, writing nanosecond PCAP with
+// each packet flushed at once (-U), as root (-Z root: Debian's tcpdump
+// otherwise drops privileges before opening its file).
+type Tcpdump struct {
+	cmd    *exec.Cmd
+	file   string
+	stderr *bytes.Buffer
+}
+
+// StartTcpdump starts tcpdump on iface with snap length snap and filter
+// expr (may be empty) and returns once it is listening.
+func StartTcpdump(t testing.TB, iface string, snap int, expr string) *Tcpdump {
+	t.Helper()
+	Require(t, "tcpdump")
+	file := filepath.Join(t.TempDir(), iface+".pcap")
+	args := []string{"-i", iface, "-w", file, "-U", "-n", "-Z", "root", "-B", "16384", "--time-stamp-precision=nano", "-s", strconv.Itoa(snap)}
+	if expr != "" {
+		args = append(args, expr)
+	}
+	cmd := exec.Command("tcpdump", args...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start tcpdump: %v", err)
+	}
+	pw.Close()
+	td := &Tcpdump{cmd: cmd, file: file, stderr: &bytes.Buffer{}}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// tcpdump prints "listening on" once its socket is bound and filtered.
+	ready := make(chan error, 1)
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sent := false
+		for sc.Scan() {
+			mu.Lock()
+			td.stderr.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if !sent && strings.Contains(sc.Text(), "listening on") {
+				ready <- nil
+				sent = true
+			}
+		}
+		if !sent {
+			ready <- fmt.Errorf("tcpdump ended before listening")
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("%v: %s", err, td.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tcpdump not listening after 10s")
+	}
+	return td
+}
+
+// Stop ends tcpdump and returns what it wrote.
+func (td *Tcpdump) Stop(t testing.TB) []Packet {
+	t.Helper()
+	td.cmd.Process.Signal(syscall.SIGINT)
+	td.cmd.Wait()
+	return td.Packets(t)
+}
+
+// WaitFor waits up to 10s until tcpdump has written n packets (-U writes
+// each packet at once), so that stopping it loses nothing it received.
+func (td *Tcpdump) WaitFor(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(td.Packets(t)) >= n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Packets returns what tcpdump has written so far.
+func (td *Tcpdump) Packets(t testing.TB) []Packet {
+	t.Helper()
+	f, err := os.Open(td.file)
+	if err != nil {
+		t.Fatalf("tcpdump output: %v", err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatalf("tcpdump output %s: %v", td.file, err)
+	}
+	var out []Packet
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		out = append(out, Packet{Time: ci.Timestamp.UnixNano(), OrigLen: ci.Length, Data: data})
+	}
+	return out
+}
+
+// Frames builds test traffic: untagged frames of many sizes, 802.1Q tags
+// with and without priority, priority-only tags (VLAN 0), and 802.1ad
+// double tags, with two EtherTypes so that filters have something to
+// choose between.
+//
+// Frame i carries i in the last two bytes of its source MAC address and,
+// as a 32-bit number, right after its EtherType.
+func Frames(n int) [][]byte {
+	var out [][]byte
+	sizes := []int{60, 64, 99, 100, 101, 103, 104, 105, 128, 500, 1000, 1514}
+	for i := 0; i < n; i++ {
+		size := sizes[i%len(sizes)]
+		etype := uint16(0x88b5)
+		if i%3 == 2 {
+			etype = 0x88b6
+		}
+		var hdr []byte
+		hdr = append(hdr, 0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, byte(i>>8), byte(i))
+		switch i % 6 {
+		case 1: // 802.1Q VLAN 10, priority 3
+			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
+			hdr = binary.BigEndian.AppendUint16(hdr, 3<<13|10)
+		case 3: // 802.1ad outer VLAN 100, inner 802.1Q VLAN 20
+			hdr = binary.BigEndian.AppendUint16(hdr, 0x88a8)
+			hdr = binary.BigEndian.AppendUint16(hdr, 100)
+			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
+			hdr = binary.BigEndian.AppendUint16(hdr, 20)
+		case 4: // priority tag: VLAN 0, priority 5
+			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
+			hdr = binary.BigEndian.AppendUint16(hdr, 5<<13)
+		case 5: // 802.1Q VLAN 10, no priority
+			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
+			hdr = binary.BigEndian.AppendUint16(hdr, 10)
+		}
+		hdr = binary.BigEndian.AppendUint16(hdr, etype)
+		f := make([]byte, size)
+		copy(f, hdr)
+		for j := len(hdr); j < size; j++ {
+			f[j] = byte(i + j)
+		}
+		binary.BigEndian.PutUint32(f[len(hdr):], uint32(i))
+		out = append(out, f)
+	}
+	return out
+}
