@@ -37,3 +37,12 @@ test-portaudio:
 # same run. Each area adds its own target as a prerequisite: `bench: bench-ring`.
 .PHONY: bench
 bench:
+
+# beeper: what a press pays for its beep, and rendering, against the ack
+# sound's own length (120 ms).
+.PHONY: bench-feedback
+bench: bench-feedback
+bench-feedback:
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./beeper/ | tee /dev/stderr | \
+	  awk '/^BenchmarkPlayWhileBusy/ {p=$$3} /^BenchmarkRenderAck/ {r=$$3} \
+	    END {printf "Play while busy / ack length: %.1e\nrender ack / ack length: %.1e\n", p/120e6, r/120e6}'

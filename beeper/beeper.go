@@ -139,6 +139,7 @@ func (discard) Printf(string, ...any) {}
 
 // Play queues s and returns at once: the trigger path never waits for audio.
 // When the queue is full, or the beeper is disabled or closed, s is dropped.
+// Play and Close on a nil *Beeper do nothing.
 func (b *Beeper) Play(s Sound) {
 	if b == nil || !b.cfg.Enable {
 		return
@@ -166,6 +167,9 @@ func (b *Beeper) PlayWait(ctx context.Context, s Sound) error {
 // Close stops the background player after the sound being played, drops
 // queued ones and releases the device.
 func (b *Beeper) Close() error {
+	if b == nil {
+		return nil
+	}
 	b.closed.Do(func() {
 		b.stop()
 		<-b.done

@@ -302,3 +302,33 @@ func TestParseSound(t *testing.T) {
 		t.Errorf("ParseSound(moo) = %v", err)
 	}
 }
+
+func TestNilBeeper(t *testing.T) {
+	var b *Beeper
+	b.Play(Ack)
+	if err := b.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+// BenchmarkPlayWhileBusy measures what a press pays for its beep while
+// the device is busy with another sound: a queue attempt, never the sound.
+func BenchmarkPlayWhileBusy(b *testing.B) {
+	out := &memOutput{rate: 48000, channels: 2, gate: make(chan struct{})}
+	bp := NewWithOutput(DefaultConfig(), nil, out)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bp.Play(Ack)
+	}
+	b.StopTimer()
+	close(out.gate)
+	bp.Close()
+}
+
+// BenchmarkRenderAck measures rendering the ack beep at 48 kHz stereo,
+// the work done before the first sample reaches the device.
+func BenchmarkRenderAck(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		tone.Render(Ack.Segments(), 48000, 2, 0.7)
+	}
+}

@@ -73,7 +73,12 @@ func (noLight) Set(bool) error { return nil }
 func (noLight) Close() error   { return nil }
 
 // Set shows s until the next Set. A flash being shown finishes first.
+// Set and Flash on a nil *LEDs do nothing, so a probe without an LED needs
+// no special case.
 func (l *LEDs) Set(s State) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	l.steady = s
 	l.mu.Unlock()
@@ -83,6 +88,9 @@ func (l *LEDs) Set(s State) {
 // Flash shows s's pattern once (for a steady pattern: one second), then
 // the steady state again. A new Flash restarts it.
 func (l *LEDs) Flash(s State) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	l.flash, l.flashReq = s, true
 	l.mu.Unlock()
@@ -113,6 +121,9 @@ func (l *LEDs) wake() {
 
 // Close stops the patterns, turns the LED off and releases it.
 func (l *LEDs) Close() error {
+	if l == nil {
+		return nil
+	}
 	var err error
 	l.once.Do(func() {
 		close(l.quit)

@@ -372,3 +372,12 @@ func TestPatternTable(t *testing.T) {
 		}
 	}
 }
+
+func TestNilLEDs(t *testing.T) {
+	var l *LEDs
+	l.Set(Recording)
+	l.Flash(Pressed)
+	if err := l.Close(); err != nil {
+		t.Error(err)
+	}
+}
