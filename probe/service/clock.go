@@ -1,0 +1,114 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ClockSync tells whether the wall clock can be trusted at this moment.
+type ClockSync interface {
+	Synced() bool
+}
+
+// Fixed is a ClockSync with a set answer ("always" and "never", and tests).
+type Fixed bool
+
+// Synced returns the fixed answer.
+func (f Fixed) Synced() bool { return bool(f) }
+
+// Adjtimex reads the kernel's NTP status: synced when STA_UNSYNC is clear
+// and the clock state is not TIME_ERROR. Daemons that discipline the clock
+// (chrony, systemd-timesyncd, ntpd) clear it; settimeofday sets it.
+type Adjtimex struct{}
+
+// Synced asks the kernel.
+func (Adjtimex) Synced() bool {
+	var tx unix.Timex // Modes 0: read only
+	state, err := unix.Adjtimex(&tx)
+	if err != nil {
+		return false
+	}
+	return tx.Status&unix.STA_UNSYNC == 0 && state != unix.TIME_ERROR
+}
+
+// GokrazySync follows gokrazy's ntp service, which has no sync flag: it
+// steps the clock with settimeofday, first to the time it saved at the last
+// clean shutdown (which is not a sync), then to each NTP answer. A clock
+// step observed while the probe runs, to a time that is not the saved
+// shutdown time, counts as synced; so does the kernel's own flag.
+type GokrazySync struct {
+	Timefile string // gokrazy ntp's saved shutdown time
+	stepped  atomic.Bool
+}
+
+// Synced reports whether an NTP step was seen (or adjtimex says synced).
+func (g *GokrazySync) Synced() bool {
+	return g.stepped.Load() || (Adjtimex{}).Synced()
+}
+
+// Stepped records a clock step that happened at now and reports whether it
+// counts as a sync.
+func (g *GokrazySync) Stepped(now time.Time) bool {
+	saved, err := os.ReadFile(g.Timefile)
+	if err == nil && isRestoreStep(now, saved) {
+		return false
+	}
+	g.stepped.Store(true)
+	return true
+}
+
+// isRestoreStep reports whether the clock was just set to the saved
+// shutdown time (within a few seconds: the step is seen a little later).
+func isRestoreStep(now time.Time, saved []byte) bool {
+	var t time.Time
+	if err := t.UnmarshalText(bytes.TrimSpace(saved)); err != nil {
+		return false
+	}
+	d := now.Sub(t)
+	return d > -time.Second && d < 10*time.Second
+}
+
+// Watch calls g.Stepped for every step of the wall clock until ctx is done,
+// and logf for each. It uses a timerfd with TFD_TIMER_CANCEL_ON_SET, which
+// the kernel cancels whenever CLOCK_REALTIME is set.
+func (g *GokrazySync) Watch(ctx context.Context, logf func(string, ...any)) error {
+	for {
+		fd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+		if err != nil {
+			return err
+		}
+		// A timer far in the future; only its cancellation matters.
+		spec := unix.ItimerSpec{Value: unix.Timespec{Sec: time.Now().Unix() + 10*365*24*3600}}
+		if err := unix.TimerfdSettime(fd, unix.TFD_TIMER_ABSTIME|unix.TFD_TIMER_CANCEL_ON_SET, &spec, nil); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		f := os.NewFile(uintptr(fd), "timerfd")
+		stop := context.AfterFunc(ctx, func() { f.Close() })
+		var buf [8]byte
+		_, err = f.Read(buf[:])
+		stop()
+		f.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, unix.ECANCELED) {
+			now := time.Now()
+			if g.Stepped(now) {
+				logf("clock: stepped to %s: synced", now.UTC().Format(time.RFC3339))
+			} else {
+				logf("clock: stepped to %s, the saved shutdown time: not synced yet", now.UTC().Format(time.RFC3339))
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,306 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/ringfs"
+	"golang.org/x/sys/unix"
+)
+
+// loopDisk is an ext4 filesystem in a file, attached to a loop device,
+// with its node copied into a private dev directory so that the finder
+// sees only it (and the test can "pull" it by removing the node).
+type loopDisk struct {
+	loop   string // /dev/loopN
+	name   string // loopN
+	devDir string
+	rdev   uint64
+	label  string
+}
+
+func requireRoot(t *testing.T, progs ...string) {
+	t.Helper()
+	netnstest.Require(t, progs...)
+}
+
+func newLoopDisk(t *testing.T, sizeMiB int, readOnly bool) *loopDisk {
+	t.Helper()
+	requireRoot(t, "mkfs.ext4", "losetup")
+	img := filepath.Join(t.TempDir(), "disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	label := "PC" + strings.ToUpper(netnstest.RandomSuffix(8))
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", label, "-m", "0", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	args := []string{"--find", "--show"}
+	if readOnly {
+		args = append(args, "--read-only")
+	}
+	out, err := exec.Command("losetup", append(args, img)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v\n%s", err, out)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	var st unix.Stat_t
+	if err := unix.Stat(loop, &st); err != nil {
+		t.Fatal(err)
+	}
+	d := &loopDisk{loop: loop, name: filepath.Base(loop), devDir: t.TempDir(), rdev: st.Rdev, label: label}
+	d.plug(t)
+	return d
+}
+
+func (d *loopDisk) plug(t *testing.T) {
+	t.Helper()
+	if err := unix.Mknod(filepath.Join(d.devDir, d.name), unix.S_IFBLK|0o600, int(d.rdev)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (d *loopDisk) pull(t *testing.T) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(d.devDir, d.name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type logBuf struct {
+	mu    sync.Mutex
+	lines []string
+	t     *testing.T
+}
+
+func (l *logBuf) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, sprintf(format, args...))
+	if l.t != nil {
+		l.t.Logf(format, args...)
+	}
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func storageConfig(d *loopDisk, t *testing.T) StorageConfig {
+	return StorageConfig{
+		Finder:     DiskFinder{SysBlock: "/sys/class/block", DevDir: d.devDir, Label: d.label},
+		MountPoint: filepath.Join(t.TempDir(), "mnt"),
+		FSTypes:    []string{"ext4"},
+		RingDir:    "ring",
+		RingSize:   ringfs.MinSize,
+		Retry:      100 * time.Millisecond,
+		Links:      []string{"eth0"},
+		LinkType:   1,
+	}
+}
+
+func runStorage(t *testing.T, s *Storage) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		s.Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func waitState(t *testing.T, s *Storage, want string) StorageState {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := s.State()
+		if st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("storage state %+v, want %s", st, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
+	d := newLoopDisk(t, 160, false)
+	cfg := storageConfig(d, t)
+	var log logBuf
+	s := NewStorage(cfg, log.logf)
+	var changes []string
+	var mu sync.Mutex
+	s.OnChange = func(st StorageState) { mu.Lock(); changes = append(changes, st.State); mu.Unlock() }
+	runStorage(t, s)
+
+	st := waitState(t, s, DiskRecording)
+	if st.Device != filepath.Join(d.devDir, d.name) || st.Root != cfg.MountPoint {
+		t.Fatalf("state %+v", st)
+	}
+	if src, _ := mountedAt(cfg.MountPoint); src == "" {
+		t.Fatal("not mounted")
+	}
+	at := time.Now().UnixNano()
+	if err := s.Append(ringfs.Record{Time: at, Link: 0, OrigLen: 60, Data: make([]byte, 60)}); err != nil {
+		t.Fatal(err)
+	}
+	ring, _, err := s.Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Pulled while recording: the device node goes away.
+	d.pull(t)
+	st = waitState(t, s, DiskFailed)
+	if !strings.Contains(st.Error, "gone") {
+		t.Errorf("error %q does not say the device is gone", st.Error)
+	}
+	if src, _ := mountedAt(cfg.MountPoint); src != "" {
+		t.Error("still mounted after the disk was pulled")
+	}
+	if err := s.Append(ringfs.Record{Time: at, Data: []byte{1}, OrigLen: 1}); err == nil {
+		t.Error("Append succeeded without a disk")
+	}
+	if _, _, err := s.Ring(); err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Errorf("Ring() without disk = %v", err)
+	}
+
+	// Back: the same ring is reopened, with the packet written before.
+	d.plug(t)
+	waitState(t, s, DiskRecording)
+	ring, _, err = s.Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if _, err := ring.Read(context.Background(), at, at+1, func(r ringfs.Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("packet written before the pull: found %d, want 1", n)
+	}
+	mu.Lock()
+	got := strings.Join(changes, ",")
+	mu.Unlock()
+	if got != "recording,failed,recording" {
+		t.Errorf("state changes %s", got)
+	}
+}
+
+func TestDiskMissingAndPermFallback(t *testing.T) {
+	requireRoot(t)
+	cfg := StorageConfig{
+		Finder:     DiskFinder{SysBlock: "/sys/class/block", DevDir: t.TempDir(), Label: "NOSUCHLABEL", FirstUSB: true},
+		MountPoint: filepath.Join(t.TempDir(), "mnt"),
+		FSTypes:    []string{"ext4"},
+		RingDir:    "ring",
+		RingSize:   ringfs.MinSize,
+		Retry:      100 * time.Millisecond,
+		Links:      []string{"eth0"},
+	}
+	s := NewStorage(cfg, t.Logf)
+	runStorage(t, s)
+	time.Sleep(300 * time.Millisecond)
+	st := waitState(t, s, DiskMissing)
+	if !strings.Contains(st.Error, "no disk found") {
+		t.Errorf("error %q", st.Error)
+	}
+	if err := s.Append(ringfs.Record{Time: 1, Data: []byte{1}, OrigLen: 1}); !errors.Is(err, errNoRing) {
+		t.Errorf("Append without disk = %v", err)
+	}
+
+	cfg.FallbackPerm = true
+	cfg.PermDir = filepath.Join(t.TempDir(), "perm", "presscap")
+	s2 := NewStorage(cfg, t.Logf)
+	runStorage(t, s2)
+	st = waitState(t, s2, DiskRecording)
+	if st.Root != cfg.PermDir || st.How != "fallback_perm" {
+		t.Errorf("fallback state %+v", st)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.PermDir, "ring", "ring.json")); err != nil {
+		t.Errorf("no ring on the fallback: %v", err)
+	}
+}
+
+func TestDiskFull(t *testing.T) {
+	d := newLoopDisk(t, 128, false)
+	// Fill it: mount, write a big file, unmount.
+	mnt := t.TempDir()
+	if err := unix.Mount(d.loop, mnt, "ext4", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	fill := exec.Command("fallocate", "-l", "80M", filepath.Join(mnt, "fill"))
+	if out, err := fill.CombinedOutput(); err != nil {
+		unix.Unmount(mnt, 0)
+		t.Fatalf("fallocate: %v %s", err, out)
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := storageConfig(d, t)
+	s := NewStorage(cfg, t.Logf)
+	runStorage(t, s)
+	st := waitState(t, s, DiskFull)
+	if !strings.Contains(st.Error, "MiB free") {
+		t.Errorf("error %q does not say how much is free", st.Error)
+	}
+	if src, _ := mountedAt(cfg.MountPoint); src != "" {
+		t.Error("a full disk stays mounted")
+	}
+}
+
+func TestDiskReadOnly(t *testing.T) {
+	d := newLoopDisk(t, 96, true)
+	cfg := storageConfig(d, t)
+	s := NewStorage(cfg, t.Logf)
+	runStorage(t, s)
+	st := waitState(t, s, DiskReadOnly)
+	if !strings.Contains(st.Error, "read-only") {
+		t.Errorf("error %q", st.Error)
+	}
+}
+
+func TestParseLabel(t *testing.T) {
+	b := make([]byte, 2048)
+	b[1024+0x38], b[1024+0x39] = 0x53, 0xEF
+	copy(b[1024+0x78:], "PRESSCAP")
+	if l, fs, err := ParseLabel(b); err != nil || l != "PRESSCAP" || fs != "ext4" {
+		t.Errorf("ext4: %q %q %v", l, fs, err)
+	}
+	v := make([]byte, 2048)
+	v[510], v[511] = 0x55, 0xAA
+	copy(v[0x52:], "FAT32   ")
+	copy(v[0x47:], "USBSTICK   ")
+	if l, fs, err := ParseLabel(v); err != nil || l != "USBSTICK" || fs != "vfat" {
+		t.Errorf("fat32: %q %q %v", l, fs, err)
+	}
+	if _, _, err := ParseLabel(make([]byte, 2048)); err == nil {
+		t.Error("zeros parsed as a filesystem")
+	}
+}
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -1,0 +1,248 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/presscap/presscap/probe/filter"
+	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/ringfs"
+)
+
+// ExportSpec is one file per window.
+type ExportSpec struct {
+	Name   string
+	Filter string // tcpdump expression; "" keeps every packet
+	Link   string // only this link's packets; "" = all links
+	Format string // "pcap" (default) or "pcapng"
+}
+
+// Manifest describes one window's files; it is written beside them, after
+// them, so a manifest means the files are complete.
+type Manifest struct {
+	Host        string         `json:"host"`
+	PressTime   time.Time      `json:"press_time"`
+	Presses     []PressInfo    `json:"presses"`
+	From        time.Time      `json:"window_from"`
+	To          time.Time      `json:"window_to"`
+	ClockSynced bool           `json:"clock_synced"`
+	Files       []ManifestFile `json:"files"`
+	// Drops are packets the capture lost inside the window.
+	Drops uint64 `json:"drops_in_window"`
+	// Truncated: the ring overwrote the start of the window while it was
+	// read; RingOldest says how far back the ring reached.
+	Truncated     bool      `json:"truncated,omitempty"`
+	RingOldest    time.Time `json:"ring_oldest,omitzero"`
+	CorruptBlocks int       `json:"corrupt_blocks,omitempty"`
+	Created       time.Time `json:"created"`
+}
+
+// ManifestFile is one file of a window.
+type ManifestFile struct {
+	File    string `json:"file"`
+	Name    string `json:"name"`
+	Filter  string `json:"filter"`
+	Link    string `json:"link,omitempty"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// FileStamp is the press time as it appears in file names: UTC, to the
+// millisecond, with "-unsynced" when the clock was not synced.
+func FileStamp(t time.Time, synced bool) string {
+	s := t.UTC().Format("20060102T150405.000Z")
+	if !synced {
+		s += "-unsynced"
+	}
+	return s
+}
+
+// FileBase is "<hostname>_<stamp>", the start of every file of a window.
+func FileBase(host string, w *Window) string {
+	return host + "_" + FileStamp(w.First().Time, w.Synced)
+}
+
+type exportFile struct {
+	spec    ExportSpec
+	m       *filter.Matcher
+	links   map[uint16]int // ring link id → interface index in the file
+	tmp     *os.File
+	bw      *bufio.Writer
+	pw      pcapfile.PacketWriter
+	final   string
+	packets uint64
+	bytes   uint64
+}
+
+// Export cuts the window out of ring into one file per spec in dir, then
+// writes the manifest. Every file is written under a temporary name,
+// synced and renamed, so dir never holds a partial file under a final name.
+func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string) (Manifest, error) {
+	man := Manifest{Host: host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
+		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return man, fmt.Errorf("export: %w", err)
+	}
+	base := FileBase(host, w)
+	links := ring.Links()
+	var files []*exportFile
+	cleanup := func() {
+		for _, f := range files {
+			if f.tmp != nil {
+				f.tmp.Close()
+				os.Remove(f.tmp.Name())
+			}
+		}
+	}
+	for _, spec := range specs {
+		f := &exportFile{spec: spec, links: map[uint16]int{}}
+		files = append(files, f)
+		if spec.Filter != "" {
+			m, err := filter.NewMatcher(spec.Filter)
+			if err != nil {
+				cleanup()
+				return man, fmt.Errorf("export %s: %w", spec.Name, err)
+			}
+			f.m = m
+		}
+		var ifaces []pcapfile.Interface
+		for id, l := range links {
+			if spec.Link != "" && l.Name != spec.Link {
+				continue
+			}
+			f.links[uint16(id)] = len(ifaces)
+			ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen})
+		}
+		if len(ifaces) == 0 {
+			cleanup()
+			return man, fmt.Errorf("export %s: link %q is not in the ring", spec.Name, spec.Link)
+		}
+		format := spec.Format
+		if format == "" {
+			format = "pcap"
+		}
+		f.final = filepath.Join(dir, base+"_"+spec.Name+"."+format)
+		tmp, err := os.CreateTemp(dir, ".tmp-"+spec.Name+"-*")
+		if err != nil {
+			cleanup()
+			return man, fmt.Errorf("export %s: %w", spec.Name, err)
+		}
+		f.tmp = tmp
+		f.bw = bufio.NewWriterSize(tmp, 256<<10)
+		comment := ""
+		if !w.Synced {
+			comment = "presscap: the clock was not NTP-synced at the press; timestamps may be off"
+		}
+		f.pw, err = pcapfile.NewWriter(f.bw, format, ifaces, comment)
+		if err != nil {
+			cleanup()
+			return man, fmt.Errorf("export %s: %w", spec.Name, err)
+		}
+	}
+
+	st, err := ring.Read(ctx, w.From.UnixNano(), w.To.UnixNano(), func(r ringfs.Record) error {
+		for _, f := range files {
+			idx, ok := f.links[r.Link]
+			if !ok {
+				continue
+			}
+			if f.m != nil && !f.m.MatchLen(r.Data, int(r.OrigLen)) {
+				continue
+			}
+			if err := f.pw.WritePacket(idx, r.Time, r.OrigLen, r.Data); err != nil {
+				return fmt.Errorf("export %s: %w", f.spec.Name, err)
+			}
+			f.packets++
+			f.bytes += uint64(len(r.Data))
+		}
+		return nil
+	})
+	if err != nil {
+		cleanup()
+		return man, fmt.Errorf("read window: %w", err)
+	}
+	man.Drops, man.Truncated, man.CorruptBlocks = st.Drops, st.Truncated, st.Corrupt
+	if st.Truncated {
+		if info, err := ring.Info(); err == nil && info.Oldest != 0 {
+			man.RingOldest = time.Unix(0, info.Oldest).UTC()
+		}
+	}
+	for _, f := range files {
+		if err := finish(f); err != nil {
+			cleanup()
+			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+	}
+	// Only now do the final names appear.
+	for _, f := range files {
+		if err := os.Rename(f.tmp.Name(), f.final); err != nil {
+			cleanup()
+			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		f.tmp = nil
+		man.Files = append(man.Files, ManifestFile{File: filepath.Base(f.final), Name: f.spec.Name,
+			Filter: f.spec.Filter, Link: f.spec.Link, Packets: f.packets, Bytes: f.bytes})
+	}
+	man.Created = time.Now().UTC()
+	b, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return man, err
+	}
+	if err := writeAtomic(filepath.Join(dir, base+"_manifest.json"), append(b, '\n')); err != nil {
+		return man, fmt.Errorf("export manifest: %w", err)
+	}
+	return man, syncDir(dir)
+}
+
+func finish(f *exportFile) error {
+	if err := f.pw.Flush(); err != nil {
+		return err
+	}
+	if err := f.bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.tmp.Sync(); err != nil {
+		return err
+	}
+	return f.tmp.Close()
+}
+
+// writeAtomic writes data under a temporary name, syncs it and renames it.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

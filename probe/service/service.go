@@ -1,0 +1,418 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/presscap/presscap/probe/capture"
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/filter"
+	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/trigger"
+)
+
+// Feedback is what the customer sees and hears. Each call returns at once.
+type Feedback interface {
+	// Pressed acknowledges a press (beep and LED flash).
+	Pressed()
+	// Saved says the files of a capture are written.
+	Saved()
+	// State shows the steady state: "recording", "saving", or a fault
+	// ("no-disk", "disk-full", "no-link", "bad-config").
+	State(state string)
+	// Fault sounds the fault signal once.
+	Fault(reason string)
+}
+
+// NopFeedback shows nothing.
+type NopFeedback struct{}
+
+func (NopFeedback) Pressed()     {}
+func (NopFeedback) Saved()       {}
+func (NopFeedback) State(string) {}
+func (NopFeedback) Fault(string) {}
+
+// Options are what the service needs besides the configuration.
+type Options struct {
+	Config   config.Config
+	Logf     func(format string, args ...any)
+	Feedback Feedback
+	Clock    ClockSync // nil: from Config.Clock
+	// Identify overrides the evdev ioctls (tests feed FIFOs).
+	Identify func(*os.File) (trigger.DeviceInfo, error)
+	// ExportDelay is waited after a window's end before it is cut, so the
+	// capture's last packets reach the ring. Default 1s.
+	ExportDelay time.Duration
+	// OnExport, if set, is called after each window's files are written
+	// (or failed), from the export goroutine.
+	OnExport func(Manifest, error)
+}
+
+// Service is the running probe.
+type Service struct {
+	o       Options
+	cfg     config.Config
+	host    string
+	logf    func(string, ...any)
+	fb      Feedback
+	clock   ClockSync
+	storage *Storage
+	watcher *trigger.Watcher
+	capt    *capture.Capture
+	specs   []ExportSpec
+	started time.Time
+
+	presses chan pressReq
+
+	mu      sync.Mutex
+	windows *Windows
+	recent  []status.Press
+	saving  int
+}
+
+type pressReq struct {
+	p     PressInfo
+	reply chan status.Press
+}
+
+// New checks the configuration and builds the service.
+func New(o Options) (*Service, error) {
+	c := o.Config
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
+		presses: make(chan pressReq), started: time.Now()}
+	if s.logf == nil {
+		s.logf = func(string, ...any) {}
+	}
+	if s.fb == nil {
+		s.fb = NopFeedback{}
+	}
+	if s.o.ExportDelay <= 0 {
+		s.o.ExportDelay = time.Second
+	}
+	s.host = c.Hostname
+	if s.host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("hostname: %w", err)
+		}
+		s.host = h
+	}
+	if s.clock == nil {
+		switch c.Clock.Sync {
+		case config.SyncAdjtimex:
+			s.clock = Adjtimex{}
+		case config.SyncAlways:
+			s.clock = Fixed(true)
+		case config.SyncNever:
+			s.clock = Fixed(false)
+		default:
+			s.clock = &GokrazySync{Timefile: c.Clock.NTPTimefile}
+		}
+	}
+	s.windows = &Windows{Before: c.Trigger.Before.D(), After: c.Trigger.After.D(),
+		MaxWindow: c.Trigger.MaxWindow.D(), Repeat: c.Trigger.Repeat}
+
+	var links []string
+	var clinks []capture.Link
+	for i, l := range c.Links {
+		links = append(links, l.LinkName())
+		clinks = append(clinks, capture.Link{Name: l.Interface, ID: uint16(i)})
+	}
+	snap := c.Ring.Snaplen
+	if snap == 0 {
+		snap = filter.MaxSnap
+	}
+	maxSnap := snap
+	for _, r := range c.Ring.Rules {
+		if !r.Discard {
+			rs := r.Snaplen
+			if rs == 0 {
+				rs = filter.MaxSnap
+			}
+			maxSnap = max(maxSnap, rs)
+		}
+	}
+	st := c.Storage
+	s.storage = NewStorage(StorageConfig{
+		Finder:       DiskFinder{SysBlock: st.SysBlock, DevDir: st.DevDir, Label: st.Label, FirstUSB: st.FirstUSB, Device: st.Device},
+		MountPoint:   st.MountPoint,
+		FSTypes:      st.FSTypes,
+		FallbackPerm: st.FallbackPerm,
+		PermDir:      st.PermDir,
+		RingDir:      c.Ring.Dir,
+		RingSize:     int64(c.Ring.Size),
+		MaxAge:       c.Ring.MaxAge.D(),
+		Retry:        st.Retry.D(),
+		Links:        links,
+		LinkType:     1, // Ethernet
+		SnapLen:      maxSnap,
+	}, s.logf)
+	s.storage.OnChange = func(StorageState) { s.showState() }
+
+	ccfg := capture.Config{Links: clinks, SnapLen: int(maxSnap), WaitForLinks: true, Logf: s.logf}
+	if len(c.Ring.Rules) > 0 || c.Ring.Snaplen != 0 {
+		rules := make([]filter.Rule, len(c.Ring.Rules))
+		for i, r := range c.Ring.Rules {
+			rules[i] = config.RuleFor(r)
+		}
+		prog, err := filter.CompileRules(rules, filter.Live, snap)
+		if err != nil {
+			return nil, fmt.Errorf("ring.rules: %w", err)
+		}
+		ccfg.Program = prog
+	}
+	capt, err := capture.New(ccfg, s.storage)
+	if err != nil {
+		return nil, err
+	}
+	s.capt = capt
+
+	var matches []trigger.Match
+	for _, d := range c.Trigger.Devices {
+		m := trigger.Match{Name: d.Name}
+		fmt.Sscanf(d.Vendor, "%x", &m.Vendor)
+		fmt.Sscanf(d.Product, "%x", &m.Product)
+		for _, k := range d.Keys {
+			code, _ := trigger.KeyCode(k) // validated
+			m.Keys = append(m.Keys, code)
+		}
+		matches = append(matches, m)
+	}
+	s.watcher = &trigger.Watcher{Dir: c.Trigger.InputDir, Rescan: c.Trigger.Rescan.D(), Grab: c.Trigger.Grab,
+		Matches: matches, Identify: o.Identify, Logf: s.logf}
+
+	for _, e := range c.Exports {
+		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link})
+	}
+	return s, nil
+}
+
+// Storage returns the storage manager (for status and tests).
+func (s *Service) Storage() *Storage { return s.storage }
+
+// Run runs everything until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	goRun := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				s.logf("%s stopped: %v", name, err)
+			}
+		}()
+	}
+	s.logf("presscap: host %s, window %v before + %v after, %d export(s), repeat %s",
+		s.host, s.cfg.Trigger.Before.D(), s.cfg.Trigger.After.D(), len(s.specs), s.cfg.Trigger.Repeat)
+	s.showState()
+	goRun("storage", s.storage.Run)
+	goRun("capture", s.capt.Run)
+	if g, ok := s.clock.(*GokrazySync); ok {
+		goRun("clock watch", func(ctx context.Context) error { return g.Watch(ctx, s.logf) })
+	}
+	keys := make(chan trigger.Press, 16)
+	goRun("trigger", func(ctx context.Context) error { return s.watcher.Run(ctx, keys) })
+
+	exports := make(chan *Window, 64)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for w := range exports {
+			s.export(ctx, w)
+		}
+	}()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		due := s.windows.Due(time.Now().Add(-s.o.ExportDelay))
+		s.saving += len(due)
+		next, ok := s.windows.Next()
+		s.mu.Unlock()
+		for _, w := range due {
+			exports <- w
+		}
+		s.showState()
+		wait := time.Hour
+		if ok {
+			wait = max(time.Until(next.Add(s.o.ExportDelay)), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			close(exports)
+			wg.Wait()
+			return ctx.Err()
+		case kp := <-keys:
+			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: trigger.KeyName(kp.Key)})
+		case req := <-s.presses:
+			req.reply <- s.press(req.p)
+		case <-timer.C:
+		}
+	}
+}
+
+// Trigger presses the button on behalf of source (the HTTP endpoint,
+// `probe trigger`). It implements status.Source.
+func (s *Service) Trigger(source string) (status.Press, error) {
+	req := pressReq{p: PressInfo{Time: time.Now(), Source: source}, reply: make(chan status.Press, 1)}
+	select {
+	case s.presses <- req:
+	case <-time.After(5 * time.Second):
+		return status.Press{}, fmt.Errorf("the service is not taking presses")
+	}
+	return <-req.reply, nil
+}
+
+// press handles one press from the service goroutine.
+func (s *Service) press(p PressInfo) status.Press {
+	s.fb.Pressed() // first: the customer must hear it within 100 ms
+	p.Synced = s.clock.Synced()
+	s.mu.Lock()
+	d, w := s.windows.Press(p)
+	sp := status.Press{Time: p.Time, Source: p.Source, Synced: p.Synced, Decision: d.String(), Window: w.ID}
+	s.recent = append(s.recent, sp)
+	if n := s.cfg.Status.RecentPresses; n > 0 && len(s.recent) > n {
+		s.recent = s.recent[len(s.recent)-n:]
+	}
+	from, to := w.From, w.To
+	s.mu.Unlock()
+	clk := "clock synced"
+	if !p.Synced {
+		clk = "clock NOT synced"
+	}
+	key := ""
+	if p.Key != "" {
+		key = " " + p.Key
+	}
+	switch d {
+	case Opened:
+		s.logf("press at %s from %s%s (%s): capture #%d opened, window %s .. %s",
+			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
+	case Extended:
+		s.logf("press at %s from %s%s (%s): extends capture #%d to %s (%d presses)",
+			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID, to.UTC().Format(time.RFC3339Nano), len(w.Presses))
+	case Ignored:
+		s.logf("press at %s from %s%s (%s): ignored, capture #%d is still open (trigger.repeat ignore)",
+			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID)
+	}
+	return sp
+}
+
+// outputDir is where a window's files go under root.
+func (s *Service) outputDir(root string) string {
+	if s.cfg.Storage.Output == config.OutputRoot {
+		return filepath.Join(root, s.cfg.Storage.SaveDir)
+	}
+	return filepath.Join(root, s.cfg.Storage.QueueDir)
+}
+
+func (s *Service) export(ctx context.Context, w *Window) {
+	start := time.Now()
+	var man Manifest
+	ring, root, err := s.storage.Ring()
+	dir := ""
+	if err == nil {
+		if ferr := ring.Flush(); ferr != nil {
+			s.logf("capture #%d: ring flush: %v", w.ID, ferr)
+		}
+		dir = s.outputDir(root)
+		man, err = Export(ctx, ring, w, s.specs, s.host, dir)
+	}
+	var files []string
+	if err != nil {
+		s.logf("capture #%d: NOT saved: %v", w.ID, err)
+		s.fb.Fault("capture not saved")
+	} else {
+		var total uint64
+		for _, f := range man.Files {
+			files = append(files, f.File)
+			total += f.Packets
+		}
+		trunc := ""
+		if man.Truncated {
+			trunc = fmt.Sprintf("; the ring no longer held the window's start (oldest packet %s)", man.RingOldest.Format(time.RFC3339))
+		}
+		s.logf("capture #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
+			w.ID, time.Since(start).Round(time.Millisecond), dir, len(files), total, man.Drops, trunc)
+		s.fb.Saved()
+	}
+	s.mu.Lock()
+	s.saving--
+	for i := range s.recent {
+		if s.recent[i].Window == w.ID {
+			s.recent[i].Done = true
+			s.recent[i].Files = files
+			s.recent[i].Dir = dir
+			if err != nil {
+				s.recent[i].Error = err.Error()
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.showState()
+	if s.o.OnExport != nil {
+		s.o.OnExport(man, err)
+	}
+}
+
+// showState puts the most important state on the LED.
+func (s *Service) showState() {
+	st := s.storage.State()
+	s.mu.Lock()
+	busy := s.saving > 0
+	s.mu.Unlock()
+	switch {
+	case st.State == DiskMissing || st.State == DiskFailed || st.State == DiskReadOnly:
+		s.fb.State("no-disk")
+	case st.State == DiskFull:
+		s.fb.State("disk-full")
+	case busy:
+		s.fb.State("saving")
+	default:
+		s.fb.State("recording")
+	}
+}
+
+// Snapshot implements status.Source.
+func (s *Service) Snapshot() status.Snapshot {
+	st := s.storage.State()
+	snap := status.Snapshot{Host: s.host, Now: time.Now(), Started: s.started, ClockSynced: s.clock.Synced(),
+		Storage: status.Storage{State: st.State, Device: st.Device, Root: st.Root, Error: st.Error, Since: st.Since}}
+	if ring, _, err := s.storage.Ring(); err == nil {
+		if info, err := ring.Info(); err == nil {
+			r := &status.Ring{Dir: info.Dir, Size: info.Size, Used: info.Used, Packets: info.Packets, Bytes: info.Bytes, Drops: info.Drops}
+			if info.Oldest != 0 {
+				r.Oldest, r.Newest = time.Unix(0, info.Oldest), time.Unix(0, info.Newest)
+			}
+			snap.Ring = r
+		}
+	}
+	for _, l := range s.capt.Stats() {
+		snap.Links = append(snap.Links, status.Link{Name: l.Name, Seen: l.Seen, Written: l.Written, Drops: l.Dropped()})
+	}
+	for _, d := range s.watcher.Devices() {
+		snap.Devices = append(snap.Devices, status.Device{Path: d.Path, Name: d.Name,
+			Vendor: fmt.Sprintf("%04x", d.Vendor), Product: fmt.Sprintf("%04x", d.Product)})
+	}
+	if st.State != DiskRecording {
+		snap.Faults = append(snap.Faults, "disk: "+st.State+" "+st.Error)
+	}
+	s.mu.Lock()
+	for _, w := range s.windows.Pending() {
+		snap.Pending = append(snap.Pending, status.Window{ID: w.ID, From: w.From, To: w.To, Presses: len(w.Presses)})
+	}
+	snap.Presses = append(snap.Presses, s.recent...)
+	s.mu.Unlock()
+	return snap
+}

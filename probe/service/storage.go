@@ -1,0 +1,351 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/presscap/presscap/ringfs"
+	"golang.org/x/sys/unix"
+)
+
+// Disk states, as the status page and the LED show them.
+const (
+	DiskRecording = "recording"
+	DiskMissing   = "no disk"
+	DiskReadOnly  = "read-only"
+	DiskFull      = "full"
+	DiskFailed    = "failed"
+)
+
+// ErrDiskFull means the disk has no room for the ring.
+var ErrDiskFull = errors.New("disk is full")
+
+// StorageState is what the storage manager reports.
+type StorageState struct {
+	State  string    `json:"state"`
+	Device string    `json:"device,omitempty"`
+	How    string    `json:"how,omitempty"` // how the device was chosen
+	Root   string    `json:"root,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// StorageConfig is what the storage manager needs from the configuration.
+type StorageConfig struct {
+	Finder       DiskFinder
+	MountPoint   string
+	FSTypes      []string
+	FallbackPerm bool
+	PermDir      string
+	RingDir      string // relative to the root
+	RingSize     int64
+	MaxAge       time.Duration
+	Retry        time.Duration
+	Links        []string // capture link names, in capture id order
+	LinkType     uint32
+	SnapLen      uint32
+}
+
+// Storage keeps a ring open on the USB disk: it finds and mounts the disk,
+// opens or creates the ring, hands it to the capture through its Sink, and
+// when the disk is missing, full, read-only or pulled it says so and tries
+// again every Retry.
+type Storage struct {
+	cfg  StorageConfig
+	logf func(string, ...any)
+	// OnChange is called (from the storage goroutine) after each state
+	// change, for the LED.
+	OnChange func(StorageState)
+
+	mu      sync.Mutex
+	state   StorageState
+	ring    *ringfs.Ring
+	ids     []uint16 // capture link index → ring link id
+	dev     string
+	mounted bool
+	faults  chan error
+}
+
+// NewStorage returns a manager; Run starts it.
+func NewStorage(cfg StorageConfig, logf func(string, ...any)) *Storage {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Storage{cfg: cfg, logf: logf, faults: make(chan error, 1),
+		state: StorageState{State: DiskMissing, Since: time.Now()}}
+}
+
+// State returns the current state.
+func (s *Storage) State() StorageState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Ring returns the open ring and the storage root, or an error saying why
+// there is none.
+func (s *Storage) Ring() (*ringfs.Ring, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		msg := s.state.State
+		if s.state.Error != "" {
+			msg += ": " + s.state.Error
+		}
+		return nil, "", fmt.Errorf("no ring (%s)", msg)
+	}
+	return s.ring, s.state.Root, nil
+}
+
+// Append implements the capture's sink: it writes to the current ring, or
+// refuses while there is none (the capture counts those as write drops).
+func (s *Storage) Append(r ringfs.Record) error {
+	s.mu.Lock()
+	ring := s.ring
+	if ring != nil && int(r.Link) < len(s.ids) {
+		r.Link = s.ids[r.Link]
+	}
+	s.mu.Unlock()
+	if ring == nil {
+		return errNoRing
+	}
+	if err := ring.Append(r); err != nil {
+		s.fault(err)
+		return err
+	}
+	return nil
+}
+
+// AddDrops implements the capture's sink.
+func (s *Storage) AddDrops(link uint16, at int64, n uint64) error {
+	s.mu.Lock()
+	ring := s.ring
+	if ring != nil && int(link) < len(s.ids) {
+		link = s.ids[link]
+	}
+	s.mu.Unlock()
+	if ring == nil {
+		return errNoRing
+	}
+	if err := ring.AddDrops(link, at, n); err != nil {
+		s.fault(err)
+		return err
+	}
+	return nil
+}
+
+var errNoRing = errors.New("no ring: disk not available")
+
+// fault reports a write error from any goroutine; Run handles it.
+func (s *Storage) fault(err error) {
+	select {
+	case s.faults <- err:
+	default:
+	}
+}
+
+// Run manages the disk until ctx is done, then closes the ring and
+// unmounts.
+func (s *Storage) Run(ctx context.Context) error {
+	retry := s.cfg.Retry
+	if retry <= 0 {
+		retry = 5 * time.Second
+	}
+	t := time.NewTicker(retry)
+	defer t.Stop()
+	defer s.detach("service stopping", nil)
+	for {
+		s.mu.Lock()
+		have := s.ring != nil
+		s.mu.Unlock()
+		if !have {
+			s.attach()
+		} else if err := s.check(); err != nil {
+			s.detach(DiskFailed, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-s.faults:
+			s.detach(DiskFailed, err)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Storage) setState(st StorageState) {
+	s.mu.Lock()
+	changed := st.State != s.state.State || st.Error != s.state.Error || st.Device != s.state.Device
+	if changed {
+		st.Since = time.Now()
+		s.state = st
+	}
+	s.mu.Unlock()
+	if changed {
+		if st.Error != "" {
+			s.logf("storage: %s: %s", st.State, st.Error)
+		} else {
+			s.logf("storage: %s on %s (%s), root %s", st.State, st.Device, st.How, st.Root)
+		}
+		if s.OnChange != nil {
+			s.OnChange(st)
+		}
+	}
+}
+
+// attach finds a disk (or /perm), mounts it and opens the ring.
+func (s *Storage) attach() {
+	dev, how, err := s.cfg.Finder.Find()
+	var root string
+	if err == nil {
+		_, err = mount(dev, s.cfg.MountPoint, s.cfg.FSTypes)
+		if err == nil {
+			root = s.cfg.MountPoint
+			s.mounted = true
+		}
+	}
+	if err != nil && s.cfg.FallbackPerm {
+		s.logf("storage: %v; falling back to %s", err, s.cfg.PermDir)
+		dev, how, root, err = "/perm", "fallback_perm", s.cfg.PermDir, os.MkdirAll(s.cfg.PermDir, 0o755)
+	}
+	if err != nil {
+		s.setState(StorageState{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
+		return
+	}
+	ring, ids, err := s.openRing(root)
+	if err != nil {
+		if s.mounted {
+			unmount(s.cfg.MountPoint)
+			s.mounted = false
+		}
+		s.setState(StorageState{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
+		return
+	}
+	s.mu.Lock()
+	s.ring, s.ids, s.dev = ring, ids, dev
+	s.mu.Unlock()
+	// Drain a fault left from the previous disk.
+	select {
+	case <-s.faults:
+	default:
+	}
+	s.setState(StorageState{State: DiskRecording, Device: dev, How: how, Root: root})
+}
+
+func stateFor(err error) string {
+	switch {
+	case errors.Is(err, ErrNoDisk):
+		return DiskMissing
+	case errors.Is(err, ErrReadOnly):
+		return DiskReadOnly
+	case errors.Is(err, ErrDiskFull):
+		return DiskFull
+	}
+	return DiskFailed
+}
+
+// openRing opens the ring under root, or creates it as large as configured
+// and as the free space allows (leaving room for the exported files).
+func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
+	// A disk that takes no writes is read-only, whatever the mount says.
+	probe := filepath.Join(root, ".presscap-write-test")
+	if err := os.WriteFile(probe, []byte("ok"), 0o644); err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EROFS) {
+			return nil, nil, fmt.Errorf("%s: %w", root, ErrReadOnly)
+		}
+		if errors.Is(err, unix.ENOSPC) {
+			return nil, nil, fmt.Errorf("%s: %w", root, ErrDiskFull)
+		}
+		return nil, nil, fmt.Errorf("write test on %s: %w", root, err)
+	}
+	os.Remove(probe)
+
+	dir := filepath.Join(root, s.cfg.RingDir)
+	opts := ringfs.Options{MaxAge: s.cfg.MaxAge}
+	ring, err := ringfs.Open(dir, opts)
+	if err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, "ring.json")); serr == nil {
+			return nil, nil, fmt.Errorf("open ring %s: %w", dir, err)
+		}
+		free, total, ferr := freeBytes(root)
+		if ferr != nil {
+			return nil, nil, fmt.Errorf("statfs %s: %w", root, ferr)
+		}
+		reserve := max(total/10, 32<<20) // room for the files of many presses
+		size := min(s.cfg.RingSize, free-reserve)
+		size -= size % (1 << 20)
+		if size < ringfs.MinSize {
+			return nil, nil, fmt.Errorf("%s: %d MiB free, the ring needs %d MiB plus %d MiB for files: %w",
+				root, free>>20, ringfs.MinSize>>20, reserve>>20, ErrDiskFull)
+		}
+		if size < s.cfg.RingSize {
+			s.logf("storage: only %d MiB free on %s: ring of %d MiB instead of %d MiB", free>>20, root, size>>20, s.cfg.RingSize>>20)
+		}
+		opts.Size = size
+		ring, err = ringfs.Create(dir, opts)
+		if err != nil {
+			os.RemoveAll(dir) // a half-created ring would be refused next time
+			if errors.Is(err, unix.ENOSPC) {
+				err = fmt.Errorf("%w: %v", ErrDiskFull, err)
+			}
+			return nil, nil, fmt.Errorf("create ring %s: %w", dir, err)
+		}
+		s.logf("storage: created a %d MiB ring in %s", size>>20, dir)
+	}
+	ids := make([]uint16, len(s.cfg.Links))
+	for i, name := range s.cfg.Links {
+		id, err := ring.AddLink(ringfs.Link{Name: name, LinkType: s.cfg.LinkType, SnapLen: s.cfg.SnapLen})
+		if err != nil {
+			ring.Close()
+			return nil, nil, fmt.Errorf("ring %s: add link %s: %w", dir, name, err)
+		}
+		ids[i] = id
+	}
+	return ring, ids, nil
+}
+
+// check notices a disk that went away while no packet was written.
+func (s *Storage) check() error {
+	s.mu.Lock()
+	dev, root := s.dev, s.state.Root
+	s.mu.Unlock()
+	if dev != "/perm" {
+		if _, err := os.Stat(dev); err != nil {
+			return fmt.Errorf("device %s gone: %w", dev, err)
+		}
+		if src, _ := mountedAt(root); src == "" {
+			return fmt.Errorf("%s is no longer mounted", root)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, s.cfg.RingDir, "ring.json")); err != nil {
+		return fmt.Errorf("ring vanished: %w", err)
+	}
+	return nil
+}
+
+// detach closes the ring and unmounts after a fault (or at shutdown).
+func (s *Storage) detach(state string, cause error) {
+	s.mu.Lock()
+	ring := s.ring
+	s.ring, s.ids = nil, nil
+	s.mu.Unlock()
+	if ring != nil {
+		if err := ring.Close(); err != nil && cause != nil {
+			s.logf("storage: closing the ring after %v: %v", cause, err)
+		}
+	}
+	if s.mounted {
+		if err := unmount(s.cfg.MountPoint); err != nil {
+			s.logf("storage: %v", err)
+		}
+		s.mounted = false
+	}
+	if cause != nil {
+		s.setState(StorageState{State: state, Device: s.dev, Error: cause.Error()})
+	}
+}

@@ -1,0 +1,137 @@
+// Package service is the probe service: it turns presses into capture
+// windows, cuts them out of the ring into one file per export filter with
+// a manifest, keeps the ring on the USB disk (finding, mounting, losing
+// and regaining it), and knows whether the clock was synced at a press.
+package service
+
+import (
+	"time"
+)
+
+// Repeat modes, as in the configuration.
+const (
+	RepeatExtend   = "extend"
+	RepeatSeparate = "separate"
+	RepeatIgnore   = "ignore"
+)
+
+// Window is one capture: the presses it covers and the interval to cut.
+type Window struct {
+	ID      int
+	Presses []PressInfo
+	From    time.Time // first press − before
+	To      time.Time // last press + after, at most From + max window
+	// Synced is false if the clock was not synced at any of its presses.
+	Synced bool
+}
+
+// PressInfo is one press as the window keeps it.
+type PressInfo struct {
+	Time   time.Time `json:"time"`
+	Synced bool      `json:"clock_synced"`
+	Source string    `json:"source"` // device path, "http" or "local"
+	Key    string    `json:"key,omitempty"`
+}
+
+// First is the press that opened the window; it names the files.
+func (w *Window) First() PressInfo { return w.Presses[0] }
+
+// Windows merges presses into windows. It is not safe for concurrent use;
+// the service owns it from one goroutine.
+type Windows struct {
+	Before, After time.Duration
+	MaxWindow     time.Duration // bound on an extended window; 0 = none
+	Repeat        string
+
+	nextID  int
+	pending []*Window
+}
+
+// Decision says what a press did.
+type Decision int
+
+const (
+	Opened   Decision = iota // a new window
+	Extended                 // merged into an open window
+	Ignored                  // inside an open window, repeat = ignore
+)
+
+func (d Decision) String() string {
+	return [...]string{"opened", "extended", "ignored"}[d]
+}
+
+// Press adds a press and returns what it did and the window concerned.
+// A press is inside an open window when it comes before the window's end.
+func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
+	if open := ws.openAt(p.Time); open != nil {
+		switch ws.Repeat {
+		case RepeatIgnore:
+			return Ignored, open
+		case RepeatExtend, "":
+			to := p.Time.Add(ws.After)
+			if ws.MaxWindow > 0 {
+				if limit := open.From.Add(ws.MaxWindow); to.After(limit) {
+					to = limit
+				}
+			}
+			if to.After(open.To) {
+				open.To = to
+			}
+			open.Presses = append(open.Presses, p)
+			open.Synced = open.Synced && p.Synced
+			return Extended, open
+		}
+	}
+	ws.nextID++
+	w := &Window{ID: ws.nextID, Presses: []PressInfo{p}, From: p.Time.Add(-ws.Before), To: p.Time.Add(ws.After), Synced: p.Synced}
+	ws.pending = append(ws.pending, w)
+	return Opened, w
+}
+
+// openAt returns the newest pending window that t falls into.
+func (ws *Windows) openAt(t time.Time) *Window {
+	for i := len(ws.pending) - 1; i >= 0; i-- {
+		w := ws.pending[i]
+		if !t.Before(w.Presses[0].Time) && t.Before(w.To) {
+			return w
+		}
+	}
+	return nil
+}
+
+// Due removes and returns the windows whose end is at or before now,
+// oldest first.
+func (ws *Windows) Due(now time.Time) []*Window {
+	var due []*Window
+	keep := ws.pending[:0]
+	for _, w := range ws.pending {
+		if !w.To.After(now) {
+			due = append(due, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	ws.pending = keep
+	return due
+}
+
+// Next returns the earliest end of a pending window, or false.
+func (ws *Windows) Next() (time.Time, bool) {
+	var next time.Time
+	for _, w := range ws.pending {
+		if next.IsZero() || w.To.Before(next) {
+			next = w.To
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Pending returns a copy of the windows still waiting for their end.
+func (ws *Windows) Pending() []Window {
+	out := make([]Window, len(ws.pending))
+	for i, w := range ws.pending {
+		out[i] = *w
+		out[i].Presses = append([]PressInfo(nil), w.Presses...)
+	}
+	return out
+}

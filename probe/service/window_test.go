@@ -1,0 +1,80 @@
+package service
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func press(off time.Duration, synced bool) PressInfo {
+	return PressInfo{Time: t0.Add(off), Synced: synced, Source: "test"}
+}
+
+func TestWindowsExtend(t *testing.T) {
+	ws := &Windows{Before: 60 * time.Second, After: 30 * time.Second, MaxWindow: 3 * time.Minute, Repeat: RepeatExtend}
+	d, w := ws.Press(press(0, true))
+	if d != Opened || !w.From.Equal(t0.Add(-60*time.Second)) || !w.To.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("first press: %v %+v", d, w)
+	}
+	// 20 s later, inside the after period: extends to 20 + 30 s.
+	d, w2 := ws.Press(press(20*time.Second, false))
+	if d != Extended || w2 != w || !w.To.Equal(t0.Add(50*time.Second)) || w.Synced || len(w.Presses) != 2 {
+		t.Fatalf("second press: %v %+v", d, w2)
+	}
+	if due := ws.Due(t0.Add(49 * time.Second)); len(due) != 0 {
+		t.Fatalf("due early: %v", due)
+	}
+	if next, ok := ws.Next(); !ok || !next.Equal(t0.Add(50*time.Second)) {
+		t.Fatalf("Next = %v %v", next, ok)
+	}
+	// Repeated presses cannot grow the window past MaxWindow from its start.
+	for i := 1; i <= 4; i++ { // up to 100 s: each would reach 30 s further
+		ws.Press(press(time.Duration(i)*25*time.Second, true))
+	}
+	if !w.To.Equal(w.From.Add(3 * time.Minute)) {
+		t.Fatalf("window grew past max: %v..%v", w.From, w.To)
+	}
+	due := ws.Due(w.To)
+	if len(due) != 1 || due[0] != w {
+		t.Fatalf("Due = %v", due)
+	}
+	if _, ok := ws.Next(); ok {
+		t.Fatal("Next after all due")
+	}
+	// At or after the end, a press opens a new window.
+	if d, w3 := ws.Press(press(5*time.Minute, true)); d != Opened || w3.ID != 2 {
+		t.Fatalf("after end: %v %+v", d, w3)
+	}
+}
+
+func TestWindowsSeparateAndIgnore(t *testing.T) {
+	ws := &Windows{Before: 10 * time.Second, After: 10 * time.Second, Repeat: RepeatSeparate}
+	ws.Press(press(0, true))
+	if d, w := ws.Press(press(5*time.Second, true)); d != Opened || w.ID != 2 {
+		t.Fatalf("separate: %v %+v", d, w)
+	}
+	if len(ws.Pending()) != 2 {
+		t.Fatalf("pending = %d", len(ws.Pending()))
+	}
+	due := ws.Due(t0.Add(15 * time.Second))
+	if len(due) != 2 || due[0].ID != 1 || due[1].ID != 2 {
+		t.Fatalf("due = %+v", due)
+	}
+
+	ws = &Windows{Before: 10 * time.Second, After: 10 * time.Second, Repeat: RepeatIgnore}
+	_, w := ws.Press(press(0, true))
+	if d, w2 := ws.Press(press(5*time.Second, true)); d != Ignored || w2 != w || len(w.Presses) != 1 || !w.To.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("ignore: %v %+v", d, w2)
+	}
+}
+
+// A press timestamped before an open window's first press (a clock step
+// backwards) does not merge into it.
+func TestWindowsClockBackwards(t *testing.T) {
+	ws := &Windows{Before: 10 * time.Second, After: 10 * time.Second, Repeat: RepeatExtend}
+	ws.Press(press(0, true))
+	if d, _ := ws.Press(press(-time.Hour, false)); d != Opened {
+		t.Fatalf("press before the window's first press: %v", d)
+	}
+}
