@@ -16,6 +16,7 @@ import (
 type memOutput struct {
 	rate, channels int
 	gate           chan struct{} // when set, Open waits for it
+	entered        chan struct{} // when set, Open reports that it was called
 	openErr        error
 
 	mu     sync.Mutex
@@ -24,6 +25,12 @@ type memOutput struct {
 }
 
 func (o *memOutput) Open() (Stream, error) {
+	if o.entered != nil {
+		select {
+		case o.entered <- struct{}{}:
+		default:
+		}
+	}
 	if o.gate != nil {
 		<-o.gate
 	}
@@ -203,8 +210,10 @@ func TestSoundsAreDistinct(t *testing.T) {
 }
 
 func TestPlayNeverBlocks(t *testing.T) {
-	out := &memOutput{rate: 44100, channels: 2, gate: make(chan struct{})}
+	out := &memOutput{rate: 44100, channels: 2, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	b := NewWithOutput(DefaultConfig(), nil, out)
+	b.Play(Ack)
+	<-out.entered
 	// The device hangs in Open; a burst of presses still returns at once
 	// (this would deadlock otherwise), and the surplus is dropped.
 	for i := 0; i < 20; i++ {

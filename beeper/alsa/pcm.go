@@ -82,7 +82,8 @@ const (
 
 // Open opens the playback device at path and negotiates the first rate and
 // channel count of want that the device supports, in S16_LE interleaved
-// (HW_REFINE per candidate, HW_PARAMS, SW_PARAMS, PREPARE).
+// (HW_REFINE per candidate, HW_REFINE of the buffer geometry, HW_PARAMS,
+// SW_PARAMS, PREPARE).
 func Open(sys Sys, path string, want Want) (*PCM, error) {
 	fd, err := sys.Open(path)
 	if err != nil {
@@ -140,10 +141,19 @@ func (p *PCM) setup(want Want) error {
 	if hw == nil {
 		return fmt.Errorf("the device accepts none of S16_LE %v", tried)
 	}
-	// Ask for the buffer geometry only within what the card offered, so
-	// that a card with other limits still gets its nearest choice.
-	hw.narrow(paramPeriodTime, wantPeriodMicros)
-	hw.narrow(paramBufferTime, wantBufferMicros)
+	// Ask for the buffer geometry within what the card offered. A card
+	// whose rules refuse it (periods of fixed sizes) gets the kernel's own
+	// choice instead of failing.
+	geo := *hw
+	geo.narrow(paramPeriodTime, wantPeriodMicros)
+	geo.narrow(paramBufferTime, wantBufferMicros)
+	geo.Rmask = math.MaxUint32
+	switch err := p.ioctl("HW_REFINE", ioctlHWRefine, unsafe.Pointer(&geo)); {
+	case err == nil:
+		hw = &geo
+	case !errors.Is(err, unix.EINVAL):
+		return err
+	}
 	hw.Rmask = math.MaxUint32
 	if err := p.ioctl("HW_PARAMS", ioctlHWParams, unsafe.Pointer(hw)); err != nil {
 		return err

@@ -61,6 +61,7 @@ func TestPlaybackSequence(t *testing.T) {
 	}
 	want := []string{"PVERSION",
 		"HW_REFINE", "HW_REFINE", "HW_REFINE", "HW_REFINE", // 48k mono, 48k stereo, 44.1k mono, 44.1k stereo
+		"HW_REFINE", // 20 ms periods, 100 ms buffer
 		"HW_PARAMS", "SW_PARAMS", "PREPARE",
 		"WRITEI_FRAMES", "WRITEI_FRAMES", "PREPARE", "WRITEI_FRAMES", "WRITEI_FRAMES",
 		"DRAIN", "DROP", "HW_FREE"}
@@ -87,7 +88,7 @@ func TestPlaybackSequence(t *testing.T) {
 			t.Errorf("HW_REFINE %d answered %v", i, calls[1+i].Err)
 		}
 	}
-	hw := calls[5].Arg
+	hw := calls[6].Arg
 	// access = RW_INTERLEAVED (bit 3), format = S16_LE (bit 2), subformat STD (bit 0)
 	if maskWord(hw, 0, 0) != 1<<3 || maskWord(hw, 1, 0) != 1<<2 || maskWord(hw, 2, 0) != 1 {
 		t.Errorf("HW_PARAMS masks %#x %#x %#x", maskWord(hw, 0, 0), maskWord(hw, 1, 0), maskWord(hw, 2, 0))
@@ -106,7 +107,7 @@ func TestPlaybackSequence(t *testing.T) {
 	if le.Uint32(hw[alsatest.OffRmask:]) != 0xffffffff {
 		t.Errorf("HW_PARAMS rmask %#x", le.Uint32(hw[alsatest.OffRmask:]))
 	}
-	sw := calls[6].Arg
+	sw := calls[7].Arg
 	if len(sw) != alsatest.SWParamsSize {
 		t.Fatalf("SW_PARAMS argument is %d bytes", len(sw))
 	}
@@ -128,6 +129,31 @@ func TestPlaybackSequence(t *testing.T) {
 	}
 	if got := dev.Samples(); !reflect.DeepEqual(got, in) {
 		t.Errorf("device got %d samples, want the %d written, in order", len(got), len(in))
+	}
+}
+
+// TestOpenFallsBackToKernelGeometry: a card that only does 8 or 32 ms
+// periods refuses the 20 ms geometry; the kernel's choice is taken instead.
+func TestOpenFallsBackToKernelGeometry(t *testing.T) {
+	dev := &alsatest.Device{Rates: []uint32{48000}, Channels: []uint32{2}, PeriodMicros: []uint32{8000, 32000}}
+	p, err := Open(dev, "x", Want{Rates: []int{48000}, Channels: []int{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.PeriodSize() != 384 {
+		t.Errorf("period %d frames, want 384 (8 ms at 48 kHz)", p.PeriodSize())
+	}
+	want := []string{"PVERSION", "HW_REFINE", "HW_REFINE", "HW_REFINE", "HW_PARAMS", "SW_PARAMS", "PREPARE"}
+	if got := dev.Names(); !reflect.DeepEqual(got, want) {
+		t.Errorf("requests %v, want %v", got, want)
+	}
+	calls := dev.Calls()
+	if calls[3].Err == nil {
+		t.Error("the 20 ms geometry was not refused by the card")
+	}
+	if lo, hi, _ := ivAt(calls[4].Arg, alsatest.IvPeriodTime); lo != 8000 || hi != 32000 {
+		t.Errorf("HW_PARAMS period time [%d,%d], want the card's range [8000,32000] µs", lo, hi)
 	}
 }
 

@@ -7,6 +7,7 @@ package alsatest
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -77,6 +78,10 @@ type Device struct {
 	// UnderrunAt makes the n-th WRITEI_FRAMES call (from 1) fail with
 	// EPIPE, like an xrun.
 	UnderrunAt int
+	// PeriodMicros, when set, are the only period times the card does, a
+	// rule that an interval cannot express: the refined range spans them,
+	// but a single value between them is refused.
+	PeriodMicros []uint32
 	// Gone makes every request fail with ENODEV, like a pulled USB device.
 	Gone bool
 	// OpenErr is returned by Open when set.
@@ -251,6 +256,18 @@ func (d *Device) answer(fd int, req uintptr, b []byte) error {
 		// The card does periods of 1 to 1000 ms, 2 to 32 periods.
 		plo, phi, _ := interval(b, IvPeriodTime)
 		plo, phi = max(plo, 1000), min(phi, 1000000)
+		if len(d.PeriodMicros) > 0 {
+			var in []uint32
+			for _, f := range d.PeriodMicros {
+				if f >= plo && f <= phi {
+					in = append(in, f)
+				}
+			}
+			if len(in) == 0 {
+				return unix.EINVAL
+			}
+			plo, phi = slices.Min(in), slices.Max(in)
+		}
 		blo, bhi, _ := interval(b, IvBufferTime)
 		if req == ReqHWRefine {
 			setInterval(b, IvPeriodTime, plo, phi)
