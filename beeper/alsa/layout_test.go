@@ -294,6 +294,8 @@ func TestLayoutAgainstHostCompiler(t *testing.T) {
 		p("ioctl."+n, "SNDRV_PCM_IOCTL_"+n)
 	}
 	p("version", "SNDRV_PCM_VERSION")
+	p("sizeof.long", "sizeof(long)")
+	p("sizeof.pointer", "sizeof(void *)")
 	prog.WriteString("\treturn 0;\n}\n")
 	src := filepath.Join(dir, "layout.c")
 	if err := os.WriteFile(src, []byte(prog.String()), 0o644); err != nil {
@@ -324,6 +326,12 @@ func TestLayoutAgainstHostCompiler(t *testing.T) {
 	}
 	if a.goarch == "" {
 		t.Fatalf("no ABI model for GOARCH %s", runtime.GOARCH)
+	}
+	// The compiler may target another GOARCH than this test binary (an
+	// arm64 test under qemu-user still finds the build machine's cc); the
+	// header's layout is the same where long and pointers are the same size.
+	if got["sizeof.long"] != uint64(a.long) || got["sizeof.pointer"] != uint64(a.long) {
+		t.Fatalf("the C compiler has %d-byte long and %d-byte pointers, %s has %d", got["sizeof.long"], got["sizeof.pointer"], a.goarch, a.long)
 	}
 	cs := kernelStructs(a)
 	check := func(key string, model int, goVal uintptr) {
