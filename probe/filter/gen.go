@@ -168,9 +168,15 @@ func cmp(o offset, k uint32, size int, v uint32) node {
 	return &nTest{stmts: load(o, k, size), jop: jmpJEQ | srcK, k: v}
 }
 
-// mcmp tests (bytes at o+k) & mask == v; libpcap keeps the and even for a
-// zero mask, and so the load, which matters on truncated frames.
+// mcmp tests (bytes at o+k) & mask == v.
+//
+// A zero mask makes the test always true (v is then 0, as the callers
+// check): libpcap's optimizer drops such a test with its load, so this does
+// too, or a truncated frame would be judged differently.
 func mcmp(o offset, k uint32, size int, v, mask uint32) node {
+	if mask == 0 && v == 0 {
+		return nConst(true)
+	}
 	s := load(o, k, size)
 	if mask != 0xffffffff {
 		s = append(s, stmt(clsALU|aluAND|srcK, mask))

@@ -901,6 +901,9 @@ func (p *parser) parseUnary() (arith, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c, ok := a.(aConst); ok {
+			return aConst(-uint32(c)), nil
+		}
 		return aNeg{a}, nil
 	case p.isPunct("("):
 		if err := p.advance(); err != nil {
