@@ -175,3 +175,77 @@ func checkProgram(prog []bpf.RawInstruction) string {
 	}
 	return ""
 }
+
+// asSeenLive turns a stored frame into what an AF_PACKET socket's filter
+// sees: the kernel takes an outer 802.1Q or 802.1ad tag out of the frame
+// and reports it as ancillary data.
+func asSeenLive(b []byte) ([]byte, vlanInfo) {
+	if len(b) >= 18 {
+		tpid := uint16(b[12])<<8 | uint16(b[13])
+		if tpid == eth8021Q || tpid == eth8021AD {
+			out := append(append([]byte(nil), b[:12]...), b[16:]...)
+			return out, vlanInfo{present: true, tci: uint16(b[14])<<8 | uint16(b[15])}
+		}
+	}
+	return b, vlanInfo{}
+}
+
+// TestDifferentialLiveProgram compares live programs in userspace:
+// libpcap's, compiled by tcpdump for a live Ethernet device (lo) and so
+// using the kernel's VLAN extensions, against ours, on every complete
+// frame of the corpus as the kernel would present it.
+func TestDifferentialLiveProgram(t *testing.T) {
+	requireTcpdump(t)
+	corpus := buildCorpus(2)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	var mu sync.Mutex
+	checked := 0
+	for _, expr := range diffExprs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ref, err := libpcapProgram(t, []string{"-i", "lo"}, expr)
+			if err != nil {
+				t.Errorf("%v", err)
+				return
+			}
+			refVM, err := newVM(ref)
+			if err != nil {
+				t.Errorf("%q: libpcap's live program: %v", expr, err)
+				return
+			}
+			ours, err := compileRaw([]Rule{{Expr: expr, Snap: MaxSnap}}, Live, 0)
+			if err != nil {
+				t.Errorf("%q: %v", expr, err)
+				return
+			}
+			if msg := checkProgram(ours); msg != "" {
+				t.Errorf("%q: %s", expr, msg)
+				return
+			}
+			ourVM, _ := newVM(ours)
+			bad := 0
+			for _, f := range corpus {
+				if f.truncated {
+					continue
+				}
+				data, vl := asSeenLive(f.data)
+				want := run(refVM, data, len(data), vl)
+				got := run(ourVM, data, len(data), vl)
+				if (want != 0) != (got != 0) {
+					if bad++; bad <= 4 {
+						t.Errorf("%q: frame %s (vlan %v): libpcap live %d, ours %d", expr, f.name, vl, want, got)
+					}
+				}
+			}
+			mu.Lock()
+			checked++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d live programs compared", checked)
+}
