@@ -58,8 +58,9 @@ type Config struct {
 	// snap length Program returns); 0 means MaxSnap. It also bounds frames
 	// after their VLAN tag is put back, as libpcap does.
 	SnapLen int
-	// SocketBuffer is the size of each socket's kernel ring in bytes
-	// (default 16 MiB, like tcpdump -B 16384).
+	// SocketBuffer is the size of each socket's kernel ring in bytes. The
+	// default shares 16 MiB (tcpdump -B 16384) among the links, at least
+	// 4 MiB each, to keep the process within its memory budget.
 	SocketBuffer int
 	// Buffer is the total size of the in-memory batches between the readers
 	// and the writer in bytes (default 32 MiB).
@@ -158,7 +159,7 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 		cfg.SnapLen = MaxSnap
 	}
 	if cfg.SocketBuffer <= 0 {
-		cfg.SocketBuffer = defaultSocketBuffer
+		cfg.SocketBuffer = max(defaultSocketBuffer/len(cfg.Links)/blockSize*blockSize, 4<<20)
 	}
 	if cfg.SocketBuffer < 2*blockSize {
 		return nil, fmt.Errorf("capture: socket buffer %d bytes: need at least %d", cfg.SocketBuffer, 2*blockSize)
@@ -184,7 +185,6 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 	c := &Capture{
 		cfg:  cfg,
 		sink: sink,
-		pool: newPool(nbatches),
 		full: make(chan *batch, nbatches),
 	}
 	for _, l := range cfg.Links {
@@ -198,6 +198,10 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 				return nil, err
 			}
 		}
+	}
+	if c.pool, err = newPool(nbatches); err != nil {
+		c.closeAll()
+		return nil, err
 	}
 	return c, nil
 }
@@ -230,6 +234,15 @@ func (c *Capture) Run(ctx context.Context) error {
 	close(c.full)
 	<-done
 	c.closeAll()
+	// Every batch is back in the pool: held ones were handed on by finish
+	// or are empty and still referenced by their link.
+	for _, l := range c.links {
+		if l.cur != nil {
+			c.pool.put(l.cur)
+			l.cur = nil
+		}
+	}
+	c.pool.release()
 	return nil
 }
 
@@ -243,21 +256,16 @@ func (c *Capture) write() {
 			}
 		}
 		var written, bytes, failed uint64
-		for _, m := range b.meta {
-			err := c.sink.Append(ringfs.Record{
-				Time:    m.time,
-				Link:    l.id,
-				OrigLen: m.origLen,
-				Data:    b.data[m.off : m.off+m.len],
-			})
+		b.each(func(ts int64, origLen uint32, data []byte) {
+			err := c.sink.Append(ringfs.Record{Time: ts, Link: l.id, OrigLen: origLen, Data: data})
 			if err != nil {
 				failed++
 				c.noteSinkErr(l, err)
-				continue
+				return
 			}
 			written++
-			bytes += uint64(m.len)
-		}
+			bytes += uint64(len(data))
+		})
 		l.written.Add(written)
 		l.bytes.Add(bytes)
 		if failed > 0 {

@@ -322,9 +322,7 @@ func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
 		}
 	}
 	b := l.cur
-	off := len(b.data)
-	b.data = b.data[:off+caplen]
-	dst := b.data[off:]
+	dst := b.add(ts, uint32(orig), caplen)
 	if insert {
 		// The kernel reported a tag (TCI 0, priority 0, VLAN 0) that gopacket
 		// does not put back; libpcap does, with 802.1Q as its TPID.
@@ -337,7 +335,6 @@ func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
 	if b.first == 0 {
 		b.first = ts
 	}
-	b.meta = append(b.meta, meta{time: ts, origLen: uint32(orig), off: off, len: caplen})
 	if ts-b.first > int64(100*time.Millisecond) {
 		l.send()
 	}
