@@ -46,6 +46,18 @@ test-arm64-feedback:
 .PHONY: bench
 bench:
 
+# probe capture against tcpdump (and dumpcap at the generator's maximum) on a
+# veth pair between two namespaces: tcpreplay -K at fixed rates and trafgen
+# unthrottled, 64-byte, 1400-byte and mixed frames. Needs root. Figures in
+# docs/benchmarks.md ("Live capture").
+.PHONY: bench-capture
+bench: bench-capture
+bench-capture:
+	mkdir -p build
+	$(GO) build -o build/probe ./probe
+	$(GO) build -o build/benchcapture ./probe/capture/benchcapture
+	build/benchcapture -probe build/probe
+
 # beeper: what a press pays for its beep, and rendering, against the ack
 # sound's own length (120 ms).
 .PHONY: bench-feedback
