@@ -19,7 +19,9 @@ import (
 // ringID u64, gen u64 (≥ 1; 0 = never used), firstSeq u64.
 //
 // Block: an 80-byte header, records, zero padding up to blockLen (a multiple of
-// pageSize). Header: magic u32, crc u32 (CRC32C over bytes 8..80+payloadLen),
+// pageSize). Header: magic u32, crc u32 (CRC32C of the payload followed by
+// header bytes 8..80, so the payload's part is computed while the block waits
+// for its place in the ring),
 // gen u32, nrec u32, seq u64, tmin i64, tmax i64, payloadLen u32, blockLen u32,
 // packets u32, reserved u32, bytes u64, drops u64, reserved u64.
 //
@@ -56,7 +58,13 @@ type blockHeader struct {
 	drops      uint64
 }
 
-func putBlockHeader(b []byte, h *blockHeader) {
+// payloadCRC is the first part of a block's checksum.
+func payloadCRC(b []byte, payloadLen uint32) uint32 {
+	return crc32.Checksum(b[blockHdrSize:blockHdrSize+int(payloadLen)], castagnoli)
+}
+
+// putBlockHeader encodes h into b; pcrc is payloadCRC of the block.
+func putBlockHeader(b []byte, h *blockHeader, pcrc uint32) {
 	le := binary.LittleEndian
 	le.PutUint32(b[0:], blockMagic)
 	le.PutUint32(b[8:], h.gen)
@@ -71,7 +79,7 @@ func putBlockHeader(b []byte, h *blockHeader) {
 	le.PutUint64(b[56:], h.bytes)
 	le.PutUint64(b[64:], h.drops)
 	le.PutUint64(b[72:], 0)
-	le.PutUint32(b[4:], crc32.Checksum(b[8:blockHdrSize+int(h.payloadLen)], castagnoli))
+	le.PutUint32(b[4:], crc32.Update(pcrc, castagnoli, b[8:blockHdrSize]))
 }
 
 // parseBlockHeader decodes a header without checking the payload's checksum;
@@ -122,7 +130,8 @@ func decodeBlock(b []byte, fn func(kind uint16, r Record) error) (blockHeader, e
 	if end > len(b) {
 		return h, fmt.Errorf("block %d: payload ends at byte %d, only %d read", h.seq, end, len(b))
 	}
-	if got, want := crc32.Checksum(b[8:end], castagnoli), binary.LittleEndian.Uint32(b[4:]); got != want {
+	got := crc32.Update(payloadCRC(b, h.payloadLen), castagnoli, b[8:blockHdrSize])
+	if want := binary.LittleEndian.Uint32(b[4:]); got != want {
 		return h, fmt.Errorf("block %d: %w (stored %#08x, computed %#08x)", h.seq, errChecksum, want, got)
 	}
 	// Validate all record bounds first so fn never sees part of a bad block.

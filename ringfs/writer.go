@@ -35,7 +35,8 @@ type Ring struct {
 	cur    *wbuf
 	fill   int
 	hdr    blockHeader
-	jobs   chan job
+	jobs   chan job // to the checksum stage
+	ioJobs chan job // checksum stage to the I/O goroutine
 	free   chan *wbuf
 	ioErr  atomic.Pointer[error]
 	ioDone chan struct{}
@@ -71,8 +72,9 @@ func (s *segState) add(e entry) {
 
 // wbuf is one block being filled or written; b is page-aligned for O_DIRECT.
 type wbuf struct {
-	b   []byte
-	hdr blockHeader
+	b    []byte
+	hdr  blockHeader
+	pcrc uint32
 }
 
 type job struct {
@@ -92,9 +94,14 @@ type ioState struct {
 	idxDone    int   // entries of the current segment whose index is written
 	dirty      map[int]bool
 	scratch    []byte // page-aligned, for index pages and segment headers
+
+	wq       chan *flight
+	flights  [ioDepth + 1]flight // reused round robin: at most ioDepth in flight
+	nflight  int
+	inflight []*flight
 }
 
-const nbufs = 4
+const nbufs = 6
 
 // Create makes a new ring of o.Size bytes in dir (created if missing) and
 // opens it for writing. All space is allocated now, so the ring never grows.
@@ -209,6 +216,7 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 	}
 	r.w = w
 	r.jobs = make(chan job, nbufs)
+	r.ioJobs = make(chan job, nbufs)
 	r.free = make(chan *wbuf, nbufs)
 	for range nbufs {
 		r.free <- &wbuf{b: alignedBuf(m.BlockSize)}
@@ -217,6 +225,7 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 	r.fill = blockHdrSize
 	r.resetHdr()
 	r.ioDone = make(chan struct{})
+	go r.crcLoop()
 	go r.ioLoop()
 	interval := o.FlushInterval
 	if interval == 0 {
@@ -491,53 +500,128 @@ func (r *Ring) closeFiles() {
 	}
 }
 
-// ioLoop is the only code that writes segment files.
-func (r *Ring) ioLoop() {
-	defer close(r.ioDone)
-	var err error
+// crcLoop checksums block payloads on their way to the disk, so that neither
+// the appender nor the writes wait for it.
+func (r *Ring) crcLoop() {
+	defer close(r.ioJobs)
 	for j := range r.jobs {
 		if j.buf != nil {
-			if err == nil {
-				err = r.writeBlock(j.buf)
-				if err != nil {
-					r.ioErr.Store(&err)
-				}
+			j.buf.pcrc = payloadCRC(j.buf.b, j.buf.hdr.payloadLen)
+		}
+		r.ioJobs <- j
+	}
+}
+
+// ioLoop is the only code that places blocks. It keeps up to ioDepth block
+// writes in flight (disks, USB ones included, are faster with more than one
+// request queued) and publishes blocks to readers strictly in order, each only
+// once its write has completed.
+func (r *Ring) ioLoop() {
+	defer close(r.ioDone)
+	w := r.w
+	wq := make(chan *flight)
+	defer close(wq)
+	for range ioDepth {
+		go func() {
+			for f := range wq {
+				_, err := w.wfiles[f.slot].WriteAt(f.buf.b[:f.buf.hdr.blockLen], f.e.off)
+				f.done <- err
 			}
-			r.free <- j.buf
+		}()
+	}
+	w.wq = wq
+	var err error
+	fail := func(e error) {
+		if err == nil && e != nil {
+			err = e
+			r.ioErr.Store(&err)
+		}
+	}
+	for j := range r.ioJobs {
+		if j.buf != nil {
+			if err != nil {
+				r.free <- j.buf
+				continue
+			}
+			fail(r.writeBlock(j.buf))
 			continue
 		}
+		fail(r.drain())
 		if err == nil && j.sync {
-			err = r.syncFiles()
-			if err != nil {
-				r.ioErr.Store(&err)
-			}
+			fail(r.syncFiles())
 		}
 		j.reply <- err
 	}
+	fail(r.drain())
+}
+
+const ioDepth = 2
+
+// flight is a block write in progress.
+type flight struct {
+	buf  *wbuf
+	slot int
+	e    entry
+	done chan error
 }
 
 func (r *Ring) writeBlock(b *wbuf) error {
 	w, m := r.w, r.meta
 	h := &b.hdr
 	if w.needSwitch || w.off+int64(h.blockLen) > m.SegmentSize {
+		if err := r.drain(); err != nil {
+			r.free <- b
+			return err
+		}
 		if err := r.switchSegment(); err != nil {
+			r.free <- b
 			return err
 		}
 	}
 	h.gen = uint32(w.gen)
 	h.seq = w.nextSeq
-	putBlockHeader(b.b, h)
-	if _, err := w.wfiles[w.slot].WriteAt(b.b[:h.blockLen], w.off); err != nil {
-		return fmt.Errorf("ring %s: write block %d to segment %d: %w", r.dir, h.seq, w.slot, err)
+	putBlockHeader(b.b, h, b.pcrc)
+	f := &w.flights[w.nflight%len(w.flights)]
+	*f = flight{buf: b, slot: w.slot, e: entryFromHeader(w.off, h), done: f.done}
+	if f.done == nil {
+		f.done = make(chan error, 1)
 	}
-	w.dirty[w.slot] = true
-	e := entryFromHeader(w.off, h)
-	r.stateMu.Lock()
-	r.segs[w.slot].add(e)
-	r.stateMu.Unlock()
+	w.inflight = append(w.inflight, f)
+	w.nflight++
+	w.wq <- f
 	w.off += int64(h.blockLen)
 	w.nextSeq++
+	if len(w.inflight) >= ioDepth {
+		return r.complete()
+	}
 	return nil
+}
+
+// complete waits for the oldest write in flight and publishes its block.
+func (r *Ring) complete() error {
+	w := r.w
+	f := w.inflight[0]
+	w.inflight = append(w.inflight[:0], w.inflight[1:]...)
+	err := <-f.done
+	r.free <- f.buf
+	if err != nil {
+		return fmt.Errorf("ring %s: write block to segment %d at %d: %w", r.dir, f.slot, f.e.off, err)
+	}
+	w.dirty[f.slot] = true
+	r.stateMu.Lock()
+	r.segs[f.slot].add(f.e)
+	r.stateMu.Unlock()
+	return nil
+}
+
+func (r *Ring) drain() error {
+	var first error
+	for len(r.w.inflight) > 0 {
+		if err := r.complete(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // switchSegment finishes the current segment's index and starts the next
