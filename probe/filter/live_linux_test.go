@@ -1,0 +1,363 @@
+//go:build linux
+
+package filter
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The live test: a veth pair in a network namespace of its own; frames of
+// the corpus, each with a numbered trailer, go in at one end; at the other
+// end, for each expression, tcpdump -i (libpcap's program in the kernel)
+// and an AF_PACKET socket with our Live program attached both listen. The
+// sets of frames each lets through must be equal.
+
+const trailerMagic = 0xc0fe
+
+type netns struct {
+	name string
+	path string
+}
+
+func run1(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// newNetns creates a namespace with a veth pair a<->b, both up.
+func newNetns(t *testing.T) netns {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("the live filter test needs root (network namespaces, AF_PACKET)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatalf("ip not found (install the Debian package iproute2): %v", err)
+	}
+	var rb [4]byte
+	rand.Read(rb[:])
+	name := fmt.Sprintf("pcfilt-%d-%s", os.Getpid(), hex.EncodeToString(rb[:]))
+	run1(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	ns := netns{name, filepath.Join("/run/netns", name)}
+	for _, c := range [][]string{
+		{"ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"},
+		{"ip", "link", "set", "va", "up"},
+		{"ip", "link", "set", "vb", "up"},
+		{"sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"},
+	} {
+		run1(t, append([]string{"ip", "netns", "exec", name}, c...)...)
+	}
+	return ns
+}
+
+// in runs fn on an OS thread inside the namespace; sockets created there
+// stay in it.
+func (ns netns) in(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(ns.path)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		} // else the thread dies with the goroutine, still locked
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// openFiltered opens an AF_PACKET socket on ifname with prog attached
+// before the socket is bound, so that nothing unfiltered is queued.
+func openFiltered(ifname string, prog []unix.SockFilter) (int, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	if prog != nil {
+		fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("SO_ATTACH_FILTER: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("SO_RCVBUFFORCE: %w", err)
+		}
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
+	if prog == nil {
+		sa.Protocol = 0 // a sending socket receives nothing
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind: %w", err)
+	}
+	return fd, nil
+}
+
+// trailerID reads the frame number from the end of a received frame.
+func trailerID(b []byte) (int, bool) {
+	if len(b) < 6 || binary.BigEndian.Uint16(b[len(b)-6:]) != trailerMagic {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint32(b[len(b)-4:])), true
+}
+
+// readPcapIDs returns the frame numbers in a pcap file written by tcpdump.
+func readPcapIDs(path string) (map[int]bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 24 {
+		return nil, fmt.Errorf("%s: %d bytes, no pcap header", path, len(b))
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, fmt.Errorf("%s: not a pcap file", path)
+	}
+	ids := map[int]bool{}
+	for off := 24; off < len(b); {
+		if len(b)-off < 16 {
+			return nil, fmt.Errorf("%s: torn record header at %d", path, off)
+		}
+		n := int(bo.Uint32(b[off+8:]))
+		off += 16
+		if len(b)-off < n {
+			return nil, fmt.Errorf("%s: torn record at %d", path, off)
+		}
+		if id, ok := trailerID(b[off : off+n]); ok {
+			ids[id] = true
+		}
+		off += n
+	}
+	return ids, nil
+}
+
+type liveCase struct {
+	expr    string
+	fd      int
+	tcpdump *exec.Cmd
+	stderr  *bytes.Buffer
+	file    string
+}
+
+// liveExprs picks the expressions for the socket test: every one that
+// involves VLAN tags (where live and offline programs differ) and a
+// sample of the rest.
+func liveExprs() []string {
+	var out []string
+	for i, e := range diffExprs {
+		if strings.Contains(e, "vlan") || i%6 == 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestLiveSocketAgainstTcpdump(t *testing.T) {
+	tcpdump := requireTcpdump(t)
+	ns := newNetns(t)
+	var frames [][]byte
+	for _, f := range buildCorpus(3) {
+		if f.truncated || len(f.data) < 14 {
+			continue
+		}
+		b := append([]byte(nil), f.data...)
+		b = binary.BigEndian.AppendUint16(b, trailerMagic)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(frames)))
+		frames = append(frames, b)
+	}
+	exprs := liveExprs()
+	dir := t.TempDir()
+	const batch = 24
+	total := 0
+	for start := 0; start < len(exprs); start += batch {
+		end := min(start+batch, len(exprs))
+		total += liveBatch(t, tcpdump, ns, dir, exprs[start:end], frames)
+	}
+	if total == 0 {
+		t.Fatalf("no frame was accepted by any expression")
+	}
+	t.Logf("%d expressions, %d frames each, %d acceptances compared", len(exprs), len(frames), total)
+}
+
+func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []string, frames [][]byte) int {
+	cases := make([]*liveCase, len(exprs))
+	defer func() {
+		for _, c := range cases {
+			if c == nil {
+				continue
+			}
+			if c.fd >= 0 {
+				unix.Close(c.fd)
+			}
+			if c.tcpdump != nil && c.tcpdump.ProcessState == nil {
+				c.tcpdump.Process.Kill()
+				c.tcpdump.Wait()
+			}
+		}
+	}()
+	for i, e := range exprs {
+		c := &liveCase{expr: e, fd: -1, stderr: &bytes.Buffer{}}
+		cases[i] = c
+		prog, err := compileRaw([]Rule{{Expr: e, Snap: MaxSnap}}, Live, 0)
+		if err != nil {
+			t.Fatalf("%q: %v", e, err)
+		}
+		sf := make([]unix.SockFilter, len(prog))
+		for j, r := range prog {
+			sf[j] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		}
+		if err := ns.in(func() error {
+			var err error
+			c.fd, err = openFiltered("vb", sf)
+			return err
+		}); err != nil {
+			t.Fatalf("%q: kernel refused our program: %v", e, err)
+		}
+		c.file = filepath.Join(dir, fmt.Sprintf("live-%d.pcap", len(c.expr)+i*1000+int(time.Now().UnixNano()%1000)))
+		c.tcpdump = exec.Command("ip", "netns", "exec", ns.name, tcpdump, "-i", "vb", "-p", "-n", "-U",
+			"-B", "4096", "--immediate-mode", "-w", c.file, "--", e)
+		pr, err := c.tcpdump.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.tcpdump.Start(); err != nil {
+			t.Fatalf("starting tcpdump: %v", err)
+		}
+		// Wait for "listening on": the filter is then in the kernel.
+		sc := bufio.NewScanner(pr)
+		ready := make(chan bool, 1)
+		go func() {
+			ok := false
+			for sc.Scan() {
+				line := sc.Text()
+				c.stderr.WriteString(line + "\n")
+				if strings.Contains(line, "listening on") && !ok {
+					ok = true
+					ready <- true
+				}
+			}
+			if !ok {
+				ready <- false
+			}
+		}()
+		select {
+		case ok := <-ready:
+			if !ok {
+				c.tcpdump.Wait()
+				t.Fatalf("tcpdump %q did not start: %s", e, c.stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("tcpdump %q: no 'listening on' within 20 s", e)
+		}
+	}
+	// Send every frame once, paced so that no socket buffer overflows.
+	if err := ns.in(func() error {
+		fd, err := openFiltered("va", nil)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName("va")
+		if err != nil {
+			return err
+		}
+		for i, f := range frames {
+			sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+			copy(sa.Addr[:], f[:6])
+			if err := unix.Sendto(fd, f, 0, sa); err != nil {
+				return fmt.Errorf("sending frame %d (% x): %w", i, f, err)
+			}
+			if i%32 == 31 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	accepted := 0
+	for _, c := range cases {
+		ours := map[int]bool{}
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
+			if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%q: recvfrom: %v", c.expr, err)
+			}
+			if id, ok := trailerID(buf[:n]); ok {
+				ours[id] = true
+			}
+		}
+		c.tcpdump.Process.Signal(syscall.SIGINT)
+		c.tcpdump.Wait()
+		if !strings.Contains("\n"+c.stderr.String(), "\n0 packets dropped by kernel") {
+			t.Fatalf("%q: tcpdump dropped packets, the comparison would be void: %s", c.expr, c.stderr.String())
+		}
+		ref, err := readPcapIDs(c.file)
+		if err != nil {
+			t.Fatalf("%q: %v", c.expr, err)
+		}
+		var diffs []string
+		for id := range frames {
+			if ours[id] != ref[id] {
+				diffs = append(diffs, fmt.Sprintf("frame %d (% x): tcpdump %v, ours %v", id, frames[id][:min(len(frames[id]), 40)], ref[id], ours[id]))
+			}
+		}
+		if len(diffs) > 0 {
+			t.Errorf("%q: %d frames differ:\n  %s", c.expr, len(diffs), strings.Join(diffs[:min(len(diffs), 5)], "\n  "))
+		}
+		accepted += len(ref)
+	}
+	return accepted
+}
