@@ -46,6 +46,19 @@ test-arm64-feedback:
 .PHONY: bench
 bench:
 
+# ringfs: append throughput against dd oflag=direct, 2-minute window
+# extraction from 4 GiB and 8 GiB rings against dd and against dumpcap-style
+# files + mergecap + editcap, peak RSS, reopen time. Creates ~20 GB under
+# build/ (removed at the end); run as root so it can drop the page cache.
+# Figures in docs/benchmarks.md ("The packet ring").
+.PHONY: bench-ring
+bench: bench-ring
+bench-ring:
+	mkdir -p build
+	$(GO) build -o build/probe-ring ./probe
+	$(GO) build -o build/ringbench ./ringfs/internal/ringbench
+	build/ringbench -probe build/probe-ring -dir build
+
 # probe capture against tcpdump (and dumpcap at the generator's maximum) on a
 # veth pair between two namespaces: tcpreplay -K at fixed rates and trafgen
 # unthrottled, 64-byte, 1400-byte and mixed frames. Needs root. Figures in
