@@ -1,13 +1,233 @@
-// Package upload: see its issue. This file holds the package's configuration
-// section, which probe/config embeds under the JSON key "upload".
+// Package upload sends the capture queue to the provider's SFTP server at a
+// set time of day (or right after each capture), removing a local file only
+// once the server holds all of it.
+//
+// This file holds the package's configuration section, which probe/config
+// embeds under the JSON key "upload".
 package upload
 
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	// The device has no zoneinfo database; time_zone must still resolve.
+	_ "time/tzdata"
+)
+
+// Auth methods for Config.Auth.
+const (
+	AuthKey      = "key"
+	AuthPassword = "password"
+)
+
 // Config is this package's section of the probe configuration.
-// Placeholder until its issue lands: fields arrive with the implementation.
-type Config struct{}
+type Config struct {
+	// Enabled turns uploading on. Everything else is only checked when set.
+	Enabled bool `json:"enable"`
+	// Server is host:port of the SFTP server; the port defaults to 22.
+	Server string `json:"server"`
+	// User is the SSH login name.
+	User string `json:"user"`
+	// RemoteDir is the directory on the server the files go to. It must exist.
+	RemoteDir string `json:"remote_dir"`
+	// Auth is "key" (the probe's own ed25519 key, created on first start)
+	// or "password".
+	Auth string `json:"auth"`
+	// KeyFile overrides where the private key lives; default
+	// <state dir>/id_ed25519. Created when missing.
+	KeyFile string `json:"key_file,omitempty"`
+	// Password is used when Auth is "password" (password and
+	// keyboard-interactive methods).
+	Password string `json:"password,omitempty"`
+	// HostKey pins the server's host key: a known_hosts line
+	// ("host ssh-ed25519 AAAA..."), a bare public key ("ssh-ed25519 AAAA...")
+	// or a fingerprint ("SHA256:..."). Anything else offered is refused.
+	HostKey string `json:"host_key"`
+	// Time is the daily start time, "HH:MM" (24 h), in TimeZone.
+	Time string `json:"time"`
+	// TimeZone is an IANA zone name ("Europe/Berlin"), "UTC" or "Local".
+	TimeZone string `json:"time_zone"`
+	// WindowEnd, "HH:MM" or empty, is when no new file is started any more
+	// (a file in flight completes). Earlier than Time means the next day.
+	WindowEnd string `json:"window_end,omitempty"`
+	// AfterCapture uploads right after each capture as well (see Kick).
+	AfterCapture bool `json:"after_capture"`
+	// BandwidthLimitKbps caps the upload rate in kbit/s; 0 is unlimited.
+	BandwidthLimitKbps int64 `json:"bandwidth_limit_kbps"`
+	// SentDir, if set, is where uploaded files are moved instead of being
+	// deleted; relative paths are inside the queue directory. It must be on
+	// the same file system as the queue.
+	SentDir string `json:"sent_dir,omitempty"`
+	// Retry controls retries of a failed run.
+	Retry RetryConfig `json:"retry"`
+	// ConnectTimeout bounds TCP connect plus SSH handshake and login.
+	ConnectTimeout Duration `json:"connect_timeout"`
+}
+
+// RetryConfig is the backoff of failed attempts within one run: the wait
+// starts at Initial and doubles up to Max.
+type RetryConfig struct {
+	Initial Duration `json:"initial"`
+	Max     Duration `json:"max"`
+	// Attempts caps the attempts of one run; 0 means: scheduled runs retry
+	// until the window ends (or the next scheduled time when there is no
+	// window end), after-capture runs try DefaultKickAttempts times.
+	Attempts int `json:"attempts"`
+}
+
+// DefaultKickAttempts is the attempt limit of an after-capture run when
+// retry.attempts is 0; whatever is left waits for the scheduled run.
+const DefaultKickAttempts = 3
 
 // DefaultConfig returns the configuration used when the file omits the section.
-func DefaultConfig() Config { return Config{} }
+func DefaultConfig() Config {
+	return Config{
+		Enabled:        false,
+		Auth:           AuthKey,
+		Time:           "02:00",
+		TimeZone:       "Local",
+		Retry:          RetryConfig{Initial: Duration(30 * time.Second), Max: Duration(10 * time.Minute)},
+		ConnectTimeout: Duration(30 * time.Second),
+	}
+}
 
 // Validate reports the first problem, naming the JSON field.
-func (c Config) Validate() error { return nil }
+func (c Config) Validate() error {
+	if c.Auth != AuthKey && c.Auth != AuthPassword {
+		return fmt.Errorf("auth: %q is neither %q nor %q", c.Auth, AuthKey, AuthPassword)
+	}
+	if _, err := parseClock(c.Time); err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	if c.WindowEnd != "" {
+		if _, err := parseClock(c.WindowEnd); err != nil {
+			return fmt.Errorf("window_end: %w", err)
+		}
+		if c.WindowEnd == c.Time {
+			return fmt.Errorf("window_end: %q equals time, which would leave an empty window", c.WindowEnd)
+		}
+	}
+	if _, err := c.location(); err != nil {
+		return fmt.Errorf("time_zone: %w", err)
+	}
+	if c.BandwidthLimitKbps < 0 {
+		return fmt.Errorf("bandwidth_limit_kbps: %d is negative (0 means unlimited)", c.BandwidthLimitKbps)
+	}
+	if c.BandwidthLimitKbps > 0 && c.BandwidthLimitKbps < 8 {
+		return fmt.Errorf("bandwidth_limit_kbps: %d is below the minimum of 8 kbit/s", c.BandwidthLimitKbps)
+	}
+	if c.Retry.Initial <= 0 {
+		return fmt.Errorf("retry.initial: %s must be positive", c.Retry.Initial)
+	}
+	if c.Retry.Max < c.Retry.Initial {
+		return fmt.Errorf("retry.max: %s is below retry.initial %s", c.Retry.Max, c.Retry.Initial)
+	}
+	if c.Retry.Attempts < 0 {
+		return fmt.Errorf("retry.attempts: %d is negative (0 means until the window ends)", c.Retry.Attempts)
+	}
+	if c.ConnectTimeout <= 0 {
+		return fmt.Errorf("connect_timeout: %s must be positive", c.ConnectTimeout)
+	}
+	if !c.Enabled {
+		return nil
+	}
+	if c.Server == "" {
+		return errors.New("server: required when enabled (host:port)")
+	}
+	if _, err := c.address(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if c.User == "" {
+		return errors.New("user: required when enabled")
+	}
+	if c.RemoteDir == "" {
+		return errors.New("remote_dir: required when enabled")
+	}
+	if c.Auth == AuthPassword && c.Password == "" {
+		return errors.New(`password: required when auth is "password"`)
+	}
+	if c.HostKey == "" {
+		return errors.New("host_key: required when enabled (a known_hosts line or a SHA256: fingerprint of the server's host key)")
+	}
+	if _, err := parseHostKeyPin(c.HostKey); err != nil {
+		return fmt.Errorf("host_key: %w", err)
+	}
+	if c.SentDir != "" && filepath.Clean(c.SentDir) == "." {
+		return fmt.Errorf("sent_dir: %q is the queue directory itself", c.SentDir)
+	}
+	return nil
+}
+
+// address returns Server with the default port added.
+func (c Config) address() (string, error) {
+	s := strings.TrimSpace(c.Server)
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: a bare host name or an unbracketed IPv6 address.
+		if strings.Count(s, ":") == 1 {
+			return "", fmt.Errorf("%q: %w", c.Server, err)
+		}
+		host, port = strings.Trim(s, "[]"), "22"
+	}
+	if host == "" {
+		return "", fmt.Errorf("%q has no host", c.Server)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: port %q is not 1..65535", c.Server, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func (c Config) location() (*time.Location, error) {
+	switch c.TimeZone {
+	case "", "Local":
+		return time.Local, nil
+	}
+	return time.LoadLocation(c.TimeZone)
+}
+
+// clockTime is a time of day.
+type clockTime struct{ hour, min int }
+
+func parseClock(s string) (clockTime, error) {
+	h, m, ok := strings.Cut(s, ":")
+	if !ok || len(h) != 2 || len(m) != 2 {
+		return clockTime{}, fmt.Errorf("%q is not HH:MM", s)
+	}
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if err1 != nil || err2 != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+		return clockTime{}, fmt.Errorf("%q is not a time of day HH:MM (00:00..23:59)", s)
+	}
+	return clockTime{hh, mm}, nil
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "10m")
+// in JSON.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON accepts a duration string such as "90s" or "5m".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string like \"30s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

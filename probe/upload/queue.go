@@ -1,0 +1,57 @@
+package upload
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// QueueFile is one file waiting in the queue.
+type QueueFile struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// isManifest tells manifests, which go last so that the provider's side can
+// treat a manifest's arrival as "all its captures are there".
+func isManifest(name string) bool { return strings.HasSuffix(name, ".json") }
+
+// inProgress tells files a writer has not finished: writers create files
+// under a dot name or a .tmp/.part suffix and rename them into place.
+func inProgress(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".part")
+}
+
+// ListQueue returns the files of the queue directory in upload order:
+// captures by name (names start with the time, so oldest first), then
+// manifests by name. Subdirectories (such as a sent folder) and files still
+// being written are skipped. A missing directory is an empty queue.
+func ListQueue(dir string) ([]QueueFile, error) {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read queue: %w", err)
+	}
+	var files []QueueFile
+	for _, e := range entries {
+		if !e.Type().IsRegular() || inProgress(e.Name()) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		files = append(files, QueueFile{Name: e.Name(), Size: info.Size()})
+	}
+	sort.Slice(files, func(i, j int) bool {
+		mi, mj := isManifest(files[i].Name), isManifest(files[j].Name)
+		if mi != mj {
+			return mj
+		}
+		return files[i].Name < files[j].Name
+	})
+	return files, nil
+}
