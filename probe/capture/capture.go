@@ -55,8 +55,7 @@ type Config struct {
 	// Nil keeps every packet cut to SnapLen.
 	Program []bpf.Instruction
 	// SnapLen is the largest number of bytes kept of any packet (the largest
-	// snap length Program returns); 0 means MaxSnap. It also bounds frames
-	// after their VLAN tag is put back, as libpcap does.
+	// snap length Program returns); 0 means MaxSnap.
 	SnapLen int
 	// SocketBuffer is the size of each socket's kernel ring in bytes. The
 	// default shares 16 MiB (tcpdump -B 16384) among the links, at least
@@ -178,6 +177,9 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, fmt.Errorf("capture: assemble filter program: %w", err)
+	}
+	if raw, err = adjustVLANSnap(raw); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}

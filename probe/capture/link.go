@@ -297,19 +297,16 @@ func (l *link) collectStats(now time.Time) {
 // add copies one packet into the current batch, putting back the VLAN tag
 // the kernel stripped.
 func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
+	// The program cut a tagged packet 4 bytes short (adjustVLANSnap), so
+	// with its tag back it is cut where the snap length says.
 	caplen, orig := len(data), ci.Length
-	tagged, insert := false, false
+	insert := false
 	if l.ethernet && len(data) >= 12 {
-		tagged, insert = vlanState(data, ci)
+		_, insert = vlanState(data, ci)
 	}
 	if insert {
 		caplen += 4
 		orig += 4
-	}
-	if tagged && caplen < orig {
-		// The kernel cut the packet at the snap length before the tag went
-		// back in: the tag is 4 bytes beyond the snap length.
-		caplen -= 4
 	}
 	if caplen > l.c.cfg.SnapLen {
 		caplen = l.c.cfg.SnapLen

@@ -141,7 +141,8 @@ func (td *Tcpdump) Packets(t testing.TB) []Packet {
 // as a 32-bit number, right after its EtherType.
 func Frames(n int) [][]byte {
 	var out [][]byte
-	sizes := []int{60, 64, 99, 100, 101, 103, 104, 105, 128, 500, 1000, 1514}
+	// 13 sizes against 6 kinds of tag: every size comes with every tag.
+	sizes := []int{60, 64, 68, 99, 100, 101, 103, 104, 105, 128, 500, 1000, 1514}
 	for i := 0; i < n; i++ {
 		size := sizes[i%len(sizes)]
 		etype := uint16(0x88b5)
