@@ -31,6 +31,10 @@ func (i *insn) isJA() bool {
 type asm struct {
 	code    []insn
 	nlabels int
+	// abort, when set, is where a load outside the packet goes instead
+	// of ending the program: in a rule list, the next rule. Loads are
+	// then preceded by a bounds check.
+	abort label
 }
 
 func (a *asm) newLabel() label {
@@ -66,7 +70,11 @@ func (a *asm) node(n node, tl, fl label) {
 	case nNot:
 		a.node(n.a, fl, tl)
 	case *nTest:
-		a.stmts(n.stmts)
+		if a.abort != noLabel {
+			a.checkedStmts(n.stmts)
+		} else {
+			a.stmts(n.stmts)
+		}
 		a.code = append(a.code, insn{raw: stmt(clsJMP|n.jop, n.k), jt: tl, jf: fl})
 	case nConst:
 		if n {
@@ -76,6 +84,65 @@ func (a *asm) node(n node, tl, fl label) {
 		}
 	default:
 		panic(fmt.Sprintf("filter: unknown node %T", n))
+	}
+}
+
+// Scratch slots the bounds checks of rule lists use.
+const (
+	regSaveX = scratchMemory - 3
+	regEnd   = scratchMemory - 2
+)
+
+// condTo emits a conditional jump that continues on true and goes to
+// fail on false.
+func (a *asm) condTo(jop uint16, k uint32, fail label) {
+	cont := a.newLabel()
+	a.code = append(a.code, insn{raw: stmt(clsJMP|jop, k), jt: cont, jf: fail})
+	a.place(cont)
+}
+
+// checkedStmts emits s with a bounds check before every packet load, so
+// that a short packet goes to a.abort. A is dead before every load the
+// generator emits (loads overwrite it, or the value was stored), which is
+// what lets the checks use it; X is kept for indirect loads.
+func (a *asm) checkedStmts(s []bpf.RawInstruction) {
+	lenA := stmt(clsLD|szW|mLEN, 0)
+	for _, r := range s {
+		size := uint32(4)
+		switch r.Op & 0x18 {
+		case szH:
+			size = 2
+		case szB:
+			size = 1
+		}
+		switch {
+		case r.Op&0x07 == clsLD && r.Op&0xe0 == mABS && r.K < skfADOff:
+			if r.K+size < r.K {
+				a.ja(a.abort)
+				continue
+			}
+			a.stmts([]bpf.RawInstruction{lenA})
+			a.condTo(jmpJGE|srcK, r.K+size, a.abort)
+		case r.Op == clsLDX|szB|mMSH:
+			if r.K+1 < r.K {
+				a.ja(a.abort)
+				continue
+			}
+			a.stmts([]bpf.RawInstruction{lenA})
+			a.condTo(jmpJGE|srcK, r.K+1, a.abort)
+		case r.Op&0x07 == clsLD && r.Op&0xe0 == mIND:
+			a.stmts([]bpf.RawInstruction{
+				stmt(clsSTX, regSaveX),
+				stmt(clsMISC|miscTXA, 0),
+				stmt(clsALU|aluADD|srcK, r.K+size),
+				stmt(clsST, regEnd),
+				lenA,
+				stmt(clsLDX|szW|mMEM, regEnd),
+			})
+			a.condTo(jmpJGE|srcX, 0, a.abort)
+			a.stmts([]bpf.RawInstruction{stmt(clsLDX|szW|mMEM, regSaveX)})
+		}
+		a.stmts([]bpf.RawInstruction{r})
 	}
 }
 
@@ -96,7 +163,11 @@ func compileRaw(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.RawInstructi
 	if mode != Offline && mode != Live {
 		return nil, fmt.Errorf("filter: unknown mode %d", int(mode))
 	}
-	a := &asm{}
+	a := &asm{abort: noLabel}
+	// One rule returning 0 otherwise can let the kernel end the program
+	// on a short packet; in a rule list a short packet must fall through
+	// to the next rule instead, as if the rule did not match.
+	checked := len(rules) > 1 || defaultSnap != 0
 	start := a.newLabel()
 	for i, r := range rules {
 		n, g, err := parseExpression(r.Expr, mode)
@@ -114,6 +185,9 @@ func compileRaw(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.RawInstructi
 		}
 		acc := a.newLabel()
 		start = a.newLabel()
+		if checked {
+			a.abort = start
+		}
 		a.node(n, acc, start)
 		a.place(acc)
 		a.stmts([]bpf.RawInstruction{stmt(clsRET|retK, r.Snap)})

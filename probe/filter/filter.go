@@ -84,6 +84,11 @@ type Rule struct {
 // packet slicing run in the kernel: the socket keeps min(return, length)
 // bytes and drops the packet on 0.
 //
+// Each rule means what its expression alone means to libpcap, including
+// for a packet too short for a field the rule reads: that rule does not
+// match, and the next one is tried (a lone filter program would end with 0
+// there, so the rule program checks bounds before its loads).
+//
 // Errors name the rule (by index) and wrap a *SyntaxError.
 func CompileRules(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.Instruction, error) {
 	return compileRules(rules, mode, defaultSnap)

@@ -68,8 +68,53 @@ func optimize(a *asm) {
 			out = append(out, in)
 		}
 		a.code = out
+		if dropUnreachable(a) {
+			changed = true
+		}
 		if !changed {
 			return
 		}
 	}
+}
+
+// dropUnreachable removes instructions no path reaches (after a return or
+// a ja, with no label a live jump targets).
+func dropUnreachable(a *asm) bool {
+	live := make([]bool, a.nlabels)
+	reach := true // the entry is reachable
+	keep := make([]bool, len(a.code))
+	for i, in := range a.code {
+		if in.isLab {
+			if live[in.lab] {
+				reach = true
+			}
+			keep[i] = true
+			continue
+		}
+		if !reach {
+			continue
+		}
+		keep[i] = true
+		switch {
+		case in.isCond():
+			live[in.jt], live[in.jf] = true, true
+			reach = false
+		case in.isJA():
+			live[in.jt] = true
+			reach = false
+		case in.raw.Op&0x07 == clsRET:
+			reach = false
+		}
+	}
+	out := a.code[:0]
+	dropped := false
+	for i, in := range a.code {
+		if keep[i] {
+			out = append(out, in)
+		} else {
+			dropped = true
+		}
+	}
+	a.code = out
+	return dropped
 }

@@ -271,6 +271,8 @@ func (p *parser) parseKeyword() (node, error) {
 		return p.parseCast(pDefault)
 	case "src", "dst", "host", "net", "port", "portrange", "proto":
 		return p.parseHead(pDefault)
+	case "and", "or", "not":
+		return nil, p.errAt(t.pos, "expected a primitive, found %s", t)
 	case "gateway", "protochain", "mpls", "pppoed", "pppoes", "geneve", "inbound", "outbound", "ifindex", "byte":
 		return nil, p.errAt(t.pos, "%q is not supported by this compiler", t.text)
 	}
@@ -973,8 +975,8 @@ type arithCode struct {
 
 func (c *arithCode) scratch(d int) uint32 {
 	r := firstScratch + d
-	if r >= scratchMemory && c.err == nil {
-		c.err = fmt.Errorf("expression too complex: more than %d scratch memory slots", scratchMemory-firstScratch)
+	if r >= regSaveX && c.err == nil {
+		c.err = fmt.Errorf("expression too complex: more than %d scratch memory slots", regSaveX-firstScratch)
 	}
 	return uint32(r % scratchMemory)
 }
