@@ -7,7 +7,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
+
+// prefetch is how far ahead of the block being read a reader asks the
+// kernel to read.
+const prefetch = 16 << 20
 
 // view is a reader's snapshot of one segment.
 type view struct {
@@ -77,7 +83,9 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 		return st, nil
 	}
 	var buf []byte
+	var ahead int64 // prefetched up to here in the current segment
 	for _, v := range vs {
+		ahead = 0
 		if v.tmax < from || v.tmin >= to {
 			continue
 		}
@@ -99,6 +107,14 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 			}
 			if buf == nil {
 				buf = make([]byte, r.meta.BlockSize)
+			}
+			if e.off+int64(e.blockLen)+prefetch/2 > ahead {
+				// Ask the kernel for the next blocks while this one is
+				// decoded and written out: a cold window then streams from
+				// the disk instead of waiting block by block. Advice only.
+				start := max(e.off, ahead)
+				ahead = e.off + prefetch
+				_ = unix.Fadvise(int(r.rfiles[v.slot].Fd()), start, ahead-start, unix.FADV_WILLNEED)
 			}
 			b := buf[:e.blockLen]
 			var h blockHeader
