@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/pcapgo"
+
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -160,5 +162,73 @@ func TestCaptureCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("probe capture %v = %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// extractAll runs `probe extract` over the whole ring for one link and
+// reads the PCAP it wrote.
+func extractAll(t *testing.T, dir, link string) []ringfs.Record {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), link+".pcap")
+	var msgs bytes.Buffer
+	err := dispatch(context.Background(), env{stdout: &msgs, stderr: &msgs}, []string{"extract", "-ring", dir, "-link", link,
+		"-from", "2000-01-01T00:00:00Z", "-to", "2100-01-01T00:00:00Z", "-o", out})
+	if err != nil {
+		t.Fatalf("probe extract: %v\n%s", err, msgs.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatalf("probe extract output: %v", err)
+	}
+	var recs []ringfs.Record
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		recs = append(recs, ringfs.Record{Time: ci.Timestamp.UnixNano(), OrigLen: uint32(ci.Length), Data: data})
+	}
+	return recs
+}
+
+// -filter and -rules end to end, read back with `probe extract`: the PCAP
+// holds what tcpdump captured with the same filter and snap length.
+func TestCaptureCommandFilterAndRulesThroughExtract(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.json")
+	// One rule and "discard the rest": the same as tcpdump -s 64 with the
+	// rule's filter.
+	os.WriteFile(rules, []byte(`[
+		{"filter": "ether proto 0x88b6 or vlan 100", "snap": 64},
+		{"filter": "", "snap": 0}
+	]`), 0o644)
+	for _, tc := range []struct {
+		name, expr string
+		snap       int
+		args       []string
+	}{
+		{"filter", "vlan 10 and ether proto 0x88b5", 80, []string{"-filter", "vlan 10 and ether proto 0x88b5", "-snaplen", "80"}},
+		{"rules", "ether proto 0x88b6 or vlan 100", 64, []string{"-rules", rules}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := netnstest.NewPair(t)
+			dir := filepath.Join(t.TempDir(), "ring")
+			td := netnstest.StartTcpdump(t, p.Host, tc.snap, tc.expr)
+			cmd := startCaptureCmd(t, append([]string{"-iface", p.Host, "-ring", dir, "-size", "64MiB"}, tc.args...)...)
+			if err := p.NewSender(t).Send(netnstest.Frames(390)...); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond) // tcpdump hands over a block at least every second
+			cmd.stop(t)
+			want := td.Stop(t)
+			if len(want) == 0 || len(want) == 390 {
+				t.Fatalf("tcpdump kept %d of 390 packets: the filter should keep some, not all", len(want))
+			}
+			sameAsTcpdump(t, extractAll(t, dir, p.Host), want)
+		})
 	}
 }
