@@ -307,9 +307,11 @@ func runExtract(ctx context.Context, e env, args []string) error {
 		abort()
 		return fmt.Errorf("extract: %w", err)
 	}
+	var unknown int
 	st, err := r.Read(ctx, start, end, func(rec ringfs.Record) error {
 		if int(rec.Link) >= len(ifaceOf) {
-			return fmt.Errorf("record with unknown link id %d", rec.Link)
+			unknown++ // a link the recorder added after we read ring.json
+			return nil
 		}
 		i := ifaceOf[rec.Link]
 		if i < 0 || (match != nil && !match(rec.Data)) {
@@ -332,6 +334,9 @@ func runExtract(ctx context.Context, e env, args []string) error {
 		fmtTime(start), fmtTime(end), st.Packets, st.Drops)
 	if st.Truncated {
 		fmt.Fprintln(e.stderr, "extract: warning: the recorder overwrote the start of the window while it was read; the file lacks those packets")
+	}
+	if unknown > 0 {
+		fmt.Fprintf(e.stderr, "extract: warning: %d packets of links added while extracting were left out\n", unknown)
 	}
 	if st.Corrupt > 0 {
 		fmt.Fprintf(e.stderr, "extract: warning: %d corrupt blocks were skipped\n", st.Corrupt)
