@@ -21,7 +21,7 @@ type pkt struct {
 var pkts = []pkt{
 	{0, 1_767_225_600_123_456_789, 60, bytes.Repeat([]byte{0xaa}, 60)},
 	{1, 1_767_225_600_223_456_789, 1500, bytes.Repeat([]byte{0xbb}, 61)}, // sliced
-	{0, 1_767_225_599_000_000_001, 3, []byte{1, 2, 3}},                    // clock went back
+	{0, 1_767_225_599_000_000_001, 3, []byte{1, 2, 3}},                   // clock went back
 }
 
 func write(t *testing.T, format string, ifaces []Interface) []byte {
