@@ -185,6 +185,8 @@ func (u *Uploader) Run(ctx context.Context) error {
 		return nil
 	}
 	var next time.Time // zero until synced
+	// One pending timer at a time: a kick does not restart the wait.
+	var timer <-chan time.Time
 	for {
 		now := u.clock.Now()
 		if next.IsZero() && u.clock.Synced() {
@@ -198,21 +200,27 @@ func (u *Uploader) Run(ctx context.Context) error {
 			}
 			next = u.sched.next(now)
 			u.setNext(next)
+			timer = nil
 		} else if !next.IsZero() && now.Before(next.Add(-25*time.Hour)) {
 			// The clock stepped back a lot: plan from the new time.
 			next = u.sched.next(now)
 			u.setNext(next)
+			timer = nil
 		}
-		wait := syncPoll
-		if !next.IsZero() {
-			wait = min(next.Sub(now), maxWait)
+		if timer == nil {
+			wait := syncPoll
+			if !next.IsZero() {
+				wait = min(next.Sub(now), maxWait)
+			}
+			timer = u.clock.After(wait)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-u.kick:
 			u.runKick(ctx)
-		case <-u.clock.After(wait):
+		case <-timer:
+			timer = nil
 			if !next.IsZero() && !u.clock.Now().Before(next) {
 				u.runSlot(ctx, next)
 				next = u.sched.next(u.clock.Now())
