@@ -182,6 +182,10 @@ func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name 
 	if err != nil {
 		// Free the server's disk; whatever is left is overwritten next time.
 		c.sftp.Remove(part)
+		// SSH_FX_FAILURE says nothing; tell the installer when it is space.
+		if vfs, verr := c.sftp.StatVFS(cfg.RemoteDir); verr == nil && vfs.FreeSpace() < uint64(size) {
+			err = fmt.Errorf("%w (server disk full? %d bytes free, the file has %d)", err, vfs.FreeSpace(), size)
+		}
 		return n, fmt.Errorf("write %s on the server: %w", part, err)
 	}
 	if err := checkSize(c, part, size); err != nil {

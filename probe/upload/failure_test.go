@@ -1,0 +1,146 @@
+package upload_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/upload/sshdtest"
+)
+
+// TestConnectionCutMidFile kills the sshd session while a file is being
+// written: the file stays queued, nothing appears under its final name,
+// and the next attempt completes with one copy and no .part.
+func TestConnectionCutMidFile(t *testing.T) {
+	r := newRig(t, sshdtest.Options{})
+	data := r.put(t, "a.pcap", 2<<20)
+	// Slow enough (2 MiB at 4 Mbit/s = 4 s) to cut in the middle.
+	r.cfg.BandwidthLimitKbps = 4000
+	u, ev := r.newUploader(t, nil)
+	done := make(chan error, 1)
+	go func() { done <- u.UploadNow(context.Background()) }()
+	part := filepath.Join(r.remoteDir, "a.pcap.part")
+	waitFor(t, "a partial .part on the server", func() bool {
+		st, err := os.Stat(part)
+		return err == nil && st.Size() >= 256<<10
+	})
+	if n := r.srv.KillSessions(); n == 0 {
+		t.Fatal("no sshd session process to kill")
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("upload did not notice the cut connection")
+	}
+	if err == nil {
+		t.Fatal("upload reported success over a cut connection")
+	}
+	t.Logf("cut: %v", err)
+	if _, err := os.Stat(filepath.Join(r.remoteDir, "a.pcap")); err == nil {
+		t.Fatal("a half-written file appeared under its final name")
+	}
+	assertFile(t, filepath.Join(r.queueDir, "a.pcap"), data)
+	st, err := os.Stat(part)
+	if err != nil || st.Size() >= int64(len(data)) {
+		t.Fatalf("expected a stale partial .part after the cut: %v", err)
+	}
+	if k := ev.kinds(); !reflect.DeepEqual(k, []string{"uploading", "failed"}) {
+		t.Fatalf("events %v", k)
+	}
+
+	r.cfg.BandwidthLimitKbps = 0
+	u, _ = r.newUploader(t, nil)
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), data)
+	if got := r.remote(t); !reflect.DeepEqual(got, []string{"a.pcap"}) {
+		t.Fatalf("server holds %v, want just a.pcap", got)
+	}
+	if got := names(t, r.queueDir); len(got) != 0 {
+		t.Fatalf("queue %v after the retry", got)
+	}
+}
+
+// TestCutAfterRename covers a cut between the rename on the server and the
+// local removal: the file is sent again and replaces the first copy.
+func TestCutAfterRename(t *testing.T) {
+	r := newRig(t, sshdtest.Options{})
+	data := r.put(t, "a.pcap", 50<<10)
+	if err := os.WriteFile(filepath.Join(r.remoteDir, "a.pcap"), data[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := r.newUploader(t, nil)
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), data)
+	if got := r.remote(t); !reflect.DeepEqual(got, []string{"a.pcap"}) {
+		t.Fatalf("server holds %v, want one a.pcap", got)
+	}
+}
+
+// TestServerDiskFull uploads to a tiny tmpfs: the write fails, the queue
+// is as it was, nothing sits under a final name and the .part is removed.
+func TestServerDiskFull(t *testing.T) {
+	r := newRig(t, sshdtest.Options{})
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "presscap-upload-test", r.remoteDir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a small tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", r.remoteDir).Run() })
+	big := r.put(t, "a-big.pcap", 1<<20)
+	small := r.put(t, "b-small.pcap", 1000)
+	manifest := r.put(t, "c.json", 100)
+	u, ev := r.newUploader(t, nil)
+	err := u.UploadNow(context.Background())
+	if err == nil {
+		t.Fatal("upload into a full disk reported success")
+	}
+	t.Logf("full: %v", err)
+	if !strings.Contains(err.Error(), "a-big.pcap.part") || !strings.Contains(err.Error(), "server disk full") {
+		t.Fatalf("error %q does not name the file", err)
+	}
+	assertFile(t, filepath.Join(r.queueDir, "a-big.pcap"), big)
+	assertFile(t, filepath.Join(r.queueDir, "b-small.pcap"), small)
+	assertFile(t, filepath.Join(r.queueDir, "c.json"), manifest)
+	if got := r.remote(t); len(got) != 0 {
+		t.Fatalf("server holds %v after the failure, want nothing", got)
+	}
+	if ev.count(upload.Failed) != 1 || !strings.Contains(u.Status().LastError, "a-big.pcap") {
+		t.Fatalf("events %v, status %+v", ev.kinds(), u.Status())
+	}
+
+	// Read-only: creating the .part fails.
+	if out, err := exec.Command("mount", "-o", "remount,ro", r.remoteDir).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v: %s", err, out)
+	}
+	os.Remove(filepath.Join(r.queueDir, "a-big.pcap"))
+	err = u.UploadNow(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "create "+filepath.Join(r.remoteDir, "b-small.pcap.part")) {
+		t.Fatalf("read-only server dir: got %v", err)
+	}
+	assertFile(t, filepath.Join(r.queueDir, "b-small.pcap"), small)
+}
+
+// TestSentDir moves uploaded files instead of deleting them.
+func TestSentDir(t *testing.T) {
+	r := newRig(t, sshdtest.Options{})
+	data := r.put(t, "a.pcap", 5000)
+	r.cfg.SentDir = "sent"
+	u, _ := r.newUploader(t, nil)
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), data)
+	assertFile(t, filepath.Join(r.queueDir, "sent", "a.pcap"), data)
+	if st := u.Status(); len(st.Queue) != 0 {
+		t.Fatalf("sent folder counted as queue: %+v", st.Queue)
+	}
+}
