@@ -339,10 +339,13 @@ func (fs *FS) ReadFile(p string) ([]byte, error) {
 	return b, nil
 }
 
-// GokrazyExtents looks a file up the way gokrazy's on-device reader does:
-// by the 8.3 name derived from each path component with a ~1 tail, in
-// directories it scans for RootEntries entries. The update's root switch
-// only works if this finds the same bytes as Extents.
+// GokrazyExtents looks a file up the way gokrazy's on-device reader does,
+// quirks included, so a test can prove the update's root switch will find
+// cmdline.txt and loader/entries/gokrazy.conf: each path component's 8.3
+// name is derived with a ~1 tail and always compared with a dot appended
+// ("LOADER."), so an extensionless component only matches through the
+// reader's fallback, an exact case-sensitive comparison of the stored bytes
+// with the component. Directories are scanned for RootEntries entries.
 func (fs *FS) GokrazyExtents(p string) (offset, length int64, err error) {
 	dirOff := int64(fs.geom.RootSector) * SectorSize
 	for _, comp := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
@@ -354,14 +357,24 @@ func (fs *FS) GokrazyExtents(p string) (offset, length int64, err error) {
 			}
 			primary += tail
 		}
-		want := pack(primary, ext)
+		shortName := primary + "." + ext
 		found := false
 		for i := 0; i < RootEntries; i++ {
 			e := make([]byte, dirEntrySize)
 			if _, err := fs.r.ReadAt(e, dirOff+int64(i*dirEntrySize)); err != nil {
 				return 0, 0, fmt.Errorf("fat: %s: %w", p, err)
 			}
-			if e[0] == 0 || string(e[0:11]) != string(want[:]) {
+			if e[0] == 0 {
+				continue
+			}
+			name := string(e[0:8])
+			if idx := strings.IndexByte(name, ' '); idx >= 0 {
+				name = name[:idx]
+			}
+			if e[8] != ' ' {
+				name += "." + string(e[8:11])
+			}
+			if !strings.EqualFold(name, shortName) && name != comp {
 				continue
 			}
 			off := fs.clusterOffset(binary.LittleEndian.Uint16(e[26:]))
@@ -373,7 +386,7 @@ func (fs *FS) GokrazyExtents(p string) (offset, length int64, err error) {
 			return off, int64(binary.LittleEndian.Uint32(e[28:])), nil
 		}
 		if !found {
-			return 0, 0, fmt.Errorf("fat: %s: %q not found by its short name", p, want[:])
+			return 0, 0, fmt.Errorf("fat: %s: %q not found the way gokrazy looks", p, comp)
 		}
 	}
 	return 0, 0, fmt.Errorf("fat: %s is a directory", p)

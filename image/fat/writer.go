@@ -463,7 +463,11 @@ func assignShortNames(d *node) error {
 		primary, ext, fits := ShortBasis(c.name)
 		cand := pack(primary, ext)
 		if fits && !seen[cand] {
-			c.short = cand
+			// Keep the name's own case in the short entry, as gokrazy's
+			// writer does: gokrazy's reader finds an extensionless name
+			// ("loader", "entries") only by an exact, case-sensitive
+			// comparison with the stored bytes.
+			c.short = pack(splitName(c.name))
 			seen[cand] = true
 			continue
 		}
@@ -489,7 +493,15 @@ func assignShortNames(d *node) error {
 	return nil
 }
 
-// needsLFN reports whether the short entry alone would lose the name.
+func splitName(name string) (primary, ext string) {
+	if i := strings.LastIndex(name, "."); i >= 0 {
+		return name[:i], name[i+1:]
+	}
+	return name, ""
+}
+
+// needsLFN reports whether the short entry alone would lose the name or
+// hold lower case, which only long names carry portably.
 func needsLFN(n *node) bool {
 	p := strings.TrimRight(string(n.short[0:8]), " ")
 	e := strings.TrimRight(string(n.short[8:11]), " ")
@@ -497,7 +509,7 @@ func needsLFN(n *node) bool {
 	if e != "" {
 		s += "." + e
 	}
-	return s != n.name
+	return s != n.name || s != strings.ToUpper(s)
 }
 
 func entryCount(n *node) int {
