@@ -114,6 +114,9 @@ type LinkStats struct {
 	Bytes   uint64
 	// Reopens counts how often the interface disappeared and came back.
 	Reopens uint64
+	// Open is true while the link's socket is open and bound (false while
+	// its interface is missing).
+	Open bool
 }
 
 // Dropped is the total of all drops.
@@ -309,6 +312,7 @@ func (c *Capture) Stats() []LinkStats {
 			Written:      l.written.Load(),
 			Bytes:        l.bytes.Load(),
 			Reopens:      l.reopens.Load(),
+			Open:         l.isOpen.Load(),
 		}
 	}
 	return out
@@ -318,4 +322,5 @@ func (c *Capture) Stats() []LinkStats {
 type counters struct {
 	seen, kernelDrops, backlogDrops, writeDrops atomic.Uint64
 	written, bytes, reopens                     atomic.Uint64
+	isOpen                                      atomic.Bool
 }

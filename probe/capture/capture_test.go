@@ -143,15 +143,22 @@ func TestInterfaceUnplugReplug(t *testing.T) {
 	}
 	waitWritten(t, c, 0, 40)
 	p.Unplug(t)
-	time.Sleep(1500 * time.Millisecond) // the capture notices within a second
-	p.Replug(t, false)
 	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats()[0].Open {
+		if time.Now().After(deadline) {
+			t.Fatalf("capture did not notice %s disappear", p.Host)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.Replug(t, false)
+	deadline = time.Now().Add(10 * time.Second)
 	for c.Stats()[0].Reopens == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if c.Stats()[0].Reopens != 1 {
 		t.Fatalf("capture did not reopen the interface: %+v", c.Stats()[0])
 	}
+	waitOpen(t, c)
 	waitUp(t, p.Host)
 	after := netnstest.Frames(70)
 	if err := p.NewSender(t).Send(after...); err != nil {
@@ -270,6 +277,18 @@ func checkSame(t *testing.T, got []ringfs.Record, sent [][]byte) {
 	}
 }
 
+// waitOpen waits until link 0's socket is open.
+func waitOpen(t *testing.T, c *Capture) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.Stats()[0].Open {
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s not open after 10s", c.Stats()[0].Name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitUp waits until the capture has brought an interface back up.
 func waitUp(t *testing.T, name string) {
 	t.Helper()
@@ -369,4 +388,27 @@ func TestRulesMatchTcpdumpPerRule(t *testing.T) {
 	}
 	compare(t, sink.records(9), want)
 	t.Logf("%d packets: %d by rule 0, %d discarded by rule 1, %d by default", n, sliced, discarded, len(want)-sliced)
+}
+
+// With WaitForLinks a capture starts before its interface exists (a USB
+// adapter plugged in after boot) and records it once it appears.
+func TestWaitForLinks(t *testing.T) {
+	p := netnstest.NewPair(t)
+	p.Unplug(t)
+	if _, err := New(Config{Links: []Link{{Name: p.Host, ID: 1}}}, newMemSink()); err == nil {
+		t.Fatalf("New without WaitForLinks accepted missing interface %s", p.Host)
+	}
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 1}}, WaitForLinks: true}, sink)
+	time.Sleep(700 * time.Millisecond)
+	p.Replug(t, false)
+	waitOpen(t, c)
+	waitUp(t, p.Host)
+	fs := netnstest.Frames(30)
+	if err := p.NewSender(t).Send(fs...); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, c, 0, 30)
+	stop()
+	checkSame(t, sink.records(1), fs)
 }

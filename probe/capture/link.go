@@ -84,6 +84,7 @@ func (l *link) open() error {
 		return fmt.Errorf("capture: bind to %s: %w", l.name, err)
 	}
 	l.tp, l.fd, l.ifindex = tp, fd, info.index
+	l.isOpen.Store(true)
 	l.ethernet = info.linkType == LinkTypeEthernet
 	l.lastDrops = 0
 	return nil
@@ -109,6 +110,7 @@ func socketFD(tp *afpacket.TPacket) (int, error) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func (l *link) close() {
+	l.isOpen.Store(false)
 	if l.tp != nil {
 		l.tp.Close()
 		l.tp = nil
