@@ -147,6 +147,8 @@ func (l *link) run(ctx context.Context) {
 				// and look at the interface now.
 				unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 				l.lastCheck = time.Time{}
+				// Never spin on an error that does not go away.
+				time.Sleep(5 * time.Millisecond)
 			}
 			if !l.periodic(ctx, now) {
 				return
