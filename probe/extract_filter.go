@@ -1,12 +1,21 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
 
-// compileExtractFilter turns a -filter expression into a predicate over frames
-// as stored in the ring. The filter issue replaces this with the real compiler.
+	"github.com/presscap/presscap/probe/filter"
+)
+
+// compileExtractFilter turns a -filter expression into a predicate over
+// frames as stored in the ring (VLAN tags inside the frame), evaluated in
+// userspace by filter.Matcher. An empty expression means no filter.
 func compileExtractFilter(expr string) (func(frame []byte) bool, error) {
 	if expr == "" {
 		return nil, nil
 	}
-	return nil, fmt.Errorf("-filter %q: %w", expr, errNotYet)
+	m, err := filter.NewMatcher(expr)
+	if err != nil {
+		return nil, fmt.Errorf("-filter: %w", err)
+	}
+	return m.Match, nil
 }
