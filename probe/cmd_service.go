@@ -3,13 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
 	"os"
+	"strings"
+	"time"
 
+	"github.com/presscap/presscap/beeper"
+	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/service"
+	"github.com/presscap/presscap/probe/status"
 )
-
-func runService(ctx context.Context, e env, args []string) error { return errNotYet }
 
 // loadConfig finds, parses and validates the configuration: -config, then
 // $PRESSCAP_CONFIG, then config.SearchPaths, else the defaults.
@@ -34,9 +43,83 @@ func loadConfig(flagPath string) (config.Config, string, error) {
 	return c, path, nil
 }
 
+func runService(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("run", e)
+	path := fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := log.New(e.stdout, "", log.LstdFlags|log.LUTC)
+	c, used, err := loadConfig(*path)
+	if err != nil {
+		return badConfig(ctx, logger, *path, err)
+	}
+	if used == "" {
+		used = "built-in defaults"
+	}
+	logger.Printf("presscap: configuration from %s", used)
+
+	var fb service.DeviceFeedback
+	if l, err := leds.New(c.Leds); err != nil {
+		logger.Printf("leds: %v (carrying on without the LED)", err)
+	} else {
+		fb.LEDs = l
+		defer l.Close()
+	}
+	fb.Beeper = beeper.New(c.Beeper, logger)
+	defer fb.Beeper.Close()
+	fb.State("booting")
+
+	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: fb})
+	if err != nil {
+		return badConfig(ctx, logger, *path, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srvDone := make(chan error, 1)
+	if len(c.Status.Listen) > 0 {
+		srv := &status.Server{Listen: c.Status.Listen, Logf: logger.Printf,
+			Handler: status.Handler(svc, status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles})}
+		go func() { srvDone <- srv.Run(ctx) }()
+	} else {
+		srvDone <- nil
+	}
+	err = svc.Run(ctx)
+	cancel()
+	<-srvDone
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// badConfig keeps a service with a bad configuration up, showing the fault
+// on the LED and the reason in the log, instead of exiting into gokrazy's
+// restart loop; when the file changes to a valid one it exits so that
+// gokrazy restarts it with the new one.
+func badConfig(ctx context.Context, logger *log.Logger, flagPath string, cause error) error {
+	logger.Printf("presscap: NOT RUNNING, bad configuration: %v", cause)
+	if l, err := leds.New(leds.DefaultConfig()); err == nil {
+		l.Set(leds.FaultBadConfig)
+		defer l.Close()
+	}
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return cause
+		case <-t.C:
+			if _, _, err := loadConfig(flagPath); err == nil {
+				return errors.New("configuration fixed: restarting")
+			}
+		}
+	}
+}
+
 func runCheck(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("check", e)
-	path := fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+fmt.Sprint(config.SearchPaths())+")")
+	path := fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
 	printDefault := fs.Bool("print-default", false, "print the default configuration as JSON and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,7 +144,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: OK\n", used)
 	fmt.Fprintf(e.stdout, "window: %v before + %v after; the ring holds about %v at %g Mbit/s\n",
-		c.Trigger.Before.D(), c.Trigger.After.D(), c.History().Round(1e9), c.Ring.ExpectedMbps)
+		c.Trigger.Before.D(), c.Trigger.After.D(), c.History().Round(time.Second), c.Ring.ExpectedMbps)
 	for _, x := range c.Exports {
 		f := x.Filter
 		if f == "" {
@@ -76,4 +159,72 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-func runTrigger(ctx context.Context, e env, args []string) error { return errNotYet }
+// triggerURL derives the local status listener's trigger URL from the
+// configuration: the first listen address, with a wildcard or "private"
+// host replaced by loopback.
+func triggerURL(c config.Config) (string, error) {
+	if len(c.Status.Listen) == 0 {
+		return "", errors.New("status.listen is empty: the service has no trigger endpoint (use -addr)")
+	}
+	host, port, err := net.SplitHostPort(c.Status.Listen[0])
+	if err != nil {
+		return "", err
+	}
+	switch host {
+	case "", "private", "0.0.0.0", "::":
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/trigger", nil
+}
+
+func runTrigger(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("trigger", e)
+	path := fs.String("config", "", "configuration file of the running service")
+	addr := fs.String("addr", "", "status listener host:port (default: from the configuration)")
+	token := fs.String("token", "", "trigger token (default: status.token, else gokrazy's password)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, _, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	url := ""
+	if *addr != "" {
+		url = "http://" + *addr + "/trigger"
+	} else if url, err = triggerURL(c); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", url, nil)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *token != "":
+		req.Header.Set("Authorization", "Bearer "+*token)
+	case c.Status.Token != "":
+		req.Header.Set("Authorization", "Bearer "+c.Status.Token)
+	default:
+		pw := status.Auth{PasswordFiles: c.Status.PasswordFiles}.Password()
+		if pw == "" {
+			return errors.New("no token: set status.token, pass -token, or run where gokrazy's password file is readable")
+		}
+		req.SetBasicAuth("gokrazy", pw)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("trigger: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("trigger: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	var p status.Press
+	if err := json.Unmarshal(body, &p); err != nil {
+		return fmt.Errorf("trigger: bad answer %q: %w", body, err)
+	}
+	fmt.Fprintf(e.stdout, "pressed at %s: capture #%d %s\n", p.Time.UTC().Format(time.RFC3339Nano), p.Window, p.Decision)
+	return nil
+}

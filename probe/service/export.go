@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -70,7 +69,7 @@ func FileBase(host string, w *Window) string {
 
 type exportFile struct {
 	spec    ExportSpec
-	m       *filter.Matcher
+	m       *liveMatcher
 	links   map[uint16]int // ring link id → interface index in the file
 	tmp     *os.File
 	bw      *bufio.Writer
@@ -104,7 +103,7 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		f := &exportFile{spec: spec, links: map[uint16]int{}}
 		files = append(files, f)
 		if spec.Filter != "" {
-			m, err := filter.NewMatcher(spec.Filter)
+			m, err := newLiveMatcher(spec.Filter)
 			if err != nil {
 				cleanup()
 				return man, fmt.Errorf("export %s: %w", spec.Name, err)
@@ -152,7 +151,7 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 			if !ok {
 				continue
 			}
-			if f.m != nil && !f.m.MatchLen(r.Data, int(r.OrigLen)) {
+			if f.m != nil && !f.m.Match(r.Data, int(r.OrigLen)) {
 				continue
 			}
 			if err := f.pw.WritePacket(idx, r.Time, r.OrigLen, r.Data); err != nil {
