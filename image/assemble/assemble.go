@@ -1,0 +1,649 @@
+// Package assemble builds a complete gokrazy disk image from an instance
+// directory: it compiles the programs and a generated init, lays out the
+// root squashfs, the boot FAT and a pre-formatted ext4 /perm, and writes them
+// behind a GPT + hybrid MBR.
+package assemble
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/presscap/presscap/image/fat"
+	"github.com/presscap/presscap/image/gokconfig"
+	"github.com/presscap/presscap/image/partition"
+	"github.com/presscap/presscap/image/rootfs"
+)
+
+// DefaultSize is the default disk image size: boot, two 500 MiB roots and
+// about 940 MiB of /perm. The file is sparse.
+const DefaultSize = 2 << 30
+
+// CmdlinePadding leaves room so gokrazy can rewrite cmdline.txt in place.
+const CmdlinePadding = 64
+
+// Options control one build.
+type Options struct {
+	// Instance is the instance directory holding config.json.
+	Instance string
+	// Output is the disk image to write (replaced).
+	Output string
+	// Size is the disk size in bytes (DefaultSize if 0).
+	Size int64
+	// Timestamp is the build timestamp init reports (now if zero).
+	Timestamp time.Time
+	// RepoDir is the Go module to build the programs in ("." if empty).
+	RepoDir string
+	// WorkDir keeps the compiled programs and the generated init
+	// (RepoDir/build/<instance> if empty). It must be inside RepoDir so
+	// that the init package uses RepoDir's go.mod.
+	WorkDir string
+	// SystemdBoot is systemd-bootaa64.efi, needed by instances without
+	// Raspberry Pi firmware (UEFI machines such as QEMU virt).
+	SystemdBoot string
+	// CheckFile validates a file destined for the root file system before
+	// anything is written; a non-nil error fails the build. It may return
+	// directories the root file system must hold (mount points: the root
+	// is read-only on the device).
+	CheckFile func(dst string, data []byte) (dirs []string, err error)
+	// Log receives progress lines (discarded if nil).
+	Log io.Writer
+}
+
+// Result describes what was written.
+type Result struct {
+	Layout      partition.Layout
+	Timestamp   string
+	RootBytes   int64 // squashfs size
+	BootBytes   int64 // used part of the boot FAT
+	Cmdline     string
+	KernelRel   string
+	BuildTime   time.Duration // compiling
+	AssembleDur time.Duration // everything after compiling
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format+"\n", args...)
+	}
+}
+
+// Build writes the image described by o.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	if o.Size == 0 {
+		o.Size = DefaultSize
+	}
+	if o.RepoDir == "" {
+		o.RepoDir = "."
+	}
+	if o.Timestamp.IsZero() {
+		o.Timestamp = time.Now()
+	}
+	o.Timestamp = o.Timestamp.UTC().Truncate(time.Second)
+	cfg, err := gokconfig.Load(o.Instance)
+	if err != nil {
+		return nil, err
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = filepath.Join(o.RepoDir, "build", filepath.Base(filepath.Clean(o.Instance)))
+	}
+	sig := partition.Signature(cfg.Hostname)
+	layout, err := partition.NewLayout(sig, o.Size)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Layout: layout, Timestamp: o.Timestamp.Format(time.RFC3339)}
+
+	// Everything the root file system gets from the instance is read and
+	// checked before anything is compiled or written.
+	extra, dirs, err := extraFiles(cfg, o.CheckFile)
+	if err != nil {
+		return nil, err
+	}
+	password, err := cfg.Password()
+	if err != nil {
+		return nil, err
+	}
+
+	kernelDir, err := moduleDir(ctx, o.RepoDir, cfg.KernelPackageOrDefault())
+	if err != nil {
+		return nil, err
+	}
+	firmwarePkg := cfg.FirmwarePackageOrDefault()
+	var firmwareDir string
+	if firmwarePkg != "" {
+		if firmwareDir, err = moduleDir(ctx, o.RepoDir, firmwarePkg); err != nil {
+			return nil, err
+		}
+	} else {
+		if o.SystemdBoot == "" {
+			return nil, fmt.Errorf("instance %s has no FirmwarePackage, so it boots through UEFI: pass the systemd-bootaa64.efi from Debian's systemd-boot-efi:arm64 (make fetches it)", o.Instance)
+		}
+		if _, err := os.Stat(o.SystemdBoot); err != nil {
+			return nil, fmt.Errorf("systemd-boot: %w", err)
+		}
+	}
+
+	// Compile.
+	t0 := time.Now()
+	binDir := filepath.Join(o.WorkDir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := buildPrograms(ctx, o, cfg, binDir); err != nil {
+		return nil, err
+	}
+	if err := buildInit(ctx, o, cfg, res.Timestamp, binDir); err != nil {
+		return nil, err
+	}
+	res.BuildTime = time.Since(t0)
+	o.logf("compiled in %s", res.BuildTime.Round(time.Millisecond))
+	t1 := time.Now()
+
+	// Root file system.
+	tree := rootfs.NewTree()
+	rel, err := rootTree(tree, cfg, binDir, kernelDir, password, extra, dirs)
+	if err != nil {
+		return nil, err
+	}
+	res.KernelRel = rel
+	sqPath := filepath.Join(o.WorkDir, "root.squashfs")
+	res.RootBytes, err = tree.WriteSquashfs(sqPath, o.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	rootPart := layout.Partition(partition.RootA)
+	if res.RootBytes > rootPart.Size() {
+		return nil, fmt.Errorf("root file system is %d bytes, the root partition holds %d", res.RootBytes, rootPart.Size())
+	}
+
+	// Boot file system.
+	res.Cmdline = Cmdline(cfg, sig)
+	boot, err := bootFS(cfg, kernelDir, firmwareDir, o.SystemdBoot, res.Cmdline)
+	if err != nil {
+		return nil, err
+	}
+
+	// The disk.
+	tmp := o.Output + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	defer f.Close()
+	if err := f.Truncate(o.Size); err != nil {
+		return nil, err
+	}
+	if err := layout.Write(f); err != nil {
+		return nil, err
+	}
+	bootPart := layout.Partition(partition.Boot)
+	res.BootBytes, err = boot.Write(io.NewOffsetWriter(f, bootPart.Offset()), fat.Options{
+		TotalSectors:  uint32(bootPart.Sectors()),
+		HiddenSectors: uint32(bootPart.Start),
+		VolumeID:      sig,
+		ModTime:       o.Timestamp,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := copyInto(f, rootPart.Offset(), sqPath); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	perm := layout.Partition(partition.Perm)
+	if err := mkfsPerm(ctx, tmp, perm, sig); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, o.Output); err != nil {
+		return nil, err
+	}
+	res.AssembleDur = time.Since(t1)
+	o.logf("wrote %s (%d MiB, root %d KiB, boot %d KiB) in %s", o.Output, o.Size>>20, res.RootBytes>>10, res.BootBytes>>10, res.AssembleDur.Round(time.Millisecond))
+	return res, nil
+}
+
+// Cmdline returns the kernel command line for the first root partition.
+func Cmdline(cfg *gokconfig.Config, sig uint32) string {
+	parts := []string{"console=tty1"}
+	if sc := cfg.SerialConsoleOrDefault(); sc != "disabled" {
+		parts = append(parts, "console="+sc)
+	}
+	parts = append(parts, partition.RootCmdline(sig), "init=/gokrazy/init", "rootwait", "panic=10", "oops=panic")
+	return strings.Join(parts, " ")
+}
+
+type extraFile struct {
+	data []byte
+	mode os.FileMode
+}
+
+func extraFiles(cfg *gokconfig.Config, check func(string, []byte) ([]string, error)) (map[string]extraFile, []string, error) {
+	out := map[string]extraFile{}
+	var dirs []string
+	pkgs := make([]string, 0, len(cfg.PackageConfig))
+	for p := range cfg.PackageConfig {
+		pkgs = append(pkgs, p)
+	}
+	sort.Strings(pkgs)
+	add := func(pkg, dst string, data []byte, mode os.FileMode) error {
+		if _, dup := out[dst]; dup {
+			return fmt.Errorf("PackageConfig[%q]: %s is provided twice", pkg, dst)
+		}
+		if check != nil {
+			d, err := check(dst, data)
+			if err != nil {
+				return fmt.Errorf("PackageConfig[%q]: %s: %w", pkg, dst, err)
+			}
+			dirs = append(dirs, d...)
+		}
+		out[dst] = extraFile{data, mode}
+		return nil
+	}
+	for _, pkg := range pkgs {
+		pc := cfg.PackageConfig[pkg]
+		for dst, src := range pc.ExtraFilePaths {
+			p := cfg.Resolve(src)
+			st, err := os.Stat(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			if st.IsDir() {
+				return nil, nil, fmt.Errorf("PackageConfig[%q].ExtraFilePaths[%q]: %s is a directory", pkg, dst, p)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			mode := rootfs.FileMode
+			if st.Mode()&0o111 != 0 {
+				mode = rootfs.ProgramMode
+			}
+			if err := add(pkg, dst, data, mode); err != nil {
+				return nil, nil, err
+			}
+		}
+		for dst, content := range pc.ExtraFileContents {
+			if err := add(pkg, dst, []byte(content), rootfs.FileMode); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return out, dirs, nil
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+func moduleDir(ctx context.Context, repo, mod string) (string, error) {
+	cmd := exec.CommandContext(ctx, goTool(), "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd.Dir = repo
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating module %s: %v: %s", mod, err, stderr.String())
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		// Listed but not downloaded yet.
+		dl := exec.CommandContext(ctx, goTool(), "mod", "download", mod)
+		dl.Dir = repo
+		if o, err := dl.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("downloading module %s: %v: %s", mod, err, o)
+		}
+		return moduleDir(ctx, repo, mod)
+	}
+	return dir, nil
+}
+
+func goBuild(ctx context.Context, o Options, args ...string) error {
+	cmd := exec.CommandContext(ctx, goTool(), append([]string{"build"}, args...)...)
+	cmd.Dir = o.RepoDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func buildPrograms(ctx context.Context, o Options, cfg *gokconfig.Config, binDir string) error {
+	// Packages without their own build flags are compiled together.
+	var plain []string
+	for _, pkg := range append(cfg.GokrazyPackagesOrDefault(), cfg.Packages...) {
+		pc := cfg.PackageConfig[pkg]
+		if len(pc.GoBuildFlags) == 0 && len(pc.GoBuildTags) == 0 {
+			plain = append(plain, pkg)
+			continue
+		}
+		tags := append([]string{"gokrazy"}, pc.GoBuildTags...)
+		args := append([]string{"-trimpath", "-tags", strings.Join(tags, ",")}, pc.GoBuildFlags...)
+		args = append(args, "-o", filepath.Join(binDir, gokconfig.Basename(pkg)), pkg)
+		o.logf("go build %s", pkg)
+		if err := goBuild(ctx, o, args...); err != nil {
+			return err
+		}
+	}
+	if len(plain) > 0 {
+		o.logf("go build %s", strings.Join(plain, " "))
+		args := append([]string{"-trimpath", "-tags", "gokrazy", "-o", binDir + string(filepath.Separator)}, plain...)
+		if err := goBuild(ctx, o, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// InitSource returns the generated init program: gokrazy.Boot, one service
+// per program with its flags and environment compiled in, and
+// gokrazy.SuperviseServices.
+func InitSource(cfg *gokconfig.Config, timestamp string) string {
+	var b strings.Builder
+	b.WriteString(`// Code generated by presscap's image assembler (go run ./image). DO NOT EDIT.
+
+package main
+
+import (
+	"log"
+	"os"
+	"os/exec"
+
+	"github.com/gokrazy/gokrazy"
+)
+
+const buildTimestamp = ` + strconv.Quote(timestamp) + `
+
+func main() {
+	if err := gokrazy.Boot(buildTimestamp); err != nil {
+		log.Fatal(err)
+	}
+	services := []*gokrazy.Service{
+`)
+	svc := func(path, pkg string) {
+		pc := cfg.PackageConfig[pkg]
+		ctor := "NewService"
+		switch {
+		case pc.DontStart:
+			ctor = "NewStoppedService"
+		case pc.WaitForClock:
+			ctor = "NewWaitForClockService"
+		}
+		args := []string{strconv.Quote(path)}
+		for _, a := range pc.CommandLineFlags {
+			args = append(args, strconv.Quote(a))
+		}
+		env := "os.Environ()"
+		if len(pc.Environment) > 0 {
+			q := make([]string, len(pc.Environment))
+			for i, e := range pc.Environment {
+				q[i] = strconv.Quote(e)
+			}
+			env = "append(os.Environ(), " + strings.Join(q, ", ") + ")"
+		}
+		fmt.Fprintf(&b, "\t\tgokrazy.%s(&exec.Cmd{Path: %s, Args: []string{%s}, Env: %s}),\n",
+			ctor, strconv.Quote(path), strings.Join(args, ", "), env)
+	}
+	for _, pkg := range cfg.GokrazyPackagesOrDefault() {
+		svc("/gokrazy/"+gokconfig.Basename(pkg), pkg)
+	}
+	for _, pkg := range cfg.Packages {
+		svc("/user/"+gokconfig.Basename(pkg), pkg)
+	}
+	b.WriteString(`	}
+	if err := gokrazy.SuperviseServices(services); err != nil {
+		log.Fatal(err)
+	}
+	select {}
+}
+`)
+	return b.String()
+}
+
+func buildInit(ctx context.Context, o Options, cfg *gokconfig.Config, timestamp, binDir string) error {
+	// A directory whose name starts with "_" is skipped by ./... patterns,
+	// so go vet and go test never see the generated program.
+	src := filepath.Join(o.WorkDir, "_init")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(InitSource(cfg, timestamp)), 0o644); err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(o.RepoDir, src)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("work directory %s must be inside %s", o.WorkDir, o.RepoDir)
+	}
+	o.logf("go build init")
+	return goBuild(ctx, o, "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-o", filepath.Join(binDir, "init"), "./"+filepath.ToSlash(rel))
+}
+
+func rootTree(t *rootfs.Tree, cfg *gokconfig.Config, binDir, kernelDir, password string, extra map[string]extraFile, dirs []string) (string, error) {
+	steps := []func() error{
+		func() error { return t.HostFile("/gokrazy/init", filepath.Join(binDir, "init"), rootfs.ProgramMode) },
+	}
+	for _, pkg := range cfg.GokrazyPackagesOrDefault() {
+		base := gokconfig.Basename(pkg)
+		steps = append(steps, func() error {
+			return t.HostFile("/gokrazy/"+base, filepath.Join(binDir, base), rootfs.ProgramMode)
+		})
+	}
+	for _, pkg := range cfg.Packages {
+		base := gokconfig.Basename(pkg)
+		steps = append(steps, func() error {
+			return t.HostFile("/user/"+base, filepath.Join(binDir, base), rootfs.ProgramMode)
+		})
+	}
+	for _, d := range append([]string{"/dev", "/proc", "/sys", "/tmp", "/perm", "/run", "/mnt"}, dirs...) {
+		steps = append(steps, func() error { return t.Dir(d) })
+	}
+	ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		return "", fmt.Errorf("CA bundle for /etc/ssl/ca-bundle.pem: %w (install the Debian package ca-certificates)", err)
+	}
+	steps = append(steps,
+		func() error { return t.File("/etc/hostname", []byte(cfg.Hostname), rootfs.FileMode) },
+		func() error {
+			return t.File("/etc/hosts", []byte("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 "+cfg.Hostname+"\n"), rootfs.FileMode)
+		},
+		func() error { return t.File("/etc/gokr-pw.txt", []byte(password), rootfs.SecretMode) },
+		func() error { return t.File("/etc/http-port.txt", []byte(cfg.HTTPPort()), rootfs.FileMode) },
+		func() error { return t.File("/etc/https-port.txt", []byte(cfg.HTTPSPort()), rootfs.FileMode) },
+		func() error { return t.File("/etc/localtime", UTCZoneinfo(), rootfs.FileMode) },
+		func() error { return t.File("/etc/ssl/ca-bundle.pem", ca, rootfs.FileMode) },
+		func() error { return t.Symlink("/etc/resolv.conf", "/tmp/resolv.conf") },
+		func() error { return t.Symlink("/var", "/perm/var") },
+	)
+	if len(cfg.MountDevices) > 0 {
+		b, err := json.Marshal(cfg.MountDevices)
+		if err != nil {
+			return "", err
+		}
+		steps = append(steps, func() error { return t.File("/etc/gokrazy/mountdevices.json", b, rootfs.FileMode) })
+		for _, m := range cfg.MountDevices {
+			if !strings.HasPrefix(m.Target, "/perm/") {
+				steps = append(steps, func() error { return t.Dir(m.Target) })
+			}
+		}
+	}
+	dsts := make([]string, 0, len(extra))
+	for d := range extra {
+		dsts = append(dsts, d)
+	}
+	sort.Strings(dsts)
+	for _, d := range dsts {
+		steps = append(steps, func() error { return t.File(d, extra[d].data, extra[d].mode) })
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return "", err
+		}
+	}
+	mods := filepath.Join(kernelDir, "lib", "modules")
+	rels, err := os.ReadDir(mods)
+	if err != nil {
+		return "", fmt.Errorf("kernel modules: %w", err)
+	}
+	var release string
+	for _, r := range rels {
+		if r.IsDir() {
+			release = r.Name()
+			if err := t.HostDir("/lib/modules/"+r.Name(), filepath.Join(mods, r.Name())); err != nil {
+				return "", err
+			}
+		}
+	}
+	return release, nil
+}
+
+func bootFS(cfg *gokconfig.Config, kernelDir, firmwareDir, systemdBoot, cmdline string) (*fat.Builder, error) {
+	b := fat.NewBuilder()
+	addHost := func(dst, src string) error {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		return b.AddFile(dst, data)
+	}
+	if err := addHost("vmlinuz", filepath.Join(kernelDir, "vmlinuz")); err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	padded := cmdline + strings.Repeat(" ", CmdlinePadding)
+	if err := b.AddFile("cmdline.txt", []byte(padded)); err != nil {
+		return nil, err
+	}
+	if firmwareDir != "" {
+		// Raspberry Pi: firmware, device trees, overlays, config.txt.
+		for _, glob := range []string{"*.bin", "*.dat", "*.elf"} {
+			m, _ := filepath.Glob(filepath.Join(firmwareDir, glob))
+			for _, p := range m {
+				if err := addHost(filepath.Base(p), p); err != nil {
+					return nil, err
+				}
+			}
+		}
+		dtbs, _ := filepath.Glob(filepath.Join(kernelDir, "*.dtb"))
+		if len(dtbs) == 0 {
+			return nil, fmt.Errorf("kernel package %s has no device trees for the Raspberry Pi", kernelDir)
+		}
+		for _, p := range dtbs {
+			if err := addHost(filepath.Base(p), p); err != nil {
+				return nil, err
+			}
+		}
+		ovl, _ := filepath.Glob(filepath.Join(kernelDir, "overlays", "*"))
+		for _, p := range ovl {
+			if err := addHost("overlays/"+filepath.Base(p), p); err != nil {
+				return nil, err
+			}
+		}
+		ct, err := ConfigTxt(cfg, kernelDir)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.AddFile("config.txt", ct); err != nil {
+			return nil, err
+		}
+	} else {
+		// UEFI: systemd-boot as the removable-media default loader, one entry.
+		if err := addHost("EFI/BOOT/BOOTAA64.EFI", systemdBoot); err != nil {
+			return nil, err
+		}
+		entry := "title gokrazy\nlinux /vmlinuz\noptions " + padded + "\n"
+		if err := b.AddFile("loader/entries/gokrazy.conf", []byte(entry)); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// ConfigTxt returns the kernel package's config.txt with the UART enabled
+// when a serial console is configured, plus BootloaderExtraLines.
+func ConfigTxt(cfg *gokconfig.Config, kernelDir string) ([]byte, error) {
+	base, err := os.ReadFile(filepath.Join(kernelDir, "config.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("config.txt: %w", err)
+	}
+	s := string(base)
+	if cfg.SerialConsoleOrDefault() != "disabled" {
+		s = strings.ReplaceAll(s, "enable_uart=0", "enable_uart=1")
+	}
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	for _, l := range cfg.BootloaderExtraLines {
+		s += l + "\n"
+	}
+	return []byte(s), nil
+}
+
+// UTCZoneinfo returns a TZif file for UTC, so /etc/localtime does not
+// depend on the build machine's tzdata.
+func UTCZoneinfo() []byte {
+	var b bytes.Buffer
+	block := func(version byte) {
+		b.WriteString("TZif")
+		b.WriteByte(version)
+		b.Write(make([]byte, 15))
+		// isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+		for _, n := range []uint32{0, 0, 0, 0, 1, 4} {
+			b.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+		}
+		b.Write([]byte{0, 0, 0, 0, 0, 0}) // utoff 0, isdst 0, desigidx 0
+		b.WriteString("UTC\x00")
+	}
+	block('2')
+	block('2')
+	b.WriteString("\nUTC0\n")
+	return b.Bytes()
+}
+
+func copyInto(dst *os.File, off int64, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.Copy(io.NewOffsetWriter(dst, off), f); err != nil {
+		return fmt.Errorf("copying %s into the image: %w", src, err)
+	}
+	return nil
+}
+
+func mkfsPerm(ctx context.Context, img string, p partition.Entry, sig uint32) error {
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		if _, e := os.Stat("/usr/sbin/mkfs.ext4"); e != nil {
+			return fmt.Errorf("mkfs.ext4 not found: install the Debian package e2fsprogs")
+		}
+		mkfs = "/usr/sbin/mkfs.ext4"
+	}
+	uuid := partition.PartitionGUID(sig, partition.Perm)
+	cmd := exec.CommandContext(ctx, mkfs, "-q", "-F", "-L", "perm", "-U", uuid,
+		"-E", fmt.Sprintf("offset=%d,nodiscard,root_owner=0:0,hash_seed=%s", p.Offset(), uuid),
+		img, strconv.FormatInt(p.Size()>>10, 10)+"k")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4 for /perm: %v\n%s", err, out)
+	}
+	return nil
+}

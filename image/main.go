@@ -1,0 +1,186 @@
+// Command image builds presscap's gokrazy disk images and updates running
+// devices:
+//
+//	go run ./image build  -instance gokrazy/presscap -o presscap.img
+//	go run ./image update -instance gokrazy/presscap -image presscap.img -target http://presscap
+//	go run ./image info   -image presscap.img
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	probeconfig "github.com/presscap/presscap/probe/config"
+
+	"github.com/presscap/presscap/image/assemble"
+	"github.com/presscap/presscap/image/gokconfig"
+	"github.com/presscap/presscap/image/updater"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "image:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: image build|update|info [flags]")
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "build":
+		return runBuild(ctx, args[1:], stdout, stderr)
+	case "update":
+		return runUpdate(ctx, args[1:], stdout, stderr)
+	case "info":
+		return runInfo(args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("unknown subcommand %q (build, update, info)", args[0])
+}
+
+// checkProbeConfig validates the probe's configuration file as the probe
+// will read it, so a bad config fails the build instead of the device. The
+// storage mount point must exist in the read-only root.
+func checkProbeConfig(dst string, data []byte) ([]string, error) {
+	if !slices.Contains(probeconfig.SearchPaths(), dst) {
+		return nil, nil
+	}
+	c, err := probeconfig.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("probe config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("probe config: %w", err)
+	}
+	var dirs []string
+	if mp := c.Storage.MountPoint; strings.HasPrefix(mp, "/") && !strings.HasPrefix(mp, "/perm/") && !strings.HasPrefix(mp, "/tmp/") {
+		dirs = append(dirs, path.Clean(mp))
+	}
+	return dirs, nil
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional M or G suffix", s)
+	}
+	return n * mult, nil
+}
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	instance := fs.String("instance", "gokrazy/presscap", "instance directory holding config.json")
+	out := fs.String("o", "presscap.img", "disk image to write")
+	size := fs.String("size", "2G", "disk image size (sparse file)")
+	ts := fs.String("timestamp", "", "build timestamp, RFC 3339 (default: now)")
+	sdboot := fs.String("systemd-boot", os.Getenv("SYSTEMD_BOOT_EFI"), "systemd-bootaa64.efi for UEFI instances")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		return err
+	}
+	o := assemble.Options{Instance: *instance, Output: *out, Size: n, SystemdBoot: *sdboot,
+		CheckFile: checkProbeConfig, Log: stdout}
+	if *ts != "" {
+		t, err := time.Parse(time.RFC3339, *ts)
+		if err != nil {
+			return fmt.Errorf("-timestamp: %w", err)
+		}
+		o.Timestamp = t
+	}
+	res, err := assemble.Build(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "build %s, kernel %s, cmdline %q\n", res.Timestamp, res.KernelRel, res.Cmdline)
+	return nil
+}
+
+func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("update", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	instance := fs.String("instance", "gokrazy/presscap", "instance directory (for the password and port)")
+	img := fs.String("image", "presscap.img", "disk image built by 'image build'")
+	target := fs.String("target", "", "device URL (default: http://<Hostname>:<HTTPPort>)")
+	mbr := fs.Bool("mbr", false, "also write the MBR (only needed if the partition table changed)")
+	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for the device to come back")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := gokconfig.Load(*instance)
+	if err != nil {
+		return err
+	}
+	pw, err := cfg.Password()
+	if err != nil {
+		return err
+	}
+	u := *target
+	if u == "" {
+		host := cfg.Hostname
+		if cfg.Update != nil && cfg.Update.Hostname != "" {
+			host = cfg.Update.Hostname
+		}
+		u = "http://" + host + ":" + cfg.HTTPPort()
+	}
+	p, err := updater.OpenImage(*img)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Fprintf(stdout, "updating %s to build %s (root %d KiB, boot %d KiB)\n", u, p.Timestamp, p.RootSize>>10, p.BootSize>>10)
+	t := &updater.Target{BaseURL: u, Password: pw}
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
+	if err := t.Update(ctx, p.Payload(*mbr), *wait, logf); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "device runs build %s\n", p.Timestamp)
+	return nil
+}
+
+func runInfo(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("info", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	img := fs.String("image", "presscap.img", "disk image")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, err := updater.OpenImage(*img)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Fprintf(stdout, "build %s\nsignature %08x\ndisk GUID %s\nroot %d bytes\nboot %d bytes used\n",
+		p.Timestamp, p.Layout.Signature, p.Layout.DiskGUID, p.RootSize, p.BootSize)
+	for _, e := range p.Layout.Partitions {
+		fmt.Fprintf(stdout, "partition %d: %s %s LBA %d..%d\n", e.Number, e.Type, e.GUID, e.Start, e.End)
+	}
+	return nil
+}
