@@ -1,0 +1,130 @@
+package upload_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/upload/sshdtest"
+)
+
+// BenchmarkUploadVsOpenSSH uploads a 100 MiB queue (10 files of 10 MiB) to
+// the loopback sshd with the Uploader and with OpenSSH's `sftp -b` client,
+// alternating, and reports the median throughput of each and their ratio
+// (ours / OpenSSH's; the goal is ≥ 0.8). Run by `make bench-upload`.
+func BenchmarkUploadVsOpenSSH(b *testing.B) {
+	const files, size, rounds = 10, 10 << 20, 5
+	if _, err := exec.LookPath("sftp"); err != nil {
+		b.Fatal("sftp missing: install the Debian package openssh-client")
+	}
+	srv := sshdtest.Start(b, sshdtest.Options{})
+	remote := filepath.Join(srv.Dir, "in")
+	os.Mkdir(remote, 0o755)
+	src, queue, state := b.TempDir(), b.TempDir(), b.TempDir()
+	var names []string
+	buf := make([]byte, size)
+	for i := 0; i < files; i++ {
+		rand.Read(buf)
+		n := fmt.Sprintf("probe-20261127T0200%02dZ-all.pcap", i)
+		if err := os.WriteFile(filepath.Join(src, n), buf, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	keyPath := filepath.Join(state, upload.KeyFileName)
+	_, pub, err := upload.LoadOrCreateKey(keyPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.AuthorizeLine(pub)
+	cfg := upload.DefaultConfig()
+	cfg.Enabled, cfg.Server, cfg.User, cfg.RemoteDir, cfg.HostKey = true, srv.Addr(), "root", remote, srv.KnownHostsLine()
+
+	knownHosts := filepath.Join(state, "known_hosts")
+	os.WriteFile(knownHosts, []byte(srv.KnownHostsLine()+"\n"), 0o644)
+	batch := filepath.Join(state, "batch")
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "cd %s\nlcd %s\n", remote, src)
+	for _, n := range names {
+		fmt.Fprintf(&sb, "put %s\n", n)
+	}
+	os.WriteFile(batch, []byte(sb.String()), 0o644)
+
+	clean := func() {
+		os.RemoveAll(remote)
+		os.Mkdir(remote, 0o755)
+	}
+	ours := func() time.Duration {
+		clean()
+		for _, n := range names { // hard links: the upload removes only these
+			if err := os.Link(filepath.Join(src, n), filepath.Join(queue, n)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		u, err := upload.New(cfg, queue, state, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := u.UploadNow(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	openssh := func() time.Duration {
+		clean()
+		cmd := exec.Command("sftp", "-q", "-b", batch, "-i", keyPath, "-P", fmt.Sprint(srv.Port),
+			"-o", "UserKnownHostsFile="+knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+			"root@127.0.0.1")
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("sftp -b: %v\n%s", err, out)
+		}
+		return time.Since(start)
+	}
+	check := func() {
+		for _, n := range names {
+			st, err := os.Stat(filepath.Join(remote, n))
+			if err != nil || st.Size() != size {
+				b.Fatalf("%s not complete on the server: %v", n, err)
+			}
+		}
+	}
+	total := float64(files * size)
+	for i := 0; i < b.N; i++ {
+		var a, o []float64
+		for r := 0; r < rounds; r++ {
+			a = append(a, total/ours().Seconds()/(1<<20))
+			check()
+			o = append(o, total/openssh().Seconds()/(1<<20))
+			check()
+		}
+		ma, mo := median(a), median(o)
+		b.ReportMetric(ma, "ours-MiB/s")
+		b.ReportMetric(mo, "sftp-MiB/s")
+		b.ReportMetric(ma/mo, "ratio")
+		b.Logf("100 MiB in 10 files, %d rounds: ours %.1f MiB/s %v, sftp -b %.1f MiB/s %v, ratio %.2f", rounds, ma, round(a), mo, round(o), ma/mo)
+	}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func round(v []float64) []string {
+	var out []string
+	for _, x := range v {
+		out = append(out, fmt.Sprintf("%.0f", x))
+	}
+	return out
+}
