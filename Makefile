@@ -71,6 +71,15 @@ bench-capture:
 	$(GO) build -o build/benchcapture ./probe/capture/benchcapture
 	build/benchcapture -probe build/probe
 
+# upload: a 100 MiB queue (10 files) to a loopback sshd, the Uploader against
+# OpenSSH's `sftp -b` on the same files, alternating, 5 rounds each; prints the
+# median throughputs and their ratio. Needs root and openssh-server/-client.
+# Figures in docs/benchmarks.md ("Upload").
+.PHONY: bench-upload
+bench: bench-upload
+bench-upload:
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkUploadVsOpenSSH -benchtime 1x -timeout 10m ./probe/upload/
+
 # beeper: what a press pays for its beep, and rendering, against the ack
 # sound's own length (120 ms).
 .PHONY: bench-feedback
