@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path"
@@ -139,6 +140,9 @@ func dial(ctx context.Context, cfg Config, signer ssh.Signer, opts ...sftp.Clien
 	return c, stepSFTP, nil
 }
 
+// errLocalGone: the queue file was removed (by hand) after it was listed.
+var errLocalGone = errors.New("file left the queue")
+
 // errShortWrite marks a size mismatch on the server.
 var errShortWrite = errors.New("size on the server differs")
 
@@ -151,6 +155,9 @@ type finisher func(name string) error
 // .part from an earlier cut is truncated and rewritten.
 func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name string, finish finisher, progress func(int64)) (int64, error) {
 	local, err := os.Open(filepath.Join(queueDir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, errLocalGone
+	}
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", name, err)
 	}

@@ -61,3 +61,19 @@ func TestFullUploadByteIdentical(t *testing.T) {
 		t.Fatalf("status after upload: %+v", st)
 	}
 }
+
+// TestRemoteDirMissing: a missing remote directory is an error naming it,
+// never a silently skipped file.
+func TestRemoteDirMissing(t *testing.T) {
+	r := newRig(t, sshdtest.Options{})
+	r.put(t, "a.pcap", 100)
+	r.cfg.RemoteDir = filepath.Join(r.remoteDir, "nope")
+	u, _ := r.newUploader(t, nil)
+	err := u.UploadNow(context.Background())
+	if err == nil || !strings.Contains(err.Error(), r.cfg.RemoteDir) {
+		t.Fatalf("missing remote dir: %v", err)
+	}
+	if got := names(t, r.queueDir); len(got) != 1 {
+		t.Fatalf("queue %v", got)
+	}
+}

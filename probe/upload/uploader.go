@@ -287,9 +287,7 @@ func (u *Uploader) session(ctx context.Context, deadline, giveUp time.Time, maxA
 			return
 		}
 		if len(files) == 0 {
-			if attempt == 1 {
-				u.setResult("queue empty", nil, false)
-			}
+			// Keep the last real result on the status page.
 			return
 		}
 		if !deadline.IsZero() && !u.clock.Now().Before(deadline) {
@@ -366,6 +364,9 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 			break
 		}
 		n, err := uploadFile(ctx, c, u.cfg, u.queueDir, f.Name, u.finish, nil)
+		if errors.Is(err, errLocalGone) {
+			continue // taken out of the queue by hand meanwhile
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
