@@ -248,6 +248,14 @@ func (r *Ring) newIOState(buffered bool) (*ioState, error) {
 	}
 	for i := range m.Segments {
 		f, err := os.OpenFile(m.segPath(r.dir, i), flags, 0)
+		if err == nil && i == 0 && flags&unix.O_DIRECT != 0 {
+			// Some filesystems accept O_DIRECT at open and refuse the I/O;
+			// an aligned read of the header page tells.
+			if _, rerr := f.ReadAt(w.scratch[:pageSize], 0); errors.Is(rerr, unix.EINVAL) {
+				f.Close()
+				err = unix.EINVAL
+			}
+		}
 		if err != nil && flags&unix.O_DIRECT != 0 && errors.Is(err, unix.EINVAL) {
 			flags &^= unix.O_DIRECT // e.g. tmpfs
 			f, err = os.OpenFile(m.segPath(r.dir, i), flags, 0)
