@@ -166,6 +166,9 @@ type Storage struct {
 	SaveDir string `json:"save_dir"`
 	// Retry is how often a missing or broken disk is looked for again.
 	Retry Duration `json:"retry"`
+	// StateDir keeps what must survive reboots and disk changes: the
+	// upload's SSH key and schedule state. It belongs on /perm.
+	StateDir string `json:"state_dir"`
 	// SysBlock and DevDir are where block devices are listed and opened.
 	SysBlock string `json:"sys_block"`
 	DevDir   string `json:"dev_dir"`
@@ -237,6 +240,7 @@ func DefaultConfig() Config {
 			QueueDir:   "upload-queue",
 			SaveDir:    "captures",
 			Retry:      Duration(5e9),
+			StateDir:   "/perm/presscap/state",
 			SysBlock:   "/sys/class/block",
 			DevDir:     "/dev",
 		},

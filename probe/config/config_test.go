@@ -149,6 +149,8 @@ func TestValidateErrors(t *testing.T) {
 		{"device", func(c *Config) { c.Storage.Device = "sda1" }, "storage.device", "absolute"},
 		{"mount point", func(c *Config) { c.Storage.MountPoint = "/" }, "storage.mount_point", "absolute path below /"},
 		{"perm dir", func(c *Config) { c.Storage.PermDir = "perm" }, "storage.perm_dir", "absolute"},
+		{"state dir", func(c *Config) { c.Storage.StateDir = "state" }, "storage.state_dir", "absolute"},
+		{"upload section", func(c *Config) { c.Upload.Enabled = true }, "upload.server", ""},
 		{"sys block", func(c *Config) { c.Storage.SysBlock = "" }, "storage.sys_block", "absolute"},
 		{"dev dir", func(c *Config) { c.Storage.DevDir = "dev" }, "storage.dev_dir", "absolute"},
 		{"fs types empty", func(c *Config) { c.Storage.FSTypes = nil }, "storage.fs_types", "is empty"},

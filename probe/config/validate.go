@@ -216,7 +216,7 @@ func (c Config) Validate() error {
 		bad("storage.device", "%q is not an absolute path", s.Device)
 	}
 	for _, p := range []struct{ field, v string }{
-		{"storage.mount_point", s.MountPoint}, {"storage.perm_dir", s.PermDir},
+		{"storage.mount_point", s.MountPoint}, {"storage.perm_dir", s.PermDir}, {"storage.state_dir", s.StateDir},
 		{"storage.sys_block", s.SysBlock}, {"storage.dev_dir", s.DevDir},
 	} {
 		if !filepath.IsAbs(p.v) || filepath.Clean(p.v) == "/" {
@@ -281,9 +281,13 @@ func (c Config) Validate() error {
 		// The sections name their own fields ("beeper.volume: ..."); keep
 		// that, and prefix the key where they do not.
 		msg := sec.err.Error()
-		if field, problem, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(field, sec.key+".") {
+		field, problem, ok := strings.Cut(msg, ": ")
+		switch {
+		case ok && strings.HasPrefix(field, sec.key+"."):
 			es = append(es, &FieldError{Field: field, Problem: problem})
-		} else {
+		case ok && !strings.ContainsAny(field, " \t\"") && field != "":
+			es = append(es, &FieldError{Field: sec.key + "." + field, Problem: problem})
+		default:
 			es = append(es, &FieldError{Field: sec.key, Problem: msg})
 		}
 	}

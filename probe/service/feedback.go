@@ -55,3 +55,10 @@ func (f DeviceFeedback) Fault(string) {
 		f.Beeper.Play(beeper.Fault)
 	}
 }
+
+// Uploaded plays the uploaded sound.
+func (f DeviceFeedback) Uploaded() {
+	if f.Beeper != nil {
+		f.Beeper.Play(beeper.Uploaded)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/status"
 	"github.com/presscap/presscap/probe/trigger"
+	"github.com/presscap/presscap/probe/upload"
 )
 
 // Feedback is what the customer sees and hears. Each call returns at once.
@@ -26,6 +27,8 @@ type Feedback interface {
 	State(state string)
 	// Fault sounds the fault signal once.
 	Fault(reason string)
+	// Uploaded says an upload finished.
+	Uploaded()
 }
 
 // NopFeedback shows nothing.
@@ -35,6 +38,7 @@ func (NopFeedback) Pressed()     {}
 func (NopFeedback) Saved()       {}
 func (NopFeedback) State(string) {}
 func (NopFeedback) Fault(string) {}
+func (NopFeedback) Uploaded()    {}
 
 // Options are what the service needs besides the configuration.
 type Options struct {
@@ -68,10 +72,13 @@ type Service struct {
 
 	presses chan pressReq
 
-	mu      sync.Mutex
-	windows *Windows
-	recent  []status.Press
-	saving  int
+	mu        sync.Mutex
+	windows   *Windows
+	recent    []status.Press
+	saving    int
+	uploading bool
+	uploader  *upload.Uploader // for the current storage root, or nil
+	upRoot    string
 }
 
 type pressReq struct {
@@ -219,6 +226,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if g, ok := s.clock.(*GokrazySync); ok {
 		goRun("clock watch", func(ctx context.Context) error { return g.Watch(ctx, s.logf) })
 	}
+	goRun("upload", s.runUploads)
 	keys := make(chan trigger.Press, 16)
 	goRun("trigger", func(ctx context.Context) error { return s.watcher.Run(ctx, keys) })
 
@@ -346,6 +354,12 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		s.logf("capture #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
 			w.ID, time.Since(start).Round(time.Millisecond), dir, len(files), total, man.Drops, trunc)
 		s.fb.Saved()
+		s.mu.Lock()
+		u := s.uploader
+		s.mu.Unlock()
+		if u != nil && s.cfg.Upload.AfterCapture && s.cfg.Storage.Output == config.OutputQueue {
+			u.Kick()
+		}
 	}
 	s.mu.Lock()
 	s.saving--
@@ -370,7 +384,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 func (s *Service) showState() {
 	st := s.storage.State()
 	s.mu.Lock()
-	busy := s.saving > 0
+	busy, uploading := s.saving > 0, s.uploading
 	s.mu.Unlock()
 	switch {
 	case st.State == DiskMissing || st.State == DiskFailed || st.State == DiskReadOnly:
@@ -379,6 +393,8 @@ func (s *Service) showState() {
 		s.fb.State("disk-full")
 	case busy:
 		s.fb.State("saving")
+	case uploading:
+		s.fb.State("uploading")
 	default:
 		s.fb.State("recording")
 	}
@@ -413,6 +429,83 @@ func (s *Service) Snapshot() status.Snapshot {
 		snap.Pending = append(snap.Pending, status.Window{ID: w.ID, From: w.From, To: w.To, Presses: len(w.Presses)})
 	}
 	snap.Presses = append(snap.Presses, s.recent...)
+	u, root := s.uploader, s.upRoot
 	s.mu.Unlock()
+	if u != nil {
+		us := u.Status()
+		up := &status.Upload{QueueDir: filepath.Join(root, s.cfg.Storage.QueueDir), Files: len(us.Queue), Bytes: us.QueueBytes,
+			NextUpload: us.NextRun, Last: us.LastResult}
+		if !us.Enabled {
+			up.Last = "upload disabled (upload.enable)"
+		}
+		snap.Upload = up
+	}
 	return snap
+}
+
+// runUploads runs an uploader for the upload queue of the current storage
+// root, replacing it when the root changes (disk plugged, fallback).
+func (s *Service) runUploads(ctx context.Context) error {
+	var cancel context.CancelFunc
+	var done chan struct{}
+	stop := func() {
+		if cancel != nil {
+			cancel()
+			<-done
+			cancel = nil
+		}
+	}
+	defer stop()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		root := s.storage.State().Root
+		s.mu.Lock()
+		cur := s.upRoot
+		s.mu.Unlock()
+		if root != "" && root != cur {
+			stop()
+			u, err := s.newUploader(filepath.Join(root, s.cfg.Storage.QueueDir))
+			if err != nil {
+				return err // a bad key or state dir does not heal by itself
+			}
+			s.mu.Lock()
+			s.uploader, s.upRoot = u, root
+			s.mu.Unlock()
+			uctx, c := context.WithCancel(ctx)
+			cancel, done = c, make(chan struct{})
+			go func() {
+				defer close(done)
+				u.Run(uctx)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
+	if err := os.MkdirAll(s.cfg.Storage.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage.state_dir: %w", err)
+	}
+	u, err := upload.New(s.cfg.Upload, queue, s.cfg.Storage.StateDir, upload.SystemClock{IsSynced: s.clock.Synced}, s.logf)
+	if err != nil {
+		return nil, err
+	}
+	u.OnEvent(func(e upload.Event) {
+		s.mu.Lock()
+		s.uploading = e.Kind == upload.Uploading
+		s.mu.Unlock()
+		s.showState()
+		switch e.Kind {
+		case upload.Uploaded:
+			s.fb.Uploaded()
+		case upload.Failed:
+			s.fb.Fault("upload failed")
+		}
+	})
+	return u, nil
 }

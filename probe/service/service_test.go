@@ -18,6 +18,8 @@ import (
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/probe/trigger"
+	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
 
 // r400 is the identity a Logitech R400 gives, decoded from the bytes the
@@ -49,7 +51,8 @@ func (f *fakeFeedback) Pressed() {
 	f.pressed = append(f.pressed, time.Now())
 	f.mu.Unlock()
 }
-func (f *fakeFeedback) Saved() { f.mu.Lock(); f.saved++; f.mu.Unlock() }
+func (f *fakeFeedback) Saved()    { f.mu.Lock(); f.saved++; f.mu.Unlock() }
+func (f *fakeFeedback) Uploaded() {}
 func (f *fakeFeedback) Fault(r string) {
 	f.mu.Lock()
 	f.faults = append(f.faults, r)
@@ -109,6 +112,7 @@ func testConfig(t *testing.T, iface string) config.Config {
 	c.Storage.FirstUSB = false
 	c.Storage.DevDir = t.TempDir()
 	c.Storage.Label = "NOSUCHLABEL"
+	c.Storage.StateDir = filepath.Join(t.TempDir(), "state")
 	c.Clock.Sync = config.SyncAlways
 	c.Status.Listen = nil
 	c.Leds.Driver = "none"
@@ -446,5 +450,60 @@ func TestPressWithoutDisk(t *testing.T) {
 	s := r.svc.Snapshot()
 	if len(s.Presses) != 1 || !s.Presses[0].Done || s.Presses[0].Error == "" || len(s.Faults) == 0 {
 		t.Errorf("status %+v", s)
+	}
+}
+
+// TestUploadAfterCapture: with upload.after_capture, a capture's files go
+// to a real OpenSSH SFTP server on loopback and leave the queue.
+func TestUploadAfterCapture(t *testing.T) {
+	netnstest.Require(t, "ip") // sshdtest names openssh-server itself
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	remote := t.TempDir()
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	_, pub, err := upload.LoadOrCreateKey(filepath.Join(c.Storage.StateDir, upload.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.AuthorizeLine(pub)
+	c.Upload.Enabled = true
+	c.Upload.Server = srv.Addr()
+	c.Upload.User = "root"
+	c.Upload.RemoteDir = remote
+	c.Upload.HostKey = srv.KnownHostsLine()
+	c.Upload.AfterCapture = true
+	r := startService(t, c, nil)
+	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	if err := pair.NewSender(t).Send(netnstest.Frames(3)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Trigger("local"); err != nil {
+		t.Fatal(err)
+	}
+	res := r.waitExport(t, 10*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
+	want := []string{res.man.Files[0].File, strings.TrimSuffix(res.man.Files[0].File, "_all.pcap") + "_manifest.json"}
+	waitUntil(t, "the upload", 20*time.Second, func() bool {
+		for _, f := range want {
+			if _, err := os.Stat(filepath.Join(remote, f)); err != nil {
+				return false
+			}
+			if _, err := os.Stat(filepath.Join(queue, f)); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	local, _ := os.ReadFile(filepath.Join(remote, want[0]))
+	if n := len(readPCAP(t, filepath.Join(remote, want[0]))); n != int(res.man.Files[0].Packets) || len(local) == 0 {
+		t.Errorf("uploaded file has %d packets, manifest %d", n, res.man.Files[0].Packets)
+	}
+	if s := r.svc.Snapshot(); s.Upload == nil || s.Upload.Files != 0 {
+		t.Errorf("status upload %+v", s.Upload)
 	}
 }
