@@ -88,3 +88,18 @@ bench-feedback:
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./beeper/ | tee /dev/stderr | \
 	  awk '/^BenchmarkPlayWhileBusy/ {p=$$3} /^BenchmarkRenderAck/ {r=$$3} \
 	    END {printf "Play while busy / ack length: %.1e\nrender ack / ack length: %.1e\n", p/120e6, r/120e6}'
+
+# filter: ns per packet for a 5-primitive export filter through filter.Matcher
+# and through x/net/bpf's VM with our program, against x/net/bpf's VM running
+# libpcap's program for the same expression (tcpdump -ddd), same frames, same
+# run; prints the ratios. Figures in docs/benchmarks.md ("Capture filters").
+.PHONY: bench-filter
+bench: bench-filter
+bench-filter:
+	$(GO) test -run '^$$' -bench BenchmarkFilter5 -benchtime 2s -count 5 ./probe/filter/ | tee /dev/stderr | \
+	  awk '/^BenchmarkFilter5\/matcher/ {m[++nm]=$$3} /^BenchmarkFilter5\/xnet-vm-ours/ {o[++no]=$$3} \
+	    /^BenchmarkFilter5\/xnet-vm-libpcap/ {l[++nl]=$$3} \
+	    function med(a, n,  i, j, t) { for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]<a[i]) {t=a[i];a[i]=a[j];a[j]=t}; return a[int((n+1)/2)] } \
+	    END { M=med(m,nm); O=med(o,no); L=med(l,nl); \
+	      printf "median ns/packet: Matcher %.1f, x/net/bpf VM ours %.1f, x/net/bpf VM libpcap %.1f\n", M, O, L; \
+	      printf "Matcher / VM(libpcap) = %.2f; VM(ours) / VM(libpcap) = %.2f\n", M/L, O/L }'
