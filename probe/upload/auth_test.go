@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -104,10 +106,25 @@ func TestHostKeyPinning(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	otherSigner, _ := ssh.NewSignerFromKey(priv)
 	other := otherSigner.PublicKey()
+	// What the provider would paste: ssh-keyscan's known_hosts line and
+	// ssh-keygen -lf's fingerprint, from OpenSSH's own tools.
+	scan, err := exec.Command("ssh-keyscan", "-t", "ed25519", "-p", fmt.Sprint(r.srv.Port), "127.0.0.1").Output()
+	if err != nil {
+		t.Fatalf("ssh-keyscan (Debian package openssh-client): %v", err)
+	}
+	pubFile := filepath.Join(t.TempDir(), "host.pub")
+	os.WriteFile(pubFile, ssh.MarshalAuthorizedKey(r.srv.HostKey), 0o644)
+	lf, err := exec.Command("ssh-keygen", "-lf", pubFile).Output()
+	if err != nil {
+		t.Fatalf("ssh-keygen -lf: %v", err)
+	}
+	fp := strings.Fields(string(lf))[1]
 	for _, tc := range []struct {
 		name, pin string
 		ok        bool
 	}{
+		{"ssh-keyscan line", strings.TrimSpace(string(scan)), true},
+		{"ssh-keygen -lf fingerprint", fp, true},
 		{"other key, known_hosts line", "[127.0.0.1]:22 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(other))), false},
 		{"other key, fingerprint", ssh.FingerprintSHA256(other), false},
 		{"right fingerprint", r.srv.Fingerprint(), true},
@@ -125,7 +142,9 @@ func TestHostKeyPinning(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r.put(t, "a.pcap", 1000) // for the next case
+				// Back to the start for the next case.
+				os.Remove(filepath.Join(r.remoteDir, "a.pcap"))
+				r.put(t, "a.pcap", 1000)
 				return
 			}
 			if !errors.Is(err, upload.ErrHostKey) {

@@ -207,7 +207,8 @@ func (s *Server) Up() {
 	cmd := exec.Command(SSHD, "-f", cfgPath, "-D", "-e")
 	cmd.Stderr = &lockedWriter{mu: &s.mu, w: s.log}
 	// Own process group, so Stop can end the sessions too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test binary that dies (panic, timeout) takes sshd along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		s.t.Fatalf("start sshd: %v", err)
