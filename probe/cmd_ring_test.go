@@ -82,6 +82,17 @@ func writePcap(t *testing.T, path string, ps []testPacket) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkCapture(t, path, len(ps))
+}
+
+// checkStdout validates a capture that went to standard output.
+func checkStdout(t *testing.T, out string, want int) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "stdout.pcap")
+	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkCapture(t, p, want)
 }
 
 func readCapture(t *testing.T, r io.Reader) ([]testPacket, []pcapfile.Interface) {
@@ -256,6 +267,7 @@ func TestRingImportInfoExtract(t *testing.T) {
 	out = mustRun(t, "extract", "-ring", ring, "-from", rfc(t0+1e9), "-to", rfc(t0+2e9), "-o", "-")
 	got, _ = readCapture(t, strings.NewReader(out))
 	samePackets(t, "stdout window", got, window(all, t0+1e9, t0+2e9))
+	checkStdout(t, out, len(got))
 	p3 := filepath.Join(dir, "empty.pcap")
 	mustRun(t, "extract", "-ring", ring, "-from", rfc(t0-10e9), "-to", rfc(t0-5e9), "-o", p3)
 	checkCapture(t, p3, 0)
@@ -312,6 +324,7 @@ func TestRingBadInputs(t *testing.T) {
 	out := mustRun(t, "extract", "-ring", ring, "-from", rfc(0), "-to", rfc(t0+1000e9), "-o", "-")
 	got, _ := readCapture(t, strings.NewReader(out))
 	samePackets(t, "ring after bad inputs", got, ps)
+	checkStdout(t, out, len(ps))
 	// A failed (here: cancelled) extraction leaves no file behind.
 	outDir := filepath.Join(dir, "out")
 	os.Mkdir(outDir, 0o755)
