@@ -11,16 +11,13 @@ import (
 	"github.com/presscap/presscap/probe/upload"
 )
 
-// defaultUploadState is where the service keeps the upload key and state.
-const defaultUploadState = "/perm/presscap/upload"
-
 // runUpload is `probe upload -config FILE (-now | -test | -key)`: the
 // installer's and the provider's hands-on tools for the upload.
 func runUpload(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("upload", e)
 	cfgPath := fs.String("config", "", "configuration file (default: the search order of `probe check`)")
 	queue := fs.String("queue", "", "queue directory (default: storage.mount_point/storage.queue_dir of the configuration)")
-	state := fs.String("state", defaultUploadState, "state directory holding the SSH key (id_ed25519)")
+	state := fs.String("state", "", "state directory holding the SSH key (default: storage.state_dir of the configuration, as the service uses)")
 	now := fs.Bool("now", false, "upload the queue now, ignoring the schedule")
 	test := fs.Bool("test", false, "write, read back and delete a small test file on the server, reporting each step")
 	key := fs.Bool("key", false, "print the probe's SSH public key (created if missing) for the server's authorized_keys")
@@ -51,6 +48,9 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := full.Upload
+	if *state == "" {
+		*state = full.Storage.StateDir
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: upload.%w", path, err)
 	}
