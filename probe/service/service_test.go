@@ -507,3 +507,65 @@ func TestUploadAfterCapture(t *testing.T) {
 		t.Errorf("status upload %+v", s.Upload)
 	}
 }
+
+// TestDiskFullAtExport: when the disk fills up after the ring was made,
+// the save fails cleanly (no partial files, a fault, the reason in the
+// log) and the next press saves again once there is room.
+func TestDiskFullAtExport(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	disk := newLoopDisk(t, 160, false)
+	c := testConfig(t, pair.Host)
+	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	r := startService(t, c, nil)
+	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	sender := pair.NewSender(t)
+	if err := sender.Send(netnstest.Frames(50)...); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the disk to the last block.
+	filler := filepath.Join(c.Storage.MountPoint, "filler")
+	ff, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []int{1 << 20, 4096, 512} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := ff.Write(buf); err != nil {
+				break
+			}
+		}
+	}
+	ff.Close()
+	if _, err := r.svc.Trigger("local"); err != nil {
+		t.Fatal(err)
+	}
+	res := r.waitExport(t, 10*time.Second)
+	if res.err == nil || !strings.Contains(res.err.Error(), "no space left") {
+		t.Fatalf("export on a full disk: %v", res.err)
+	}
+	queue := filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir)
+	ents, _ := os.ReadDir(queue)
+	if len(ents) != 0 {
+		t.Errorf("files left in the queue after a failed save: %v", ents)
+	}
+	r.fb.mu.Lock()
+	faults := len(r.fb.faults)
+	r.fb.mu.Unlock()
+	if faults == 0 || !strings.Contains(r.log.String(), "NOT saved") {
+		t.Errorf("no fault shown or logged:\n%s", r.log)
+	}
+
+	os.Remove(filler)
+	time.Sleep(2100 * time.Millisecond) // out of the first window
+	if err := sender.Send(netnstest.Frames(5)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Trigger("local"); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.waitExport(t, 10*time.Second); res.err != nil {
+		t.Fatalf("export after making room: %v", res.err)
+	}
+}
