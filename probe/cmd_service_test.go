@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/probe/status"
 )
 
 func TestCheckPrintDefaultIsValid(t *testing.T) {
@@ -50,4 +57,129 @@ func TestCheckNamesFieldAndProblem(t *testing.T) {
 			t.Errorf("check error lacks %q:\n%v", want, err)
 		}
 	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(p, []byte(`{"exports": [{"name": "a/b"}]}`), 0o644)
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := dispatch(ctx, env{stdout: &out, stderr: &errb}, []string{"run", "-config", p})
+	if err == nil || !strings.Contains(err.Error(), "exports[0].name") {
+		t.Fatalf("run with a bad config = %v", err)
+	}
+	if !strings.Contains(out.String(), "NOT RUNNING, bad configuration") || !strings.Contains(out.String(), "exports[0].name") {
+		t.Errorf("stdout does not say why: %q", out.String())
+	}
+}
+
+// TestRunAndTrigger runs the service binary's code path (`probe run`) on a
+// veth pair and presses with `probe trigger`, which finds the status
+// listener and the token in the same configuration.
+func TestRunAndTrigger(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := config.DefaultConfig()
+	c.Hostname = "clitest"
+	c.Links = []config.Link{{Interface: pair.Host}}
+	c.Ring.Size = 64 << 20
+	c.Ring.ExpectedMbps = 1
+	c.Trigger.Before = config.Duration(time.Second)
+	c.Trigger.After = config.Duration(time.Second)
+	c.Trigger.InputDir = filepath.Join(dir, "input")
+	c.Storage.Label = "NOSUCHLABEL"
+	c.Storage.FirstUSB = false
+	c.Storage.DevDir = filepath.Join(dir, "dev")
+	c.Storage.MountPoint = filepath.Join(dir, "mnt")
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(dir, "perm")
+	c.Storage.StateDir = filepath.Join(dir, "state")
+	c.Storage.Retry = config.Duration(100 * time.Millisecond)
+	c.Status.Listen = []string{addr}
+	c.Status.Token = "token-0123456789abcdef"
+	c.Status.PasswordFiles = nil
+	c.Leds.Driver = "none"
+	c.Beeper.Enable = false
+	b, _ := json.Marshal(c)
+	cfgPath := filepath.Join(dir, "config.json")
+	os.WriteFile(cfgPath, b, 0o644)
+
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dispatch(ctx, env{stdout: &out, stderr: &out}, []string{"run", "-config", cfgPath}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "recording on") {
+		if time.Now().After(deadline) {
+			t.Fatalf("service not recording:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var tout, terr bytes.Buffer
+	for {
+		tout.Reset()
+		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trigger: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(tout.String(), "capture #1 opened") {
+		t.Errorf("trigger said %q", tout.String())
+	}
+	// A wrong token is refused.
+	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-token", "wrong-token-0123456789"}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("trigger with a wrong token = %v", err)
+	}
+	for !strings.Contains(out.String(), "capture #1 saved") {
+		if time.Now().After(deadline) {
+			t.Fatalf("capture not saved:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s status.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Presses) != 1 || !s.Presses[0].Done || len(s.Presses[0].Files) != 1 || s.Storage.State != "recording" {
+		t.Errorf("status after the press: %+v", s)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
