@@ -47,7 +47,7 @@ func main() {
 	work := flag.String("dir", "", "work directory for outputs (default: a temporary directory)")
 	secs := flag.Float64("seconds", 2, "length of each run in seconds")
 	rates := flag.String("rates", "100000,250000,400000", "tcpreplay rates in packets per second")
-	loads := flag.String("loads", "64,1400,mix", "loads to run")
+	loads := flag.String("loads", "64,1400,mix,vlan", "loads to run: 64, 1400, mix (372-byte average), vlan (the mix, 802.1Q-tagged)")
 	maxRuns := flag.Bool("max", true, "also run trafgen unthrottled")
 	flag.Parse()
 	if *probe == "" {
@@ -548,11 +548,13 @@ func loadFrames(load string) ([][]byte, error) {
 		sizes = []int{64}
 	case "1400":
 		sizes = []int{1400}
-	case "mix":
-		// Averages 371.75 bytes.
+	case "mix", "vlan":
+		// Averages 371.75 bytes; "vlan" is the same mix with an 802.1Q tag
+		// (VLAN 7, priority 1) that the receiving kernel strips and the
+		// capture tools put back.
 		sizes = []int{64, 64, 64, 64, 128, 600, 590, 1400}
 	default:
-		return nil, fmt.Errorf("unknown load %q (64, 1400, mix)", load)
+		return nil, fmt.Errorf("unknown load %q (64, 1400, mix, vlan)", load)
 	}
 	var frames [][]byte
 	for i := 0; i < pcapPackets; i++ {
@@ -579,6 +581,11 @@ func loadFrames(load string) ([][]byte, error) {
 		binary.BigEndian.PutUint16(udp[2:], 9)
 		binary.BigEndian.PutUint16(udp[4:], uint16(size-34))
 		binary.BigEndian.PutUint32(f[42:], uint32(i))
+		if load == "vlan" {
+			tagged := append([]byte{}, f[:12]...)
+			tagged = append(tagged, 0x81, 0x00, 0x20, 0x07)
+			f = append(tagged, f[12:len(f)-4]...)
+		}
 		frames = append(frames, f)
 	}
 	return frames, nil
