@@ -27,10 +27,16 @@ type view struct {
 func (r *Ring) snapshot() ([]view, error) {
 	var segs []segState
 	if r.ro {
-		s, err := r.scan()
+		r.stateMu.RLock()
+		prev := r.segs
+		r.stateMu.RUnlock()
+		s, err := r.scan(prev)
 		if err != nil {
 			return nil, err
 		}
+		r.stateMu.Lock()
+		r.segs = s
+		r.stateMu.Unlock()
 		segs = s
 	} else {
 		if err := r.barrier(); err != nil {

@@ -2,13 +2,15 @@ package ringfs
 
 import (
 	"fmt"
+	"slices"
 )
 
 // scan rebuilds the readers' view of the ring from disk: one header page per
 // segment, the used part of each index area, and a header walk over the few
 // blocks written after the index was last saved. It reads no packet data
-// except to verify those unindexed blocks.
-func (r *Ring) scan() ([]segState, error) {
+// except to verify those unindexed blocks. Segments of prev (an earlier scan)
+// whose generation is unchanged are only read from where that scan stopped.
+func (r *Ring) scan(prev []segState) ([]segState, error) {
 	m := r.meta
 	segs := make([]segState, m.Segments)
 	page := make([]byte, pageSize)
@@ -21,6 +23,12 @@ func (r *Ring) scan() ([]segState, error) {
 			continue // never used, torn while starting, or not ours: empty
 		}
 		segs[i] = segState{gen: h.gen, firstSeq: h.firstSeq}
+		if i < len(prev) && prev[i].gen == h.gen && prev[i].firstSeq == h.firstSeq {
+			// Clipped, so that adding entries never writes into an array
+			// another reader's snapshot shares.
+			segs[i] = prev[i]
+			segs[i].entries = slices.Clip(prev[i].entries)
+		}
 		if err := r.loadIndex(i, &segs[i]); err != nil {
 			return nil, err
 		}
@@ -37,14 +45,21 @@ func (r *Ring) loadIndex(slot int, s *segState) error {
 	m := r.meta
 	f := r.rfiles[slot]
 	buf := make([]byte, 64<<10)
-	expOff := m.dataOff()
 	limit := m.dataOff()
-	for pos := int64(pageSize); pos < limit; pos += int64(len(buf)) {
-		n := min(int64(len(buf)), limit-pos)
+	expOff := limit
+	if n := len(s.entries); n > 0 {
+		expOff = s.entries[n-1].off + int64(s.entries[n-1].blockLen)
+	}
+	for {
+		pos := int64(pageSize) + int64(len(s.entries))*indexEntrySize
+		n := min(int64(len(buf)), limit-pos) / indexEntrySize * indexEntrySize
+		if n <= 0 {
+			return nil
+		}
 		if _, err := f.ReadAt(buf[:n], pos); err != nil {
 			return fmt.Errorf("ring %s: read index of segment %d: %w", r.dir, slot, err)
 		}
-		for k := int64(0); k+indexEntrySize <= n; k += indexEntrySize {
+		for k := int64(0); k < n; k += indexEntrySize {
 			gen, seq, e, ok := parseIndexEntry(buf[k : k+indexEntrySize])
 			want := s.firstSeq + uint64(len(s.entries))
 			if !ok || gen != uint32(s.gen) || seq != want || e.off != expOff ||
@@ -55,7 +70,6 @@ func (r *Ring) loadIndex(slot int, s *segState) error {
 			expOff += int64(e.blockLen)
 		}
 	}
-	return nil
 }
 
 // walkTail follows block headers after the last indexed block. Blocks found

@@ -476,19 +476,19 @@ func TestConcurrentReadersWhileWriting(t *testing.T) {
 	recs := genRecords(rng, 60000, func(i int) int64 { return base + int64(i)*1000 })
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	for g := range 3 {
+	errc := make(chan error, 5)
+	// Two goroutines share the writer, two share one read-only ring.
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			reader := r
-			if g == 2 {
-				ro, err := Open(dir, Options{ReadOnly: true})
-				if err != nil {
-					errc <- err
-					return
-				}
-				defer ro.Close()
+			if g >= 2 {
 				reader = ro
 			}
 			for ctx.Err() == nil {
@@ -522,6 +522,11 @@ func TestConcurrentReadersWhileWriting(t *testing.T) {
 	for err := range errc {
 		t.Error(err)
 	}
+	r.Flush()
+	got, _ := readAll(t, r, base, 1<<62)
+	sameRecords(t, "writer's view at the end", got, recs)
+	got, _ = readAll(t, ro, base, 1<<62)
+	sameRecords(t, "read-only view at the end", got, recs)
 }
 
 func TestBadInputs(t *testing.T) {

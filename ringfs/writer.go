@@ -191,7 +191,7 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 		}
 		r.rfiles = append(r.rfiles, f)
 	}
-	segs, err := r.scan()
+	segs, err := r.scan(nil)
 	if err != nil {
 		r.closeFiles()
 		return nil, err
