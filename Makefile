@@ -103,3 +103,11 @@ bench-filter:
 	    END { M=med(m,nm); O=med(o,no); L=med(l,nl); \
 	      printf "median ns/packet: Matcher %.1f, x/net/bpf VM ours %.1f, x/net/bpf VM libpcap %.1f\n", M, O, L; \
 	      printf "Matcher / VM(libpcap) = %.2f; VM(ours) / VM(libpcap) = %.2f\n", M/L, O/L }'
+
+# Press-to-files latency and ack latency of the running service on a veth
+# pair, and a window's export against tcpdump -r/-w of the same packets.
+# Figures in docs/benchmarks.md ("The service").
+.PHONY: bench-service
+bench: bench-service
+bench-service:
+	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/service/
