@@ -123,6 +123,7 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 				_ = unix.Fadvise(int(r.rfiles[v.slot].Fd()), start, ahead-start, unix.FADV_WILLNEED)
 			}
 			b := buf[:e.blockLen]
+			st.Blocks++
 			var h blockHeader
 			_, rerr := r.rfiles[v.slot].ReadAt(b, e.off)
 			if rerr == nil {

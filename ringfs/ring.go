@@ -98,6 +98,9 @@ type ReadStats struct {
 	// Corrupt counts blocks skipped because their checksum or header was
 	// wrong (torn writes, media errors); their records are never returned.
 	Corrupt int
+	// Blocks counts the blocks read from disk: those whose time range
+	// overlaps the window, found through the index.
+	Blocks int
 }
 
 // Errors callers may test with errors.Is.

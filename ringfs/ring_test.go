@@ -227,6 +227,55 @@ func TestClockJumps(t *testing.T) {
 	}
 }
 
+// TestIndexReadsOnlyOverlappingBlocks checks that the time index, not a scan,
+// picks the blocks: a read touches exactly the blocks whose [min, max]
+// overlaps the window, with and without clock jumps.
+func TestIndexReadsOnlyOverlappingBlocks(t *testing.T) {
+	for _, jumps := range []bool{false, true} {
+		r, err := Create(t.TempDir(), testOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(21, 22))
+		recs := genRecords(rng, 60000, func(i int) int64 {
+			if jumps && i%10000 > 7000 {
+				return base - int64(i)*1000 // the clock went back for a while
+			}
+			return base + int64(i)*1000
+		})
+		appendAll(t, r, recs)
+		vs, err := r.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nblocks := 0
+		for _, v := range vs {
+			nblocks += len(v.entries)
+		}
+		for q := range 50 {
+			from := recs[rng.IntN(len(recs))].Time
+			to := from + int64(rng.IntN(3_000_000))
+			overlap := 0
+			for _, v := range vs {
+				for _, e := range v.entries {
+					if e.tmax >= from && e.tmin < to {
+						overlap++
+					}
+				}
+			}
+			got, st := readAll(t, r, from, to)
+			sameRecords(t, fmt.Sprintf("jumps=%v window %d", jumps, q), got, want(recs, from, to))
+			if st.Blocks != overlap {
+				t.Fatalf("jumps=%v window %d: read %d blocks of %d, but only %d overlap the window", jumps, q, st.Blocks, nblocks, overlap)
+			}
+		}
+		if nblocks < 500 {
+			t.Fatalf("only %d blocks: the test needs many", nblocks)
+		}
+		r.Close()
+	}
+}
+
 func TestMaxAge(t *testing.T) {
 	dir := t.TempDir()
 	o := testOpts()
