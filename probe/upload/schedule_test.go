@@ -2,8 +2,10 @@ package upload_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +187,57 @@ func TestKickAfterCapture(t *testing.T) {
 	run.u.Kick()
 	waitFor(t, "the after-capture upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
 	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), a)
+}
+
+// TestWindowEndsMidRun: the file in flight when the window ends completes;
+// no new file starts, so the rest (and the manifest) waits for the next day.
+// A capture saved during the upload, inside the window, goes in the same run.
+func TestWindowEndsMidRun(t *testing.T) {
+	r := newRig(t, sshdtest.Options{})
+	r.cfg.Time, r.cfg.WindowEnd, r.cfg.TimeZone = "02:00", "03:00", "UTC"
+	r.cfg.BandwidthLimitKbps = 8000 // 1 MB/s: a 1 MiB file takes a second
+	day := func(d, h, m int) time.Time { return time.Date(2026, 11, d, h, m, 0, 0, time.UTC) }
+	clock := fakeclock.New(day(27, 1, 0))
+	run := startRun(t, r, clock)
+	waitFor(t, "the next run", func() bool { return run.u.Status().NextRun.Equal(day(27, 2, 0)) })
+	a := r.put(t, "a.pcap", 1<<20)
+	r.put(t, "b.pcap", 1000)
+	r.put(t, "b.json", 100)
+
+	// Day 1: while a.pcap is on its way, a capture arrives (c.pcap, sorted
+	// after b) and is uploaded in the same run.
+	clock.Set(day(27, 2, 0))
+	waitFor(t, "a.pcap.part on the server", func() bool {
+		_, err := os.Stat(filepath.Join(r.remoteDir, "a.pcap.part"))
+		return err == nil
+	})
+	c := r.put(t, "c.pcap", 500)
+	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextRun.Equal(day(28, 2, 0)) })
+	assertFile(t, filepath.Join(r.remoteDir, "c.pcap"), c)
+	if got := names(t, r.queueDir); len(got) != 0 {
+		t.Fatalf("queue after day 1: %v", got)
+	}
+
+	// Day 2: the window ends while d.pcap is in flight.
+	d := r.put(t, "d.pcap", 1<<20)
+	r.put(t, "e.pcap", 1000)
+	r.put(t, "e.json", 100)
+	clock.Set(day(28, 2, 0))
+	waitFor(t, "d.pcap.part on the server", func() bool {
+		_, err := os.Stat(filepath.Join(r.remoteDir, "d.pcap.part"))
+		return err == nil
+	})
+	clock.Set(day(28, 3, 0))
+	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextRun.Equal(day(29, 2, 0)) })
+	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), a)
+	assertFile(t, filepath.Join(r.remoteDir, "d.pcap"), d)
+	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"e.json", "e.pcap"}) {
+		t.Fatalf("queue after the window: %v, want e.pcap and its manifest", got)
+	}
+	if st := run.u.Status(); !strings.HasPrefix(st.LastResult, "window ended after 1 files") {
+		t.Fatalf("last result %q", st.LastResult)
+	}
+	if ev := run.ev.kinds(); ev[len(ev)-1] != "uploaded" {
+		t.Fatalf("events %v", ev)
+	}
 }

@@ -279,6 +279,7 @@ func (u *Uploader) session(ctx context.Context, deadline, giveUp time.Time, maxA
 	u.sessionMu.Lock()
 	defer u.sessionMu.Unlock()
 	backoff := time.Duration(u.cfg.Retry.Initial)
+	tried := false
 	for attempt := 1; ; attempt++ {
 		files, err := ListQueue(u.queueDir)
 		if err != nil {
@@ -291,12 +292,23 @@ func (u *Uploader) session(ctx context.Context, deadline, giveUp time.Time, maxA
 			return
 		}
 		if !deadline.IsZero() && !u.clock.Now().Before(deadline) {
-			u.setResult(fmt.Sprintf("window ended, %d files left", len(files)), nil, false)
+			if !tried { // else the last attempt's result says more
+				u.setResult(fmt.Sprintf("window ended, %d files left", len(files)), nil, false)
+			}
 			return
 		}
-		_, _, err = u.attempt(ctx, files, deadline)
-		if err == nil || ctx.Err() != nil {
+		sent, _, err := u.attempt(ctx, files, deadline)
+		tried = true
+		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			if sent == 0 {
+				return
+			}
+			// Captures saved during the upload go in the same run.
+			attempt, backoff = 0, time.Duration(u.cfg.Retry.Initial)
+			continue
 		}
 		if errors.Is(err, ErrHostKey) {
 			return // retrying cannot help; the configuration must change
