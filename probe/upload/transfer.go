@@ -146,7 +146,7 @@ var errLocalGone = errors.New("file left the queue")
 // errShortWrite marks a size mismatch on the server.
 var errShortWrite = errors.New("size on the server differs")
 
-// remover is what happens to a local file once the server holds it.
+// finisher is what happens to a local file once the server holds it.
 type finisher func(name string) error
 
 // uploadFile sends one queue file: to <dir>/<name>.part, size check, rename
