@@ -24,7 +24,9 @@ type view struct {
 // snapshot returns the live segments oldest first. A writer first pushes out
 // everything appended so far, so a window ending now is complete; a read-only
 // ring rescans the disk, where another process may be writing.
-func (r *Ring) snapshot() ([]view, error) {
+func (r *Ring) snapshot() ([]view, error) { return r.snapshotAt(true) }
+
+func (r *Ring) snapshotAt(push bool) ([]view, error) {
 	var segs []segState
 	if r.ro {
 		r.stateMu.RLock()
@@ -39,8 +41,10 @@ func (r *Ring) snapshot() ([]view, error) {
 		r.stateMu.Unlock()
 		segs = s
 	} else {
-		if err := r.barrier(); err != nil {
-			return nil, err
+		if push {
+			if err := r.barrier(); err != nil {
+				return nil, err
+			}
 		}
 		r.stateMu.RLock()
 		segs = slices.Clone(r.segs)
@@ -176,14 +180,16 @@ func (r *Ring) overtaken(v view) bool {
 	return !ok || h.gen != v.gen
 }
 
-// Info summarises the ring from its index, without reading packet data.
+// Info summarises the ring from its index, without reading packet data. On
+// the writer it covers what has been written out, which lags Append by at
+// most the flush interval (so polling Info does not cut blocks short).
 func (r *Ring) Info() (Info, error) {
 	m := r.meta
 	r.metaMu.Lock()
 	in := Info{Dir: r.dir, Size: m.Size, SegmentSize: m.SegmentSize, Segments: m.Segments,
 		BlockSize: m.BlockSize, MaxAge: r.maxAge, Links: slices.Clone(r.meta.Links)}
 	r.metaMu.Unlock()
-	vs, err := r.snapshot()
+	vs, err := r.snapshotAt(false)
 	if err != nil {
 		return in, err
 	}
