@@ -99,6 +99,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	size := fs.String("size", "2G", "disk image size (sparse file)")
 	ts := fs.String("timestamp", "", "build timestamp, RFC 3339 (default: now)")
 	sdboot := fs.String("systemd-boot", os.Getenv("SYSTEMD_BOOT_EFI"), "systemd-bootaa64.efi for UEFI instances")
+	workdir := fs.String("workdir", "", "where compiled programs and the generated init go (default build/<instance>)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	o := assemble.Options{Instance: *instance, Output: *out, Size: n, SystemdBoot: *sdboot,
+	o := assemble.Options{Instance: *instance, Output: *out, Size: n, SystemdBoot: *sdboot, WorkDir: *workdir,
 		CheckFile: checkProbeConfig, Log: stdout}
 	if *ts != "" {
 		t, err := time.Parse(time.RFC3339, *ts)

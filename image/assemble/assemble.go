@@ -42,7 +42,8 @@ type Options struct {
 	Size int64
 	// Timestamp is the build timestamp init reports (now if zero).
 	Timestamp time.Time
-	// RepoDir is the Go module to build the programs in ("." if empty).
+	// RepoDir is the Go module to build the programs in (the module
+	// containing the working directory if empty).
 	RepoDir string
 	// WorkDir keeps the compiled programs and the generated init
 	// (RepoDir/build/<instance> if empty). It must be inside RepoDir so
@@ -84,7 +85,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		o.Size = DefaultSize
 	}
 	if o.RepoDir == "" {
-		o.RepoDir = "."
+		root, err := moduleRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		o.RepoDir = root
 	}
 	if o.Timestamp.IsZero() {
 		o.Timestamp = time.Now()
@@ -96,6 +101,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.WorkDir == "" {
 		o.WorkDir = filepath.Join(o.RepoDir, "build", filepath.Base(filepath.Clean(o.Instance)))
+	}
+	if o.WorkDir, err = filepath.Abs(o.WorkDir); err != nil {
+		return nil, err
+	}
+	if o.RepoDir, err = filepath.Abs(o.RepoDir); err != nil {
+		return nil, err
 	}
 	sig := partition.Signature(cfg.Hostname)
 	layout, err := partition.NewLayout(sig, o.Size)
@@ -162,6 +173,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.logf("root squashfs: %d KiB after %s", res.RootBytes>>10, time.Since(t1).Round(time.Millisecond))
 	rootPart := layout.Partition(partition.RootA)
 	if res.RootBytes > rootPart.Size() {
 		return nil, fmt.Errorf("root file system is %d bytes, the root partition holds %d", res.RootBytes, rootPart.Size())
@@ -201,12 +213,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := copyInto(f, rootPart.Offset(), sqPath); err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
+	o.logf("boot FAT and root written after %s", time.Since(t1).Round(time.Millisecond))
 	perm := layout.Partition(partition.Perm)
 	if err := mkfsPerm(ctx, tmp, perm, sig); err != nil {
 		return nil, err
@@ -293,6 +303,18 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, goTool(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside a Go module: run from the presscap repository")
+	}
+	return filepath.Dir(mod), nil
 }
 
 func moduleDir(ctx context.Context, repo, mod string) (string, error) {

@@ -241,7 +241,7 @@ func (c *Config) Password() (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	raw := make([]byte, 15)
+	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}

@@ -257,7 +257,7 @@ func (t *Tree) WriteSquashfs(out string, mtime time.Time) (int64, error) {
 		return 0, err
 	}
 	epoch := strconv.FormatInt(mtime.Unix(), 10)
-	cmd := exec.Command(mk, ws, out, "-noappend", "-comp", "gzip", "-b", strconv.Itoa(BlockSize),
+	cmd := exec.Command(mk, ws, out, "-noappend", "-comp", "gzip", "-Xcompression-level", "6", "-b", strconv.Itoa(BlockSize),
 		"-all-root", "-no-xattrs", "-mkfs-time", epoch, "-all-time", epoch, "-quiet", "-no-progress")
 	if o, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("rootfs: mksquashfs: %v\n%s", err, o)

@@ -1,0 +1,473 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/image/assemble"
+	"github.com/presscap/presscap/image/fat"
+	"github.com/presscap/presscap/image/partition"
+	"github.com/presscap/presscap/image/rootfs"
+	"github.com/presscap/presscap/image/updater"
+)
+
+// The structural tests build both instances once (compiling for arm64 is
+// the slow part; the Go build cache makes the second build cheap) and then
+// take the images apart with our readers and the reference tools.
+
+func lookTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	t.Fatalf("%s not found: install the Debian package %s", name, pkg)
+	return ""
+}
+
+// copyInstance copies an instance directory so the test's generated
+// password stays out of the repository.
+func copyInstance(t *testing.T, name string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join("..", "gokrazy", name)
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() || e.Name() == "gokr-pw.txt" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func workDir(t *testing.T, name string) string {
+	t.Helper()
+	d, err := filepath.Abs(filepath.Join("..", "build", fmt.Sprintf("_test-%s-%d", name, os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// extract copies part of img to a new file, leaving zero MiBs as holes.
+func extract(t *testing.T, img string, off, size int64) string {
+	t.Helper()
+	in, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	p := filepath.Join(t.TempDir(), fmt.Sprintf("part-%d", off))
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	zero := make([]byte, 1<<20)
+	for pos := int64(0); pos < size; pos += int64(len(buf)) {
+		n := int64(len(buf))
+		if size-pos < n {
+			n = size - pos
+		}
+		if _, err := in.ReadAt(buf[:n], off+pos); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if bytes.Equal(buf[:n], zero[:n]) {
+			continue
+		}
+		if _, err := out.WriteAt(buf[:n], pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type built struct {
+	img, instance, password string
+	ts                      time.Time
+	out                     string
+}
+
+func build(t *testing.T, name string, extraArgs ...string) built {
+	t.Helper()
+	inst := copyInstance(t, name)
+	img := filepath.Join(t.TempDir(), name+".img")
+	ts := time.Date(2026, 11, 27, 9, 30, 15, 0, time.UTC)
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"build", "-instance", inst, "-o", img, "-timestamp", ts.Format(time.RFC3339),
+		"-workdir", workDir(t, name)}, extraArgs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("image build: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	pw, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
+	if err != nil {
+		t.Fatalf("the update password was not generated: %v", err)
+	}
+	return built{img: img, instance: inst, password: strings.TrimSpace(string(pw)), ts: ts, out: stdout.String()}
+}
+
+func checkPartitions(t *testing.T, img, hostname string) *partition.Table {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	if st.Size() != assemble.DefaultSize {
+		t.Errorf("image is %d bytes, want %d", st.Size(), assemble.DefaultSize)
+	}
+	tab, err := partition.Read(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := partition.Signature(hostname)
+	mbr := make([]byte, 512)
+	if _, err := f.ReadAt(mbr, 0); err != nil {
+		t.Fatal(err)
+	}
+	wantMBR := map[int][]byte{
+		440: binary.LittleEndian.AppendUint32(nil, sig),
+		446: {0x80, 0xFE, 0xFF, 0xFF, 0x0C, 0xFE, 0xFF, 0xFF, 0x00, 0x20, 0x00, 0x00, 0x00, 0x20, 0x03, 0x00},
+		462: {0x00, 0xFE, 0xFF, 0xFF, 0xEE, 0xFE, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00, 0xFF, 0x1F, 0x00, 0x00},
+		510: {0x55, 0xAA},
+	}
+	for off, w := range wantMBR {
+		if got := mbr[off : off+len(w)]; !bytes.Equal(got, w) {
+			t.Errorf("MBR bytes %d.. = % x, want % x", off, got, w)
+		}
+	}
+	last := uint64(st.Size()/512) - 34
+	want := []struct {
+		start, end uint64
+		typ        string
+	}{
+		{8192, 8192 + 204800 - 1, partition.TypeEFISystem},
+		{212992, 212992 + 1024000 - 1, partition.TypeRootARM64},
+		{1236992, 1236992 + 1024000 - 1, partition.TypeLinuxData},
+		{2260992, last, partition.TypeLinuxData},
+	}
+	if len(tab.Partitions) != 4 {
+		t.Fatalf("%d partitions, want 4", len(tab.Partitions))
+	}
+	if !strings.EqualFold(tab.DiskGUID, fmt.Sprintf("60c24cc1-f3f9-427a-8199-%08x0000", sig)) {
+		t.Errorf("disk GUID %s", tab.DiskGUID)
+	}
+	for i, w := range want {
+		p := tab.Partitions[i]
+		wantGUID := fmt.Sprintf("60c24cc1-f3f9-427a-8199-%08x%04x", sig, i+1)
+		if p.Start != w.start || p.End != w.end || p.Type != w.typ || !strings.EqualFold(p.GUID, wantGUID) {
+			t.Errorf("partition %d: %+v, want LBA %d..%d type %s GUID %s", i+1, p, w.start, w.end, w.typ, wantGUID)
+		}
+	}
+	return tab
+}
+
+func openBoot(t *testing.T, img string, tab *partition.Table) (*fat.FS, string) {
+	t.Helper()
+	b := tab.Partitions[0]
+	part := extract(t, img, b.Offset(), b.Size())
+	out, err := exec.Command(lookTool(t, "fsck.fat", "dosfstools"), "-n", part).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fsck.fat -n on the boot partition: %v\n%s", err, out)
+	}
+	f, err := os.Open(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fs, err := fat.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs, part
+}
+
+func checkCmdline(t *testing.T, fs *fat.FS, hostname, console string) {
+	t.Helper()
+	sig := partition.Signature(hostname)
+	want := fmt.Sprintf("console=tty1 console=%s root=PARTUUID=60C24CC1-F3F9-427A-8199-%08X0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic", console, sig) +
+		strings.Repeat(" ", 64)
+	got, err := fs.ReadFile("cmdline.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("cmdline.txt = %q\nwant          %q", got, want)
+	}
+	o1, n1, err := fs.Extents("/cmdline.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, n2, err := fs.GokrazyExtents("/cmdline.txt")
+	if err != nil || o1 != o2 || n1 != n2 {
+		t.Errorf("gokrazy's lookup of cmdline.txt: %d,%d,%v; want %d,%d", o2, n2, err, o1, n1)
+	}
+}
+
+func checkRoot(t *testing.T, img string, tab *partition.Table, hostname, kernelRel string, wantModules bool) string {
+	t.Helper()
+	p, err := updater.OpenImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootSize := p.RootSize
+	p.Close()
+	sq := extract(t, img, tab.Partitions[1].Offset(), rootSize)
+	out, err := exec.Command(lookTool(t, "unsquashfs", "squashfs-tools"), "-s", sq).CombinedOutput()
+	if err != nil {
+		t.Fatalf("unsquashfs -s: %v\n%s", err, out)
+	}
+	for _, w := range []string{"SQUASHFS 4:0", "Compression gzip", "Block size 131072"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("root squashfs: unsquashfs -s lacks %q:\n%s", w, out)
+		}
+	}
+	l, err := rootfs.List(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dir, file, prog, secret = "dr-xr-xr-x 0/0", "-r--r--r-- 0/0", "-rwxr-xr-x 0/0", "-r-------- 0/0"
+	want := map[string]string{
+		"/": dir, "/gokrazy": dir, "/user": dir, "/etc": dir,
+		"/gokrazy/init": prog, "/gokrazy/dhcp": prog, "/gokrazy/ntp": prog, "/gokrazy/randomd": prog, "/gokrazy/heartbeat": prog,
+		"/user/probe":   prog,
+		"/etc/hostname": file, "/etc/hosts": file, "/etc/gokr-pw.txt": secret, "/etc/http-port.txt": file,
+		"/etc/https-port.txt": file, "/etc/localtime": file, "/etc/ssl/ca-bundle.pem": file,
+		"/etc/presscap/config.json": file,
+		"/etc/resolv.conf":          "lrwxrwxrwx 0/0 -> /tmp/resolv.conf",
+		"/var":                      "lrwxrwxrwx 0/0 -> /perm/var",
+		"/lib/modules/" + kernelRel: dir,
+		"/dev":                      dir, "/proc": dir, "/sys": dir, "/tmp": dir, "/perm": dir, "/run": dir, "/mnt": dir,
+		"/mnt/presscap": dir,
+	}
+	for p, w := range want {
+		if l[p] != w {
+			t.Errorf("root %s: %q, want %q", p, l[p], w)
+		}
+	}
+	for p, v := range l {
+		if strings.HasPrefix(v, "d") && v != dir {
+			t.Errorf("root %s: directory %q, want %q", p, v, dir)
+		}
+		if strings.HasPrefix(v, "-") && v != file && v != prog && v != secret {
+			t.Errorf("root %s: file %q", p, v)
+		}
+	}
+	if l["/lib/modules/"+kernelRel+"/modules.builtin"] != file {
+		t.Errorf("/lib/modules/%s/modules.builtin missing", kernelRel)
+	}
+	if wantModules {
+		mods := 0
+		for p := range l {
+			if strings.HasSuffix(p, ".ko") && strings.HasPrefix(p, "/lib/modules/"+kernelRel+"/") {
+				mods++
+			}
+		}
+		if mods == 0 {
+			t.Errorf("no kernel modules under /lib/modules/%s", kernelRel)
+		}
+	}
+	ext := filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command(lookTool(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, sq).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, out)
+	}
+	for p, w := range map[string]string{"etc/hostname": hostname, "etc/http-port.txt": "80", "etc/https-port.txt": "443"} {
+		if b, err := os.ReadFile(filepath.Join(ext, p)); err != nil || string(b) != w {
+			t.Errorf("/%s = %q (%v), want %q", p, b, err, w)
+		}
+	}
+	for _, p := range []string{"gokrazy/init", "gokrazy/dhcp", "user/probe"} {
+		f, err := elf.Open(filepath.Join(ext, p))
+		if err != nil {
+			t.Errorf("/%s: %v", p, err)
+			continue
+		}
+		if f.Machine != elf.EM_AARCH64 {
+			t.Errorf("/%s is for %v, want aarch64", p, f.Machine)
+		}
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				t.Errorf("/%s is dynamically linked", p)
+			}
+		}
+		f.Close()
+	}
+	init, err := os.ReadFile(filepath.Join(ext, "gokrazy/init"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(init, []byte("2026-11-27T09:30:15Z")) {
+		t.Error("/gokrazy/init does not carry the build timestamp")
+	}
+	return ext
+}
+
+func checkPerm(t *testing.T, img string, tab *partition.Table) {
+	t.Helper()
+	p := tab.Partitions[3]
+	part := extract(t, img, p.Offset(), p.Size())
+	out, err := exec.Command(lookTool(t, "e2fsck", "e2fsprogs"), "-n", "-f", part).CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2fsck -n -f on /perm: %v\n%s", err, out)
+	}
+	out, err = exec.Command(lookTool(t, "dumpe2fs", "e2fsprogs"), "-h", part).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Filesystem volume name:   perm") {
+		t.Errorf("/perm label:\n%s", out)
+	}
+}
+
+func TestPiImageStructure(t *testing.T) {
+	b := build(t, "presscap")
+	if len(b.password) < 20 {
+		t.Errorf("generated password %q is too short", b.password)
+	}
+	tab := checkPartitions(t, b.img, "presscap")
+	fs, _ := openBoot(t, b.img, tab)
+	checkCmdline(t, fs, "presscap", "serial0,115200")
+	ct, err := fs.ReadFile("config.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"arm_control=0x200\n", "enable_uart=1\n", "kernel=vmlinuz\n"} {
+		if !strings.Contains(string(ct), w) {
+			t.Errorf("config.txt lacks %q:\n%s", w, ct)
+		}
+	}
+	if strings.Contains(string(ct), "enable_uart=0") {
+		t.Errorf("config.txt keeps enable_uart=0 although a serial console is configured")
+	}
+	// Firmware for every Pi, device trees for Pi 3, 4, 5 and Zero 2 W.
+	for _, p := range []string{"vmlinuz", "bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat",
+		"bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb", "bcm2711-rpi-4-b.dtb", "bcm2712-rpi-5-b.dtb",
+		"bcm2710-rpi-zero-2-w.dtb", "overlays/act-led.dtbo"} {
+		st, err := fs.Stat(p)
+		if err != nil {
+			t.Errorf("boot: %v", err)
+			continue
+		}
+		if st.Size == 0 {
+			t.Errorf("boot: %s is empty", p)
+		}
+		if _, _, err := fs.Extents(p); err != nil {
+			t.Errorf("boot: %s: %v", p, err)
+		}
+	}
+	if _, err := fs.Stat("EFI/BOOT/BOOTAA64.EFI"); err == nil {
+		t.Error("the Pi image carries an EFI loader")
+	}
+	checkRoot(t, b.img, tab, "presscap", "6.12.47-v8", true)
+	checkPerm(t, b.img, tab)
+
+	// info reads back what build wrote.
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"info", "-image", b.img}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "build 2026-11-27T09:30:15Z") {
+		t.Errorf("info:\n%s", out.String())
+	}
+}
+
+func TestVMImageStructure(t *testing.T) {
+	// The loader's bytes do not matter for the structure; the system test
+	// boots the real systemd-boot.
+	loader := filepath.Join(t.TempDir(), "systemd-bootaa64.efi")
+	if err := os.WriteFile(loader, []byte("MZ stand-in loader"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := build(t, "presscap-vm", "-systemd-boot", loader)
+	tab := checkPartitions(t, b.img, "presscap-vm")
+	fs, _ := openBoot(t, b.img, tab)
+	checkCmdline(t, fs, "presscap-vm", "ttyAMA0,115200")
+	got, err := fs.ReadFile("EFI/BOOT/BOOTAA64.EFI")
+	if err != nil || string(got) != "MZ stand-in loader" {
+		t.Errorf("EFI/BOOT/BOOTAA64.EFI: %q %v", got, err)
+	}
+	entry, err := fs.ReadFile("loader/entries/gokrazy.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := fs.ReadFile("cmdline.txt")
+	if want := "title gokrazy\nlinux /vmlinuz\noptions " + string(cmd) + "\n"; string(entry) != want {
+		t.Errorf("gokrazy.conf = %q, want %q", entry, want)
+	}
+	// The update's root switch rewrites this file through gokrazy's reader.
+	o1, n1, _ := fs.Extents("/loader/entries/gokrazy.conf")
+	o2, n2, err := fs.GokrazyExtents("/loader/entries/gokrazy.conf")
+	if err != nil || o1 != o2 || n1 != n2 {
+		t.Errorf("gokrazy's lookup of gokrazy.conf: %d,%d,%v; want %d,%d", o2, n2, err, o1, n1)
+	}
+	if _, err := fs.Stat("config.txt"); err == nil {
+		t.Error("the UEFI image carries a Raspberry Pi config.txt")
+	}
+	checkRoot(t, b.img, tab, "presscap-vm", "7.1.3", false)
+}
+
+func TestBadProbeConfigFailsTheBuild(t *testing.T) {
+	inst := copyInstance(t, "presscap")
+	if err := os.WriteFile(filepath.Join(inst, "probe.json"), []byte(`{"links": [], "trigger": {"before": "-5s"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "bad.img")
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"build", "-instance", inst, "-o", img, "-workdir", workDir(t, "bad")}, &stdout, io.Discard)
+	if err == nil {
+		t.Fatal("a probe config without links was accepted")
+	}
+	if !strings.Contains(err.Error(), "links") || !strings.Contains(err.Error(), "/etc/presscap/config.json") {
+		t.Errorf("error %q does not name the field and the file", err)
+	}
+	if _, err := os.Stat(img); err == nil {
+		t.Error("an image was written despite the bad config")
+	}
+	if strings.Contains(stdout.String(), "go build") {
+		t.Error("programs were compiled before the config was checked")
+	}
+
+	// A broken instance config names the field too.
+	if err := os.WriteFile(filepath.Join(inst, "config.json"), []byte(`{"Hostname": "presscap", "Packages": [], "Pakages": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"build", "-instance", inst, "-o", img}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "Pakages") {
+		t.Errorf("unknown field: err = %v", err)
+	}
+}
