@@ -128,11 +128,11 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 			}
 			b := buf[:e.blockLen]
 			st.Blocks++
-			var h blockHeader
-			_, rerr := r.rfiles[v.slot].ReadAt(b, e.off)
-			if rerr == nil {
-				h, rerr = decodeBlock(b, nil)
+			if _, err := r.rfiles[v.slot].ReadAt(b, e.off); err != nil {
+				// The disk failed or went away: that is no torn block.
+				return st, fmt.Errorf("ring %s: read block %d of segment %d: %w", r.dir, v.firstSeq+uint64(k), v.slot, err)
 			}
+			h, rerr := decodeBlock(b, nil)
 			if rerr == nil && (h.gen != uint32(v.gen) || h.seq != v.firstSeq+uint64(k)) {
 				rerr = errors.New("block from another generation")
 			}
