@@ -113,6 +113,7 @@ func TestInterfaceDownUp(t *testing.T) {
 	waitWritten(t, c, 0, 50)
 	p.SetUp(t, false)
 	waitUp(t, p.Host)
+	p.WaitCarrier(t)
 	after := netnstest.Frames(80)
 	if err := s.Send(after...); err != nil {
 		t.Fatal(err)
@@ -160,6 +161,7 @@ func TestInterfaceUnplugReplug(t *testing.T) {
 	}
 	waitOpen(t, c)
 	waitUp(t, p.Host)
+	p.WaitCarrier(t)
 	after := netnstest.Frames(70)
 	if err := p.NewSender(t).Send(after...); err != nil {
 		t.Fatal(err)
@@ -404,6 +406,7 @@ func TestWaitForLinks(t *testing.T) {
 	p.Replug(t, false)
 	waitOpen(t, c)
 	waitUp(t, p.Host)
+	p.WaitCarrier(t)
 	fs := netnstest.Frames(30)
 	if err := p.NewSender(t).Send(fs...); err != nil {
 		t.Fatal(err)

@@ -89,6 +89,7 @@ func NewPair(t testing.TB) *Pair {
 	})
 	p.create(t)
 	p.Exec(t, "ip", "link", "set", "lo", "up")
+	p.WaitCarrier(t)
 	return p
 }
 
@@ -133,6 +134,31 @@ func (p *Pair) Replug(t testing.TB, up bool) {
 	p.Exec(t, "ip", "link", "set", p.Peer, "up")
 	if up {
 		Run(t, "ip", "link", "set", p.Host, "up")
+		p.WaitCarrier(t)
+	}
+}
+
+// WaitCarrier waits until both ends are operationally up with their
+// queues attached. After an end comes up the kernel turns carrier and
+// queueing on asynchronously (link watch, up to a second later); until
+// then the peer's queue is "noop" and drops what is sent.
+func (p *Pair) WaitCarrier(t testing.TB) {
+	t.Helper()
+	ready := func(out []byte) bool {
+		s := string(out)
+		return strings.Contains(s, "state UP") && !strings.Contains(s, "qdisc noop")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		host, _ := exec.Command("ip", "-o", "link", "show", "dev", p.Host).Output()
+		peer, _ := exec.Command("ip", "-n", p.NS, "-o", "link", "show", "dev", p.Peer).Output()
+		if ready(host) && ready(peer) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("veth %s/%s not up after 10s:\n%s%s", p.Host, p.Peer, host, peer)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -133,15 +133,16 @@ func (td *Tcpdump) Packets(t testing.TB) []Packet {
 }
 
 // Frames builds test traffic: untagged frames of many sizes, 802.1Q tags
-// with and without priority, priority-only tags (VLAN 0), and 802.1ad
-// double tags, with two EtherTypes so that filters have something to
-// choose between.
+// with and without priority, priority-only tags (VLAN 0), an all-zero tag,
+// and 802.1ad double tags, with two EtherTypes so that filters have
+// something to choose between.
 //
 // Frame i carries i in the last two bytes of its source MAC address and,
 // as a 32-bit number, right after its EtherType.
 func Frames(n int) [][]byte {
 	var out [][]byte
-	// 13 sizes against 6 kinds of tag: every size comes with every tag.
+	// 13 sizes, 7 kinds of tag and 2 EtherTypes (every third frame):
+	// coprime, so every combination occurs.
 	sizes := []int{60, 64, 68, 99, 100, 101, 103, 104, 105, 128, 500, 1000, 1514}
 	for i := 0; i < n; i++ {
 		size := sizes[i%len(sizes)]
@@ -151,7 +152,7 @@ func Frames(n int) [][]byte {
 		}
 		var hdr []byte
 		hdr = append(hdr, 0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, byte(i>>8), byte(i))
-		switch i % 6 {
+		switch i % 7 {
 		case 1: // 802.1Q VLAN 10, priority 3
 			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
 			hdr = binary.BigEndian.AppendUint16(hdr, 3<<13|10)
@@ -166,6 +167,9 @@ func Frames(n int) [][]byte {
 		case 5: // 802.1Q VLAN 10, no priority
 			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
 			hdr = binary.BigEndian.AppendUint16(hdr, 10)
+		case 6: // 802.1Q tag of all zeroes
+			hdr = binary.BigEndian.AppendUint16(hdr, 0x8100)
+			hdr = binary.BigEndian.AppendUint16(hdr, 0)
 		}
 		hdr = binary.BigEndian.AppendUint16(hdr, etype)
 		f := make([]byte, size)
