@@ -131,6 +131,10 @@ type Export struct {
 	Filter string `json:"filter"`
 	// Link restricts the file to one link's packets; empty means all.
 	Link string `json:"link"`
+	// Format is "pcap" (classic libpcap, nanosecond timestamps; the
+	// default) or "pcapng" (also carries an "unsynced clock" comment and
+	// links of different types).
+	Format string `json:"format"`
 }
 
 // Output choices: where the files of a press go.

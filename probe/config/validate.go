@@ -199,6 +199,11 @@ func (c Config) Validate() error {
 				badErr(f+".filter", "does not compile", err)
 			}
 		}
+		switch e.Format {
+		case "", "pcap", "pcapng":
+		default:
+			bad(f+".format", "%q is not one of pcap, pcapng", e.Format)
+		}
 		if e.Link != "" && !linkNames[e.Link] {
 			bad(f+".link", "%q is not a link name", e.Link)
 		}

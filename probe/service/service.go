@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -196,7 +197,7 @@ func New(o Options) (*Service, error) {
 		Matches: matches, Identify: o.Identify, Logf: s.logf}
 
 	for _, e := range c.Exports {
-		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link})
+		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format})
 	}
 	return s, nil
 }
@@ -241,6 +242,9 @@ func (s *Service) Run(ctx context.Context) error {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// The LED follows states nobody announces (a link unplugged).
+	refresh := time.NewTicker(2 * time.Second)
+	defer refresh.Stop()
 	for {
 		s.mu.Lock()
 		due := s.windows.Due(time.Now().Add(-s.o.ExportDelay))
@@ -266,6 +270,7 @@ func (s *Service) Run(ctx context.Context) error {
 		case req := <-s.presses:
 			req.reply <- s.press(req.p)
 		case <-timer.C:
+		case <-refresh.C:
 		}
 	}
 }
@@ -391,6 +396,8 @@ func (s *Service) showState() {
 		s.fb.State("no-disk")
 	case st.State == DiskFull:
 		s.fb.State("disk-full")
+	case s.missingLink() != "":
+		s.fb.State("no-link")
 	case busy:
 		s.fb.State("saving")
 	case uploading:
@@ -423,6 +430,9 @@ func (s *Service) Snapshot() status.Snapshot {
 	}
 	if st.State != DiskRecording {
 		snap.Faults = append(snap.Faults, "disk: "+st.State+" "+st.Error)
+	}
+	if l := s.missingLink(); l != "" {
+		snap.Faults = append(snap.Faults, "link "+l+" is missing or down")
 	}
 	s.mu.Lock()
 	for _, w := range s.windows.Pending() {
@@ -508,4 +518,16 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 		}
 	})
 	return u, nil
+}
+
+// missingLink returns the first capture interface that does not exist or
+// is not up, or "".
+func (s *Service) missingLink() string {
+	for _, l := range s.cfg.Links {
+		ifc, err := net.InterfaceByName(l.Interface)
+		if err != nil || ifc.Flags&net.FlagUp == 0 {
+			return l.Interface
+		}
+	}
+	return ""
 }

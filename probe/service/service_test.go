@@ -230,10 +230,12 @@ func TestEndToEnd(t *testing.T) {
 	pair := netnstest.NewPair(t)
 	disk := newLoopDisk(t, 160, false)
 
-	filters := map[string]string{"plain": "ether proto 0x88b5", "vlan10": "vlan 10"}
+	// A third filter tests the length as tcpdump -i sees it: without the
+	// VLAN tag the kernel took out (a tagged 500-byte frame is 496 live).
+	filters := map[string]string{"plain": "ether proto 0x88b5", "vlan10": "vlan 10", "big": "greater 498"}
 	c := testConfig(t, pair.Host)
 	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
-	c.Exports = []config.Export{{Name: "plain", Filter: filters["plain"]}, {Name: "vlan10", Filter: filters["vlan10"]}}
+	c.Exports = []config.Export{{Name: "plain", Filter: filters["plain"]}, {Name: "vlan10", Filter: filters["vlan10"]}, {Name: "big", Filter: filters["big"]}}
 
 	oracles := map[string]*netnstest.Tcpdump{}
 	for name, expr := range filters {
@@ -367,7 +369,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: tshark reads %d packets, we wrote %d", mf.Name, n, len(got))
 		}
 	}
-	if len(m.Files) != 2 {
+	if len(m.Files) != 3 {
 		t.Fatalf("manifest lists %d files", len(m.Files))
 	}
 	var mj Manifest
@@ -375,7 +377,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &mj); err != nil || len(mj.Files) != 2 || !mj.ClockSynced {
+	if err := json.Unmarshal(b, &mj); err != nil || len(mj.Files) != 3 || !mj.ClockSynced {
 		t.Fatalf("manifest file: %v %+v", err, mj)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -394,6 +396,7 @@ func TestPressBeforeClockSync(t *testing.T) {
 	c := testConfig(t, pair.Host)
 	c.Storage.FallbackPerm = true
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Exports = append(c.Exports, config.Export{Name: "ng", Format: "pcapng"})
 	r := startService(t, c, Fixed(false))
 	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	sender := pair.NewSender(t)
@@ -419,6 +422,13 @@ func TestPressBeforeClockSync(t *testing.T) {
 		t.Errorf("file name %s does not say unsynced", f)
 	}
 	validate(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, f))
+	ng := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, res.man.Files[1].File)
+	if !strings.HasSuffix(ng, "-unsynced_ng.pcapng") || validate(t, ng) != int(res.man.Files[1].Packets) {
+		t.Errorf("pcapng export %s", ng)
+	}
+	if out, _ := exec.Command("capinfos", ng).CombinedOutput(); !strings.Contains(string(out), "not NTP-synced") {
+		t.Errorf("pcapng has no unsynced comment:\n%s", out)
+	}
 	if !strings.Contains(r.log.String(), "clock NOT synced") {
 		t.Errorf("log does not say the clock was not synced:\n%s", r.log)
 	}
@@ -567,5 +577,31 @@ func TestDiskFullAtExport(t *testing.T) {
 	}
 	if res := r.waitExport(t, 10*time.Second); res.err != nil {
 		t.Fatalf("export after making room: %v", res.err)
+	}
+}
+
+// TestMissingLink: a capture link that is not there shows on the LED and
+// the status page; presses still work.
+func TestMissingLink(t *testing.T) {
+	netnstest.Require(t, "ip")
+	c := testConfig(t, "pcnosuch"+netnstest.RandomSuffix(4))
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	r := startService(t, c, nil)
+	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	waitUntil(t, "the no-link LED", 10*time.Second, func() bool {
+		r.fb.mu.Lock()
+		defer r.fb.mu.Unlock()
+		return len(r.fb.states) > 0 && r.fb.states[len(r.fb.states)-1] == "no-link"
+	})
+	s := r.svc.Snapshot()
+	if len(s.Faults) != 1 || !strings.Contains(s.Faults[0], c.Links[0].Interface) {
+		t.Errorf("faults %v", s.Faults)
+	}
+	if _, err := r.svc.Trigger("local"); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.waitExport(t, 10*time.Second); res.err != nil || res.man.Files[0].Packets != 0 {
+		t.Errorf("export without a link: %v %+v", res.err, res.man.Files)
 	}
 }
