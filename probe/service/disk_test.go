@@ -330,3 +330,51 @@ func TestParseLabel(t *testing.T) {
 }
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// TestFirstUSBPartition uses a sysfs tree shaped like the kernel's: an
+// SD card (mmcblk0) and a USB disk (sda) whose device path runs through
+// the USB bus, with two partitions.
+func TestFirstUSBPartition(t *testing.T) {
+	root := t.TempDir()
+	devices := filepath.Join(root, "devices")
+	sys := filepath.Join(root, "class", "block")
+	dev := t.TempDir()
+	mk := func(path, content string) {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mmc := filepath.Join(devices, "platform/emmc2bus/fe340000.mmc/mmc_host/mmc0/mmc0:1234/block/mmcblk0")
+	usb := filepath.Join(devices, "platform/scb/fd500000.pcie/pci0000:00/0000:01:00.0/usb2/2-1/2-1:1.0/host0/target0:0:0/0:0:0:0/block/sda")
+	mk(filepath.Join(mmc, "size"), "62333952\n")
+	mk(filepath.Join(mmc, "mmcblk0p1", "partition"), "1\n")
+	mk(filepath.Join(usb, "size"), "1953525168\n")
+	mk(filepath.Join(usb, "sda2", "partition"), "2\n")
+	mk(filepath.Join(usb, "sda1", "partition"), "1\n")
+	os.MkdirAll(sys, 0o755)
+	for name, target := range map[string]string{
+		"mmcblk0": mmc, "mmcblk0p1": filepath.Join(mmc, "mmcblk0p1"),
+		"sda": usb, "sda1": filepath.Join(usb, "sda1"), "sda2": filepath.Join(usb, "sda2"),
+	} {
+		if err := os.Symlink(target, filepath.Join(sys, name)); err != nil {
+			t.Fatal(err)
+		}
+		mk(filepath.Join(dev, name), "") // stands in for the device node
+	}
+	f := DiskFinder{SysBlock: sys, DevDir: dev, Label: "PRESSCAP", FirstUSB: true}
+	got, how, err := f.Find()
+	if err != nil || got != filepath.Join(dev, "sda1") || how != "first USB disk partition" {
+		t.Fatalf("Find = %q %q %v, want sda1", got, how, err)
+	}
+	f.FirstUSB = false
+	if _, _, err := f.Find(); !errors.Is(err, ErrNoDisk) {
+		t.Fatalf("without first_usb: %v", err)
+	}
+	// A USB card reader without a card (size 0) is not a disk.
+	mk(filepath.Join(usb, "size"), "0\n")
+	f.FirstUSB = true
+	if _, _, err := f.Find(); !errors.Is(err, ErrNoDisk) {
+		t.Fatalf("empty reader: %v", err)
+	}
+}
