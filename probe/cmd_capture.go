@@ -80,18 +80,13 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	}
 	defer ring.Close()
 
-	var links []capture.Link
+	var names []string
 	for _, name := range strings.Split(*ifaces, ",") {
-		name = strings.TrimSpace(name)
-		lt, err := capture.LinkType(name)
-		if err != nil {
-			return fmt.Errorf("capture: -iface: %w", err)
-		}
-		id, err := ring.AddLink(ringfs.Link{Name: name, LinkType: lt, SnapLen: uint32(snap)})
-		if err != nil {
-			return fmt.Errorf("capture: register link %s in %s: %w", name, *ringDir, err)
-		}
-		links = append(links, capture.Link{Name: name, ID: id})
+		names = append(names, strings.TrimSpace(name))
+	}
+	links, err := capture.AddLinks(ring, names, snap, true)
+	if err != nil {
+		return fmt.Errorf("%w (-iface)", err)
 	}
 
 	c, err := capture.New(capture.Config{

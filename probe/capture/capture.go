@@ -324,3 +324,33 @@ type counters struct {
 	written, bytes, reopens                     atomic.Uint64
 	isOpen                                      atomic.Bool
 }
+
+// LinkAdder registers links; *ringfs.Ring is one.
+type LinkAdder interface {
+	AddLink(l ringfs.Link) (uint16, error)
+}
+
+// AddLinks registers interfaces with the ring and returns them as
+// Config.Links. An interface that does not exist yet (a USB adapter still
+// to be plugged in) is registered as Ethernet unless mustExist.
+func AddLinks(r LinkAdder, names []string, snapLen int, mustExist bool) ([]Link, error) {
+	if snapLen <= 0 || snapLen > MaxSnap {
+		snapLen = MaxSnap
+	}
+	var links []Link
+	for _, name := range names {
+		lt, err := LinkType(name)
+		if err != nil {
+			if mustExist {
+				return nil, fmt.Errorf("capture: %w", err)
+			}
+			lt = LinkTypeEthernet
+		}
+		id, err := r.AddLink(ringfs.Link{Name: name, LinkType: lt, SnapLen: uint32(snapLen)})
+		if err != nil {
+			return nil, fmt.Errorf("capture: register link %s in the ring: %w", name, err)
+		}
+		links = append(links, Link{Name: name, ID: id})
+	}
+	return links, nil
+}

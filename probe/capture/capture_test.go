@@ -415,3 +415,30 @@ func TestWaitForLinks(t *testing.T) {
 	stop()
 	checkSame(t, sink.records(1), fs)
 }
+
+type fakeAdder struct{ links []ringfs.Link }
+
+func (f *fakeAdder) AddLink(l ringfs.Link) (uint16, error) {
+	f.links = append(f.links, l)
+	return uint16(len(f.links) + 10), nil
+}
+
+func TestAddLinks(t *testing.T) {
+	var f fakeAdder
+	links, err := AddLinks(&f, []string{"lo", "pcnosuchif0"}, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Link{{"lo", 11}, {"pcnosuchif0", 12}}
+	if len(links) != 2 || links[0] != want[0] || links[1] != want[1] {
+		t.Errorf("links %+v, want %+v", links, want)
+	}
+	for _, l := range f.links {
+		if l.LinkType != LinkTypeEthernet || l.SnapLen != MaxSnap {
+			t.Errorf("registered %+v: want Ethernet, snap %d", l, MaxSnap)
+		}
+	}
+	if _, err := AddLinks(&f, []string{"pcnosuchif0"}, 0, true); err == nil || !strings.Contains(err.Error(), "pcnosuchif0") {
+		t.Errorf("AddLinks(mustExist) with a missing interface: %v", err)
+	}
+}
