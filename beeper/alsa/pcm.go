@@ -74,10 +74,12 @@ type PCM struct {
 }
 
 // Target buffer geometry: periods of about 20 ms in a buffer of about
-// 100 ms keep a short beep responsive without underruns on a busy Pi.
+// 500 ms. A beep is written at once, so a large buffer costs no latency,
+// and the kernel gives up a DRAIN (EIO) when no period ends for 1.1 times
+// the buffer: a small buffer made that happen on a busy (emulated) host.
 const (
 	wantPeriodMicros = 20000
-	wantBufferMicros = 100000
+	wantBufferMicros = 500000
 )
 
 // Open opens the playback device at path and negotiates the first rate and

@@ -46,8 +46,8 @@ func TestPlaybackSequence(t *testing.T) {
 	if p.Rate() != 44100 || p.Channels() != 2 {
 		t.Fatalf("negotiated %d Hz %d ch, want 44100 Hz 2 ch", p.Rate(), p.Channels())
 	}
-	if p.PeriodSize() != 882 || p.BufferSize() != 882*5 {
-		t.Errorf("period %d buffer %d frames, want 882 (20 ms) and 4410 (100 ms)", p.PeriodSize(), p.BufferSize())
+	if p.PeriodSize() != 882 || p.BufferSize() != 882*25 {
+		t.Errorf("period %d buffer %d frames, want 882 (20 ms) and 22050 (500 ms)", p.PeriodSize(), p.BufferSize())
 	}
 	in := ramp(2 * 1200) // 1200 frames: 500 taken, EPIPE, 500, 200
 	if err := p.Write(in); err != nil {
@@ -61,7 +61,7 @@ func TestPlaybackSequence(t *testing.T) {
 	}
 	want := []string{"PVERSION",
 		"HW_REFINE", "HW_REFINE", "HW_REFINE", "HW_REFINE", // 48k mono, 48k stereo, 44.1k mono, 44.1k stereo
-		"HW_REFINE", // 20 ms periods, 100 ms buffer
+		"HW_REFINE", // 20 ms periods, 500 ms buffer
 		"HW_PARAMS", "SW_PARAMS", "PREPARE",
 		"WRITEI_FRAMES", "WRITEI_FRAMES", "PREPARE", "WRITEI_FRAMES", "WRITEI_FRAMES",
 		"DRAIN", "DROP", "HW_FREE"}
@@ -101,8 +101,8 @@ func TestPlaybackSequence(t *testing.T) {
 	if lo, hi, _ := ivAt(hw, alsatest.IvPeriodTime); lo != 20000 || hi != 20000 {
 		t.Errorf("HW_PARAMS period time [%d,%d] µs, want 20000", lo, hi)
 	}
-	if lo, hi, _ := ivAt(hw, alsatest.IvBufferTime); lo != 100000 || hi != 100000 {
-		t.Errorf("HW_PARAMS buffer time [%d,%d] µs, want 100000", lo, hi)
+	if lo, hi, _ := ivAt(hw, alsatest.IvBufferTime); lo != 500000 || hi != 500000 {
+		t.Errorf("HW_PARAMS buffer time [%d,%d] µs, want 500000", lo, hi)
 	}
 	if le.Uint32(hw[alsatest.OffRmask:]) != 0xffffffff {
 		t.Errorf("HW_PARAMS rmask %#x", le.Uint32(hw[alsatest.OffRmask:]))
@@ -111,8 +111,8 @@ func TestPlaybackSequence(t *testing.T) {
 	if len(sw) != alsatest.SWParamsSize {
 		t.Fatalf("SW_PARAMS argument is %d bytes", len(sw))
 	}
-	if am, st, sp := le.Uint64(sw[alsatest.OffAvailMin:]), le.Uint64(sw[alsatest.OffStartThreshold:]), le.Uint64(sw[alsatest.OffStopThreshold:]); am != 882 || st != 2205 || sp != 4410 {
-		t.Errorf("SW_PARAMS avail_min %d start %d stop %d, want 882 2205 4410", am, st, sp)
+	if am, st, sp := le.Uint64(sw[alsatest.OffAvailMin:]), le.Uint64(sw[alsatest.OffStartThreshold:]), le.Uint64(sw[alsatest.OffStopThreshold:]); am != 882 || st != 11025 || sp != 22050 {
+		t.Errorf("SW_PARAMS avail_min %d start %d stop %d, want 882 11025 22050", am, st, sp)
 	}
 	// Frames requested: all 1200, the same again after the underrun, then what is left.
 	var frames []uint64

@@ -1,0 +1,68 @@
+// Package vmtest plays the beeper's sounds on a real kernel: a QEMU VM with
+// an emulated USB audio device (QEMU's usb-audio behind an xHCI controller),
+// driven by Linux's own snd-usb-audio driver, whose output QEMU records into
+// a WAV file that the test analyses. The package holds the test and the
+// initramfs writer; the VM's /init is in vmtest/guest.
+package vmtest
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"strings"
+)
+
+// cpioWriter writes the "newc" cpio format that the kernel unpacks as an
+// initramfs.
+type cpioWriter struct {
+	w    io.Writer
+	ino  int
+	dirs map[string]bool
+	err  error
+}
+
+func newCPIO(w io.Writer) *cpioWriter {
+	return &cpioWriter{w: w, dirs: map[string]bool{"": true, ".": true, "/": true}}
+}
+
+func (c *cpioWriter) entry(name string, mode uint32, data []byte) {
+	if c.err != nil {
+		return
+	}
+	c.ino++
+	name = strings.TrimPrefix(name, "/")
+	hdr := fmt.Sprintf("070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
+		c.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+	buf := append([]byte(hdr), name...)
+	buf = append(buf, 0)
+	for len(buf)%4 != 0 {
+		buf = append(buf, 0)
+	}
+	buf = append(buf, data...)
+	for len(buf)%4 != 0 {
+		buf = append(buf, 0)
+	}
+	_, c.err = c.w.Write(buf)
+}
+
+func (c *cpioWriter) mkdirAll(dir string) {
+	dir = strings.TrimPrefix(path.Clean(dir), "/")
+	if c.dirs[dir] {
+		return
+	}
+	c.mkdirAll(path.Dir(dir))
+	c.dirs[dir] = true
+	c.entry(dir, 0o040755, nil)
+}
+
+// file adds a regular file, creating its directories first.
+func (c *cpioWriter) file(name string, mode uint32, data []byte) {
+	c.mkdirAll(path.Dir(strings.TrimPrefix(name, "/")))
+	c.entry(name, 0o100000|mode, data)
+}
+
+// close writes the trailer.
+func (c *cpioWriter) close() error {
+	c.entry("TRAILER!!!", 0, nil)
+	return c.err
+}

@@ -1,0 +1,165 @@
+//go:build linux
+
+// Command guest is the /init of the beeper's VM test: it loads the USB and
+// sound modules named on the kernel command line, waits for a USB sound
+// card, plays the sounds the command line lists with the real beeper
+// package, reports on the console and powers the VM off.
+//
+// Kernel command line: presscap.modules=a.ko,b.ko (paths under
+// /lib/modules, in load order) presscap.play=ack,saved,... presscap.volume=N
+// presscap.unplug_after=sound (stop and wait for the card to vanish after
+// playing that sound, then play the rest).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/presscap/presscap/beeper"
+)
+
+func main() {
+	err := run()
+	if err != nil {
+		fmt.Printf("PRESSCAP-VMTEST-FAIL %v\n", err)
+	} else {
+		fmt.Println("PRESSCAP-VMTEST-DONE")
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+func mounts() error {
+	for _, m := range []struct{ src, dst, typ string }{
+		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"},
+	} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.typ, 0, ""); err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	return nil
+}
+
+func cmdline() (map[string]string, error) {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, err
+	}
+	args := map[string]string{}
+	for _, f := range strings.Fields(string(b)) {
+		if k, v, ok := strings.Cut(f, "="); ok && strings.HasPrefix(k, "presscap.") {
+			args[strings.TrimPrefix(k, "presscap.")] = v
+		}
+	}
+	return args, nil
+}
+
+func loadModules(list string) error {
+	for _, m := range strings.Split(list, ",") {
+		if m == "" {
+			continue
+		}
+		f, err := os.Open(filepath.Join("/lib/modules", m))
+		if err != nil {
+			return err
+		}
+		err = unix.FinitModule(int(f.Fd()), "", 0)
+		f.Close()
+		if err != nil && err != unix.EEXIST {
+			return fmt.Errorf("load %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// waitCard waits until /proc/asound/cards lists a USB card (present) or
+// none (absent).
+func waitCard(present bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile("/proc/asound/cards")
+		if strings.Contains(string(b), "USB-Audio") == present {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no change of the USB sound card (want present=%v) within %v", present, timeout)
+}
+
+// up returns the seconds since boot, to see where a slow run spends them.
+func up() string {
+	b, _ := os.ReadFile("/proc/uptime")
+	return strings.Fields(string(b) + " ?")[0]
+}
+
+type stdoutLog struct{}
+
+func (stdoutLog) Printf(f string, a ...any) { fmt.Printf("LOG "+f+"\n", a...) }
+
+func run() error {
+	if err := mounts(); err != nil {
+		return err
+	}
+	args, err := cmdline()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("UPTIME init %s\n", up())
+	if err := loadModules(args["modules"]); err != nil {
+		return err
+	}
+	fmt.Printf("UPTIME modules %s\n", up())
+	if err := waitCard(true, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Printf("UPTIME card %s\n", up())
+	b, _ := os.ReadFile("/proc/asound/cards")
+	fmt.Printf("CARDS %q\n", string(b))
+	cfg := beeper.DefaultConfig()
+	if v, err := strconv.Atoi(args["volume"]); err == nil {
+		cfg.Volume = v
+	}
+	bp := beeper.New(cfg, stdoutLog{})
+	defer bp.Close()
+	ctx := context.Background()
+	for _, name := range strings.Split(args["play"], ",") {
+		s, err := beeper.ParseSound(name)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := bp.PlayWait(ctx, s); err != nil {
+			return err
+		}
+		fmt.Printf("PLAYED %v in %v\n", s, time.Since(start).Round(time.Millisecond))
+		// A gap of silence between sounds, so that the recording separates them.
+		time.Sleep(300 * time.Millisecond)
+		if args["unplug_after"] == name {
+			fmt.Println("UNPLUG-NOW")
+			if err := waitCard(false, 30*time.Second); err != nil {
+				return err
+			}
+			// Sounds while the card is gone fail at once and are logged once.
+			bp.Play(beeper.Ack)
+			start := time.Now()
+			err := bp.PlayWait(ctx, beeper.Ack)
+			fmt.Printf("WITHOUT-CARD err=%q in %v\n", err, time.Since(start).Round(time.Millisecond))
+			if err == nil {
+				return fmt.Errorf("played without a card")
+			}
+			fmt.Println("REPLUG-NOW")
+			if err := waitCard(true, 30*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

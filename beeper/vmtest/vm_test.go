@@ -1,0 +1,366 @@
+package vmtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/beeper"
+)
+
+// kernel finds an installed Debian kernel with the modules the VM needs.
+func kernel(t *testing.T) (vmlinuz, modDir string) {
+	t.Helper()
+	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+	for i := len(ks) - 1; i >= 0; i-- {
+		ver := strings.TrimPrefix(filepath.Base(ks[i]), "vmlinuz-")
+		md := filepath.Join("/lib/modules", ver)
+		if _, err := os.Stat(filepath.Join(md, "kernel/sound/usb/snd-usb-audio.ko")); err == nil {
+			return ks[i], md
+		}
+	}
+	t.Fatal("no /boot/vmlinuz-* with kernel/sound/usb/snd-usb-audio.ko: install the Debian package linux-image-amd64")
+	return "", ""
+}
+
+// closure returns mods and their dependencies from modules.dep, each after
+// its dependencies.
+func closure(t *testing.T, modDir string, mods ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(modDir, "modules.dep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok {
+			deps[k] = strings.Fields(v)
+		}
+	}
+	var order []string
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(m string) {
+		if seen[m] {
+			return
+		}
+		seen[m] = true
+		d, ok := deps[m]
+		if !ok {
+			t.Fatalf("module %s not in modules.dep", m)
+		}
+		for i := len(d) - 1; i >= 0; i-- {
+			visit(d[i])
+		}
+		order = append(order, m)
+	}
+	for _, m := range mods {
+		visit(m)
+	}
+	return order
+}
+
+// initramfs builds the guest /init and packs it with the modules.
+func initramfs(t *testing.T, dir, modDir string, mods []string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "init")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/presscap/presscap/beeper/vmtest/guest")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build guest: %v\n%s", err, out)
+	}
+	var buf bytes.Buffer
+	c := newCPIO(&buf)
+	initBin, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.file("init", 0o755, initBin)
+	for _, d := range []string{"proc", "sys", "dev"} {
+		c.mkdirAll(d)
+	}
+	for _, m := range mods {
+		b, err := os.ReadFile(filepath.Join(modDir, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.file("lib/modules/"+m, 0o644, b)
+	}
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "initramfs.cpio")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type vmResult struct {
+	console string
+	wav     []int16 // interleaved stereo
+	rate    int
+	chans   int
+}
+
+// boot runs the VM. onLine sees every console line and may talk to the
+// QEMU monitor.
+func boot(t *testing.T, cmdline string, onLine func(line string, monitor func(cmd string))) vmResult {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatal("qemu-system-x86_64 missing: install the Debian package qemu-system-x86")
+	}
+	if runtime.GOOS != "linux" {
+		t.Fatal("the VM test needs Linux")
+	}
+	vmlinuz, modDir := kernel(t)
+	dir := t.TempDir()
+	mods := closure(t, modDir, "kernel/drivers/usb/host/xhci-pci.ko", "kernel/sound/usb/snd-usb-audio.ko")
+	initrd := initramfs(t, dir, modDir, mods)
+	wav := filepath.Join(dir, "out.wav")
+	mon := filepath.Join(dir, "mon.sock")
+	args := []string{
+		"-m", "512", "-smp", "1", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-nic", "none", "-monitor", "unix:" + mon + ",server=on,wait=off",
+		"-kernel", vmlinuz, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 loglevel=3 presscap.modules=" + strings.Join(mods, ",") + " " + cmdline,
+		"-audiodev", "wav,id=a0,path=" + wav + ",out.frequency=48000,out.channels=2,out.format=s16",
+		"-device", "qemu-xhci,id=xhci", "-device", "usb-audio,id=snd0,audiodev=a0,bus=xhci.0",
+	}
+	// No KVM: nested KVM hangs on the shared build machines; TCG boots
+	// this kernel in seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	monitor := func(c string) {
+		conn, err := net.Dial("unix", mon)
+		if err != nil {
+			t.Errorf("monitor: %v", err)
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "%s\n", c)
+		time.Sleep(300 * time.Millisecond) // let QEMU read it before the socket closes
+	}
+	var console strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		console.WriteString(line + "\n")
+		if onLine != nil {
+			onLine(line, monitor)
+		}
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("the VM did not power off within the timeout:\n%s\n%s", console.String(), stderr.String())
+	}
+	if err != nil {
+		t.Fatalf("qemu: %v\n%s\n%s", err, console.String(), stderr.String())
+	}
+	r := vmResult{console: console.String()}
+	r.wav, r.rate, r.chans = readWAV(t, wav)
+	return r
+}
+
+// readWAV reads a PCM S16 WAV file as QEMU's wav audiodev writes it.
+func readWAV(t *testing.T, p string) ([]int16, int, int) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 44 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		t.Fatalf("%s is not a WAV file", p)
+	}
+	le := binary.LittleEndian
+	var rate, chans, bits int
+	off := 12
+	for off+8 <= len(b) {
+		id, size := string(b[off:off+4]), int(le.Uint32(b[off+4:]))
+		body := b[off+8:]
+		switch id {
+		case "fmt ":
+			if le.Uint16(body) != 1 {
+				t.Fatalf("WAV format %d, want PCM", le.Uint16(body))
+			}
+			chans, rate, bits = int(le.Uint16(body[2:])), int(le.Uint32(body[4:])), int(le.Uint16(body[14:]))
+		case "data":
+			if bits != 16 {
+				t.Fatalf("WAV has %d bits a sample", bits)
+			}
+			size = min(size, len(body))
+			s := make([]int16, size/2)
+			for i := range s {
+				s[i] = int16(le.Uint16(body[2*i:]))
+			}
+			return s, rate, chans
+		}
+		off += 8 + size + size%2
+	}
+	t.Fatalf("%s has no data chunk", p)
+	return nil, 0, 0
+}
+
+func goertzel(x []float64, f float64, rate int) float64 {
+	w := 2 * math.Pi * f / float64(rate)
+	c := 2 * math.Cos(w)
+	var s1, s2 float64
+	for _, v := range x {
+		s0 := v + c*s1 - s2
+		s2, s1 = s1, s0
+	}
+	return s1*s1 + s2*s2 - c*s1*s2
+}
+
+func pitch(x []float64, rate int) float64 {
+	scan := func(lo, hi, step float64) float64 {
+		best, bestP := lo, -1.0
+		for f := lo; f <= hi; f += step {
+			if p := goertzel(x, f, rate); p > bestP {
+				best, bestP = f, p
+			}
+		}
+		return best
+	}
+	c := scan(100, 4000, 10)
+	return scan(c-10, c+10, 0.5)
+}
+
+type segment struct {
+	freq       float64
+	ms         int
+	peak       float64
+	start, end int // windows
+}
+
+// segments cuts the left channel into tones: 10 ms windows are given a
+// pitch (or none when quiet), runs of windows of one pitch become a
+// segment, and each segment's pitch is measured again over its inner part.
+// QEMU records only while a stream runs, so sounds follow each other
+// without the pauses the guest left between them; the tones still part.
+func segments(s []int16, chans, rate int) (segs []segment, dropouts int) {
+	const quiet = 64 // well above rounding noise, far below a beep
+	win := rate / 100
+	n := len(s) / chans
+	left := func(from, to int) ([]float64, float64) {
+		x := make([]float64, 0, to-from)
+		peak := 0.0
+		for i := from; i < to; i++ {
+			v := float64(s[i*chans])
+			x = append(x, v)
+			peak = math.Max(peak, math.Abs(v))
+		}
+		return x, peak
+	}
+	var pitches []float64
+	for w := 0; (w+1)*win <= n; w++ {
+		x, peak := left(w*win, (w+1)*win)
+		p := 0.0
+		if peak > quiet {
+			p = pitch(x, rate)
+		}
+		pitches = append(pitches, p)
+	}
+	same := func(a, b float64) bool { return math.Abs(a-b) <= 0.03*math.Max(a, b) }
+	var out []segment
+	for i := 0; i < len(pitches); {
+		j := i
+		for j < len(pitches) && same(pitches[j], pitches[i]) {
+			j++
+		}
+		// Windows across a change of tone have a mixed pitch: a run that
+		// short is a seam, not a tone.
+		if pitches[i] != 0 && j-i >= 3 {
+			x, peak := left((i+1)*win, (j-1)*win)
+			sg := segment{freq: pitch(x, rate), ms: (j - i) * 10, peak: peak, start: i, end: j}
+			// A dropout in the emulated device (the host was busy) splits a
+			// tone in two: one tone again if the pitch is the same and the
+			// gap short.
+			if k := len(out) - 1; k >= 0 && i-out[k].end <= 3 && math.Abs(out[k].freq-sg.freq) <= 0.01*sg.freq {
+				out[k].ms += sg.ms + (i-out[k].end)*10
+				out[k].end = j
+				out[k].peak = math.Max(out[k].peak, sg.peak)
+				dropouts++
+			} else {
+				out = append(out, sg)
+			}
+		}
+		i = j
+	}
+	return out, dropouts
+}
+
+// TestUSBAudioInVM plays every sound through snd-usb-audio on QEMU's USB
+// audio device and finds each tone of each sound in QEMU's recording, in
+// order, with its pitch, length and loudness.
+func TestUSBAudioInVM(t *testing.T) {
+	r := boot(t, "presscap.play=ack,saved,uploaded,fault presscap.volume=50", nil)
+	if !strings.Contains(r.console, "PRESSCAP-VMTEST-DONE") {
+		t.Fatalf("guest did not finish:\n%s", r.console)
+	}
+	t.Logf("guest:\n%s", grep(r.console, "UPTIME", "CARDS", "PLAYED", "LOG"))
+	if r.rate != 48000 || r.chans != 2 {
+		t.Fatalf("recording is %d Hz %d ch", r.rate, r.chans)
+	}
+	var want []segment
+	for _, snd := range beeper.Sounds() {
+		for _, sg := range snd.Segments() {
+			if sg.Freq != 0 {
+				want = append(want, segment{freq: sg.Freq, ms: int(sg.Dur / time.Millisecond)})
+			}
+		}
+	}
+	got, dropouts := segments(r.wav, r.chans, r.rate)
+	t.Logf("%d dropout(s) of the emulated device mended", dropouts)
+	if len(got) != len(want) {
+		t.Fatalf("recording has %d tones, want %d:\n got %+v\nwant %+v", len(got), len(want), got, want)
+	}
+	for i, w := range want {
+		g := got[i]
+		if math.Abs(g.freq-w.freq) > w.freq*0.01 {
+			t.Errorf("tone %d measures %.1f Hz, want %v", i, g.freq, w.freq)
+		}
+		// 10 ms windows, a seam at each end.
+		if g.ms < w.ms-30 || g.ms > w.ms+20 {
+			t.Errorf("tone %d (%v Hz) lasts about %d ms, want %d", i, w.freq, g.ms, w.ms)
+		}
+		if want := 0.5 * math.MaxInt16; math.Abs(g.peak-want) > want*0.1 {
+			t.Errorf("tone %d peaks at %.0f, want about %.0f (volume 50)", i, g.peak, want)
+		}
+	}
+}
+
+func grep(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
