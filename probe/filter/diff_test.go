@@ -2,7 +2,9 @@ package filter
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
+	"math/rand"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +31,7 @@ type diffResult struct {
 	// and unoptimized programs disagree with each other, ours siding
 	// with one of them.
 	optimizerOnly int
+	libpcapBugs   []string // complete frames among those
 }
 
 // TestDifferentialOffline compiles every expression with libpcap (through
@@ -66,6 +69,9 @@ func TestDifferentialOffline(t *testing.T) {
 	failed, optOnly := 0, 0
 	for _, r := range results {
 		optOnly += r.optimizerOnly
+		if len(r.libpcapBugs) > 0 {
+			t.Logf("%q: libpcap's optimized program is wrong on complete frames %v", r.expr, r.libpcapBugs)
+		}
 		if len(r.problems) > 0 {
 			failed++
 			t.Errorf("%q:\n  %s", r.expr, strings.Join(r.problems, "\n  "))
@@ -126,13 +132,20 @@ func diffOne(t *testing.T, pcap, expr string, corpus []frame) diffResult {
 		if want != 0 {
 			res.accepted++
 		}
+		opt, unopt, ours := want != 0, want0 != 0, got != 0
 		switch {
-		case (want != 0) == (got != 0):
-		case f.truncated && (want0 != 0) == (got != 0):
-			// libpcap's optimizer moves loads (or_pullup, and_pullup):
-			// on a frame cut inside the headers its two programs
-			// disagree, and ours agrees with the unoptimized one.
+		case ours == opt && ours == unopt:
+		case opt != unopt && f.truncated:
+			// libpcap disagrees with itself on a frame cut inside its
+			// headers: its optimizer moves loads (or_pullup,
+			// and_pullup) or drops them (a zero mask), and a load past
+			// the end decides the verdict. Either answer is libpcap's.
 			res.optimizerOnly++
+		case opt != unopt && ours == unopt:
+			// On a complete frame libpcap's optimizer is plainly wrong;
+			// ours must then agree with libpcap's code generator.
+			res.optimizerOnly++
+			res.libpcapBugs = append(res.libpcapBugs, f.name)
 		default:
 			if len(res.problems) < 6 {
 				res.problems = append(res.problems, fmt.Sprintf("frame %s (% x): libpcap %d (unoptimized %d), ours %d", f.name, f.data, want, want0, got))
@@ -190,6 +203,8 @@ func asSeenLive(b []byte) ([]byte, vlanInfo) {
 	return b, vlanInfo{}
 }
 
+var randomLiveExprs = flag.Int("filter.randomlive", 60, "random expressions added to TestDifferentialLiveProgram")
+
 // TestDifferentialLiveProgram compares live programs in userspace:
 // libpcap's, compiled by tcpdump for a live Ethernet device (lo) and so
 // using the kernel's VLAN extensions, against ours, on every complete
@@ -200,14 +215,25 @@ func TestDifferentialLiveProgram(t *testing.T) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	var mu sync.Mutex
-	checked := 0
-	for _, expr := range diffExprs {
+	checked, clashes := 0, 0
+	exprs := append([]string(nil), diffExprs...)
+	r := rand.New(rand.NewSource(12))
+	for i := 0; i < *randomLiveExprs; i++ {
+		exprs = append(exprs, randomExpr(r, 3))
+	}
+	for _, expr := range exprs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			ref, err := libpcapProgram(t, []string{"-i", "lo"}, expr)
+			if err != nil && strings.Contains(err.Error(), "block-local relative jump") {
+				// libpcap's optimizer fails on the jumps inside its own
+				// VLAN ID test; its unoptimized program is the reference.
+				t.Logf("%q: %v; comparing with the unoptimized program only", expr, err)
+				ref, err = libpcapProgram(t, []string{"-O", "-i", "lo"}, expr)
+			}
 			if err != nil {
 				t.Errorf("%v", err)
 				return
@@ -215,6 +241,26 @@ func TestDifferentialLiveProgram(t *testing.T) {
 			refVM, err := newVM(ref)
 			if err != nil {
 				t.Errorf("%q: libpcap's live program: %v", expr, err)
+				return
+			}
+			unopt, err := libpcapProgram(t, []string{"-O", "-i", "lo"}, expr)
+			if err != nil {
+				t.Errorf("%v", err)
+				return
+			}
+			unoptVM, err := newVM(unopt)
+			if err != nil {
+				t.Errorf("%q: libpcap's unoptimized live program: %v", expr, err)
+				return
+			}
+			if r, clash := scratchClash(unopt); clash {
+				// libpcap 1.10 allocates its VLAN offset registers after
+				// a relation freed its scratch slots, and the relation
+				// then overwrites the offset: its live program is wrong.
+				t.Logf("%q: libpcap's live program uses M[%d] both as VLAN offset and as relation scratch; not comparable", expr, r)
+				mu.Lock()
+				clashes++
+				mu.Unlock()
 				return
 			}
 			ours, err := compileRaw([]Rule{{Expr: expr, Snap: MaxSnap}}, Live, 0)
@@ -228,16 +274,30 @@ func TestDifferentialLiveProgram(t *testing.T) {
 			}
 			ourVM, _ := newVM(ours)
 			bad := 0
+			var bugs []string
+			defer func() {
+				if len(bugs) > 0 {
+					t.Logf("%q: libpcap's optimized live program is wrong on %d frames, e.g. %s", expr, len(bugs), bugs[0])
+				}
+			}()
 			for _, f := range corpus {
 				if f.truncated {
 					continue
 				}
 				data, vl := asSeenLive(f.data)
-				want := run(refVM, data, len(data), vl)
-				got := run(ourVM, data, len(data), vl)
-				if (want != 0) != (got != 0) {
+				opt := run(refVM, data, len(data), vl) != 0
+				unopt := run(unoptVM, data, len(data), vl) != 0
+				ours := run(ourVM, data, len(data), vl) != 0
+				if opt != unopt && ours == unopt {
+					// libpcap's optimizer mangles the jumps it puts inside
+					// its VLAN ID test (libpcap 1.10): its optimized live
+					// program is wrong, its code generator is not.
+					bugs = append(bugs, f.name)
+					continue
+				}
+				if ours != opt || ours != unopt {
 					if bad++; bad <= 4 {
-						t.Errorf("%q: frame %s (vlan %v): libpcap live %d, ours %d", expr, f.name, vl, want, got)
+						t.Errorf("%q: frame %s (vlan %v): libpcap live %v (unoptimized %v), ours %v", expr, f.name, vl, opt, unopt, ours)
 					}
 				}
 			}
@@ -247,5 +307,33 @@ func TestDifferentialLiveProgram(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d live programs compared", checked)
+	t.Logf("%d live programs compared, %d set aside for libpcap's scratch memory clash", checked, clashes)
+	if clashes*10 > len(exprs) {
+		t.Errorf("%d of %d expressions set aside: too many for the comparison to mean much", clashes, len(exprs))
+	}
+}
+
+// scratchClash finds a scratch slot that an unoptimized libpcap live
+// program uses both for a VLAN offset (ld M[r]; add #4; st M[r] on the
+// no-tag-in-metadata path) and for something else.
+func scratchClash(prog []bpf.RawInstruction) (int, bool) {
+	offsetRegs := map[uint32]bool{}
+	for i := 0; i+2 < len(prog); i++ {
+		if prog[i].Op == clsLD|mMEM && prog[i+1].Op == clsALU|aluADD|srcK && prog[i+1].K == 4 &&
+			prog[i+2].Op == clsST && prog[i+2].K == prog[i].K {
+			offsetRegs[prog[i].K] = true
+		}
+	}
+	for i, r := range prog {
+		if r.Op != clsST || !offsetRegs[r.K] {
+			continue
+		}
+		prev := prog[max(i-1, 0)]
+		isInit := prev.Op == clsLD|mIMM && prev.K == 0 || prev.Op == clsST // ld #0; st M[a]; st M[b]
+		isAdd := prev.Op == clsALU|aluADD|srcK && prev.K == 4
+		if !isInit && !isAdd {
+			return int(r.K), true
+		}
+	}
+	return 0, false
 }
