@@ -3,7 +3,6 @@ package service
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
 
 	"github.com/presscap/presscap/probe/filter"
 	"golang.org/x/net/bpf"
@@ -24,13 +23,13 @@ import (
 // x/net/bpf's VM implements no VLAN extension, so each program is
 // specialised per out-of-band state (tag present, tag value; and the wire
 // length when the expression tests it) and the specialisations are cached.
+// A liveMatcher is for one goroutine (an export makes its own).
 type liveMatcher struct {
 	expr    string
 	prog    []bpf.Instruction
 	usesLen bool
-
-	mu    sync.Mutex
-	cache map[uint64]*bpf.VM
+	cache   map[uint64]*bpf.VM
+	scratch []byte // the frame without its outer tag
 }
 
 func newLiveMatcher(expr string) (*liveMatcher, error) {
@@ -62,8 +61,6 @@ func (m *liveMatcher) vm(present, tci uint32, wireLen int) (*bpf.VM, error) {
 	if m.usesLen {
 		key |= uint64(wireLen) << 32
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if vm := m.cache[key]; vm != nil {
 		return vm, nil
 	}
@@ -99,9 +96,8 @@ func (m *liveMatcher) Match(frame []byte, wireLen int) bool {
 	if len(frame) >= 18 {
 		if tpid := binary.BigEndian.Uint16(frame[12:]); tpid == 0x8100 || tpid == 0x88a8 {
 			present, tci = 1, uint32(binary.BigEndian.Uint16(frame[14:]))
-			stripped := make([]byte, 0, len(frame)-4)
-			stripped = append(stripped, frame[:12]...)
-			frame = append(stripped, frame[16:]...)
+			m.scratch = append(append(m.scratch[:0], frame[:12]...), frame[16:]...)
+			frame = m.scratch
 			wireLen -= 4
 		}
 	}
