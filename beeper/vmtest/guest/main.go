@@ -6,9 +6,15 @@
 // package, reports on the console and powers the VM off.
 //
 // Kernel command line: presscap.modules=a.ko,b.ko (paths under
-// /lib/modules, in load order) presscap.play=ack,saved,... presscap.volume=N
-// presscap.unplug_after=sound (stop and wait for the card to vanish after
-// playing that sound, then play the rest).
+// /lib/modules, in load order), presscap.volume=N and presscap.steps, a
+// comma-separated script:
+//
+//	play:NAME   PlayWait must succeed
+//	async:NAME  Play (returns at once)
+//	sleep:MS
+//	unplug      ask the host to pull the card (UNPLUG-NOW), wait until it is gone
+//	fail:NAME   PlayWait must fail, and soon
+//	replug      ask the host to plug the card back (REPLUG-NOW), wait for it
 package main
 
 import (
@@ -100,6 +106,52 @@ func up() string {
 	return strings.Fields(string(b) + " ?")[0]
 }
 
+func do(bp *beeper.Beeper, step string) error {
+	verb, arg, _ := strings.Cut(step, ":")
+	start := time.Now()
+	took := func() time.Duration { return time.Since(start).Round(time.Millisecond) }
+	switch verb {
+	case "play", "async", "fail":
+		s, err := beeper.ParseSound(arg)
+		if err != nil {
+			return err
+		}
+		switch verb {
+		case "async":
+			bp.Play(s)
+			fmt.Printf("QUEUED %v in %v\n", s, took())
+		case "play":
+			if err := bp.PlayWait(context.Background(), s); err != nil {
+				return err
+			}
+			fmt.Printf("PLAYED %v in %v\n", s, took())
+		case "fail":
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := bp.PlayWait(ctx, s)
+			if err == nil || ctx.Err() != nil {
+				return fmt.Errorf("PlayWait without a card = %v after %v, want a prompt error", err, took())
+			}
+			fmt.Printf("FAILED %v in %v: %v\n", s, took(), err)
+		}
+	case "sleep":
+		ms, err := strconv.Atoi(arg)
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	case "unplug":
+		fmt.Println("UNPLUG-NOW")
+		return waitCard(false, 30*time.Second)
+	case "replug":
+		fmt.Println("REPLUG-NOW")
+		return waitCard(true, 30*time.Second)
+	default:
+		return fmt.Errorf("unknown step")
+	}
+	return nil
+}
+
 type stdoutLog struct{}
 
 func (stdoutLog) Printf(f string, a ...any) { fmt.Printf("LOG "+f+"\n", a...) }
@@ -129,36 +181,9 @@ func run() error {
 	}
 	bp := beeper.New(cfg, stdoutLog{})
 	defer bp.Close()
-	ctx := context.Background()
-	for _, name := range strings.Split(args["play"], ",") {
-		s, err := beeper.ParseSound(name)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		if err := bp.PlayWait(ctx, s); err != nil {
-			return err
-		}
-		fmt.Printf("PLAYED %v in %v\n", s, time.Since(start).Round(time.Millisecond))
-		// A gap of silence between sounds, so that the recording separates them.
-		time.Sleep(300 * time.Millisecond)
-		if args["unplug_after"] == name {
-			fmt.Println("UNPLUG-NOW")
-			if err := waitCard(false, 30*time.Second); err != nil {
-				return err
-			}
-			// Sounds while the card is gone fail at once and are logged once.
-			bp.Play(beeper.Ack)
-			start := time.Now()
-			err := bp.PlayWait(ctx, beeper.Ack)
-			fmt.Printf("WITHOUT-CARD err=%q in %v\n", err, time.Since(start).Round(time.Millisecond))
-			if err == nil {
-				return fmt.Errorf("played without a card")
-			}
-			fmt.Println("REPLUG-NOW")
-			if err := waitCard(true, 30*time.Second); err != nil {
-				return err
-			}
+	for _, step := range strings.Split(args["steps"], ",") {
+		if err := do(bp, step); err != nil {
+			return fmt.Errorf("step %s: %w", step, err)
 		}
 	}
 	return nil
