@@ -473,3 +473,84 @@ func TestRingCrashRecovery(t *testing.T) {
 		os.RemoveAll(ring)
 	}
 }
+
+// TestExtractWhileImporting runs probe extract against a ring another
+// process is filling: every file must be valid, hold input packets only, in
+// order, and at least what the importer had made durable when it started.
+func TestExtractWhileImporting(t *testing.T) {
+	dir := t.TempDir()
+	ps := makeFrames(6, 20000, t0, time.Millisecond)
+	in := filepath.Join(dir, "in.pcap")
+	writePcap(t, in, ps)
+	ring := filepath.Join(dir, "ring")
+	// Large enough for the three copies: no wrapping, so every extraction
+	// must start at the first packet.
+	r, err := ringfs.Create(ring, ringfs.Options{Size: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRingCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PRESSCAP_CRASH_CHILD="+strings.Join(
+		[]string{"ring", "import", "-ring", ring, "-flush", "10ms", "-sync-every", "50", in, in, in}, "\x1f"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	durable := make(chan int, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if n, ok := strings.CutPrefix(sc.Text(), "durable "); ok {
+				v, _ := strconv.Atoi(n)
+				durable <- v
+			}
+		}
+		close(durable)
+	}()
+	// The input three times over: packet k of the stream is ps[k % len(ps)].
+	extracts, lastDurable, done := 0, 0, false
+	for !done {
+		select {
+		case n, ok := <-durable:
+			if !ok {
+				done = true
+				break
+			}
+			lastDurable = n
+			// fdatasync every 50 packets keeps the importer busy for a
+			// while; extract at 10000, 30000 and 50000.
+			if n%20000 != 10000 {
+				continue
+			}
+			out := filepath.Join(dir, fmt.Sprintf("w%d.pcap", extracts))
+			if _, errs, err := probeRun(t, "extract", "-ring", ring, "-from", rfc(0), "-to", rfc(t0+1000e9), "-o", out); err != nil {
+				t.Fatalf("extract while importing: %v\n%s", err, errs)
+			}
+			f, _ := os.Open(out)
+			got, _ := readCapture(t, f)
+			f.Close()
+			if len(got) < lastDurable {
+				t.Fatalf("extract %d: %d packets, but %d were durable before it started", extracts, len(got), lastDurable)
+			}
+			want := make([]testPacket, len(got))
+			for k := range want {
+				want[k] = ps[k%len(ps)]
+			}
+			samePackets(t, fmt.Sprintf("extract %d while importing", extracts), got, want)
+			checkCapture(t, out, len(got))
+			t.Logf("extract %d: %d packets, %d durable before it", extracts, len(got), lastDurable)
+			extracts++
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("importer: %v", err)
+	}
+	t.Logf("%d extractions while importing %d packets", extracts, lastDurable)
+	if extracts != 3 {
+		t.Errorf("only %d extractions ran during the import", extracts)
+	}
+}
