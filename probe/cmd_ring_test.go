@@ -263,6 +263,17 @@ func TestRingImportInfoExtract(t *testing.T) {
 		t.Errorf("pcapng interfaces %+v", ifaces)
 	}
 
+	// -filter goes through the filter compiler: every test frame is UDP to
+	// port 6000, none is TCP.
+	for _, c := range []struct {
+		expr string
+		n    int
+	}{{"udp dst port 6000", len(want)}, {"tcp", 0}} {
+		p := filepath.Join(dir, "filtered.pcap")
+		mustRun(t, "extract", "-ring", ring, "-at", rfc(t0+100e9), "-before", "10s", "-after", "5.5s", "-filter", c.expr, "-o", p)
+		checkCapture(t, p, c.n)
+	}
+
 	// To standard output; an empty window is a valid empty file.
 	out = mustRun(t, "extract", "-ring", ring, "-from", rfc(t0+1e9), "-to", rfc(t0+2e9), "-o", "-")
 	got, _ = readCapture(t, strings.NewReader(out))
@@ -313,6 +324,7 @@ func TestRingBadInputs(t *testing.T) {
 		{[]string{"extract", "-ring", ring, "-at", rfc(t0), "-before", "1s", "-link", "eth9", "-o", "-"}, `-link "eth9"`},
 		{[]string{"extract", "-ring", ring, "-at", rfc(t0), "-format", "snoop", "-o", "-"}, `-format "snoop"`},
 		{[]string{"ring", "frob"}, `unknown subcommand "frob"`},
+		{[]string{"extract", "-ring", ring, "-at", rfc(t0), "-filter", "port port", "-o", "-"}, "-filter"},
 	}
 	for _, c := range cases {
 		_, _, err := probeRun(t, c.args...)
