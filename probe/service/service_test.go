@@ -316,20 +316,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	r.fb.mu.Unlock()
 
-	// libpcap hands packets over per kernel block, up to its timeout
-	// late, and drops a partly filled block at exit: wait until tcpdump's
-	// file has stopped growing, then stop it.
 	oracle := map[string][]netnstest.Packet{}
 	for name, td := range oracles {
-		n, since := -1, time.Now()
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if k := len(td.Packets(t)); k != n {
-				n, since = k, time.Now()
-			} else if time.Since(since) > 1500*time.Millisecond {
-				break
-			}
-		}
-		oracle[name] = td.Stop(t)
+		oracle[name] = settle(t, td)
 	}
 	dir := filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir)
 	for _, mf := range m.Files {
@@ -604,4 +593,73 @@ func TestMissingLink(t *testing.T) {
 	if res := r.waitExport(t, 10*time.Second); res.err != nil || res.man.Files[0].Packets != 0 {
 		t.Errorf("export without a link: %v %+v", res.err, res.man.Files)
 	}
+}
+
+// TestRingRules: the configuration's ring rules and snap length reach the
+// kernel: what is saved equals what `tcpdump -i -s 128 'not vlan 10'` saw.
+func TestRingRules(t *testing.T) {
+	netnstest.Require(t, "ip", "tcpdump")
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Ring.Snaplen = 128
+	c.Ring.Rules = []config.RingRule{{Filter: "vlan 10", Discard: true}}
+	oracle := netnstest.StartTcpdump(t, pair.Host, 128, "not vlan 10")
+	r := startService(t, c, nil)
+	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	sender := pair.NewSender(t)
+	frames := netnstest.Frames(60)
+	waitUntil(t, "packets in the ring", 10*time.Second, func() bool {
+		sender.Send(frames[0])
+		time.Sleep(5 * time.Millisecond)
+		s := r.svc.Snapshot()
+		return s.Links[0].Written > 0
+	})
+	time.Sleep(1100 * time.Millisecond)
+	p, err := r.svc.Trigger("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := sender.Send(f); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	res := r.waitExport(t, 10*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	var want []netnstest.Packet
+	for _, q := range settle(t, oracle) {
+		if q.Time >= res.man.From.UnixNano() && q.Time < res.man.To.UnixNano() {
+			want = append(want, q)
+		}
+	}
+	got := readPCAP(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, res.man.Files[0].File))
+	if len(want) < 30 || len(got) != len(want) {
+		t.Fatalf("saved %d packets, tcpdump saw %d (press %v)", len(got), len(want), p.Time)
+	}
+	for i := range got {
+		if got[i].ts != want[i].Time || int(got[i].origLen) != want[i].OrigLen || !bytes.Equal(got[i].data, want[i].Data) {
+			t.Fatalf("packet %d: saved ts %d len %d/%d, tcpdump ts %d len %d/%d", i, got[i].ts, len(got[i].data), got[i].origLen, want[i].Time, len(want[i].Data), want[i].OrigLen)
+		}
+	}
+}
+
+// settle waits until tcpdump's file has stopped growing, then stops it
+// and returns its packets. libpcap hands packets over per kernel block, up
+// to its timeout late, and drops a partly filled block at exit.
+func settle(t *testing.T, td *netnstest.Tcpdump) []netnstest.Packet {
+	t.Helper()
+	n, since := -1, time.Now()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if k := len(td.Packets(t)); k != n {
+			n, since = k, time.Now()
+		} else if time.Since(since) > 1500*time.Millisecond {
+			break
+		}
+	}
+	return td.Stop(t)
 }
