@@ -182,8 +182,18 @@ type liveCase struct {
 	expr    string
 	fd      int
 	tcpdump *exec.Cmd
-	stderr  *bytes.Buffer
+	stderr  *bytes.Buffer // written by the reader until stderrDone closes
+	done    chan struct{}
 	file    string
+}
+
+// stop ends tcpdump and returns everything it wrote to stderr (its
+// statistics come last, at exit).
+func (c *liveCase) stop() string {
+	c.tcpdump.Process.Signal(syscall.SIGINT)
+	<-c.done
+	c.tcpdump.Wait()
+	return c.stderr.String()
 }
 
 // liveExprs picks the expressions for the socket test: every one that
@@ -236,14 +246,15 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 			if c.fd >= 0 {
 				unix.Close(c.fd)
 			}
-			if c.tcpdump != nil && c.tcpdump.ProcessState == nil {
+			if c.tcpdump != nil && c.tcpdump.Process != nil && c.tcpdump.ProcessState == nil {
 				c.tcpdump.Process.Kill()
+				<-c.done
 				c.tcpdump.Wait()
 			}
 		}
 	}()
 	for i, e := range exprs {
-		c := &liveCase{expr: e, fd: -1, stderr: &bytes.Buffer{}}
+		c := &liveCase{expr: e, fd: -1, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 		cases[i] = c
 		prog, err := compileRaw([]Rule{{Expr: e, Snap: MaxSnap}}, Live, 0)
 		if err != nil {
@@ -274,6 +285,7 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 		sc := bufio.NewScanner(pr)
 		ready := make(chan bool, 1)
 		go func() {
+			defer close(c.done)
 			ok := false
 			for sc.Scan() {
 				line := sc.Text()
@@ -290,11 +302,10 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 		select {
 		case ok := <-ready:
 			if !ok {
-				c.tcpdump.Wait()
-				t.Fatalf("tcpdump %q did not start: %s", e, c.stderr.String())
+				t.Fatalf("tcpdump %q did not start: %s", e, c.stop())
 			}
 		case <-time.After(20 * time.Second):
-			t.Fatalf("tcpdump %q: no 'listening on' within 20 s", e)
+			t.Fatalf("tcpdump %q: no 'listening on' within 20 s: %s", e, c.stop())
 		}
 	}
 	// Send every frame once, paced so that no socket buffer overflows.
@@ -322,32 +333,64 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 	}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	accepted := 0
-	for _, c := range cases {
-		ours := map[int]bool{}
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
-			if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
-				break
+	// Collect: our sockets are drained; tcpdump writes each packet to its
+	// file as it goes (-U), so wait until every file holds as many of our
+	// frames as the socket beside it got, or the files stop growing.
+	ours := make([]map[int]bool, len(cases))
+	refs := make([]map[int]bool, len(cases))
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(15 * time.Second)
+	lastTotal, stableSince := -1, time.Now()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		done, total := true, 0
+		for i, c := range cases {
+			if ours[i] == nil {
+				ours[i] = map[int]bool{}
 			}
+			for {
+				n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
+				if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%q: recvfrom: %v", c.expr, err)
+				}
+				if id, ok := trailerID(buf[:n]); ok {
+					ours[i][id] = true
+				}
+			}
+			ref, err := readPcapIDs(c.file)
 			if err != nil {
-				t.Fatalf("%q: recvfrom: %v", c.expr, err)
+				done = false // the last record may be half written
+				continue
 			}
-			if id, ok := trailerID(buf[:n]); ok {
-				ours[id] = true
+			refs[i] = ref
+			total += len(ref)
+			if len(ref) < len(ours[i]) {
+				done = false
 			}
 		}
-		c.tcpdump.Process.Signal(syscall.SIGINT)
-		c.tcpdump.Wait()
-		if !strings.Contains("\n"+c.stderr.String(), "\n0 packets dropped by kernel") {
-			t.Fatalf("%q: tcpdump dropped packets, the comparison would be void: %s", c.expr, c.stderr.String())
+		if total != lastTotal {
+			lastTotal, stableSince = total, time.Now()
+		}
+		if done && time.Since(stableSince) > 300*time.Millisecond || time.Now().After(deadline) {
+			break
+		}
+	}
+	accepted := 0
+	for i, c := range cases {
+		if stderr := c.stop(); !strings.Contains("\n"+stderr, "\n0 packets dropped by kernel") {
+			t.Fatalf("%q: tcpdump dropped packets, the comparison would be void: %s", c.expr, stderr)
 		}
 		ref, err := readPcapIDs(c.file)
 		if err != nil {
 			t.Fatalf("%q: %v", c.expr, err)
 		}
+		refs[i] = ref
+	}
+	for i, c := range cases {
+		ours, ref := ours[i], refs[i]
 		var diffs []string
 		for id := range frames {
 			if ours[id] != ref[id] {
