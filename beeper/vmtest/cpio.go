@@ -1,7 +1,9 @@
-// Package vmtest plays the beeper's sounds on a real kernel: a QEMU VM with
-// an emulated USB audio device (QEMU's usb-audio behind an xHCI controller),
-// driven by Linux's own snd-usb-audio driver, whose output QEMU records into
-// a WAV file that the test analyses. The package holds the test and the
+// Package vmtest checks the customer feedback on a real kernel: a QEMU VM
+// (Debian's amd64 kernel) where the beeper plays on QEMU's emulated USB
+// audio device through Linux's own snd-usb-audio driver, QEMU recording the
+// output into a WAV file that the test analyses, and where the leds package
+// drives a real LED class device (the Caps Lock LED of a uinput keyboard),
+// whose changes the kernel timestamps. The package holds the test and the
 // initramfs writer; the VM's /init is in vmtest/guest.
 package vmtest
 

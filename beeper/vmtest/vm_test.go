@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/beeper"
+	"github.com/presscap/presscap/leds"
 )
 
 // kernel finds an installed Debian kernel with the modules the VM needs.
@@ -129,7 +130,7 @@ func boot(t *testing.T, cmdline string, onLine func(line string, monitor func(cm
 	}
 	vmlinuz, modDir := kernel(t)
 	dir := t.TempDir()
-	mods := closure(t, modDir, "kernel/drivers/usb/host/xhci-pci.ko", "kernel/sound/usb/snd-usb-audio.ko")
+	mods := closure(t, modDir, "kernel/drivers/usb/host/xhci-pci.ko", "kernel/sound/usb/snd-usb-audio.ko", "kernel/drivers/input/misc/uinput.ko")
 	initrd := initramfs(t, dir, modDir, mods)
 	// A replugged device records through a second audiodev: device_add on
 	// the first one would start its file again.
@@ -323,14 +324,31 @@ func segments(s []int16, chans, rate int) (segs []segment, dropouts int) {
 	return out, dropouts
 }
 
-// TestUSBAudioInVM plays every sound through snd-usb-audio on QEMU's USB
-// audio device and finds each tone of each sound in QEMU's recording, in
-// order, with its pitch, length and loudness. Then the card is pulled while
-// a sound plays (QEMU's device_del), a sound without it fails at once, and
-// after the card is plugged back (device_add) the next sound plays.
-func TestUSBAudioInVM(t *testing.T) {
+// ledSteps are the LED part of the VM run: state and how long to watch.
+var ledSteps = []struct {
+	state string
+	flash bool
+	ms    int
+}{
+	{"booting", false, 2200},
+	{"saving", false, 1100},
+	{"uploading", false, 2300},
+	{"fault-no-disk", false, 3100},
+	{"pressed", true, 1500},
+}
+
+// TestFeedbackInVM boots one VM (Debian's kernel under QEMU) and checks the
+// beeper and the LEDs on the kernel's real drivers, each in a subtest.
+func TestFeedbackInVM(t *testing.T) {
 	steps := "play:ack,play:saved,play:uploaded,play:fault," +
 		"async:fault,sleep:250,unplug,fail:saved,replug,play:ack"
+	for _, l := range ledSteps {
+		verb := "led"
+		if l.flash {
+			verb = "ledflash"
+		}
+		steps += fmt.Sprintf(",%s:%s:%d", verb, l.state, l.ms)
+	}
 	r := boot(t, "presscap.volume=50 presscap.steps="+steps, func(line string, monitor func(string)) {
 		switch line {
 		case "UNPLUG-NOW":
@@ -339,10 +357,19 @@ func TestUSBAudioInVM(t *testing.T) {
 			monitor("device_add usb-audio,id=snd1,audiodev=a1,bus=xhci.0")
 		}
 	})
-	t.Logf("guest:\n%s", grep(r.console, "UPTIME", "CARDS", "PLAYED", "QUEUED", "FAILED", "LOG", "PRESSCAP"))
+	t.Logf("guest:\n%s", grep(r.console, "UPTIME", "CARDS", "PLAYED", "QUEUED", "FAILED", "LOG", "LED", "PRESSCAP"))
 	if !strings.Contains(r.console, "PRESSCAP-VMTEST-DONE") {
 		t.Fatalf("guest did not finish:\n%s", r.console)
 	}
+	t.Run("sounds-and-unplug", func(t *testing.T) { checkSounds(t, r) })
+	t.Run("leds", func(t *testing.T) { checkLEDs(t, r) })
+}
+
+// checkSounds finds each tone of each sound in QEMU's recording, in order,
+// with its pitch, length and loudness; then checks the unplug: the card
+// pulled while a sound plays (QEMU's device_del), a sound without it fails
+// at once, and after the card is plugged back (device_add) the next plays.
+func checkSounds(t *testing.T, r vmResult) {
 	if r.rate != 48000 || r.chans != 2 {
 		t.Fatalf("recording is %d Hz %d ch", r.rate, r.chans)
 	}
@@ -403,6 +430,87 @@ func TestUSBAudioInVM(t *testing.T) {
 	}
 	if len(logs) != 2 || !strings.Contains(logs[0], "skipped until") || !strings.Contains(logs[1], "back") {
 		t.Errorf("beeper log = %q, want one line for the loss and one for the return", logs)
+	}
+}
+
+// checkLEDs compares the Caps Lock LED's changes, timed by the kernel,
+// with each state's pattern, and checks the trigger handling.
+func checkLEDs(t *testing.T, r vmResult) {
+	before := ""
+	for _, l := range strings.Split(r.console, "\n") {
+		if strings.HasPrefix(l, "LED ") {
+			f := strings.Fields(l)
+			before = f[len(f)-1]
+		}
+	}
+	if before == "" {
+		t.Fatal("the guest made no LED")
+	}
+	t.Logf("LED trigger before: %s", before)
+	const tolerance = 150 * time.Millisecond // TCG timers on a shared host
+	for _, step := range ledSteps {
+		line := ""
+		for _, l := range strings.Split(r.console, "\n") {
+			if strings.HasPrefix(l, "LEDPATTERN "+step.state+" ") {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Errorf("%s: no LEDPATTERN line", step.state)
+			continue
+		}
+		f := strings.Fields(line)
+		if f[2] != "trigger-while-shown=[none]" || f[3] != "trigger-after="+before {
+			t.Errorf("%s: %s %s, want trigger none while shown and %s after", step.state, f[2], f[3], before)
+		}
+		var got []time.Duration
+		var gotOn []bool
+		for _, d := range f[4:] {
+			var ms int
+			fmt.Sscanf(d[1:], "%d", &ms)
+			got = append(got, time.Duration(ms)*time.Millisecond)
+			gotOn = append(gotOn, d[0] == '+')
+		}
+		// The expected timeline: for a flash, 200 ms of recording (on)
+		// first; then the pattern, repeated; same levels in a row merge,
+		// since the kernel reports changes only.
+		s, err := leds.ParseState(step.state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := leds.PatternOf(s)
+		var tl []leds.Step
+		if step.flash {
+			tl = append(tl, leds.Step{On: true, Dur: 200 * time.Millisecond})
+			tl = append(tl, p.Steps...)
+		} else {
+			for i := 0; i < 10; i++ {
+				tl = append(tl, p.Steps...)
+			}
+		}
+		var want []leds.Step
+		for _, st := range tl {
+			if n := len(want); n > 0 && want[n-1].On == st.On {
+				want[n-1].Dur += st.Dur
+			} else {
+				want = append(want, st)
+			}
+		}
+		// The last change is cut short by Close, so it is not compared.
+		minChanges := 2
+		if step.flash {
+			minChanges = len(want) - 1
+		}
+		if len(got)-1 < minChanges {
+			t.Errorf("%s: the LED changed %d times in %d ms: %v, want at least %d", step.state, len(got), step.ms, f[4:], minChanges+1)
+			continue
+		}
+		for i := 0; i < len(got)-1 && i < len(want); i++ {
+			if gotOn[i] != want[i].On || got[i] < want[i].Dur-tolerance || got[i] > want[i].Dur+tolerance {
+				t.Errorf("%s: change %d: on=%v for %v, want on=%v for %v (all: %v)", step.state, i, gotOn[i], got[i], want[i].On, want[i].Dur, f[4:])
+				break
+			}
+		}
 	}
 }
 

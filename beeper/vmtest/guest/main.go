@@ -15,6 +15,8 @@
 //	unplug      ask the host to pull the card (UNPLUG-NOW), wait until it is gone
 //	fail:NAME   PlayWait must fail, and soon
 //	replug      ask the host to plug the card back (REPLUG-NOW), wait for it
+//	led:STATE:MS       show STATE on a uinput Caps Lock LED for MS, print its changes
+//	ledflash:STATE:MS  the same with Flash over Recording
 package main
 
 import (
@@ -134,6 +136,13 @@ func do(bp *beeper.Beeper, step string) error {
 			}
 			fmt.Printf("FAILED %v in %v: %v\n", s, took(), err)
 		}
+	case "led", "ledflash":
+		state, ms, _ := strings.Cut(arg, ":")
+		n, err := strconv.Atoi(ms)
+		if err != nil {
+			return err
+		}
+		return ledStep(state, verb == "ledflash", time.Duration(n)*time.Millisecond)
 	case "sleep":
 		ms, err := strconv.Atoi(arg)
 		if err != nil {
@@ -169,12 +178,14 @@ func run() error {
 		return err
 	}
 	fmt.Printf("UPTIME modules %s\n", up())
-	if err := waitCard(true, 30*time.Second); err != nil {
-		return err
+	if strings.Contains(args["steps"], "play:") {
+		if err := waitCard(true, 30*time.Second); err != nil {
+			return err
+		}
+		fmt.Printf("UPTIME card %s\n", up())
+		b, _ := os.ReadFile("/proc/asound/cards")
+		fmt.Printf("CARDS %q\n", string(b))
 	}
-	fmt.Printf("UPTIME card %s\n", up())
-	b, _ := os.ReadFile("/proc/asound/cards")
-	fmt.Printf("CARDS %q\n", string(b))
 	cfg := beeper.DefaultConfig()
 	if v, err := strconv.Atoi(args["volume"]); err == nil {
 		cfg.Volume = v
