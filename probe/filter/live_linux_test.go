@@ -220,6 +220,9 @@ func TestLiveSocketAgainstTcpdump(t *testing.T) {
 		b := append([]byte(nil), f.data...)
 		b = binary.BigEndian.AppendUint16(b, trailerMagic)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(frames)))
+		if len(b) > 2048 {
+			t.Fatalf("frame %s is %d bytes, over tcpdump's -s 2048 here", f.name, len(b))
+		}
 		frames = append(frames, b)
 	}
 	exprs := liveExprs()
@@ -228,7 +231,19 @@ func TestLiveSocketAgainstTcpdump(t *testing.T) {
 	total := 0
 	for start := 0; start < len(exprs); start += batch {
 		end := min(start+batch, len(exprs))
-		total += liveBatch(t, tcpdump, ns, dir, exprs[start:end], frames)
+		// A busy machine can make tcpdump lose packets in its ring (it
+		// says so); the comparison is then void and the batch runs again.
+		for attempt := 1; ; attempt++ {
+			n, void := liveBatch(t, tcpdump, ns, dir, exprs[start:end], frames)
+			if void == "" {
+				total += n
+				break
+			}
+			if attempt == 3 {
+				t.Fatalf("three attempts void: %s", void)
+			}
+			t.Logf("attempt %d void, again: %s", attempt, void)
+		}
 	}
 	if total == 0 {
 		t.Fatalf("no frame was accepted by any expression")
@@ -236,7 +251,7 @@ func TestLiveSocketAgainstTcpdump(t *testing.T) {
 	t.Logf("%d expressions, %d frames each, %d acceptances compared", len(exprs), len(frames), total)
 }
 
-func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []string, frames [][]byte) int {
+func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []string, frames [][]byte) (int, string) {
 	cases := make([]*liveCase, len(exprs))
 	defer func() {
 		for _, c := range cases {
@@ -273,7 +288,7 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 		}
 		c.file = filepath.Join(dir, fmt.Sprintf("live-%d.pcap", len(c.expr)+i*1000+int(time.Now().UnixNano()%1000)))
 		c.tcpdump = exec.Command("ip", "netns", "exec", ns.name, tcpdump, "-i", "vb", "-p", "-n", "-U",
-			"-B", "4096", "--immediate-mode", "-w", c.file, "--", e)
+			"-s", "2048", "-B", "8192", "--immediate-mode", "-w", c.file, "--", e)
 		pr, err := c.tcpdump.StderrPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -325,8 +340,8 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 			if err := unix.Sendto(fd, f, 0, sa); err != nil {
 				return fmt.Errorf("sending frame %d (% x): %w", i, f, err)
 			}
-			if i%32 == 31 {
-				time.Sleep(2 * time.Millisecond)
+			if i%8 == 7 {
+				time.Sleep(time.Millisecond)
 			}
 		}
 		return nil
@@ -378,16 +393,19 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 			break
 		}
 	}
-	accepted := 0
+	accepted, void := 0, ""
 	for i, c := range cases {
 		if stderr := c.stop(); !strings.Contains("\n"+stderr, "\n0 packets dropped by kernel") {
-			t.Fatalf("%q: tcpdump dropped packets, the comparison would be void: %s", c.expr, stderr)
+			void = fmt.Sprintf("%q: tcpdump dropped packets: %s", c.expr, stderr)
 		}
 		ref, err := readPcapIDs(c.file)
 		if err != nil {
 			t.Fatalf("%q: %v", c.expr, err)
 		}
 		refs[i] = ref
+	}
+	if void != "" {
+		return 0, void
 	}
 	for i, c := range cases {
 		ours, ref := ours[i], refs[i]
@@ -402,5 +420,5 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 		}
 		accepted += len(ref)
 	}
-	return accepted
+	return accepted, ""
 }
