@@ -7,7 +7,12 @@ import "golang.org/x/net/bpf"
 // instruction disappears.
 func optimize(a *asm) {
 	tidy(a)
-	for round := 0; round < 32 && valueNumber(a); round++ {
+	for round := 0; round < 32; round++ {
+		vn := valueNumber(a)
+		dc := deadCode(a)
+		if !vn && !dc {
+			break
+		}
 		tidy(a)
 	}
 }
@@ -669,6 +674,117 @@ func valueNumber(a *asm) bool {
 		}
 		if l, ok := landing[ri]; ok {
 			out = append(out, insn{isLab: true, lab: l})
+		}
+		if !del[ri] {
+			out = append(out, in)
+		}
+		ri++
+	}
+	a.code = out
+	return true
+}
+
+// deadCode removes instructions that only set a register or a scratch
+// slot nobody reads afterwards. Packet loads stay even when their value
+// is dead: a load past the end of the packet decides the verdict.
+func deadCode(a *asm) bool {
+	var idx []int
+	labelAt := make([]int, a.nlabels)
+	var pending []label
+	for ci, in := range a.code {
+		if in.isLab {
+			pending = append(pending, in.lab)
+			continue
+		}
+		for _, l := range pending {
+			labelAt[l] = len(idx)
+		}
+		pending = pending[:0]
+		idx = append(idx, ci)
+	}
+	for _, l := range pending {
+		labelAt[l] = len(idx)
+	}
+	n := len(idx)
+	// Bits: 0 A, 1 X, 2.. M[0..15].
+	const bA, bX = 1, 2
+	mbit := func(k uint32) uint32 { return 4 << (k % scratchMemory) }
+	live := make([]uint32, n+1)
+	del := make([]bool, n)
+	changed := false
+	for i := n - 1; i >= 0; i-- {
+		in := &a.code[idx[i]]
+		var out uint32
+		switch {
+		case in.isCond():
+			out = live[labelAt[in.jt]] | live[labelAt[in.jf]]
+		case in.isJA():
+			out = live[labelAt[in.jt]]
+		case in.raw.Op&0x07 == clsRET:
+		default:
+			out = live[i+1]
+		}
+		r := in.raw
+		var use, def uint32
+		pure := false
+		switch op := r.Op; {
+		case op&0x07 == clsLD && op&0xe0 == mMEM:
+			use, def, pure = mbit(r.K), bA, true
+		case op&0x07 == clsLD && (op&0xe0 == mIMM || op&0xe0 == mLEN):
+			def, pure = bA, true
+		case op&0x07 == clsLD && op&0xe0 == mABS && r.K >= skfADOff:
+			def, pure = bA, true
+		case op&0x07 == clsLD && op&0xe0 == mIND:
+			use, def = bX, bA
+		case op&0x07 == clsLD:
+			def = bA
+		case op&0x07 == clsLDX && op&0xe0 == mMEM:
+			use, def, pure = mbit(r.K), bX, true
+		case op&0x07 == clsLDX && (op&0xe0 == mIMM || op&0xe0 == mLEN):
+			def, pure = bX, true
+		case op&0x07 == clsLDX:
+			def = bX
+		case op&0x07 == clsST:
+			use, def, pure = bA, mbit(r.K), true
+		case op&0x07 == clsSTX:
+			use, def, pure = bX, mbit(r.K), true
+		case op&0x07 == clsALU:
+			use, def, pure = bA, bA, true
+			if op&srcX != 0 && op&0xf0 != aluNEG {
+				use |= bX
+				if op&0xf0 == aluDIV || op&0xf0 == aluMOD {
+					pure = false // dividing by a zero X ends the program
+				}
+			}
+		case op&0x07 == clsJMP && op&0xf0 != jmpJA:
+			use = bA
+			if op&srcX != 0 {
+				use |= bX
+			}
+		case op&0x07 == clsRET && op&0x18 == retA:
+			use = bA
+		case op == clsMISC|miscTAX:
+			use, def, pure = bA, bX, true
+		case op == clsMISC|miscTXA:
+			use, def, pure = bX, bA, true
+		}
+		if pure && out&def == 0 {
+			del[i] = true
+			changed = true
+			live[i] = out
+			continue
+		}
+		live[i] = use | out&^def
+	}
+	if !changed {
+		return false
+	}
+	out := a.code[:0]
+	ri := 0
+	for _, in := range a.code {
+		if in.isLab {
+			out = append(out, in)
+			continue
 		}
 		if !del[ri] {
 			out = append(out, in)
