@@ -1,8 +1,10 @@
 package ringfs
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // scan rebuilds the readers' view of the ring from disk: one header page per
@@ -11,32 +13,55 @@ import (
 // except to verify those unindexed blocks. Segments of prev (an earlier scan)
 // whose generation is unchanged are only read from where that scan stopped.
 func (r *Ring) scan(prev []segState) ([]segState, error) {
-	m := r.meta
-	segs := make([]segState, m.Segments)
-	page := make([]byte, pageSize)
-	for i, f := range r.rfiles {
-		if _, err := f.ReadAt(page, 0); err != nil {
-			return nil, fmt.Errorf("ring %s: read segment %d header: %w", r.dir, i, err)
-		}
-		h, ok := parseSegHeader(page)
-		if !ok || h.ringID != m.RingID {
-			continue // never used, torn while starting, or not ours: empty
-		}
-		segs[i] = segState{gen: h.gen, firstSeq: h.firstSeq}
-		if i < len(prev) && prev[i].gen == h.gen && prev[i].firstSeq == h.firstSeq {
-			// Clipped, so that adding entries never writes into an array
-			// another reader's snapshot shares.
-			segs[i] = prev[i]
-			segs[i].entries = slices.Clip(prev[i].entries)
-		}
-		if err := r.loadIndex(i, &segs[i]); err != nil {
-			return nil, err
-		}
-		if err := r.walkTail(i, &segs[i], nil); err != nil {
-			return nil, err
-		}
+	segs := make([]segState, r.meta.Segments)
+	errs := make([]error, len(segs))
+	// Segments are independent: scanning several at once keeps the disk's
+	// queue busy, which is what a cold open waits for.
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(scanWorkers, len(segs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			page := make([]byte, pageSize)
+			for i := range work {
+				errs[i] = r.scanSegment(i, prev, &segs[i], page)
+			}
+		}()
+	}
+	for i := range segs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return segs, nil
+}
+
+const scanWorkers = 8
+
+func (r *Ring) scanSegment(i int, prev []segState, s *segState, page []byte) error {
+	m := r.meta
+	if _, err := r.rfiles[i].ReadAt(page, 0); err != nil {
+		return fmt.Errorf("ring %s: read segment %d header: %w", r.dir, i, err)
+	}
+	h, ok := parseSegHeader(page)
+	if !ok || h.ringID != m.RingID {
+		return nil // never used, torn while starting, or not ours: empty
+	}
+	*s = segState{gen: h.gen, firstSeq: h.firstSeq}
+	if i < len(prev) && prev[i].gen == h.gen && prev[i].firstSeq == h.firstSeq {
+		// Clipped, so that adding entries never writes into an array
+		// another reader's snapshot shares.
+		*s = prev[i]
+		s.entries = slices.Clip(prev[i].entries)
+	}
+	if err := r.loadIndex(i, s); err != nil {
+		return err
+	}
+	return r.walkTail(i, s, nil)
 }
 
 // loadIndex reads index entries until the first one that is missing, torn or

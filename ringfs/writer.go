@@ -191,15 +191,15 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 		}
 		r.rfiles = append(r.rfiles, f)
 	}
+	if r.ro {
+		return r, nil // every Read and Info scans (incrementally) anyway
+	}
 	segs, err := r.scan(nil)
 	if err != nil {
 		r.closeFiles()
 		return nil, err
 	}
 	r.segs = segs
-	if r.ro {
-		return r, nil
-	}
 	if !o.ReadOnly && o.MaxAge != 0 && o.MaxAge != m.MaxAge {
 		m2 := *m
 		m2.MaxAge = o.MaxAge
