@@ -117,6 +117,10 @@ type LinkStats struct {
 	// Open is true while the link's socket is open and bound (false while
 	// its interface is missing).
 	Open bool
+	// VLANGuesses counts tagged packets whose tag could not be read from
+	// the kernel's packet header and was rebuilt from the VLAN id alone
+	// (priority and TPID lost). Never seen; counted to be sure.
+	VLANGuesses uint64
 }
 
 // Dropped is the total of all drops.
@@ -313,6 +317,7 @@ func (c *Capture) Stats() []LinkStats {
 			Bytes:        l.bytes.Load(),
 			Reopens:      l.reopens.Load(),
 			Open:         l.isOpen.Load(),
+			VLANGuesses:  l.vlanGuesses.Load(),
 		}
 	}
 	return out
@@ -322,6 +327,7 @@ func (c *Capture) Stats() []LinkStats {
 type counters struct {
 	seen, kernelDrops, backlogDrops, writeDrops atomic.Uint64
 	written, bytes, reopens                     atomic.Uint64
+	vlanGuesses                                 atomic.Uint64
 	isOpen                                      atomic.Bool
 }
 

@@ -34,8 +34,8 @@ func sendAndCompare(t *testing.T, cfg Config, snap int, expr string, n int) {
 	stop()
 	compare(t, sink.records(7), want)
 	st := c.Stats()[0]
-	if st.Dropped() != 0 || st.Seen != st.Written {
-		t.Errorf("stats %+v: want no drops and seen == written", st)
+	if st.Dropped() != 0 || st.Seen != st.Written || st.VLANGuesses != 0 {
+		t.Errorf("stats %+v: want no drops, seen == written, every VLAN tag read from the kernel's header", st)
 	}
 	t.Logf("%d sent, %d captured by both", n, len(want))
 }

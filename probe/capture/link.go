@@ -61,7 +61,9 @@ func (l *link) open() error {
 		afpacket.OptNumBlocks(l.c.cfg.SocketBuffer/blockSize),
 		afpacket.OptBlockTimeout(blockTimeout),
 		afpacket.OptPollTimeout(pollTimeout),
-		afpacket.OptAddVLANHeader(info.linkType == LinkTypeEthernet),
+		// The capture puts VLAN tags back itself (vlanFromHeader), without
+		// gopacket's copy of every tagged frame.
+		afpacket.OptAddVLANHeader(false),
 	)
 	if err != nil {
 		return fmt.Errorf("capture: open AF_PACKET socket on %s: %w", l.name, err)
@@ -299,18 +301,31 @@ func (l *link) collectStats(now time.Time) {
 }
 
 // add copies one packet into the current batch, putting back the VLAN tag
-// the kernel stripped.
+// the kernel stripped, as libpcap does: TPID and TCI from the kernel's
+// packet header, behind the two MAC addresses. The program cut a tagged
+// packet 4 bytes short (adjustVLANSnap), so with its tag back it is cut
+// where the snap length says.
 func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
-	// The program cut a tagged packet 4 bytes short (adjustVLANSnap), so
-	// with its tag back it is cut where the snap length says.
 	caplen, orig := len(data), ci.Length
+	var tag [4]byte
 	insert := false
 	if l.ethernet && len(data) >= 12 {
-		_, insert = vlanState(data, ci)
-	}
-	if insert {
-		caplen += 4
-		orig += 4
+		if vid, ok := hasVLAN(ci); ok {
+			tci, tpid, found := vlanFromHeader(data)
+			if !found {
+				// Never seen; keep the VLAN id gopacket reported rather than
+				// lose the tag.
+				tci, tpid = uint16(vid), 0
+				l.vlanGuesses.Add(1)
+			}
+			if tpid == 0 {
+				tpid = 0x8100 // kernels before 3.14 do not report it
+			}
+			tag = [4]byte{byte(tpid >> 8), byte(tpid), byte(tci >> 8), byte(tci)}
+			insert = true
+			caplen += 4
+			orig += 4
+		}
 	}
 	if caplen > l.c.cfg.SnapLen {
 		caplen = l.c.cfg.SnapLen
@@ -325,10 +340,8 @@ func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
 	b := l.cur
 	dst := b.add(ts, uint32(orig), caplen)
 	if insert {
-		// The kernel reported a tag (TCI 0, priority 0, VLAN 0) that gopacket
-		// does not put back; libpcap does, with 802.1Q as its TPID.
 		n := copy(dst, data[:12])
-		n += copy(dst[n:], []byte{0x81, 0x00, 0, 0})
+		n += copy(dst[n:], tag[:])
 		copy(dst[n:], data[12:])
 	} else {
 		copy(dst, data)
@@ -339,35 +352,6 @@ func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
 	if ts-b.first > int64(100*time.Millisecond) {
 		l.send()
 	}
-}
-
-// vlanState tells whether the kernel reported a VLAN tag out of band
-// (tagged) and whether it still has to be put into data (insert):
-// gopacket puts it back unless the tag control information is zero.
-func vlanState(data []byte, ci *gopacket.CaptureInfo) (tagged, insert bool) {
-	vid := -1
-	for _, a := range ci.AncillaryData {
-		if v, ok := a.(afpacket.AncillaryVLAN); ok {
-			vid = v.VLAN
-		}
-	}
-	if vid < 0 {
-		return false, false
-	}
-	if vid != 0 {
-		return true, false
-	}
-	// VLAN 0: gopacket inserted the tag only if its priority bits were set,
-	// which leaves a TPID at 12 and a TCI with VLAN 0 and priority ≠ 0.
-	if len(data) >= 16 && isTPID(data[12], data[13]) && data[14]&0x0f == 0 && data[15] == 0 && data[14]&0xf0 != 0 {
-		return true, false
-	}
-	return true, true
-}
-
-func isTPID(hi, lo byte) bool {
-	t := uint16(hi)<<8 | uint16(lo)
-	return t == 0x8100 || t == 0x88a8 || t == 0x9100
 }
 
 // take gets a fresh batch from the pool; false if none is free.
