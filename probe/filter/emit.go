@@ -202,6 +202,9 @@ func compileRaw(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.RawInstructi
 	if len(prog) > MaxInstructions {
 		return nil, fmt.Errorf("filter: program has %d instructions, over the kernel's limit of %d", len(prog), MaxInstructions)
 	}
+	if err := verify(prog); err != nil {
+		return nil, fmt.Errorf("filter: internal error, the program would be refused: %w", err)
+	}
 	return prog, nil
 }
 

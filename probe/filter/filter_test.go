@@ -278,3 +278,23 @@ func TestMatchLenUsesWireLength(t *testing.T) {
 		t.Errorf("frame cut before the UDP header matches a port test")
 	}
 }
+
+func TestVerifyRefusesWhatTheKernelRefuses(t *testing.T) {
+	ret := bpf.RawInstruction{Op: clsRET | retK, K: 1}
+	for name, prog := range map[string][]bpf.RawInstruction{
+		"read before write": {{Op: clsLD | szW | mMEM, K: 3}, ret},
+		"read on one path":  {{Op: clsLD | szB | mABS, K: 0}, {Op: clsJMP | jmpJEQ, Jt: 0, Jf: 1, K: 1}, {Op: clsST, K: 2}, {Op: clsLDX | szW | mMEM, K: 2}, ret},
+		"jump out":          {{Op: clsJMP | jmpJA, K: 5}, ret},
+		"no ret":            {{Op: clsLD | mIMM, K: 1}},
+		"bad opcode":        {{Op: 0xff}, ret},
+		"bad slot":          {{Op: clsST, K: 16}, ret},
+	} {
+		if err := verify(prog); err == nil {
+			t.Errorf("%s: verify accepts it", name)
+		}
+	}
+	ok := []bpf.RawInstruction{{Op: clsLD | mIMM}, {Op: clsST, K: 2}, {Op: clsLDX | szW | mMEM, K: 2}, ret}
+	if err := verify(ok); err != nil {
+		t.Errorf("verify refuses a good program: %v", err)
+	}
+}

@@ -273,3 +273,84 @@ func newMatcher(expr string) (*Matcher, error) {
 func (m *Matcher) run(frame []byte, wireLen int) uint32 {
 	return run(m.prog, frame, wireLen, vlanInfo{})
 }
+
+// verify checks what the kernel's classic BPF checker checks, so that a
+// compiler bug shows up as an error here rather than as EINVAL from
+// SO_ATTACH_FILTER: length, jumps inside the program, a final return,
+// known opcodes, and no scratch slot read before every path wrote it.
+func verify(prog []bpf.RawInstruction) error {
+	if _, err := newVM(prog); err != nil {
+		return err
+	}
+	n := len(prog)
+	const all = uint32(1)<<scratchMemory - 1
+	// in[i]: slots written on every path to i; all = not reached yet.
+	in := make([]uint32, n)
+	reached := make([]bool, n)
+	for i := range in {
+		in[i] = all
+	}
+	reached[0], in[0] = true, 0
+	flow := func(to int, set uint32) {
+		if !reached[to] {
+			reached[to], in[to] = true, set
+			return
+		}
+		in[to] &= set
+	}
+	for i, r := range prog {
+		if !validOp(r.Op) {
+			return fmt.Errorf("filter: instruction %d: unknown opcode %#x", i, r.Op)
+		}
+		if !reached[i] {
+			continue
+		}
+		set := in[i]
+		switch {
+		case r.Op == clsLD|szW|mMEM || r.Op == clsLDX|szW|mMEM:
+			if set&(1<<r.K) == 0 {
+				return fmt.Errorf("filter: instruction %d reads M[%d] before it is written", i, r.K)
+			}
+		case r.Op&0x07 == clsST || r.Op&0x07 == clsSTX:
+			set |= 1 << r.K
+		}
+		switch {
+		case r.Op&0x07 == clsRET:
+		case r.Op == clsJMP|jmpJA:
+			flow(i+1+int(r.K), set)
+		case r.Op&0x07 == clsJMP:
+			flow(i+1+int(r.Jt), set)
+			flow(i+1+int(r.Jf), set)
+		default:
+			flow(i+1, set)
+		}
+	}
+	return nil
+}
+
+func validOp(op uint16) bool {
+	switch op & 0x07 {
+	case clsLD:
+		switch op & 0xe0 {
+		case mABS, mIND:
+			return op&0x18 != 0x18
+		case mIMM, mLEN, mMEM:
+			return op&0x18 == szW
+		}
+	case clsLDX:
+		return op == clsLDX|szW|mIMM || op == clsLDX|szW|mMEM || op == clsLDX|szW|mLEN || op == clsLDX|szB|mMSH
+	case clsST, clsSTX:
+		return op&^0x07 == 0
+	case clsALU:
+		a := op & 0xf0
+		return a <= aluXOR && op&^(0xf0|srcX|0x07) == 0 && !(a == aluNEG && op&srcX != 0)
+	case clsJMP:
+		j := op & 0xf0
+		return j <= jmpJSET && op&^(0xf0|srcX|0x07) == 0 && !(j == jmpJA && op&srcX != 0)
+	case clsRET:
+		return op == clsRET|retK || op == clsRET|retA
+	case clsMISC:
+		return op == clsMISC|miscTAX || op == clsMISC|miscTXA
+	}
+	return false
+}
