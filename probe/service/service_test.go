@@ -456,9 +456,13 @@ func TestPressWithoutDisk(t *testing.T) {
 // to a real OpenSSH SFTP server on loopback and leave the queue.
 func TestUploadAfterCapture(t *testing.T) {
 	netnstest.Require(t, "ip") // sshdtest names openssh-server itself
+	pair := netnstest.NewPair(t)
+	// The sender first: it enters the namespace on a locked OS thread that
+	// ends with its goroutine, and sshd (started with Pdeathsig) dies with
+	// the thread that started it, if that thread is the one reused.
+	sender := pair.NewSender(t)
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	remote := t.TempDir()
-	pair := netnstest.NewPair(t)
 	c := testConfig(t, pair.Host)
 	c.Storage.FallbackPerm = true
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
@@ -475,7 +479,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	c.Upload.AfterCapture = true
 	r := startService(t, c, nil)
 	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
-	if err := pair.NewSender(t).Send(netnstest.Frames(3)...); err != nil {
+	if err := sender.Send(netnstest.Frames(3)...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.svc.Trigger("local"); err != nil {
