@@ -18,6 +18,10 @@
 //
 // An interface that goes down is brought back up; one that disappears (a
 // USB adapter unplugged) is reopened when it reappears.
+//
+// Use: register the links with the ring (AddLinks), compile the rules
+// (CompileRules or CompileFilter), then New and Run until the context ends;
+// Stats may be read meanwhile.
 package capture
 
 import (
@@ -51,7 +55,7 @@ type Link struct {
 type Config struct {
 	Links []Link
 	// Program is the kernel BPF program attached to every socket: its return
-	// value is the number of bytes to keep, 0 discards (see Rules.Compile).
+	// value is the number of bytes to keep, 0 discards (see CompileRules).
 	// Nil keeps every packet cut to SnapLen.
 	Program []bpf.Instruction
 	// SnapLen is the largest number of bytes kept of any packet (the largest
