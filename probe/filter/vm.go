@@ -15,9 +15,6 @@ type vmIns struct {
 	k      uint32
 }
 
-// rawIns is the form the Matcher keeps.
-type rawIns = vmIns
-
 // vlanInfo is the out-of-band VLAN tag an AF_PACKET socket reports; the
 // Matcher runs offline programs, the tests run live ones with it.
 type vlanInfo struct {
@@ -256,22 +253,6 @@ func shr(a, s uint32) uint32 {
 		return 0
 	}
 	return a >> s
-}
-
-func newMatcher(expr string) (*Matcher, error) {
-	raw, err := compileRaw([]Rule{{Expr: expr, Snap: 1}}, Offline, 0)
-	if err != nil {
-		return nil, err
-	}
-	prog, err := newVM(raw)
-	if err != nil {
-		return nil, err
-	}
-	return &Matcher{expr: expr, prog: prog}, nil
-}
-
-func (m *Matcher) run(frame []byte, wireLen int) uint32 {
-	return run(m.prog, frame, wireLen, vlanInfo{})
 }
 
 // verify checks what the kernel's classic BPF checker checks, so that a
