@@ -298,3 +298,38 @@ func TestVerifyRefusesWhatTheKernelRefuses(t *testing.T) {
 		t.Errorf("verify refuses a good program: %v", err)
 	}
 }
+
+// TestLiveMatcher checks NewLiveMatcher against the Live program run on
+// the frame as the socket saw it (the Live program itself is checked
+// against libpcap's and tcpdump -i elsewhere).
+func TestLiveMatcher(t *testing.T) {
+	corpus := buildCorpus(14)
+	differ := 0
+	for _, expr := range diffExprs {
+		lm, err := NewLiveMatcher(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		om, _ := NewMatcher(expr)
+		raw, _ := compileRaw([]Rule{{Expr: expr, Snap: 1}}, Live, 0)
+		vm, _ := newVM(raw)
+		for _, f := range corpus {
+			seen, vl := asSeenLive(f.data)
+			want := run(vm, seen, len(seen), vl) != 0
+			if got := lm.Match(f.data); got != want {
+				t.Errorf("%q on %s: live matcher %v, live program on the socket's view %v", expr, f.name, got, want)
+			}
+			if want != om.Match(f.data) {
+				differ++
+			}
+		}
+	}
+	if differ == 0 {
+		t.Errorf("live and offline matchers never differ: the test shows nothing")
+	}
+	m, _ := NewLiveMatcher("ip and greater 60")
+	f := eth(macA, macB, []vlanTag{{eth8021Q, 5}}, ethIP, ipv4([4]byte{1, 2, 3, 4}, [4]byte{5, 6, 7, 8}, ipprotoUDP, nil, 0, udpHdr(1, 2)))
+	if !m.MatchLen(f, 64) || m.MatchLen(f, 63) {
+		t.Errorf("live matcher: a tagged frame of 64 bytes on the wire was 60 on the socket")
+	}
+}
