@@ -33,6 +33,14 @@ var emptyPcapOnce sync.Once
 var emptyPcapPath string
 var emptyPcapErr error
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if emptyPcapPath != "" {
+		os.RemoveAll(filepath.Dir(emptyPcapPath))
+	}
+	os.Exit(code)
+}
+
 // emptyPcap writes a capture file with only a header: link type EN10MB,
 // snap length 262144.
 func emptyPcap(t testing.TB) string {
