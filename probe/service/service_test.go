@@ -667,3 +667,60 @@ func settle(t *testing.T, td *netnstest.Tcpdump) []netnstest.Packet {
 	}
 	return td.Stop(t)
 }
+
+// TestExportPerLink: two capture links, one export per link, each file
+// equal to what tcpdump saw on its interface in the window.
+func TestExportPerLink(t *testing.T) {
+	netnstest.Require(t, "ip", "tcpdump")
+	a, b := netnstest.NewPair(t), netnstest.NewPair(t)
+	sa, sb := a.NewSender(t), b.NewSender(t)
+	c := testConfig(t, a.Host)
+	c.Links = []config.Link{{Interface: a.Host, Name: "lan"}, {Interface: b.Host, Name: "wan"}}
+	c.Exports = []config.Export{{Name: "lan", Link: "lan"}, {Name: "wan", Link: "wan"}}
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	oa := netnstest.StartTcpdump(t, a.Host, 262144, "")
+	ob := netnstest.StartTcpdump(t, b.Host, 262144, "")
+	r := startService(t, c, nil)
+	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	frames := netnstest.Frames(40)
+	waitUntil(t, "both links in the ring", 10*time.Second, func() bool {
+		sa.Send(frames[0])
+		sb.Send(frames[1])
+		time.Sleep(5 * time.Millisecond)
+		s := r.svc.Snapshot()
+		return s.Links[0].Written > 0 && s.Links[1].Written > 0
+	})
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := r.svc.Trigger("local"); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range frames {
+		if err := []*netnstest.Sender{sa, sb}[i%2].Send(f); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	res := r.waitExport(t, 10*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	for i, td := range []*netnstest.Tcpdump{oa, ob} {
+		var want []netnstest.Packet
+		for _, q := range settle(t, td) {
+			if q.Time >= res.man.From.UnixNano() && q.Time < res.man.To.UnixNano() {
+				want = append(want, q)
+			}
+		}
+		mf := res.man.Files[i]
+		got := readPCAP(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, mf.File))
+		if len(want) < 20 || len(got) != len(want) {
+			t.Fatalf("%s: saved %d packets, tcpdump saw %d", mf.Name, len(got), len(want))
+		}
+		for j := range got {
+			if got[j].ts != want[j].Time || !bytes.Equal(got[j].data, want[j].Data) {
+				t.Fatalf("%s: packet %d differs from tcpdump's", mf.Name, j)
+			}
+		}
+	}
+}
