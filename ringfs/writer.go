@@ -421,8 +421,20 @@ func (r *Ring) sealLocked() {
 	r.resetHdr()
 }
 
-// Flush writes everything appended so far and makes it durable (fdatasync).
-func (r *Ring) Flush() error {
+// Flush writes everything appended before the call and makes it durable
+// (fdatasync). Appends from other goroutines go on while it waits for the
+// disk.
+func (r *Ring) Flush() error { return r.push(true) }
+
+// barrier makes every record appended so far visible to readers (written,
+// not necessarily durable).
+func (r *Ring) barrier() error { return r.push(false) }
+
+// push hands the block being filled to the I/O goroutine, followed by a
+// marker it answers once everything before it is written (and, if durable,
+// synced). The appender lock is released before waiting, so a slow USB
+// disk's fdatasync does not stall the capture.
+func (r *Ring) push(durable bool) error {
 	if r.ro {
 		return ErrReadOnly
 	}
@@ -431,30 +443,17 @@ func (r *Ring) Flush() error {
 		r.mu.Unlock()
 		return ErrClosed
 	}
-	err := r.syncLocked(true)
+	r.sealLocked()
+	reply := make(chan error, 1)
+	r.jobs <- job{sync: durable, reply: reply}
 	r.mu.Unlock()
-	return err
+	return <-reply
 }
 
 func (r *Ring) syncLocked(durable bool) error {
 	r.sealLocked()
 	reply := make(chan error, 1)
 	r.jobs <- job{sync: durable, reply: reply}
-	return <-reply
-}
-
-// barrier makes every record appended so far visible to readers (written,
-// not necessarily durable) without holding up the appender while it waits.
-func (r *Ring) barrier() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return ErrClosed
-	}
-	r.sealLocked()
-	reply := make(chan error, 1)
-	r.jobs <- job{reply: reply}
-	r.mu.Unlock()
 	return <-reply
 }
 
