@@ -237,7 +237,7 @@ func DefaultConfig() Config {
 		Storage: Storage{
 			Label:      "PRESSCAP",
 			FirstUSB:   true,
-			MountPoint: "/mnt/presscap",
+			MountPoint: "/mnt", // an empty directory in gokrazy's read-only root
 			FSTypes:    []string{"ext4", "vfat"},
 			PermDir:    "/perm/presscap",
 			Output:     OutputQueue,

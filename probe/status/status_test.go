@@ -22,7 +22,7 @@ func (f *fakeSource) Snapshot() Snapshot {
 	return Snapshot{
 		Host: "probe-test", Now: time.Unix(1700000000, 0), ClockSynced: false,
 		Storage: Storage{State: "no disk", Error: "no disk found"},
-		Ring:    &Ring{Dir: "/mnt/presscap/ring", Size: 1 << 30, Packets: 42},
+		Ring:    &Ring{Dir: "/mnt/ring", Size: 1 << 30, Packets: 42},
 		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
 		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true}},
 		Upload:  &Upload{QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0)},
