@@ -58,6 +58,11 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
+	if n, perr := parseSize(*size); *size != "" && perr == nil {
+		if in, ierr := r.Info(); ierr == nil && in.Size != n {
+			fmt.Fprintf(e.stderr, "ring import: %s already holds a ring of %d bytes; -size %s ignored\n", *dir, in.Size, *size)
+		}
+	}
 	var total int
 	var durable int
 	for _, name := range files {

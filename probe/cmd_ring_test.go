@@ -332,6 +332,12 @@ func TestRingBadInputs(t *testing.T) {
 			t.Errorf("probe %s: error %v, want one containing %q", strings.Join(c.args, " "), err, c.want)
 		}
 	}
+	// A second import with another -size keeps the ring and says so.
+	_, errs, err := probeRun(t, "ring", "import", "-ring", ring, "-size", "128M", good)
+	if err != nil || !strings.Contains(errs, "-size 128M ignored") {
+		t.Errorf("import with another size: %v, stderr %q", err, errs)
+	}
+	ps = append(ps, ps...)
 	// Nothing of the bad imports got in, nothing good got lost.
 	out := mustRun(t, "extract", "-ring", ring, "-from", rfc(0), "-to", rfc(t0+1000e9), "-o", "-")
 	got, _ := readCapture(t, strings.NewReader(out))
@@ -343,7 +349,7 @@ func TestRingBadInputs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var sink bytes.Buffer
-	err := dispatch(ctx, env{stdout: &sink, stderr: &sink}, []string{"extract", "-ring", ring,
+	err = dispatch(ctx, env{stdout: &sink, stderr: &sink}, []string{"extract", "-ring", ring,
 		"-from", rfc(t0), "-to", rfc(t0 + 50e9), "-o", filepath.Join(outDir, "w.pcap")})
 	if err == nil {
 		t.Fatal("cancelled extraction succeeded")
