@@ -46,9 +46,11 @@ type Options struct {
 	// makes everything appended durable at least this often. Default 1s.
 	// A negative value disables the background flush (call Flush yourself).
 	FlushInterval time.Duration
-	// MaxAge, if non-zero, hides every packet whose timestamp is older than the
-	// newest timestamp in the ring minus MaxAge: such packets are never
-	// returned and their space counts as free. Create stores it in the ring;
+	// MaxAge, if non-zero, hides every packet whose timestamp is older than
+	// the ring's "now" minus MaxAge, where now is the latest timestamp of the
+	// most recently written block (not the wall clock, which on a Pi without
+	// RTC is what may be wrong): such packets are never returned and their
+	// space counts as free. The bytes stay on disk until overwritten. Create stores it in the ring;
 	// Open with a non-zero MaxAge replaces the stored value (writer) or applies
 	// the stricter of the two (read-only).
 	MaxAge time.Duration
