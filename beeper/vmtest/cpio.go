@@ -3,8 +3,11 @@
 // audio device through Linux's own snd-usb-audio driver, QEMU recording the
 // output into a WAV file that the test analyses, and where the leds package
 // drives a real LED class device (the Caps Lock LED of a uinput keyboard),
-// whose changes the kernel timestamps. The package holds the test and the
-// initramfs writer; the VM's /init is in vmtest/guest.
+// whose changes the kernel timestamps; and a second VM (gokrazy's arm64
+// kernel on QEMU's virt machine) where the leds package drives a line of the
+// PL061, a real /dev/gpiochip0, through periph's gpioioctl driver. The
+// package holds the tests and the initramfs writer; the VMs' /init is in
+// vmtest/guest.
 package vmtest
 
 import (

@@ -17,6 +17,10 @@
 //	replug      ask the host to plug the card back (REPLUG-NOW), wait for it
 //	led:STATE:MS       show STATE on a uinput Caps Lock LED for MS, print its changes
 //	ledflash:STATE:MS  the same with Flash over Recording
+//	gpio:STATE:MS, gpiolow:STATE:MS, gpioflash:STATE:MS
+//	                   the same on line 0 of the first GPIO chip (active high,
+//	                   active low, flash), watched through debugfs
+//	gpiobad:LINE       leds.New must refuse line LINE, naming leds.gpio_line
 package main
 
 import (
@@ -31,6 +35,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/presscap/presscap/beeper"
+	"github.com/presscap/presscap/leds"
 )
 
 func main() {
@@ -41,6 +46,10 @@ func main() {
 		fmt.Println("PRESSCAP-VMTEST-DONE")
 	}
 	unix.Sync()
+	// Let the serial port send everything before the machine goes away
+	// (tcdrain).
+	unix.IoctlSetInt(1, unix.TCSBRK, 1)
+	time.Sleep(100 * time.Millisecond)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
@@ -102,6 +111,27 @@ func waitCard(present bool, timeout time.Duration) error {
 	return fmt.Errorf("no change of the USB sound card (want present=%v) within %v", present, timeout)
 }
 
+// waitHost reads the console until the host says it has done what was
+// asked. Polling instead would not do: under -icount with sleep=off an idle
+// guest's clock runs far ahead of the host's.
+func waitHost() error {
+	buf := make([]byte, 1)
+	var line []byte
+	for {
+		if _, err := os.Stdin.Read(buf); err != nil {
+			return fmt.Errorf("read console: %w", err)
+		}
+		if buf[0] == '\n' || buf[0] == '\r' {
+			if strings.TrimSpace(string(line)) == "HOST-DONE" {
+				return nil
+			}
+			line = line[:0]
+			continue
+		}
+		line = append(line, buf[0])
+	}
+}
+
 // up returns the seconds since boot, to see where a slow run spends them.
 func up() string {
 	b, _ := os.ReadFile("/proc/uptime")
@@ -143,6 +173,19 @@ func do(bp *beeper.Beeper, step string) error {
 			return err
 		}
 		return ledStep(state, verb == "ledflash", time.Duration(n)*time.Millisecond)
+	case "gpio", "gpiolow", "gpioflash":
+		state, ms, _ := strings.Cut(arg, ":")
+		n, err := strconv.Atoi(ms)
+		if err != nil {
+			return err
+		}
+		return gpioStep(state, verb == "gpioflash", verb == "gpiolow", time.Duration(n)*time.Millisecond)
+	case "gpiobad":
+		_, err := leds.New(leds.Config{Driver: leds.DriverGPIO, GPIOLine: arg})
+		if err == nil {
+			return fmt.Errorf("line %q was accepted", arg)
+		}
+		fmt.Printf("GPIOBAD %v\n", err)
 	case "sleep":
 		ms, err := strconv.Atoi(arg)
 		if err != nil {
@@ -151,9 +194,15 @@ func do(bp *beeper.Beeper, step string) error {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 	case "unplug":
 		fmt.Println("UNPLUG-NOW")
+		if err := waitHost(); err != nil {
+			return err
+		}
 		return waitCard(false, 30*time.Second)
 	case "replug":
 		fmt.Println("REPLUG-NOW")
+		if err := waitHost(); err != nil {
+			return err
+		}
 		return waitCard(true, 30*time.Second)
 	default:
 		return fmt.Errorf("unknown step")
