@@ -266,7 +266,7 @@ func (s *Service) Run(ctx context.Context) error {
 			wg.Wait()
 			return ctx.Err()
 		case kp := <-keys:
-			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: trigger.KeyName(kp.Key)})
+			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: trigger.KeyName(kp.Key), Received: time.Now()})
 		case req := <-s.presses:
 			req.reply <- s.press(req.p)
 		case <-timer.C:
@@ -278,7 +278,8 @@ func (s *Service) Run(ctx context.Context) error {
 // Trigger presses the button on behalf of source (the HTTP endpoint,
 // `probe trigger`). It implements status.Source.
 func (s *Service) Trigger(source string) (status.Press, error) {
-	req := pressReq{p: PressInfo{Time: time.Now(), Source: source}, reply: make(chan status.Press, 1)}
+	now := time.Now()
+	req := pressReq{p: PressInfo{Time: now, Source: source, Received: now}, reply: make(chan status.Press, 1)}
 	select {
 	case s.presses <- req:
 	case <-time.After(5 * time.Second):

@@ -23,6 +23,10 @@ type Window struct {
 	To      time.Time // last press + after, at most From + max window
 	// Synced is false if the clock was not synced at any of its presses.
 	Synced bool
+	// due is when the window's end has passed, on the clock presses are
+	// received by (monotonic for real presses), so that a wall clock step
+	// between press and end neither delays nor hurries the cut.
+	due time.Time
 }
 
 // PressInfo is one press as the window keeps it.
@@ -31,6 +35,17 @@ type PressInfo struct {
 	Synced bool      `json:"clock_synced"`
 	Source string    `json:"source"` // device path, "http" or "local"
 	Key    string    `json:"key,omitempty"`
+	// Received is when the service got the press (time.Now, with its
+	// monotonic reading); zero means Time.
+	Received time.Time `json:"-"`
+}
+
+// dueFor returns when wall time to is reached, counted from p's receipt.
+func dueFor(p PressInfo, to time.Time) time.Time {
+	if p.Received.IsZero() {
+		return to
+	}
+	return p.Received.Add(to.Sub(p.Time))
 }
 
 // First is the press that opened the window; it names the files.
@@ -76,6 +91,7 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 			}
 			if to.After(open.To) {
 				open.To = to
+				open.due = dueFor(p, to)
 			}
 			open.Presses = append(open.Presses, p)
 			open.Synced = open.Synced && p.Synced
@@ -84,6 +100,7 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 	}
 	ws.nextID++
 	w := &Window{ID: ws.nextID, Presses: []PressInfo{p}, From: p.Time.Add(-ws.Before), To: p.Time.Add(ws.After), Synced: p.Synced}
+	w.due = dueFor(p, w.To)
 	ws.pending = append(ws.pending, w)
 	return Opened, w
 }
@@ -99,13 +116,13 @@ func (ws *Windows) openAt(t time.Time) *Window {
 	return nil
 }
 
-// Due removes and returns the windows whose end is at or before now,
-// oldest first.
+// Due removes and returns the windows whose end has passed at now (on
+// the receiving clock), oldest first.
 func (ws *Windows) Due(now time.Time) []*Window {
 	var due []*Window
 	keep := ws.pending[:0]
 	for _, w := range ws.pending {
-		if !w.To.After(now) {
+		if !w.due.After(now) {
 			due = append(due, w)
 		} else {
 			keep = append(keep, w)
@@ -115,12 +132,13 @@ func (ws *Windows) Due(now time.Time) []*Window {
 	return due
 }
 
-// Next returns the earliest end of a pending window, or false.
+// Next returns when the earliest pending window ends (on the receiving
+// clock), or false.
 func (ws *Windows) Next() (time.Time, bool) {
 	var next time.Time
 	for _, w := range ws.pending {
-		if next.IsZero() || w.To.Before(next) {
-			next = w.To
+		if next.IsZero() || w.due.Before(next) {
+			next = w.due
 		}
 	}
 	return next, !next.IsZero()

@@ -78,3 +78,31 @@ func TestWindowsClockBackwards(t *testing.T) {
 		t.Fatalf("press before the window's first press: %v", d)
 	}
 }
+
+// A wall clock step between press and window end does not move the cut:
+// the end is counted on the clock the press was received by.
+func TestWindowsDueOnReceivingClock(t *testing.T) {
+	ws := &Windows{Before: 10 * time.Second, After: 30 * time.Second, Repeat: RepeatExtend}
+	recv := t0
+	// The press carries a wall time an hour ahead (the clock was stepped).
+	p := PressInfo{Time: t0.Add(time.Hour), Received: recv, Synced: false}
+	_, w := ws.Press(p)
+	if !w.To.Equal(t0.Add(time.Hour + 30*time.Second)) {
+		t.Fatalf("window end %v", w.To)
+	}
+	if due := ws.Due(recv.Add(29 * time.Second)); len(due) != 0 {
+		t.Fatal("due before after has passed")
+	}
+	if next, _ := ws.Next(); !next.Equal(recv.Add(30 * time.Second)) {
+		t.Fatalf("Next = %v, want receipt + after", next)
+	}
+	if due := ws.Due(recv.Add(30 * time.Second)); len(due) != 1 {
+		t.Fatal("not due after 'after' on the receiving clock")
+	}
+	// Extending counts from the later press's receipt.
+	_, w = ws.Press(PressInfo{Time: t0, Received: recv})
+	ws.Press(PressInfo{Time: t0.Add(10 * time.Second), Received: recv.Add(10 * time.Second)})
+	if next, _ := ws.Next(); !next.Equal(recv.Add(40*time.Second)) || !w.To.Equal(t0.Add(40*time.Second)) {
+		t.Fatalf("extended: Next %v To %v", next, w.To)
+	}
+}
