@@ -199,7 +199,7 @@ func (b *Beeper) play(ctx context.Context, s Sound) error {
 	if err != nil {
 		if !b.missing {
 			b.missing = true
-			b.log.Printf("beeper: no sound device, sounds are skipped until it appears: %v", err)
+			b.log.Printf("beeper: cannot open the sound device, sounds are skipped until it can be opened: %v", err)
 		}
 		return fmt.Errorf("open sound device: %w", err)
 	}

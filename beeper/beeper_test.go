@@ -245,7 +245,7 @@ func TestMissingDeviceLoggedOnceAndRetried(t *testing.T) {
 			t.Fatalf("PlayWait without a device = %v", err)
 		}
 	}
-	if got := lg.get(); len(got) != 1 || !strings.Contains(got[0], "no sound device") {
+	if got := lg.get(); len(got) != 1 || !strings.Contains(got[0], "skipped until") || !strings.Contains(got[0], "no USB sound card") {
 		t.Fatalf("log after 3 failures = %q, want one line", got)
 	}
 	out.setErr(nil)

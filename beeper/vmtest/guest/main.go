@@ -21,6 +21,8 @@
 //	                   the same on line 0 of the first GPIO chip (active high,
 //	                   active low, flash), watched through debugfs
 //	gpiobad:LINE       leds.New must refuse line LINE, naming leds.gpio_line
+//	busy:NAME          hold the USB card's PCM open: PlayWait must fail at
+//	                   once; then release it: PlayWait must play
 package main
 
 import (
@@ -186,6 +188,32 @@ func do(bp *beeper.Beeper, step string) error {
 			return fmt.Errorf("line %q was accepted", arg)
 		}
 		fmt.Printf("GPIOBAD %v\n", err)
+	case "busy":
+		snd, err := beeper.ParseSound(arg)
+		if err != nil {
+			return err
+		}
+		m, _ := filepath.Glob("/dev/snd/pcmC*D0p")
+		if len(m) != 1 {
+			return fmt.Errorf("want one playback device, have %v", m)
+		}
+		fd, err := unix.Open(m[0], unix.O_WRONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = bp.PlayWait(ctx, snd)
+		fmt.Printf("BUSY %v in %v: %v\n", snd, took(), err)
+		unix.Close(fd)
+		if err == nil || ctx.Err() != nil {
+			return fmt.Errorf("PlayWait on a busy card = %v, want a prompt error", err)
+		}
+		start = time.Now()
+		if err := bp.PlayWait(context.Background(), snd); err != nil {
+			return fmt.Errorf("after the card was released: %w", err)
+		}
+		fmt.Printf("PLAYED %v in %v\n", snd, took())
 	case "sleep":
 		ms, err := strconv.Atoi(arg)
 		if err != nil {
