@@ -17,7 +17,8 @@ type Config struct {
 	// Enable turns the beeper on. Off, Play does nothing.
 	Enable bool `json:"enable"`
 	// Device selects the sound device. Empty means the first USB sound card
-	// found in /proc/asound (the box's optional speaker). Otherwise one of:
+	// in /proc/asound with a playback device (the box's optional speaker,
+	// not a webcam's microphone). Otherwise one of:
 	// an ALSA card id as in /proc/asound/cards ("Device", "Headphones"),
 	// "hw:C" or "hw:C,D" (card C, PCM device D), or a PCM device path such
 	// as "/dev/snd/pcmC1D0p". With the portaudio build tag it is matched

@@ -4,6 +4,7 @@ package beeper
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,8 +20,15 @@ import (
 // the card vanishes and comes back under a new number.
 func TestALSAOutputEndToEnd(t *testing.T) {
 	proc := t.TempDir()
+	// cards writes /proc/asound/cards and a playback PCM for each card.
 	cards := func(s string) {
-		os.MkdirAll(filepath.Join(proc, "asound"), 0o755)
+		os.RemoveAll(filepath.Join(proc, "asound"))
+		for _, l := range strings.Split(s, "\n") {
+			var n int
+			if _, err := fmt.Sscanf(l, " %d [", &n); err == nil {
+				os.MkdirAll(filepath.Join(proc, "asound", fmt.Sprintf("card%d", n), "pcm0p"), 0o755)
+			}
+		}
 		if err := os.WriteFile(filepath.Join(proc, "asound", "cards"), []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -55,8 +55,8 @@ func Cards(procRoot string) ([]Card, error) {
 // box shipped without a speaker.
 var ErrNoDevice = errors.New("no sound device")
 
-// Locate returns the playback device path for spec: "" for the first USB
-// card's device 0, "hw:C" or "hw:C,D" with C a card index or id, a card id,
+// Locate returns the playback device path for spec: "" for device 0 of the
+// first USB card that has one, "hw:C" or "hw:C,D" with C a card index or id, a card id,
 // or a path (returned as is). procRoot and devRoot are normally "/proc" and
 // "/dev".
 func Locate(spec, procRoot, devRoot string) (string, error) {
@@ -85,7 +85,10 @@ func Locate(spec, procRoot, devRoot string) (string, error) {
 		match := false
 		switch {
 		case cardSpec == "":
-			match = c.USB()
+			// A USB webcam is a USB-Audio card too, but with a microphone
+			// only: take the first USB card that can play.
+			_, err := os.Stat(filepath.Join(procRoot, "asound", fmt.Sprintf("card%d", c.Index), "pcm0p"))
+			match = c.USB() && err == nil
 		case cardSpec == strconv.Itoa(c.Index), cardSpec == c.ID:
 			match = true
 		}
@@ -94,7 +97,7 @@ func Locate(spec, procRoot, devRoot string) (string, error) {
 		}
 	}
 	if cardSpec == "" {
-		return "", fmt.Errorf("%w: no USB sound card among %d cards", ErrNoDevice, len(cards))
+		return "", fmt.Errorf("%w: no USB sound card with playback among %d cards", ErrNoDevice, len(cards))
 	}
 	return "", fmt.Errorf("%w: no card %q among %d cards", ErrNoDevice, cardSpec, len(cards))
 }

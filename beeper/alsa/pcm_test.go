@@ -230,14 +230,22 @@ func TestLocate(t *testing.T) {
                       bcm2835 Headphones
  1 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0
                       vc4-hdmi-0
- 2 [Device         ]: USB-Audio - USB Audio Device
+ 2 [C920           ]: USB-Audio - HD Pro Webcam C920
+                      HD Pro Webcam C920 at usb-0000:01:00.0-1.2, high speed
+ 3 [Device         ]: USB-Audio - USB Audio Device
                       C-Media Electronics Inc. USB Audio Device at usb-0000:01:00.0-1.3, full speed
 `)
+	// Which cards can play: the webcam (card 2) has a microphone only.
+	for _, d := range []string{"card0/pcm0p", "card1/pcm0p", "card2/pcm0c", "card3/pcm0p", "card3/pcm0c"} {
+		if err := os.MkdirAll(filepath.Join(root, "asound", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, c := range []struct{ spec, want string }{
-		{"", "/dev/snd/pcmC2D0p"},
+		{"", "/dev/snd/pcmC3D0p"},
 		{"Headphones", "/dev/snd/pcmC0D0p"},
 		{"hw:1", "/dev/snd/pcmC1D0p"},
-		{"hw:Device,3", "/dev/snd/pcmC2D3p"},
+		{"hw:Device,3", "/dev/snd/pcmC3D3p"},
 		{"/dev/snd/pcmC9D9p", "/dev/snd/pcmC9D9p"},
 	} {
 		got, err := Locate(c.spec, root, "/dev")
