@@ -106,7 +106,7 @@ type Beeper struct {
 	ctx   context.Context
 
 	mu      sync.Mutex // serialises device use between the worker and PlayWait
-	missing bool       // the last attempt found no device; logged once
+	missing bool       // the last attempt failed (no device, busy, pulled); logged once
 	closed  sync.Once
 }
 
