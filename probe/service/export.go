@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -69,7 +70,7 @@ func FileBase(host string, w *Window) string {
 
 type exportFile struct {
 	spec    ExportSpec
-	m       *liveMatcher
+	m       *filter.Matcher
 	links   map[uint16]int // ring link id → interface index in the file
 	tmp     *os.File
 	bw      *bufio.Writer
@@ -103,7 +104,9 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		f := &exportFile{spec: spec, links: map[uint16]int{}}
 		files = append(files, f)
 		if spec.Filter != "" {
-			m, err := newLiveMatcher(spec.Filter)
+			// The meaning tcpdump -i gives the filter on the link: the
+			// capture put the outer VLAN tag back into the stored frame.
+			m, err := filter.NewLiveMatcher(spec.Filter)
 			if err != nil {
 				cleanup()
 				return man, fmt.Errorf("export %s: %w", spec.Name, err)
@@ -151,7 +154,9 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 			if !ok {
 				continue
 			}
-			if f.m != nil && !f.m.Match(r.Data, int(r.OrigLen)) {
+			// len, less and greater judge the length on the wire, also
+			// for packets a ring rule sliced.
+			if f.m != nil && !f.m.MatchLen(r.Data, int(r.OrigLen)) {
 				continue
 			}
 			if err := f.pw.WritePacket(idx, r.Time, r.OrigLen, r.Data); err != nil {
