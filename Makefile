@@ -111,3 +111,76 @@ bench-filter:
 bench: bench-service
 bench-service:
 	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/service/
+
+# ---- The appliance image (image/, gokrazy/). See README "Building the image".
+# INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.
+INSTANCE ?= presscap
+IMG ?= $(INSTANCE).img
+IMAGE_TOOL := $(GO) run ./image
+# systemd-boot for the UEFI (QEMU virt) instance, from Debian's arm64 package,
+# unpacked under build/ (never committed).
+SDBOOT_DIR := build/systemd-boot
+SDBOOT := $(SDBOOT_DIR)/usr/lib/systemd/boot/efi/systemd-bootaa64.efi
+QEMU_EFI ?= /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+QEMU_HTTP_PORT ?= 18080
+export SYSTEMD_BOOT_EFI := $(abspath $(SDBOOT))
+
+.PHONY: image image-vm flash update qemu systemtest bench-image
+image:
+	@if grep -q '"FirmwarePackage": *""' gokrazy/$(INSTANCE)/config.json; then \
+	  $(MAKE) --no-print-directory $(SDBOOT); fi
+	$(IMAGE_TOOL) build -instance gokrazy/$(INSTANCE) -o $(IMG)
+
+image-vm:
+	$(MAKE) --no-print-directory image INSTANCE=presscap-vm
+
+$(SDBOOT):
+	mkdir -p $(SDBOOT_DIR)
+	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	cd $(SDBOOT_DIR) && { apt-get download systemd-boot-efi:arm64 2>/dev/null || \
+	  { apt-get update -qq && apt-get download systemd-boot-efi:arm64; }; } && \
+	  dpkg -x systemd-boot-efi_*_arm64.deb . && rm -f systemd-boot-efi_*_arm64.deb
+	@test -s $(SDBOOT)
+
+# make flash DEV=/dev/sdX: writes $(IMG) to a whole SD card after asking.
+flash:
+	@test -n "$(DEV)" || { echo "usage: make flash DEV=/dev/sdX [INSTANCE=presscap]"; exit 1; }
+	@test -b "$(DEV)" || { echo "$(DEV) is not a block device"; exit 1; }
+	@test -f "$(IMG)" || { echo "$(IMG) does not exist: run make image first"; exit 1; }
+	@if lsblk -no MOUNTPOINT "$(DEV)" | grep -q .; then echo "$(DEV) has mounted partitions: unmount them first"; exit 1; fi
+	@lsblk -o NAME,SIZE,MODEL,TRAN "$(DEV)"
+	@read -r -p "Write $(IMG) to $(DEV)? Everything on $(DEV) is lost. Type yes: " ans; [ "$$ans" = yes ] || { echo aborted; exit 1; }
+	dd if=$(IMG) of=$(DEV) bs=4M conv=fsync status=progress
+
+# make update [INSTANCE=presscap] [TARGET=http://host:port]: builds a new image
+# and pushes it to the running device (root, boot, switch, reboot, wait).
+update: image
+	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET))
+
+# make qemu: boots presscap-vm.img (make image-vm) with a USB ring disk
+# (build/ring.img), a USB keyboard for the presenter, user networking that
+# reaches nothing but this machine, the web UI on 127.0.0.1:$(QEMU_HTTP_PORT),
+# the serial console on stdio and the QEMU monitor on build/qemu-monitor.sock
+# (e.g. `echo 'sendkey pgdn' | socat - UNIX-CONNECT:build/qemu-monitor.sock`).
+qemu:
+	@test -f presscap-vm.img || { echo "presscap-vm.img does not exist: run make image-vm first"; exit 1; }
+	mkdir -p build && test -f build/ring.img || truncate -s 4G build/ring.img
+	qemu-system-aarch64 -machine virt -cpu cortex-a72 -smp 2 -m 1024 -bios $(QEMU_EFI) \
+	  -drive file=presscap-vm.img,if=none,format=raw,id=root -device virtio-blk-pci,drive=root \
+	  -device qemu-xhci,id=xhci -device usb-kbd,bus=xhci.0 \
+	  -drive file=build/ring.img,if=none,format=raw,id=ring -device usb-storage,bus=xhci.0,drive=ring \
+	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80 \
+	  -device virtio-net-pci,netdev=net0,romfile= \
+	  -monitor unix:build/qemu-monitor.sock,server,nowait -nographic
+
+# Boots the VM image under QEMU, checks the web UI, updates it with a second
+# build and checks the A/B switch and that /perm survived. Needs root for
+# nothing, but the Debian packages of .ci/packages.txt. About 3-6 minutes.
+systemtest: $(SDBOOT)
+	$(GO) test -count=1 -tags systemtest -timeout 15m -v ./image/systemtest/
+
+# Image build time (cold and warm Go cache are not separated: warm), image
+# size, boot-to-web-UI time under QEMU. Figures in docs/benchmarks.md.
+bench: bench-image
+bench-image: $(SDBOOT)
+	$(GO) test -count=1 -tags systemtest -timeout 15m -run TestBootAndUpdate -v ./image/systemtest/ | grep -E '^\s*(bench|---|ok|FAIL)'

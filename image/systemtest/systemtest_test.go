@@ -1,0 +1,396 @@
+//go:build systemtest
+
+package systemtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/image/fat"
+	"github.com/presscap/presscap/image/partition"
+	"github.com/presscap/presscap/image/updater"
+)
+
+const (
+	repo      = "../.."
+	qemuEFI   = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+	sdbootRel = "build/systemd-boot/usr/lib/systemd/boot/efi/systemd-bootaa64.efi"
+)
+
+func need(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	t.Fatalf("%s not found: install the Debian package %s", name, pkg)
+	return ""
+}
+
+// vm is one QEMU instance booting a disk image.
+type vm struct {
+	cmd    *exec.Cmd
+	serial string
+	port   int
+	done   chan struct{} // closed when QEMU has exited; then err is set
+	err    error
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startVM(t *testing.T, disk, ring, dir string) *vm {
+	t.Helper()
+	q := need(t, "qemu-system-aarch64", "qemu-system-arm")
+	if _, err := os.Stat(qemuEFI); err != nil {
+		t.Fatalf("%s: install the Debian package qemu-efi-aarch64", qemuEFI)
+	}
+	v := &vm{serial: filepath.Join(dir, "serial.log"), port: freePort(t), done: make(chan struct{})}
+	args := []string{
+		"-machine", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
+		"-bios", qemuEFI,
+		"-drive", "file=" + disk + ",if=none,format=raw,id=root", "-device", "virtio-blk-pci,drive=root",
+		"-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0",
+		"-drive", "file=" + ring + ",if=none,format=raw,id=ring", "-device", "usb-storage,bus=xhci.0,drive=ring",
+		// restrict=on: the guest reaches nothing but the explicit forwards.
+		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", v.port),
+		"-device", "virtio-net-pci,netdev=net0,romfile=",
+		"-monitor", "unix:" + filepath.Join(dir, "monitor.sock") + ",server,nowait",
+		"-serial", "file:" + v.serial, "-display", "none",
+	}
+	v.cmd = exec.Command(q, args...)
+	var stderr bytes.Buffer
+	v.cmd.Stderr = &stderr
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := v.cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, stderr.String())
+		}
+		v.err = err
+		close(v.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-v.done:
+		default:
+			v.cmd.Process.Kill()
+			<-v.done
+		}
+	})
+	return v
+}
+
+func (v *vm) serialLog(t *testing.T) string {
+	b, _ := os.ReadFile(v.serial)
+	return string(b)
+}
+
+func (v *vm) target(pw string) *updater.Target {
+	return &updater.Target{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", v.port), Password: pw,
+		Client: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// waitUp polls the web UI until it answers with build, or fails.
+func (v *vm) waitUp(t *testing.T, pw, build string, timeout time.Duration) (updater.Status, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	tg := v.target(pw)
+	var last error
+	for time.Since(start) < timeout {
+		select {
+		case <-v.done:
+			t.Fatalf("QEMU exited: %v\nserial:\n%s", v.err, tail(v.serialLog(t), 3000))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := tg.GetStatus(ctx)
+		cancel()
+		if err == nil && s.BuildTimestamp == build {
+			return s, time.Since(start)
+		}
+		if err == nil {
+			last = fmt.Errorf("build %s", s.BuildTimestamp)
+		} else {
+			last = err
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("web UI did not report build %s within %s (last: %v)\nserial:\n%s", build, timeout, last, tail(v.serialLog(t), 4000))
+	return updater.Status{}, 0
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func imageTool(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "imagetool")
+	cmd := exec.Command("go", "build", "-o", bin, "./image")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./image: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func buildImage(t *testing.T, tool, inst, out, workdir string, ts time.Time) time.Duration {
+	t.Helper()
+	sdboot, err := filepath.Abs(filepath.Join(repo, sdbootRel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sdboot); err != nil {
+		t.Fatalf("%v: run make systemtest (it fetches systemd-boot-efi:arm64)", err)
+	}
+	start := time.Now()
+	cmd := exec.Command(tool, "build", "-instance", inst, "-o", out, "-workdir", workdir,
+		"-timestamp", ts.Format(time.RFC3339), "-systemd-boot", sdboot)
+	cmd.Dir = repo
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("image build: %v\n%s", err, o)
+	}
+	return time.Since(start)
+}
+
+func copyInstance(t *testing.T, dir string) string {
+	t.Helper()
+	dst := filepath.Join(dir, "presscap-vm")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "probe.json"} {
+		b, err := os.ReadFile(filepath.Join(repo, "gokrazy", "presscap-vm", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func bootFile(t *testing.T, disk, name string) string {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fs, err := fat.Open(io.NewSectionReader(f, partition.BootStart*partition.SectorSize, partition.BootSectors*partition.SectorSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fs.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// extractPerm copies /perm out of the disk so e2fsprogs can read it.
+func extractPerm(t *testing.T, disk, dir string) string {
+	t.Helper()
+	st, err := os.Stat(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := partition.NewLayout(0, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Partition(partition.Perm)
+	out := filepath.Join(dir, "perm.ext4")
+	cmd := exec.Command("dd", "if="+disk, "of="+out, "bs=1M", "conv=sparse",
+		"iflag=skip_bytes,count_bytes", "skip="+strconv.FormatInt(p.Offset(), 10), "count="+strconv.FormatInt(p.Size(), 10))
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v\n%s", err, o)
+	}
+	return out
+}
+
+func TestBootAndUpdate(t *testing.T) {
+	dir := t.TempDir()
+	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("_systemtest-%d", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(workdir) })
+	tool := imageTool(t, dir)
+	inst := copyInstance(t, dir)
+
+	// Build A, boot it.
+	tsA := time.Now().UTC().Truncate(time.Second)
+	diskA := filepath.Join(dir, "a.img")
+	buildDur := buildImage(t, tool, inst, diskA, workdir, tsA)
+	pwB, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimSpace(string(pwB))
+	st, _ := os.Stat(diskA)
+	var used int64
+	if out, err := exec.Command("du", "-B1", diskA).Output(); err == nil {
+		used, _ = strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
+	}
+	t.Logf("bench: image build (warm Go cache) %.1f s; image %d MiB, %d MiB allocated (sparse)", buildDur.Seconds(), st.Size()>>20, used>>20)
+
+	ring := filepath.Join(dir, "ring.img")
+	if err := os.WriteFile(ring, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ring, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	v := startVM(t, diskA, ring, dir)
+	status, bootDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
+	t.Logf("bench: QEMU start to web UI %.1f s (TCG, cortex-a72)", bootDur.Seconds())
+	if status.Hostname != "presscap-vm" {
+		t.Errorf("hostname %q", status.Hostname)
+	}
+	// The web UI requires the password: a wrong one is refused.
+	bad := v.target("wrong")
+	if _, err := bad.GetStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("GET / with a wrong password: %v", err)
+	}
+	// Every service the instance names is supervised.
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", v.port), nil)
+	req.SetBasicAuth("gokrazy", pw)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, p := range []string{"/gokrazy/dhcp", "/gokrazy/ntp", "/gokrazy/randomd", "/gokrazy/heartbeat", "/user/probe", `"PermDev":"/dev/vda4"`} {
+		if !bytes.Contains(body, []byte(p)) {
+			t.Errorf("status lacks %s: %s", p, body)
+		}
+	}
+	log1 := v.serialLog(t)
+	if !strings.Contains(log1, "Mounted root (squashfs filesystem) readonly on device 254:2") {
+		t.Errorf("first boot did not mount root from partition 2:\n%s", tail(log1, 3000))
+	}
+
+	// Build B (a later timestamp) and push it with make update's command.
+	tsB := tsA.Add(time.Minute)
+	diskB := filepath.Join(dir, "b.img")
+	buildImage(t, tool, inst, diskB, workdir, tsB)
+	updStart := time.Now()
+	cmd := exec.Command(tool, "update", "-instance", inst, "-image", diskB,
+		"-target", fmt.Sprintf("http://127.0.0.1:%d", v.port), "-wait", "5m")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("image update: %v\n%s\nserial:\n%s", err, out, tail(v.serialLog(t), 4000))
+	}
+	t.Logf("update:\n%s", out)
+	t.Logf("bench: update (root + boot + switch + reboot + back up) %.1f s", time.Since(updStart).Seconds())
+	if !strings.Contains(string(out), "/update/root:") || !strings.Contains(string(out), "digest verified") {
+		t.Errorf("update output lacks the verified root transfer:\n%s", out)
+	}
+	s2, _ := v.waitUp(t, pw, tsB.Format(time.RFC3339), time.Minute)
+	if s2.BuildTimestamp != tsB.Format(time.RFC3339) {
+		t.Errorf("after the update the device runs %s", s2.BuildTimestamp)
+	}
+	log2 := v.serialLog(t)
+	if !strings.Contains(log2[len(log1):], "Mounted root (squashfs filesystem) readonly on device 254:3") {
+		t.Errorf("after the update root is not partition 3:\n%s", tail(log2, 3000))
+	}
+	if !regexp.MustCompile(`Kernel command line: .*PARTNROFF=2 `).MatchString(log2[len(log1):]) {
+		t.Errorf("the kernel did not get PARTNROFF=2 after the update")
+	}
+
+	// Power off, then look at the disk the VM used.
+	if err := postPoweroff(v, pw); err != nil {
+		t.Logf("poweroff: %v", err)
+	}
+	select {
+	case <-v.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("VM did not power off\n%s", tail(v.serialLog(t), 2000))
+	}
+	for _, f := range []string{"cmdline.txt", "loader/entries/gokrazy.conf"} {
+		c := bootFile(t, diskA, f)
+		if !strings.Contains(c, "/PARTNROFF=2 ") || strings.Contains(c, "PARTNROFF=1") {
+			t.Errorf("%s after the update: %q", f, c)
+		}
+	}
+	perm := extractPerm(t, diskA, dir)
+	if o, err := exec.Command(need(t, "e2fsck", "e2fsprogs"), "-n", "-f", perm).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -n -f /perm after two boots: %v\n%s", err, o)
+	}
+	// /perm survived: the directory init created on the first boot is
+	// still there, older than the update, and the file system was mounted
+	// by both boots (not recreated).
+	dcmd := exec.Command(need(t, "debugfs", "e2fsprogs"), "-R", "stat /var", perm)
+	dcmd.Env = append(os.Environ(), "DEBUGFS_PAGER=__none__", "PAGER=__none__")
+	dbg, err := dcmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, dbg)
+	}
+	m := regexp.MustCompile(`crtime: 0x([0-9a-f]+)`).FindSubmatch(dbg)
+	if m == nil {
+		t.Fatalf("no crtime for /perm/var:\n%s", dbg)
+	}
+	crtime, _ := strconv.ParseInt(string(m[1]), 16, 64)
+	if !time.Unix(crtime, 0).Before(updStart) {
+		t.Errorf("/perm/var was created at %s, after the update started at %s: /perm did not survive", time.Unix(crtime, 0).UTC(), updStart.UTC())
+	}
+	hdr, err := exec.Command(need(t, "dumpe2fs", "e2fsprogs"), "-h", perm).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v\n%s", err, hdr)
+	}
+	mc := regexp.MustCompile(`Mount count:\s+(\d+)`).FindSubmatch(hdr)
+	if mc == nil {
+		t.Fatalf("dumpe2fs: no mount count:\n%s", hdr)
+	}
+	if n, _ := strconv.Atoi(string(mc[1])); n < 2 {
+		t.Errorf("/perm mount count %d: it was not mounted by both boots", n)
+	}
+}
+
+func postPoweroff(v *vm, pw string) error {
+	req, err := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/poweroff", v.port), nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("gokrazy", pw)
+	c := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
