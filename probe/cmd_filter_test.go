@@ -123,11 +123,19 @@ func TestCompileExtractFilter(t *testing.T) {
 		0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
 		0x04, 0xd2, 0, 53, 0, 8, 0, 0,
 	}
-	if !m(f) {
+	if !m(f, len(f)) {
 		t.Errorf("UDP to port 53 not matched")
 	}
 	f[37] = 54
-	if m(f) {
+	if m(f, len(f)) {
 		t.Errorf("UDP to port 54 matched")
+	}
+	// A sliced frame: greater judges the original length.
+	m, err = compileExtractFilter("greater 100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m(f, len(f)) || !m(f, 1000) {
+		t.Errorf("greater 100 on a %d-byte frame cut from 1000: %v, %v; want false, true", len(f), m(f, len(f)), m(f, 1000))
 	}
 }

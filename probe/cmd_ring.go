@@ -319,7 +319,7 @@ func runExtract(ctx context.Context, e env, args []string) error {
 			return nil
 		}
 		i := ifaceOf[rec.Link]
-		if i < 0 || (match != nil && !match(rec.Data)) {
+		if i < 0 || (match != nil && !match(rec.Data, int(rec.OrigLen))) {
 			return nil
 		}
 		return pw.WritePacket(i, rec.Time, rec.OrigLen, rec.Data)

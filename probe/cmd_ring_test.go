@@ -572,3 +572,66 @@ func TestExtractWhileImporting(t *testing.T) {
 		t.Errorf("only %d extractions ran during the import", extracts)
 	}
 }
+
+// TestExtractFilterSlicedPackets: in a ring whose packets were cut short
+// (caplen < len), `-filter` judges len/less/greater by the original length,
+// as tcpdump -r does on the same file: the extraction holds exactly the
+// packets tcpdump -r selects from the imported pcap.
+func TestExtractFilterSlicedPackets(t *testing.T) {
+	tcpdump := tool(t, "tcpdump", "tcpdump")
+	dir := t.TempDir()
+	ring := filepath.Join(dir, "ring")
+	ps := makeFrames(7, 600, t0, 10*time.Millisecond) // every fifth packet is sliced by 100 bytes
+	in := filepath.Join(dir, "sliced.pcap")
+	writePcap(t, in, ps)
+	mustRun(t, "ring", "import", "-ring", ring, "-size", "64M", in)
+
+	for _, c := range []struct {
+		expr string
+		keep func(orig uint32) bool
+	}{
+		{"greater 700", func(n uint32) bool { return n >= 700 }},
+		{"udp and less 700", func(n uint32) bool { return n <= 700 }},
+		{"len > 300 and len < 1000", func(n uint32) bool { return n > 300 && n < 1000 }},
+	} {
+		// The case must tell the lengths apart: some sliced packet is
+		// selected by its original length and not by its stored one.
+		var want []testPacket
+		differs := 0
+		for _, p := range ps {
+			if c.keep(p.orig) {
+				want = append(want, p)
+			}
+			if c.keep(p.orig) != c.keep(uint32(len(p.data))) {
+				differs++
+			}
+		}
+		if differs == 0 {
+			t.Fatalf("%q: no packet where the stored and original lengths give different verdicts", c.expr)
+		}
+
+		// tcpdump -r on the input file is the oracle.
+		oracle := filepath.Join(dir, "oracle.pcap")
+		if out, err := exec.Command(tcpdump, "-nn", "--time-stamp-precision=nano", "-r", in, "-w", oracle, c.expr).CombinedOutput(); err != nil {
+			t.Fatalf("tcpdump -r %s %q: %v\n%s", in, c.expr, err, out)
+		}
+		f, err := os.Open(oracle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byTcpdump, _ := readCapture(t, f)
+		f.Close()
+		samePackets(t, "tcpdump -r "+c.expr, byTcpdump, want)
+
+		got := filepath.Join(dir, "got.pcap")
+		mustRun(t, "extract", "-ring", ring, "-from", rfc(t0), "-to", rfc(t0+int64(time.Hour)), "-filter", c.expr, "-o", got)
+		checkCapture(t, got, len(want))
+		f, err = os.Open(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extracted, _ := readCapture(t, f)
+		f.Close()
+		samePackets(t, "extract -filter "+c.expr, extracted, byTcpdump)
+	}
+}

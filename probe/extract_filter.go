@@ -8,8 +8,11 @@ import (
 
 // compileExtractFilter turns a -filter expression into a predicate over
 // frames as stored in the ring (VLAN tags inside the frame), evaluated in
-// userspace by filter.Matcher. An empty expression means no filter.
-func compileExtractFilter(expr string) (func(frame []byte) bool, error) {
+// userspace by filter.Matcher. The predicate takes the record's original
+// length, so that `len`, `less` and `greater` judge a sliced packet by its
+// length on the wire, as tcpdump -r does on a sliced capture file. An empty
+// expression means no filter.
+func compileExtractFilter(expr string) (func(frame []byte, origLen int) bool, error) {
 	if expr == "" {
 		return nil, nil
 	}
@@ -17,5 +20,5 @@ func compileExtractFilter(expr string) (func(frame []byte) bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-filter: %w", err)
 	}
-	return m.Match, nil
+	return m.MatchLen, nil
 }
