@@ -19,6 +19,7 @@ import (
 	"github.com/presscap/presscap/image/partition"
 	"github.com/presscap/presscap/image/rootfs"
 	"github.com/presscap/presscap/image/updater"
+	probeconfig "github.com/presscap/presscap/probe/config"
 )
 
 // The structural tests build both instances once (compiling for arm64 is
@@ -239,7 +240,8 @@ func checkCmdline(t *testing.T, fs *fat.FS, hostname, console string) {
 	}
 }
 
-func checkRoot(t *testing.T, img string, tab *partition.Table, hostname, kernelRel string, wantModules bool) string {
+func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel string, wantModules bool) string {
+	img := b.img
 	t.Helper()
 	p, err := updater.OpenImage(img)
 	if err != nil {
@@ -273,8 +275,13 @@ func checkRoot(t *testing.T, img string, tab *partition.Table, hostname, kernelR
 		"/var":                      "lrwxrwxrwx 0/0 -> /perm/var",
 		"/lib/modules/" + kernelRel: dir,
 		"/dev":                      dir, "/proc": dir, "/sys": dir, "/tmp": dir, "/perm": dir, "/run": dir, "/mnt": dir,
-		"/mnt/presscap": dir,
 	}
+	// The probe's storage mount point exists in the read-only root.
+	pc, err := probeconfig.Load(filepath.Join(b.instance, "probe.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[pc.Storage.MountPoint] = dir
 	for p, w := range want {
 		if l[p] != w {
 			t.Errorf("root %s: %q, want %q", p, l[p], w)
@@ -393,7 +400,7 @@ func TestPiImageStructure(t *testing.T) {
 	if _, err := fs.Stat("EFI/BOOT/BOOTAA64.EFI"); err == nil {
 		t.Error("the Pi image carries an EFI loader")
 	}
-	checkRoot(t, b.img, tab, "presscap", "6.12.47-v8", true)
+	checkRoot(t, b, tab, "presscap", "6.12.47-v8", true)
 	checkPerm(t, b.img, tab)
 
 	// info reads back what build wrote.
@@ -438,7 +445,7 @@ func TestVMImageStructure(t *testing.T) {
 	if _, err := fs.Stat("config.txt"); err == nil {
 		t.Error("the UEFI image carries a Raspberry Pi config.txt")
 	}
-	checkRoot(t, b.img, tab, "presscap-vm", "7.1.3", false)
+	checkRoot(t, b, tab, "presscap-vm", "7.1.3", false)
 }
 
 func TestBadProbeConfigFailsTheBuild(t *testing.T) {
