@@ -2,7 +2,9 @@ package capture
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -440,5 +442,66 @@ func TestAddLinks(t *testing.T) {
 	}
 	if _, err := AddLinks(&f, []string{"pcnosuchif0"}, 0, true); err == nil || !strings.Contains(err.Error(), "pcnosuchif0") {
 		t.Errorf("AddLinks(mustExist) with a missing interface: %v", err)
+	}
+}
+
+// stallingRing is a real ring whose appends block until released, like a
+// disk that stops answering for a while.
+type stallingRing struct {
+	*ringfs.Ring
+	release chan struct{}
+}
+
+func (s *stallingRing) Append(r ringfs.Record) error {
+	<-s.release
+	return s.Ring.Append(r)
+}
+
+// Drops end up in the ring by time: a window read back says how many
+// packets were lost inside it, and the ring's totals match the capture's.
+func TestDropsReachTheRing(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ring.Close()
+	p := netnstest.NewPair(t)
+	links, err := AddLinks(ring, []string{p.Host}, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &stallingRing{Ring: ring, release: make(chan struct{})}
+	c, stop := startCapture(t, Config{Links: links, Buffer: 2 * batchSize}, sink)
+	start := time.Now().UnixNano()
+	if err := p.NewSender(t).Send(netnstest.Frames(20000)...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats()[0].BacklogDrops == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(sink.release)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	end := time.Now().UnixNano()
+	st := c.Stats()[0]
+	if st.Dropped() == 0 || st.Written+st.Dropped() != 20000 {
+		t.Fatalf("stats %+v: want drops, and written + dropped = 20000 sent", st)
+	}
+	var n uint64
+	rs, err := ring.Read(context.Background(), start, end, func(ringfs.Record) error { n++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Drops != st.Dropped() || rs.Packets != st.Written || n != st.Written {
+		t.Errorf("window read: %d packets, %+v; capture: %+v", n, rs, st)
+	}
+	// Outside the window of the traffic there is nothing, drops included.
+	if rs, _ := ring.Read(context.Background(), 0, start, func(ringfs.Record) error { return nil }); rs.Drops != 0 || rs.Packets != 0 {
+		t.Errorf("before the traffic the ring holds %+v", rs)
+	}
+	info, err := ring.Info()
+	if err != nil || info.Drops != st.Dropped() {
+		t.Errorf("ring info drops %d (%v), capture dropped %d", info.Drops, err, st.Dropped())
 	}
 }
