@@ -444,11 +444,10 @@ func (s *Service) Snapshot() status.Snapshot {
 	s.mu.Unlock()
 	if u != nil {
 		us := u.Status()
-		up := &status.Upload{QueueDir: filepath.Join(root, s.cfg.Storage.QueueDir), Files: len(us.Queue), Bytes: us.QueueBytes,
-			NextUpload: us.NextRun, Last: us.LastResult}
-		if !us.Enabled {
-			up.Last = "upload disabled (upload.enable)"
-		}
+		up := &status.Upload{Enabled: us.Enabled, Server: us.Server,
+			QueueDir: filepath.Join(root, s.cfg.Storage.QueueDir), Files: len(us.Queue), Bytes: us.QueueBytes,
+			NextUpload: us.NextRun, Running: us.Running, LastAttempt: us.LastAttempt, LastSuccess: us.LastSuccess,
+			Last: us.LastResult, LastError: us.LastError, PublicKey: us.PublicKey}
 		snap.Upload = up
 	}
 	return snap

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/probe/status"
 	"github.com/presscap/presscap/probe/trigger"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
@@ -506,9 +509,53 @@ func TestUploadAfterCapture(t *testing.T) {
 	if n := len(readPCAP(t, filepath.Join(remote, want[0]))); n != int(res.man.Files[0].Packets) || len(local) == 0 {
 		t.Errorf("uploaded file has %d packets, manifest %d", n, res.man.Files[0].Packets)
 	}
-	if s := r.svc.Snapshot(); s.Upload == nil || s.Upload.Files != 0 {
-		t.Errorf("status upload %+v", s.Upload)
+	// The status page carries the uploader's state: the key to install,
+	// the success, no error, and (once the attempt ended) not running.
+	waitUntil(t, "the attempt's end", 10*time.Second, func() bool { u := r.svc.Snapshot().Upload; return u != nil && !u.Running })
+	s := r.svc.Snapshot()
+	if u := s.Upload; u == nil || u.Files != 0 || !u.Enabled || u.Server != srv.Addr() || u.PublicKey != pub ||
+		u.LastSuccess.IsZero() || u.LastError != "" || u.LastAttempt.IsZero() {
+		t.Fatalf("status upload %+v", s.Upload)
 	}
+	page := statusPage(t, r.svc)
+	for _, want := range []string{"<code>" + pub + "</code>", srv.Addr(), "<th>last error</th><td>none</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+
+	// Server down: the next capture's upload fails, and the page says why.
+	srv.Stop()
+	if _, err := r.svc.Trigger("local"); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.waitExport(t, 10*time.Second); res.err != nil {
+		t.Fatal(res.err)
+	}
+	waitUntil(t, "the failed upload in the status", 20*time.Second, func() bool {
+		u := r.svc.Snapshot().Upload
+		return u != nil && u.LastError != "" && !u.Running
+	})
+	u := r.svc.Snapshot().Upload
+	if u.Files != 2 || !u.LastSuccess.Equal(s.Upload.LastSuccess) || !u.LastAttempt.After(s.Upload.LastAttempt) ||
+		!strings.Contains(u.LastError, "connection refused") {
+		t.Errorf("status upload after a failure: %+v", u)
+	}
+	if page := statusPage(t, r.svc); !strings.Contains(page, "<b>"+u.LastError+"</b>") {
+		t.Errorf("status page lacks the error %q:\n%s", u.LastError, page)
+	}
+}
+
+// statusPage renders the service's HTML status page.
+func statusPage(t *testing.T, svc *Service) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	status.Handler(svc, status.Auth{}).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 200 {
+		t.Fatalf("GET /: %d %s", rec.Code, rec.Body)
+	}
+	// html/template escapes more than it must (+ in a key is &#43;).
+	return html.UnescapeString(rec.Body.String())
 }
 
 // TestDiskFullAtExport: when the disk fills up after the ring was made,

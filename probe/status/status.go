@@ -93,13 +93,25 @@ type Press struct {
 	Done     bool      `json:"done"`
 }
 
-// Upload is the upload queue.
+// Upload is the upload queue and the uploader's state.
 type Upload struct {
+	Enabled    bool      `json:"enabled"`
+	Server     string    `json:"server,omitempty"`
 	QueueDir   string    `json:"queue_dir"`
 	Files      int       `json:"files"`
 	Bytes      int64     `json:"bytes"`
 	NextUpload time.Time `json:"next_upload,omitzero"`
-	Last       string    `json:"last,omitempty"`
+	// Running: an upload attempt is in progress.
+	Running     bool      `json:"running"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Last is the last attempt's result in one line; LastError is its
+	// error, empty after a success.
+	Last      string `json:"last,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// PublicKey is the probe's SSH key as an OpenSSH authorized_keys
+	// line, for the provider to install on the SFTP server.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // Source is what the server shows and triggers.
@@ -221,7 +233,16 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <td>{{if .Error}}<b>{{.Error}}</b>{{else if .Done}}{{range .Files}}{{.}}<br>{{end}}{{else}}waiting{{end}}</td></tr>{{end}}
 </table>
 <h2>Upload</h2>
-{{with .Upload}}<p>{{.Files}} files ({{mib .Bytes}}) in {{.QueueDir}}; next upload {{t .NextUpload}}. {{.Last}}</p>{{else}}<p>no upload configured</p>{{end}}
+{{with .Upload}}<table>
+<tr><th>queue</th><td>{{.Files}} files ({{mib .Bytes}}) in {{.QueueDir}}</td></tr>
+<tr><th>server</th><td>{{if .Enabled}}{{.Server}}{{else}}upload disabled (upload.enable){{end}}</td></tr>
+<tr><th>next upload</th><td>{{t .NextUpload}}</td></tr>
+<tr><th>running</th><td>{{if .Running}}<b>uploading now</b>{{else}}no{{end}}</td></tr>
+<tr><th>last attempt</th><td>{{t .LastAttempt}}{{if .Last}}: {{.Last}}{{end}}</td></tr>
+<tr><th>last success</th><td>{{t .LastSuccess}}</td></tr>
+<tr><th>last error</th><td>{{if .LastError}}<b>{{.LastError}}</b>{{else}}none{{end}}</td></tr>
+<tr><th>public key</th><td>{{if .PublicKey}}<code>{{.PublicKey}}</code><br>(append this line to the upload user's ~/.ssh/authorized_keys on the SFTP server){{else}}-{{end}}</td></tr>
+</table>{{else}}<p>no upload configured</p>{{end}}
 <p><a href="status.json">JSON</a></p>
 </body></html>
 `))

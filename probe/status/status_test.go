@@ -18,6 +18,8 @@ import (
 
 type fakeSource struct{ triggers atomic.Int32 }
 
+const testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7e5VhP1t0oZ2HIk8i5kq3oKcUe0Yl8aRJ7bWz0o4d presscap@probe-test"
+
 func (f *fakeSource) Snapshot() Snapshot {
 	return Snapshot{
 		Host: "probe-test", Now: time.Unix(1700000000, 0), ClockSynced: false,
@@ -25,7 +27,10 @@ func (f *fakeSource) Snapshot() Snapshot {
 		Ring:    &Ring{Dir: "/mnt/ring", Size: 1 << 30, Packets: 42},
 		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
 		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true}},
-		Upload:  &Upload{QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0)},
+		Upload: &Upload{Enabled: true, Server: "sftp.example.net:22", QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0),
+			Running: true, LastAttempt: time.Unix(1700000100, 0), LastSuccess: time.Unix(1699990000, 0).UTC(),
+			Last: "failed: <refused>", LastError: "ssh: unable to authenticate <publickey>",
+			PublicKey: testPublicKey},
 	}
 }
 
@@ -44,7 +49,11 @@ func TestPages(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"probe-test", "not synced", "no disk found", "Logitech USB Receiver", "a_b_all.pcap", "2023-11-14 22:13:20.000 UTC", "3 files"} {
+	for _, want := range []string{"probe-test", "not synced", "no disk found", "Logitech USB Receiver", "a_b_all.pcap", "2023-11-14 22:13:20.000 UTC", "3 files",
+		// The upload section: server, running flag, last attempt and
+		// success, the error (escaped) and the key as one copyable line.
+		"sftp.example.net:22", "uploading now", "2023-11-14 22:15:00.000 UTC: failed: &lt;refused&gt;", "2023-11-14 19:26:40.000 UTC",
+		"<b>ssh: unable to authenticate &lt;publickey&gt;</b>", "<code>" + testPublicKey + "</code>"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("HTML lacks %q", want)
 		}
@@ -53,13 +62,23 @@ func TestPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	var s Snapshot
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	for _, key := range []string{`"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `} {
+		if !strings.Contains(string(raw), key) {
+			t.Errorf("JSON lacks %s:\n%s", key, raw)
+		}
+	}
 	if s.Host != "probe-test" || s.Ring.Packets != 42 || s.Storage.State != "no disk" || len(s.Devices) != 1 {
 		t.Errorf("JSON = %+v", s)
+	}
+	if u := s.Upload; u == nil || !u.Running || !u.Enabled || u.PublicKey != testPublicKey || u.LastError != "ssh: unable to authenticate <publickey>" ||
+		!u.LastSuccess.Equal(time.Unix(1699990000, 0)) || !u.LastAttempt.Equal(time.Unix(1700000100, 0)) {
+		t.Errorf("JSON upload = %+v", s.Upload)
 	}
 	if r, _ := http.Get(srv.URL + "/trigger"); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /trigger = %d", r.StatusCode)
