@@ -48,8 +48,10 @@ type vm struct {
 	cmd    *exec.Cmd
 	serial string
 	port   int
-	done   chan struct{} // closed when QEMU has exited; then err is set
-	err    error
+	// started is when QEMU was started: boot times count from it.
+	started time.Time
+	done    chan struct{} // closed when QEMU has exited; then err is set
+	err     error
 }
 
 func freePort(t *testing.T) int {
@@ -62,7 +64,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startVM(t *testing.T, disk, ring, dir string) *vm {
+// startVM boots disk. fwds are extra user-network forwards
+// ("hostfwd=...", "guestfwd=..."), extra more QEMU arguments.
+func startVM(t *testing.T, disk, ring, dir string, fwds, extra []string) *vm {
 	t.Helper()
 	q := need(t, "qemu-system-aarch64", "qemu-system-arm")
 	if _, err := os.Stat(qemuEFI); err != nil {
@@ -76,17 +80,19 @@ func startVM(t *testing.T, disk, ring, dir string) *vm {
 		"-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0",
 		"-drive", "file=" + ring + ",if=none,format=raw,id=ring", "-device", "usb-storage,bus=xhci.0,drive=ring",
 		// restrict=on: the guest reaches nothing but the explicit forwards.
-		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", v.port),
+		"-netdev", strings.Join(append([]string{fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", v.port)}, fwds...), ","),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-monitor", "unix:" + filepath.Join(dir, "monitor.sock") + ",server,nowait",
 		"-serial", "file:" + v.serial, "-display", "none",
 	}
+	args = append(args, extra...)
 	v.cmd = exec.Command(q, args...)
 	var stderr bytes.Buffer
 	v.cmd.Stderr = &stderr
 	if err := v.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	v.started = time.Now()
 	go func() {
 		err := v.cmd.Wait()
 		if err != nil {
@@ -132,7 +138,7 @@ func (v *vm) waitUp(t *testing.T, pw, build string, timeout time.Duration) (upda
 		s, err := tg.GetStatus(ctx)
 		cancel()
 		if err == nil && s.BuildTimestamp == build {
-			return s, time.Since(start)
+			return s, time.Since(v.started)
 		}
 		if err == nil {
 			last = fmt.Errorf("build %s", s.BuildTimestamp)
@@ -185,6 +191,9 @@ func buildImage(t *testing.T, tool, inst, out, workdir string, ts time.Time) tim
 func copyInstance(t *testing.T, dir string) string {
 	t.Helper()
 	dst := filepath.Join(dir, "presscap-vm")
+	if _, err := os.Stat(dst); err == nil {
+		return dst
+	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +281,7 @@ func TestBootAndUpdate(t *testing.T) {
 	if err := os.Truncate(ring, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	v := startVM(t, diskA, ring, dir)
+	v := startVM(t, diskA, ring, dir, nil, nil)
 	status, bootDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
 	t.Logf("bench: QEMU start to web UI %.1f s (TCG, cortex-a72)", bootDur.Seconds())
 	if status.Hostname != "presscap-vm" {

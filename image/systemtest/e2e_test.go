@@ -1,0 +1,462 @@
+//go:build systemtest
+
+package systemtest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/presscap/presscap/probe/upload/sshdtest"
+)
+
+// frame builds an Ethernet/IPv4/UDP frame 192.0.2.1:5000 -> 192.0.2.2:dport
+// carrying the sequence number in a recognizable payload.
+func frame(seq int, dport uint16) []byte {
+	payload := []byte(fmt.Sprintf("presscap-e2e seq=%08d ", seq))
+	payload = append(payload, bytes.Repeat([]byte{'x'}, 64)...)
+	udpLen := 8 + len(payload)
+	ipLen := 20 + udpLen
+	b := make([]byte, 14+ipLen)
+	copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(b[6:12], []byte{0x02, 0, 0, 0, 0, 0x01})
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(ipLen))
+	copy(ip[12:16], []byte{192, 0, 2, 1})
+	copy(ip[16:20], []byte{192, 0, 2, 2})
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 5000)
+	binary.BigEndian.PutUint16(udp[2:], dport)
+	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
+	copy(udp[8:], payload)
+	return b
+}
+
+var seqRE = regexp.MustCompile(`presscap-e2e seq=(\d{8}) `)
+
+// generator sends frames into the guest's capture NIC through QEMU's UDP
+// socket backend on loopback, remembering when each was sent.
+type generator struct {
+	mu   sync.Mutex
+	sent []time.Time // by sequence number
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startGenerator(t *testing.T, conn *net.UDPConn, to *net.UDPAddr, pps int) *generator {
+	g := &generator{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		tick := time.NewTicker(time.Second / time.Duration(pps))
+		defer tick.Stop()
+		for seq := 0; ; seq++ {
+			select {
+			case <-g.stop:
+				return
+			case <-tick.C:
+			}
+			dport := uint16(9999)
+			if seq%2 == 1 {
+				dport = 7777
+			}
+			g.mu.Lock()
+			g.sent = append(g.sent, time.Now())
+			g.mu.Unlock()
+			if _, err := conn.WriteToUDP(frame(seq, dport), to); err != nil {
+				t.Errorf("sending frame %d: %v", seq, err)
+				return
+			}
+		}
+	}()
+	t.Cleanup(g.halt)
+	return g
+}
+
+func (g *generator) halt() {
+	select {
+	case <-g.stop:
+	default:
+		close(g.stop)
+	}
+	<-g.done
+}
+
+func (g *generator) sentAt(seq int) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sent[seq]
+}
+
+func (g *generator) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sent)
+}
+
+// ringDisk makes a 1 GiB disk with one ext4 partition labelled PRESSCAP,
+// as the README tells the provider to prepare it.
+func ringDisk(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "ring.img")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(need(t, "sfdisk", "fdisk"), "-q", p)
+	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	size := (int64(1<<30) - 2048*512) >> 10
+	if out, err := exec.Command(need(t, "mkfs.ext4", "e2fsprogs"), "-q", "-F", "-L", "PRESSCAP",
+		"-E", "offset=1048576", p, strconv.FormatInt(size, 10)+"k").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	return p
+}
+
+type probeStatus struct {
+	Storage struct {
+		State string `json:"state"`
+	} `json:"storage"`
+	Ring *struct {
+		Oldest  time.Time `json:"oldest"`
+		Newest  time.Time `json:"newest"`
+		Packets uint64    `json:"packets"`
+	} `json:"ring"`
+	Presses []struct {
+		Time time.Time `json:"time"`
+	} `json:"recent_presses"`
+	Faults []string `json:"faults"`
+}
+
+func getProbeStatus(port int, pw string) (probeStatus, error) {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/status.json", port), nil)
+	if err != nil {
+		return probeStatus{}, err
+	}
+	req.SetBasicAuth("gokrazy", pw)
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return probeStatus{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return probeStatus{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return probeStatus{}, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	var s probeStatus
+	if err := json.Unmarshal(b, &s); err != nil {
+		return probeStatus{}, fmt.Errorf("%v: %s", err, b)
+	}
+	return s, nil
+}
+
+func waitRecording(t *testing.T, v *vm, statusPort int, pw string, timeout time.Duration) (probeStatus, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < timeout {
+		s, err := getProbeStatus(statusPort, pw)
+		if err == nil && s.Ring != nil && s.Ring.Packets > 0 {
+			return s, time.Since(v.started)
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("%+v", s)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("the probe did not record within %s (last: %s)\nserial:\n%s", timeout, last, tail(v.serialLog(t), 5000))
+	return probeStatus{}, 0
+}
+
+func monitor(t *testing.T, sock, cmd string) {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("QEMU monitor: %v", err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+}
+
+func readSeqs(t *testing.T, path string) []int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int
+	add := func(data []byte) {
+		if m := seqRE.FindSubmatch(data); m != nil {
+			n, _ := strconv.Atoi(string(m[1]))
+			seqs = append(seqs, n)
+		}
+	}
+	if binary.LittleEndian.Uint32(magic[:]) == 0x0A0D0D0A {
+		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for {
+			data, _, err := r.ReadPacketData()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			add(data)
+		}
+	} else {
+		r, err := pcapgo.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for {
+			data, _, err := r.ReadPacketData()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			add(data)
+		}
+	}
+	return seqs
+}
+
+func TestCaptureEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("_systemtest-e2e-%d", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(workdir) })
+	tool := imageTool(t, dir)
+	inst := copyInstance(t, dir)
+
+	// The provider's SFTP server: OpenSSH on 127.0.0.1, reached from the
+	// guest at 10.0.2.100:22 through an explicit guestfwd.
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "presscap-systemtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inst, "upload_key"), pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Authorize(signer.PublicKey())
+	remote := filepath.Join(dir, "incoming")
+	if err := os.Mkdir(remote, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	probeCfg := map[string]any{
+		"links": []map[string]string{{"interface": "eth1", "name": "capture"}},
+		"ring":  map[string]any{"size": "256MiB"},
+		"trigger": map[string]any{
+			"before": "10s", "after": "5s",
+			"devices": []map[string]any{{"name": "QEMU", "keys": []string{"KEY_PAGEDOWN"}}},
+		},
+		"exports": []map[string]string{{"name": "all"}, {"name": "port9999", "filter": "udp dst port 9999"}},
+		"upload": map[string]any{
+			"enable": true, "server": "10.0.2.100:22", "user": "root", "remote_dir": remote,
+			"auth": "key", "key_file": "/etc/presscap/upload_key",
+			"host_key":      strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey))),
+			"after_capture": true, "time_zone": "UTC",
+		},
+	}
+	pc, _ := json.MarshalIndent(probeCfg, "", "  ")
+	if err := os.WriteFile(filepath.Join(inst, "probe.json"), pc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var gc map[string]any
+	cb, err := os.ReadFile(filepath.Join(inst, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(cb, &gc); err != nil {
+		t.Fatal(err)
+	}
+	pkgCfg := gc["PackageConfig"].(map[string]any)["github.com/presscap/presscap/probe"].(map[string]any)
+	pkgCfg["ExtraFilePaths"].(map[string]any)["/etc/presscap/upload_key"] = "upload_key"
+	cb, _ = json.MarshalIndent(gc, "", "    ")
+	if err := os.WriteFile(filepath.Join(inst, "config.json"), cb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tsA := time.Now().UTC().Truncate(time.Second)
+	disk := filepath.Join(dir, "a.img")
+	buildImage(t, tool, inst, disk, workdir, tsA)
+	pwb, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimSpace(string(pwb))
+
+	// The capture NIC: QEMU's UDP socket backend on loopback. Frames we
+	// send to qemuAddr appear on the guest's eth1.
+	host, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	qemuAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)}
+	statusPort := freePort(t)
+	ring := ringDisk(t, dir)
+	fwds := []string{
+		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080", statusPort),
+		fmt.Sprintf("guestfwd=tcp:10.0.2.100:22-tcp:127.0.0.1:%d", srv.Port),
+	}
+	extra := []string{
+		"-netdev", fmt.Sprintf("socket,id=cap,udp=%s,localaddr=%s", host.LocalAddr(), qemuAddr),
+		"-device", "virtio-net-pci,netdev=cap,romfile=,mac=52:54:00:12:34:99",
+	}
+	v := startVM(t, disk, ring, dir, fwds, extra)
+	gen := startGenerator(t, host, qemuAddr, 40)
+	v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
+	_, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)
+	t.Logf("bench: QEMU start to recording %.1f s (TCG, cortex-a72)", recDur.Seconds())
+
+	// Let the ring fill past the before-window, then press.
+	time.Sleep(12 * time.Second)
+	firstSeq := gen.count()
+	press := time.Now()
+	monitor(t, filepath.Join(dir, "monitor.sock"), "sendkey pgdn")
+	t.Logf("pressed at seq %d", firstSeq)
+
+	// Files arrive after the after-window, the save and the upload.
+	var files []string
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		files, _ = filepath.Glob(filepath.Join(remote, "*.pcap*"))
+		if len(files) >= 2 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if len(files) < 2 {
+		all, _ := os.ReadDir(remote)
+		s, _ := getProbeStatus(statusPort, pw)
+		t.Fatalf("got %d capture files on the SFTP server (%v), want 2\nstatus: %+v\nsshd: %s\nserial:\n%s",
+			len(files), all, s, tail(srv.Log(), 2000), tail(v.serialLog(t), 5000))
+	}
+	t.Logf("bench: press to files on the SFTP server %.1f s (after = 5 s)", time.Since(press).Seconds())
+
+	capinfos := need(t, "capinfos", "wireshark-common")
+	for _, f := range files {
+		if out, err := exec.Command(capinfos, f).CombinedOutput(); err != nil {
+			t.Errorf("capinfos %s: %v\n%s", f, err, out)
+		}
+		seqs := readSeqs(t, f)
+		got := map[int]bool{}
+		for _, s := range seqs {
+			got[s] = true
+			at := gen.sentAt(s)
+			// Generous bounds: guest and host clocks differ a little.
+			if at.Before(press.Add(-10*time.Second-3*time.Second)) || at.After(press.Add(5*time.Second+3*time.Second)) {
+				t.Errorf("%s holds seq %d sent at press%+.1fs, outside the window [-10s, +5s]", filepath.Base(f), s, at.Sub(press).Seconds())
+			}
+		}
+		only9999 := strings.Contains(filepath.Base(f), "port9999")
+		missing, want := 0, 0
+		for s := 0; s < gen.count(); s++ {
+			at := gen.sentAt(s)
+			if at.Before(press.Add(-8*time.Second)) || at.After(press.Add(3*time.Second)) {
+				continue
+			}
+			if only9999 && s%2 == 1 {
+				if got[s] {
+					t.Errorf("%s holds seq %d, to port 7777", filepath.Base(f), s)
+				}
+				continue
+			}
+			want++
+			if !got[s] {
+				missing++
+			}
+		}
+		t.Logf("%s: %d packets, %d of %d expected in the inner window missing", filepath.Base(f), len(seqs), missing, want)
+		if want == 0 || missing > want/10 {
+			t.Errorf("%s: %d of %d packets sent well inside the window are missing", filepath.Base(f), missing, want)
+		}
+	}
+
+	// Update the running probe; the ring on the USB disk survives.
+	before, err := getProbeStatus(statusPort, pw)
+	if err != nil || before.Ring == nil {
+		t.Fatalf("status before the update: %+v %v", before, err)
+	}
+	tsB := tsA.Add(time.Minute)
+	diskB := filepath.Join(dir, "b.img")
+	buildImage(t, tool, inst, diskB, workdir, tsB)
+	out, err := exec.Command(tool, "update", "-instance", inst, "-image", diskB,
+		"-target", fmt.Sprintf("http://127.0.0.1:%d", v.port), "-wait", "5m").CombinedOutput()
+	if err != nil {
+		t.Fatalf("image update: %v\n%s", err, out)
+	}
+	after, _ := waitRecording(t, v, statusPort, pw, 3*time.Minute)
+	if !after.Ring.Oldest.Before(press) {
+		t.Errorf("ring after the update starts at %s, before it started at %s: the ring did not survive", after.Ring.Oldest, before.Ring.Oldest)
+	}
+	gen.halt()
+}
