@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,18 @@ func TestCheckPrintDefaultIsValid(t *testing.T) {
 	var out, errb bytes.Buffer
 	if err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-print-default"}); err != nil {
 		t.Fatal(err)
+	}
+	// The committed default (shipped in the image as
+	// /etc/presscap/config.json) is exactly what the code prints, so it
+	// cannot fall behind new fields or changed defaults.
+	shipped, err := os.ReadFile("config/testdata/default.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(shipped, out.Bytes()) {
+		t.Errorf("probe/config/testdata/default.json differs from `probe check -print-default`; regenerate it with\n"+
+			"  go run ./probe check -print-default > probe/config/testdata/default.json\nfirst difference: %s",
+			firstDiff(shipped, out.Bytes()))
 	}
 	p := filepath.Join(t.TempDir(), "default.json")
 	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
@@ -42,6 +55,24 @@ func TestCheckPrintDefaultIsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// firstDiff shows the first line where a and b differ.
+func firstDiff(a, b []byte) string {
+	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y || i >= len(al) || i >= len(bl) {
+			return fmt.Sprintf("line %d: file %q, printed %q", i+1, x, y)
+		}
+	}
+	return "none"
 }
 
 func TestCheckNamesFieldAndProblem(t *testing.T) {
