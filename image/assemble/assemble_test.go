@@ -1,0 +1,82 @@
+package assemble
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/image/gokconfig"
+	"github.com/presscap/presscap/image/partition"
+)
+
+func TestInitSource(t *testing.T) {
+	cfg := &gokconfig.Config{
+		Hostname: "p",
+		Packages: []string{"github.com/presscap/presscap/probe", "example.com/tool"},
+		PackageConfig: map[string]gokconfig.PackageConfig{
+			"github.com/presscap/presscap/probe": {CommandLineFlags: []string{"run", `-x="quoted" \ back`}, Environment: []string{"A=b c"}, WaitForClock: true},
+			"example.com/tool":                   {DontStart: true},
+		},
+	}
+	src := InitSource(cfg, "2026-11-27T10:00:00Z")
+	if _, err := parser.ParseFile(token.NewFileSet(), "main.go", src, 0); err != nil {
+		t.Fatalf("generated init does not parse: %v\n%s", err, src)
+	}
+	for _, want := range []string{
+		`const buildTimestamp = "2026-11-27T10:00:00Z"`,
+		`gokrazy.Boot(buildTimestamp)`,
+		`gokrazy.NewService(&exec.Cmd{Path: "/gokrazy/dhcp", Args: []string{"/gokrazy/dhcp"}, Env: os.Environ()})`,
+		`gokrazy.NewWaitForClockService(&exec.Cmd{Path: "/user/probe", Args: []string{"/user/probe", "run", "-x=\"quoted\" \\ back"}, Env: append(os.Environ(), "A=b c")})`,
+		`gokrazy.NewStoppedService(&exec.Cmd{Path: "/user/tool"`,
+		`gokrazy.SuperviseServices(services)`,
+	} {
+		if !strings.Contains(src, want) {
+			t.Errorf("init lacks %s\n%s", want, src)
+		}
+	}
+}
+
+func TestCmdlineAndConfigTxt(t *testing.T) {
+	cfg := &gokconfig.Config{Hostname: "presscap", BootloaderExtraLines: []string{"dtoverlay=disable-bt"}}
+	sig := partition.Signature("presscap")
+	got := Cmdline(cfg, sig)
+	if !strings.HasPrefix(got, "console=tty1 console=serial0,115200 root=PARTUUID=60C24CC1-F3F9-427A-8199-") ||
+		!strings.HasSuffix(got, "0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic") {
+		t.Errorf("Cmdline = %q", got)
+	}
+	cfg.SerialConsole = "disabled"
+	if strings.Contains(Cmdline(cfg, sig), "serial0") {
+		t.Errorf("disabled serial console still in %q", Cmdline(cfg, sig))
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.txt"), []byte("arm_control=0x200\nenable_uart=0\nkernel=vmlinuz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := ConfigTxt(cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ct) != "arm_control=0x200\nenable_uart=0\nkernel=vmlinuz\ndtoverlay=disable-bt\n" {
+		t.Errorf("config.txt without serial console: %q", ct)
+	}
+	cfg.SerialConsole = ""
+	ct, _ = ConfigTxt(cfg, dir)
+	if !strings.Contains(string(ct), "enable_uart=1\n") || strings.Contains(string(ct), "enable_uart=0") {
+		t.Errorf("config.txt with serial console: %q", ct)
+	}
+}
+
+func TestUTCZoneinfo(t *testing.T) {
+	loc, err := time.LoadLocationFromTZData("UTC", UTCZoneinfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, off := time.Date(2026, 7, 1, 12, 0, 0, 0, loc).Zone()
+	if name != "UTC" || off != 0 {
+		t.Errorf("zone %s %d", name, off)
+	}
+}

@@ -1,0 +1,77 @@
+package gokconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadRejectsBadConfigs(t *testing.T) {
+	for _, tt := range []struct {
+		name, config, want string
+	}{
+		{"unknown field", `{"Hostname": "p", "Packages": [], "Pakages": []}`, "Pakages"},
+		{"hostname", `{"Hostname": "bad_name", "Packages": []}`, "Hostname"},
+		{"same basename", `{"Hostname": "p", "Packages": ["a/x", "b/x"]}`, "both be installed as x"},
+		{"default service clash", `{"Hostname": "p", "Packages": ["example.com/ntp"]}`, "ntp"},
+		{"package config for nothing", `{"Hostname": "p", "Packages": [], "PackageConfig": {"a/x": {}}}`, "not in Packages"},
+		{"missing extra file", `{"Hostname": "p", "Packages": ["a/x"], "PackageConfig": {"a/x": {"ExtraFilePaths": {"/etc/x": "nope.json"}}}}`, "nope.json"},
+		{"relative destination", `{"Hostname": "p", "Packages": ["a/x"], "PackageConfig": {"a/x": {"ExtraFileContents": {"etc/x": "y"}}}}`, "absolute"},
+		{"environment", `{"Hostname": "p", "Packages": ["a/x"], "PackageConfig": {"a/x": {"Environment": ["NOEQUALS"]}}}`, "KEY=value"},
+		{"mount device", `{"Hostname": "p", "Packages": [], "MountDevices": [{"Source": "/dev/sda1"}]}`, "MountDevices[0]"},
+		{"not json", `{"Hostname": "p",`, "config.json"},
+	} {
+		dir := t.TempDir()
+		write(t, dir, "config.json", tt.config)
+		_, err := Load(dir)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestLoadDefaultsAndPassword(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "probe.json", "{}")
+	write(t, dir, "config.json", `{"Hostname": "presscap", "Packages": ["github.com/presscap/presscap/probe"],
+		"PackageConfig": {"github.com/presscap/presscap/probe": {"ExtraFilePaths": {"/etc/presscap/config.json": "probe.json"}}}}`)
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KernelPackageOrDefault() != "github.com/gokrazy/kernel.rpi" || c.FirmwarePackageOrDefault() != "github.com/gokrazy/firmware" ||
+		c.SerialConsoleOrDefault() != "serial0,115200" || c.HTTPPort() != "80" || c.HTTPSPort() != "443" ||
+		len(c.GokrazyPackagesOrDefault()) != 4 {
+		t.Errorf("defaults: %+v", c)
+	}
+	if got := c.Resolve("probe.json"); got != filepath.Join(dir, "probe.json") {
+		t.Errorf("Resolve = %s", got)
+	}
+	pw, err := c.Password()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, PasswordFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("password file: %v %v", st, err)
+	}
+	if len(pw) < 20 {
+		t.Errorf("password %q too short", pw)
+	}
+	again, err := c.Password()
+	if err != nil || again != pw {
+		t.Errorf("second Password() = %q %v, want the stored %q", again, err, pw)
+	}
+	c.Update = &Update{HTTPPassword: "fromconfig"}
+	if p, _ := c.Password(); p != "fromconfig" {
+		t.Errorf("Update.HTTPPassword ignored: %q", p)
+	}
+}
