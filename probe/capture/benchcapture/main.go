@@ -49,12 +49,17 @@ func main() {
 	rates := flag.String("rates", "100000,250000,400000", "tcpreplay rates in packets per second")
 	loads := flag.String("loads", "64,1400,mix,vlan", "loads to run: 64, 1400, mix (372-byte average), vlan (the mix, 802.1Q-tagged)")
 	maxRuns := flag.Bool("max", true, "also run trafgen unthrottled")
+	tools := flag.String("tools", "probe,tcpdump,dumpcap", "tools to run (dumpcap only at the maximum)")
+	fixed := flag.Bool("fixed", true, "run tcpreplay at the -rates")
 	flag.Parse()
 	if *probe == "" {
 		fmt.Fprintln(os.Stderr, "benchcapture: -probe is required")
 		os.Exit(2)
 	}
-	b := &bench{probe: *probe, seconds: *secs}
+	b := &bench{probe: *probe, seconds: *secs, tools: map[string]bool{}, fixed: *fixed}
+	for _, t := range strings.Split(*tools, ",") {
+		b.tools[strings.TrimSpace(t)] = true
+	}
 	if err := b.run(*work, *rates, *loads, *maxRuns); err != nil {
 		fmt.Fprintln(os.Stderr, "benchcapture:", err)
 		os.Exit(1)
@@ -64,6 +69,8 @@ func main() {
 type bench struct {
 	probe            string
 	seconds          float64
+	tools            map[string]bool
+	fixed            bool
 	dir              string
 	genNS, capNS     string
 	genDev, capDev   string
@@ -121,11 +128,17 @@ func (b *bench) run(work, rates, loads string, maxRuns bool) error {
 	fmt.Printf("veth %s (ns %s, CPU 0 sends) -> %s (ns %s, CPU 1 captures), %.1f s a run\n", b.genDev, b.genNS, b.capDev, b.capNS, b.seconds)
 	for _, load := range strings.Split(loads, ",") {
 		for _, rs := range strings.Split(rates, ",") {
+			if !b.fixed {
+				break
+			}
 			rate, err := strconv.Atoi(strings.TrimSpace(rs))
 			if err != nil {
 				return fmt.Errorf("-rates: %w", err)
 			}
 			for _, tool := range []string{"probe", "tcpdump"} {
+				if !b.tools[tool] {
+					continue
+				}
 				r, err := b.once(load, "tcpreplay", rate, tool)
 				if err != nil {
 					return err
@@ -135,6 +148,9 @@ func (b *bench) run(work, rates, loads string, maxRuns bool) error {
 		}
 		if maxRuns {
 			for _, tool := range []string{"probe", "tcpdump", "dumpcap"} {
+				if !b.tools[tool] {
+					continue
+				}
 				r, err := b.once(load, "trafgen", 0, tool)
 				if err != nil {
 					return err
