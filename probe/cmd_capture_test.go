@@ -62,8 +62,8 @@ func (c *captureCmd) stop(t *testing.T) {
 	}
 }
 
-// readRing returns the ring's records of one link, in order.
-func readRing(t *testing.T, dir, link string) []ringfs.Record {
+// captureReadRing returns the ring's records of one link, in order.
+func captureReadRing(t *testing.T, dir, link string) []ringfs.Record {
 	t.Helper()
 	r, err := ringfs.Open(dir, ringfs.Options{ReadOnly: true})
 	if err != nil {
@@ -93,7 +93,7 @@ func readRing(t *testing.T, dir, link string) []ringfs.Record {
 	return out
 }
 
-func sameAsTcpdump(t *testing.T, got []ringfs.Record, want []netnstest.Packet) {
+func captureSameAsTcpdump(t *testing.T, got []ringfs.Record, want []netnstest.Packet) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("ring holds %d packets, tcpdump captured %d", len(got), len(want))
@@ -129,8 +129,8 @@ func TestCaptureCommandTwoLinksSliced(t *testing.T) {
 	// Packets the kernel delivered before the signal are still written.
 	time.Sleep(200 * time.Millisecond)
 	cmd.stop(t)
-	sameAsTcpdump(t, readRing(t, dir, a.Host), tda.Stop(t))
-	sameAsTcpdump(t, readRing(t, dir, b.Host), tdb.Stop(t))
+	captureSameAsTcpdump(t, captureReadRing(t, dir, a.Host), tda.Stop(t))
+	captureSameAsTcpdump(t, captureReadRing(t, dir, b.Host), tdb.Stop(t))
 
 	out := cmd.stdout.String()
 	for _, want := range []string{a.Host + "  500  0  500", b.Host + "  250  0  250"} {
@@ -165,9 +165,9 @@ func TestCaptureCommandErrors(t *testing.T) {
 	}
 }
 
-// extractAll runs `probe extract` over the whole ring for one link and
+// captureExtractAll runs `probe extract` over the whole ring for one link and
 // reads the PCAP it wrote.
-func extractAll(t *testing.T, dir, link string) []ringfs.Record {
+func captureExtractAll(t *testing.T, dir, link string) []ringfs.Record {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), link+".pcap")
 	var msgs bytes.Buffer
@@ -228,7 +228,7 @@ func TestCaptureCommandFilterAndRulesThroughExtract(t *testing.T) {
 			if len(want) == 0 || len(want) == 390 {
 				t.Fatalf("tcpdump kept %d of 390 packets: the filter should keep some, not all", len(want))
 			}
-			sameAsTcpdump(t, extractAll(t, dir, p.Host), want)
+			captureSameAsTcpdump(t, captureExtractAll(t, dir, p.Host), want)
 		})
 	}
 }
