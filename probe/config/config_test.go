@@ -120,6 +120,7 @@ func TestValidateErrors(t *testing.T) {
 		{"ring dir up", func(c *Config) { c.Ring.Dir = "../ring" }, "ring.dir", "leaves the storage root"},
 		{"ring dir empty", func(c *Config) { c.Ring.Dir = "" }, "ring.dir", "is empty"},
 		{"ring small", func(c *Config) { c.Ring.Size = 1 << 20 }, "ring.size", "too small"},
+		{"ring below the ring's minimum", func(c *Config) { c.Ring.Size = 63 << 20 }, "ring.size", "too small (at least 64MiB)"},
 		{"max age negative", func(c *Config) { c.Ring.MaxAge = -1 }, "ring.max_age", "negative"},
 		{"rate", func(c *Config) { c.Ring.ExpectedMbps = 0 }, "ring.expected_mbps", "positive"},
 		{"ring snaplen", func(c *Config) { c.Ring.Snaplen = 20 }, "ring.snaplen", "too small"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/trigger"
+	"github.com/presscap/presscap/ringfs"
 )
 
 // FieldError is one problem with one field, named by its JSON path.
@@ -89,9 +90,11 @@ func (c Config) Validate() error {
 	if err := relPath(c.Ring.Dir); err != nil {
 		badErr("ring.dir", "bad path", err)
 	}
-	const minRing = 16 << 20
+	// The ring refuses less at creation; the service would only ever
+	// report a full disk.
+	const minRing = ringfs.MinSize
 	if c.Ring.Size < minRing {
-		bad("ring.size", "%v is too small (at least 16MiB)", c.Ring.Size)
+		bad("ring.size", "%v is too small (at least %v)", c.Ring.Size, Size(minRing))
 	}
 	if c.Ring.MaxAge < 0 {
 		bad("ring.max_age", "must not be negative")

@@ -1,0 +1,178 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// jsonPaths lists the JSON path of every leaf field of t, lists written as
+// "name[].field".
+func jsonPaths(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		p := prefix + name
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			out = append(out, jsonPaths(ft.Elem(), p+"[].")...)
+			continue
+		}
+		if ft.Kind() == reflect.Struct {
+			out = append(out, jsonPaths(ft, p+".")...)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// jsonDefaults maps the JSON path of every leaf of v to the forms its
+// value may take in the README (none for empty values); a list of structs
+// contributes its first element.
+func jsonDefaults(v reflect.Value, prefix string, out map[string][]string) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		p, fv := prefix+name, v.Field(i)
+		switch {
+		case fv.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			if fv.Len() > 0 {
+				jsonDefaults(fv.Index(0), p+"[].", out)
+			}
+		case fv.Kind() == reflect.Struct:
+			jsonDefaults(fv, p+".", out)
+		case fv.IsZero():
+		case f.Type.Name() == "Duration" && f.Type.ConvertibleTo(reflect.TypeOf(time.Duration(0))):
+			out[p] = durationForms(time.Duration(fv.Int()))
+		case fv.Kind() == reflect.Slice:
+			for j := range fv.Len() {
+				out[p] = append(out[p], fmt.Sprint(fv.Index(j).Interface()))
+			}
+		default:
+			out[p] = []string{fmt.Sprint(fv.Interface())}
+		}
+	}
+}
+
+// durationForms are the ways a duration's default is written: "1m0s",
+// "1m", "60s" (each quoted or not), any of which will do. They start with
+// "~" to say so.
+func durationForms(d time.Duration) []string {
+	full := d.String()
+	short := full
+	if strings.HasSuffix(short, "m0s") || strings.HasSuffix(short, "h0s") {
+		short = strings.TrimSuffix(short, "0s")
+	}
+	if strings.HasSuffix(short, "h0m") {
+		short = strings.TrimSuffix(short, "0m")
+	}
+	return []string{"~", full, short, fmt.Sprintf("%gs", d.Seconds())}
+}
+
+// readmeTable returns, for the first markdown table after heading in
+// README.md, each field named in backticks in a row's first cell and that
+// row's second cell (the default).
+func readmeTable(t *testing.T, readme, heading string) map[string]string {
+	t.Helper()
+	i := strings.Index(readme, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("README.md has no heading %q", heading)
+	}
+	rows := map[string]string{}
+	inTable := false
+	tick := regexp.MustCompile("`([^`]+)`")
+	for _, line := range strings.Split(readme[i+len(heading)+2:], "\n") {
+		if !strings.HasPrefix(line, "|") {
+			if inTable {
+				break
+			}
+			continue
+		}
+		inTable = true
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") {
+			continue
+		}
+		for _, m := range tick.FindAllStringSubmatch(cells[1], -1) {
+			rows[m[1]] = strings.TrimSpace(cells[2])
+		}
+	}
+	return rows
+}
+
+// TestReadmeDocumentsEveryField: README.md's configuration reference (and
+// the upload section's table for "upload") names every JSON field of
+// Config with its real default, and names no field that does not exist.
+func TestReadmeDocumentsEveryField(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	ref := readmeTable(t, readme, "## Configuration reference")
+	up := readmeTable(t, readme, "### Configuration (`\"upload\"`)")
+	paths := jsonPaths(reflect.TypeOf(Config{}), "")
+	for _, p := range paths {
+		table, key := ref, p
+		if rest, ok := strings.CutPrefix(p, "upload."); ok {
+			table, key = up, rest
+		}
+		def, ok := table[key]
+		switch {
+		case !ok:
+			t.Errorf("README.md does not document the field %s", p)
+		case def == "":
+			t.Errorf("README.md documents %s without a default", p)
+		}
+	}
+	// The documented defaults are the real ones.
+	defaults := map[string][]string{}
+	jsonDefaults(reflect.ValueOf(DefaultConfig()), "", defaults)
+	for p, forms := range defaults {
+		table, key := ref, p
+		if rest, ok := strings.CutPrefix(p, "upload."); ok {
+			table, key = up, rest
+		}
+		def, ok := table[key]
+		if !ok {
+			continue // reported above
+		}
+		if forms[0] == "~" {
+			if !slices.ContainsFunc(forms[1:], func(s string) bool {
+				return strings.Contains(def, "`"+s+"`") || strings.Contains(def, "`\""+s+"\"`")
+			}) {
+				t.Errorf("README.md: %s default %q, want %s", p, def, forms[1])
+			}
+			continue
+		}
+		for _, v := range forms {
+			if !strings.Contains(def, v) {
+				t.Errorf("README.md: %s default %q lacks %q", p, def, v)
+			}
+		}
+	}
+	for name := range ref {
+		if name != "upload.*" && !slices.Contains(paths, name) {
+			t.Errorf("README.md's configuration reference names %s, which is not a field", name)
+		}
+	}
+	for name := range up {
+		if !slices.Contains(paths, "upload."+name) {
+			t.Errorf("README.md's upload table names %s, which is not a field of upload", name)
+		}
+	}
+}
