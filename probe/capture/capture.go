@@ -68,6 +68,10 @@ type Config struct {
 	// Buffer is the total size of the in-memory batches between the readers
 	// and the writer in bytes (default 32 MiB).
 	Buffer int
+	// KeepGRO leaves generic receive offload as it is. By default the
+	// capture turns it off on Ethernet links, so that TCP segments are
+	// recorded as they were received, not merged into large packets.
+	KeepGRO bool
 	// WaitForLinks makes Run wait for missing interfaces instead of failing,
 	// for a service started before its USB adapters are plugged in.
 	WaitForLinks bool

@@ -505,3 +505,34 @@ func TestDropsReachTheRing(t *testing.T) {
 		t.Errorf("ring info drops %d (%v), capture dropped %d", info.Drops, err, st.Dropped())
 	}
 }
+
+// The capture turns generic receive offload off on its interfaces (frames
+// as received, not merged), unless told to keep it.
+func TestGROTurnedOff(t *testing.T) {
+	netnstest.Require(t, "ethtool")
+	gro := func(dev string) string {
+		for _, ln := range strings.Split(netnstest.Run(t, "ethtool", "-k", dev), "\n") {
+			if strings.HasPrefix(ln, "generic-receive-offload:") {
+				return strings.Fields(ln)[1]
+			}
+		}
+		t.Fatalf("ethtool -k %s shows no generic-receive-offload", dev)
+		return ""
+	}
+	for _, keep := range []bool{false, true} {
+		p := netnstest.NewPair(t)
+		netnstest.Run(t, "ethtool", "-K", p.Host, "gro", "on")
+		if g := gro(p.Host); g != "on" {
+			t.Fatalf("could not turn GRO on for the test: %s", g)
+		}
+		_, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 1}}, KeepGRO: keep}, newMemSink())
+		want := "off"
+		if keep {
+			want = "on"
+		}
+		if g := gro(p.Host); g != want {
+			t.Errorf("KeepGRO %v: GRO is %s, want %s", keep, g, want)
+		}
+		stop()
+	}
+}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -87,4 +88,53 @@ func LinkType(name string) (uint32, error) {
 		return 0, err
 	}
 	return info.linkType, nil
+}
+
+// ethtoolValue is struct ethtool_value.
+type ethtoolValue struct {
+	cmd  uint32
+	data uint32
+}
+
+// ifreqPtr is struct ifreq with a pointer in its union, as SIOCETHTOOL
+// expects.
+type ifreqPtr struct {
+	name [unix.IFNAMSIZ]byte
+	data unsafe.Pointer
+	_    [24 - unsafe.Sizeof(unsafe.Pointer(nil))]byte
+}
+
+func ethtool(fd int, name string, v *ethtoolValue) error {
+	var ifr ifreqPtr
+	copy(ifr.name[:], name)
+	ifr.data = unsafe.Pointer(v)
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// disableGRO turns generic receive offload off: with it the kernel merges
+// the TCP segments of a burst into one large packet before the capture sees
+// it, and the ring would hold frames the wire never carried (tcpdump shows
+// them too). It reports whether it changed anything.
+func disableGRO(name string) (bool, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("socket for interface ioctls: %w", err)
+	}
+	defer unix.Close(fd)
+	v := ethtoolValue{cmd: unix.ETHTOOL_GGRO}
+	if err := ethtool(fd, name, &v); err != nil {
+		return false, fmt.Errorf("interface %q: read GRO setting: %w", name, err)
+	}
+	if v.data == 0 {
+		return false, nil
+	}
+	v = ethtoolValue{cmd: unix.ETHTOOL_SGRO, data: 0}
+	if err := ethtool(fd, name, &v); err != nil {
+		return false, fmt.Errorf("interface %q: turn GRO off: %w", name, err)
+	}
+	return true, nil
 }

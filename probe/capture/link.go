@@ -35,7 +35,7 @@ type link struct {
 	backlog *dropEvent
 
 	lastStats, lastCheck time.Time
-	openErr              string
+	openErr, groErr      string
 }
 
 // open opens the socket: bound to no protocol first, so that nothing is
@@ -51,6 +51,20 @@ func (l *link) open() error {
 			return fmt.Errorf("capture: %w", err)
 		}
 		l.c.cfg.Logf("capture %s: interface was down, brought it up", l.name)
+	}
+	if !l.c.cfg.KeepGRO && info.linkType == LinkTypeEthernet {
+		changed, err := disableGRO(l.name)
+		switch {
+		case err != nil:
+			// Not fatal: some drivers have no GRO switch; their frames are
+			// captured as the kernel passes them.
+			if l.groErr != err.Error() {
+				l.c.cfg.Logf("capture %s: %v", l.name, err)
+				l.groErr = err.Error()
+			}
+		case changed:
+			l.c.cfg.Logf("capture %s: turned generic receive offload off, so frames are captured as received", l.name)
+		}
 	}
 	tp, err := afpacket.NewTPacket(
 		afpacket.OptInterface(l.name),
