@@ -198,4 +198,4 @@ bench-image: $(SDBOOT)
 	    $$(( $$(build/imagetool info -image build/bench.img | awk '/^root/ {print $$2}') >> 10 )) \
 	    $$(( $$(build/imagetool info -image build/bench.img | awk '/^boot/ {print $$2}') >> 10 )); \
 	  rm -rf build/bench.img build/_bench
-	$(GO) test -count=1 -tags systemtest -timeout 15m -v ./image/systemtest/ | grep -E '^\s*(bench:|--- |ok|FAIL)'
+	$(GO) test -count=1 -tags systemtest -timeout 15m -v ./image/systemtest/ | grep -E 'bench:|^--- |^ok|^FAIL'
