@@ -29,6 +29,9 @@ type link struct {
 	baseSeen, baseDrops uint64
 	lastDrops           uint64
 
+	// received counts the packets read from the socket(s).
+	received uint64
+
 	cur     *batch
 	pending []dropEvent
 	// backlog is the open run of backlog drops, if any.
@@ -134,6 +137,10 @@ func (l *link) close() {
 }
 
 // run reads the link until ctx is cancelled and the socket is drained.
+//
+// At cancellation it reads the socket counters once more and then reads
+// exactly the packets the kernel had queued by then (or until drainLimit),
+// so that the final counts add up: seen = written + dropped.
 func (l *link) run(ctx context.Context) {
 	defer l.close()
 	for l.tp == nil {
@@ -142,11 +149,20 @@ func (l *link) run(ctx context.Context) {
 		}
 	}
 	stopping := false
-	var stopAt int64
+	var target uint64 // packets queued by the kernel when the stop came
 	var deadline time.Time
+	stop := func(now time.Time) {
+		stopping, deadline = true, now.Add(drainLimit)
+		l.collectStats(now)
+		target = l.seen.Load() - l.kernelDrops.Load()
+	}
 	n := 0
 	var lastTick int64
 	for {
+		if stopping && (l.received >= target || time.Now().After(deadline)) {
+			l.finish()
+			return
+		}
 		data, ci, err := l.tp.ZeroCopyReadPacketData()
 		if err != nil {
 			now := time.Now()
@@ -154,7 +170,7 @@ func (l *link) run(ctx context.Context) {
 			case errors.Is(err, afpacket.ErrTimeout):
 				l.send()
 				if stopping {
-					l.finish(now)
+					l.finish()
 					return
 				}
 			default:
@@ -166,47 +182,35 @@ func (l *link) run(ctx context.Context) {
 				// Never spin on an error that does not go away.
 				time.Sleep(5 * time.Millisecond)
 			}
-			if !l.periodic(ctx, now) {
+			if !stopping && !l.periodic(ctx, now) {
 				return
 			}
 			if !stopping && ctx.Err() != nil {
-				stopping, stopAt, deadline = true, now.UnixNano(), now.Add(drainLimit)
-			}
-			if stopping && now.After(deadline) {
-				l.finish(now)
-				return
+				stop(now)
 			}
 			continue
 		}
 		ts := ci.Timestamp.UnixNano()
-		if stopping && ts > stopAt {
-			l.finish(time.Now())
-			return
-		}
+		l.received++
 		l.add(data, &ci, ts)
 		// Look at the clock, the context and the interface every 100 ms of
 		// packet time or every 4096 packets, not for every packet.
 		n++
-		if n >= 4096 || ts-lastTick > int64(100*time.Millisecond) || ts < lastTick {
+		if !stopping && (n >= 4096 || ts-lastTick > int64(100*time.Millisecond) || ts < lastTick) {
 			n, lastTick = 0, ts
 			now := time.Now()
 			if !l.periodic(ctx, now) {
 				return
 			}
-			if !stopping && ctx.Err() != nil {
-				stopping, stopAt, deadline = true, now.UnixNano(), now.Add(drainLimit)
-			}
-			if stopping && now.After(deadline) {
-				l.finish(now)
-				return
+			if ctx.Err() != nil {
+				stop(now)
 			}
 		}
 	}
 }
 
 // finish hands over the last packets and counters.
-func (l *link) finish(now time.Time) {
-	l.collectStats(now)
+func (l *link) finish() {
 	l.send()
 	l.flushPending()
 }
@@ -265,6 +269,7 @@ func (l *link) drain() {
 			unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 			continue
 		}
+		l.received++
 		l.add(data, &ci, ci.Timestamp.UnixNano())
 	}
 }
