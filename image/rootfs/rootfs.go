@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -165,108 +164,32 @@ func (t *Tree) Paths() []string {
 	return out
 }
 
-// stage materializes the tree below dir with the final modes.
-func (t *Tree) stage(dir string, mtime time.Time) error {
-	paths := t.Paths()
-	for _, p := range paths {
-		e := t.entries[p]
-		dst := filepath.Join(dir, filepath.FromSlash(p))
-		switch e.kind {
-		case kindDir:
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return err
-			}
-		case kindSymlink:
-			if err := os.Symlink(e.target, dst); err != nil {
-				return err
-			}
-		case kindFile:
-			data := e.data
-			if e.host != "" {
-				var err error
-				if data, err = os.ReadFile(e.host); err != nil {
-					return fmt.Errorf("rootfs: %s: %w", p, err)
-				}
-			}
-			if err := os.WriteFile(dst, data, 0o600); err != nil {
-				return err
-			}
-			if err := os.Chmod(dst, e.mode); err != nil {
-				return err
-			}
-		}
-	}
-	// Directory modes last, deepest first, so staging could still write.
-	for i := len(paths) - 1; i >= 0; i-- {
-		p := paths[i]
-		e := t.entries[p]
-		dst := filepath.Join(dir, filepath.FromSlash(p))
-		if e.kind == kindDir {
-			if err := os.Chmod(dst, e.mode); err != nil {
-				return err
-			}
-		}
-		if err := os.Lchown(dst, os.Getuid(), os.Getgid()); err != nil {
-			return err
-		}
-		if e.kind != kindSymlink {
-			if err := os.Chtimes(dst, mtime, mtime); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // WriteSquashfs writes the tree as a squashfs image to the file at out
 // (replaced) and returns its size. Every inode is owned by uid/gid 0 and
-// carries mtime, whoever runs the build.
+// carries mtime, whoever runs the build; the same tree and mtime give the
+// same bytes.
 //
-// It stages the tree in a temporary directory and runs mksquashfs
-// (squashfs-tools). go-diskfs v1.9.4's writer cannot be used: its tree walk
-// lists extended attributes through symbolic links, so the absolute links a
-// gokrazy root needs (/etc/resolv.conf -> /tmp/resolv.conf, /var ->
-// /perm/var), which dangle on the build machine, make it fail.
+// The writer is our own (squashfs.go). go-diskfs v1.9.4's cannot be used:
+// its tree walk lists extended attributes through symbolic links, so the
+// absolute links a gokrazy root needs (/etc/resolv.conf -> /tmp/resolv.conf,
+// /var -> /perm/var), which dangle on the build machine, make it fail.
 func (t *Tree) WriteSquashfs(out string, mtime time.Time) (int64, error) {
-	mk, err := exec.LookPath("mksquashfs")
-	if err != nil {
-		return 0, fmt.Errorf("rootfs: mksquashfs not found: install the Debian package squashfs-tools")
-	}
-	tmp, err := os.MkdirTemp("", "presscap-rootfs")
-	if err != nil {
-		return 0, err
-	}
-	ws := filepath.Join(tmp, "root")
-	defer func() {
-		// The staged tree has read-only directories; make them removable.
-		_ = filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				_ = os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-		_ = os.RemoveAll(tmp)
-	}()
-	if err := os.Mkdir(ws, 0o755); err != nil {
-		return 0, err
-	}
-	if err := t.stage(ws, mtime); err != nil {
-		return 0, fmt.Errorf("rootfs: staging: %w", err)
-	}
 	if err := os.Remove(out); err != nil && !os.IsNotExist(err) {
 		return 0, err
 	}
-	epoch := strconv.FormatInt(mtime.Unix(), 10)
-	cmd := exec.Command(mk, ws, out, "-noappend", "-comp", "gzip", "-Xcompression-level", "6", "-b", strconv.Itoa(BlockSize),
-		"-all-root", "-no-xattrs", "-mkfs-time", epoch, "-all-time", epoch, "-quiet", "-no-progress")
-	if o, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("rootfs: mksquashfs: %v\n%s", err, o)
+	f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("rootfs: %w", err)
 	}
-	st, err := os.Stat(out)
+	defer f.Close()
+	n, err := t.writeSquashfs(f, mtime)
 	if err != nil {
 		return 0, err
 	}
-	return st.Size(), nil
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // List runs unsquashfs -lln on an image and maps each path to

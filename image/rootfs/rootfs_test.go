@@ -2,6 +2,8 @@ package rootfs
 
 import (
 	"bytes"
+	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +67,7 @@ func TestSquashfsTreeModesAndContent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("unsquashfs -s: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Filesystem is exportable", "Compression gzip", "Block size 131072"} {
+	for _, want := range []string{"Compression gzip", "Block size 131072", "Number of ids 1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("unsquashfs -s lacks %q:\n%s", want, out)
 		}
@@ -109,5 +111,73 @@ func TestSquashfsTreeModesAndContent(t *testing.T) {
 	got, err = os.ReadFile(filepath.Join(ext, "lib/modules/6.1/kernel/drivers/x.ko"))
 	if err != nil || string(got) != "module" {
 		t.Errorf("extracted module: %q %v", got, err)
+	}
+}
+
+// A tree that crosses every boundary of the format: several metadata
+// blocks of inodes and listings, a directory with more entries than one
+// listing header may carry, incompressible blocks, an empty file, an
+// empty directory, a file of exactly one block.
+func TestSquashfsBoundaries(t *testing.T) {
+	tr := NewTree()
+	want := map[string][]byte{}
+	add := func(p string, data []byte, mode os.FileMode) {
+		t.Helper()
+		if err := tr.File(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = data
+	}
+	for i := 0; i < 700; i++ {
+		add(fmt.Sprintf("/many/file-%04d.txt", i), []byte(fmt.Sprintf("content of %d\n", i)), FileMode)
+	}
+	random := make([]byte, 3*BlockSize+1234)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	add("/data/random.bin", random, FileMode)
+	add("/data/exact.bin", bytes.Repeat([]byte{7}, BlockSize), ProgramMode)
+	add("/data/empty", nil, FileMode)
+	add("/a/b/c/d/e/deep", []byte("deep"), SecretMode)
+	if err := tr.Dir("/empty-dir"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "b.squashfs")
+	if _, err := tr.WriteSquashfs(img, time.Unix(1700000000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	ext := filepath.Join(dir, "x")
+	if out, err := exec.Command(unsquashfs(t), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, out)
+	}
+	for p, w := range want {
+		got, err := os.ReadFile(filepath.Join(ext, p))
+		if err != nil || !bytes.Equal(got, w) {
+			t.Errorf("%s: %d bytes, %v; want %d bytes", p, len(got), err, len(w))
+		}
+	}
+	if st, err := os.Stat(filepath.Join(ext, "empty-dir")); err != nil || !st.IsDir() {
+		t.Errorf("empty-dir: %v", err)
+	}
+	l, err := List(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l) != len(tr.Paths()) {
+		t.Errorf("unsquashfs lists %d entries, the tree has %d", len(l), len(tr.Paths()))
+	}
+	if l["/a/b/c/d/e/deep"] != "-r-------- 0/0" || l["/data/exact.bin"] != "-rwxr-xr-x 0/0" {
+		t.Errorf("modes: %q %q", l["/a/b/c/d/e/deep"], l["/data/exact.bin"])
+	}
+	// Same tree, same time: same bytes.
+	img2 := filepath.Join(dir, "b2.squashfs")
+	if _, err := tr.WriteSquashfs(img2, time.Unix(1700000000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(img)
+	b, _ := os.ReadFile(img2)
+	if !bytes.Equal(a, b) {
+		t.Error("two writes of the same tree differ")
 	}
 }
