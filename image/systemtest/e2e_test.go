@@ -373,9 +373,10 @@ func TestCaptureEndToEnd(t *testing.T) {
 	}
 	v := startVM(t, disk, ring, dir, fwds, extra)
 	gen := startGenerator(t, host, qemuAddr, 40)
-	v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
+	_, upDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
 	_, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)
-	t.Logf("bench: QEMU start to recording %.1f s (TCG, cortex-a72)", recDur.Seconds())
+	t.Logf("bench: QEMU start to web UI %.1f s, to recording %.1f s (TCG, cortex-a72; recording/web UI %.2f)",
+		upDur.Seconds(), recDur.Seconds(), recDur.Seconds()/upDur.Seconds())
 
 	// Let the ring fill past the before-window, then press.
 	time.Sleep(12 * time.Second)
