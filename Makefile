@@ -123,6 +123,11 @@ SDBOOT_DIR := build/systemd-boot
 SDBOOT := $(SDBOOT_DIR)/usr/lib/systemd/boot/efi/systemd-bootaa64.efi
 QEMU_EFI ?= /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 QEMU_HTTP_PORT ?= 18080
+# The guest's capture NIC (eth1) is QEMU's UDP socket backend: Ethernet frames
+# sent from 127.0.0.1:$(QEMU_CAPTURE_PEER) to 127.0.0.1:$(QEMU_CAPTURE_PORT),
+# one frame per datagram, arrive on eth1.
+QEMU_CAPTURE_PORT ?= 18081
+QEMU_CAPTURE_PEER ?= 18082
 export SYSTEMD_BOOT_EFI := $(abspath $(SDBOOT))
 
 .PHONY: image image-vm flash update qemu systemtest bench-image
@@ -159,7 +164,8 @@ update: image
 
 # make qemu: boots presscap-vm.img (make image-vm) with a USB ring disk
 # (build/ring.img), a USB keyboard for the presenter, user networking that
-# reaches nothing but this machine, the web UI on 127.0.0.1:$(QEMU_HTTP_PORT),
+# reaches nothing but this machine, a capture NIC fed over loopback UDP (see
+# QEMU_CAPTURE_PORT), the web UI on 127.0.0.1:$(QEMU_HTTP_PORT),
 # the serial console on stdio and the QEMU monitor on build/qemu-monitor.sock
 # (e.g. `echo 'sendkey pgdn' | socat - UNIX-CONNECT:build/qemu-monitor.sock`).
 qemu:
@@ -171,6 +177,8 @@ qemu:
 	  -drive file=build/ring.img,if=none,format=raw,id=ring -device usb-storage,bus=xhci.0,drive=ring \
 	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80 \
 	  -device virtio-net-pci,netdev=net0,romfile= \
+	  -netdev socket,id=cap,udp=127.0.0.1:$(QEMU_CAPTURE_PEER),localaddr=127.0.0.1:$(QEMU_CAPTURE_PORT) \
+	  -device virtio-net-pci,netdev=cap,romfile= \
 	  -monitor unix:build/qemu-monitor.sock,server,nowait -nographic
 
 # Boots the VM image under QEMU, checks the web UI, updates it with a second
