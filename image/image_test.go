@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -61,11 +62,67 @@ func copyInstance(t *testing.T, name string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if e.Name() == "config.json" {
+			b = absoluteExtraFiles(t, b, src)
+		}
 		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dst
+}
+
+// absoluteExtraFiles rewrites ExtraFilePaths sources that point outside the
+// instance directory (e.g. ../../probe/config/testdata/default.json) so
+// the copy still finds them.
+func absoluteExtraFiles(t *testing.T, config []byte, instDir string) []byte {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal(config, &c); err != nil {
+		t.Fatal(err)
+	}
+	pcs, _ := c["PackageConfig"].(map[string]any)
+	for _, pc := range pcs {
+		efp, _ := pc.(map[string]any)["ExtraFilePaths"].(map[string]any)
+		for dst, src := range efp {
+			if s := src.(string); strings.HasPrefix(s, "..") {
+				abs, err := filepath.Abs(filepath.Join(instDir, s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				efp[dst] = abs
+			}
+		}
+	}
+	out, err := json.MarshalIndent(c, "", "    ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// probeConfigSource returns the host file an instance installs as the
+// probe's /etc/presscap/config.json.
+func probeConfigSource(t *testing.T, instDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(instDir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		PackageConfig map[string]struct{ ExtraFilePaths map[string]string }
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	src := c.PackageConfig["github.com/presscap/presscap/probe"].ExtraFilePaths["/etc/presscap/config.json"]
+	if src == "" {
+		t.Fatal("the instance installs no /etc/presscap/config.json")
+	}
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(instDir, src)
+	}
+	return src
 }
 
 func workDir(t *testing.T, name string) string {
@@ -277,7 +334,8 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 		"/dev":                      dir, "/proc": dir, "/sys": dir, "/tmp": dir, "/perm": dir, "/run": dir, "/mnt": dir,
 	}
 	// The probe's storage mount point exists in the read-only root.
-	pc, err := probeconfig.Load(filepath.Join(b.instance, "probe.json"))
+	src := probeConfigSource(t, b.instance)
+	pc, err := probeconfig.Load(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +370,13 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 	ext := filepath.Join(t.TempDir(), "root")
 	if out, err := exec.Command(lookTool(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, sq).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
+	}
+	shipped, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(ext, "etc/presscap/config.json")); err != nil || !bytes.Equal(got, shipped) {
+		t.Errorf("/etc/presscap/config.json differs from %s (%v)", src, err)
 	}
 	for p, w := range map[string]string{"etc/hostname": hostname, "etc/http-port.txt": "80", "etc/https-port.txt": "443"} {
 		if b, err := os.ReadFile(filepath.Join(ext, p)); err != nil || string(b) != w {
@@ -449,7 +514,9 @@ func TestVMImageStructure(t *testing.T) {
 }
 
 func TestBadProbeConfigFailsTheBuild(t *testing.T) {
-	inst := copyInstance(t, "presscap")
+	// The VM instance ships its own probe.json; the config is checked
+	// before anything else (even before the UEFI loader is looked for).
+	inst := copyInstance(t, "presscap-vm")
 	if err := os.WriteFile(filepath.Join(inst, "probe.json"), []byte(`{"links": [], "trigger": {"before": "-5s"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
