@@ -20,8 +20,9 @@ import (
 type captureCmd struct {
 	cancel context.CancelFunc
 	done   chan error
-	stdout bytes.Buffer
-	stderr bytes.Buffer
+	// The command writes while the test polls, so the buffers must lock.
+	stdout syncBuffer
+	stderr syncBuffer
 }
 
 func startCaptureCmd(t *testing.T, args ...string) *captureCmd {
