@@ -20,9 +20,13 @@ vet:
 	$(GO) vet ./...
 	$(IMAGE_ENV) $(GO) vet ./...
 
-# All tests. Needs root (network namespaces, AF_PACKET) and the Debian packages
-# in .ci/packages.txt.
-test: vet build-arm64
+# All tests: the Go tests, then the extra runs below (portaudio, arm64 under
+# qemu-user, the QEMU system test), in the order the `test:` lines appear.
+# Needs root (network namespaces, AF_PACKET, loop devices) and the Debian
+# packages in .ci/packages.txt.
+.PHONY: test-go
+test: vet build-arm64 test-go
+test-go:
 	$(GO) test -count=1 -timeout 20m ./...
 
 # beeper's portaudio backend (cgo, libportaudio: Debian portaudio19-dev); it
@@ -184,6 +188,7 @@ qemu:
 # Boots the VM image under QEMU, checks the web UI, updates it with a second
 # build and checks the A/B switch and that /perm survived. Needs root for
 # nothing, but the Debian packages of .ci/packages.txt. About 3-6 minutes.
+test: systemtest
 systemtest: $(SDBOOT)
 	$(GO) test -count=1 -tags systemtest -timeout 15m -v ./image/systemtest/
 
