@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/presscap/presscap/beeper/internal/tonetest"
 	"github.com/presscap/presscap/beeper/tone"
 )
 
@@ -90,17 +91,6 @@ func (l *logRec) get() []string {
 	return append([]string(nil), l.lines...)
 }
 
-func goertzel(x []float64, f float64, rate int) float64 {
-	w := 2 * math.Pi * f / float64(rate)
-	c := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, v := range x {
-		s0 := v + c*s1 - s2
-		s2, s1 = s1, s0
-	}
-	return s1*s1 + s2*s2 - c*s1*s2
-}
-
 // analyse splits mono samples into runs of sound separated by silence and
 // returns each run's length and strongest frequency (10 Hz scan, then 0.5 Hz).
 func analyse(x []int16, rate int) (lens []int, freqs []float64, peak int) {
@@ -133,17 +123,7 @@ func analyse(x []int16, rate int) (lens []int, freqs []float64, peak int) {
 			r = r[:len(r)-1]
 		}
 		lens = append(lens, len(r))
-		scan := func(lo, hi, step float64) float64 {
-			best, bestP := lo, -1.0
-			for f := lo; f <= hi; f += step {
-				if p := goertzel(r, f, rate); p > bestP {
-					best, bestP = f, p
-				}
-			}
-			return best
-		}
-		c := scan(100, 4000, 10)
-		freqs = append(freqs, scan(c-10, c+10, 0.5))
+		freqs = append(freqs, tonetest.Dominant(r, rate, 100, 4000))
 	}
 	return lens, freqs, peak
 }

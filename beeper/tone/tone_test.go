@@ -4,36 +4,9 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/beeper/internal/tonetest"
 )
-
-// goertzel returns the power of frequency f in x (sampled at rate),
-// normalised so that a full-length sine of amplitude A gives about A²/4·n².
-func goertzel(x []float64, f float64, rate int) float64 {
-	w := 2 * math.Pi * f / float64(rate)
-	c := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, v := range x {
-		s0 := v + c*s1 - s2
-		s2, s1 = s1, s0
-	}
-	return s1*s1 + s2*s2 - c*s1*s2
-}
-
-// dominant scans 50 Hz to 5 kHz in 10 Hz steps, then around the strongest
-// in 0.5 Hz steps, and returns the strongest frequency.
-func dominant(x []float64, rate int) float64 {
-	scan := func(lo, hi, step float64) float64 {
-		best, bestP := lo, -1.0
-		for f := lo; f <= hi; f += step {
-			if p := goertzel(x, f, rate); p > bestP {
-				best, bestP = f, p
-			}
-		}
-		return best
-	}
-	coarse := scan(50, 5000, 10)
-	return scan(coarse-10, coarse+10, 0.5)
-}
 
 func channel(s []int16, channels, c, from, to int) []float64 {
 	var x []float64
@@ -76,7 +49,7 @@ func TestRenderFrequencyLengthAmplitude(t *testing.T) {
 							t.Errorf("silence has peak %v", peak)
 						}
 					} else {
-						if got := dominant(x, rate); math.Abs(got-sg.Freq) > sg.Freq*0.01 {
+						if got := tonetest.Dominant(x, rate, 50, 5000); math.Abs(got-sg.Freq) > sg.Freq*0.01 {
 							t.Errorf("%d Hz %d ch amp %v: segment of %v Hz measures %v Hz", rate, channels, amp, sg.Freq, got)
 						}
 						if want := amp * math.MaxInt16; math.Abs(peak-want) > want*0.01+1 {

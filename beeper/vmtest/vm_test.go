@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/beeper"
+	"github.com/presscap/presscap/beeper/internal/tonetest"
 	"github.com/presscap/presscap/leds"
 )
 
@@ -292,31 +293,6 @@ func readWAV(t *testing.T, p string) ([]int16, int, int) {
 	return nil, 0, 0
 }
 
-func goertzel(x []float64, f float64, rate int) float64 {
-	w := 2 * math.Pi * f / float64(rate)
-	c := 2 * math.Cos(w)
-	var s1, s2 float64
-	for _, v := range x {
-		s0 := v + c*s1 - s2
-		s2, s1 = s1, s0
-	}
-	return s1*s1 + s2*s2 - c*s1*s2
-}
-
-func pitch(x []float64, rate int) float64 {
-	scan := func(lo, hi, step float64) float64 {
-		best, bestP := lo, -1.0
-		for f := lo; f <= hi; f += step {
-			if p := goertzel(x, f, rate); p > bestP {
-				best, bestP = f, p
-			}
-		}
-		return best
-	}
-	c := scan(100, 4000, 10)
-	return scan(c-10, c+10, 0.5)
-}
-
 type segment struct {
 	freq       float64
 	ms         int
@@ -348,7 +324,7 @@ func segments(s []int16, chans, rate int) (segs []segment, dropouts int) {
 		x, peak := left(w*win, (w+1)*win)
 		p := 0.0
 		if peak > quiet {
-			p = pitch(x, rate)
+			p = tonetest.Dominant(x, rate, 100, 4000)
 		}
 		pitches = append(pitches, p)
 	}
@@ -363,7 +339,7 @@ func segments(s []int16, chans, rate int) (segs []segment, dropouts int) {
 		// short is a seam, not a tone.
 		if pitches[i] != 0 && j-i >= 3 {
 			x, peak := left((i+1)*win, (j-1)*win)
-			sg := segment{freq: pitch(x, rate), ms: (j - i) * 10, peak: peak, start: i, end: j}
+			sg := segment{freq: tonetest.Dominant(x, rate, 100, 4000), ms: (j - i) * 10, peak: peak, start: i, end: j}
 			// A dropout in the emulated device (the host was busy) splits a
 			// tone in two: one tone again if the pitch is the same and the
 			// gap short.
