@@ -22,6 +22,22 @@ type vlanInfo struct {
 	tci     uint16
 }
 
+// ancillary is what a load from SKF_AD_OFF+off reads; ok is false for the
+// ancillary fields we do not model, which end the program like the kernel's
+// unknown ones.
+func (vl vlanInfo) ancillary(off uint32) (v uint32, ok bool) {
+	switch off {
+	case skfVLANTagPrsnt:
+		if vl.present {
+			return 1, true
+		}
+		return 0, true
+	case skfVLANTag:
+		return uint32(vl.tci), true
+	}
+	return 0, false
+}
+
 func newVM(prog []bpf.RawInstruction) ([]vmIns, error) {
 	if len(prog) == 0 || len(prog) > MaxInstructions {
 		return nil, fmt.Errorf("filter: program length %d out of range", len(prog))
@@ -61,17 +77,11 @@ func run(prog []vmIns, frame []byte, wireLen int, vl vlanInfo) uint32 {
 		case clsLD | szW | mABS:
 			k := in.k
 			if k >= skfADOff {
-				switch k - skfADOff {
-				case skfVLANTagPrsnt:
-					a = 0
-					if vl.present {
-						a = 1
-					}
-				case skfVLANTag:
-					a = uint32(vl.tci)
-				default:
+				v, ok := vl.ancillary(k - skfADOff)
+				if !ok {
 					return 0
 				}
+				a = v
 				continue
 			}
 			if k > n || n-k < 4 {
@@ -90,17 +100,11 @@ func run(prog []vmIns, frame []byte, wireLen int, vl vlanInfo) uint32 {
 		case clsLD | szB | mABS:
 			k := in.k
 			if k >= skfADOff {
-				switch k - skfADOff {
-				case skfVLANTagPrsnt:
-					a = 0
-					if vl.present {
-						a = 1
-					}
-				case skfVLANTag:
-					a = uint32(vl.tci)
-				default:
+				v, ok := vl.ancillary(k - skfADOff)
+				if !ok {
 					return 0
 				}
+				a = v
 				continue
 			}
 			if k >= n {
