@@ -73,38 +73,41 @@ func Parse(data []byte) (Config, error) {
 	def := DefaultConfig()
 	c := def
 	saved := map[string]reflect.Value{}
-	clearSlices(reflect.ValueOf(&c).Elem(), "", saved)
+	clearSlices(reflect.ValueOf(&c).Elem(), saved)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, describeJSONError(data, err)
 	}
-	restoreSlices(reflect.ValueOf(&c).Elem(), "", saved)
+	restoreSlices(reflect.ValueOf(&c).Elem(), saved)
 	return c, nil
 }
 
 // clearSlices sets every slice field to nil, remembering the default, so
 // that a list in the file replaces the default instead of being merged
 // into its elements (encoding/json decodes into existing elements).
-func clearSlices(v reflect.Value, path string, saved map[string]reflect.Value) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := v.Field(i)
-		if !t.Field(i).IsExported() {
-			continue
-		}
-		p := path + "." + t.Field(i).Name
-		switch f.Kind() {
-		case reflect.Slice:
-			saved[p] = reflect.ValueOf(f.Interface())
-			f.Set(reflect.Zero(f.Type()))
-		case reflect.Struct:
-			clearSlices(f, p, saved)
-		}
-	}
+func clearSlices(v reflect.Value, saved map[string]reflect.Value) {
+	eachSlice(v, "", func(p string, f reflect.Value) {
+		saved[p] = reflect.ValueOf(f.Interface())
+		f.Set(reflect.Zero(f.Type()))
+	})
 }
 
-func restoreSlices(v reflect.Value, path string, saved map[string]reflect.Value) {
+// restoreSlices puts back the defaults clearSlices saved for the lists the
+// file did not set.
+func restoreSlices(v reflect.Value, saved map[string]reflect.Value) {
+	eachSlice(v, "", func(p string, f reflect.Value) {
+		if f.IsNil() {
+			if d, ok := saved[p]; ok {
+				f.Set(d)
+			}
+		}
+	})
+}
+
+// eachSlice calls fn for every exported slice field of the struct v and of
+// the structs nested in it, with the field's path (".Ring.Filters").
+func eachSlice(v reflect.Value, path string, fn func(path string, f reflect.Value)) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := v.Field(i)
@@ -114,13 +117,9 @@ func restoreSlices(v reflect.Value, path string, saved map[string]reflect.Value)
 		p := path + "." + t.Field(i).Name
 		switch f.Kind() {
 		case reflect.Slice:
-			if f.IsNil() {
-				if d, ok := saved[p]; ok {
-					f.Set(d)
-				}
-			}
+			fn(p, f)
 		case reflect.Struct:
-			restoreSlices(f, p, saved)
+			eachSlice(f, p, fn)
 		}
 	}
 }
