@@ -70,8 +70,7 @@ func Parse(data []byte) (Config, error) {
 	if err := checkUnknown(reflect.TypeOf(Config{}), generic, ""); err != nil {
 		return Config{}, err
 	}
-	def := DefaultConfig()
-	c := def
+	c := DefaultConfig()
 	saved := map[string]reflect.Value{}
 	clearSlices(reflect.ValueOf(&c).Elem(), saved)
 	dec := json.NewDecoder(bytes.NewReader(data))
