@@ -23,7 +23,7 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	ifaces := fs.String("iface", "", "interfaces to capture, comma-separated (required)")
 	ringDir := fs.String("ring", "", "ring directory; created if it holds no ring (required)")
 	sizeStr := fs.String("size", "", "ring size when creating it, bytes or with a unit (\"4GiB\")")
-	rulesFile := fs.String("rules", "", "ring rules: JSON list of {\"filter\": EXPR, \"snap\": BYTES}")
+	rulesFile := fs.String("rules", "", "ring rules: JSON list of {\"filter\": EXPR, \"snaplen\": BYTES} or {\"filter\": EXPR, \"discard\": true}")
 	expr := fs.String("filter", "", "capture only packets this filter (tcpdump syntax) accepts")
 	snaplen := fs.Int("snaplen", 0, "bytes kept of each packet (0: whole packet); with -rules, of packets no rule matches")
 	if err := fs.Parse(args); err != nil {

@@ -144,7 +144,7 @@ func TestCaptureCommandTwoLinksSliced(t *testing.T) {
 func TestCaptureCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.json")
-	os.WriteFile(rules, []byte(`[{"filter": "", "snap": 100}, {"filter": "udp"}]`), 0o644)
+	os.WriteFile(rules, []byte(`[{"filter": "", "snaplen": 100}, {"filter": "udp", "snaplen": 100, "discard": true}]`), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -154,7 +154,7 @@ func TestCaptureCommandErrors(t *testing.T) {
 		{[]string{"-iface", "lo", "-ring", dir, "-rules", rules, "-filter", "udp"}, "exclude each other"},
 		{[]string{"-iface", "lo", "-ring", dir, "-snaplen", "-1"}, "-snaplen -1"},
 		{[]string{"-iface", "lo", "-ring", dir, "-size", "12 parsecs"}, "-size"},
-		{[]string{"-iface", "lo", "-ring", dir, "-rules", rules}, `rules[1]: rule: missing "snap"`},
+		{[]string{"-iface", "lo", "-ring", dir, "-rules", rules}, `rules[1] has both discard and snaplen`},
 		{[]string{"-iface", "lo", "-ring", filepath.Join(dir, "new")}, "give -size"},
 		{[]string{"-iface", "pcnosuchif0", "-ring", filepath.Join(dir, "r2"), "-size", "64MiB"}, "pcnosuchif0"},
 	} {
@@ -204,8 +204,8 @@ func TestCaptureCommandFilterAndRulesThroughExtract(t *testing.T) {
 	// One rule and "discard the rest": the same as tcpdump -s 64 with the
 	// rule's filter.
 	os.WriteFile(rules, []byte(`[
-		{"filter": "ether proto 0x88b6 or vlan 100", "snap": 64},
-		{"filter": "", "snap": 0}
+		{"filter": "ether proto 0x88b6 or vlan 100", "snaplen": 64},
+		{"filter": "", "discard": true}
 	]`), 0o644)
 	for _, tc := range []struct {
 		name, expr string

@@ -333,7 +333,7 @@ func TestCompiledFilterMatchesTcpdump(t *testing.T) {
 // at the same time: a packet must appear as the tcpdump of its first
 // matching rule captured it.
 func TestRulesMatchTcpdumpPerRule(t *testing.T) {
-	rules := []Rule{{Filter: "vlan 10", Snap: 64}, {Filter: "ether proto 0x88b6", Snap: 0}}
+	rules := []Rule{{Filter: "vlan 10", Snaplen: 64}, {Filter: "ether proto 0x88b6", Discard: true}}
 	const defaultSnap = 100
 	prog, snap, err := CompileRules(rules, defaultSnap)
 	if err != nil {
@@ -343,7 +343,7 @@ func TestRulesMatchTcpdumpPerRule(t *testing.T) {
 	all := netnstest.StartTcpdump(t, p.Host, defaultSnap, "")
 	var per []*netnstest.Tcpdump
 	for _, r := range rules {
-		s := int(r.Snap)
+		s := int(r.Snaplen)
 		if s == 0 {
 			s = MaxSnap
 		}
@@ -373,7 +373,7 @@ func TestRulesMatchTcpdumpPerRule(t *testing.T) {
 		keep := pk
 		for i, r := range rules {
 			if m, ok := byRule[i][id(pk.Data)]; ok {
-				if r.Snap == 0 {
+				if r.Discard {
 					keep.Data = nil
 					discarded++
 				} else {

@@ -3,7 +3,6 @@ package capture
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 
@@ -12,54 +11,69 @@ import (
 	"github.com/presscap/presscap/probe/filter"
 )
 
+// MinRuleSnap is the smallest slice a rule may keep: less would cut into
+// the Ethernet, VLAN, IP and transport headers an engineer needs.
+const MinRuleSnap = 64
+
 // Rule is one ring rule: packets that Filter (tcpdump syntax; empty
-// matches everything) accepts are kept, cut to Snap bytes; Snap 0 discards
-// them. The first matching rule of a list wins. In JSON:
+// matches every packet) accepts are kept whole, cut to Snaplen bytes, or
+// discarded. The first matching rule of a list wins. The same JSON serves
+// the rules file of `probe capture -rules` and ring.rules of the probe
+// configuration:
 //
-//	{"filter": "udp port 5060", "snap": 262144}
+//	{"filter": "udp portrange 10000-20000", "snaplen": 96}
+//	{"filter": "port 22", "discard": true}
+//	{"filter": "", "discard": true}
 //
-// Both fields are required, so that a forgotten "snap" never silently
-// discards traffic. The rules file of `probe capture -rules` is a JSON list
-// of rules, and the service configuration embeds the same list.
+// A missing "snaplen" keeps whole packets, so a forgotten field never
+// throws traffic away; discarding is always spelled out.
 type Rule struct {
-	Filter string `json:"filter"`
-	Snap   uint32 `json:"snap"`
+	Filter  string `json:"filter"`
+	Snaplen uint32 `json:"snaplen"`
+	Discard bool   `json:"discard"`
 }
 
-// UnmarshalJSON requires both fields and refuses unknown ones.
-func (r *Rule) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Filter *string `json:"filter"`
-		Snap   *int64  `json:"snap"`
+// Check reports a problem with the rule's snap length or discard flag:
+// field is the JSON field at fault ("" for the rule as a whole), problem
+// is empty when the rule is fine. The filter is checked by compiling it.
+func (r Rule) Check() (field, problem string) {
+	switch {
+	case r.Discard && r.Snaplen != 0:
+		return "", "has both discard and snaplen"
+	case r.Snaplen != 0 && r.Snaplen < MinRuleSnap:
+		return "snaplen", fmt.Sprintf("%d is too small (at least %d, or 0 for whole packets)", r.Snaplen, MinRuleSnap)
+	case r.Snaplen > MaxSnap:
+		return "snaplen", fmt.Sprintf("%d is over the maximum %d", r.Snaplen, MaxSnap)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return fmt.Errorf("rule: %w", err)
+	return "", ""
+}
+
+// snap is what the kernel program returns for the rule: 0 discards.
+func (r Rule) snap() uint32 {
+	switch {
+	case r.Discard:
+		return 0
+	case r.Snaplen == 0:
+		return MaxSnap
 	}
-	if raw.Filter == nil {
-		return errors.New(`rule: missing "filter" (use "" to match every packet)`)
-	}
-	if raw.Snap == nil {
-		return errors.New(`rule: missing "snap" (bytes to keep; 0 discards)`)
-	}
-	if *raw.Snap < 0 || *raw.Snap > MaxSnap {
-		return fmt.Errorf(`rule: "snap" %d out of range 0..%d`, *raw.Snap, MaxSnap)
-	}
-	*r = Rule{Filter: *raw.Filter, Snap: uint32(*raw.Snap)}
-	return nil
+	return r.Snaplen
 }
 
 // ParseRules reads a JSON list of rules. Errors name the rule by index.
 func ParseRules(data []byte) ([]Rule, error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, fmt.Errorf("rules: want a JSON list of {\"filter\": ..., \"snap\": ...}: %w", err)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var rules []Rule
+	if err := dec.Decode(&rules); err != nil {
+		return nil, fmt.Errorf(`rules: want a JSON list of {"filter": ..., "snaplen": ... | "discard": true}: %w`, err)
 	}
-	rules := make([]Rule, len(raws))
-	for i, raw := range raws {
-		if err := json.Unmarshal(raw, &rules[i]); err != nil {
-			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+	for i, r := range rules {
+		if field, problem := r.Check(); problem != "" {
+			name := fmt.Sprintf("rules[%d]", i)
+			if field != "" {
+				name += "." + field
+			}
+			return nil, fmt.Errorf("%s %s", name, problem)
 		}
 	}
 	return rules, nil
@@ -80,9 +94,9 @@ func LoadRules(path string) ([]Rule, error) {
 
 // CompileRules compiles rules into the kernel program for Config.Program:
 // packets go by the first matching rule; packets no rule matches are kept
-// cut to defaultSnap (0: MaxSnap). End the list with {"filter": "",
-// "snap": 0} to discard them instead. It also returns the largest snap
-// length the program can return, for Config.SnapLen.
+// cut to defaultSnap (0: whole). End the list with {"filter": "",
+// "discard": true} to discard them instead. It also returns the largest
+// snap length the program can return, for Config.SnapLen.
 func CompileRules(rules []Rule, defaultSnap uint32) ([]bpf.Instruction, int, error) {
 	if defaultSnap == 0 || defaultSnap > MaxSnap {
 		defaultSnap = MaxSnap
@@ -90,10 +104,8 @@ func CompileRules(rules []Rule, defaultSnap uint32) ([]bpf.Instruction, int, err
 	fr := make([]filter.Rule, len(rules))
 	maxSnap := defaultSnap
 	for i, r := range rules {
-		fr[i] = filter.Rule{Expr: r.Filter, Snap: r.Snap}
-		if r.Snap > maxSnap {
-			maxSnap = r.Snap
-		}
+		fr[i] = filter.Rule{Expr: r.Filter, Snap: r.snap()}
+		maxSnap = max(maxSnap, r.snap())
 	}
 	prog, err := filter.CompileRules(fr, filter.Live, defaultSnap)
 	if err != nil {

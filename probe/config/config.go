@@ -3,6 +3,7 @@ package config
 import (
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
+	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/upload"
 )
 
@@ -68,15 +69,8 @@ type Ring struct {
 	Rules []RingRule `json:"rules"`
 }
 
-// RingRule is one ring rule.
-type RingRule struct {
-	// Filter is a tcpdump expression.
-	Filter string `json:"filter"`
-	// Snaplen cuts matching packets to this many bytes; 0 = whole packet.
-	Snaplen uint32 `json:"snaplen"`
-	// Discard drops matching packets.
-	Discard bool `json:"discard"`
-}
+// RingRule is one ring rule, in the same JSON as `probe capture -rules`.
+type RingRule = capture.Rule
 
 // Repeat modes: what a press does while an earlier capture's window is
 // still open.

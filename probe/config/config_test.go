@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"github.com/presscap/presscap/probe/capture"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -126,7 +127,8 @@ func TestValidateErrors(t *testing.T) {
 		{"ring snaplen", func(c *Config) { c.Ring.Snaplen = 20 }, "ring.snaplen", "too small"},
 		{"rule both", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "x", Discard: true, Snaplen: 100}} }, "ring.rules[0]", "both discard and snaplen"},
 		{"rule snaplen", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "x", Snaplen: 10}} }, "ring.rules[0].snaplen", "too small"},
-		{"rule empty filter", func(c *Config) { c.Ring.Rules = []RingRule{{Snaplen: 128}} }, "ring.rules[0].filter", "is empty"},
+		{"rule snaplen too large", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "udp", Snaplen: 1 << 20}} }, "ring.rules[0].snaplen", "over the maximum"},
+		{"rule bad filter", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "udp portrange 9-"}} }, "ring.rules[0].filter", "does not compile"},
 		{"before zero", func(c *Config) { c.Trigger.Before = 0 }, "trigger.before", "positive"},
 		{"after negative", func(c *Config) { c.Trigger.After = Duration(-time.Second) }, "trigger.after", "positive"},
 		{"window exceeds history", func(c *Config) { c.Ring.Size = 64 << 20; c.Ring.ExpectedMbps = 100 }, "trigger.before", "exceeds the 5s of history"},
@@ -245,5 +247,30 @@ func TestLoad(t *testing.T) {
 	os.WriteFile(p, []byte(`{"trigger": {"aftr": "5s"}}`), 0o644)
 	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "trigger.aftr") {
 		t.Errorf("Load(bad) = %v, want the path and the field", err)
+	}
+}
+
+// ring.rules is written exactly like a `probe capture -rules` file, with
+// an empty filter matching every packet, so one rule list serves both.
+func TestRingRulesShareTheCaptureFormat(t *testing.T) {
+	list := `[{"filter": "udp portrange 10000-20000", "snaplen": 96}, {"filter": "port 22", "discard": true}, {"filter": "", "discard": true}]`
+	c, err := Parse([]byte(`{"ring": {"rules": ` + list + `}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	file, err := capture.ParseRules([]byte(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(file) != len(c.Ring.Rules) {
+		t.Fatalf("config holds %d rules, the rules file %d", len(c.Ring.Rules), len(file))
+	}
+	for i := range file {
+		if file[i] != c.Ring.Rules[i] {
+			t.Errorf("rule %d: config %+v, rules file %+v", i, c.Ring.Rules[i], file[i])
+		}
 	}
 }

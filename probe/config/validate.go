@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/trigger"
 	"github.com/presscap/presscap/ringfs"
@@ -105,24 +106,19 @@ func (c Config) Validate() error {
 	if c.Ring.Snaplen != 0 && c.Ring.Snaplen < 64 {
 		bad("ring.snaplen", "%d is too small to hold the headers (at least 64, or 0 for whole packets)", c.Ring.Snaplen)
 	}
-	rules := make([]filter.Rule, 0, len(c.Ring.Rules))
 	for i, r := range c.Ring.Rules {
 		f := fmt.Sprintf("ring.rules[%d]", i)
-		if r.Discard && r.Snaplen != 0 {
-			bad(f, "has both discard and snaplen")
-		}
-		if !r.Discard && r.Snaplen != 0 && r.Snaplen < 64 {
-			bad(f+".snaplen", "%d is too small (at least 64, or 0 for whole packets)", r.Snaplen)
-		}
-		if r.Filter == "" {
-			bad(f+".filter", "is empty (a rule needs a filter; use ring.snaplen for all packets)")
+		if field, problem := r.Check(); problem != "" {
+			if field != "" {
+				f += "." + field
+			}
+			bad(f, "%s", problem)
 		} else if _, err := filter.NewMatcher(r.Filter); err != nil {
 			badErr(f+".filter", "does not compile", err)
 		}
-		rules = append(rules, RuleFor(r))
 	}
-	if len(rules) > 0 && len(es) == 0 {
-		if _, err := filter.CompileRules(rules, filter.Live, c.Ring.Snaplen); err != nil {
+	if len(c.Ring.Rules) > 0 && len(es) == 0 {
+		if _, _, err := capture.CompileRules(c.Ring.Rules, c.Ring.Snaplen); err != nil {
 			badErr("ring.rules", "do not compile together", err)
 		}
 	}
@@ -304,17 +300,6 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return es
-}
-
-// RuleFor converts a ring rule to the filter package's form.
-func RuleFor(r RingRule) filter.Rule {
-	switch {
-	case r.Discard:
-		return filter.Rule{Expr: r.Filter, Snap: 0}
-	case r.Snaplen == 0:
-		return filter.Rule{Expr: r.Filter, Snap: filter.MaxSnap}
-	}
-	return filter.Rule{Expr: r.Filter, Snap: r.Snaplen}
 }
 
 // History is how far back the ring reaches at the expected rate.

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"golang.org/x/net/bpf"
 	"net"
 	"os"
 	"path/filepath"
@@ -133,18 +134,14 @@ func New(o Options) (*Service, error) {
 		links = append(links, l.LinkName())
 		clinks = append(clinks, capture.Link{Name: l.Interface, ID: uint16(i)})
 	}
-	snap := c.Ring.Snaplen
-	if snap == 0 {
-		snap = filter.MaxSnap
-	}
-	maxSnap := snap
-	for _, r := range c.Ring.Rules {
-		if !r.Discard {
-			rs := r.Snaplen
-			if rs == 0 {
-				rs = filter.MaxSnap
-			}
-			maxSnap = max(maxSnap, rs)
+	// The ring rules run in the kernel; the largest slice they keep is the
+	// ring's and the socket's snap length.
+	var prog []bpf.Instruction
+	maxSnap := filter.MaxSnap
+	if len(c.Ring.Rules) > 0 || c.Ring.Snaplen != 0 {
+		var err error
+		if prog, maxSnap, err = capture.CompileRules(c.Ring.Rules, c.Ring.Snaplen); err != nil {
+			return nil, fmt.Errorf("ring.rules: %w", err)
 		}
 	}
 	st := c.Storage
@@ -160,22 +157,11 @@ func New(o Options) (*Service, error) {
 		Retry:        st.Retry.D(),
 		Links:        links,
 		LinkType:     1, // Ethernet
-		SnapLen:      maxSnap,
+		SnapLen:      uint32(maxSnap),
 	}, s.logf)
 	s.storage.OnChange = func(StorageState) { s.showState() }
 
-	ccfg := capture.Config{Links: clinks, SnapLen: int(maxSnap), WaitForLinks: true, Logf: s.logf}
-	if len(c.Ring.Rules) > 0 || c.Ring.Snaplen != 0 {
-		rules := make([]filter.Rule, len(c.Ring.Rules))
-		for i, r := range c.Ring.Rules {
-			rules[i] = config.RuleFor(r)
-		}
-		prog, err := filter.CompileRules(rules, filter.Live, snap)
-		if err != nil {
-			return nil, fmt.Errorf("ring.rules: %w", err)
-		}
-		ccfg.Program = prog
-	}
+	ccfg := capture.Config{Links: clinks, Program: prog, SnapLen: maxSnap, WaitForLinks: true, Logf: s.logf}
 	capt, err := capture.New(ccfg, s.storage)
 	if err != nil {
 		return nil, err
