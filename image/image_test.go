@@ -20,26 +20,13 @@ import (
 	"github.com/presscap/presscap/image/partition"
 	"github.com/presscap/presscap/image/rootfs"
 	"github.com/presscap/presscap/image/updater"
+	"github.com/presscap/presscap/internal/testtool"
 	probeconfig "github.com/presscap/presscap/probe/config"
 )
 
 // The structural tests build both instances once (compiling for arm64 is
 // the slow part; the Go build cache makes the second build cheap) and then
 // take the images apart with our readers and the reference tools.
-
-func lookTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	t.Fatalf("%s not found: install the Debian package %s", name, pkg)
-	return ""
-}
 
 // copyInstance copies an instance directory so the test's generated
 // password stays out of the repository.
@@ -259,7 +246,7 @@ func openBoot(t *testing.T, img string, tab *partition.Table) (*fat.FS, string) 
 	t.Helper()
 	b := tab.Partitions[0]
 	part := extract(t, img, b.Offset(), b.Size())
-	out, err := exec.Command(lookTool(t, "fsck.fat", "dosfstools"), "-n", part).CombinedOutput()
+	out, err := exec.Command(testtool.Path(t, "fsck.fat", "dosfstools"), "-n", part).CombinedOutput()
 	if err != nil {
 		t.Fatalf("fsck.fat -n on the boot partition: %v\n%s", err, out)
 	}
@@ -307,7 +294,7 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 	rootSize := p.RootSize
 	p.Close()
 	sq := extract(t, img, tab.Partitions[1].Offset(), rootSize)
-	out, err := exec.Command(lookTool(t, "unsquashfs", "squashfs-tools"), "-s", sq).CombinedOutput()
+	out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-s", sq).CombinedOutput()
 	if err != nil {
 		t.Fatalf("unsquashfs -s: %v\n%s", err, out)
 	}
@@ -368,7 +355,7 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 		}
 	}
 	ext := filepath.Join(t.TempDir(), "root")
-	if out, err := exec.Command(lookTool(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, sq).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, sq).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
 	}
 	shipped, err := os.ReadFile(src)
@@ -413,11 +400,11 @@ func checkPerm(t *testing.T, img string, tab *partition.Table) {
 	t.Helper()
 	p := tab.Partitions[3]
 	part := extract(t, img, p.Offset(), p.Size())
-	out, err := exec.Command(lookTool(t, "e2fsck", "e2fsprogs"), "-n", "-f", part).CombinedOutput()
+	out, err := exec.Command(testtool.Path(t, "e2fsck", "e2fsprogs"), "-n", "-f", part).CombinedOutput()
 	if err != nil {
 		t.Fatalf("e2fsck -n -f on /perm: %v\n%s", err, out)
 	}
-	out, err = exec.Command(lookTool(t, "dumpe2fs", "e2fsprogs"), "-h", part).CombinedOutput()
+	out, err = exec.Command(testtool.Path(t, "dumpe2fs", "e2fsprogs"), "-h", part).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dumpe2fs: %v\n%s", err, out)
 	}

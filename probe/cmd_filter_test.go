@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/filter"
 )
 
@@ -26,10 +27,7 @@ func runFilterCmd(t *testing.T, args ...string) (string, string, error) {
 // are the same instructions: the three formats must be byte for byte
 // equal.
 func TestFilterCommandMatchesTcpdumpListing(t *testing.T) {
-	tcpdump, err := exec.LookPath("tcpdump")
-	if err != nil {
-		t.Fatalf("tcpdump not found (install the Debian package tcpdump): %v", err)
-	}
+	tcpdump := testtool.Path(t, "tcpdump", "tcpdump")
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b2c3d4)
 	binary.LittleEndian.PutUint16(hdr[4:], 2)

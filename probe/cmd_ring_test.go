@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -137,22 +138,11 @@ func window(ps []testPacket, from, to int64) []testPacket {
 	return w
 }
 
-// tool returns the path of an external program the tests need; CI installs
-// it, so a missing one is a failure naming the Debian package.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: install the Debian package %s (listed in .ci/packages.txt)", name, pkg)
-	}
-	return p
-}
-
 // checkCapture validates a file we wrote with capinfos and tshark and
 // returns the packet count both agree on.
 func checkCapture(t *testing.T, path string, want int) {
 	t.Helper()
-	out, err := exec.Command(tool(t, "capinfos", "wireshark-common"), "-c", "-M", path).CombinedOutput()
+	out, err := exec.Command(testtool.Path(t, "capinfos", "wireshark-common"), "-c", "-M", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("capinfos %s: %v\n%s", path, err, out)
 	}
@@ -163,7 +153,7 @@ func checkCapture(t *testing.T, path string, want int) {
 	if n, _ := strconv.Atoi(string(m[1])); n != want {
 		t.Errorf("capinfos %s: %d packets, want %d", path, n, want)
 	}
-	cmd := exec.Command(tool(t, "tshark", "tshark"), "-n", "-r", path, "-T", "fields", "-e", "frame.len", "-e", "udp.dstport")
+	cmd := exec.Command(testtool.Path(t, "tshark", "tshark"), "-n", "-r", path, "-T", "fields", "-e", "frame.len", "-e", "udp.dstport")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err = cmd.Output()
@@ -213,7 +203,7 @@ func TestRingImportInfoExtract(t *testing.T) {
 	b := makeFrames(2, 2000, t0+300e9, 50*time.Millisecond)
 	writePcap(t, filepath.Join(dir, "a.pcap"), a)
 	writePcap(t, filepath.Join(dir, "b.pcap"), b)
-	if out, err := exec.Command(tool(t, "editcap", "wireshark-common"), "-F", "pcapng",
+	if out, err := exec.Command(testtool.Path(t, "editcap", "wireshark-common"), "-F", "pcapng",
 		filepath.Join(dir, "b.pcap"), filepath.Join(dir, "b.pcapng")).CombinedOutput(); err != nil {
 		t.Fatalf("editcap: %v\n%s", err, out)
 	}
@@ -578,7 +568,7 @@ func TestExtractWhileImporting(t *testing.T) {
 // as tcpdump -r does on the same file: the extraction holds exactly the
 // packets tcpdump -r selects from the imported pcap.
 func TestExtractFilterSlicedPackets(t *testing.T) {
-	tcpdump := tool(t, "tcpdump", "tcpdump")
+	tcpdump := testtool.Path(t, "tcpdump", "tcpdump")
 	dir := t.TempDir()
 	ring := filepath.Join(dir, "ring")
 	ps := makeFrames(7, 600, t0, 10*time.Millisecond) // every fifth packet is sliced by 100 bytes

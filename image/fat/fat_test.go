@@ -9,24 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // Size of a gokrazy boot partition.
 const testSectors = 100 << 20 / SectorSize
-
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		t.Fatalf("%s not found: install the Debian package %s", name, pkg)
-	}
-	return p
-}
 
 type testFile struct {
 	path string
@@ -79,8 +67,8 @@ func buildImage(t *testing.T, files []testFile) (string, int64) {
 }
 
 func TestFsckAndMtoolsReadWhatWeWrite(t *testing.T) {
-	fsck := tool(t, "fsck.fat", "dosfstools")
-	mtype := tool(t, "mtype", "mtools")
+	fsck := testtool.Path(t, "fsck.fat", "dosfstools")
+	mtype := testtool.Path(t, "mtype", "mtools")
 	files := sampleFiles()
 	img, used := buildImage(t, files)
 

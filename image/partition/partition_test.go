@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 const testDisk = 2 << 30
@@ -80,13 +82,7 @@ func TestMBRBytes(t *testing.T) {
 }
 
 func TestSfdiskReadsOurTable(t *testing.T) {
-	sfdisk, err := exec.LookPath("sfdisk")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/sfdisk"); e != nil {
-			t.Fatal("sfdisk not found: install the Debian package fdisk")
-		}
-		sfdisk = "/usr/sbin/sfdisk"
-	}
+	sfdisk := testtool.Path(t, "sfdisk", "fdisk")
 	sig := Signature("presscap")
 	l, err := NewLayout(sig, testDisk)
 	if err != nil {

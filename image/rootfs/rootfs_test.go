@@ -10,16 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func unsquashfs(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("unsquashfs")
-	if err != nil {
-		t.Fatal("unsquashfs not found: install the Debian package squashfs-tools")
-	}
-	return p
-}
+	"github.com/presscap/presscap/internal/testtool"
+)
 
 func TestSquashfsTreeModesAndContent(t *testing.T) {
 	dir := t.TempDir()
@@ -63,7 +56,7 @@ func TestSquashfsTreeModesAndContent(t *testing.T) {
 		t.Fatalf("size %d, stat %v %v", size, st, err)
 	}
 
-	out, err := exec.Command(unsquashfs(t), "-s", img).CombinedOutput()
+	out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-s", img).CombinedOutput()
 	if err != nil {
 		t.Fatalf("unsquashfs -s: %v\n%s", err, out)
 	}
@@ -101,7 +94,7 @@ func TestSquashfsTreeModesAndContent(t *testing.T) {
 	}
 
 	ext := filepath.Join(dir, "x")
-	if out, err := exec.Command(unsquashfs(t), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
 	}
 	got, err := os.ReadFile(filepath.Join(ext, "gokrazy", "init"))
@@ -148,7 +141,7 @@ func TestSquashfsBoundaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	ext := filepath.Join(dir, "x")
-	if out, err := exec.Command(unsquashfs(t), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
 	}
 	for p, w := range want {

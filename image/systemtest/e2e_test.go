@@ -26,6 +26,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
 
@@ -135,13 +136,13 @@ func ringDisk(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	f.Close()
-	cmd := exec.Command(need(t, "sfdisk", "fdisk"), "-q", p)
+	cmd := exec.Command(testtool.Path(t, "sfdisk", "fdisk"), "-q", p)
 	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v\n%s", err, out)
 	}
 	size := (int64(1<<30) - 2048*512) >> 10
-	if out, err := exec.Command(need(t, "mkfs.ext4", "e2fsprogs"), "-q", "-F", "-L", "PRESSCAP",
+	if out, err := exec.Command(testtool.Path(t, "mkfs.ext4", "e2fsprogs"), "-q", "-F", "-L", "PRESSCAP",
 		"-E", "offset=1048576", p, strconv.FormatInt(size, 10)+"k").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
@@ -403,7 +404,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 	}
 	t.Logf("bench: press to files on the SFTP server %.1f s (after = 5 s)", time.Since(press).Seconds())
 
-	capinfos := need(t, "capinfos", "wireshark-common")
+	capinfos := testtool.Path(t, "capinfos", "wireshark-common")
 	for _, f := range files {
 		if out, err := exec.Command(capinfos, f).CombinedOutput(); err != nil {
 			t.Errorf("capinfos %s: %v\n%s", f, err, out)

@@ -21,6 +21,7 @@ import (
 	"github.com/presscap/presscap/image/fat"
 	"github.com/presscap/presscap/image/partition"
 	"github.com/presscap/presscap/image/updater"
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 const (
@@ -28,20 +29,6 @@ const (
 	qemuEFI   = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 	sdbootRel = "build/systemd-boot/usr/lib/systemd/boot/efi/systemd-bootaa64.efi"
 )
-
-func need(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	t.Fatalf("%s not found: install the Debian package %s", name, pkg)
-	return ""
-}
 
 // vm is one QEMU instance booting a disk image.
 type vm struct {
@@ -68,7 +55,7 @@ func freePort(t *testing.T) int {
 // ("hostfwd=...", "guestfwd=..."), extra more QEMU arguments.
 func startVM(t *testing.T, disk, ring, dir string, fwds, extra []string) *vm {
 	t.Helper()
-	q := need(t, "qemu-system-aarch64", "qemu-system-arm")
+	q := testtool.Path(t, "qemu-system-aarch64", "qemu-system-arm")
 	if _, err := os.Stat(qemuEFI); err != nil {
 		t.Fatalf("%s: install the Debian package qemu-efi-aarch64", qemuEFI)
 	}
@@ -356,13 +343,13 @@ func TestBootAndUpdate(t *testing.T) {
 		}
 	}
 	perm := extractPerm(t, diskA, dir)
-	if o, err := exec.Command(need(t, "e2fsck", "e2fsprogs"), "-n", "-f", perm).CombinedOutput(); err != nil {
+	if o, err := exec.Command(testtool.Path(t, "e2fsck", "e2fsprogs"), "-n", "-f", perm).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -n -f /perm after two boots: %v\n%s", err, o)
 	}
 	// /perm survived: the directory init created on the first boot is
 	// still there, older than the update, and the file system was mounted
 	// by both boots (not recreated).
-	dcmd := exec.Command(need(t, "debugfs", "e2fsprogs"), "-R", "stat /var", perm)
+	dcmd := exec.Command(testtool.Path(t, "debugfs", "e2fsprogs"), "-R", "stat /var", perm)
 	dcmd.Env = append(os.Environ(), "DEBUGFS_PAGER=__none__", "PAGER=__none__")
 	dbg, err := dcmd.CombinedOutput()
 	if err != nil {
@@ -376,7 +363,7 @@ func TestBootAndUpdate(t *testing.T) {
 	if !time.Unix(crtime, 0).Before(updStart) {
 		t.Errorf("/perm/var was created at %s, after the update started at %s: /perm did not survive", time.Unix(crtime, 0).UTC(), updStart.UTC())
 	}
-	hdr, err := exec.Command(need(t, "dumpe2fs", "e2fsprogs"), "-h", perm).CombinedOutput()
+	hdr, err := exec.Command(testtool.Path(t, "dumpe2fs", "e2fsprogs"), "-h", perm).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dumpe2fs: %v\n%s", err, hdr)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // constantVerdict lists the expressions of diffExprs that accept every
@@ -210,7 +212,7 @@ var randomLiveExprs = flag.Int("filter.randomlive", 60, "random expressions adde
 // using the kernel's VLAN extensions, against ours, on every complete
 // frame of the corpus as the kernel would present it.
 func TestDifferentialLiveProgram(t *testing.T) {
-	requireTcpdump(t)
+	testtool.Path(t, "tcpdump", "tcpdump")
 	corpus := buildCorpus(2)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)

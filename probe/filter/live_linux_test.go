@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // The live test: a veth pair in a network namespace of its own; frames of
@@ -46,12 +48,8 @@ func run1(t *testing.T, args ...string) {
 // newNetns creates a namespace with a veth pair a<->b, both up.
 func newNetns(t *testing.T) netns {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatalf("the live filter test needs root (network namespaces, AF_PACKET)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("ip not found (install the Debian package iproute2): %v", err)
-	}
+	testtool.Root(t, "the live filter test (network namespaces, AF_PACKET)")
+	testtool.Path(t, "ip", "iproute2")
 	var rb [4]byte
 	rand.Read(rb[:])
 	name := fmt.Sprintf("pcfilt-%d-%s", os.Getpid(), hex.EncodeToString(rb[:]))
@@ -210,7 +208,7 @@ func liveExprs() []string {
 }
 
 func TestLiveSocketAgainstTcpdump(t *testing.T) {
-	tcpdump := requireTcpdump(t)
+	tcpdump := testtool.Path(t, "tcpdump", "tcpdump")
 	ns := newNetns(t)
 	var frames [][]byte
 	for _, f := range buildCorpus(3) {

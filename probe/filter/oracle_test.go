@@ -13,21 +13,14 @@ import (
 	"testing"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // The oracle is Debian's tcpdump: `tcpdump -ddd` prints the program
 // libpcap compiles. Offline programs come from reading an empty EN10MB
 // capture file (-r), live ones from a live Ethernet device (-i), where
 // libpcap uses the kernel's VLAN extensions.
-
-func requireTcpdump(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("tcpdump")
-	if err != nil {
-		t.Fatalf("tcpdump not found (install the Debian package tcpdump): %v", err)
-	}
-	return path
-}
 
 var emptyPcapOnce sync.Once
 var emptyPcapPath string
@@ -76,7 +69,7 @@ func libpcapProgram(t testing.TB, source []string, expr string) ([]bpf.RawInstru
 	t.Helper()
 	args := append([]string{"-ddd"}, source...)
 	args = append(args, "--", expr)
-	cmd := exec.Command(requireTcpdump(t), args...)
+	cmd := exec.Command(testtool.Path(t, "tcpdump", "tcpdump"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

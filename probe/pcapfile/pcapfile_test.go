@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 type pkt struct {
@@ -66,20 +68,15 @@ func tshark(t *testing.T, b []byte, fields ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(path, b, 0o644)
-	if _, err := exec.LookPath("capinfos"); err != nil {
-		t.Fatal("capinfos not found: install the Debian package wireshark-common")
-	}
-	if out, err := exec.Command("capinfos", path).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testtool.Path(t, "capinfos", "wireshark-common"), path).CombinedOutput(); err != nil {
 		t.Fatalf("capinfos rejects the file: %v\n%s", err, out)
 	}
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark not found: install the Debian package tshark")
-	}
+	tshark := testtool.Path(t, "tshark", "tshark")
 	args := []string{"-r", path, "-T", "fields"}
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	out, err := exec.Command("tshark", args...).Output()
+	out, err := exec.Command(tshark, args...).Output()
 	if err != nil {
 		t.Fatalf("tshark -r: %v", err)
 	}
@@ -128,15 +125,13 @@ func TestPCAPNGRoundTripAndTshark(t *testing.T) {
 // Files written by editcap in other flavours (microseconds, pcapng with
 // microsecond resolution) read with the right times.
 func TestReadsEditcapFlavours(t *testing.T) {
-	if _, err := exec.LookPath("editcap"); err != nil {
-		t.Fatal("editcap not found: install the Debian package wireshark-common")
-	}
+	editcap := testtool.Path(t, "editcap", "wireshark-common")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.pcap")
 	os.WriteFile(src, write(t, "pcap", []Interface{{LinkType: 1}}), 0o644)
 	for _, c := range []struct{ format, name string }{{"pcap", "libpcap"}, {"pcapng", "pcapng"}} {
 		dst := filepath.Join(dir, c.format)
-		if out, err := exec.Command("editcap", "-F", c.name, src, dst).CombinedOutput(); err != nil {
+		if out, err := exec.Command(editcap, "-F", c.name, src, dst).CombinedOutput(); err != nil {
 			t.Fatalf("editcap -F %s: %v\n%s", c.name, err, out)
 		}
 		b, _ := os.ReadFile(dst)

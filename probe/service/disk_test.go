@@ -28,14 +28,9 @@ type loopDisk struct {
 	label  string
 }
 
-func requireRoot(t *testing.T, progs ...string) {
-	t.Helper()
-	netnstest.Require(t, progs...)
-}
-
 func newLoopDisk(t *testing.T, sizeMiB int, readOnly bool) *loopDisk {
 	t.Helper()
-	requireRoot(t, "mkfs.ext4", "losetup")
+	netnstest.Require(t, "mkfs.ext4", "losetup")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	f, err := os.Create(img)
 	if err != nil {
@@ -238,7 +233,7 @@ func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
 }
 
 func TestDiskMissingAndPermFallback(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t)
 	cfg := StorageConfig{
 		Finder:     DiskFinder{SysBlock: "/sys/class/block", DevDir: t.TempDir(), Label: "NOSUCHLABEL", FirstUSB: true},
 		MountPoint: filepath.Join(t.TempDir(), "mnt"),

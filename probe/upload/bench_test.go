@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
@@ -22,9 +23,7 @@ import (
 // (ours / OpenSSH's; the goal is ≥ 0.8). Run by `make bench-upload`.
 func BenchmarkUploadVsOpenSSH(b *testing.B) {
 	const files, size, rounds = 10, 10 << 20, 5
-	if _, err := exec.LookPath("sftp"); err != nil {
-		b.Fatal("sftp missing: install the Debian package openssh-client")
-	}
+	sftp := testtool.Path(b, "sftp", "openssh-client")
 	srv := sshdtest.Start(b, sshdtest.Options{})
 	remote := filepath.Join(srv.Dir, "in")
 	os.Mkdir(remote, 0o755)
@@ -83,7 +82,7 @@ func BenchmarkUploadVsOpenSSH(b *testing.B) {
 		clean()
 		args := append([]string{"-q", "-b", batch, "-i", keyPath, "-P", fmt.Sprint(srv.Port),
 			"-o", "UserKnownHostsFile=" + knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"}, cipher...)
-		cmd := exec.Command("sftp", append(args, "root@127.0.0.1")...)
+		cmd := exec.Command(sftp, append(args, "root@127.0.0.1")...)
 		start := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("sftp -b: %v\n%s", err, out)

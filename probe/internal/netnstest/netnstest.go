@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // Pair is a veth pair: Host is in the caller's namespace, Peer inside NS.
@@ -37,17 +39,13 @@ type Pair struct {
 func Require(t testing.TB, programs ...string) {
 	t.Helper()
 	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			pkg := debianPackage[p]
-			if pkg == "" {
-				pkg = p
-			}
-			t.Fatalf("%s not found on PATH: install the Debian package %s", p, pkg)
+		pkg := debianPackage[p]
+		if pkg == "" {
+			pkg = p
 		}
+		testtool.Path(t, p, pkg)
 	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("network namespace tests need root (running as uid %d)", os.Geteuid())
-	}
+	testtool.Root(t, "network namespace tests")
 }
 
 var debianPackage = map[string]string{

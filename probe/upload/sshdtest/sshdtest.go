@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // SSHD is the server binary; sshd re-executes itself, so the path is absolute.
@@ -85,9 +87,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if _, err := os.Stat(SSHD); err != nil {
 		t.Fatalf("%s missing: install the Debian package openssh-server (%v)", SSHD, err)
 	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("sshd for the upload tests needs root (privilege separation); run the tests as root")
-	}
+	testtool.Root(t, "sshd for the upload tests (privilege separation)")
 	// sshd refuses to start without its privilege separation directory.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatalf("create /run/sshd: %v", err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // User is a system account created for a test.
@@ -29,9 +31,7 @@ func NewUser(t testing.TB) User {
 	rand.Read(b[:])
 	pw := "pw-" + hex.EncodeToString(b[:])
 	for _, tool := range []string{"useradd", "chpasswd", "userdel"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s missing: install the Debian package passwd", tool)
-		}
+		testtool.Path(t, tool, "passwd")
 	}
 	// No home directory and no login shell: the account only speaks SFTP.
 	if out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {

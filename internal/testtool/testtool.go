@@ -1,0 +1,42 @@
+// Package testtool finds the external programs the tests use as oracles
+// and checks that a test runs as root. CI installs the Debian packages of
+// .ci/packages.txt and runs as root, so a missing program or privilege is
+// a test failure that says what to install, never a skip.
+package testtool
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// sbin are searched after PATH: a root shell without a login environment
+// often lacks them, and sfdisk, mkfs.ext4, losetup and friends live there.
+var sbin = []string{"/usr/sbin", "/sbin", "/usr/bin"}
+
+// Path returns the path of the program name, failing the test with the
+// Debian package pkg to install when it is on neither PATH nor an sbin
+// directory.
+func Path(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range sbin {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("%s not found: install the Debian package %s", name, pkg)
+	return ""
+}
+
+// Root fails the test unless it runs as root; what says what needs it.
+func Root(t testing.TB, what string) {
+	t.Helper()
+	if uid := os.Geteuid(); uid != 0 {
+		t.Fatalf("%s needs root (running as uid %d)", what, uid)
+	}
+}
