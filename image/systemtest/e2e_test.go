@@ -279,14 +279,7 @@ func readSeqs(t *testing.T, path string) []int {
 }
 
 func TestCaptureEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("_systemtest-e2e-%d", os.Getpid())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(workdir) })
-	tool := imageTool(t, dir)
-	inst := copyInstance(t, dir)
+	dir, workdir, tool, inst := setup(t, "_systemtest-e2e")
 
 	// The provider's SFTP server: OpenSSH on 127.0.0.1, reached from the
 	// guest at 10.0.2.100:22 through an explicit guestfwd.

@@ -145,6 +145,20 @@ func tail(s string, n int) string {
 	return s
 }
 
+// setup makes the test's temporary directory, an image build directory
+// under build/ (name plus pid, removed at cleanup), the image tool and a
+// copy of the presscap-vm instance.
+func setup(t *testing.T, name string) (dir, workdir, tool, inst string) {
+	t.Helper()
+	dir = t.TempDir()
+	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("%s-%d", name, os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(workdir) })
+	return dir, workdir, imageTool(t, dir), copyInstance(t, dir)
+}
+
 func imageTool(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "imagetool")
@@ -236,14 +250,7 @@ func extractPerm(t *testing.T, disk, dir string) string {
 }
 
 func TestBootAndUpdate(t *testing.T) {
-	dir := t.TempDir()
-	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("_systemtest-%d", os.Getpid())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(workdir) })
-	tool := imageTool(t, dir)
-	inst := copyInstance(t, dir)
+	dir, workdir, tool, inst := setup(t, "_systemtest")
 
 	// Build A, boot it.
 	tsA := time.Now().UTC().Truncate(time.Second)
