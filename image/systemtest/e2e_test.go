@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/crypto/ssh"
 
@@ -244,36 +245,24 @@ func readSeqs(t *testing.T, path string) []int {
 			seqs = append(seqs, n)
 		}
 	}
+	var r gopacket.PacketDataSource
 	if binary.LittleEndian.Uint32(magic[:]) == 0x0A0D0D0A {
-		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		for {
-			data, _, err := r.ReadPacketData()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			add(data)
-		}
+		r, err = pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
 	} else {
-		r, err := pcapgo.NewReader(f)
+		r, err = pcapgo.NewReader(f)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	for {
+		data, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		for {
-			data, _, err := r.ReadPacketData()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			add(data)
-		}
+		add(data)
 	}
 	return seqs
 }
