@@ -448,12 +448,12 @@ func usesDefs(r bpf.RawInstruction) (uses, defs int) {
 	return
 }
 
-// valueNumber runs one round of the value-based optimizations and
-// reports whether it changed anything.
-func valueNumber(a *asm) bool {
-	// Index the real instructions and the labels.
-	var idx []int // code index of each real instruction
-	labelAt := make([]int, a.nlabels)
+// indexCode numbers the real instructions of a.code: idx[i] is the code
+// index of real instruction i, and labelAt[l] the number of the first real
+// instruction after label l (len(idx) for a label at the end, -1 for one
+// not placed).
+func indexCode(a *asm) (idx, labelAt []int) {
+	labelAt = make([]int, a.nlabels)
 	for i := range labelAt {
 		labelAt[i] = -1
 	}
@@ -469,6 +469,16 @@ func valueNumber(a *asm) bool {
 		pending = pending[:0]
 		idx = append(idx, ci)
 	}
+	for _, l := range pending {
+		labelAt[l] = len(idx)
+	}
+	return idx, labelAt
+}
+
+// valueNumber runs one round of the value-based optimizations and
+// reports whether it changed anything.
+func valueNumber(a *asm) bool {
+	idx, labelAt := indexCode(a)
 	n := len(idx)
 	if n == 0 {
 		return false
@@ -688,23 +698,7 @@ func valueNumber(a *asm) bool {
 // slot nobody reads afterwards. Packet loads stay even when their value
 // is dead: a load past the end of the packet decides the verdict.
 func deadCode(a *asm) bool {
-	var idx []int
-	labelAt := make([]int, a.nlabels)
-	var pending []label
-	for ci, in := range a.code {
-		if in.isLab {
-			pending = append(pending, in.lab)
-			continue
-		}
-		for _, l := range pending {
-			labelAt[l] = len(idx)
-		}
-		pending = pending[:0]
-		idx = append(idx, ci)
-	}
-	for _, l := range pending {
-		labelAt[l] = len(idx)
-	}
+	idx, labelAt := indexCode(a)
 	n := len(idx)
 	// Bits: 0 A, 1 X, 2.. M[0..15].
 	const bA, bX = 1, 2
