@@ -479,23 +479,16 @@ func checkSounds(t *testing.T, r vmResult) {
 // with each state's pattern, and checks the trigger handling.
 func checkLEDs(t *testing.T, r vmResult) {
 	before := ""
-	for _, l := range strings.Split(r.console, "\n") {
-		if strings.HasPrefix(l, "LED ") {
-			f := strings.Fields(l)
-			before = f[len(f)-1]
-		}
+	if l := lastLine(r.console, "LED "); l != "" {
+		f := strings.Fields(l)
+		before = f[len(f)-1]
 	}
 	if before == "" {
 		t.Fatal("the guest made no LED")
 	}
 	t.Logf("LED trigger before: %s", before)
 	for _, step := range ledSteps {
-		line := ""
-		for _, l := range strings.Split(r.console, "\n") {
-			if strings.HasPrefix(l, "LEDPATTERN "+step.state+" ") {
-				line = l
-			}
-		}
+		line := lastLine(r.console, "LEDPATTERN "+step.state+" ")
 		if line == "" {
 			t.Errorf("%s: no LEDPATTERN line", step.state)
 			continue
@@ -605,12 +598,7 @@ func TestGPIOInArm64VM(t *testing.T) {
 		t.Fatalf("guest did not finish:\n%s", r.console)
 	}
 	for _, st := range steps {
-		line := ""
-		for _, l := range strings.Split(r.console, "\n") {
-			if strings.HasPrefix(l, "GPIOPATTERN "+st.state+" ") {
-				line = l
-			}
-		}
+		line := lastLine(r.console, "GPIOPATTERN "+st.state+" ")
 		if line == "" {
 			t.Errorf("%s: no GPIOPATTERN line", st.state)
 			continue
@@ -634,6 +622,17 @@ func TestGPIOInArm64VM(t *testing.T) {
 	if strings.Count(bad, "leds.gpio_line") != 2 {
 		t.Errorf("bad lines: %q, want two errors naming leds.gpio_line", bad)
 	}
+}
+
+// lastLine returns the last line of s that starts with prefix, or "".
+func lastLine(s, prefix string) string {
+	line := ""
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			line = l
+		}
+	}
+	return line
 }
 
 func grep(s string, prefixes ...string) string {
