@@ -196,16 +196,7 @@ func (fs *FS) readDir(cluster uint16, what string) ([]rawEntry, error) {
 			}
 			part := lfn[(seq-1)*13 : seq*13]
 			for i := range part {
-				var p int
-				switch {
-				case i < 5:
-					p = 1 + 2*i
-				case i < 11:
-					p = 14 + 2*(i-5)
-				default:
-					p = 28 + 2*(i-11)
-				}
-				part[i] = binary.LittleEndian.Uint16(e[p:])
+				part[i] = binary.LittleEndian.Uint16(e[lfnCharOffset(i):])
 			}
 			lfnNext--
 			continue

@@ -500,6 +500,18 @@ func splitName(name string) (primary, ext string) {
 	return name, ""
 }
 
+// lfnCharOffset is the byte offset in a long-name directory entry of its
+// i-th UTF-16 character (of 13): five at 1, six at 14, two at 28.
+func lfnCharOffset(i int) int {
+	switch {
+	case i < 5:
+		return 1 + 2*i
+	case i < 11:
+		return 14 + 2*(i-5)
+	}
+	return 28 + 2*(i-11)
+}
+
 // needsLFN reports whether the short entry alone would lose the name or
 // hold lower case, which only long names carry portably.
 func needsLFN(n *node) bool {
@@ -559,16 +571,7 @@ func lfnEntries(n *node) []byte {
 		e[13] = sum
 		part := chars[(seq-1)*13 : seq*13]
 		for i, c := range part {
-			var off int
-			switch {
-			case i < 5:
-				off = 1 + 2*i
-			case i < 11:
-				off = 14 + 2*(i-5)
-			default:
-				off = 28 + 2*(i-11)
-			}
-			binary.LittleEndian.PutUint16(e[off:], c)
+			binary.LittleEndian.PutUint16(e[lfnCharOffset(i):], c)
 		}
 		out = append(out, e...)
 	}
