@@ -98,15 +98,7 @@ func TestFsckAndMtoolsReadWhatWeWrite(t *testing.T) {
 		}
 	}
 
-	fh, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	fs, err := Open(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := openImage(t, img)
 	if fs.UsedBytes() != used {
 		t.Errorf("UsedBytes = %d, Write said %d", fs.UsedBytes(), used)
 	}
@@ -138,17 +130,25 @@ func TestFsckAndMtoolsReadWhatWeWrite(t *testing.T) {
 	}
 }
 
-func TestGokrazyLookupFindsTheSameBytes(t *testing.T) {
-	img, _ := buildImage(t, sampleFiles())
+// openImage opens the FAT image file img with our reader; the file is
+// closed at cleanup.
+func openImage(t *testing.T, img string) *FS {
+	t.Helper()
 	fh, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fh.Close()
+	t.Cleanup(func() { fh.Close() })
 	fs, err := Open(fh)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fs
+}
+
+func TestGokrazyLookupFindsTheSameBytes(t *testing.T) {
+	img, _ := buildImage(t, sampleFiles())
+	fs := openImage(t, img)
 	for _, p := range []string{"/cmdline.txt", "/config.txt", "/loader/entries/gokrazy.conf"} {
 		off1, n1, err := fs.Extents(p)
 		if err != nil {
