@@ -380,14 +380,23 @@ func (l *link) take(ts int64) bool {
 		return false
 	}
 	b.reset(l)
+	l.handOverDrops(b)
+	l.cur = b
+	return true
+}
+
+// handOverDrops moves the drop events waiting for a batch (the pending
+// ones and the open backlog run) into b.
+func (l *link) handOverDrops(b *batch) {
+	if l.backlog == nil && len(l.pending) == 0 {
+		return
+	}
 	if l.backlog != nil {
 		l.pending = append(l.pending, *l.backlog)
 		l.backlog = nil
 	}
 	b.drops = append(b.drops, l.pending...)
 	l.pending = l.pending[:0]
-	l.cur = b
-	return true
 }
 
 func (l *link) dropBacklog(ts int64) {
@@ -403,14 +412,7 @@ func (l *link) send() {
 	if l.cur == nil {
 		return
 	}
-	if l.backlog != nil || len(l.pending) > 0 {
-		if l.backlog != nil {
-			l.pending = append(l.pending, *l.backlog)
-			l.backlog = nil
-		}
-		l.cur.drops = append(l.cur.drops, l.pending...)
-		l.pending = l.pending[:0]
-	}
+	l.handOverDrops(l.cur)
 	if l.cur.empty() {
 		return // keep it for the next packets
 	}
