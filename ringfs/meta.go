@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/presscap/presscap/internal/atomicfile"
 )
 
 const (
@@ -98,22 +100,7 @@ func writeMeta(dir string, m *meta) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, metaName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("ring metadata: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, metaName))
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, metaName), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("ring metadata: %w", err)
 	}
 	return syncDir(dir)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/presscap/presscap/internal/atomicfile"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/ringfs"
@@ -198,7 +199,8 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 	if err != nil {
 		return man, err
 	}
-	if err := writeAtomic(filepath.Join(dir, base+"_manifest.json"), append(b, '\n')); err != nil {
+	// 0600, the mode the PCAP files get from os.CreateTemp.
+	if err := atomicfile.WriteFile(filepath.Join(dir, base+"_manifest.json"), append(b, '\n'), 0o600); err != nil {
 		return man, fmt.Errorf("export manifest: %w", err)
 	}
 	return man, syncDir(dir)
@@ -215,28 +217,6 @@ func finish(f *exportFile) error {
 		return err
 	}
 	return f.tmp.Close()
-}
-
-// writeAtomic writes data under a temporary name, syncs it and renames it.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 func syncDir(dir string) error {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/presscap/presscap/internal/atomicfile"
 )
 
 // KeyFileName is the private key's name in the state directory.
@@ -66,31 +68,8 @@ func createKey(path string) error {
 		return fmt.Errorf("encode public key: %w", err)
 	}
 	pubLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + keyComment() + "\n"
-	if err := writeFileAtomic(path+".pub", []byte(pubLine), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path+".pub", []byte(pubLine), 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, pem.EncodeToMemory(block), 0o600)
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, pem.EncodeToMemory(block), 0o600)
 }

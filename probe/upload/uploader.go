@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/presscap/presscap/internal/atomicfile"
 )
 
 // EventKind is what an Event reports, for the LED and the beeper.
@@ -439,7 +441,7 @@ func (u *Uploader) lastSlot() time.Time {
 
 func (u *Uploader) saveLastSlot(slot time.Time) {
 	b, _ := json.Marshal(persisted{LastSlot: slot})
-	if err := writeFileAtomic(filepath.Join(u.stateDir, stateFile), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(u.stateDir, stateFile), b, 0o644); err != nil {
 		u.logf("upload: %v", err)
 	}
 }

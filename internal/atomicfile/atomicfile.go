@@ -1,0 +1,41 @@
+// Package atomicfile replaces small files (metadata, state, manifests,
+// keys) so that a power cut leaves the old or the new content, never a mix.
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// WriteFile writes data to a temporary file next to path, syncs it and
+// renames it over path. The temporary's name is fixed (".tmp-" + the base
+// name: hidden, so the upload queue never takes it, and reused, so one
+// left by a power cut is overwritten by the next write rather than piling
+// up). The caller syncs the directory when the rename itself must be
+// durable.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	// A leftover keeps its own mode through O_TRUNC: start afresh so that
+	// perm holds (a private key must not inherit 0644).
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
