@@ -26,11 +26,8 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	rulesFile := fs.String("rules", "", "ring rules: JSON list of {\"filter\": EXPR, \"snaplen\": BYTES} or {\"filter\": EXPR, \"discard\": true}")
 	expr := fs.String("filter", "", "capture only packets this filter (tcpdump syntax) accepts")
 	snaplen := fs.Int("snaplen", 0, "bytes kept of each packet (0: whole packet); with -rules, of packets no rule matches")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("capture: unexpected argument %q", fs.Arg(0))
 	}
 	if *ifaces == "" {
 		return errors.New("capture: -iface is required")

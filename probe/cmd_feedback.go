@@ -18,11 +18,8 @@ func runBeep(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.Device, "device", cfg.Device, `sound device: "" (first USB card), card id, hw:C[,D] or /dev/snd/pcmCxDyp`)
 	fs.IntVar(&cfg.Volume, "volume", cfg.Volume, "volume in percent")
 	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "sample rate (0: 48000, else 44100)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("beep: unexpected argument %q", fs.Arg(0))
 	}
 	s, err := beeper.ParseSound(*name)
 	if err != nil {
@@ -52,11 +49,8 @@ func runLED(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.GPIOChip, "gpio-chip", cfg.GPIOChip, "GPIO chip name or label (empty: the first)")
 	fs.StringVar(&cfg.GPIOLine, "gpio-line", cfg.GPIOLine, "GPIO line name or number")
 	fs.BoolVar(&cfg.ActiveLow, "active-low", cfg.ActiveLow, "the LED lights when the line is low")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("led: unexpected argument %q", fs.Arg(0))
 	}
 	if *name == "" {
 		for _, s := range leds.States() {

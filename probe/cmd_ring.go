@@ -244,11 +244,8 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	format := fs.String("format", "pcap", "output format: pcap or pcapng")
 	filter := fs.String("filter", "", "only packets matching this capture filter expression")
 	out := fs.String("o", "", "output file, - for standard output (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("extract: unexpected argument %q", fs.Arg(0))
 	}
 	if *dir == "" || *out == "" {
 		return errors.New("extract: -ring and -o are required")

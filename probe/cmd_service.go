@@ -121,11 +121,8 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("check", e)
 	path := fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
 	printDefault := fs.Bool("print-default", false, "print the default configuration as JSON and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("check: unexpected arguments %q", fs.Args())
 	}
 	if *printDefault {
 		b, err := json.MarshalIndent(config.DefaultConfig(), "", "  ")

@@ -21,11 +21,8 @@ func runUpload(ctx context.Context, e env, args []string) error {
 	now := fs.Bool("now", false, "upload the queue now, ignoring the schedule")
 	test := fs.Bool("test", false, "write, read back and delete a small test file on the server, reporting each step")
 	key := fs.Bool("key", false, "print the probe's SSH public key (created if missing) for the server's authorized_keys")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("upload: unexpected argument %q", fs.Arg(0))
 	}
 	n := 0
 	for _, b := range []bool{*now, *test, *key} {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -92,4 +93,16 @@ func newFlagSet(name string, e env) *flag.FlagSet {
 	fs := flag.NewFlagSet("probe "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	return fs
+}
+
+// parseFlags parses args for a subcommand that takes only flags: a
+// positional argument is an error that names it.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", strings.TrimPrefix(fs.Name(), "probe "), fs.Arg(0))
+	}
+	return nil
 }
