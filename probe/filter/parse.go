@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/bpf"
@@ -56,28 +57,13 @@ func (p *parser) advance() error {
 	return nil
 }
 
-func (p *parser) isKW(words ...string) bool {
-	if p.tok.kind != tKW {
-		return false
-	}
-	for _, w := range words {
-		if p.tok.text == w {
-			return true
-		}
-	}
-	return false
-}
+func (p *parser) isKW(words ...string) bool { return p.is(tKW, words) }
 
-func (p *parser) isPunct(ops ...string) bool {
-	if p.tok.kind != tPunct {
-		return false
-	}
-	for _, o := range ops {
-		if p.tok.text == o {
-			return true
-		}
-	}
-	return false
+func (p *parser) isPunct(ops ...string) bool { return p.is(tPunct, ops) }
+
+// is reports whether the current token is of kind and one of texts.
+func (p *parser) is(kind tokKind, texts []string) bool {
+	return p.tok.kind == kind && slices.Contains(texts, p.tok.text)
 }
 
 type mark struct {
