@@ -127,10 +127,6 @@ const (
 	ioctlWriteIFrame = iocWrite<<iocDirShift | unsafe.Sizeof(xferi{})<<iocSizeShift | 'A'<<iocTypeShift | 0x50<<iocNRShift
 )
 
-// IoctlSize returns the argument size encoded in an ioctl request number,
-// the number of bytes the kernel copies in or out.
-func IoctlSize(req uintptr) int { return int(req >> iocSizeShift & (1<<14 - 1)) }
-
 // protoVersion is the PCM protocol version (SNDRV_PROTOCOL_VERSION) that
 // this package speaks; the kernel's must have the same major number.
 const protoMajor = 2

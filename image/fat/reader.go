@@ -86,9 +86,6 @@ func Open(r io.ReaderAt) (*FS, error) {
 	return fs, nil
 }
 
-// Geometry returns the file system's layout.
-func (fs *FS) Geometry() Geometry { return fs.geom }
-
 // UsedBytes returns the offset just past the highest cluster in use.
 func (fs *FS) UsedBytes() int64 {
 	last := uint32(1)

@@ -76,16 +76,6 @@ func clean(p string) (string, error) {
 	return p, nil
 }
 
-// Mkdir creates a directory and its parents.
-func (b *Builder) Mkdir(p string) error {
-	p, err := clean(p)
-	if err != nil {
-		return fmt.Errorf("fat mkdir: %w", err)
-	}
-	_, err = b.mkdirAll(strings.Split(p, "/"))
-	return err
-}
-
 func (b *Builder) mkdirAll(parts []string) (*node, error) {
 	n := b.root
 	for i, c := range parts {

@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -73,14 +72,4 @@ func KeyName(code uint16) string {
 		return best
 	}
 	return strconv.Itoa(int(code))
-}
-
-// KeyNames lists the names KeyCode knows, sorted.
-func KeyNames() []string {
-	s := make([]string, 0, len(keyNames))
-	for n := range keyNames {
-		s = append(s, n)
-	}
-	sort.Strings(s)
-	return s
 }
