@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,8 +73,7 @@ type exportFile struct {
 	m       *filter.Matcher
 	links   map[uint16]int // ring link id → interface index in the file
 	tmp     *os.File
-	bw      *bufio.Writer
-	pw      pcapfile.PacketWriter
+	pw      pcapfile.PacketWriter // buffers on its own; Flush before Sync
 	final   string
 	packets uint64
 	bytes   uint64
@@ -137,12 +135,11 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 			return man, fmt.Errorf("export %s: %w", spec.Name, err)
 		}
 		f.tmp = tmp
-		f.bw = bufio.NewWriterSize(tmp, 256<<10)
 		comment := ""
 		if !w.Synced {
 			comment = "presscap: the clock was not NTP-synced at the press; timestamps may be off"
 		}
-		f.pw, err = pcapfile.NewWriter(f.bw, format, ifaces, comment)
+		f.pw, err = pcapfile.NewWriter(tmp, format, ifaces, comment)
 		if err != nil {
 			cleanup()
 			return man, fmt.Errorf("export %s: %w", spec.Name, err)
@@ -208,9 +205,6 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 
 func finish(f *exportFile) error {
 	if err := f.pw.Flush(); err != nil {
-		return err
-	}
-	if err := f.bw.Flush(); err != nil {
 		return err
 	}
 	if err := f.tmp.Sync(); err != nil {
