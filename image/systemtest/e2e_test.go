@@ -330,11 +330,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 	tsA := time.Now().UTC().Truncate(time.Second)
 	disk := filepath.Join(dir, "a.img")
 	buildImage(t, tool, inst, disk, workdir, tsA)
-	pwb, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw := strings.TrimSpace(string(pwb))
+	pw := password(t, inst)
 
 	// The capture NIC: QEMU's UDP socket backend on loopback. Frames we
 	// send to qemuAddr appear on the guest's eth1.
@@ -433,8 +429,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 	tsB := tsA.Add(time.Minute)
 	diskB := filepath.Join(dir, "b.img")
 	buildImage(t, tool, inst, diskB, workdir, tsB)
-	out, err := exec.Command(tool, "update", "-instance", inst, "-image", diskB,
-		"-target", fmt.Sprintf("http://127.0.0.1:%d", v.port), "-wait", "5m").CombinedOutput()
+	out, err := pushUpdate(tool, inst, diskB, v.port)
 	if err != nil {
 		t.Fatalf("image update: %v\n%s", err, out)
 	}

@@ -159,6 +159,23 @@ func setup(t *testing.T, name string) (dir, workdir, tool, inst string) {
 	return dir, workdir, imageTool(t, dir), copyInstance(t, dir)
 }
 
+// password is the gokrazy password the image tool generated for inst.
+func password(t *testing.T, inst string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// pushUpdate runs make update's command: image to the device whose web UI
+// is on 127.0.0.1:port, waiting until it runs the new build.
+func pushUpdate(tool, inst, image string, port int) ([]byte, error) {
+	return exec.Command(tool, "update", "-instance", inst, "-image", image,
+		"-target", fmt.Sprintf("http://127.0.0.1:%d", port), "-wait", "5m").CombinedOutput()
+}
+
 func imageTool(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "imagetool")
@@ -256,11 +273,7 @@ func TestBootAndUpdate(t *testing.T) {
 	tsA := time.Now().UTC().Truncate(time.Second)
 	diskA := filepath.Join(dir, "a.img")
 	buildDur := buildImage(t, tool, inst, diskA, workdir, tsA)
-	pwB, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw := strings.TrimSpace(string(pwB))
+	pw := password(t, inst)
 	st, _ := os.Stat(diskA)
 	var used int64
 	if out, err := exec.Command("du", "-B1", diskA).Output(); err == nil {
@@ -311,9 +324,7 @@ func TestBootAndUpdate(t *testing.T) {
 	diskB := filepath.Join(dir, "b.img")
 	buildImage(t, tool, inst, diskB, workdir, tsB)
 	updStart := time.Now()
-	cmd := exec.Command(tool, "update", "-instance", inst, "-image", diskB,
-		"-target", fmt.Sprintf("http://127.0.0.1:%d", v.port), "-wait", "5m")
-	out, err := cmd.CombinedOutput()
+	out, err := pushUpdate(tool, inst, diskB, v.port)
 	if err != nil {
 		t.Fatalf("image update: %v\n%s\nserial:\n%s", err, out, tail(v.serialLog(t), 4000))
 	}
