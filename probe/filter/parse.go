@@ -101,8 +101,11 @@ func parseExpression(expr string, mode Mode) (node, *gen, error) {
 
 // parseExpr: term { (and|or) term }, both operators with the same
 // precedence and left associative, as in pcap-filter(7).
-func (p *parser) parseExpr() (node, error) {
-	left, err := p.parseTerm()
+func (p *parser) parseExpr() (node, error) { return p.parseChain(p.parseTerm) }
+
+// parseChain parses operand { (and|or) operand }, left associative.
+func (p *parser) parseChain(operand func() (node, error)) (node, error) {
+	left, err := operand()
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +118,7 @@ func (p *parser) parseExpr() (node, error) {
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		right, err := p.parseTerm()
+		right, err := operand()
 		if err != nil {
 			return nil, err
 		}
@@ -411,28 +414,9 @@ func (p *parser) parseIDExpr(q qual) (node, error) {
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		left, err := p.parseIDExpr(q)
+		left, err := p.parseChain(func() (node, error) { return p.parseIDExpr(q) })
 		if err != nil {
 			return nil, err
-		}
-		for {
-			isAnd := p.isKW("and") || p.isPunct("&&")
-			isOr := p.isKW("or") || p.isPunct("||")
-			if !isAnd && !isOr {
-				break
-			}
-			if err := p.advance(); err != nil {
-				return nil, err
-			}
-			right, err := p.parseIDExpr(q)
-			if err != nil {
-				return nil, err
-			}
-			if isAnd {
-				left = and(left, right)
-			} else {
-				left = or(left, right)
-			}
 		}
 		if err := p.expect(")"); err != nil {
 			return nil, err
