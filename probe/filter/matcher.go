@@ -17,25 +17,17 @@ type Matcher struct {
 
 // NewMatcher compiles expr for userspace evaluation. An empty expression
 // matches every frame.
-func NewMatcher(expr string) (*Matcher, error) {
-	raw, err := compileRaw([]Rule{{Expr: expr, Snap: 1}}, Offline, 0)
-	if err != nil {
-		return nil, err
-	}
-	prog, err := newVM(raw)
-	if err != nil {
-		return nil, err
-	}
-	return &Matcher{expr: expr, prog: prog}, nil
-}
+func NewMatcher(expr string) (*Matcher, error) { return newMatcher(expr, Offline) }
 
 // NewLiveMatcher compiles expr's Live program for frames stored the way
 // libpcap writes what it captured: the outer 802.1Q or 802.1ad tag, which
 // the kernel reported out of band, put back into the frame. Match takes it
 // out again and hands it to the program as the kernel's ancillary data, so
 // the verdict is the one the socket's filter gave.
-func NewLiveMatcher(expr string) (*Matcher, error) {
-	raw, err := compileRaw([]Rule{{Expr: expr, Snap: 1}}, Live, 0)
+func NewLiveMatcher(expr string) (*Matcher, error) { return newMatcher(expr, Live) }
+
+func newMatcher(expr string, mode Mode) (*Matcher, error) {
+	raw, err := compileRaw([]Rule{{Expr: expr, Snap: 1}}, mode, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +35,7 @@ func NewLiveMatcher(expr string) (*Matcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Matcher{expr: expr, prog: prog, live: true}, nil
+	return &Matcher{expr: expr, prog: prog, live: mode == Live}, nil
 }
 
 // String returns the expression the Matcher was built from.
