@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -43,9 +44,14 @@ func loadConfig(flagPath string) (config.Config, string, error) {
 	return c, path, nil
 }
 
+// configFlag defines -config, the file loadConfig looks at first.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
+}
+
 func runService(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("run", e)
-	path := fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
+	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,7 +125,7 @@ func badConfig(ctx context.Context, logger *log.Logger, flagPath string, cause e
 
 func runCheck(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("check", e)
-	path := fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
+	path := configFlag(fs)
 	printDefault := fs.Bool("print-default", false, "print the default configuration as JSON and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
