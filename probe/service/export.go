@@ -65,7 +65,7 @@ func FileStamp(t time.Time, synced bool) string {
 
 // FileBase is "<hostname>_<stamp>", the start of every file of a window.
 func FileBase(host string, w *Window) string {
-	return host + "_" + FileStamp(w.First().Time, w.Synced)
+	return host + "_" + FileStamp(w.First().Time, w.Synced())
 }
 
 type exportFile struct {
@@ -84,7 +84,7 @@ type exportFile struct {
 // synced and renamed, so dir never holds a partial file under a final name.
 func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string) (Manifest, error) {
 	man := Manifest{Host: host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
-		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced}
+		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced()}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return man, fmt.Errorf("export: %w", err)
 	}
@@ -136,7 +136,7 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		}
 		f.tmp = tmp
 		comment := ""
-		if !w.Synced {
+		if !w.Synced() {
 			comment = "presscap: the clock was not NTP-synced at the press; timestamps may be off"
 		}
 		f.pw, err = pcapfile.NewWriter(tmp, format, ifaces, comment)

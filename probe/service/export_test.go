@@ -77,7 +77,7 @@ func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
 	for _, c := range cases {
 		specs = append(specs, ExportSpec{Name: c.name, Filter: c.filter})
 	}
-	w := &Window{ID: 1, Presses: []PressInfo{{Time: base, Synced: true}}, From: base.Add(-time.Second), To: base.Add(time.Second), Synced: true}
+	w := &Window{ID: 1, Presses: []PressInfo{{Time: base, Synced: true}}, From: base.Add(-time.Second), To: base.Add(time.Second)}
 	dir := t.TempDir()
 	man, err := Export(context.Background(), ring, w, specs, "probe", dir)
 	if err != nil {

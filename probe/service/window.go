@@ -21,8 +21,6 @@ type Window struct {
 	Presses []PressInfo
 	From    time.Time // first press − before
 	To      time.Time // last press + after, at most From + max window
-	// Synced is false if the clock was not synced at any of its presses.
-	Synced bool
 	// due is when the window's end has passed, on the clock presses are
 	// received by (monotonic for real presses), so that a wall clock step
 	// between press and end neither delays nor hurries the cut.
@@ -50,6 +48,16 @@ func dueFor(p PressInfo, to time.Time) time.Time {
 
 // First is the press that opened the window; it names the files.
 func (w *Window) First() PressInfo { return w.Presses[0] }
+
+// Synced is false if the clock was not synced at any of its presses.
+func (w *Window) Synced() bool {
+	for _, p := range w.Presses {
+		if !p.Synced {
+			return false
+		}
+	}
+	return true
+}
 
 // Windows merges presses into windows. It is not safe for concurrent use;
 // the service owns it from one goroutine.
@@ -94,12 +102,11 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 				open.due = dueFor(p, to)
 			}
 			open.Presses = append(open.Presses, p)
-			open.Synced = open.Synced && p.Synced
 			return Extended, open
 		}
 	}
 	ws.nextID++
-	w := &Window{ID: ws.nextID, Presses: []PressInfo{p}, From: p.Time.Add(-ws.Before), To: p.Time.Add(ws.After), Synced: p.Synced}
+	w := &Window{ID: ws.nextID, Presses: []PressInfo{p}, From: p.Time.Add(-ws.Before), To: p.Time.Add(ws.After)}
 	w.due = dueFor(p, w.To)
 	ws.pending = append(ws.pending, w)
 	return Opened, w

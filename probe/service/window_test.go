@@ -19,7 +19,7 @@ func TestWindowsExtend(t *testing.T) {
 	}
 	// 20 s later, inside the after period: extends to 20 + 30 s.
 	d, w2 := ws.Press(press(20*time.Second, false))
-	if d != Extended || w2 != w || !w.To.Equal(t0.Add(50*time.Second)) || w.Synced || len(w.Presses) != 2 {
+	if d != Extended || w2 != w || !w.To.Equal(t0.Add(50*time.Second)) || w.Synced() || len(w.Presses) != 2 {
 		t.Fatalf("second press: %v %+v", d, w2)
 	}
 	if due := ws.Due(t0.Add(49 * time.Second)); len(due) != 0 {
