@@ -69,11 +69,7 @@ func gpioStep(state string, flash, activeLow bool, d time.Duration) error {
 	} else {
 		l.Set(s)
 	}
-	type change struct {
-		at time.Duration
-		on bool
-	}
-	var changes []change
+	var changes []ledEvent
 	consumer := ""
 	for time.Since(start) < d {
 		lv, c, err := gpioLevel()
@@ -96,7 +92,7 @@ func gpioStep(state string, flash, activeLow bool, d time.Duration) error {
 			return fmt.Errorf("line 0 is %q, want an output", lv)
 		}
 		if n := len(changes); n == 0 || changes[n-1].on != on {
-			changes = append(changes, change{time.Since(start), on})
+			changes = append(changes, ledEvent{time.Since(start), on})
 		}
 		if !flashed && time.Since(start)-changes[0].at >= 200*time.Millisecond {
 			l.Flash(s)
@@ -111,14 +107,6 @@ func gpioStep(state string, flash, activeLow bool, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	var parts []string
-	for i := 0; i+1 < len(changes); i++ {
-		sign := "-"
-		if changes[i].on {
-			sign = "+"
-		}
-		parts = append(parts, fmt.Sprintf("%s%d", sign, (changes[i+1].at-changes[i].at).Milliseconds()))
-	}
-	fmt.Printf("GPIOPATTERN %s active-low=%v consumer=%q after-close=%s %s\n", state, activeLow, consumer, after, strings.Join(parts, " "))
+	fmt.Printf("GPIOPATTERN %s active-low=%v consumer=%q after-close=%s %s\n", state, activeLow, consumer, after, patternString(changes))
 	return nil
 }

@@ -37,6 +37,20 @@ type ledEvent struct {
 	on bool
 }
 
+// patternString is how long each change lasted, "+507 -520" (lit, dark,
+// in ms), as the host test reads it; the last change has no end yet.
+func patternString(evs []ledEvent) string {
+	var parts []string
+	for i := 0; i+1 < len(evs); i++ {
+		sign := "-"
+		if evs[i].on {
+			sign = "+"
+		}
+		parts = append(parts, fmt.Sprintf("%s%d", sign, (evs[i+1].at-evs[i].at).Milliseconds()))
+	}
+	return strings.Join(parts, " ")
+}
+
 type fakeLED struct {
 	f      *os.File
 	name   string
@@ -165,14 +179,6 @@ func ledStep(state string, flash bool, d time.Duration) error {
 	for len(theLED.events) > 0 {
 		evs = append(evs, <-theLED.events)
 	}
-	var parts []string
-	for i := 0; i+1 < len(evs); i++ {
-		sign := "-"
-		if evs[i].on {
-			sign = "+"
-		}
-		parts = append(parts, fmt.Sprintf("%s%d", sign, (evs[i+1].at-evs[i].at).Milliseconds()))
-	}
-	fmt.Printf("LEDPATTERN %s trigger-while-shown=%s trigger-after=%s %s\n", state, trigger, readTrigger(theLED.name), strings.Join(parts, " "))
+	fmt.Printf("LEDPATTERN %s trigger-while-shown=%s trigger-after=%s %s\n", state, trigger, readTrigger(theLED.name), patternString(evs))
 	return nil
 }
