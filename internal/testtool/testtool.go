@@ -1,5 +1,6 @@
-// Package testtool finds the external programs the tests use as oracles
-// and checks that a test runs as root. CI installs the Debian packages of
+// Package testtool holds what many packages' tests need alike: finding
+// the external programs they use as oracles, checking that they run as
+// root, and waiting for a condition. CI installs the Debian packages of
 // .ci/packages.txt and runs as root, so a missing program or privilege is
 // a test failure that says what to install, never a skip.
 package testtool
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // sbin are searched after PATH: a root shell without a login environment
@@ -38,5 +40,18 @@ func Root(t testing.TB, what string) {
 	t.Helper()
 	if uid := os.Geteuid(); uid != 0 {
 		t.Fatalf("%s needs root (running as uid %d)", what, uid)
+	}
+}
+
+// WaitFor polls cond every 5 ms until it holds, failing the test with
+// what after timeout.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

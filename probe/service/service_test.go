@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/pcapfile"
@@ -171,17 +172,6 @@ func (r *runningService) waitExport(t *testing.T, within time.Duration) exportRe
 	return exportResult{}
 }
 
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 type pkt struct {
 	ts      int64
 	origLen uint32
@@ -245,9 +235,9 @@ func TestEndToEnd(t *testing.T) {
 		oracles[name] = netnstest.StartTcpdump(t, pair.Host, 262144, expr)
 	}
 	r := startService(t, c, nil)
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	pres := plugPresenter(t, c.Trigger.InputDir)
-	waitUntil(t, "the presenter", 10*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
+	testtool.WaitFor(t, "the presenter", 10*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 
 	// Traffic all along: a frame every 4 ms, of every kind Frames makes.
 	sender := pair.NewSender(t)
@@ -277,7 +267,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		sendWG.Wait()
 	}()
-	waitUntil(t, "packets in the ring", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "packets in the ring", 10*time.Second, func() bool {
 		s := r.svc.Snapshot()
 		return len(s.Links) == 1 && s.Links[0].Written > 0
 	})
@@ -390,7 +380,7 @@ func TestPressBeforeClockSync(t *testing.T) {
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
 	c.Exports = append(c.Exports, config.Export{Name: "ng", Format: "pcapng"})
 	r := startService(t, c, Fixed(false))
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	sender := pair.NewSender(t)
 	if err := sender.Send(netnstest.Frames(5)...); err != nil {
 		t.Fatal(err)
@@ -433,9 +423,9 @@ func TestPressWithoutDisk(t *testing.T) {
 	pair := netnstest.NewPair(t)
 	c := testConfig(t, pair.Host)
 	r := startService(t, c, nil)
-	waitUntil(t, "no disk", 10*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
+	testtool.WaitFor(t, "no disk", 10*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
 	pres := plugPresenter(t, c.Trigger.InputDir)
-	waitUntil(t, "the presenter", 10*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
+	testtool.WaitFor(t, "the presenter", 10*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 	pres.press(t, trigger.KeyDot)
 	res := r.waitExport(t, 10*time.Second)
 	if res.err == nil || !strings.Contains(res.err.Error(), "no disk") {
@@ -481,7 +471,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	c.Upload.HostKey = srv.KnownHostsLine()
 	c.Upload.AfterCapture = true
 	r := startService(t, c, nil)
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	if err := sender.Send(netnstest.Frames(3)...); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +484,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	}
 	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
 	want := []string{res.man.Files[0].File, strings.TrimSuffix(res.man.Files[0].File, "_all.pcap") + "_manifest.json"}
-	waitUntil(t, "the upload", 20*time.Second, func() bool {
+	testtool.WaitFor(t, "the upload", 20*time.Second, func() bool {
 		for _, f := range want {
 			if _, err := os.Stat(filepath.Join(remote, f)); err != nil {
 				return false
@@ -511,7 +501,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	}
 	// The status page carries the uploader's state: the key to install,
 	// the success, no error, and (once the attempt ended) not running.
-	waitUntil(t, "the attempt's end", 10*time.Second, func() bool { u := r.svc.Snapshot().Upload; return u != nil && !u.Running })
+	testtool.WaitFor(t, "the attempt's end", 10*time.Second, func() bool { u := r.svc.Snapshot().Upload; return u != nil && !u.Running })
 	s := r.svc.Snapshot()
 	if u := s.Upload; u == nil || u.Files != 0 || !u.Enabled || u.Server != srv.Addr() || u.PublicKey != pub ||
 		u.LastSuccess.IsZero() || u.LastError != "" || u.LastAttempt.IsZero() {
@@ -532,7 +522,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	if res := r.waitExport(t, 10*time.Second); res.err != nil {
 		t.Fatal(res.err)
 	}
-	waitUntil(t, "the failed upload in the status", 20*time.Second, func() bool {
+	testtool.WaitFor(t, "the failed upload in the status", 20*time.Second, func() bool {
 		u := r.svc.Snapshot().Upload
 		return u != nil && u.LastError != "" && !u.Running
 	})
@@ -568,7 +558,7 @@ func TestDiskFullAtExport(t *testing.T) {
 	c := testConfig(t, pair.Host)
 	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
 	r := startService(t, c, nil)
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	sender := pair.NewSender(t)
 	if err := sender.Send(netnstest.Frames(50)...); err != nil {
 		t.Fatal(err)
@@ -628,8 +618,8 @@ func TestMissingLink(t *testing.T) {
 	c.Storage.FallbackPerm = true
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
 	r := startService(t, c, nil)
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
-	waitUntil(t, "the no-link LED", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "the no-link LED", 10*time.Second, func() bool {
 		r.fb.mu.Lock()
 		defer r.fb.mu.Unlock()
 		return len(r.fb.states) > 0 && r.fb.states[len(r.fb.states)-1] == "no-link"
@@ -658,10 +648,10 @@ func TestRingRules(t *testing.T) {
 	c.Ring.Rules = []config.RingRule{{Filter: "vlan 10", Discard: true}}
 	oracle := netnstest.StartTcpdump(t, pair.Host, 128, "not vlan 10")
 	r := startService(t, c, nil)
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	sender := pair.NewSender(t)
 	frames := netnstest.Frames(60)
-	waitUntil(t, "packets in the ring", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "packets in the ring", 10*time.Second, func() bool {
 		sender.Send(frames[0])
 		time.Sleep(5 * time.Millisecond)
 		s := r.svc.Snapshot()
@@ -729,9 +719,9 @@ func TestExportPerLink(t *testing.T) {
 	oa := netnstest.StartTcpdump(t, a.Host, 262144, "")
 	ob := netnstest.StartTcpdump(t, b.Host, 262144, "")
 	r := startService(t, c, nil)
-	waitUntil(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	frames := netnstest.Frames(40)
-	waitUntil(t, "both links in the ring", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "both links in the ring", 10*time.Second, func() bool {
 		sa.Send(frames[0])
 		sb.Send(frames[1])
 		time.Sleep(5 * time.Millisecond)

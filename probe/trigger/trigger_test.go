@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/internal/testtool"
 )
 
 // r400ID is struct input_id as EVIOCGID fills it for a Logitech R400
@@ -157,15 +159,10 @@ func (l *logger) logf(format string, args ...any) {
 	l.lines = append(l.lines, strings.TrimSpace(strings.ReplaceAll(format, "%", "")))
 }
 
+// waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testtool.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func nextPress(t *testing.T, ch <-chan Press) Press {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 	"golang.org/x/crypto/ssh"
@@ -161,11 +162,5 @@ func (e *events) count(k upload.EventKind) int {
 // waitFor polls cond for up to 30 s of real time.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testtool.WaitFor(t, what, 30*time.Second, cond)
 }
