@@ -20,8 +20,8 @@ import (
 	"github.com/presscap/presscap/image/partition"
 	"github.com/presscap/presscap/image/rootfs"
 	"github.com/presscap/presscap/image/updater"
-	"github.com/presscap/presscap/internal/testtool"
 	probeconfig "github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // The structural tests build both instances once (compiling for arm64 is

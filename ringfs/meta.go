@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
 const (

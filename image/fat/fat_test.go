@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // Size of a gokrazy boot partition.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 const testDisk = 2 << 30

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 func TestSquashfsTreeModesAndContent(t *testing.T) {

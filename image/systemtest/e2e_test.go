@@ -27,7 +27,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
 

@@ -21,7 +21,7 @@ import (
 	"github.com/presscap/presscap/image/fat"
 	"github.com/presscap/presscap/image/partition"
 	"github.com/presscap/presscap/image/updater"
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 const (

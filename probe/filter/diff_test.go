@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/net/bpf"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // constantVerdict lists the expressions of diffExprs that accept every

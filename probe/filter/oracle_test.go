@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/net/bpf"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // The oracle is Debian's tcpdump: `tcpdump -ddd` prints the program

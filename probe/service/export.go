@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/presscap/presscap/internal/atomicfile"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/ringfs"
+	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
 // ExportSpec is one file per window.

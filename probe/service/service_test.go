@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testtool"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/probe/trigger"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"

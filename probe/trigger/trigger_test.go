@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // r400ID is struct input_id as EVIOCGID fills it for a Logitech R400

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 	"golang.org/x/crypto/ssh"

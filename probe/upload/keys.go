@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
 // KeyFileName is the private key's name in the state directory.

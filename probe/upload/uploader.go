@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
 // EventKind is what an Event reports, for the LED and the beeper.

@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // Pair is a veth pair: Host is in the caller's namespace, Peer inside NS.

@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/testtool"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 // SSHD is the server binary; sshd re-executes itself, so the path is absolute.
