@@ -9,6 +9,9 @@
 // written (counted by reading the tool's output: the ring, or the PCAP
 // files), lost, CPU seconds of the capture process and its peak RSS.
 //
+// With -stall it also takes the capture CPU away at regular moments, to
+// measure how long a pause of the capture process the tools survive.
+//
 // Needs root and the packages tcpreplay, netsniff-ng, tcpdump, tshark
 // (dumpcap), ethtool, iproute2, util-linux (taskset) and time.
 package main
@@ -29,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +42,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 
 	"github.com/presscap/presscap/ringfs"
 )
@@ -51,12 +56,17 @@ func main() {
 	maxRuns := flag.Bool("max", true, "also run trafgen unthrottled")
 	tools := flag.String("tools", "probe,tcpdump,dumpcap", "tools to run (dumpcap only at the maximum)")
 	fixed := flag.Bool("fixed", true, "run tcpreplay at the -rates")
+	stall := flag.Duration("stall", 0, "while the generator runs, take the capture CPU away for this long every 400 ms (a SCHED_FIFO busy loop on CPU 1), as another process or the hypervisor does on a busy machine")
 	flag.Parse()
 	if *probe == "" {
 		fmt.Fprintln(os.Stderr, "benchcapture: -probe is required")
 		os.Exit(2)
 	}
-	b := &bench{probe: *probe, seconds: *secs, tools: map[string]bool{}, fixed: *fixed}
+	if *stall < 0 || *stall >= stallPeriod {
+		fmt.Fprintf(os.Stderr, "benchcapture: -stall %v: must be at least 0 and below %v\n", *stall, stallPeriod)
+		os.Exit(2)
+	}
+	b := &bench{probe: *probe, seconds: *secs, tools: map[string]bool{}, fixed: *fixed, stall: *stall}
 	for _, t := range strings.Split(*tools, ",") {
 		b.tools[strings.TrimSpace(t)] = true
 	}
@@ -71,6 +81,7 @@ type bench struct {
 	seconds          float64
 	tools            map[string]bool
 	fixed            bool
+	stall            time.Duration
 	dir              string
 	genNS, capNS     string
 	genDev, capDev   string
@@ -125,7 +136,11 @@ func (b *bench) run(work, rates, loads string, maxRuns bool) error {
 			return err
 		}
 	}
-	fmt.Printf("veth %s (ns %s, CPU 0 sends) -> %s (ns %s, CPU 1 captures), %.1f s a run\n", b.genDev, b.genNS, b.capDev, b.capNS, b.seconds)
+	fmt.Printf("veth %s (ns %s, CPU 0 sends) -> %s (ns %s, CPU 1 captures), %.1f s a run", b.genDev, b.genNS, b.capDev, b.capNS, b.seconds)
+	if b.stall > 0 {
+		fmt.Printf(", CPU 1 taken away for %v every %v", b.stall, stallPeriod)
+	}
+	fmt.Println()
 	for _, load := range strings.Split(loads, ",") {
 		for _, rs := range strings.Split(rates, ",") {
 			if !b.fixed {
@@ -406,6 +421,17 @@ func (b *bench) generate(load, gen string, rate int) (float64, error) {
 	full := append([]string{"netns", "exec", b.genNS, "taskset", "-c", "0"}, argv...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	if b.stall > 0 {
+		stalled := make(chan error, 1)
+		sctx, stop := context.WithCancel(ctx)
+		go func() { stalled <- stallCPU(sctx, 1, b.stall) }()
+		defer func() {
+			stop()
+			if err := <-stalled; err != nil {
+				fmt.Fprintln(os.Stderr, "benchcapture: -stall:", err)
+			}
+		}()
+	}
 	cmd := exec.CommandContext(ctx, "ip", full...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -646,4 +672,34 @@ func writeTrafgen(path string, frames [][]byte) (string, error) {
 
 func captureInfo(t time.Time, n int) gopacket.CaptureInfo {
 	return gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: n}
+}
+
+// stallPeriod is how often -stall takes the capture CPU away.
+const stallPeriod = 400 * time.Millisecond
+
+// stallCPU spins on cpu at real-time priority (SCHED_FIFO) for d every
+// stallPeriod until ctx ends, so that nothing else runs there meanwhile:
+// the capture's reader misses d of traffic, which the socket's ring must
+// hold. The goroutine keeps its thread locked when it returns, so that the
+// runtime discards the real-time thread instead of reusing it.
+func stallCPU(ctx context.Context, cpu int, d time.Duration) error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
+	}
+	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 50}, 0); err != nil {
+		return fmt.Errorf("SCHED_FIFO: %w", err)
+	}
+	for ctx.Err() == nil {
+		start := time.Now()
+		for time.Since(start) < d {
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(stallPeriod - d):
+		}
+	}
+	return nil
 }
