@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -146,15 +147,9 @@ func TestInterfaceUnplugReplug(t *testing.T) {
 	}
 	waitWritten(t, c, 0, 40)
 	p.Unplug(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Stats()[0].Open {
-		if time.Now().After(deadline) {
-			t.Fatalf("capture did not notice %s disappear", p.Host)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testtool.WaitFor(t, "the capture to notice "+p.Host+" disappear", 10*time.Second, func() bool { return !c.Stats()[0].Open })
 	p.Replug(t, false)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for c.Stats()[0].Reopens == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -284,26 +279,16 @@ func checkSame(t *testing.T, got []ringfs.Record, sent [][]byte) {
 // waitOpen waits until link 0's socket is open.
 func waitOpen(t *testing.T, c *Capture) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !c.Stats()[0].Open {
-		if time.Now().After(deadline) {
-			t.Fatalf("link %s not open after 10s", c.Stats()[0].Name)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testtool.WaitFor(t, "link "+c.Stats()[0].Name+" to open", 10*time.Second, func() bool { return c.Stats()[0].Open })
 }
 
 // waitUp waits until the capture has brought an interface back up.
 func waitUp(t *testing.T, name string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if info, err := lookupIface(name); err == nil && info.up {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s not brought up within 10s", name)
+	testtool.WaitFor(t, name+" to be brought up", 10*time.Second, func() bool {
+		info, err := lookupIface(name)
+		return err == nil && info.up
+	})
 }
 
 // Filters compiled by our own compiler (probe/filter, Live mode) keep and
