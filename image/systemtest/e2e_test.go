@@ -224,6 +224,19 @@ func monitor(t *testing.T, sock, cmd string) {
 	time.Sleep(500 * time.Millisecond)
 }
 
+// uploadedCaptures lists the capture files the server holds under their
+// final names.
+func uploadedCaptures(dir string) []string {
+	all, _ := filepath.Glob(filepath.Join(dir, "*.pcap*"))
+	var files []string
+	for _, f := range all {
+		if !strings.HasSuffix(f, ".part") {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
 func readSeqs(t *testing.T, path string) []int {
 	t.Helper()
 	f, err := os.Open(path)
@@ -368,8 +381,11 @@ func TestCaptureEndToEnd(t *testing.T) {
 	var files []string
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		files, _ = filepath.Glob(filepath.Join(remote, "*.pcap*"))
-		if len(files) >= 2 {
+		// The manifest goes last, so once it is under its final name the
+		// PCAPs are too; ".part" names are uploads still in flight.
+		manifests, _ := filepath.Glob(filepath.Join(remote, "*_manifest.json"))
+		files = uploadedCaptures(remote)
+		if len(manifests) >= 1 && len(files) >= 2 {
 			break
 		}
 		time.Sleep(time.Second)
