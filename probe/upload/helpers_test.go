@@ -2,6 +2,7 @@ package upload_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"os"
 	"path/filepath"
@@ -163,4 +164,43 @@ func (e *events) count(k upload.EventKind) int {
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testtool.WaitFor(t, what, 30*time.Second, cond)
+}
+
+// cutMidFile uploads the queue, whose first file is name (at least 1 MiB),
+// at 4 Mbit/s and kills the sshd session once the server holds 256 KiB of
+// name's .part. It checks that the attempt failed and left a partial .part,
+// and returns the attempt's events. r.cfg is as it was afterwards.
+func (r *rig) cutMidFile(t *testing.T, name string) *events {
+	t.Helper()
+	saved := r.cfg.BandwidthLimitKbps
+	defer func() { r.cfg.BandwidthLimitKbps = saved }()
+	// Slow enough (1 MiB at 4 Mbit/s = 2 s) to cut in the middle.
+	r.cfg.BandwidthLimitKbps = 4000
+	u, ev := r.newUploader(t, nil)
+	done := make(chan error, 1)
+	go func() { done <- u.UploadNow(context.Background()) }()
+	part := filepath.Join(r.remoteDir, name+".part")
+	waitFor(t, "a partial "+name+".part on the server", func() bool {
+		st, err := os.Stat(part)
+		return err == nil && st.Size() >= 256<<10
+	})
+	if n := r.srv.KillSessions(); n == 0 {
+		t.Fatal("no sshd session process to kill")
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("upload did not notice the cut connection")
+	}
+	if err == nil {
+		t.Fatal("upload reported success over a cut connection")
+	}
+	t.Logf("cut: %v", err)
+	local, lerr := os.Stat(filepath.Join(r.queueDir, name))
+	st, serr := os.Stat(part)
+	if lerr != nil || serr != nil || st.Size() >= local.Size() {
+		t.Fatalf("expected a partial %s.part after the cut: %v %v", name, lerr, serr)
+	}
+	return ev
 }

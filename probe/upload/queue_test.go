@@ -38,6 +38,7 @@ func TestListQueueOrder(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	data := bytes.Repeat([]byte{1}, 64<<10)
 	// 512 kbit/s = 64 kB/s: 64 KiB need about one second.
 	start := time.Now()
