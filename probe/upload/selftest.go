@@ -87,7 +87,12 @@ func SelfTest(ctx context.Context, cfg Config, stateDir string, report func(Step
 		return step("create local test file", "", err)
 	}
 	remote := path.Join(cfg.RemoteDir, name)
-	_, err = uploadFile(ctx, c, cfg, scratch, name, func(string) error { return nil }, nil)
+	// Recorded like a queue file's .part, so that if the test is cut the
+	// next upload run removes the test's .part.
+	parts := newPartJournal(stateDir, func(format string, args ...any) {
+		report(Step{Name: "record the test file's .part in " + filepath.Join(stateDir, partsDir), Err: fmt.Errorf(format, args...)})
+	})
+	_, err = uploadFile(ctx, c, cfg, scratch, name, func(string) error { return nil }, parts, nil)
 	if err != nil {
 		return step("write "+remote+".part, rename to "+remote+", check size", "", err)
 	}

@@ -153,7 +153,9 @@ type finisher func(name string) error
 // over <dir>/<name>, size check again, then finish (remove or move) locally.
 // The final name on the server only ever holds a complete file, and a stale
 // .part from an earlier cut is truncated and rewritten.
-func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name string, finish finisher, progress func(int64)) (int64, error) {
+// parts (may be nil) records the .part while it exists, so that a run can
+// remove it once the local file left the queue (removeStaleParts).
+func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name string, finish finisher, parts *partJournal, progress func(int64)) (int64, error) {
 	local, err := os.Open(filepath.Join(queueDir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, errLocalGone
@@ -170,6 +172,8 @@ func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name 
 	part := path.Join(cfg.RemoteDir, name+".part")
 	final := path.Join(cfg.RemoteDir, name)
 
+	addr, _ := cfg.address()
+	parts.add(name, partRecord{Server: addr, User: cfg.User, Path: part})
 	rf, err := c.sftp.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return 0, fmt.Errorf("create %s on the server: %w", part, err)
@@ -188,7 +192,9 @@ func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name 
 	}
 	if err != nil {
 		// Free the server's disk; whatever is left is overwritten next time.
-		c.sftp.Remove(part)
+		if c.sftp.Remove(part) == nil {
+			parts.done(name)
+		}
 		// SSH_FX_FAILURE says nothing; tell the installer when it is space.
 		if vfs, verr := c.sftp.StatVFS(cfg.RemoteDir); verr == nil && vfs.FreeSpace() < uint64(size) {
 			err = fmt.Errorf("%w (server disk full? %d bytes free, the file has %d)", err, vfs.FreeSpace(), size)
@@ -196,12 +202,15 @@ func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name 
 		return n, fmt.Errorf("write %s on the server: %w", part, err)
 	}
 	if err := checkSize(c, part, size); err != nil {
-		c.sftp.Remove(part)
+		if c.sftp.Remove(part) == nil {
+			parts.done(name)
+		}
 		return n, err
 	}
 	if err := rename(c, part, final); err != nil {
 		return n, err
 	}
+	parts.done(name)
 	if err := checkSize(c, final, size); err != nil {
 		return n, err
 	}

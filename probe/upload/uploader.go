@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -82,6 +84,7 @@ type Uploader struct {
 	pubKey   string
 	kick     chan struct{}
 	finish   finisher
+	parts    *partJournal
 
 	sessionMu sync.Mutex // one run at a time
 
@@ -118,6 +121,7 @@ func New(cfg Config, queueDir, stateDir string, clock Clock, logf func(format st
 	u := &Uploader{
 		cfg: cfg, queueDir: queueDir, stateDir: stateDir, clock: clock, logf: logf,
 		sched: sched, kick: make(chan struct{}, 1), finish: localFinisher(queueDir, cfg.SentDir),
+		parts: newPartJournal(stateDir, logf),
 	}
 	keyPath := cfg.KeyFile
 	if keyPath == "" {
@@ -246,6 +250,7 @@ func (u *Uploader) UploadNow(ctx context.Context) error {
 		return err
 	}
 	if len(files) == 0 {
+		u.cleanOnly(ctx)
 		u.setResult("queue empty", nil, false)
 		return nil
 	}
@@ -290,6 +295,9 @@ func (u *Uploader) session(ctx context.Context, deadline, giveUp time.Time, maxA
 			return
 		}
 		if len(files) == 0 {
+			if !tried { // an attempt cleans up as it starts
+				u.cleanOnly(ctx)
+			}
 			// Keep the last real result on the status page.
 			return
 		}
@@ -371,13 +379,14 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 		return 0, 0, err
 	}
 	defer c.Close()
+	u.removeStaleParts(c)
 	var sent int
 	var bytes int64
 	for _, f := range files {
 		if !deadline.IsZero() && !u.clock.Now().Before(deadline) {
 			break
 		}
-		n, err := uploadFile(ctx, c, u.cfg, u.queueDir, f.Name, u.finish, nil)
+		n, err := uploadFile(ctx, c, u.cfg, u.queueDir, f.Name, u.finish, u.parts, nil)
 		if errors.Is(err, errLocalGone) {
 			continue // taken out of the queue by hand meanwhile
 		}
@@ -391,6 +400,99 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 		bytes += n
 	}
 	return sent, bytes, nil
+}
+
+// staleParts returns the recorded .part files (see partJournal) whose local
+// file is no longer queued: deleted or moved by hand after a cut upload. A
+// queued file's .part is not stale: its next upload overwrites it. Nothing
+// is stale while the queue directory is missing (a pulled disk says nothing
+// about its files).
+func (u *Uploader) staleParts() ([]string, map[string]partRecord) {
+	names, recs, err := u.parts.records()
+	if err != nil {
+		u.logf("upload: %v", err)
+		return nil, nil
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if st, err := os.Stat(u.queueDir); err != nil || !st.IsDir() {
+		return nil, nil
+	}
+	files, err := ListQueue(u.queueDir)
+	if err != nil {
+		return nil, nil
+	}
+	queued := map[string]bool{}
+	for _, f := range files {
+		queued[f.Name] = true
+	}
+	var stale []string
+	for _, n := range names {
+		if !queued[n] {
+			stale = append(stale, n)
+		}
+	}
+	return stale, recs
+}
+
+// removeStaleParts deletes on the server the .part files this probe wrote
+// whose local file left the queue, so that a cut upload of a file deleted
+// by hand leaves nothing behind. It touches only paths recorded by this
+// probe for this server and login, and only <name>.part, never a final
+// name. Failures are logged and the record kept for the next run; they
+// never fail the upload.
+func (u *Uploader) removeStaleParts(c *conn) {
+	stale, recs := u.staleParts()
+	if len(stale) == 0 {
+		return
+	}
+	addr, _ := u.cfg.address()
+	for _, name := range stale {
+		rec := recs[name]
+		if path.Base(rec.Path) != name+".part" {
+			u.logf("upload: dropping record of %s: %s is not %s.part", name, rec.Path, name)
+			u.parts.done(name)
+			continue
+		}
+		if rec.Server != addr || rec.User != u.cfg.User {
+			u.logf("upload: stale %s was written as %s to %s, not this server: left there", rec.Path, rec.User, rec.Server)
+			u.parts.done(name)
+			continue
+		}
+		st, err := c.sftp.Lstat(rec.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			u.parts.done(name) // gone already (removed by the provider)
+			continue
+		}
+		if err == nil && !st.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
+		if err == nil {
+			err = c.sftp.Remove(rec.Path)
+		}
+		if err != nil {
+			u.logf("upload: cannot remove stale %s on the server (kept for the next run): %v", rec.Path, err)
+			continue
+		}
+		u.parts.done(name)
+		u.logf("upload: removed stale %s on the server (%d bytes, left by a cut upload; %s is no longer queued)", rec.Path, st.Size(), name)
+	}
+}
+
+// cleanOnly connects just to remove stale .part files, when there is no
+// file to upload; without stale ones it does nothing. Errors are logged.
+func (u *Uploader) cleanOnly(ctx context.Context) {
+	if stale, _ := u.staleParts(); len(stale) == 0 {
+		return
+	}
+	c, _, err := dial(ctx, u.cfg, u.signer)
+	if err != nil {
+		u.logf("upload: stale .part clean-up: %v", err)
+		return
+	}
+	defer c.Close()
+	u.removeStaleParts(c)
 }
 
 func (u *Uploader) queueLen() int {
