@@ -257,9 +257,12 @@ func (t *Target) Wait(ctx context.Context, build string, waitFor time.Duration) 
 		if err == nil && s.BuildTimestamp == build {
 			return nil
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			last = fmt.Errorf("device still reports build %s", s.BuildTimestamp)
-		} else {
+		case ctx.Err() == nil || last == nil:
+			// A request cut short by the overall deadline says nothing
+			// about the device; keep what the previous one learned.
 			last = err
 		}
 		select {

@@ -131,7 +131,7 @@ func TestUpdateErrors(t *testing.T) {
 	defer stuck.Close()
 	d.nextBuild = "old"
 	tg = &Target{BaseURL: stuck.URL, Password: "secret"}
-	err := tg.Update(context.Background(), payload(), 2*time.Second, nil)
+	err := tg.Update(context.Background(), payload(), 3*time.Second, nil)
 	if err == nil || !strings.Contains(err.Error(), "still reports build old") {
 		t.Errorf("stuck device: %v", err)
 	}
