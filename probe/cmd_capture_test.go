@@ -125,13 +125,13 @@ func TestCaptureCommandTwoLinksSliced(t *testing.T) {
 	if err := b.NewSender(t).Send(netnstest.Frames(250)...); err != nil {
 		t.Fatal(err)
 	}
-	tda.WaitFor(t, 500)
-	tdb.WaitFor(t, 250)
-	// Packets the kernel delivered before the signal are still written.
-	time.Sleep(200 * time.Millisecond)
+	// Once tcpdump has every frame the kernel has delivered them to the
+	// capture's sockets too; packets delivered before the signal are still
+	// written.
+	wa, wb := tda.Settle(t, netnstest.AtLeast(500)), tdb.Settle(t, netnstest.AtLeast(250))
 	cmd.stop(t)
-	captureSameAsTcpdump(t, captureReadRing(t, dir, a.Host), tda.Stop(t))
-	captureSameAsTcpdump(t, captureReadRing(t, dir, b.Host), tdb.Stop(t))
+	captureSameAsTcpdump(t, captureReadRing(t, dir, a.Host), wa)
+	captureSameAsTcpdump(t, captureReadRing(t, dir, b.Host), wb)
 
 	out := cmd.stdout.String()
 	for _, want := range []string{a.Host + "  500  0  500", b.Host + "  250  0  250"} {
@@ -223,13 +223,16 @@ func TestCaptureCommandFilterAndRulesThroughExtract(t *testing.T) {
 			if err := p.NewSender(t).Send(netnstest.Frames(390)...); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(1500 * time.Millisecond) // tcpdump hands over a block at least every second
+			// The kernel has delivered the frames to both sockets when Send
+			// returns; the capture reads what its socket holds before it
+			// stops, and tcpdump, a block at a time, catches up with it.
 			cmd.stop(t)
-			want := td.Stop(t)
+			got := captureExtractAll(t, dir, p.Host)
+			want := td.Settle(t, netnstest.AtLeast(len(got)))
 			if len(want) == 0 || len(want) == 390 {
 				t.Fatalf("tcpdump kept %d of 390 packets: the filter should keep some, not all", len(want))
 			}
-			captureSameAsTcpdump(t, captureExtractAll(t, dir, p.Host), want)
+			captureSameAsTcpdump(t, got, want)
 		})
 	}
 }

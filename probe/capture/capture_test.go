@@ -29,12 +29,13 @@ func sendAndCompare(t *testing.T, cfg Config, snap int, expr string, n int) {
 		t.Fatal(err)
 	}
 	waitQuiet(t, c)
-	td.WaitFor(t, int(c.Stats()[0].Written))
-	want := td.Stop(t)
+	// Stop the capture first (it reads what the kernel queued), then let
+	// tcpdump catch up with it: tcpdump may lag by a block or more.
+	stop()
+	want := td.Settle(t, netnstest.AtLeast(int(c.Stats()[0].Written)))
 	if len(want) == 0 {
 		t.Fatalf("tcpdump captured nothing")
 	}
-	stop()
 	compare(t, sink.records(7), want)
 	st := c.Stats()[0]
 	if st.Dropped() != 0 || st.Seen != st.Written || st.VLANGuesses != 0 {
@@ -91,10 +92,8 @@ func TestTwoLinks(t *testing.T) {
 	}
 	waitWritten(t, c, 0, 400)
 	waitWritten(t, c, 1, 300)
-	tda.WaitFor(t, 400)
-	tdb.WaitFor(t, 300)
-	wa, wb := tda.Stop(t), tdb.Stop(t)
 	stop()
+	wa, wb := tda.Settle(t, netnstest.AtLeast(400)), tdb.Settle(t, netnstest.AtLeast(300))
 	if len(wa) != 400 || len(wb) != 300 {
 		t.Errorf("tcpdump saw %d and %d packets, want 400 and 300", len(wa), len(wb))
 	}
@@ -340,21 +339,22 @@ func TestRulesMatchTcpdumpPerRule(t *testing.T) {
 	if err := p.NewSender(t).Send(netnstest.Frames(n)...); err != nil {
 		t.Fatal(err)
 	}
-	all.WaitFor(t, n)
 	waitQuiet(t, c)
-	time.Sleep(1500 * time.Millisecond) // tcpdump hands over a block at least every second
 	stop()
+	// The unfiltered tcpdump gets every frame; the per-rule ones got theirs
+	// at the same moments from the same kernel, and settle after it.
+	allPackets := all.Settle(t, netnstest.AtLeast(n))
 	id := func(b []byte) int { return int(b[10])<<8 | int(b[11]) }
 	byRule := make([]map[int]netnstest.Packet, len(rules))
 	for i, td := range per {
 		byRule[i] = map[int]netnstest.Packet{}
-		for _, pk := range td.Stop(t) {
+		for _, pk := range td.Settle(t, nil) {
 			byRule[i][id(pk.Data)] = pk
 		}
 	}
 	var want []netnstest.Packet
 	sliced, discarded := 0, 0
-	for _, pk := range all.Stop(t) {
+	for _, pk := range allPackets {
 		keep := pk
 		for i, r := range rules {
 			if m, ok := byRule[i][id(pk.Data)]; ok {

@@ -309,9 +309,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	r.fb.mu.Unlock()
 
+	// Traffic went on past the window's end: once tcpdump has written a
+	// packet from after it, it has the whole window.
 	oracle := map[string][]netnstest.Packet{}
 	for name, td := range oracles {
-		oracle[name] = settle(t, td)
+		oracle[name] = td.Settle(t, func(ps []netnstest.Packet) bool {
+			return len(ps) > 0 && ps[len(ps)-1].Time >= to.UnixNano()
+		})
 	}
 	dir := filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir)
 	for _, mf := range m.Files {
@@ -672,13 +676,8 @@ func TestRingRules(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	var want []netnstest.Packet
-	for _, q := range settle(t, oracle) {
-		if q.Time >= res.man.From.UnixNano() && q.Time < res.man.To.UnixNano() {
-			want = append(want, q)
-		}
-	}
 	got := readPCAP(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, res.man.Files[0].File))
+	want := inWindow(oracle.Settle(t, windowHolds(res.man, len(got))), res.man)
 	if len(want) < 30 || len(got) != len(want) {
 		t.Fatalf("saved %d packets, tcpdump saw %d (press %v)", len(got), len(want), p.Time)
 	}
@@ -689,20 +688,21 @@ func TestRingRules(t *testing.T) {
 	}
 }
 
-// settle waits until tcpdump's file has stopped growing, then stops it
-// and returns its packets. libpcap hands packets over per kernel block, up
-// to its timeout late, and drops a partly filled block at exit.
-func settle(t *testing.T, td *netnstest.Tcpdump) []netnstest.Packet {
-	t.Helper()
-	n, since := -1, time.Now()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if k := len(td.Packets(t)); k != n {
-			n, since = k, time.Now()
-		} else if time.Since(since) > 1500*time.Millisecond {
-			break
+// windowHolds is a Settle condition: tcpdump has written at least n
+// packets inside the manifest's window (as many as the file holds).
+func windowHolds(m Manifest, n int) func([]netnstest.Packet) bool {
+	return func(ps []netnstest.Packet) bool { return len(inWindow(ps, m)) >= n }
+}
+
+// inWindow returns the packets of ps inside the manifest's window.
+func inWindow(ps []netnstest.Packet, m Manifest) []netnstest.Packet {
+	var out []netnstest.Packet
+	for _, q := range ps {
+		if q.Time >= m.From.UnixNano() && q.Time < m.To.UnixNano() {
+			out = append(out, q)
 		}
 	}
-	return td.Stop(t)
+	return out
 }
 
 // TestExportPerLink: two capture links, one export per link, each file
@@ -743,14 +743,9 @@ func TestExportPerLink(t *testing.T) {
 		t.Fatal(res.err)
 	}
 	for i, td := range []*netnstest.Tcpdump{oa, ob} {
-		var want []netnstest.Packet
-		for _, q := range settle(t, td) {
-			if q.Time >= res.man.From.UnixNano() && q.Time < res.man.To.UnixNano() {
-				want = append(want, q)
-			}
-		}
 		mf := res.man.Files[i]
 		got := readPCAP(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, mf.File))
+		want := inWindow(td.Settle(t, windowHolds(res.man, len(got))), res.man)
 		if len(want) < 20 || len(got) != len(want) {
 			t.Fatalf("%s: saved %d packets, tcpdump saw %d", mf.Name, len(got), len(want))
 		}

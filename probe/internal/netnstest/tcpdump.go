@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,7 @@ type Packet struct {
 // otherwise drops privileges before opening its file).
 type Tcpdump struct {
 	cmd    *exec.Cmd
+	iface  string
 	file   string
 	stderr *bytes.Buffer
 }
@@ -54,7 +57,7 @@ func StartTcpdump(t testing.TB, iface string, snap int, expr string) *Tcpdump {
 		t.Fatalf("start tcpdump: %v", err)
 	}
 	pw.Close()
-	td := &Tcpdump{cmd: cmd, file: file, stderr: &bytes.Buffer{}}
+	td := &Tcpdump{cmd: cmd, iface: iface, file: file, stderr: &bytes.Buffer{}}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// tcpdump prints "listening on" once its socket is bound and filtered.
 	ready := make(chan error, 1)
@@ -82,8 +85,8 @@ func StartTcpdump(t testing.TB, iface string, snap int, expr string) *Tcpdump {
 			defer mu.Unlock()
 			t.Fatalf("%v: %s", err, td.stderr)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("tcpdump not listening after 10s")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tcpdump not listening after 30s")
 	}
 	return td
 }
@@ -96,17 +99,57 @@ func (td *Tcpdump) Stop(t testing.TB) []Packet {
 	return td.Packets(t)
 }
 
-// WaitFor waits up to 10s until tcpdump has written n packets (-U writes
-// each packet at once), so that stopping it loses nothing it received.
+// WaitFor waits up to 20s until tcpdump has written n packets (-U writes
+// each packet at once), so that stopping it loses nothing it received. It
+// does not fail: the comparison that follows says what is missing.
 func (td *Tcpdump) WaitFor(t testing.TB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if len(td.Packets(t)) >= n {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// settleQuiet is how long tcpdump's file must stay unchanged before Settle
+// stops it: longer than libpcap's 1 s block timeout, so that a burst split
+// across two blocks is not cut after the first.
+const settleQuiet = 1500 * time.Millisecond
+
+// Settle stops tcpdump once it has caught up and returns its packets.
+// libpcap hands packets over a kernel block at a time, up to its 1 s
+// timeout late, and a loaded machine may run tcpdump later still, while a
+// partly filled block is lost at exit; so stopping after a fixed sleep can
+// lose what tcpdump did receive. Settle waits until done (if not nil) holds
+// for what tcpdump has written, typically "at least as many packets as the
+// code under test recorded", and then until the file has not grown for
+// 1.5 s. It gives up after 30 s without failing: the comparison that
+// follows then shows what is missing.
+func (td *Tcpdump) Settle(t testing.TB, done func([]Packet) bool) []Packet {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	n, since := -1, time.Now()
+	for time.Now().Before(deadline) {
+		ps := td.Packets(t)
+		if len(ps) != n {
+			n, since = len(ps), time.Now()
+		}
+		if (done == nil || done(ps)) && time.Since(since) >= settleQuiet {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if time.Now().After(deadline) {
+		t.Logf("tcpdump on %s not settled after 30s (%d packets)", td.iface, n)
+	}
+	return td.Stop(t)
+}
+
+// AtLeast is a Settle condition: tcpdump has written n packets or more.
+func AtLeast(n int) func([]Packet) bool {
+	return func(ps []Packet) bool { return len(ps) >= n }
 }
 
 // Packets returns what tcpdump has written so far.
@@ -118,6 +161,9 @@ func (td *Tcpdump) Packets(t testing.TB) []Packet {
 	}
 	defer f.Close()
 	r, err := pcapgo.NewReader(f)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil // the file header is not written yet
+	}
 	if err != nil {
 		t.Fatalf("tcpdump output %s: %v", td.file, err)
 	}
