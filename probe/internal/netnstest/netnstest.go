@@ -250,15 +250,21 @@ func (p *Pair) NewSender(t testing.TB) *Sender {
 }
 
 // Send writes each frame as one packet. Transient buffer exhaustion
-// (ENOBUFS) is retried briefly, since tests send bursts.
+// (ENOBUFS: the receiving CPU's backlog is full) is retried for up to 5 s
+// per frame, since tests send bursts and a loaded machine may run the
+// softirq that empties the backlog late.
 func (s *Sender) Send(frames ...[]byte) error {
 	for i, f := range frames {
-		for tries := 0; ; tries++ {
+		var deadline time.Time
+		for {
 			_, err := unix.Write(s.fd, f)
 			if err == nil {
 				break
 			}
-			if (err == unix.ENOBUFS || err == unix.EAGAIN) && tries < 100 {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(5 * time.Second)
+			}
+			if (err == unix.ENOBUFS || err == unix.EAGAIN) && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 				continue
 			}

@@ -30,7 +30,7 @@ func TestPairCarriesFrames(t *testing.T) {
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 			t.Fatal(err)
 		}
-		tv := unix.NsecToTimeval(int64(2 * time.Second))
+		tv := unix.NsecToTimeval(int64(10 * time.Second))
 		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		s := p.NewSender(t)
 		if err := s.Send(frame); err != nil {
