@@ -45,7 +45,8 @@ func run1(t *testing.T, args ...string) {
 	}
 }
 
-// newNetns creates a namespace with a veth pair a<->b, both up.
+// newNetns creates a namespace with a veth pair a<->b, both up and ready
+// to carry frames.
 func newNetns(t *testing.T) netns {
 	t.Helper()
 	testtool.Root(t, "the live filter test (network namespaces, AF_PACKET)")
@@ -56,14 +57,33 @@ func newNetns(t *testing.T) netns {
 	run1(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	ns := netns{name, filepath.Join("/run/netns", name)}
+	// IPv6 off before the links exist and come up, so that no MLD report
+	// or router solicitation goes out on them before it is off.
 	for _, c := range [][]string{
+		{"sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"},
+		{"sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"},
 		{"ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"},
 		{"ip", "link", "set", "va", "up"},
 		{"ip", "link", "set", "vb", "up"},
-		{"sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"},
 	} {
 		run1(t, append([]string{"ip", "netns", "exec", name}, c...)...)
 	}
+	// The kernel turns carrier and queueing on asynchronously (link watch);
+	// until then a veth end's queue is "noop" and silently drops what is
+	// sent, and a loaded machine runs link watch late.
+	testtool.WaitFor(t, "the veth pair in "+name+" to carry frames", 20*time.Second, func() bool {
+		out, err := exec.Command("ip", "-n", name, "-o", "link", "show").Output()
+		if err != nil {
+			return false
+		}
+		up := 0
+		for _, l := range strings.Split(string(out), "\n") {
+			if (strings.Contains(l, " va@") || strings.Contains(l, " vb@")) && strings.Contains(l, "state UP") && !strings.Contains(l, "qdisc noop") {
+				up++
+			}
+		}
+		return up == 2
+	})
 	return ns
 }
 
