@@ -160,6 +160,7 @@ func TestRunAndTrigger(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var tout, terr bytes.Buffer
+	deadline = time.Now().Add(20 * time.Second)
 	for {
 		tout.Reset()
 		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
@@ -178,6 +179,9 @@ func TestRunAndTrigger(t *testing.T) {
 	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-token", "wrong-token-0123456789"}); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("trigger with a wrong token = %v", err)
 	}
+	// The window closes a second after the press and is cut a second
+	// later (the default export delay).
+	deadline = time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "capture #1 saved") {
 		if time.Now().After(deadline) {
 			t.Fatalf("capture not saved:\n%s", out.String())
