@@ -136,3 +136,28 @@ func TestUpdateErrors(t *testing.T) {
 		t.Errorf("stuck device: %v", err)
 	}
 }
+
+// A device that answered once and then hangs until the deadline: the error
+// must still say what the device last reported, not that the final request
+// was cut short.
+func TestWaitKeepsLastAnswer(t *testing.T) {
+	var mu sync.Mutex
+	answered := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		first := !answered
+		answered = true
+		mu.Unlock()
+		if !first {
+			<-r.Context().Done()
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"BuildTimestamp": "old", "Hostname": "presscap"})
+	}))
+	defer srv.Close()
+	tg := &Target{BaseURL: srv.URL, Password: "secret"}
+	err := tg.Wait(context.Background(), "new", 1500*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "still reports build old") {
+		t.Errorf("Wait = %v, want the build the device last reported", err)
+	}
+}
