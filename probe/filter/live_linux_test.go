@@ -286,6 +286,12 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 			}
 		}
 	}()
+	// A directory per batch and attempt, a file per case: no two tcpdumps
+	// ever write the same file.
+	batchDir, err := os.MkdirTemp(dir, "batch")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, e := range exprs {
 		c := &liveCase{expr: e, fd: -1, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 		cases[i] = c
@@ -304,7 +310,7 @@ func liveBatch(t *testing.T, tcpdump string, ns netns, dir string, exprs []strin
 		}); err != nil {
 			t.Fatalf("%q: kernel refused our program: %v", e, err)
 		}
-		c.file = filepath.Join(dir, fmt.Sprintf("live-%d.pcap", len(c.expr)+i*1000+int(time.Now().UnixNano()%1000)))
+		c.file = filepath.Join(batchDir, fmt.Sprintf("live-%d.pcap", i))
 		c.tcpdump = exec.Command("ip", "netns", "exec", ns.name, tcpdump, "-i", "vb", "-p", "-n", "-U",
 			"-s", "2048", "-B", "8192", "--immediate-mode", "-w", c.file, "--", e)
 		pr, err := c.tcpdump.StderrPipe()
