@@ -151,7 +151,7 @@ func TestServerPrivateIncludesLoopback(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://127.0.0.1:" + itoa(port) + "/status.json")
 		if err == nil {
