@@ -34,7 +34,7 @@ func startCaptureCmd(t *testing.T, args ...string) *captureCmd {
 	}()
 	t.Cleanup(cancel)
 	// The command says so on stderr once every socket is open.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-c.done:
