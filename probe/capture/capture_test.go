@@ -342,13 +342,14 @@ func TestRulesMatchTcpdumpPerRule(t *testing.T) {
 	waitQuiet(t, c)
 	stop()
 	// The unfiltered tcpdump gets every frame; the per-rule ones got theirs
-	// at the same moments from the same kernel, and settle after it.
+	// at the same moments from the same kernel, and settle after it (each
+	// rule matches some frames: checked below).
 	allPackets := all.Settle(t, netnstest.AtLeast(n))
 	id := func(b []byte) int { return int(b[10])<<8 | int(b[11]) }
 	byRule := make([]map[int]netnstest.Packet, len(rules))
 	for i, td := range per {
 		byRule[i] = map[int]netnstest.Packet{}
-		for _, pk := range td.Settle(t, nil) {
+		for _, pk := range td.Settle(t, netnstest.AtLeast(1)) {
 			byRule[i][id(pk.Data)] = pk
 		}
 	}
