@@ -124,25 +124,31 @@ const settleQuiet = 1500 * time.Millisecond
 // partly filled block is lost at exit; so stopping after a fixed sleep can
 // lose what tcpdump did receive. Settle waits until done (if not nil) holds
 // for what tcpdump has written, typically "at least as many packets as the
-// code under test recorded", and then until the file has not grown for
-// 1.5 s. It gives up after 30 s without failing: the comparison that
-// follows then shows what is missing.
+// code under test recorded", and then until the file has not been written
+// for 1.5 s (by its modification time, so a tcpdump that went quiet while
+// another one settled is not waited for again). It gives up after 30 s
+// without failing: the comparison that follows then shows what is missing.
 func (td *Tcpdump) Settle(t testing.TB, done func([]Packet) bool) []Packet {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	n, since := -1, time.Now()
-	for time.Now().Before(deadline) {
+	n := 0
+	for {
 		ps := td.Packets(t)
-		if len(ps) != n {
-			n, since = len(ps), time.Now()
+		n = len(ps)
+		if done == nil || done(ps) {
+			fi, err := os.Stat(td.file)
+			if err != nil {
+				t.Fatalf("tcpdump output: %v", err)
+			}
+			if time.Since(fi.ModTime()) >= settleQuiet {
+				break
+			}
 		}
-		if (done == nil || done(ps)) && time.Since(since) >= settleQuiet {
+		if time.Now().After(deadline) {
+			t.Logf("tcpdump on %s not settled after 30s (%d packets)", td.iface, n)
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	if time.Now().After(deadline) {
-		t.Logf("tcpdump on %s not settled after 30s (%d packets)", td.iface, n)
 	}
 	return td.Stop(t)
 }
