@@ -146,9 +146,9 @@ func TestInterfaceUnplugReplug(t *testing.T) {
 	}
 	waitWritten(t, c, 0, 40)
 	p.Unplug(t)
-	testtool.WaitFor(t, "the capture to notice "+p.Host+" disappear", 10*time.Second, func() bool { return !c.Stats()[0].Open })
+	testtool.WaitFor(t, "the capture to notice "+p.Host+" disappear", 20*time.Second, func() bool { return !c.Stats()[0].Open })
 	p.Replug(t, false)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for c.Stats()[0].Reopens == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -185,7 +185,7 @@ func TestStalledSinkCountsDrops(t *testing.T) {
 	if err := p.NewSender(t).Send(fs...); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for c.Stats()[0].BacklogDrops == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -232,7 +232,7 @@ func TestSinkErrorsCounted(t *testing.T) {
 	if err := p.NewSender(t).Send(netnstest.Frames(20)...); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for c.Stats()[0].WriteDrops < 20 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -278,13 +278,13 @@ func checkSame(t *testing.T, got []ringfs.Record, sent [][]byte) {
 // waitOpen waits until link 0's socket is open.
 func waitOpen(t *testing.T, c *Capture) {
 	t.Helper()
-	testtool.WaitFor(t, "link "+c.Stats()[0].Name+" to open", 10*time.Second, func() bool { return c.Stats()[0].Open })
+	testtool.WaitFor(t, "link "+c.Stats()[0].Name+" to open", 20*time.Second, func() bool { return c.Stats()[0].Open })
 }
 
 // waitUp waits until the capture has brought an interface back up.
 func waitUp(t *testing.T, name string) {
 	t.Helper()
-	testtool.WaitFor(t, name+" to be brought up", 10*time.Second, func() bool {
+	testtool.WaitFor(t, name+" to be brought up", 20*time.Second, func() bool {
 		info, err := lookupIface(name)
 		return err == nil && info.up
 	})
@@ -462,7 +462,7 @@ func TestDropsReachTheRing(t *testing.T) {
 	if err := p.NewSender(t).Send(netnstest.Frames(20000)...); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for c.Stats()[0].BacklogDrops == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -237,7 +237,7 @@ func TestEndToEnd(t *testing.T) {
 	r := startService(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	pres := plugPresenter(t, c.Trigger.InputDir)
-	testtool.WaitFor(t, "the presenter", 10*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
+	testtool.WaitFor(t, "the presenter", 20*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 
 	// Traffic all along: a frame every 4 ms, of every kind Frames makes.
 	sender := pair.NewSender(t)
@@ -267,7 +267,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		sendWG.Wait()
 	}()
-	testtool.WaitFor(t, "packets in the ring", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
 		s := r.svc.Snapshot()
 		return len(s.Links) == 1 && s.Links[0].Written > 0
 	})
@@ -400,7 +400,7 @@ func TestPressBeforeClockSync(t *testing.T) {
 	if p.Synced || p.Decision != "opened" {
 		t.Fatalf("press %+v", p)
 	}
-	res := r.waitExport(t, 10*time.Second)
+	res := r.waitExport(t, 20*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -431,11 +431,11 @@ func TestPressWithoutDisk(t *testing.T) {
 	pair := netnstest.NewPair(t)
 	c := testConfig(t, pair.Host)
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "no disk", 10*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
+	testtool.WaitFor(t, "no disk", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
 	pres := plugPresenter(t, c.Trigger.InputDir)
-	testtool.WaitFor(t, "the presenter", 10*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
+	testtool.WaitFor(t, "the presenter", 20*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 	pres.press(t, trigger.KeyDot)
-	res := r.waitExport(t, 10*time.Second)
+	res := r.waitExport(t, 20*time.Second)
 	if res.err == nil || !strings.Contains(res.err.Error(), "no disk") {
 		t.Fatalf("export without disk: %v", res.err)
 	}
@@ -486,7 +486,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	if _, err := r.svc.Trigger("local"); err != nil {
 		t.Fatal(err)
 	}
-	res := r.waitExport(t, 10*time.Second)
+	res := r.waitExport(t, 20*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -509,7 +509,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	}
 	// The status page carries the uploader's state: the key to install,
 	// the success, no error, and (once the attempt ended) not running.
-	testtool.WaitFor(t, "the attempt's end", 10*time.Second, func() bool { u := r.svc.Snapshot().Upload; return u != nil && !u.Running })
+	testtool.WaitFor(t, "the attempt's end", 20*time.Second, func() bool { u := r.svc.Snapshot().Upload; return u != nil && !u.Running })
 	s := r.svc.Snapshot()
 	if u := s.Upload; u == nil || u.Files != 0 || !u.Enabled || u.Server != srv.Addr() || u.PublicKey != pub ||
 		u.LastSuccess.IsZero() || u.LastError != "" || u.LastAttempt.IsZero() {
@@ -527,7 +527,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	if _, err := r.svc.Trigger("local"); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.waitExport(t, 10*time.Second); res.err != nil {
+	if res := r.waitExport(t, 20*time.Second); res.err != nil {
 		t.Fatal(res.err)
 	}
 	testtool.WaitFor(t, "the failed upload in the status", 20*time.Second, func() bool {
@@ -589,7 +589,7 @@ func TestDiskFullAtExport(t *testing.T) {
 	if _, err := r.svc.Trigger("local"); err != nil {
 		t.Fatal(err)
 	}
-	res := r.waitExport(t, 10*time.Second)
+	res := r.waitExport(t, 20*time.Second)
 	if res.err == nil || !strings.Contains(res.err.Error(), "no space left") {
 		t.Fatalf("export on a full disk: %v", res.err)
 	}
@@ -613,7 +613,7 @@ func TestDiskFullAtExport(t *testing.T) {
 	if _, err := r.svc.Trigger("local"); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.waitExport(t, 10*time.Second); res.err != nil {
+	if res := r.waitExport(t, 20*time.Second); res.err != nil {
 		t.Fatalf("export after making room: %v", res.err)
 	}
 }
@@ -627,7 +627,7 @@ func TestMissingLink(t *testing.T) {
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
 	r := startService(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
-	testtool.WaitFor(t, "the no-link LED", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "the no-link LED", 20*time.Second, func() bool {
 		r.fb.mu.Lock()
 		defer r.fb.mu.Unlock()
 		return len(r.fb.states) > 0 && r.fb.states[len(r.fb.states)-1] == "no-link"
@@ -639,7 +639,7 @@ func TestMissingLink(t *testing.T) {
 	if _, err := r.svc.Trigger("local"); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.waitExport(t, 10*time.Second); res.err != nil || res.man.Files[0].Packets != 0 {
+	if res := r.waitExport(t, 20*time.Second); res.err != nil || res.man.Files[0].Packets != 0 {
 		t.Errorf("export without a link: %v %+v", res.err, res.man.Files)
 	}
 }
@@ -659,7 +659,7 @@ func TestRingRules(t *testing.T) {
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	sender := pair.NewSender(t)
 	frames := netnstest.Frames(60)
-	testtool.WaitFor(t, "packets in the ring", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
 		sender.Send(frames[0])
 		time.Sleep(5 * time.Millisecond)
 		s := r.svc.Snapshot()
@@ -676,7 +676,7 @@ func TestRingRules(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	res := r.waitExport(t, 10*time.Second)
+	res := r.waitExport(t, 20*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -725,7 +725,7 @@ func TestExportPerLink(t *testing.T) {
 	r := startService(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	frames := netnstest.Frames(40)
-	testtool.WaitFor(t, "both links in the ring", 10*time.Second, func() bool {
+	testtool.WaitFor(t, "both links in the ring", 20*time.Second, func() bool {
 		sa.Send(frames[0])
 		sb.Send(frames[1])
 		time.Sleep(5 * time.Millisecond)
@@ -742,7 +742,7 @@ func TestExportPerLink(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	res := r.waitExport(t, 10*time.Second)
+	res := r.waitExport(t, 20*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}

@@ -146,7 +146,7 @@ func (p *Pair) WaitCarrier(t testing.TB) {
 		s := string(out)
 		return strings.Contains(s, "state UP") && !strings.Contains(s, "qdisc noop")
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		host, _ := exec.Command("ip", "-o", "link", "show", "dev", p.Host).Output()
 		peer, _ := exec.Command("ip", "-n", p.NS, "-o", "link", "show", "dev", p.Peer).Output()
@@ -154,7 +154,7 @@ func (p *Pair) WaitCarrier(t testing.TB) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("veth %s/%s not up after 10s:\n%s%s", p.Host, p.Peer, host, peer)
+			t.Fatalf("veth %s/%s not up after 20s:\n%s%s", p.Host, p.Peer, host, peer)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
