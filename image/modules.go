@@ -16,4 +16,5 @@ import (
 	_ "github.com/gokrazy/gokrazy/cmd/randomd"
 	_ "github.com/gokrazy/kernel.arm64"
 	_ "github.com/gokrazy/kernel.rpi"
+	_ "github.com/gokrazy/rpi-eeprom"
 )
