@@ -158,8 +158,21 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer p.Close()
 	fmt.Fprintf(stdout, "updating %s to build %s (root %d KiB, boot %d KiB)\n", u, p.Timestamp, p.RootSize>>10, p.BootSize>>10)
 	t := &updater.Target{BaseURL: u, Password: pw}
+	// The boot FAT depends on the device: a Pi 4 that already flashed the
+	// image's EEPROM update gets recovery.bin as RECOVERY.000.
+	st, err := t.GetStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the device's status: %w", err)
+	}
+	payload, plan, err := p.PayloadFor(*mbr, st.EEPROM)
+	if err != nil {
+		return err
+	}
+	if plan.Ships {
+		fmt.Fprintf(stdout, "%s: boot FAT gets %s\n", plan.Message, plan.Recovery)
+	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
-	if err := t.Update(ctx, p.Payload(*mbr), *wait, logf); err != nil {
+	if err := t.Update(ctx, payload, *wait, logf); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "device runs build %s\n", p.Timestamp)
@@ -182,6 +195,26 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		p.Timestamp, p.Layout.Signature, p.Layout.DiskGUID, p.RootSize, p.BootSize)
 	for _, e := range p.Layout.Partitions {
 		fmt.Fprintf(stdout, "partition %d: %s %s LBA %d..%d\n", e.Number, e.Type, e.GUID, e.Start, e.End)
+	}
+	files, err := p.BootFiles()
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.Dir {
+			fmt.Fprintf(stdout, "boot file %s/ (directory)\n", f.Path)
+			continue
+		}
+		fmt.Fprintf(stdout, "boot file %s %d bytes\n", f.Path, f.Size)
+	}
+	plan, err := p.EEPROM()
+	if err != nil {
+		return err
+	}
+	if plan.Ships {
+		fmt.Fprintf(stdout, "EEPROM update pieeprom %s vl805 %s, recovery as %s\n", plan.Image.PieepromSHA256, plan.Image.VL805SHA256, plan.Recovery)
+	} else {
+		fmt.Fprintln(stdout, "EEPROM update none")
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ var (
 const (
 	defaultKernel   = "github.com/gokrazy/kernel.rpi"
 	defaultFirmware = "github.com/gokrazy/firmware"
+	defaultEEPROM   = "github.com/gokrazy/rpi-eeprom"
 	defaultSerial   = "serial0,115200"
 	// PasswordFile holds the generated update password in the instance
 	// directory; it is git-ignored.
@@ -197,6 +198,16 @@ func (c *Config) FirmwarePackageOrDefault() string {
 		return defaultFirmware
 	}
 	return *c.FirmwarePackage
+}
+
+// EEPROMPackageOrDefault returns the module holding the Raspberry Pi 4
+// EEPROM update (gok's default when the field is absent), or "" when the
+// instance ships none.
+func (c *Config) EEPROMPackageOrDefault() string {
+	if c.EEPROMPackage == nil {
+		return defaultEEPROM
+	}
+	return *c.EEPROMPackage
 }
 
 // SerialConsoleOrDefault returns the console= argument, or "disabled".

@@ -16,6 +16,8 @@ import (
 // part of the boot FAT and the MBR.
 type ImagePayload struct {
 	f         *os.File
+	boot      *fat.FS
+	tmp       []*os.File // rebuilt boot FATs, removed by Close
 	RootSize  int64
 	BootSize  int64
 	Layout    *partition.Table
@@ -75,7 +77,7 @@ func openImage(f *os.File) (*ImagePayload, error) {
 	// The build timestamp is the squashfs creation time (image/assemble
 	// sets both from the same clock reading).
 	ts := time.Unix(int64(binary.LittleEndian.Uint32(sb[8:])), 0).UTC().Format(time.RFC3339)
-	return &ImagePayload{f: f, RootSize: used, BootSize: fs.UsedBytes(), Layout: tab, Timestamp: ts}, nil
+	return &ImagePayload{f: f, boot: fs, RootSize: used, BootSize: fs.UsedBytes(), Layout: tab, Timestamp: ts}, nil
 }
 
 // Payload returns readers over the image for Target.Update.
@@ -93,5 +95,12 @@ func (p *ImagePayload) Payload(withMBR bool) Payload {
 	return pl
 }
 
-// Close closes the image.
-func (p *ImagePayload) Close() error { return p.f.Close() }
+// Close closes the image and removes temporary files.
+func (p *ImagePayload) Close() error {
+	for _, t := range p.tmp {
+		t.Close()
+		os.Remove(t.Name())
+	}
+	p.tmp = nil
+	return p.f.Close()
+}

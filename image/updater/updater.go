@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/presscap/presscap/image/eeprom"
 )
 
 // Target is a device's update endpoint.
@@ -152,6 +154,9 @@ type Status struct {
 	BuildTimestamp string
 	Hostname       string
 	Model          string
+	// EEPROM is the Raspberry Pi EEPROM the device last flashed (from its
+	// boot FAT's .sig files), nil if it reports none.
+	EEPROM *eeprom.Version
 }
 
 // GetStatus returns the device's status.

@@ -1,0 +1,167 @@
+package updater
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/presscap/presscap/image/eeprom"
+	"github.com/presscap/presscap/image/fat"
+	"github.com/presscap/presscap/image/partition"
+)
+
+// EEPROMPlan says what a pushed boot FAT does to a Raspberry Pi 4's
+// bootloader EEPROM.
+type EEPROMPlan struct {
+	// Ships is false when the image carries no EEPROM update.
+	Ships bool
+	// Image is what the image carries (the SHA-256 in its .sig files).
+	Image eeprom.Version
+	// Recovery is the name recovery.bin has in the pushed boot FAT:
+	// recovery.bin (the Pi 4 flashes) or RECOVERY.000 (it does not).
+	Recovery string
+	// Message is "EEPROM already up to date ..." or "EEPROM will be
+	// updated from ... to ...".
+	Message string
+}
+
+// PayloadFor returns the update for a device that reports dev as its last
+// flashed EEPROM (Status.EEPROM). An image built without knowing the device
+// ships recovery.bin; when the device already has the image's EEPROM
+// update, the boot FAT is rebuilt from the image's files with recovery.bin
+// named RECOVERY.000 instead, so the Pi 4 does not flash again (gok does
+// the same). Nothing else in the boot FAT changes.
+func (p *ImagePayload) PayloadFor(withMBR bool, dev *eeprom.Version) (Payload, EEPROMPlan, error) {
+	pl := p.Payload(withMBR)
+	plan, rec, err := p.eepromPlan(dev)
+	if err != nil || !plan.Ships || rec == plan.Recovery {
+		return pl, plan, err
+	}
+	f, used, err := p.rebuildBoot(map[string]string{strings.ToUpper(rec): plan.Recovery})
+	if err != nil {
+		return Payload{}, plan, fmt.Errorf("rebuilding the boot FAT with %s: %w", plan.Recovery, err)
+	}
+	pl.Boot = io.NewSectionReader(f, 0, used)
+	return pl, plan, nil
+}
+
+// EEPROM reads the image's EEPROM files as they are (Recovery is the name
+// the image itself gives recovery.bin).
+func (p *ImagePayload) EEPROM() (EEPROMPlan, error) {
+	plan, rec, err := p.eepromPlan(nil)
+	plan.Recovery, plan.Message = rec, ""
+	return plan, err
+}
+
+// BootFiles lists the top level of the image's boot FAT.
+func (p *ImagePayload) BootFiles() ([]fat.File, error) {
+	var out []fat.File
+	err := p.boot.Walk(func(f fat.File) error {
+		if !strings.Contains(f.Path, "/") {
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// eepromPlan reads the image's EEPROM files and decides; rec is the name
+// the image's own boot FAT gives recovery.bin.
+func (p *ImagePayload) eepromPlan(dev *eeprom.Version) (plan EEPROMPlan, rec string, err error) {
+	sig, err := p.boot.ReadFile(eeprom.PieepromSig)
+	if err != nil {
+		if _, e := p.boot.Stat(eeprom.PieepromUpd); e == nil {
+			return plan, "", fmt.Errorf("boot FAT has %s but no %s: %w", eeprom.PieepromUpd, eeprom.PieepromSig, err)
+		}
+		return plan, "", nil
+	}
+	plan.Ships = true
+	plan.Image.PieepromSHA256 = strings.TrimSpace(string(sig))
+	upd, err := p.boot.ReadFile(eeprom.PieepromUpd)
+	if err != nil {
+		return plan, "", fmt.Errorf("boot FAT has %s: %w", eeprom.PieepromSig, err)
+	}
+	if h := eeprom.Hash(upd); h != plan.Image.PieepromSHA256 {
+		return plan, "", fmt.Errorf("boot FAT: %s says %q, %s hashes to %s", eeprom.PieepromSig, plan.Image.PieepromSHA256, eeprom.PieepromUpd, h)
+	}
+	if vsig, err := p.boot.ReadFile(eeprom.VL805Sig); err == nil {
+		plan.Image.VL805SHA256 = strings.TrimSpace(string(vsig))
+		vl, err := p.boot.ReadFile(eeprom.VL805Bin)
+		if err != nil {
+			return plan, "", fmt.Errorf("boot FAT has %s: %w", eeprom.VL805Sig, err)
+		}
+		if h := eeprom.Hash(vl); h != plan.Image.VL805SHA256 {
+			return plan, "", fmt.Errorf("boot FAT: %s says %q, %s hashes to %s", eeprom.VL805Sig, plan.Image.VL805SHA256, eeprom.VL805Bin, h)
+		}
+	}
+	for _, n := range []string{eeprom.Recovery, eeprom.RecoveryDone} {
+		if _, err := p.boot.Stat(n); err == nil {
+			if rec != "" {
+				return plan, "", fmt.Errorf("boot FAT has both %s and %s", eeprom.Recovery, eeprom.RecoveryDone)
+			}
+			rec = n
+		}
+	}
+	if rec == "" {
+		return plan, "", fmt.Errorf("boot FAT has %s but neither %s nor %s", eeprom.PieepromSig, eeprom.Recovery, eeprom.RecoveryDone)
+	}
+	plan.Recovery = eeprom.Recovery
+	if eeprom.Installed(dev, plan.Image) {
+		plan.Recovery = eeprom.RecoveryDone
+	}
+	plan.Message = eeprom.Describe(dev, plan.Image)
+	return plan, rec, nil
+}
+
+// rebuildBoot writes the image's boot FAT again, with the same geometry,
+// volume id and time stamps, renaming the root directory files named in
+// rename (keys upper case), into a temporary file removed by Close. It
+// returns the file and its used size. (Empty directories would be dropped;
+// image/assemble writes none.)
+func (p *ImagePayload) rebuildBoot(rename map[string]string) (*os.File, int64, error) {
+	b := fat.NewBuilder()
+	err := p.boot.Walk(func(f fat.File) error {
+		if f.Dir {
+			return nil
+		}
+		data, err := p.boot.ReadFile(f.Path)
+		if err != nil {
+			return err
+		}
+		name := f.Path
+		if n, ok := rename[strings.ToUpper(name)]; ok && path.Dir(name) == "." {
+			name = n
+		}
+		return b.AddFile(name, data)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	ts, err := time.Parse(time.RFC3339, p.Timestamp)
+	if err != nil {
+		return nil, 0, err
+	}
+	tmp, err := os.CreateTemp("", "presscap-boot-*.fat")
+	if err != nil {
+		return nil, 0, err
+	}
+	p.tmp = append(p.tmp, tmp)
+	part := p.Layout.Partitions[partition.Boot-1]
+	used, err := b.Write(tmp, fat.Options{
+		TotalSectors:  uint32(part.Sectors()),
+		HiddenSectors: p.boot.Hidden,
+		VolumeID:      p.boot.VolumeID,
+		ModTime:       ts,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	// Check what will be pushed the way the device will read it.
+	if _, err := fat.Open(io.NewSectionReader(tmp, 0, part.Size())); err != nil {
+		return nil, 0, err
+	}
+	return tmp, used, nil
+}
