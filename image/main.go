@@ -158,21 +158,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer p.Close()
 	fmt.Fprintf(stdout, "updating %s to build %s (root %d KiB, boot %d KiB)\n", u, p.Timestamp, p.RootSize>>10, p.BootSize>>10)
 	t := &updater.Target{BaseURL: u, Password: pw}
-	// The boot FAT depends on the device: a Pi 4 that already flashed the
-	// image's EEPROM update gets recovery.bin as RECOVERY.000.
-	st, err := t.GetStatus(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the device's status: %w", err)
-	}
-	payload, plan, err := p.PayloadFor(*mbr, st.EEPROM)
-	if err != nil {
-		return err
-	}
-	if plan.Ships {
-		fmt.Fprintf(stdout, "%s: boot FAT gets %s\n", plan.Message, plan.Recovery)
-	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
-	if err := t.Update(ctx, payload, *wait, logf); err != nil {
+	if err := t.UpdateFromImage(ctx, p, *mbr, *wait, logf); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "device runs build %s\n", p.Timestamp)

@@ -75,3 +75,21 @@ func TestLoadDefaultsAndPassword(t *testing.T) {
 		t.Errorf("Update.HTTPPassword ignored: %q", p)
 	}
 }
+
+func TestEEPROMPackageDefault(t *testing.T) {
+	for _, tt := range []struct{ field, want string }{
+		{``, "github.com/gokrazy/rpi-eeprom"},
+		{`, "EEPROMPackage": ""`, ""},
+		{`, "EEPROMPackage": "example.com/my-eeprom"`, "example.com/my-eeprom"},
+	} {
+		dir := t.TempDir()
+		write(t, dir, "config.json", `{"Hostname": "p", "Packages": []`+tt.field+`}`)
+		c, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.EEPROMPackageOrDefault(); got != tt.want {
+			t.Errorf("config %q: EEPROMPackageOrDefault = %q, want %q", tt.field, got, tt.want)
+		}
+	}
+}

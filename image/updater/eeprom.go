@@ -1,6 +1,7 @@
 package updater
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,26 @@ type EEPROMPlan struct {
 	// Message is "EEPROM already up to date ..." or "EEPROM will be
 	// updated from ... to ...".
 	Message string
+}
+
+// UpdateFromImage reads the device's status, then pushes the image with a
+// boot FAT for that device (see PayloadFor) through Update.
+func (t *Target) UpdateFromImage(ctx context.Context, p *ImagePayload, withMBR bool, waitFor time.Duration, log Progress) error {
+	if log == nil {
+		log = func(string, ...any) {}
+	}
+	st, err := t.GetStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the device's status: %w", err)
+	}
+	pl, plan, err := p.PayloadFor(withMBR, st.EEPROM)
+	if err != nil {
+		return err
+	}
+	if plan.Ships {
+		log("%s: the boot FAT gets %s", plan.Message, plan.Recovery)
+	}
+	return t.Update(ctx, pl, waitFor, log)
 }
 
 // PayloadFor returns the update for a device that reports dev as its last

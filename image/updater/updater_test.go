@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/image/eeprom"
 )
 
 // device imitates gokrazy's update handlers (update.go): Basic auth, a
@@ -28,6 +30,7 @@ type device struct {
 	nextBuild string
 	features  string
 	corrupt   string // path whose digest is computed over damaged bytes
+	eeprom    *eeprom.Version
 }
 
 func (d *device) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +61,7 @@ func (d *device) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/reboot" && r.Method == http.MethodPost:
 		d.build = d.nextBuild
 	case r.URL.Path == "/" && r.Method == http.MethodGet:
-		json.NewEncoder(w).Encode(map[string]string{"BuildTimestamp": d.build, "Hostname": "presscap"})
+		json.NewEncoder(w).Encode(map[string]any{"BuildTimestamp": d.build, "Hostname": "presscap", "EEPROM": d.eeprom})
 	default:
 		http.Error(w, "bad request", http.StatusBadRequest)
 	}
