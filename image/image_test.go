@@ -419,8 +419,9 @@ func TestPiImageStructure(t *testing.T) {
 		t.Errorf("generated password %q is too short", b.password)
 	}
 	tab := checkPartitions(t, b.img, "presscap")
-	fs, _ := openBoot(t, b.img, tab)
+	fs, part := openBoot(t, b.img, tab)
 	checkCmdline(t, fs, "presscap", "serial0,115200")
+	checkEEPROM(t, fs, part)
 	ct, err := fs.ReadFile("config.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -460,9 +461,13 @@ func TestPiImageStructure(t *testing.T) {
 	if err := run(context.Background(), []string{"info", "-image", b.img}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "build 2026-11-27T09:30:15Z") {
-		t.Errorf("info:\n%s", out.String())
+	for _, w := range []string{"build 2026-11-27T09:30:15Z\n", "boot file pieeprom.upd 524288 bytes\n", "boot file recovery.bin ",
+		"boot file vl805.sig 65 bytes\n", "EEPROM update pieeprom "} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("info lacks %q:\n%s", w, out.String())
+		}
 	}
+	checkUpdateEEPROM(t, b, fs)
 }
 
 func TestVMImageStructure(t *testing.T) {
@@ -476,6 +481,7 @@ func TestVMImageStructure(t *testing.T) {
 	tab := checkPartitions(t, b.img, "presscap-vm")
 	fs, _ := openBoot(t, b.img, tab)
 	checkCmdline(t, fs, "presscap-vm", "ttyAMA0,115200")
+	checkNoEEPROM(t, fs)
 	got, err := fs.ReadFile("EFI/BOOT/BOOTAA64.EFI")
 	if err != nil || string(got) != "MZ stand-in loader" {
 		t.Errorf("EFI/BOOT/BOOTAA64.EFI: %q %v", got, err)
