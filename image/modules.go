@@ -3,8 +3,8 @@
 package main
 
 // The image is assembled from these modules: the gokrazy runtime and its
-// default services are compiled into the image, the kernel and firmware
-// modules are data read from the module cache. Nothing in the build
+// default services are compiled into the image, the kernel, firmware and
+// Raspberry Pi 4 EEPROM modules are data read from the module cache. Nothing in the build
 // imports them, so this file (never compiled: the "tools" tag) keeps them
 // in go.mod through `go mod tidy`.
 import (
