@@ -461,8 +461,8 @@ func TestPiImageStructure(t *testing.T) {
 	if err := run(context.Background(), []string{"info", "-image", b.img}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"build 2026-11-27T09:30:15Z\n", "boot file pieeprom.upd 524288 bytes\n", "boot file recovery.bin ",
-		"boot file vl805.sig 65 bytes\n", "EEPROM update pieeprom "} {
+	for _, w := range []string{"build 2026-11-27T09:30:15Z\n", "file /pieeprom.upd 524288 bytes\n", "file /recovery.bin ",
+		"file /vl805.sig 65 bytes\n", "EEPROM update pieeprom "} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("info lacks %q:\n%s", w, out.String())
 		}

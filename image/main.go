@@ -183,16 +183,18 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	for _, e := range p.Layout.Partitions {
 		fmt.Fprintf(stdout, "partition %d: %s %s LBA %d..%d\n", e.Number, e.Type, e.GUID, e.Start, e.End)
 	}
+	// The boot FAT's top level ("file /..." lines, so that scripts
+	// matching /^boot/ still find the one "boot ... bytes used" line).
 	files, err := p.BootFiles()
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
 		if f.Dir {
-			fmt.Fprintf(stdout, "boot file %s/ (directory)\n", f.Path)
+			fmt.Fprintf(stdout, "file /%s/ (directory)\n", f.Path)
 			continue
 		}
-		fmt.Fprintf(stdout, "boot file %s %d bytes\n", f.Path, f.Size)
+		fmt.Fprintf(stdout, "file /%s %d bytes\n", f.Path, f.Size)
 	}
 	plan, err := p.EEPROM()
 	if err != nil {
