@@ -89,6 +89,21 @@ func (p *ImagePayload) BootFiles() ([]fat.File, error) {
 	return out, err
 }
 
+// checkSig returns the hash a .sig file holds once the file it names in
+// the boot FAT hashes to it: the device would refuse a mismatch anyway,
+// after the update had already been pushed.
+func (p *ImagePayload) checkSig(sig []byte, sigName, binName string) (string, error) {
+	want := strings.TrimSpace(string(sig))
+	b, err := p.boot.ReadFile(binName)
+	if err != nil {
+		return "", fmt.Errorf("boot FAT has %s but not %s: %w", sigName, binName, err)
+	}
+	if h := eeprom.Hash(b); h != want {
+		return "", fmt.Errorf("boot FAT: %s says %q, %s hashes to %s", sigName, want, binName, h)
+	}
+	return want, nil
+}
+
 // eepromPlan reads the image's EEPROM files and decides; rec is the name
 // the image's own boot FAT gives recovery.bin.
 func (p *ImagePayload) eepromPlan(dev *eeprom.Version) (plan EEPROMPlan, rec string, err error) {
@@ -100,22 +115,12 @@ func (p *ImagePayload) eepromPlan(dev *eeprom.Version) (plan EEPROMPlan, rec str
 		return plan, "", nil
 	}
 	plan.Ships = true
-	plan.Image.PieepromSHA256 = strings.TrimSpace(string(sig))
-	upd, err := p.boot.ReadFile(eeprom.PieepromUpd)
-	if err != nil {
-		return plan, "", fmt.Errorf("boot FAT has %s: %w", eeprom.PieepromSig, err)
-	}
-	if h := eeprom.Hash(upd); h != plan.Image.PieepromSHA256 {
-		return plan, "", fmt.Errorf("boot FAT: %s says %q, %s hashes to %s", eeprom.PieepromSig, plan.Image.PieepromSHA256, eeprom.PieepromUpd, h)
+	if plan.Image.PieepromSHA256, err = p.checkSig(sig, eeprom.PieepromSig, eeprom.PieepromUpd); err != nil {
+		return plan, "", err
 	}
 	if vsig, err := p.boot.ReadFile(eeprom.VL805Sig); err == nil {
-		plan.Image.VL805SHA256 = strings.TrimSpace(string(vsig))
-		vl, err := p.boot.ReadFile(eeprom.VL805Bin)
-		if err != nil {
-			return plan, "", fmt.Errorf("boot FAT has %s: %w", eeprom.VL805Sig, err)
-		}
-		if h := eeprom.Hash(vl); h != plan.Image.VL805SHA256 {
-			return plan, "", fmt.Errorf("boot FAT: %s says %q, %s hashes to %s", eeprom.VL805Sig, plan.Image.VL805SHA256, eeprom.VL805Bin, h)
+		if plan.Image.VL805SHA256, err = p.checkSig(vsig, eeprom.VL805Sig, eeprom.VL805Bin); err != nil {
+			return plan, "", err
 		}
 	}
 	for _, n := range []string{eeprom.Recovery, eeprom.RecoveryDone} {
