@@ -22,7 +22,10 @@ func TestPairCarriesFrames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		// Protocol 0 until the bind: a packet socket created with
+		// ETH_P_ALL takes frames from every interface until it is bound,
+		// and other test packages send on their veths meanwhile.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
