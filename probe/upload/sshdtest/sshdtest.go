@@ -218,7 +218,7 @@ func (s *Server) Up() {
 	go func() { cmd.Wait(); close(exited) }()
 	s.mu.Unlock()
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a loaded CI machine starts sshd slowly
 	for {
 		select {
 		case <-exited:
@@ -234,7 +234,7 @@ func (s *Server) Up() {
 			}
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("sshd did not answer on %s within 10 s:\n%s", s.Addr(), s.Log())
+			s.t.Fatalf("sshd did not answer on %s within 30 s:\n%s", s.Addr(), s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -42,7 +42,7 @@ func NewUser(t testing.TB) User {
 		// user with processes, so try for a while.
 		var out []byte
 		var err error
-		for i := 0; i < 50; i++ {
+		for i := 0; i < 200; i++ { // up to 20 s
 			if out, err = exec.Command("userdel", name).CombinedOutput(); err == nil {
 				return
 			}
