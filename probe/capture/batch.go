@@ -17,8 +17,13 @@ type batch struct {
 	n     int // packets in data
 	drops []dropEvent
 	// first is the kernel timestamp of the first packet, to bound how long
-	// a batch of a quiet link waits before it is handed on.
-	first int64
+	// a batch of a quiet link waits before it is handed on; last is the
+	// newest packet's.
+	first, last int64
+	// mark is set when the batch is handed on: every packet of the link
+	// timestamped at or before it is in this batch or an earlier one, or
+	// was counted as dropped (see link.send).
+	mark int64
 }
 
 const recHeader = 16
@@ -33,7 +38,7 @@ func (b *batch) reset(l *link) {
 	b.data = b.data[:0]
 	b.n = 0
 	b.drops = b.drops[:0]
-	b.first = 0
+	b.first, b.last, b.mark = 0, 0, 0
 }
 
 // room reports whether a packet of n bytes fits.

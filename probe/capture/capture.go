@@ -95,7 +95,9 @@ const (
 	// partly filled block: the latency of a quiet link.
 	blockTimeout = 50 * time.Millisecond
 	// pollTimeout bounds how long a reader sleeps without looking at its
-	// context and its interface.
+	// context and its interface. It must exceed two blockTimeouts: a read
+	// that times out then proves the socket held nothing older than the
+	// read (see publishIdle).
 	pollTimeout = 200 * time.Millisecond
 	// statsInterval is how often socket drops are collected and stored.
 	statsInterval = time.Second
@@ -269,6 +271,13 @@ func (c *Capture) Run(ctx context.Context) error {
 // write hands batches to the sink until the readers are done.
 func (c *Capture) write() {
 	for b := range c.full {
+		c.writeBatch(b)
+	}
+}
+
+// writeBatch hands one batch to the sink and returns it to the pool.
+func (c *Capture) writeBatch(b *batch) {
+	{
 		l := b.link
 		for _, d := range b.drops {
 			if err := c.sink.AddDrops(l.id, d.at, d.n); err != nil {
@@ -291,6 +300,10 @@ func (c *Capture) write() {
 		if failed > 0 {
 			l.writeDrops.Add(failed)
 		}
+		if b.mark > l.writtenMark.Load() {
+			l.writtenMark.Store(b.mark)
+		}
+		l.handed.Add(1)
 		c.pool.put(b)
 	}
 }
@@ -302,6 +315,51 @@ func (c *Capture) noteSinkErr(l *link, err error) {
 	c.mu.Unlock()
 	if first {
 		c.cfg.Logf("capture %s: sink: %v", l.name, err)
+	}
+}
+
+// WrittenUntil returns a time up to which the sink holds every packet the
+// kernel timestamped on any link, apart from counted drops (kernel,
+// backlog and sink errors: lost, not pending). A link whose interface is
+// missing holds nothing and does not hold it back. On a quiet link it runs
+// a few hundred milliseconds behind the clock (markSlack plus one or two
+// idle reads); on a busy one about markSlack behind the newest packet the
+// sink has taken.
+func (c *Capture) WrittenUntil() time.Time {
+	now := time.Now().UnixNano()
+	until := now
+	for _, l := range c.links {
+		until = min(until, l.writtenUntil(now))
+	}
+	return time.Unix(0, until)
+}
+
+// WaitWritten waits until the sink holds every packet the kernel
+// timestamped at or before t (see WrittenUntil), or ctx ends; it then
+// returns an error that wraps ctx's and says how far the sink got. Packets
+// between the socket and the sink sit in the kernel's socket ring (a block
+// is handed over when full or blockTimeout after it opened) and in the
+// batches waiting for the writer, which a stalled disk holds back.
+func (c *Capture) WaitWritten(ctx context.Context, t time.Time) error {
+	if !c.WrittenUntil().Before(t) {
+		return nil
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w := c.WrittenUntil()
+			if !w.Before(t) {
+				return nil
+			}
+			return fmt.Errorf("capture: sink written up to %s, %v short of %s: %w",
+				w.UTC().Format(time.RFC3339Nano), t.Sub(w).Round(time.Millisecond), t.UTC().Format(time.RFC3339Nano), ctx.Err())
+		case <-tick.C:
+			if !c.WrittenUntil().Before(t) {
+				return nil
+			}
+		}
 	}
 }
 

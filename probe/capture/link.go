@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -20,6 +21,7 @@ type link struct {
 	id   uint16
 	prog []bpf.RawInstruction
 	counters
+	progress
 
 	tp       *afpacket.TPacket
 	fd       int
@@ -45,6 +47,9 @@ type link struct {
 // queued before the filter is attached (libpcap avoids the same race by
 // other means), then filter, promiscuous mode, and only then the real bind.
 func (l *link) open() error {
+	// The new socket holds nothing timestamped before now: the kernel only
+	// queues packets on it once it is bound.
+	opened := time.Now()
 	info, err := lookupIface(l.name)
 	if err != nil {
 		return fmt.Errorf("capture: %w", err)
@@ -106,6 +111,7 @@ func (l *link) open() error {
 	l.isOpen.Store(true)
 	l.ethernet = info.linkType == LinkTypeEthernet
 	l.lastDrops = 0
+	l.publishIdle(opened)
 	return nil
 }
 
@@ -158,6 +164,10 @@ func (l *link) run(ctx context.Context) {
 	}
 	n := 0
 	var lastTick int64
+	// measured is a time taken before the current read began: when that
+	// read times out, every packet timestamped before it has been read
+	// (see publishIdle).
+	measured := time.Now()
 	for {
 		if stopping && (l.received >= target || time.Now().After(deadline)) {
 			l.finish()
@@ -169,6 +179,7 @@ func (l *link) run(ctx context.Context) {
 			switch {
 			case errors.Is(err, afpacket.ErrTimeout):
 				l.send()
+				l.publishIdle(measured)
 				if stopping {
 					l.finish()
 					return
@@ -182,6 +193,7 @@ func (l *link) run(ctx context.Context) {
 				// Never spin on an error that does not go away.
 				time.Sleep(5 * time.Millisecond)
 			}
+			measured = now
 			if !stopping && !l.periodic(ctx, now) {
 				return
 			}
@@ -199,6 +211,7 @@ func (l *link) run(ctx context.Context) {
 		if !stopping && (n >= 4096 || ts-lastTick > int64(100*time.Millisecond) || ts < lastTick) {
 			n, lastTick = 0, ts
 			now := time.Now()
+			measured = now
 			if !l.periodic(ctx, now) {
 				return
 			}
@@ -368,6 +381,7 @@ func (l *link) add(data []byte, ci *gopacket.CaptureInfo, ts int64) {
 	if b.first == 0 {
 		b.first = ts
 	}
+	b.last = ts
 	if ts-b.first > int64(100*time.Millisecond) {
 		l.send()
 	}
@@ -416,6 +430,13 @@ func (l *link) send() {
 	if l.cur.empty() {
 		return // keep it for the next packets
 	}
+	if l.cur.n > 0 {
+		// The kernel fills its ring in the order it receives, so every
+		// packet received before this batch's last one has been read (or
+		// counted as dropped), up to the reordering markSlack allows for.
+		l.cur.mark = l.cur.last - int64(markSlack)
+	}
+	l.queued.Add(1)
 	// Never blocks: the channel holds every batch there is.
 	l.c.full <- l.cur
 	l.cur = nil
@@ -431,4 +452,58 @@ func (l *link) flushPending() {
 		return // still no room; they go with the next batch
 	}
 	l.send()
+}
+
+// progress tells how far a link's packets have got towards the sink, for
+// WaitWritten. The reader counts the batches it hands on (queued) and
+// publishes idle marks; the writer counts the batches it finished (handed)
+// and the mark of the last one. Each is updated once per batch or per idle
+// read, never per packet.
+type progress struct {
+	queued, handed atomic.Uint64
+	// writtenMark: the sink holds every packet of the link timestamped at
+	// or before it (Unix ns), apart from counted drops.
+	writtenMark atomic.Int64
+	// idleMark, idleSeq: every packet timestamped at or before idleMark has
+	// been read and is in the first idleSeq batches queued, or was dropped.
+	idleMark atomic.Int64
+	idleSeq  atomic.Uint64
+}
+
+// markSlack is how far the kernel's timestamps may run ahead of the order
+// in which packets enter the socket's ring: the timestamp can be taken when
+// a packet is queued for the receiving CPU, before the packet socket sees
+// it, and several CPUs fill the ring at once. 100 ms is far beyond both.
+const markSlack = 100 * time.Millisecond
+
+// publishIdle records that a read which began after t timed out with every
+// batch handed on. A TPACKET_V3 read waits for a block the kernel retires
+// when it is full or blockTimeout after it was opened (at most two timer
+// periods); a packet received before the read began that was not read yet
+// would therefore have woken it within 2*blockTimeout < pollTimeout. So a
+// read that timed out proves the socket held nothing timestamped before t.
+func (l *link) publishIdle(t time.Time) {
+	m := t.Add(-markSlack).UnixNano()
+	if m <= l.idleMark.Load() {
+		return
+	}
+	// The sequence first: WaitWritten reads the mark first, then the
+	// sequence, and so never pairs a new mark with an old sequence.
+	l.idleSeq.Store(l.queued.Load())
+	l.idleMark.Store(m)
+}
+
+// writtenUntil is the time up to which the sink holds every packet of the
+// link (Unix ns). A link whose socket is closed (its interface missing)
+// holds nothing: once the writer has finished its batches, it is written
+// up to now.
+func (l *link) writtenUntil(now int64) int64 {
+	if !l.isOpen.Load() && l.handed.Load() >= l.queued.Load() {
+		return now
+	}
+	m := l.writtenMark.Load()
+	if im := l.idleMark.Load(); im > m && l.handed.Load() >= l.idleSeq.Load() {
+		m = im
+	}
+	return m
 }
