@@ -186,7 +186,7 @@ func BenchmarkExportVsTcpdump(b *testing.B) {
 		out := filepath.Join(dir, "out")
 		os.RemoveAll(out)
 		start := time.Now()
-		man, err := Export(context.Background(), ring, win, specs, "bench", out)
+		man, err := Export(context.Background(), ring, win, specs, "bench", out, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -40,7 +40,22 @@ type Manifest struct {
 	Truncated     bool      `json:"truncated,omitempty"`
 	RingOldest    time.Time `json:"ring_oldest,omitzero"`
 	CorruptBlocks int       `json:"corrupt_blocks,omitempty"`
-	Created       time.Time `json:"created"`
+	// CaptureNotCaughtUp is set when the window was cut before the capture
+	// had written its end into the ring (a stalled disk outlasted the
+	// service's wait): the files may lack the window's last packets.
+	CaptureNotCaughtUp *CaptureLag `json:"capture_not_caught_up,omitempty"`
+	Created            time.Time   `json:"created"`
+}
+
+// CaptureLag says how far the capture was behind when a window was cut.
+type CaptureLag struct {
+	// WrittenUntil: the ring held every packet up to this time (drops
+	// aside); later packets of the window may be missing.
+	WrittenUntil time.Time `json:"written_until"`
+	// Behind is how far that is from the window's end, Waited how long the
+	// export waited for the capture, as Go durations ("1.25s").
+	Behind string `json:"behind"`
+	Waited string `json:"waited"`
 }
 
 // ManifestFile is one file of a window.
@@ -82,9 +97,11 @@ type exportFile struct {
 // Export cuts the window out of ring into one file per spec in dir, then
 // writes the manifest. Every file is written under a temporary name,
 // synced and renamed, so dir never holds a partial file under a final name.
-func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string) (Manifest, error) {
+// lag, if not nil, goes into the manifest: the capture had not written the
+// whole window yet.
+func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, lag *CaptureLag) (Manifest, error) {
 	man := Manifest{Host: host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
-		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced()}
+		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return man, fmt.Errorf("export: %w", err)
 	}

@@ -79,7 +79,7 @@ func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
 	}
 	w := &Window{ID: 1, Presses: []PressInfo{{Time: base, Synced: true}}, From: base.Add(-time.Second), To: base.Add(time.Second)}
 	dir := t.TempDir()
-	man, err := Export(context.Background(), ring, w, specs, "probe", dir)
+	man, err := Export(context.Background(), ring, w, specs, "probe", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,16 @@ type Options struct {
 	// ExportDelay is waited after a window's end before it is cut, so the
 	// capture's last packets reach the ring. Default 1s.
 	ExportDelay time.Duration
+	// WriteWait bounds how much longer the export then waits, when the
+	// capture has not yet handed every packet up to the window's end to the
+	// ring (a disk that stalls: they wait in the capture's buffer). When it
+	// runs out, the files are written anyway and the manifest and the log
+	// say how far behind the capture was. Default 5s; negative: do not
+	// wait (tests show what is missing then), only report.
+	WriteWait time.Duration
+	// WrapSink, if set, wraps the ring sink the capture writes into (tests
+	// stall it like a slow disk).
+	WrapSink func(capture.Sink) capture.Sink
 	// OnExport, if set, is called after each window's files are written
 	// (or failed), from the export goroutine.
 	OnExport func(Manifest, error)
@@ -104,6 +114,9 @@ func New(o Options) (*Service, error) {
 	}
 	if s.o.ExportDelay <= 0 {
 		s.o.ExportDelay = time.Second
+	}
+	if s.o.WriteWait == 0 {
+		s.o.WriteWait = 5 * time.Second
 	}
 	s.host = c.Hostname
 	if s.host == "" {
@@ -162,7 +175,11 @@ func New(o Options) (*Service, error) {
 	s.storage.OnChange = func(StorageState) { s.showState() }
 
 	ccfg := capture.Config{Links: clinks, Program: prog, SnapLen: maxSnap, WaitForLinks: true, Logf: s.logf}
-	capt, err := capture.New(ccfg, s.storage)
+	var sink capture.Sink = s.storage
+	if o.WrapSink != nil {
+		sink = o.WrapSink(sink)
+	}
+	capt, err := capture.New(ccfg, sink)
 	if err != nil {
 		return nil, err
 	}
@@ -317,9 +334,44 @@ func (s *Service) outputDir(root string) string {
 	return filepath.Join(root, s.cfg.Storage.QueueDir)
 }
 
+// waitWritten waits (at most WriteWait) until the capture has handed every
+// packet up to the window's end to the ring, and returns how far it fell
+// short if it did not get there.
+func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
+	// The window's end as the packets' clock reads it now: after an NTP
+	// step backwards the packets since carry earlier times than the end,
+	// which the ring will not reach before the step is caught up.
+	end := w.To
+	if now := time.Now().Add(-s.o.ExportDelay); now.Before(end) {
+		end = now
+	}
+	start := time.Now()
+	if s.o.WriteWait > 0 {
+		wctx, cancel := context.WithTimeout(ctx, s.o.WriteWait)
+		err := s.capt.WaitWritten(wctx, end)
+		cancel()
+		if err == nil {
+			if d := time.Since(start); d > 100*time.Millisecond {
+				s.logf("capture #%d: waited %v for the capture to write the window's end into the ring", w.ID, d.Round(time.Millisecond))
+			}
+			return nil
+		}
+	}
+	until := s.capt.WrittenUntil()
+	if !until.Before(end) {
+		return nil
+	}
+	lag := &CaptureLag{WrittenUntil: until.UTC(), Behind: end.Sub(until).Round(time.Millisecond).String(),
+		Waited: time.Since(start).Round(time.Millisecond).String()}
+	s.logf("capture #%d: the capture had not written the window's end into the ring after waiting %s (disk stalled?): saving anyway; packets after %s may be missing (%s)",
+		w.ID, lag.Waited, until.UTC().Format(time.RFC3339Nano), lag.Behind)
+	return lag
+}
+
 func (s *Service) export(ctx context.Context, w *Window) {
 	start := time.Now()
 	var man Manifest
+	lag := s.waitWritten(ctx, w)
 	ring, root, err := s.storage.Ring()
 	dir := ""
 	if err == nil {
@@ -327,7 +379,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.logf("capture #%d: ring flush: %v", w.ID, ferr)
 		}
 		dir = s.outputDir(root)
-		man, err = Export(ctx, ring, w, s.specs, s.host, dir)
+		man, err = Export(ctx, ring, w, s.specs, s.host, dir, lag)
 	}
 	var files []string
 	if err != nil {
@@ -342,6 +394,9 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		trunc := ""
 		if man.Truncated {
 			trunc = fmt.Sprintf("; the ring no longer held the window's start (oldest packet %s)", man.RingOldest.Format(time.RFC3339))
+		}
+		if lag != nil {
+			trunc += fmt.Sprintf("; the end may be short by up to %s (capture not caught up)", lag.Behind)
 		}
 		s.logf("capture #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
 			w.ID, time.Since(start).Round(time.Millisecond), dir, len(files), total, man.Drops, trunc)

@@ -139,10 +139,20 @@ type exportResult struct {
 
 func startService(t *testing.T, c config.Config, clock ClockSync) *runningService {
 	t.Helper()
+	return startServiceWith(t, c, clock, nil)
+}
+
+// startServiceWith is startService with options changed by opt.
+func startServiceWith(t *testing.T, c config.Config, clock ClockSync, opt func(*Options)) *runningService {
+	t.Helper()
 	r := &runningService{fb: &fakeFeedback{}, log: &logBuf{t: t}, exported: make(chan exportResult, 8)}
-	svc, err := New(Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Clock: clock, Identify: r400,
+	o := Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Clock: clock, Identify: r400,
 		ExportDelay: 500 * time.Millisecond,
-		OnExport:    func(m Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }})
+		OnExport:    func(m Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
+	if opt != nil {
+		opt(&o)
+	}
+	svc, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
