@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,16 @@ func TestWaitWrittenStalledSink(t *testing.T) {
 	release := make(chan struct{})
 	sink.stall = release
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 5}}}, sink)
+	var once sync.Once
+	unstall := func() {
+		once.Do(func() {
+			sink.mu.Lock()
+			sink.stall = nil
+			sink.mu.Unlock()
+			close(release)
+		})
+	}
+	t.Cleanup(unstall) // before stop, so that a failed test still stops
 	fs := netnstest.Frames(300)
 	if err := p.NewSender(t).Send(fs...); err != nil {
 		t.Fatal(err)
@@ -48,10 +59,7 @@ func TestWaitWrittenStalledSink(t *testing.T) {
 	if w := c.WrittenUntil(); !w.Before(end) {
 		t.Fatalf("WrittenUntil %v is not before the end %v while the sink is stalled", w, end)
 	}
-	sink.mu.Lock()
-	sink.stall = nil
-	sink.mu.Unlock()
-	close(release)
+	unstall()
 	var r waitResult
 	select {
 	case r = <-res:
@@ -111,4 +119,103 @@ func TestWaitWrittenIdleDownGone(t *testing.T) {
 	if err := c.WaitWritten(ctx, t0); err != nil {
 		t.Fatalf("unplugged link: %v", err)
 	}
+}
+
+// WaitWritten on a busy link: traffic goes on past t, so the socket never
+// falls idle and only the packets read after t can prove that everything
+// before t was read. With the sink stalled WaitWritten must wait; when it
+// returns, the sink holds every packet the kernel timestamped up to t.
+func TestWaitWrittenBusyLink(t *testing.T) {
+	p := netnstest.NewPair(t)
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 8}}}, sink)
+	release := make(chan struct{})
+	var once sync.Once
+	unstall := func() {
+		once.Do(func() {
+			sink.mu.Lock()
+			sink.stall = nil
+			sink.mu.Unlock()
+			close(release)
+		})
+	}
+	t.Cleanup(unstall)
+	s := p.NewSender(t)
+	fs := netnstest.Frames(400)
+	quit, sent := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				sent <- nil
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if err := s.Send(fs[i%len(fs)]); err != nil {
+				sent <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	sink.mu.Lock()
+	sink.stall = release
+	sink.mu.Unlock()
+	at := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := make(chan []int64, 1)
+	go func() {
+		err := c.WaitWritten(ctx, at)
+		if err != nil {
+			t.Error(err)
+		}
+		var ts []int64
+		for _, r := range sink.records(8) {
+			ts = append(ts, r.Time)
+		}
+		res <- ts
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case <-res:
+		t.Fatalf("WaitWritten returned while the sink was stalled")
+	default:
+	}
+	unstall()
+	var atReturn []int64
+	select {
+	case atReturn = <-res:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("WaitWritten did not return 30s after the sink was released")
+	}
+	close(quit)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	waitQuiet(t, c)
+	stop()
+	st := c.Stats()[0]
+	if st.Dropped() != 0 || st.Seen != st.Written {
+		t.Fatalf("stats %+v: want no drops", st)
+	}
+	before := 0
+	for _, r := range sink.records(8) {
+		if r.Time <= at.UnixNano() {
+			before++
+		}
+	}
+	got := 0
+	for _, ts := range atReturn {
+		if ts <= at.UnixNano() {
+			got++
+		}
+	}
+	if before < 100 || got != before {
+		t.Fatalf("when WaitWritten returned the sink held %d of the %d packets timestamped up to t", got, before)
+	}
+	if len(atReturn) == len(sink.records(8)) {
+		t.Errorf("traffic did not go on after WaitWritten returned (%d packets): the busy case was not exercised", len(atReturn))
+	}
+	t.Logf("%d packets up to t, %d in the sink when WaitWritten returned, %d in all", before, len(atReturn), len(sink.records(8)))
 }
