@@ -341,8 +341,9 @@ func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
 	// The window's end as the packets' clock reads it now: after an NTP
 	// step backwards the packets since carry earlier times than the end,
 	// which the ring will not reach before the step is caught up.
-	end := w.To
-	if now := time.Now().Add(-s.o.ExportDelay); now.Before(end) {
+	// Round(0): compare the wall clocks, as the packets' timestamps do.
+	end := w.To.Round(0)
+	if now := time.Now().Round(0).Add(-s.o.ExportDelay); now.Before(end) {
 		end = now
 	}
 	start := time.Now()
