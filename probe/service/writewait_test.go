@@ -162,42 +162,56 @@ func TestExportWaitsForStalledWriter(t *testing.T) {
 			t.Errorf("the log does not say the export waited:\n%s", run.log)
 		}
 	})
-	t.Run("no wait", func(t *testing.T) {
-		run := stalledEnd(t, -1)
-		if !run.res.when.Before(run.released) {
-			t.Errorf("exported at %v, not before the writer was released at %v", run.res.when, run.released)
+	// Without the wait (what the export did before it waited), and with a
+	// wait that runs out before the disk comes back: the same 10 packets
+	// are missing, and the manifest and the log say the end may be short.
+	for _, tc := range []struct {
+		name string
+		wait time.Duration
+	}{{"no wait", -1}, {"limit hit", 300 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) { stalledShort(t, tc.wait) })
+	}
+}
+
+// stalledShort: the export cut the window while the writer was stalled.
+func stalledShort(t *testing.T, wait time.Duration) {
+	run := stalledEnd(t, wait)
+	if !run.res.when.Before(run.released) {
+		t.Errorf("exported at %v, not before the writer was released at %v", run.res.when, run.released)
+	}
+	var ids []int
+	for _, g := range run.got {
+		ids = append(ids, frameID(g.data))
+	}
+	if len(run.got) != 40 || len(ids) == 0 || ids[len(ids)-1] != 39 {
+		t.Fatalf("without the wait the file has %d packets (ids %v), want the 40 written before the stall", len(run.got), ids)
+	}
+	for i, g := range run.got {
+		if !bytes.Equal(g.data, run.want[i].Data) || g.ts != run.want[i].Time {
+			t.Fatalf("packet %d differs from tcpdump's", i)
 		}
-		var ids []int
-		for _, g := range run.got {
-			ids = append(ids, frameID(g.data))
-		}
-		if len(run.got) != 40 || len(ids) == 0 || ids[len(ids)-1] != 39 {
-			t.Fatalf("without the wait the file has %d packets (ids %v), want the 40 written before the stall", len(run.got), ids)
-		}
-		for i, g := range run.got {
-			if !bytes.Equal(g.data, run.want[i].Data) || g.ts != run.want[i].Time {
-				t.Fatalf("packet %d differs from tcpdump's", i)
-			}
-		}
-		lag := run.res.man.CaptureNotCaughtUp
-		if lag == nil {
-			t.Fatalf("manifest does not say the capture was behind: %+v", run.res.man)
-		}
-		behind, err := time.ParseDuration(lag.Behind)
-		if err != nil || behind <= 0 || !lag.WrittenUntil.Before(run.res.man.To) {
-			t.Errorf("manifest lag %+v: want a positive behind and written_until before the window's end %v", lag, run.res.man.To)
-		}
-		// The engineer reads it in the manifest file.
-		b, err := os.ReadFile(strings.TrimSuffix(run.path, "_all.pcap") + "_manifest.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var raw map[string]any
-		if err := json.Unmarshal(b, &raw); err != nil || raw["capture_not_caught_up"] == nil {
-			t.Errorf("manifest file lacks capture_not_caught_up (%v):\n%s", err, b)
-		}
-		if !strings.Contains(run.log, "had not written the window's end") || !strings.Contains(run.log, "may be short") {
-			t.Errorf("the log does not say the capture was behind:\n%s", run.log)
-		}
-	})
+	}
+	lag := run.res.man.CaptureNotCaughtUp
+	if lag == nil {
+		t.Fatalf("manifest does not say the capture was behind: %+v", run.res.man)
+	}
+	behind, err := time.ParseDuration(lag.Behind)
+	if err != nil || behind <= 0 || !lag.WrittenUntil.Before(run.res.man.To) {
+		t.Errorf("manifest lag %+v: want a positive behind and written_until before the window's end %v", lag, run.res.man.To)
+	}
+	// The engineer reads it in the manifest file.
+	b, err := os.ReadFile(strings.TrimSuffix(run.path, "_all.pcap") + "_manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil || raw["capture_not_caught_up"] == nil {
+		t.Errorf("manifest file lacks capture_not_caught_up (%v):\n%s", err, b)
+	}
+	if waited, err := time.ParseDuration(lag.Waited); err != nil || waited < max(wait, 0) {
+		t.Errorf("manifest says the export waited %q, want at least %v", lag.Waited, max(wait, 0))
+	}
+	if !strings.Contains(run.log, "had not written the window's end") || !strings.Contains(run.log, "may be short") {
+		t.Errorf("the log does not say the capture was behind:\n%s", run.log)
+	}
 }
