@@ -277,35 +277,33 @@ func (c *Capture) write() {
 
 // writeBatch hands one batch to the sink and returns it to the pool.
 func (c *Capture) writeBatch(b *batch) {
-	{
-		l := b.link
-		for _, d := range b.drops {
-			if err := c.sink.AddDrops(l.id, d.at, d.n); err != nil {
-				c.noteSinkErr(l, err)
-			}
+	l := b.link
+	for _, d := range b.drops {
+		if err := c.sink.AddDrops(l.id, d.at, d.n); err != nil {
+			c.noteSinkErr(l, err)
 		}
-		var written, bytes, failed uint64
-		b.each(func(ts int64, origLen uint32, data []byte) {
-			err := c.sink.Append(ringfs.Record{Time: ts, Link: l.id, OrigLen: origLen, Data: data})
-			if err != nil {
-				failed++
-				c.noteSinkErr(l, err)
-				return
-			}
-			written++
-			bytes += uint64(len(data))
-		})
-		l.written.Add(written)
-		l.bytes.Add(bytes)
-		if failed > 0 {
-			l.writeDrops.Add(failed)
-		}
-		if b.mark > l.writtenMark.Load() {
-			l.writtenMark.Store(b.mark)
-		}
-		l.handed.Add(1)
-		c.pool.put(b)
 	}
+	var written, bytes, failed uint64
+	b.each(func(ts int64, origLen uint32, data []byte) {
+		err := c.sink.Append(ringfs.Record{Time: ts, Link: l.id, OrigLen: origLen, Data: data})
+		if err != nil {
+			failed++
+			c.noteSinkErr(l, err)
+			return
+		}
+		written++
+		bytes += uint64(len(data))
+	})
+	l.written.Add(written)
+	l.bytes.Add(bytes)
+	if failed > 0 {
+		l.writeDrops.Add(failed)
+	}
+	if b.mark > l.writtenMark.Load() {
+		l.writtenMark.Store(b.mark)
+	}
+	l.handed.Add(1)
+	c.pool.put(b)
 }
 
 func (c *Capture) noteSinkErr(l *link, err error) {
