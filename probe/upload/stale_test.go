@@ -174,3 +174,63 @@ func TestStalePartOtherServerKept(t *testing.T) {
 		t.Fatalf("removed after the record was dropped: %q", l)
 	}
 }
+
+// TestInFlightPartOfAnotherProcessKept: `probe upload -test` runs as another
+// process on the same state dir and records its test file's .part, a name
+// never in the queue. A service upload meanwhile must not take that record
+// for a stale one: the .part in flight and its record stay. Once the test's
+// process is gone (here: the lock released without done, as a cut test
+// leaves it), the next run removes the .part.
+func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sshdtest.Options{})
+	const self = ".presscap-test-0123456789abcdef.txt"
+	part := filepath.Join(r.remoteDir, self+".part")
+	partData := []byte("presscap upload test 0123456789abcdef\n")
+	if err := os.WriteFile(part, partData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release, err := upload.HoldPart(r.cfg, r.stateDir, self, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(r.stateDir, "upload-parts", self)
+	if _, err := os.Stat(record); err != nil {
+		t.Fatalf("no record of the test's .part: %v", err)
+	}
+	const next = "probeA_20261127T030000.000Z_sip.pcap"
+	nextData := r.put(t, next, 5000)
+	var log logLines
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, log.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatalf("UploadNow: %v", err)
+	}
+	assertFile(t, filepath.Join(r.remoteDir, next), nextData)
+	assertFile(t, part, partData)
+	if _, err := os.Stat(record); err != nil {
+		t.Fatalf("record of the .part in flight dropped: %v", err)
+	}
+	if l := log.matching("stale"); len(l) != 0 {
+		t.Fatalf("the .part in flight was judged stale: %q", l)
+	}
+
+	release()
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatalf("UploadNow of an empty queue: %v", err)
+	}
+	if _, err := os.Stat(part); err == nil {
+		t.Fatalf("%s left on the server after the test's process was gone", part)
+	}
+	if _, err := os.Stat(record); err == nil {
+		t.Fatalf("record %s kept after its .part was removed", record)
+	}
+	if l := log.matching("removed stale"); len(l) != 1 || !strings.Contains(l[0], part) {
+		t.Fatalf("log of removals %q, want one naming %s", l, part)
+	}
+	if got, want := r.remote(t), []string{next}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("server holds %v, want %v", got, want)
+	}
+}

@@ -173,7 +173,8 @@ func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name 
 	final := path.Join(cfg.RemoteDir, name)
 
 	addr, _ := cfg.address()
-	parts.add(name, partRecord{Server: addr, User: cfg.User, Path: part})
+	release := parts.add(name, partRecord{Server: addr, User: cfg.User, Path: part})
+	defer release()
 	rf, err := c.sftp.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return 0, fmt.Errorf("create %s on the server: %w", part, err)

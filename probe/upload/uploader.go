@@ -440,8 +440,10 @@ func (u *Uploader) staleParts() ([]string, map[string]partRecord) {
 // whose local file left the queue, so that a cut upload of a file deleted
 // by hand leaves nothing behind. It touches only paths recorded by this
 // probe for this server and login, and only <name>.part, never a final
-// name. Failures are logged and the record kept for the next run; they
-// never fail the upload.
+// name, and skips a record still locked by its writer (an upload in flight,
+// such as probe upload -test in another process; see partJournal).
+// Failures are logged and the record kept for the next run; they never fail
+// the upload.
 func (u *Uploader) removeStaleParts(c *conn) {
 	stale, recs := u.staleParts()
 	if len(stale) == 0 {
@@ -449,35 +451,48 @@ func (u *Uploader) removeStaleParts(c *conn) {
 	}
 	addr, _ := u.cfg.address()
 	for _, name := range stale {
-		rec := recs[name]
-		if path.Base(rec.Path) != name+".part" {
-			u.logf("upload: dropping record of %s: %s is not %s.part", name, rec.Path, name)
-			u.parts.done(name)
-			continue
-		}
-		if rec.Server != addr || rec.User != u.cfg.User {
-			u.logf("upload: stale %s was written as %s to %s, not this server: left there", rec.Path, rec.User, rec.Server)
-			u.parts.done(name)
-			continue
-		}
-		st, err := c.sftp.Lstat(rec.Path)
-		if errors.Is(err, fs.ErrNotExist) {
-			u.parts.done(name) // gone already (removed by the provider)
-			continue
-		}
-		if err == nil && !st.Mode().IsRegular() {
-			err = errors.New("not a regular file")
-		}
-		if err == nil {
-			err = c.sftp.Remove(rec.Path)
-		}
+		release, ok, err := u.parts.claim(name)
 		if err != nil {
-			u.logf("upload: cannot remove stale %s on the server (kept for the next run): %v", rec.Path, err)
+			u.logf("upload: stale .part clean-up: %v", err)
 			continue
 		}
-		u.parts.done(name)
-		u.logf("upload: removed stale %s on the server (%d bytes, left by a cut upload; %s is no longer queued)", rec.Path, st.Size(), name)
+		if !ok {
+			continue // in flight (probe upload -test in another process) or done meanwhile
+		}
+		u.removeStalePart(c, addr, name, recs[name])
+		release()
 	}
+}
+
+// removeStalePart removes name's recorded .part, with its record claimed.
+func (u *Uploader) removeStalePart(c *conn, addr, name string, rec partRecord) {
+	if path.Base(rec.Path) != name+".part" {
+		u.logf("upload: dropping record of %s: %s is not %s.part", name, rec.Path, name)
+		u.parts.done(name)
+		return
+	}
+	if rec.Server != addr || rec.User != u.cfg.User {
+		u.logf("upload: stale %s was written as %s to %s, not this server: left there", rec.Path, rec.User, rec.Server)
+		u.parts.done(name)
+		return
+	}
+	st, err := c.sftp.Lstat(rec.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		u.parts.done(name) // gone already (removed by the provider)
+		return
+	}
+	if err == nil && !st.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err == nil {
+		err = c.sftp.Remove(rec.Path)
+	}
+	if err != nil {
+		u.logf("upload: cannot remove stale %s on the server (kept for the next run): %v", rec.Path, err)
+		return
+	}
+	u.parts.done(name)
+	u.logf("upload: removed stale %s on the server (%d bytes, left by a cut upload; %s is no longer queued)", rec.Path, st.Size(), name)
 }
 
 // cleanOnly connects just to remove stale .part files, when there is no
