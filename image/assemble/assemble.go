@@ -58,30 +58,20 @@ type Options struct {
 	// directories the root file system must hold (mount points: the root
 	// is read-only on the device).
 	CheckFile func(dst string, data []byte) (dirs []string, err error)
-	// DeviceEEPROM is what the device this image is for reports as its
-	// last flashed EEPROM (nil: unknown, e.g. a fresh image for an SD
-	// card). When it matches the update EEPROMPackage provides,
-	// recovery.bin is written as RECOVERY.000 so the Pi 4 does not flash
-	// again.
-	DeviceEEPROM *eeprom.Version
 	// Log receives progress lines (discarded if nil).
 	Log io.Writer
 }
 
 // Result describes what was written.
 type Result struct {
-	Layout    partition.Layout
-	Timestamp string
-	RootBytes int64 // squashfs size
-	BootBytes int64 // used part of the boot FAT
-	Cmdline   string
-	KernelRel string
-	// EEPROM is the Pi 4 EEPROM update in the boot FAT (nil if none) and
-	// EEPROMRecovery the name its recovery.bin got.
-	EEPROM         *eeprom.Update
-	EEPROMRecovery string
-	BuildTime      time.Duration // compiling
-	AssembleDur    time.Duration // everything after compiling
+	Layout      partition.Layout
+	Timestamp   string
+	RootBytes   int64 // squashfs size
+	BootBytes   int64 // used part of the boot FAT
+	Cmdline     string
+	KernelRel   string
+	BuildTime   time.Duration // compiling
+	AssembleDur time.Duration // everything after compiling
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -208,16 +198,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if eep != nil {
-		res.EEPROM = eep
-		for _, f := range eep.BootFiles(o.DeviceEEPROM) {
+		for _, f := range eep.BootFiles() {
 			if err := boot.AddFile(f.Name, f.Data); err != nil {
 				return nil, fmt.Errorf("EEPROMPackage: %w", err)
 			}
-			if f.Name == eeprom.Recovery || f.Name == eeprom.RecoveryDone {
-				res.EEPROMRecovery = f.Name
-			}
 		}
-		o.logf("EEPROM update %s, %s, %s", eep.PieepromName, eep.VL805Name, res.EEPROMRecovery)
+		o.logf("EEPROM update %s, %s, %s", eep.PieepromName, eep.VL805Name, eeprom.Recovery)
 	}
 
 	// The disk.

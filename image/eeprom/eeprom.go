@@ -134,10 +134,11 @@ type BootFile struct {
 	Data []byte
 }
 
-// BootFiles returns the files to write into the boot FAT for a device that
-// reports dev (nil for a fresh image): recovery.bin, or RECOVERY.000 when
-// the device already has this update.
-func (u *Update) BootFiles(dev *Version) []BootFile {
+// BootFiles returns the files to write into a fresh image's boot FAT, with
+// recovery.bin so that a Pi 4 flashes them. An image is built for any
+// device; whether a device already runs this update (and gets RECOVERY.000
+// instead) is decided when an update is pushed to it (image/updater).
+func (u *Update) BootFiles() []BootFile {
 	files := []BootFile{
 		{PieepromUpd, u.Pieeprom},
 		{PieepromSig, Sig(u.Pieeprom)},
@@ -145,11 +146,7 @@ func (u *Update) BootFiles(dev *Version) []BootFile {
 	if u.VL805Name != "" {
 		files = append(files, BootFile{VL805Bin, u.VL805}, BootFile{VL805Sig, Sig(u.VL805)})
 	}
-	rec := Recovery
-	if Installed(dev, u.Version()) {
-		rec = RecoveryDone
-	}
-	return append(files, BootFile{rec, u.Recovery})
+	return append(files, BootFile{Recovery, u.Recovery})
 }
 
 // Describe says what a device that reports dev will do with want, for the

@@ -73,7 +73,10 @@ func names(files []BootFile) string {
 	return strings.Join(n, " ")
 }
 
-func TestBootFilesFollowTheDevice(t *testing.T) {
+// TestInstalledAndBootFiles: whether a device already runs an update (the
+// update command's decision), what the log says about it, and the boot
+// files of a fresh image, which always flash (recovery.bin).
+func TestInstalledAndBootFiles(t *testing.T) {
 	u := &Update{PieepromName: "pieeprom-2026-05-17.bin", Pieeprom: []byte("pie"),
 		VL805Name: "vl805-000138c0.bin", VL805: []byte("vl"), Recovery: []byte("rec")}
 	v := u.Version()
@@ -88,12 +91,8 @@ func TestBootFilesFollowTheDevice(t *testing.T) {
 		{"older vl805", &Version{PieepromSHA256: v.PieepromSHA256, VL805SHA256: Hash([]byte("old"))}, "recovery.bin"},
 		{"no hashes (unfinished flash)", &Version{FirmwareDate: "2024-01-01"}, "recovery.bin"},
 	} {
-		files := u.BootFiles(tt.dev)
-		if got, want := names(files), "pieeprom.upd pieeprom.sig vl805.bin vl805.sig "+tt.want; got != want {
-			t.Errorf("%s: files %q, want %q", tt.name, got, want)
-		}
-		if !bytes.Equal(files[1].Data, Sig([]byte("pie"))) || !bytes.Equal(files[3].Data, Sig([]byte("vl"))) || string(files[4].Data) != "rec" {
-			t.Errorf("%s: contents %q", tt.name, files)
+		if got, want := Installed(tt.dev, v), tt.want == RecoveryDone; got != want {
+			t.Errorf("%s: Installed = %v, want %v", tt.name, got, want)
 		}
 		msg := Describe(tt.dev, v)
 		if up := tt.want == RecoveryDone; up != strings.HasPrefix(msg, "EEPROM already up to date") ||
@@ -101,9 +100,16 @@ func TestBootFilesFollowTheDevice(t *testing.T) {
 			t.Errorf("%s: Describe = %q", tt.name, msg)
 		}
 	}
+	files := u.BootFiles()
+	if got, want := names(files), "pieeprom.upd pieeprom.sig vl805.bin vl805.sig recovery.bin"; got != want {
+		t.Errorf("files %q, want %q", got, want)
+	}
+	if !bytes.Equal(files[1].Data, Sig([]byte("pie"))) || !bytes.Equal(files[3].Data, Sig([]byte("vl"))) || string(files[4].Data) != "rec" {
+		t.Errorf("contents %q", files)
+	}
 	// A module without VL805 firmware ships only the pieeprom pair.
 	u.VL805Name, u.VL805 = "", nil
-	if got := names(u.BootFiles(nil)); got != "pieeprom.upd pieeprom.sig recovery.bin" {
+	if got := names(u.BootFiles()); got != "pieeprom.upd pieeprom.sig recovery.bin" {
 		t.Errorf("without vl805: %q", got)
 	}
 }

@@ -69,7 +69,7 @@ func writeImage(t *testing.T, u *eeprom.Update) string {
 		}
 	}
 	if u != nil {
-		for _, bf := range u.BootFiles(nil) {
+		for _, bf := range u.BootFiles() {
 			if err := b.AddFile(bf.Name, bf.Data); err != nil {
 				t.Fatal(err)
 			}
