@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
@@ -178,9 +181,10 @@ func TestStalePartOtherServerKept(t *testing.T) {
 // TestInFlightPartOfAnotherProcessKept: `probe upload -test` runs as another
 // process on the same state dir and records its test file's .part, a name
 // never in the queue. A service upload meanwhile must not take that record
-// for a stale one: the .part in flight and its record stay. Once the test's
-// process is gone (here: the lock released without done, as a cut test
-// leaves it), the next run removes the .part.
+// for a stale one: the .part in flight and its record stay, whether the
+// record is held by another journal in this process or by another process
+// (flock(1) holding the same lock). Once the holder is gone without done,
+// as a cut test leaves it, the next run removes the .part.
 func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, sshdtest.Options{})
@@ -218,6 +222,33 @@ func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 	}
 
 	release()
+
+	// Another process takes the lock, as the self-test's writer does.
+	flock := testtool.Path(t, "flock", "util-linux")
+	holder := exec.Command(flock, "-x", record, "cat")
+	stdin, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	testtool.WaitFor(t, "flock(1) to hold "+record, 10*time.Second, func() bool {
+		return exec.Command(flock, "-n", "-x", record, "true").Run() != nil
+	})
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatalf("UploadNow of an empty queue: %v", err)
+	}
+	assertFile(t, part, partData)
+	if l := log.matching("stale"); len(l) != 0 {
+		t.Fatalf("the .part held by another process was judged stale: %q", l)
+	}
+	stdin.Close()
+	if err := holder.Wait(); err != nil {
+		t.Fatalf("flock(1): %v", err)
+	}
+
 	if err := u.UploadNow(context.Background()); err != nil {
 		t.Fatalf("UploadNow of an empty queue: %v", err)
 	}
