@@ -474,6 +474,14 @@ type progress struct {
 // in which packets enter the socket's ring: the timestamp can be taken when
 // a packet is queued for the receiving CPU, before the packet socket sees
 // it, and several CPUs fill the ring at once. 100 ms is far beyond both.
+//
+// The marks (and so WrittenUntil and WaitWritten) assume it: a packet
+// reaches the socket's ring within markSlack of its kernel timestamp, and
+// an idle read proves quiet because a packet queued before it began would
+// have been handed over within 2*blockTimeout (see publishIdle). A packet
+// later than that (a CPU stalled between timestamp and socket) is not
+// waited for: a window saved meanwhile lacks it, and nothing reports it
+// (no capture_not_caught_up).
 const markSlack = 100 * time.Millisecond
 
 // publishIdle records that a read which began after t timed out with every
