@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/presscap/presscap/probe/filter"
 )
 
 // Packet is one packet tcpdump captured.
@@ -30,6 +32,12 @@ type Packet struct {
 // Tcpdump runs `tcpdump -i` as the oracle, writing nanosecond PCAP with
 // each packet flushed at once (-U), as root (-Z root: Debian's tcpdump
 // otherwise drops privileges before opening its file).
+//
+// Not --immediate-mode: libpcap then uses fixed TPACKET_V2 slots sized
+// from the snap length (about 64 KiB each on a veth with GSO/GRO on), so
+// -B 16 MiB holds some 250 packets and a burst of 600 loses most of them;
+// in block mode they pack. Blocks arrive up to libpcap's 1 s timeout
+// late, which is why Settle conditions on what was sent.
 type Tcpdump struct {
 	cmd    *exec.Cmd
 	iface  string
@@ -114,20 +122,24 @@ func (td *Tcpdump) WaitFor(t testing.TB, n int) {
 }
 
 // settleQuiet is how long tcpdump's file must stay unchanged before Settle
-// stops it: longer than libpcap's 1 s block timeout, so that a burst split
-// across two blocks is not cut after the first.
+// stops it, after the condition on what was sent has held: longer than
+// libpcap's 1 s block timeout, a margin for anything after that frame.
 const settleQuiet = 1500 * time.Millisecond
 
 // Settle stops tcpdump once it has caught up and returns its packets.
 // libpcap hands packets over a kernel block at a time, up to its 1 s
 // timeout late, and a loaded machine may run tcpdump later still, while a
 // partly filled block is lost at exit; so stopping after a fixed sleep can
-// lose what tcpdump did receive. Settle waits until done (if not nil) holds
-// for what tcpdump has written, typically "at least as many packets as the
-// code under test recorded", and then until the file has not been written
-// for 1.5 s (by its modification time, so a tcpdump that went quiet while
-// another one settled is not waited for again). It gives up after 30 s
-// without failing: the comparison that follows then shows what is missing.
+// lose what tcpdump did receive. Settle waits until done (if not nil)
+// holds for what tcpdump has written, and then until the file has not been
+// written for 1.5 s (by its modification time, so a tcpdump that went
+// quiet while another one settled is not waited for again). done should be
+// about what
+// was SENT (AtLeast(frames sent), HasFrame(the last one the filter keeps),
+// a packet after the window): a condition on what the code under test
+// recorded would let a capture that is short stop the oracle short too.
+// It gives up after 30 s without failing: the comparison that follows then
+// shows what is missing.
 func (td *Tcpdump) Settle(t testing.TB, done func([]Packet) bool) []Packet {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -156,6 +168,45 @@ func (td *Tcpdump) Settle(t testing.TB, done func([]Packet) bool) []Packet {
 // AtLeast is a Settle condition: tcpdump has written n packets or more.
 func AtLeast(n int) func([]Packet) bool {
 	return func(ps []Packet) bool { return len(ps) >= n }
+}
+
+// HasFrame is a Settle condition: tcpdump has written frame i of Frames.
+// Frames sent in order reach tcpdump in order, so with i the last frame
+// sent that the filter keeps, tcpdump then has every frame it will get.
+func HasFrame(i int) func([]Packet) bool {
+	return func(ps []Packet) bool {
+		for j := len(ps) - 1; j >= 0; j-- {
+			if FrameID(ps[j].Data) == i {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// LastKept returns the index of the last of frames that the filter expr
+// keeps on a live interface (-1 if none): the frame for tcpdump with that
+// filter to settle on.
+func LastKept(t testing.TB, expr string, frames [][]byte) int {
+	t.Helper()
+	m, err := filter.NewLiveMatcher(expr)
+	if err != nil {
+		t.Fatalf("filter %q: %v", expr, err)
+	}
+	for i := len(frames) - 1; i >= 0; i-- {
+		if m.Match(frames[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// FrameID is the index Frames wrote into a frame's source MAC address.
+func FrameID(data []byte) int {
+	if len(data) < 12 {
+		return -1
+	}
+	return int(data[10])<<8 | int(data[11])
 }
 
 // Packets returns what tcpdump has written so far.
