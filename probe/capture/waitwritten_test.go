@@ -26,16 +26,7 @@ func TestWaitWrittenStalledSink(t *testing.T) {
 	release := make(chan struct{})
 	sink.stall = release
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 5}}}, sink)
-	var once sync.Once
-	unstall := func() {
-		once.Do(func() {
-			sink.mu.Lock()
-			sink.stall = nil
-			sink.mu.Unlock()
-			close(release)
-		})
-	}
-	t.Cleanup(unstall) // before stop, so that a failed test still stops
+	unstall := unstaller(t, sink, release)
 	fs := netnstest.Frames(300)
 	if err := p.NewSender(t).Send(fs...); err != nil {
 		t.Fatal(err)
@@ -130,19 +121,13 @@ func TestWaitWrittenBusyLink(t *testing.T) {
 	sink := newMemSink()
 	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 8}}}, sink)
 	release := make(chan struct{})
-	var once sync.Once
-	unstall := func() {
-		once.Do(func() {
-			sink.mu.Lock()
-			sink.stall = nil
-			sink.mu.Unlock()
-			close(release)
-		})
-	}
-	t.Cleanup(unstall)
+	unstall := unstaller(t, sink, release)
 	s := p.NewSender(t)
 	fs := netnstest.Frames(400)
 	quit, sent := make(chan struct{}), make(chan error, 1)
+	var quitOnce sync.Once
+	stopSending := func() { quitOnce.Do(func() { close(quit) }) }
+	t.Cleanup(stopSending) // a failed test stops the sender too
 	go func() {
 		for i := 0; ; i++ {
 			select {
@@ -164,17 +149,19 @@ func TestWaitWrittenBusyLink(t *testing.T) {
 	at := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res := make(chan []int64, 1)
+	// The goroutine reports through res only: it may outlive a failed test.
+	type busyResult struct {
+		err error
+		ts  []int64 // the sink's records when WaitWritten returned
+	}
+	res := make(chan busyResult, 1)
 	go func() {
 		err := c.WaitWritten(ctx, at)
-		if err != nil {
-			t.Error(err)
-		}
 		var ts []int64
 		for _, r := range sink.records(8) {
 			ts = append(ts, r.Time)
 		}
-		res <- ts
+		res <- busyResult{err, ts}
 	}()
 	time.Sleep(1500 * time.Millisecond)
 	select {
@@ -183,13 +170,17 @@ func TestWaitWrittenBusyLink(t *testing.T) {
 	default:
 	}
 	unstall()
-	var atReturn []int64
+	var r busyResult
 	select {
-	case atReturn = <-res:
+	case r = <-res:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("WaitWritten did not return 30s after the sink was released")
 	}
-	close(quit)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	atReturn := r.ts
+	stopSending()
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
@@ -218,4 +209,21 @@ func TestWaitWrittenBusyLink(t *testing.T) {
 		t.Errorf("traffic did not go on after WaitWritten returned (%d packets): the busy case was not exercised", len(atReturn))
 	}
 	t.Logf("%d packets up to t, %d in the sink when WaitWritten returned, %d in all", before, len(atReturn), len(sink.records(8)))
+}
+
+// unstaller returns the function that ends sink's stall by closing
+// release, once. It is also a cleanup, registered after startCapture's so
+// that it runs before the capture stops: a failed test still stops.
+func unstaller(t *testing.T, sink *memSink, release chan struct{}) func() {
+	var once sync.Once
+	unstall := func() {
+		once.Do(func() {
+			sink.mu.Lock()
+			sink.stall = nil
+			sink.mu.Unlock()
+			close(release)
+		})
+	}
+	t.Cleanup(unstall)
+	return unstall
 }
