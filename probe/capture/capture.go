@@ -334,7 +334,8 @@ func (c *Capture) WrittenUntil() time.Time {
 
 // WaitWritten waits until the sink holds every packet the kernel
 // timestamped at or before t (see WrittenUntil), or ctx ends; it then
-// returns an error that wraps ctx's and says how far the sink got. Packets
+// returns a *NotWrittenError that wraps ctx's and says how far the sink
+// got. Packets
 // between the socket and the sink sit in the kernel's socket ring (a block
 // is handed over when full or blockTimeout after it opened) and in the
 // batches waiting for the writer, which a stalled disk holds back.
@@ -351,8 +352,7 @@ func (c *Capture) WaitWritten(ctx context.Context, t time.Time) error {
 			if !w.Before(t) {
 				return nil
 			}
-			return fmt.Errorf("capture: sink written up to %s, %v short of %s: %w",
-				w.UTC().Format(time.RFC3339Nano), t.Sub(w).Round(time.Millisecond), t.UTC().Format(time.RFC3339Nano), ctx.Err())
+			return &NotWrittenError{Until: w, Want: t, Err: ctx.Err()}
 		case <-tick.C:
 			if !c.WrittenUntil().Before(t) {
 				return nil
@@ -360,6 +360,20 @@ func (c *Capture) WaitWritten(ctx context.Context, t time.Time) error {
 		}
 	}
 }
+
+// NotWrittenError is WaitWritten's error when its context ends first: the
+// sink held every packet up to Until, short of Want.
+type NotWrittenError struct {
+	Until, Want time.Time
+	Err         error // the context's
+}
+
+func (e *NotWrittenError) Error() string {
+	return fmt.Sprintf("capture: sink written up to %s, %v short of %s: %v",
+		e.Until.UTC().Format(time.RFC3339Nano), e.Want.Sub(e.Until).Round(time.Millisecond), e.Want.UTC().Format(time.RFC3339Nano), e.Err)
+}
+
+func (e *NotWrittenError) Unwrap() error { return e.Err }
 
 // Err returns the last error the sink returned, if any.
 func (c *Capture) Err() error {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"golang.org/x/net/bpf"
 	"net"
@@ -336,7 +337,9 @@ func (s *Service) outputDir(root string) string {
 
 // waitWritten waits (at most WriteWait) until the capture has handed every
 // packet up to the window's end to the ring, and returns how far it fell
-// short if it did not get there.
+// short if it did not get there. At shutdown (ctx cancelled) a queued
+// window's wait ends at once, which says nothing about the disk: no lag is
+// reported then.
 func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
 	// The window's end as the packets' clock reads it now: after an NTP
 	// step backwards the packets since carry earlier times than the end,
@@ -347,26 +350,36 @@ func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
 		end = now
 	}
 	start := time.Now()
+	var until time.Time
 	if s.o.WriteWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, s.o.WriteWait)
 		err := s.capt.WaitWritten(wctx, end)
 		cancel()
-		if err == nil {
+		var short *capture.NotWrittenError
+		switch {
+		case err == nil:
 			if d := time.Since(start); d > 100*time.Millisecond {
 				s.logf("capture #%d: waited %v for the capture to write the window's end into the ring", w.ID, d.Round(time.Millisecond))
 			}
 			return nil
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &short):
+			until = short.Until
+		default:
+			until = s.capt.WrittenUntil()
 		}
+	} else {
+		if ctx.Err() != nil {
+			return nil
+		}
+		until = s.capt.WrittenUntil()
 	}
-	until := s.capt.WrittenUntil()
 	if !until.Before(end) {
 		return nil
 	}
-	lag := &CaptureLag{WrittenUntil: until.UTC(), Behind: end.Sub(until).Round(time.Millisecond).String(),
+	return &CaptureLag{WrittenUntil: until.UTC(), Behind: end.Sub(until).Round(time.Millisecond).String(),
 		Waited: time.Since(start).Round(time.Millisecond).String()}
-	s.logf("capture #%d: the capture had not written the window's end into the ring after waiting %s (disk stalled?): saving anyway; packets after %s may be missing (%s)",
-		w.ID, lag.Waited, until.UTC().Format(time.RFC3339Nano), lag.Behind)
-	return lag
 }
 
 func (s *Service) export(ctx context.Context, w *Window) {
@@ -397,7 +410,9 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			trunc = fmt.Sprintf("; the ring no longer held the window's start (oldest packet %s)", man.RingOldest.Format(time.RFC3339))
 		}
 		if lag != nil {
-			trunc += fmt.Sprintf("; the end may be short by up to %s (capture not caught up)", lag.Behind)
+			// The lag's one log line: the save that follows it says where.
+			trunc += fmt.Sprintf("; the capture had not written the window's end into the ring after waiting %s (disk stalled?): packets after %s may be missing, the end may be short by up to %s (capture not caught up)",
+				lag.Waited, lag.WrittenUntil.Format(time.RFC3339Nano), lag.Behind)
 		}
 		s.logf("capture #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
 			w.ID, time.Since(start).Round(time.Millisecond), dir, len(files), total, man.Drops, trunc)
