@@ -44,7 +44,13 @@ type Manifest struct {
 	// had written its end into the ring (a stalled disk outlasted the
 	// service's wait): the files may lack the window's last packets.
 	CaptureNotCaughtUp *CaptureLag `json:"capture_not_caught_up,omitempty"`
-	Created            time.Time   `json:"created"`
+	// Recovered: the window's press came before a restart of the service
+	// (an update, a crash, a power cut) and its files were written after
+	// it, at ServiceStarted or after. Packets from the stop until
+	// ServiceStarted are not in the files.
+	Recovered      bool      `json:"recovered,omitempty"`
+	ServiceStarted time.Time `json:"service_started,omitzero"`
+	Created        time.Time `json:"created"`
 }
 
 // CaptureLag says how far the capture was behind when a window was cut.
@@ -101,7 +107,11 @@ type exportFile struct {
 // whole window yet.
 func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, lag *CaptureLag) (Manifest, error) {
 	man := Manifest{Host: host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
-		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag}
+		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
+		Recovered: w.Recovered}
+	if w.Recovered {
+		man.ServiceStarted = w.Restarted.UTC()
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return man, fmt.Errorf("export: %w", err)
 	}

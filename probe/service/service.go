@@ -67,6 +67,10 @@ type Options struct {
 	// OnExport, if set, is called after each window's files are written
 	// (or failed), from the export goroutine.
 	OnExport func(Manifest, error)
+	// OnPending, if set, is called after a window's pending record was
+	// written (op "saved") or removed ("removed"), from the goroutine
+	// that writes them.
+	OnPending func(op string, id int, err error)
 }
 
 // Service is the running probe.
@@ -84,6 +88,11 @@ type Service struct {
 	started time.Time
 
 	presses chan pressReq
+	// pend keeps open windows on disk; persist feeds the one goroutine
+	// that writes them, so the press path never waits for an fsync.
+	pend      pendingStore
+	persist   chan persistOp
+	ringReady chan struct{}
 
 	mu        sync.Mutex
 	windows   *Windows
@@ -92,6 +101,12 @@ type Service struct {
 	uploading bool
 	uploader  *upload.Uploader // for the current storage root, or nil
 	upRoot    string
+}
+
+// persistOp saves w's record, or removes record remove.
+type persistOp struct {
+	w      *Window
+	remove int
 }
 
 type pressReq struct {
@@ -106,7 +121,9 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
-		presses: make(chan pressReq), started: time.Now()}
+		presses: make(chan pressReq), started: time.Now(),
+		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
+		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1)}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -173,7 +190,13 @@ func New(o Options) (*Service, error) {
 		LinkType:     1, // Ethernet
 		SnapLen:      uint32(maxSnap),
 	}, s.logf)
-	s.storage.OnChange = func(StorageState) { s.showState() }
+	s.storage.OnChange = func(StorageState) {
+		s.showState()
+		select {
+		case s.ringReady <- struct{}{}:
+		default:
+		}
+	}
 
 	ccfg := capture.Config{Links: clinks, Program: prog, SnapLen: maxSnap, WaitForLinks: true, Logf: s.logf}
 	var sink capture.Sink = s.storage
@@ -235,6 +258,17 @@ func (s *Service) Run(ctx context.Context) error {
 	keys := make(chan trigger.Press, 16)
 	goRun("trigger", func(ctx context.Context) error { return s.watcher.Run(ctx, keys) })
 
+	persisted := make(chan struct{})
+	go func() {
+		defer close(persisted)
+		for op := range s.persist {
+			s.persistOne(op)
+		}
+	}()
+	// Windows recovered after a restart whose end has passed wait here
+	// for the ring.
+	held := s.recover()
+
 	exports := make(chan *Window, 64)
 	wg.Add(1)
 	go func() {
@@ -250,6 +284,17 @@ func (s *Service) Run(ctx context.Context) error {
 	refresh := time.NewTicker(2 * time.Second)
 	defer refresh.Stop()
 	for {
+		if len(held) > 0 {
+			if _, _, err := s.storage.Ring(); err == nil {
+				s.mu.Lock()
+				s.saving += len(held)
+				s.mu.Unlock()
+				for _, w := range held {
+					exports <- w
+				}
+				held = nil
+			}
+		}
 		s.mu.Lock()
 		due := s.windows.Due(time.Now().Add(-s.o.ExportDelay))
 		s.saving += len(due)
@@ -266,8 +311,20 @@ func (s *Service) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			s.mu.Lock()
+			open := s.windows.Pending()
+			s.mu.Unlock()
+			for _, w := range open {
+				s.logf("capture #%d is still open at the stop (window %s .. %s): its pending record stays, it will be saved at the next start",
+					w.ID, w.From.UTC().Format(time.RFC3339Nano), w.To.UTC().Format(time.RFC3339Nano))
+			}
+			for _, w := range held {
+				s.logf("capture #%d was not saved before the stop (no ring yet): it will be saved at the next start", w.ID)
+			}
 			close(exports)
 			wg.Wait()
+			close(s.persist)
+			<-persisted
 			return ctx.Err()
 		case kp := <-keys:
 			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: trigger.KeyName(kp.Key), Received: time.Now()})
@@ -275,6 +332,7 @@ func (s *Service) Run(ctx context.Context) error {
 			req.reply <- s.press(req.p)
 		case <-timer.C:
 		case <-refresh.C:
+		case <-s.ringReady:
 		}
 	}
 }
@@ -304,7 +362,17 @@ func (s *Service) press(p PressInfo) status.Press {
 		s.recent = s.recent[len(s.recent)-n:]
 	}
 	from, to := w.From, w.To
+	var rec *Window
+	if d != Ignored {
+		cp := *w
+		cp.Presses = append([]PressInfo(nil), w.Presses...)
+		rec = &cp
+	}
 	s.mu.Unlock()
+	if rec != nil {
+		// After the ack, never before: the writer goroutine fsyncs it.
+		s.persist <- persistOp{w: rec}
+	}
 	clk := "clock synced"
 	if !p.Synced {
 		clk = "clock NOT synced"
@@ -385,21 +453,44 @@ func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
 func (s *Service) export(ctx context.Context, w *Window) {
 	start := time.Now()
 	var man Manifest
+	if ctx.Err() != nil {
+		s.deferExport(w)
+		return
+	}
 	lag := s.waitWritten(ctx, w)
+	if ctx.Err() != nil {
+		s.deferExport(w)
+		return
+	}
 	ring, root, err := s.storage.Ring()
 	dir := ""
+	noRing := err != nil
 	if err == nil {
 		if ferr := ring.Flush(); ferr != nil {
 			s.logf("capture #%d: ring flush: %v", w.ID, ferr)
 		}
 		dir = s.outputDir(root)
 		man, err = Export(ctx, ring, w, s.specs, s.host, dir, lag)
+		if err != nil && ctx.Err() != nil {
+			s.deferExport(w)
+			return
+		}
 	}
 	var files []string
 	if err != nil {
-		s.logf("capture #%d: NOT saved: %v", w.ID, err)
+		if noRing {
+			// The ring may still hold the window on a disk that comes
+			// back: the next start tries again.
+			s.logf("capture #%d: NOT saved: %v; its pending record stays, the next start saves it once the ring is there", w.ID, err)
+		} else {
+			// Filters, links and the ring's content come out the same on
+			// a retry: do not repeat the failure at every start.
+			s.logf("capture #%d: NOT saved: %v; not retried at the next start (the same export would fail again), pending record removed", w.ID, err)
+			s.persist <- persistOp{remove: w.ID}
+		}
 		s.fb.Fault("capture not saved")
 	} else {
+		s.persist <- persistOp{remove: w.ID}
 		var total uint64
 		for _, f := range man.Files {
 			files = append(files, f.File)
@@ -413,6 +504,10 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			// The lag's one log line: the save that follows it says where.
 			trunc += fmt.Sprintf("; the capture had not written the window's end into the ring after waiting %s (disk stalled?): packets after %s may be missing, the end may be short by up to %s (capture not caught up)",
 				lag.Waited, lag.WrittenUntil.Format(time.RFC3339Nano), lag.Behind)
+		}
+		if w.Recovered {
+			trunc += fmt.Sprintf("; recovered after a restart: packets from the stop until the service started at %s are missing",
+				w.Restarted.UTC().Format(time.RFC3339Nano))
 		}
 		s.logf("capture #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
 			w.ID, time.Since(start).Round(time.Millisecond), dir, len(files), total, man.Drops, trunc)
@@ -441,6 +536,69 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	if s.o.OnExport != nil {
 		s.o.OnExport(man, err)
 	}
+}
+
+// deferExport leaves a window queued at shutdown for the next start: its
+// pending record stays.
+func (s *Service) deferExport(w *Window) {
+	s.logf("capture #%d: the service is stopping before its files were written: its pending record stays, it will be saved at the next start", w.ID)
+	s.mu.Lock()
+	s.saving--
+	s.mu.Unlock()
+}
+
+// persistOne writes or removes one pending record.
+func (s *Service) persistOne(op persistOp) {
+	var err error
+	opName, id := "removed", op.remove
+	if op.w != nil {
+		opName, id = "saved", op.w.ID
+		if err = s.pend.save(*op.w); err != nil {
+			s.logf("capture #%d: %v (a restart before its files are written loses the press)", id, err)
+		}
+	} else if err = s.pend.remove(id); err != nil {
+		s.logf("capture #%d: %v (the next start may save the window again)", id, err)
+	}
+	if s.o.OnPending != nil {
+		s.o.OnPending(opName, id, err)
+	}
+}
+
+// recover reads the pending records left by an earlier run. Windows still
+// open (by a synced clock) go back among the pending ones and continue;
+// the others are returned, to be saved once the ring is there. Without a
+// synced clock (no RTC on the Pi) an end cannot be judged: they are saved
+// at once rather than waiting on a clock that may be years off.
+func (s *Service) recover() []*Window {
+	ws, bad, maxID := s.pend.load()
+	for _, err := range bad {
+		s.logf("%v", err)
+	}
+	synced := s.clock.Synced()
+	now := time.Now()
+	var held []*Window
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.windows.Reserve(maxID)
+	for _, w := range ws {
+		if !w.Recovered {
+			w.Recovered, w.Restarted = true, s.started.UTC()
+		}
+		first := w.First()
+		s.recent = append(s.recent, status.Press{Time: first.Time, Source: first.Source, Synced: w.Synced(),
+			Decision: "recovered", Window: w.ID})
+		span := w.From.UTC().Format(time.RFC3339Nano) + " .. " + w.To.UTC().Format(time.RFC3339Nano)
+		if synced && w.To.After(now) {
+			s.windows.Restore(w, now)
+			s.logf("capture #%d recovered after a restart (window %s, %d presses): still open, continues; packets from the stop until now are missing",
+				w.ID, span, len(w.Presses))
+			continue
+		}
+		held = append(held, w)
+		s.logf("capture #%d recovered after a restart (window %s, %d presses): saved as soon as the ring is there; packets from the stop until now are missing",
+			w.ID, span, len(w.Presses))
+	}
+	return held
 }
 
 // showState puts the most important state on the LED.

@@ -21,6 +21,11 @@ type Window struct {
 	Presses []PressInfo
 	From    time.Time // first press − before
 	To      time.Time // last press + after, at most From + max window
+	// Recovered: the window was read back from its pending record after
+	// the service restarted; Restarted is when that service started (the
+	// ring holds no packets from the stop until then).
+	Recovered bool
+	Restarted time.Time
 	// due is when the window's end has passed, on the clock presses are
 	// received by (monotonic for real presses), so that a wall clock step
 	// between press and end neither delays nor hurries the cut.
@@ -110,6 +115,21 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 	w.due = dueFor(p, w.To)
 	ws.pending = append(ws.pending, w)
 	return Opened, w
+}
+
+// Restore puts a window read back after a restart among the pending ones;
+// it ends at w.To on the wall clock as it reads now.
+func (ws *Windows) Restore(w *Window, now time.Time) {
+	w.due = now.Add(w.To.Round(0).Sub(now.Round(0)))
+	ws.pending = append(ws.pending, w)
+	ws.Reserve(w.ID)
+}
+
+// Reserve makes new windows' ids larger than id.
+func (ws *Windows) Reserve(id int) {
+	if id > ws.nextID {
+		ws.nextID = id
+	}
 }
 
 // openAt returns the newest pending window that t falls into.

@@ -1,0 +1,180 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/presscap/presscap/ringfs/atomicfile"
+)
+
+// PendingDirName is the directory under storage.state_dir that holds one
+// record per capture window whose files are not written yet.
+const PendingDirName = "pending"
+
+// pendingRecord is a window as it is kept on disk between a press and its
+// files, so that a restart or a power cut in between loses no press. The
+// export filters are not in it: they come from the configuration.
+type pendingRecord struct {
+	ID        int         `json:"id"`
+	From      time.Time   `json:"from"`
+	To        time.Time   `json:"to"`
+	Synced    bool        `json:"clock_synced"`
+	Presses   []PressInfo `json:"presses"`
+	Recovered bool        `json:"recovered,omitempty"`
+	Restarted time.Time   `json:"service_started,omitzero"`
+}
+
+// pendingStore keeps the records in dir, one file per window.
+type pendingStore struct {
+	dir string
+}
+
+func (p pendingStore) path(id int) string {
+	return filepath.Join(p.dir, strconv.Itoa(id)+".json")
+}
+
+// save writes w's record atomically (temporary file, fsync, rename) and
+// syncs the directory, so the record survives a power cut once it returns.
+func (p pendingStore) save(w Window) error {
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return fmt.Errorf("pending record: %w", err)
+	}
+	rec := pendingRecord{ID: w.ID, From: w.From.UTC(), To: w.To.UTC(), Synced: w.Synced(),
+		Recovered: w.Recovered, Restarted: w.Restarted}
+	for _, pr := range w.Presses {
+		pr.Time = pr.Time.UTC()
+		rec.Presses = append(rec.Presses, pr)
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pending record %d: %w", w.ID, err)
+	}
+	if err := atomicfile.WriteFile(p.path(w.ID), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("pending record: %w", err)
+	}
+	return syncDir(p.dir)
+}
+
+// remove deletes w's record; a missing record is no error.
+func (p pendingStore) remove(id int) error {
+	if err := os.Remove(p.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pending record: %w", err)
+	}
+	return syncDir(p.dir)
+}
+
+// BadRecordError says what is wrong with a pending record file.
+type BadRecordError struct {
+	File string
+	// Offset is the byte the JSON decoder stopped at (-1 when the JSON
+	// parsed but a field is wrong).
+	Offset int64
+	Field  string
+	Err    error
+}
+
+func (e *BadRecordError) Error() string {
+	where := ""
+	if e.Field != "" {
+		where = " field " + e.Field
+	}
+	if e.Offset >= 0 {
+		where += fmt.Sprintf(" at byte %d", e.Offset)
+	}
+	return fmt.Sprintf("pending record %s:%s: %v", e.File, where, e.Err)
+}
+
+func (e *BadRecordError) Unwrap() error { return e.Err }
+
+// parseRecord decodes and checks one record; name is the file's base name,
+// which must be the record's id.
+func parseRecord(path string, b []byte) (*Window, error) {
+	bad := func(off int64, field string, err error) error {
+		return &BadRecordError{File: path, Offset: off, Field: field, Err: err}
+	}
+	var rec pendingRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, bad(se.Offset, "", err)
+		case errors.As(err, &te):
+			return nil, bad(te.Offset, te.Field, err)
+		default:
+			return nil, bad(-1, "", err)
+		}
+	}
+	base := strings.TrimSuffix(filepath.Base(path), ".json")
+	switch {
+	case rec.ID <= 0:
+		return nil, bad(-1, "id", fmt.Errorf("%d is not a window id", rec.ID))
+	case strconv.Itoa(rec.ID) != base:
+		return nil, bad(-1, "id", fmt.Errorf("%d does not match the file name", rec.ID))
+	case rec.From.IsZero():
+		return nil, bad(-1, "from", errors.New("missing"))
+	case rec.To.IsZero():
+		return nil, bad(-1, "to", errors.New("missing"))
+	case !rec.To.After(rec.From):
+		return nil, bad(-1, "to", fmt.Errorf("%s is not after from %s", rec.To.Format(time.RFC3339Nano), rec.From.Format(time.RFC3339Nano)))
+	case len(rec.Presses) == 0:
+		return nil, bad(-1, "presses", errors.New("no press"))
+	}
+	for i, pr := range rec.Presses {
+		if pr.Time.IsZero() {
+			return nil, bad(-1, fmt.Sprintf("presses[%d].time", i), errors.New("missing"))
+		}
+	}
+	return &Window{ID: rec.ID, From: rec.From, To: rec.To, Presses: rec.Presses,
+		Recovered: rec.Recovered, Restarted: rec.Restarted}, nil
+}
+
+// load reads every record, oldest id first. A record that cannot be read
+// or makes no sense is moved aside (renamed to *.corrupt, kept for the
+// engineer) and reported in bad; maxID is the highest id among all of
+// them, so new windows do not reuse a name.
+func (p pendingStore) load() (ws []*Window, bad []error, maxID int) {
+	ents, err := os.ReadDir(p.dir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			bad = append(bad, fmt.Errorf("pending records: %w", err))
+		}
+		return nil, bad, 0
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") || e.IsDir() {
+			continue
+		}
+		if id, err := strconv.Atoi(strings.TrimSuffix(name, ".json")); err == nil && id > maxID {
+			maxID = id
+		}
+		path := filepath.Join(p.dir, name)
+		b, err := os.ReadFile(path)
+		var w *Window
+		if err == nil {
+			w, err = parseRecord(path, b)
+		} else {
+			err = fmt.Errorf("pending record: %w", err)
+		}
+		if err != nil {
+			if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
+				err = fmt.Errorf("%w (and could not move it aside: %v)", err, rerr)
+			} else {
+				err = fmt.Errorf("%w; moved aside to %s", err, filepath.Base(path)+".corrupt")
+			}
+			bad = append(bad, err)
+			continue
+		}
+		ws = append(ws, w)
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
+	return ws, bad, maxID
+}

@@ -1,0 +1,321 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/probe/testtool"
+)
+
+// startStoppable is startServiceWith with a stop the test calls itself
+// (the service's ctx cancelled, as at a reboot), waiting for Run to end.
+func startStoppable(t *testing.T, c config.Config, opt func(*Options)) (*runningService, func()) {
+	t.Helper()
+	r := &runningService{fb: &fakeFeedback{}, log: &logBuf{t: t}, exported: make(chan exportResult, 8)}
+	o := Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Identify: r400,
+		ExportDelay: 500 * time.Millisecond,
+		OnExport:    func(m Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
+	if opt != nil {
+		opt(&o)
+	}
+	svc, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc = svc
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Error("service did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return r, stop
+}
+
+func manifests(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*_manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestPressSurvivesRestart: a press, then the service stops before the
+// window ends. The pending record is there right after the press (after
+// the ack); the stop saves nothing with a cancelled context and keeps the
+// record; the next service on the same ring and state dir saves the window
+// at start, equal to what tcpdump saw, marked recovered, and removes the
+// record; corrupt records are reported and moved aside; a third start does
+// not save the window again and still takes presses.
+func TestPressSurvivesRestart(t *testing.T) {
+	netnstest.Require(t, "ip", "tcpdump", "capinfos", "tshark")
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	// Room for a loaded machine to send the window's frames and stop the
+	// service before the window ends.
+	c.Trigger.After = config.Duration(4 * time.Second)
+	c.Exports = []config.Export{{Name: "all"}}
+	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
+	pendDir := filepath.Join(c.Storage.StateDir, PendingDirName)
+	oracle := netnstest.StartTcpdump(t, pair.Host, 262144, "")
+
+	var mu sync.Mutex
+	var saved []time.Time
+	r1, stop1 := startStoppable(t, c, func(o *Options) {
+		o.OnPending = func(op string, id int, err error) {
+			if op == "saved" && err == nil {
+				mu.Lock()
+				saved = append(saved, time.Now())
+				mu.Unlock()
+			}
+		}
+	})
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r1.svc.Storage().State().State == DiskRecording })
+	sender := pair.NewSender(t)
+	frames := netnstest.Frames(60)
+	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
+		sender.Send(frames[59])
+		time.Sleep(5 * time.Millisecond)
+		return r1.svc.Snapshot().Links[0].Written > 0
+	})
+	time.Sleep(1100 * time.Millisecond) // the warm-up frames end before the window
+	base := r1.svc.Snapshot().Links[0].Written
+	p, err := r1.svc.Trigger("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := p.Time.Add(c.Trigger.After.D())
+	rec := filepath.Join(pendDir, "1.json")
+	testtool.WaitFor(t, "the pending record", 10*time.Second, func() bool {
+		_, err := os.Stat(rec)
+		return err == nil
+	})
+	if !time.Now().Before(to) {
+		t.Fatalf("the machine is too slow for this test: the record appeared after the window's end")
+	}
+	r1.fb.mu.Lock()
+	mu.Lock()
+	if len(r1.fb.pressed) != 1 || len(saved) != 1 || saved[0].Before(r1.fb.pressed[0]) {
+		t.Errorf("ack at %v, pending record saved at %v: the ack must come first", r1.fb.pressed, saved)
+	}
+	mu.Unlock()
+	r1.fb.mu.Unlock()
+	if b, err := os.ReadFile(rec); err != nil {
+		t.Fatal(err)
+	} else if w, err := parseRecord(rec, b); err != nil || w.ID != 1 || !w.From.Equal(p.Time.Add(-time.Second)) || !w.To.Equal(to) || len(w.Presses) != 1 {
+		t.Fatalf("pending record %s: %v %+v", b, err, w)
+	}
+
+	for _, f := range frames[:40] {
+		if err := sender.Send(f); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	testtool.WaitFor(t, "the 40 frames in the ring", 20*time.Second, func() bool {
+		return r1.svc.Snapshot().Links[0].Written >= base+40
+	})
+	stop1()
+	stopped := time.Now()
+	if !stopped.Before(to) {
+		t.Fatalf("the machine is too slow for this test: the service stopped %v after the window's end", stopped.Sub(to))
+	}
+	select {
+	case e := <-r1.exported:
+		t.Fatalf("the stopping service exported: %+v %v", e.man, e.err)
+	default:
+	}
+	if _, err := os.Stat(rec); err != nil {
+		t.Fatalf("pending record after the stop: %v", err)
+	}
+	if l := r1.log.String(); !strings.Contains(l, "capture #1 is still open at the stop") || !strings.Contains(l, "saved at the next start") {
+		t.Errorf("the stop's log does not say the capture is saved at the next start:\n%s", l)
+	}
+	if len(manifests(t, queue)) != 0 {
+		t.Fatal("files written before the window ended")
+	}
+
+	// The window ends while the service is down: the next start saves it.
+	time.Sleep(time.Until(to.Add(200 * time.Millisecond)))
+	r2, stop2 := startStoppable(t, c, nil)
+	res := r2.waitExport(t, 20*time.Second)
+	if res.err != nil {
+		t.Fatalf("recovered export: %v\nlog:\n%s", res.err, r2.log)
+	}
+	m := res.man
+	if !m.Recovered || m.ServiceStarted.Before(stopped) || m.ServiceStarted.After(res.when) || !m.PressTime.Equal(p.Time) || !m.To.Equal(to) {
+		t.Errorf("manifest: recovered %v, service started %v (stop %v), press %v, to %v", m.Recovered, m.ServiceStarted, stopped, m.PressTime, m.To)
+	}
+	path := filepath.Join(queue, m.Files[0].File)
+	got := readPCAP(t, path)
+	want := inWindow(oracle.Settle(t, windowHolds(m, 40)), m)
+	if len(want) != 40 || len(got) != 40 || m.Files[0].Packets != 40 {
+		t.Fatalf("file %d packets (manifest %d), tcpdump %d in the window, sent 40", len(got), m.Files[0].Packets, len(want))
+	}
+	for i := range got {
+		if got[i].ts != want[i].Time || int(got[i].origLen) != want[i].OrigLen || !bytes.Equal(got[i].data, want[i].Data) {
+			t.Fatalf("packet %d: saved ts %d len %d, tcpdump ts %d len %d", i, got[i].ts, len(got[i].data), want[i].Time, len(want[i].Data))
+		}
+	}
+	if n := validate(t, path); n != 40 {
+		t.Errorf("tshark reads %d packets", n)
+	}
+	mfs := manifests(t, queue)
+	if len(mfs) != 1 {
+		t.Fatalf("manifests %v", mfs)
+	}
+	var raw map[string]any
+	if b, err := os.ReadFile(mfs[0]); err != nil || json.Unmarshal(b, &raw) != nil || raw["recovered"] != true || raw["service_started"] == nil {
+		t.Errorf("manifest file %s does not say recovered and when the service started: %v %v", mfs[0], err, raw)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(rec)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if l := r2.log.String(); !strings.Contains(l, "capture #1 recovered after a restart") || !strings.Contains(l, "packets from the stop until the service started") {
+		t.Errorf("the restart's log does not say the capture was recovered:\n%s", l)
+	}
+	stop2()
+
+	// Corrupt records: cut short, a wrong type, a field that makes no sense.
+	bad := map[string]string{
+		"7.json": `{"id": 7, "from": "2026-11-27T10:00:00Z", "to": `,
+		"8.json": `{"id": 8, "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:04Z", "presses": "none"}`,
+		"9.json": `{"id": 9, "from": "2026-11-27T10:00:04Z", "to": "2026-11-27T10:00:00Z", "presses": [{"time": "2026-11-27T10:00:01Z"}]}`,
+	}
+	for name, body := range bad {
+		if err := os.WriteFile(filepath.Join(pendDir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r3, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r3.svc.Storage().State().State == DiskRecording })
+	p3, err := r3.svc.Trigger("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p3.Window <= 9 || p3.Decision != "opened" {
+		t.Errorf("new press %+v: its window id must be above the records' (9)", p3)
+	}
+	res3 := r3.waitExport(t, 20*time.Second)
+	if res3.err != nil || res3.man.Recovered || !res3.man.PressTime.Equal(p3.Time) {
+		t.Fatalf("third service's export: %v %+v", res3.err, res3.man)
+	}
+	select {
+	case e := <-r3.exported:
+		t.Errorf("a second export after the second restart: %+v", e.man)
+	case <-time.After(time.Second):
+	}
+	if n := len(manifests(t, queue)); n != 2 {
+		t.Errorf("%d manifests, want 2 (the recovered window once, the new press)", n)
+	}
+	l := r3.log.String()
+	for name, what := range map[string]string{"7.json": "at byte", "8.json": "field presses", "9.json": "field to"} {
+		if !strings.Contains(l, filepath.Join(pendDir, name)+": "+what) {
+			t.Errorf("log does not report %s with %q:\n%s", name, what, l)
+		}
+		if _, err := os.Stat(filepath.Join(pendDir, name+".corrupt")); err != nil {
+			t.Errorf("%s not moved aside: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(pendDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still in place: %v", name, err)
+		}
+	}
+	if strings.Contains(l, "capture #1 recovered") {
+		t.Errorf("the second restart recovered capture #1 again:\n%s", l)
+	}
+}
+
+// TestRecoveredOpenWindow: a record whose window is still open at start
+// (synced clock) continues: a new press inside it extends it, and it is
+// saved once, at its end, marked recovered.
+func TestRecoveredOpenWindow(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Trigger.After = config.Duration(3 * time.Second)
+	c.Exports = []config.Export{{Name: "all"}}
+	now := time.Now()
+	w := Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(2 * time.Second),
+		Presses: []PressInfo{{Time: now.Add(-time.Second), Synced: true, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	p, err := r.svc.Trigger("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Decision != "extended" || p.Window != 4 {
+		t.Fatalf("press during the recovered window: %+v, want extended #4", p)
+	}
+	res := r.waitExport(t, 20*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !res.man.Recovered || len(res.man.Presses) != 2 || !res.man.To.Equal(p.Time.Add(3*time.Second)) {
+		t.Errorf("manifest: recovered %v, %d presses, to %v", res.man.Recovered, len(res.man.Presses), res.man.To)
+	}
+	if res.when.Before(res.man.To) {
+		t.Errorf("saved at %v, before the window's end %v", res.when, res.man.To)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(4))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// TestParseRecordNamesTheProblem: bad records name the file and the byte
+// or field; a good one round-trips.
+func TestParseRecordNamesTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	st := pendingStore{dir: dir}
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	w := Window{ID: 3, From: at.Add(-time.Second), To: at.Add(time.Second),
+		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}}
+	if err := st.save(w); err != nil {
+		t.Fatal(err)
+	}
+	ws, bad, maxID := st.load()
+	if len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" {
+		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
+	}
+	for body, want := range map[string]string{
+		`{"id": "3"}`: `field id at byte`,
+		`{"id": 4, "from": "2026-11-27T10:00:00Z", "`: `at byte`,
+		`{"id": 3}`: `field from: missing`,
+		`{"id": 3, "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:01Z"}`: `field presses`,
+	} {
+		_, err := parseRecord(filepath.Join(dir, "3.json"), []byte(body))
+		var be *BadRecordError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), "3.json") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
