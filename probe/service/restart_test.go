@@ -165,6 +165,9 @@ func TestPressSurvivesRestart(t *testing.T) {
 		t.Fatalf("recovered export: %v\nlog:\n%s", res.err, r2.log)
 	}
 	m := res.man
+	if m.CaptureNotCaughtUp != nil {
+		t.Errorf("recovered window reported as not caught up: %+v", m.CaptureNotCaughtUp)
+	}
 	if !m.Recovered || m.ServiceStarted.Before(stopped) || m.ServiceStarted.After(res.when) || !m.PressTime.Equal(p.Time) || !m.To.Equal(to) {
 		t.Errorf("manifest: recovered %v, service started %v (stop %v), press %v, to %v", m.Recovered, m.ServiceStarted, stopped, m.PressTime, m.To)
 	}

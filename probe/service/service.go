@@ -457,7 +457,12 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		s.deferExport(w)
 		return
 	}
-	lag := s.waitWritten(ctx, w)
+	var lag *CaptureLag
+	// A window that ended before this run started is in the ring as far
+	// as it will ever be: nothing to wait for.
+	if !w.Recovered || !w.To.Before(s.started) {
+		lag = s.waitWritten(ctx, w)
+	}
 	if ctx.Err() != nil {
 		s.deferExport(w)
 		return
