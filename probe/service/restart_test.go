@@ -322,3 +322,80 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveredWindowUnsyncedClock: without a synced clock (the Pi has no
+// RTC) a recovered window's end cannot be judged: it is saved at once,
+// not when a clock that may be far off reaches its end.
+func TestRecoveredWindowUnsyncedClock(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Exports = []config.Export{{Name: "all"}}
+	now := time.Now()
+	w := Window{ID: 2, From: now.Add(-time.Second), To: now.Add(time.Minute),
+		Presses: []PressInfo{{Time: now, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = Fixed(false) })
+	res := r.waitExport(t, 20*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !res.man.Recovered || res.man.ClockSynced || !res.when.Before(w.To) {
+		t.Errorf("recovered %v, synced %v, saved at %v (window end %v)", res.man.Recovered, res.man.ClockSynced, res.when, w.To)
+	}
+	if s := r.svc.Snapshot(); len(s.Pending) != 0 || len(s.Presses) != 1 || s.Presses[0].Decision != "recovered" || !s.Presses[0].Done {
+		t.Errorf("status: pending %+v presses %+v", s.Pending, s.Presses)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(2))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// TestRecoveredWaitsForTheDisk: a recovered window whose end has passed
+// waits while the USB disk is missing (no failed save, the record stays)
+// and is saved as soon as the disk is back and the ring open.
+func TestRecoveredWaitsForTheDisk(t *testing.T) {
+	netnstest.Require(t, "ip", "mkfs.ext4", "losetup")
+	pair := netnstest.NewPair(t)
+	disk := newLoopDisk(t, 160, false)
+	disk.pull(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Exports = []config.Export{{Name: "all"}}
+	now := time.Now()
+	w := Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
+		Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "no disk", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
+	select {
+	case e := <-r.exported:
+		t.Fatalf("saved without a disk: %+v %v", e.man, e.err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if _, err := os.Stat(store.path(5)); err != nil {
+		t.Fatalf("pending record while the disk is missing: %v", err)
+	}
+	plugged := time.Now()
+	disk.plug(t)
+	res := r.waitExport(t, 20*time.Second)
+	if res.err != nil || !res.man.Recovered || res.when.Before(plugged) || len(res.man.Files) != 1 {
+		t.Fatalf("export after the disk came back: %v %+v", res.err, res.man)
+	}
+	if _, err := os.Stat(filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir, res.man.Files[0].File)); err != nil {
+		t.Error(err)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(5))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
