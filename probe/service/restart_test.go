@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -398,4 +400,21 @@ func TestRecoveredWaitsForTheDisk(t *testing.T) {
 		_, err := os.Stat(store.path(5))
 		return errors.Is(err, os.ErrNotExist)
 	})
+}
+
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
+		{fmt.Errorf("read window: %w", syscall.EIO), true},
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}), true},
+		{fmt.Errorf("export v: link \"eth9\" is not in the ring"), false},
+		{errors.New("bad filter"), false},
+	} {
+		if got := retryable(c.err); got != c.want {
+			t.Errorf("retryable(%v) = %v", c.err, got)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/presscap/presscap/probe/capture"
@@ -483,10 +484,10 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	}
 	var files []string
 	if err != nil {
-		if noRing {
+		if noRing || retryable(err) {
 			// The ring may still hold the window on a disk that comes
-			// back: the next start tries again.
-			s.logf("capture #%d: NOT saved: %v; its pending record stays, the next start saves it once the ring is there", w.ID, err)
+			// back or gets room: the next start tries again.
+			s.logf("capture #%d: NOT saved: %v; its pending record stays, the next start tries again once the ring is there", w.ID, err)
 		} else {
 			// Filters, links and the ring's content come out the same on
 			// a retry: do not repeat the failure at every start.
@@ -541,6 +542,19 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	if s.o.OnExport != nil {
 		s.o.OnExport(man, err)
 	}
+}
+
+// retryable says whether a failed export may succeed later: the disk
+// was full, read-only or failing, which a freed, remounted or replugged
+// disk mends. Everything else (the filters, the ring's links and content)
+// comes out the same next time.
+func retryable(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EROFS, syscall.EIO, syscall.EDQUOT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // deferExport leaves a window queued at shutdown for the next start: its
