@@ -150,11 +150,13 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int) {
 	}
 	for _, e := range ents {
 		name := e.Name()
+		// Records moved aside count too: a new window must not take the
+		// name of one the engineer may still want to look at.
+		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID {
+			maxID = id
+		}
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") || e.IsDir() {
 			continue
-		}
-		if id, err := strconv.Atoi(strings.TrimSuffix(name, ".json")); err == nil && id > maxID {
-			maxID = id
 		}
 		path := filepath.Join(p.dir, name)
 		b, err := os.ReadFile(path)

@@ -307,9 +307,18 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 	if err := st.save(w); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "2.json.corrupt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ws, bad, maxID := st.load()
 	if len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" {
 		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "12.json.corrupt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, maxID := st.load(); maxID != 12 {
+		t.Errorf("highest id %d with 12.json.corrupt there, want 12", maxID)
 	}
 	for body, want := range map[string]string{
 		`{"id": "3"}`: `field id at byte`,
