@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,40 +17,6 @@ import (
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/testtool"
 )
-
-// startStoppable is startServiceWith with a stop the test calls itself
-// (the service's ctx cancelled, as at a reboot), waiting for Run to end.
-func startStoppable(t *testing.T, c config.Config, opt func(*Options)) (*runningService, func()) {
-	t.Helper()
-	r := &runningService{fb: &fakeFeedback{}, log: &logBuf{t: t}, exported: make(chan exportResult, 8)}
-	o := Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Identify: r400,
-		ExportDelay: 500 * time.Millisecond,
-		OnExport:    func(m Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
-	if opt != nil {
-		opt(&o)
-	}
-	svc, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.svc = svc
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Error("service did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return r, stop
-}
 
 func manifests(t *testing.T, dir string) []string {
 	t.Helper()
@@ -94,16 +59,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 			}
 		}
 	})
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r1.svc.Storage().State().State == DiskRecording })
-	sender := pair.NewSender(t)
-	frames := netnstest.Frames(60)
-	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
-		sender.Send(frames[59])
-		time.Sleep(5 * time.Millisecond)
-		return r1.svc.Snapshot().Links[0].Written > 0
-	})
-	time.Sleep(1100 * time.Millisecond) // the warm-up frames end before the window
-	base := r1.svc.Snapshot().Links[0].Written
+	sender, frames, base := warmUp(t, r1, pair)
 	p, err := r1.svc.Trigger("local")
 	if err != nil {
 		t.Fatal(err)

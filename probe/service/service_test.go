@@ -145,8 +145,21 @@ func startService(t *testing.T, c config.Config, clock ClockSync) *runningServic
 // startServiceWith is startService with options changed by opt.
 func startServiceWith(t *testing.T, c config.Config, clock ClockSync, opt func(*Options)) *runningService {
 	t.Helper()
+	r, _ := startStoppable(t, c, func(o *Options) {
+		o.Clock = clock
+		if opt != nil {
+			opt(o)
+		}
+	})
+	return r
+}
+
+// startStoppable is startServiceWith with a stop the test calls itself
+// (the service's ctx cancelled, as at a reboot), waiting for Run to end.
+func startStoppable(t *testing.T, c config.Config, opt func(*Options)) (*runningService, func()) {
+	t.Helper()
 	r := &runningService{fb: &fakeFeedback{}, log: &logBuf{t: t}, exported: make(chan exportResult, 8)}
-	o := Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Clock: clock, Identify: r400,
+	o := Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Identify: r400,
 		ExportDelay: 500 * time.Millisecond,
 		OnExport:    func(m Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
 	if opt != nil {
@@ -160,15 +173,36 @@ func startServiceWith(t *testing.T, c config.Config, clock ClockSync, opt func(*
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("service did not stop")
-		}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Error("service did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return r, stop
+}
+
+// warmUp waits until r records, then until frames from the sender reach
+// the ring, and lets them age out of the window a press opens next. It
+// returns the sender, 60 test frames and the link's written count.
+func warmUp(t *testing.T, r *runningService, pair *netnstest.Pair) (*netnstest.Sender, [][]byte, uint64) {
+	t.Helper()
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	sender := pair.NewSender(t)
+	frames := netnstest.Frames(60)
+	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
+		sender.Send(frames[59])
+		time.Sleep(5 * time.Millisecond)
+		return r.svc.Snapshot().Links[0].Written > 0
 	})
-	return r
+	time.Sleep(1100 * time.Millisecond) // the warm-up frames end before the window
+	return sender, frames, r.svc.Snapshot().Links[0].Written
 }
 
 func (r *runningService) waitExport(t *testing.T, within time.Duration) exportResult {

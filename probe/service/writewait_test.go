@@ -85,16 +85,7 @@ func stalledEnd(t *testing.T, writeWait time.Duration, waitOut bool) stalledRun 
 		o.WrapSink = func(s capture.Sink) capture.Sink { ss = &stallSink{Sink: s}; return ss }
 	})
 	t.Cleanup(func() { ss.release() }) // before the service stops
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
-	sender := pair.NewSender(t)
-	frames := netnstest.Frames(60)
-	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
-		sender.Send(frames[59])
-		time.Sleep(5 * time.Millisecond)
-		return r.svc.Snapshot().Links[0].Written > 0
-	})
-	time.Sleep(1100 * time.Millisecond) // the warm-up frames end before the window
-	base := r.svc.Snapshot().Links[0].Written
+	sender, frames, base := warmUp(t, r, pair)
 	p, err := r.svc.Trigger("local")
 	if err != nil {
 		t.Fatal(err)
