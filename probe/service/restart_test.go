@@ -383,3 +383,60 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveredAlreadySaved: a power cut between a window's files and the
+// removal of its record brings the record back; the next start finds the
+// manifest in the queue or in the upload's sent folder and does not save
+// the window again (the complete files stay as they are), it removes the
+// record and says so.
+func TestRecoveredAlreadySaved(t *testing.T) {
+	netnstest.Require(t, "ip")
+	for _, sent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sent=%v", sent), func(t *testing.T) {
+			pair := netnstest.NewPair(t)
+			c := testConfig(t, pair.Host)
+			c.Storage.FallbackPerm = true
+			c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+			c.Exports = []config.Export{{Name: "all"}}
+			dir := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
+			if sent {
+				c.Upload.SentDir = "sent"
+				dir = filepath.Join(dir, "sent")
+			}
+			now := time.Now()
+			w := Window{ID: 6, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
+				Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+			store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+			if err := store.save(w); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			man := filepath.Join(dir, FileBase(c.Hostname, &w)+"_manifest.json")
+			const body = `{"complete": true}` + "\n"
+			if err := os.WriteFile(man, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := startStoppable(t, c, nil)
+			testtool.WaitFor(t, "the pending record removed", 20*time.Second, func() bool {
+				_, err := os.Stat(store.path(6))
+				return errors.Is(err, os.ErrNotExist)
+			})
+			select {
+			case e := <-r.exported:
+				t.Fatalf("saved again: %+v %v", e.man, e.err)
+			case <-time.After(time.Second):
+			}
+			if b, err := os.ReadFile(man); err != nil || string(b) != body {
+				t.Errorf("the manifest saved before the restart changed: %q %v", b, err)
+			}
+			if l := r.log.String(); !strings.Contains(l, "capture #6: already saved before the restart ("+man+" exists)") {
+				t.Errorf("the log does not say the window was already saved:\n%s", l)
+			}
+			if s := r.svc.Snapshot(); len(s.Presses) != 1 || !s.Presses[0].Done {
+				t.Errorf("status presses %+v", s.Presses)
+			}
+		})
+	}
+}

@@ -476,6 +476,23 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.logf("capture #%d: ring flush: %v", w.ID, ferr)
 		}
 		dir = s.outputDir(root)
+		// The record is removed after the files are written: a power cut
+		// in between brings the window back, already saved. Saving it again
+		// would replace complete files with a copy marked recovered.
+		if m := s.savedManifest(dir, w); w.Recovered && m != "" {
+			s.logf("capture #%d: already saved before the restart (%s exists): not saved again, pending record removed", w.ID, m)
+			s.persist <- persistOp{remove: w.ID}
+			s.mu.Lock()
+			s.saving--
+			for i := range s.recent {
+				if s.recent[i].Window == w.ID {
+					s.recent[i].Done, s.recent[i].Dir = true, dir
+				}
+			}
+			s.mu.Unlock()
+			s.showState()
+			return
+		}
 		man, err = Export(ctx, ring, w, s.specs, s.host, dir, lag)
 		if err != nil && ctx.Err() != nil {
 			s.deferExport(w)
@@ -542,6 +559,26 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	if s.o.OnExport != nil {
 		s.o.OnExport(man, err)
 	}
+}
+
+// savedManifest returns the path of w's manifest if it is already in dir
+// or, for the upload queue, in the upload's sent folder; "" if not. Files
+// an upload without a sent folder took are gone: that is not knowable here.
+func (s *Service) savedManifest(dir string, w *Window) string {
+	name := FileBase(s.host, w) + "_manifest.json"
+	dirs := []string{dir}
+	if sent := s.cfg.Upload.SentDir; sent != "" && s.cfg.Storage.Output == config.OutputQueue {
+		if !filepath.IsAbs(sent) {
+			sent = filepath.Join(dir, sent)
+		}
+		dirs = append(dirs, sent)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	return ""
 }
 
 // retryable says whether a failed export may succeed later: the disk
