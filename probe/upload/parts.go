@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,8 +59,10 @@ func (j *partJournal) off() bool { return j == nil || j.dir == "" }
 // add records that name's .part is about to be created, and holds the
 // record locked until release is called (once the attempt is over, whether
 // or not done was called). The record is written to a temporary file,
-// locked, and only then renamed to name, so nobody ever sees it torn or
-// unlocked. A temporary left by a power cut is ignored by records.
+// locked, synced, and only then renamed to name and the directory synced,
+// so nobody ever sees it torn or unlocked and a power cut leaves either no
+// record or the whole one. A temporary left by a power cut is removed by
+// records.
 func (j *partJournal) add(name string, rec partRecord) (release func()) {
 	release = func() {}
 	if j.off() {
@@ -69,15 +72,44 @@ func (j *partJournal) add(name string, rec partRecord) (release func()) {
 	f, err := j.write(name, b)
 	if err != nil {
 		j.logf("upload: cannot record %s (a cut upload's .part would stay on the server): %v", rec.Path, err)
+	}
+	if f == nil {
 		return release
 	}
 	return func() { f.Close() }
 }
 
+// write creates name's record holding b, locked by the returned file. A
+// non-nil file with an error means the record is in place but the rename
+// may not survive a power cut.
 func (j *partJournal) write(name string, b []byte) (*os.File, error) {
-	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+	if err := j.mkdir(); err != nil {
 		return nil, err
 	}
+	// records removes a temporary it can lock, and it may do so between
+	// CreateTemp and our flock: the rename then fails with ENOENT, and a
+	// fresh temporary does it again.
+	for try := 0; ; try++ {
+		f, err := j.writeTemp(b)
+		if err != nil {
+			return nil, err
+		}
+		err = os.Rename(f.Name(), filepath.Join(j.dir, name))
+		if errors.Is(err, fs.ErrNotExist) && try < 3 {
+			f.Close()
+			continue
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+		return f, syncDir(j.dir)
+	}
+}
+
+// writeTemp writes b to a new temporary in the journal, locked and synced.
+func (j *partJournal) writeTemp(b []byte) (*os.File, error) {
 	f, err := os.CreateTemp(j.dir, ".tmp-")
 	if err != nil {
 		return nil, err
@@ -90,7 +122,7 @@ func (j *partJournal) write(name string, b []byte) (*os.File, error) {
 		_, err = f.Write(b)
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(j.dir, name))
+		err = f.Sync()
 	}
 	if err != nil {
 		f.Close()
@@ -100,27 +132,138 @@ func (j *partJournal) write(name string, b []byte) (*os.File, error) {
 	return f, nil
 }
 
-// claim locks name's record for the clean-up. ok is false when the record
-// is held by an upload in flight (in this process or another) or is gone;
-// release must be called when ok.
-func (j *partJournal) claim(name string) (release func(), ok bool, err error) {
-	f, err := os.Open(filepath.Join(j.dir, name))
+// mkdir creates the journal dir, durably: a record in a dir whose own entry
+// is lost with a power cut would be lost with it.
+func (j *partJournal) mkdir() error {
+	if _, err := os.Stat(j.dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(j.dir))
+}
+
+// syncDir makes the renames and creations in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	err = d.Sync()
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// claimedRecord is a record locked by the clean-up, read from the locked
+// file itself.
+type claimedRecord struct {
+	rec  partRecord
+	f    *os.File
+	path string
+}
+
+// release unlocks the record.
+func (c *claimedRecord) release() { c.f.Close() }
+
+// done forgets the claimed record, unless its name now holds another one
+// (a new upload of the same name, recorded since the claim).
+func (c *claimedRecord) done() error {
+	if same, err := linked(c.f, c.path); err != nil || !same {
+		return err
+	}
+	if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// claim locks name's record for the clean-up and reads it from the locked
+// file. It returns nil (and no error) when the record is held by an upload
+// in flight (in this process or another), is gone, or was replaced by a new
+// record between the open and the lock: the clean-up must act only on what
+// it holds, and the next run sees the new record. A locked record that
+// cannot be read is dropped (and logged). The caller releases a non-nil
+// claim.
+func (j *partJournal) claim(name string) (*claimedRecord, error) {
+	p := filepath.Join(j.dir, name)
+	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
+	ok, err := lockLinked(f, p)
+	if err != nil || !ok {
+		f.Close()
+		return nil, err
+	}
+	c := &claimedRecord{f: f, path: p}
+	c.rec, err = readRecord(f)
+	if err != nil {
+		j.logf("upload: dropping unreadable record %s: %v", p, err)
+		if err := c.done(); err != nil {
+			j.logf("upload: %v", err)
+		}
+		c.release()
+		return nil, nil
+	}
+	return c, nil
+}
+
+// lockLinked takes f's flock without waiting and reports whether f is still
+// the file at p. ok is false, with f unlocked or not, when another holder
+// has the lock or when f was unlinked (and maybe p created anew) before the
+// lock was taken: a lock on a dead file guards nothing.
+func lockLinked(f *os.File, p string) (ok bool, err error) {
 	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
-		f.Close()
-		return nil, false, nil
+		return false, nil
 	}
 	if err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("lock %s: %w", f.Name(), err)
+		return false, fmt.Errorf("lock %s: %w", p, err)
 	}
-	return func() { f.Close() }, true, nil
+	return linked(f, p)
+}
+
+// linked reports whether p names the open file f (same device and inode).
+func linked(f *os.File, p string) (bool, error) {
+	var fst, pst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
+		return false, fmt.Errorf("stat %s: %w", p, err)
+	}
+	err := unix.Stat(p, &pst)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return fst.Dev == pst.Dev && fst.Ino == pst.Ino, nil
+}
+
+// readRecord reads and checks a record from f's start.
+func readRecord(f *os.File) (partRecord, error) {
+	var rec partRecord
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
+	if err == nil {
+		err = parseRecord(b, &rec)
+	}
+	return rec, err
+}
+
+func parseRecord(b []byte, rec *partRecord) error {
+	if err := json.Unmarshal(b, rec); err != nil {
+		return err
+	}
+	if rec.Path == "" || rec.Server == "" {
+		return errors.New("no server or path")
+	}
+	return nil
 }
 
 // done forgets name's record: its .part was renamed or removed.
@@ -149,7 +292,11 @@ func (j *partJournal) records() ([]string, map[string]partRecord, error) {
 	var names []string
 	recs := map[string]partRecord{}
 	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".tmp-") {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			j.removeTemp(e.Name())
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(j.dir, e.Name()))
@@ -158,10 +305,7 @@ func (j *partJournal) records() ([]string, map[string]partRecord, error) {
 		}
 		var rec partRecord
 		if err == nil {
-			err = json.Unmarshal(b, &rec)
-		}
-		if err == nil && (rec.Path == "" || rec.Server == "") {
-			err = errors.New("no server or path")
+			err = parseRecord(b, &rec)
 		}
 		if err != nil {
 			j.logf("upload: dropping unreadable record %s: %v", filepath.Join(j.dir, e.Name()), err)
@@ -173,4 +317,22 @@ func (j *partJournal) records() ([]string, map[string]partRecord, error) {
 	}
 	sort.Strings(names)
 	return names, recs, nil
+}
+
+// removeTemp removes a temporary left by a write cut by a power cut or a
+// crash. A temporary being written is locked by its writer and kept.
+func (j *partJournal) removeTemp(name string) {
+	p := filepath.Join(j.dir, name)
+	f, err := os.Open(p)
+	if err != nil {
+		return // renamed or removed meanwhile
+	}
+	defer f.Close()
+	ok, err := lockLinked(f, p)
+	if err == nil && ok {
+		err = os.Remove(p)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		j.logf("upload: cannot remove a cut record write: %v", err)
+	}
 }

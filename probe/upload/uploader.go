@@ -407,21 +407,21 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 // queued file's .part is not stale: its next upload overwrites it. Nothing
 // is stale while the queue directory is missing (a pulled disk says nothing
 // about its files).
-func (u *Uploader) staleParts() ([]string, map[string]partRecord) {
-	names, recs, err := u.parts.records()
+func (u *Uploader) staleParts() []string {
+	names, _, err := u.parts.records()
 	if err != nil {
 		u.logf("upload: %v", err)
-		return nil, nil
+		return nil
 	}
 	if len(names) == 0 {
-		return nil, nil
+		return nil
 	}
 	if st, err := os.Stat(u.queueDir); err != nil || !st.IsDir() {
-		return nil, nil
+		return nil
 	}
 	files, err := ListQueue(u.queueDir)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	queued := map[string]bool{}
 	for _, f := range files {
@@ -433,7 +433,7 @@ func (u *Uploader) staleParts() ([]string, map[string]partRecord) {
 			stale = append(stale, n)
 		}
 	}
-	return stale, recs
+	return stale
 }
 
 // removeStaleParts deletes on the server the .part files this probe wrote
@@ -445,40 +445,48 @@ func (u *Uploader) staleParts() ([]string, map[string]partRecord) {
 // Failures are logged and the record kept for the next run; they never fail
 // the upload.
 func (u *Uploader) removeStaleParts(c *conn) {
-	stale, recs := u.staleParts()
+	stale := u.staleParts()
 	if len(stale) == 0 {
 		return
 	}
 	addr, _ := u.cfg.address()
 	for _, name := range stale {
-		release, ok, err := u.parts.claim(name)
+		cl, err := u.parts.claim(name)
 		if err != nil {
 			u.logf("upload: stale .part clean-up: %v", err)
 			continue
 		}
-		if !ok {
-			continue // in flight (probe upload -test in another process) or done meanwhile
+		if cl == nil {
+			continue // in flight (probe upload -test in another process), done or replaced meanwhile
 		}
-		u.removeStalePart(c, addr, name, recs[name])
-		release()
+		u.removeStalePart(c, addr, name, cl)
+		cl.release()
 	}
 }
 
-// removeStalePart removes name's recorded .part, with its record claimed.
-func (u *Uploader) removeStalePart(c *conn, addr, name string, rec partRecord) {
+// removeStalePart removes name's recorded .part, with its record claimed:
+// it acts on the record as read under the lock, never on an earlier read,
+// which may be of a record replaced since.
+func (u *Uploader) removeStalePart(c *conn, addr, name string, cl *claimedRecord) {
+	rec := cl.rec
+	forget := func() {
+		if err := cl.done(); err != nil {
+			u.logf("upload: %v", err)
+		}
+	}
 	if path.Base(rec.Path) != name+".part" {
 		u.logf("upload: dropping record of %s: %s is not %s.part", name, rec.Path, name)
-		u.parts.done(name)
+		forget()
 		return
 	}
 	if rec.Server != addr || rec.User != u.cfg.User {
 		u.logf("upload: stale %s was written as %s to %s, not this server: left there", rec.Path, rec.User, rec.Server)
-		u.parts.done(name)
+		forget()
 		return
 	}
 	st, err := c.sftp.Lstat(rec.Path)
 	if errors.Is(err, fs.ErrNotExist) {
-		u.parts.done(name) // gone already (removed by the provider)
+		forget() // gone already (removed by the provider)
 		return
 	}
 	if err == nil && !st.Mode().IsRegular() {
@@ -491,14 +499,14 @@ func (u *Uploader) removeStalePart(c *conn, addr, name string, rec partRecord) {
 		u.logf("upload: cannot remove stale %s on the server (kept for the next run): %v", rec.Path, err)
 		return
 	}
-	u.parts.done(name)
+	forget()
 	u.logf("upload: removed stale %s on the server (%d bytes, left by a cut upload; %s is no longer queued)", rec.Path, st.Size(), name)
 }
 
 // cleanOnly connects just to remove stale .part files, when there is no
 // file to upload; without stale ones it does nothing. Errors are logged.
 func (u *Uploader) cleanOnly(ctx context.Context) {
-	if stale, _ := u.staleParts(); len(stale) == 0 {
+	if len(u.staleParts()) == 0 {
 		return
 	}
 	c, _, err := dial(ctx, u.cfg, u.signer)
