@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/presscap/presscap/probe/filter"
@@ -89,6 +90,15 @@ func FileBase(host string, w *Window) string {
 	return host + "_" + FileStamp(w.First().Time, w.Synced())
 }
 
+// setupError is an export failure that comes out the same on every try:
+// a filter that does not compile, a link the ring does not hold, a format
+// that cannot hold the links. Anything else (the disk, the ring's reads)
+// may mend.
+type setupError struct{ err error }
+
+func (e setupError) Error() string { return e.err.Error() }
+func (e setupError) Unwrap() error { return e.err }
+
 type exportFile struct {
 	spec    ExportSpec
 	m       *filter.Matcher
@@ -135,7 +145,7 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 			m, err := filter.NewLiveMatcher(spec.Filter)
 			if err != nil {
 				cleanup()
-				return man, fmt.Errorf("export %s: %w", spec.Name, err)
+				return man, fmt.Errorf("export %s: %w", spec.Name, setupError{err})
 			}
 			f.m = m
 		}
@@ -149,7 +159,7 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		}
 		if len(ifaces) == 0 {
 			cleanup()
-			return man, fmt.Errorf("export %s: link %q is not in the ring", spec.Name, spec.Link)
+			return man, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
 		}
 		format := spec.Format
 		if format == "" {
@@ -169,6 +179,12 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		f.pw, err = pcapfile.NewWriter(tmp, format, ifaces, comment)
 		if err != nil {
 			cleanup()
+			var errno syscall.Errno
+			var pe *os.PathError
+			if !errors.As(err, &errno) && !errors.As(err, &pe) {
+				// Not the disk: the format cannot hold these links.
+				err = setupError{err}
+			}
 			return man, fmt.Errorf("export %s: %w", spec.Name, err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/ringfs"
 )
 
 func manifests(t *testing.T, dir string) []string {
@@ -375,11 +376,31 @@ func TestRetryable(t *testing.T) {
 		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
 		{fmt.Errorf("read window: %w", syscall.EIO), true},
 		{fmt.Errorf("export all: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}), true},
-		{fmt.Errorf("export v: link \"eth9\" is not in the ring"), false},
-		{errors.New("bad filter"), false},
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENODEV}), true},
+		{fmt.Errorf("read window: %w", syscall.ENXIO), true},
+		{fmt.Errorf("export all: %w", os.ErrClosed), true},
+		{errors.New("something nobody foresaw"), true},
+		{fmt.Errorf("export v: %w", setupError{errors.New("link \"eth9\" is not in the ring")}), false},
 	} {
 		if got := retryable(c.err); got != c.want {
 			t.Errorf("retryable(%v) = %v", c.err, got)
+		}
+	}
+	// What Export itself returns for a filter that does not compile and a
+	// link the ring does not hold.
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	if _, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1, SnapLen: 100}); err != nil {
+		t.Fatal(err)
+	}
+	w := &Window{ID: 1, From: time.Unix(1, 0), To: time.Unix(2, 0), Presses: []PressInfo{{Time: time.Unix(1, 0)}}}
+	for _, spec := range []ExportSpec{{Name: "f", Filter: "tcp port"}, {Name: "l", Link: "nosuch"}} {
+		_, err := Export(t.Context(), ring, w, []ExportSpec{spec}, "h", t.TempDir(), nil)
+		if err == nil || retryable(err) {
+			t.Errorf("export %+v: %v, retryable %v: want a final failure", spec, err, err != nil && retryable(err))
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/presscap/presscap/probe/capture"
@@ -581,17 +580,13 @@ func (s *Service) savedManifest(dir string, w *Window) string {
 	return ""
 }
 
-// retryable says whether a failed export may succeed later: the disk
-// was full, read-only or failing, which a freed, remounted or replugged
-// disk mends. Everything else (the filters, the ring's links and content)
-// comes out the same next time.
+// retryable says whether a failed export may succeed later. Only the
+// failures known to repeat (see setupError) are final: a disk that was
+// full, read-only, failing or pulled mid-export (EIO, ENODEV, ENXIO, a
+// closed file), or an error nobody foresaw, keeps the press.
 func retryable(err error) bool {
-	for _, e := range []error{syscall.ENOSPC, syscall.EROFS, syscall.EIO, syscall.EDQUOT} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	var se setupError
+	return !errors.As(err, &se)
 }
 
 // deferExport leaves a window queued at shutdown for the next start: its
