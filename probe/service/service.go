@@ -93,6 +93,9 @@ type Service struct {
 	pend      pendingStore
 	persist   chan persistOp
 	ringReady chan struct{}
+	// retry takes back, from the export goroutine, windows whose save
+	// failed in a way that may mend (the disk): Run holds them again.
+	retry chan *Window
 
 	mu        sync.Mutex
 	windows   *Windows
@@ -123,7 +126,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
 		presses: make(chan pressReq), started: time.Now(),
 		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
-		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1)}
+		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan *Window, 64)}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -265,9 +268,12 @@ func (s *Service) Run(ctx context.Context) error {
 			s.persistOne(op)
 		}
 	}()
-	// Windows recovered after a restart whose end has passed wait here
-	// for the ring.
+	// Windows recovered after a restart whose end has passed, and windows
+	// whose save failed on the disk, wait here for the ring; a failed one
+	// not before notBefore (its backoff).
 	held := s.recover()
+	failures := map[int]int{}
+	notBefore := map[int]time.Time{}
 
 	exports := make(chan *Window, 64)
 	wg.Add(1)
@@ -284,15 +290,25 @@ func (s *Service) Run(ctx context.Context) error {
 	refresh := time.NewTicker(2 * time.Second)
 	defer refresh.Stop()
 	for {
+		var retryAt time.Time
 		if len(held) > 0 {
 			if _, _, err := s.storage.Ring(); err == nil {
-				s.mu.Lock()
-				s.saving += len(held)
-				s.mu.Unlock()
+				now := time.Now()
+				var later []*Window
 				for _, w := range held {
+					if t := notBefore[w.ID]; now.Before(t) {
+						later = append(later, w)
+						if retryAt.IsZero() || t.Before(retryAt) {
+							retryAt = t
+						}
+						continue
+					}
+					s.mu.Lock()
+					s.saving++
+					s.mu.Unlock()
 					exports <- w
 				}
-				held = nil
+				held = later
 			}
 		}
 		s.mu.Lock()
@@ -308,6 +324,9 @@ func (s *Service) Run(ctx context.Context) error {
 		if ok {
 			wait = max(time.Until(next.Add(s.o.ExportDelay)), 0)
 		}
+		if !retryAt.IsZero() {
+			wait = max(min(wait, time.Until(retryAt)), 0)
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -319,7 +338,7 @@ func (s *Service) Run(ctx context.Context) error {
 					w.ID, w.From.UTC().Format(time.RFC3339Nano), w.To.UTC().Format(time.RFC3339Nano))
 			}
 			for _, w := range held {
-				s.logf("capture #%d was not saved before the stop (no ring yet): it will be saved at the next start", w.ID)
+				s.logf("capture #%d was not saved before the stop (no ring yet, or waiting to try again): it will be saved at the next start", w.ID)
 			}
 			close(exports)
 			wg.Wait()
@@ -333,6 +352,12 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-refresh.C:
 		case <-s.ringReady:
+		case w := <-s.retry:
+			failures[w.ID]++
+			d := retryDelay(failures[w.ID])
+			notBefore[w.ID] = time.Now().Add(d)
+			held = append(held, w)
+			s.logf("capture #%d: tried again in %v once the ring is there (failed %d times)", w.ID, d, failures[w.ID])
 		}
 	}
 }
@@ -502,8 +527,15 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	if err != nil {
 		if noRing || retryable(err) {
 			// The ring may still hold the window on a disk that comes
-			// back or gets room: the next start tries again.
-			s.logf("capture #%d: NOT saved: %v; its pending record stays, the next start tries again once the ring is there", w.ID, err)
+			// back or gets room: this run tries again after a while, and
+			// the record keeps it for the next start.
+			s.logf("capture #%d: NOT saved: %v; its pending record stays, it is tried again once the ring is there", w.ID, err)
+			defer func() {
+				select {
+				case s.retry <- w:
+				case <-ctx.Done():
+				}
+			}()
 		} else {
 			// Filters, links and the ring's content come out the same on
 			// a retry: do not repeat the failure at every start.
@@ -587,6 +619,17 @@ func (s *Service) savedManifest(dir string, w *Window) string {
 func retryable(err error) bool {
 	var se setupError
 	return !errors.As(err, &se)
+}
+
+// retryDelay is the wait before the n-th retry of a failed save: 2 s,
+// doubling, at most 10 minutes, so a disk that keeps failing is not
+// hammered and a mended one is used soon.
+func retryDelay(n int) time.Duration {
+	d := 2 * time.Second
+	for i := 1; i < n && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
 }
 
 // deferExport leaves a window queued at shutdown for the next start: its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"net/http/httptest"
@@ -630,7 +631,8 @@ func TestDiskFullAtExport(t *testing.T) {
 		}
 	}
 	ff.Close()
-	if _, err := r.svc.Trigger("local"); err != nil {
+	p1, err := r.svc.Trigger("local")
+	if err != nil {
 		t.Fatal(err)
 	}
 	res := r.waitExport(t, 20*time.Second)
@@ -648,12 +650,24 @@ func TestDiskFullAtExport(t *testing.T) {
 	if faults == 0 || !strings.Contains(r.log.String(), "NOT saved") {
 		t.Errorf("no fault shown or logged:\n%s", r.log)
 	}
-	// A full disk may have room at the next start: the record stays.
-	if _, err := os.Stat(filepath.Join(c.Storage.StateDir, PendingDirName, "1.json")); err != nil || !strings.Contains(r.log.String(), "the next start tries again") {
+	// A full disk may get room: the record stays, and this run tries again.
+	rec := filepath.Join(c.Storage.StateDir, PendingDirName, "1.json")
+	if _, err := os.Stat(rec); err != nil || !strings.Contains(r.log.String(), "it is tried again once the ring is there") {
 		t.Errorf("pending record after a save that failed on a full disk: %v\n%s", err, r.log)
 	}
 
 	os.Remove(filler)
+	res = r.waitExport(t, 20*time.Second)
+	if res.err != nil || !res.man.PressTime.Equal(p1.Time) {
+		t.Fatalf("the failed window tried again once there is room: %v %+v\n%s", res.err, res.man, r.log)
+	}
+	if !strings.Contains(r.log.String(), "capture #1: tried again in 2s") {
+		t.Errorf("the log does not say when the failed window is tried again:\n%s", r.log)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(rec)
+		return errors.Is(err, os.ErrNotExist)
+	})
 	time.Sleep(2100 * time.Millisecond) // out of the first window
 	if err := sender.Send(netnstest.Frames(5)...); err != nil {
 		t.Fatal(err)
