@@ -302,8 +302,10 @@ func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
 	c.Exports = []config.Export{{Name: "all"}}
 	now := time.Now()
+	// Recovered once already, by a start an hour ago: the manifest must
+	// name this start, where the last gap ends.
 	w := Window{ID: 2, From: now.Add(-time.Second), To: now.Add(time.Minute),
-		Presses: []PressInfo{{Time: now, Source: "local"}}}
+		Presses: []PressInfo{{Time: now, Source: "local"}}, Recovered: true, Restarted: now.Add(-time.Hour)}
 	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
 	if err := store.save(w); err != nil {
 		t.Fatal(err)
@@ -315,6 +317,9 @@ func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 	}
 	if !res.man.Recovered || res.man.ClockSynced || !res.when.Before(w.To) {
 		t.Errorf("recovered %v, synced %v, saved at %v (window end %v)", res.man.Recovered, res.man.ClockSynced, res.when, w.To)
+	}
+	if res.man.ServiceStarted.Before(now) || res.man.ServiceStarted.After(res.when) {
+		t.Errorf("manifest service_started %v, want this start (after %v)", res.man.ServiceStarted, now)
 	}
 	if s := r.svc.Snapshot(); len(s.Pending) != 0 || len(s.Presses) != 1 || s.Presses[0].Decision != "recovered" || !s.Presses[0].Done {
 		t.Errorf("status: pending %+v presses %+v", s.Pending, s.Presses)

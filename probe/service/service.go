@@ -675,9 +675,9 @@ func (s *Service) recover() []*Window {
 	defer s.mu.Unlock()
 	s.windows.Reserve(maxID)
 	for _, w := range ws {
-		if !w.Recovered {
-			w.Recovered, w.Restarted = true, s.started.UTC()
-		}
+		// This start, not an earlier one: the manifest says where the
+		// last gap ends.
+		w.Recovered, w.Restarted = true, s.started.UTC()
 		first := w.First()
 		s.recent = append(s.recent, status.Press{Time: first.Time, Source: first.Source, Synced: w.Synced(),
 			Decision: "recovered", Window: w.ID})
