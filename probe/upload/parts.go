@@ -95,7 +95,7 @@ func (j *partJournal) write(name string, b []byte) (*os.File, error) {
 			return nil, err
 		}
 		err = os.Rename(f.Name(), filepath.Join(j.dir, name))
-		if errors.Is(err, fs.ErrNotExist) && try < 3 {
+		if errors.Is(err, fs.ErrNotExist) && try < 10 {
 			f.Close()
 			continue
 		}

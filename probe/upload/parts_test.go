@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -188,5 +189,53 @@ func assertDir(t *testing.T, dir string, want ...string) {
 	sort.Strings(want)
 	if len(got) != len(want) || (len(want) > 0 && !reflect.DeepEqual(got, want)) {
 		t.Fatalf("%s holds %q, want %q", dir, got, want)
+	}
+}
+
+// TestPartJournalAddWhileListing: records removes the temporaries it can
+// lock, and may lock a writer's temporary before the writer does; the
+// writer must then write its record anew rather than lose it.
+func TestPartJournalAddWhileListing(t *testing.T) {
+	t.Parallel()
+	state := t.TempDir()
+	var mu sync.Mutex
+	var logged []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+	}
+	writer := newPartJournal(state, logf)
+	lister := newPartJournal(state, logf)
+	stop := make(chan struct{})
+	listed := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(listed)
+				return
+			default:
+			}
+			if _, _, err := lister.records(); err != nil {
+				listed <- err
+			}
+		}
+	}()
+	const n = 200
+	for i := range n {
+		writer.add(fmt.Sprintf("f%03d.pcap", i), partRecord{Server: "h:22", User: "u", Path: fmt.Sprintf("/in/f%03d.pcap.part", i)})()
+	}
+	close(stop)
+	for err := range listed {
+		t.Error(err)
+	}
+	names, _, err := writer.records()
+	if err != nil || len(names) != n {
+		t.Fatalf("%d records (%v), want %d", len(names), err, n)
+	}
+	assertDir(t, filepath.Join(state, partsDir), names...)
+	if len(logged) != 0 {
+		t.Fatalf("logged %q", logged)
 	}
 }
