@@ -29,6 +29,7 @@ type pendingRecord struct {
 	Presses   []PressInfo `json:"presses"`
 	Recovered bool        `json:"recovered,omitempty"`
 	Restarted time.Time   `json:"service_started,omitzero"`
+	Ring      string      `json:"ring,omitempty"`
 }
 
 // pendingStore keeps the records in dir, one file per window.
@@ -47,7 +48,7 @@ func (p pendingStore) save(w Window) error {
 		return fmt.Errorf("pending record: %w", err)
 	}
 	rec := pendingRecord{ID: w.ID, From: w.From.UTC(), To: w.To.UTC(), Synced: w.Synced(),
-		Recovered: w.Recovered, Restarted: w.Restarted}
+		Recovered: w.Recovered, Restarted: w.Restarted, Ring: w.Ring}
 	for _, pr := range w.Presses {
 		pr.Time = pr.Time.UTC()
 		rec.Presses = append(rec.Presses, pr)
@@ -133,7 +134,7 @@ func parseRecord(path string, b []byte) (*Window, error) {
 		}
 	}
 	return &Window{ID: rec.ID, From: rec.From, To: rec.To, Presses: rec.Presses,
-		Recovered: rec.Recovered, Restarted: rec.Restarted}, nil
+		Recovered: rec.Recovered, Restarted: rec.Restarted, Ring: rec.Ring}, nil
 }
 
 // load reads every record, oldest id first. A record that cannot be read

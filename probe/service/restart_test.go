@@ -260,7 +260,7 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 	st := pendingStore{dir: dir}
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	w := Window{ID: 3, From: at.Add(-time.Second), To: at.Add(time.Second),
-		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}}
+		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}, Ring: "00c0ffee00c0ffee"}
 	if err := st.save(w); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws, bad, maxID := st.load()
-	if len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" {
+	if len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring {
 		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "12.json.corrupt"), nil, 0o600); err != nil {
@@ -465,4 +465,79 @@ func TestRecoveredAlreadySaved(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecoveredWaitsForItsRing: with storage.fallback_perm and the USB
+// disk slow to appear at boot, the ring open at the start is the /perm
+// one, which never held the recovered window: the window waits (record
+// kept, the log says why) and is cut from the USB disk's ring once the
+// disk is plugged and the storage leaves the fallback.
+func TestRecoveredWaitsForItsRing(t *testing.T) {
+	netnstest.Require(t, "ip", "mkfs.ext4", "losetup")
+	pair := netnstest.NewPair(t)
+	disk := newLoopDisk(t, 160, false)
+	c := testConfig(t, pair.Host)
+	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Exports = []config.Export{{Name: "all"}}
+
+	// The run before the restart: its ring is on the USB disk.
+	r1, stop1 := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording on the disk", 20*time.Second, func() bool {
+		st := r1.svc.Storage().State()
+		return st.State == DiskRecording && st.How != "fallback_perm"
+	})
+	usbRing := r1.svc.Storage().RingID()
+	if usbRing == "" {
+		t.Fatal("no ring identity")
+	}
+	stop1()
+	disk.pull(t)
+
+	now := time.Now()
+	w := Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second), Ring: usbRing,
+		Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording on /perm", 20*time.Second, func() bool {
+		st := r.svc.Storage().State()
+		return st.State == DiskRecording && st.How == "fallback_perm"
+	})
+	permRing := r.svc.Storage().RingID()
+	if permRing == "" || permRing == usbRing {
+		t.Fatalf("ring identities: /perm %q, USB disk %q", permRing, usbRing)
+	}
+	testtool.WaitFor(t, "the log saying why the window waits", 10*time.Second, func() bool {
+		return strings.Contains(r.log.String(), "capture #5 waits for the ring it was recorded on ("+usbRing+"): the open ring "+permRing)
+	})
+	select {
+	case e := <-r.exported:
+		t.Fatalf("saved from the /perm ring: %+v %v", e.man, e.err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if _, err := os.Stat(store.path(5)); err != nil {
+		t.Fatalf("pending record while its ring is missing: %v", err)
+	}
+	disk.plug(t)
+	res := r.waitExport(t, 30*time.Second)
+	if res.err != nil || !res.man.Recovered || len(res.man.Files) != 1 {
+		t.Fatalf("export once the disk is back: %v %+v\n%s", res.err, res.man, r.log)
+	}
+	if got := r.svc.Storage().RingID(); got != usbRing {
+		t.Errorf("ring after the plug %q, want the USB disk's %q", got, usbRing)
+	}
+	if _, err := os.Stat(filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir, res.man.Files[0].File)); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(r.log.String(), "leaving the /perm fallback") {
+		t.Errorf("the log does not say the storage left /perm:\n%s", r.log)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(5))
+		return errors.Is(err, os.ErrNotExist)
+	})
 }

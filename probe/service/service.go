@@ -95,7 +95,7 @@ type Service struct {
 	ringReady chan struct{}
 	// retry takes back, from the export goroutine, windows whose save
 	// failed in a way that may mend (the disk): Run holds them again.
-	retry chan *Window
+	retry chan retryReq
 
 	mu        sync.Mutex
 	windows   *Windows
@@ -112,6 +112,13 @@ type persistOp struct {
 	remove int
 }
 
+// retryReq hands a window back to Run: failed says its save failed (it
+// waits a backoff); otherwise the open ring was not the window's.
+type retryReq struct {
+	w      *Window
+	failed bool
+}
+
 type pressReq struct {
 	p     PressInfo
 	reply chan status.Press
@@ -126,7 +133,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
 		presses: make(chan pressReq), started: time.Now(),
 		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
-		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan *Window, 64)}
+		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64)}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -199,6 +206,12 @@ func New(o Options) (*Service, error) {
 		case s.ringReady <- struct{}{}:
 		default:
 		}
+	}
+
+	s.storage.Busy = func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.saving > 0 || len(s.windows.Pending()) > 0
 	}
 
 	ccfg := capture.Config{Links: clinks, Program: prog, SnapLen: maxSnap, WaitForLinks: true, Logf: s.logf}
@@ -274,6 +287,7 @@ func (s *Service) Run(ctx context.Context) error {
 	held := s.recover()
 	failures := map[int]int{}
 	notBefore := map[int]time.Time{}
+	otherRing := map[int]string{} // the ring a held window was last logged as waiting on
 
 	exports := make(chan *Window, 64)
 	wg.Add(1)
@@ -292,10 +306,19 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		var retryAt time.Time
 		if len(held) > 0 {
-			if _, _, err := s.storage.Ring(); err == nil {
+			if _, _, cur, err := s.storage.RingWithID(); err == nil {
 				now := time.Now()
 				var later []*Window
 				for _, w := range held {
+					if !s.fromRing(w, cur) {
+						later = append(later, w)
+						if otherRing[w.ID] != cur {
+							otherRing[w.ID] = cur
+							s.logf("capture #%d waits for the ring it was recorded on (%s): the open ring %s (%s) is another one, its packets are not there",
+								w.ID, w.Ring, cur, s.storage.State().Device)
+						}
+						continue
+					}
 					if t := notBefore[w.ID]; now.Before(t) {
 						later = append(later, w)
 						if retryAt.IsZero() || t.Before(retryAt) {
@@ -352,11 +375,15 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-refresh.C:
 		case <-s.ringReady:
-		case w := <-s.retry:
+		case req := <-s.retry:
+			w := req.w
+			held = append(held, w)
+			if !req.failed {
+				break
+			}
 			failures[w.ID]++
 			d := retryDelay(failures[w.ID])
 			notBefore[w.ID] = time.Now().Add(d)
-			held = append(held, w)
 			s.logf("capture #%d: tried again in %v once the ring is there (failed %d times)", w.ID, d, failures[w.ID])
 		}
 	}
@@ -387,6 +414,9 @@ func (s *Service) press(p PressInfo) status.Press {
 		s.recent = s.recent[len(s.recent)-n:]
 	}
 	from, to := w.From, w.To
+	if d != Ignored && w.Ring == "" {
+		w.Ring = s.storage.RingID()
+	}
 	var rec *Window
 	if d != Ignored {
 		cp := *w
@@ -492,7 +522,16 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		s.deferExport(w)
 		return
 	}
-	ring, root, err := s.storage.Ring()
+	ring, root, cur, err := s.storage.RingWithID()
+	if err == nil && !s.fromRing(w, cur) {
+		// A recovered window still open at the start, due while another
+		// ring is open: Run holds it until its own ring is back.
+		s.mu.Lock()
+		s.saving--
+		s.mu.Unlock()
+		s.giveBack(ctx, w, false)
+		return
+	}
 	dir := ""
 	noRing := err != nil
 	if err == nil {
@@ -530,12 +569,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			// back or gets room: this run tries again after a while, and
 			// the record keeps it for the next start.
 			s.logf("capture #%d: NOT saved: %v; its pending record stays, it is tried again once the ring is there", w.ID, err)
-			defer func() {
-				select {
-				case s.retry <- w:
-				case <-ctx.Done():
-				}
-			}()
+			defer s.giveBack(ctx, w, true)
 		} else {
 			// Filters, links and the ring's content come out the same on
 			// a retry: do not repeat the failure at every start.
@@ -619,6 +653,22 @@ func (s *Service) savedManifest(dir string, w *Window) string {
 func retryable(err error) bool {
 	var se setupError
 	return !errors.As(err, &se)
+}
+
+// fromRing says whether w may be cut from the ring identified by cur: a
+// recovered window only from the ring that recorded it (after a restart
+// the /perm fallback may be open while the USB disk is slow to appear).
+// A window of this run is cut from whatever ring is open.
+func (s *Service) fromRing(w *Window, cur string) bool {
+	return !w.Recovered || w.Ring == "" || w.Ring == cur
+}
+
+// giveBack hands w back to Run to hold (see retryReq).
+func (s *Service) giveBack(ctx context.Context, w *Window, failed bool) {
+	select {
+	case s.retry <- retryReq{w, failed}:
+	case <-ctx.Done():
+	}
 }
 
 // retryDelay is the wait before the n-th retry of a failed save: 2 s,

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -61,11 +62,15 @@ type Storage struct {
 	// OnChange is called (from the storage goroutine) after each state
 	// change, for the LED.
 	OnChange func(StorageState)
+	// Busy, if set and true, delays the move off the /perm fallback: a
+	// window open or being saved would be cut from a ring without its start.
+	Busy func() bool
 
 	mu      sync.Mutex
 	state   StorageState
 	ring    *ringfs.Ring
 	ids     []uint16 // capture link index → ring link id
+	ringID  string   // see RingID
 	dev     string
 	mounted bool
 	faults  chan error
@@ -102,6 +107,45 @@ func (s *Storage) Ring() (*ringfs.Ring, string, error) {
 	return s.ring, s.state.Root, nil
 }
 
+// RingWithID is Ring plus the open ring's identity (see RingID), taken
+// together so that they belong to the same ring.
+func (s *Storage) RingWithID() (*ringfs.Ring, string, string, error) {
+	ring, root, err := s.Ring()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || ring != s.ring {
+		return nil, "", "", fmt.Errorf("no ring (%s)", s.state.State)
+	}
+	return ring, root, s.ringID, nil
+}
+
+// RingID identifies the open ring ("" if none): its ring_id, which ringfs
+// draws at random when it creates a ring, so a ring on the /perm fallback
+// is never taken for the one on the USB disk.
+func (s *Storage) RingID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		return ""
+	}
+	return s.ringID
+}
+
+// readRingID reads the identity of the ring in dir from its ring.json.
+func readRingID(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "ring.json"))
+	if err != nil {
+		return ""
+	}
+	var m struct {
+		ID uint64 `json:"ring_id"`
+	}
+	if json.Unmarshal(b, &m) != nil || m.ID == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%016x", m.ID)
+}
+
 // Append implements the capture's sink: it writes to the current ring, or
 // refuses while there is none (the capture counts those as write drops).
 func (s *Storage) Append(r ringfs.Record) error {
@@ -115,7 +159,7 @@ func (s *Storage) Append(r ringfs.Record) error {
 		return errNoRing
 	}
 	if err := ring.Append(r); err != nil {
-		s.fault(err)
+		s.faultOn(ring, err)
 		return err
 	}
 	return nil
@@ -133,13 +177,24 @@ func (s *Storage) AddDrops(link uint16, at int64, n uint64) error {
 		return errNoRing
 	}
 	if err := ring.AddDrops(link, at, n); err != nil {
-		s.fault(err)
+		s.faultOn(ring, err)
 		return err
 	}
 	return nil
 }
 
 var errNoRing = errors.New("no ring: disk not available")
+
+// faultOn reports err unless ring is no longer the open one (a write that
+// raced with the move off the /perm fallback, whose ring was closed).
+func (s *Storage) faultOn(ring *ringfs.Ring, err error) {
+	s.mu.Lock()
+	cur := s.ring == ring
+	s.mu.Unlock()
+	if cur {
+		s.fault(err)
+	}
+}
 
 // fault reports a write error from any goroutine; Run handles it.
 func (s *Storage) fault(err error) {
@@ -167,6 +222,8 @@ func (s *Storage) Run(ctx context.Context) error {
 			s.attach()
 		} else if err := s.check(); err != nil {
 			s.detach(DiskFailed, err)
+		} else {
+			s.leavePerm()
 		}
 		select {
 		case <-ctx.Done():
@@ -226,8 +283,9 @@ func (s *Storage) attach() {
 		s.setState(StorageState{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
 		return
 	}
+	id := readRingID(filepath.Join(root, s.cfg.RingDir))
 	s.mu.Lock()
-	s.ring, s.ids, s.dev = ring, ids, dev
+	s.ring, s.ids, s.dev, s.ringID = ring, ids, dev, id
 	s.mu.Unlock()
 	// Drain a fault left from the previous disk.
 	select {
@@ -307,6 +365,40 @@ func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		ids[i] = id
 	}
 	return ring, ids, nil
+}
+
+// leavePerm moves from the /perm fallback to a disk that appeared, once
+// its ring is open: the fallback is only for while no disk is usable.
+func (s *Storage) leavePerm() {
+	s.mu.Lock()
+	dev := s.dev
+	s.mu.Unlock()
+	if dev != "/perm" || (s.Busy != nil && s.Busy()) {
+		return
+	}
+	dev, how, err := s.cfg.Finder.Find()
+	if err != nil {
+		return
+	}
+	if _, err := mount(dev, s.cfg.MountPoint, s.cfg.FSTypes); err != nil {
+		return
+	}
+	ring, ids, err := s.openRing(s.cfg.MountPoint)
+	if err != nil {
+		unmount(s.cfg.MountPoint)
+		return
+	}
+	s.mounted = true
+	id := readRingID(filepath.Join(s.cfg.MountPoint, s.cfg.RingDir))
+	s.mu.Lock()
+	old := s.ring
+	s.ring, s.ids, s.dev, s.ringID = ring, ids, dev, id
+	s.mu.Unlock()
+	if err := old.Close(); err != nil {
+		s.logf("storage: closing the /perm ring: %v", err)
+	}
+	s.logf("storage: disk %s appeared: leaving the /perm fallback", dev)
+	s.setState(StorageState{State: DiskRecording, Device: dev, How: how, Root: s.cfg.MountPoint})
 }
 
 // check notices a disk that went away while no packet was written.

@@ -26,6 +26,9 @@ type Window struct {
 	// ring holds no packets from the stop until then).
 	Recovered bool
 	Restarted time.Time
+	// Ring identifies the ring that recorded the window (Storage.RingID;
+	// "" unknown): a recovered window is cut from that ring only.
+	Ring string
 	// due is when the window's end has passed, on the clock presses are
 	// received by (monotonic for real presses), so that a wall clock step
 	// between press and end neither delays nor hurries the cut.
