@@ -137,18 +137,21 @@ func parseRecord(path string, b []byte) (*Window, error) {
 		Recovered: rec.Recovered, Restarted: rec.Restarted, Ring: rec.Ring}, nil
 }
 
-// load reads every record, oldest id first. A record that cannot be read
-// or makes no sense is moved aside (renamed to *.corrupt, kept for the
-// engineer) and reported in bad; maxID is the highest id among all of
-// them, so new windows do not reuse a name.
-func (p pendingStore) load() (ws []*Window, bad []error, maxID int) {
+// load reads every record, oldest id first. A record that makes no sense
+// is moved aside (renamed to *.corrupt, kept for the engineer) and
+// reported in bad; one that cannot be read (an I/O error) is reported and
+// left in place for the next start. maxID is the highest id among all of
+// them, so new windows do not reuse a name. err says the directory itself
+// could not be read: nothing is known about the records then.
+func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 	ents, err := os.ReadDir(p.dir)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			bad = append(bad, fmt.Errorf("pending records: %w", err))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, 0, nil
 		}
-		return nil, bad, 0
+		return nil, nil, 0, fmt.Errorf("pending records: %w", err)
 	}
+	moved := false
 	for _, e := range ents {
 		name := e.Name()
 		// Records moved aside count too: a new window must not take the
@@ -161,23 +164,35 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int) {
 		}
 		path := filepath.Join(p.dir, name)
 		b, err := os.ReadFile(path)
-		var w *Window
-		if err == nil {
-			w, err = parseRecord(path, b)
-		} else {
-			err = fmt.Errorf("pending record: %w", err)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("pending record %s: %w; left in place for the next start", path, err))
+			continue
 		}
+		w, err := parseRecord(path, b)
 		if err != nil {
 			if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
 				err = fmt.Errorf("%w (and could not move it aside: %v)", err, rerr)
 			} else {
 				err = fmt.Errorf("%w; moved aside to %s", err, filepath.Base(path)+".corrupt")
+				moved = true
 			}
 			bad = append(bad, err)
 			continue
 		}
 		ws = append(ws, w)
 	}
+	if moved {
+		if err := syncDir(p.dir); err != nil {
+			bad = append(bad, fmt.Errorf("pending records: %w", err))
+		}
+	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
-	return ws, bad, maxID
+	return ws, bad, maxID, nil
+}
+
+// exists says whether a record for id is there (or cannot be told apart
+// from one: any error but not-exist counts as there).
+func (p pendingStore) exists(id int) bool {
+	_, err := os.Lstat(p.path(id))
+	return !errors.Is(err, os.ErrNotExist)
 }

@@ -267,14 +267,14 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "2.json.corrupt"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ws, bad, maxID := st.load()
-	if len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring {
+	ws, bad, maxID, err := st.load()
+	if err != nil || len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring {
 		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "12.json.corrupt"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, maxID := st.load(); maxID != 12 {
+	if _, _, maxID, _ := st.load(); maxID != 12 {
 		t.Errorf("highest id %d with 12.json.corrupt there, want 12", maxID)
 	}
 	for body, want := range map[string]string{
@@ -540,4 +540,95 @@ func TestRecoveredWaitsForItsRing(t *testing.T) {
 		_, err := os.Stat(store.path(5))
 		return errors.Is(err, os.ErrNotExist)
 	})
+}
+
+// TestPendingLoadReadErrors: a pending directory that cannot be listed is
+// an error (not an empty list: new ids would start at 1 over the records
+// in it); a record that cannot be read is reported and left in place,
+// not moved aside, and its id still counts; a record that makes no sense
+// is moved aside.
+func TestPendingLoadReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ws, bad, maxID, err := (pendingStore{dir: notDir}).load(); err == nil || ws != nil || bad != nil || maxID != 0 {
+		t.Errorf("listing a file: %v %v %d %v, want an error", ws, bad, maxID, err)
+	}
+	if _, _, _, err := (pendingStore{dir: filepath.Join(dir, "none")}).load(); err != nil {
+		t.Errorf("a missing directory is no error: %v", err)
+	}
+	pend := filepath.Join(dir, "pending")
+	if err := os.Mkdir(pend, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A symlink to itself: reading it fails (ELOOP), as an I/O error would.
+	if err := os.Symlink("15.json", filepath.Join(pend, "15.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pend, "4.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ws, bad, maxID, err := (pendingStore{dir: pend}).load()
+	if err != nil || len(ws) != 0 || len(bad) != 2 || maxID != 15 {
+		t.Fatalf("load: %v %v %d %v", ws, bad, maxID, err)
+	}
+	if _, err := os.Lstat(filepath.Join(pend, "15.json")); err != nil {
+		t.Errorf("the unreadable record was not left in place: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(pend, "15.json.corrupt")); err == nil {
+		t.Error("the unreadable record was moved aside")
+	}
+	if _, err := os.Stat(filepath.Join(pend, "4.json.corrupt")); err != nil {
+		t.Errorf("the record that makes no sense was not moved aside: %v", err)
+	}
+	msgs := fmt.Sprint(bad)
+	if !strings.Contains(msgs, "15.json") || !strings.Contains(msgs, "left in place") {
+		t.Errorf("report %q does not name the unreadable record", msgs)
+	}
+}
+
+// TestWindowsSkipTakenIDs: when the records could not be listed, a new
+// window skips ids whose record is there, and gives up skipping after
+// maxSkip ids when every look-up says taken.
+func TestWindowsSkipTakenIDs(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	ws := &Windows{After: time.Second, Taken: func(id int) bool { return id == 1 || id == 2 || id == 4 }}
+	if _, w := ws.Press(PressInfo{Time: at}); w.ID != 3 {
+		t.Errorf("first window id %d, want 3", w.ID)
+	}
+	if _, w := ws.Press(PressInfo{Time: at.Add(time.Minute)}); w.ID != 5 {
+		t.Errorf("second window id %d, want 5", w.ID)
+	}
+	all := &Windows{After: time.Second, Taken: func(int) bool { return true }}
+	if _, w := all.Press(PressInfo{Time: at}); w.ID != maxSkip+1 {
+		t.Errorf("id %d when everything looks taken, want %d", w.ID, maxSkip+1)
+	}
+}
+
+// TestRecoveryFailsLoudly: a pending directory that cannot be listed is
+// logged as a failed recovery and sounds the fault signal.
+func TestRecoveryFailsLoudly(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Storage.StateDir, PendingDirName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "the failed recovery in the log", 10*time.Second, func() bool {
+		return strings.Contains(r.log.String(), "RECOVERY FAILED: pending records:")
+	})
+	r.fb.mu.Lock()
+	faults := fmt.Sprint(r.fb.faults)
+	r.fb.mu.Unlock()
+	if !strings.Contains(faults, "pending records unreadable") {
+		t.Errorf("faults %s", faults)
+	}
 }

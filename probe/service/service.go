@@ -96,6 +96,11 @@ type Service struct {
 	// retry takes back, from the export goroutine, windows whose save
 	// failed in a way that may mend (the disk): Run holds them again.
 	retry chan retryReq
+	// pendUnread: the pending directory could not be read at the start,
+	// so the ids of the records in it are unknown: a record is then never
+	// written over one this run did not write (pendOwn, persist goroutine).
+	pendUnread bool
+	pendOwn    map[int]bool
 
 	mu        sync.Mutex
 	windows   *Windows
@@ -133,7 +138,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
 		presses: make(chan pressReq), started: time.Now(),
 		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
-		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64)}
+		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{}}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -697,7 +702,15 @@ func (s *Service) persistOne(op persistOp) {
 	opName, id := "removed", op.remove
 	if op.w != nil {
 		opName, id = "saved", op.w.ID
-		if err = s.pend.save(*op.w); err != nil {
+		s.mu.Lock()
+		unread := s.pendUnread
+		s.mu.Unlock()
+		if unread && !s.pendOwn[id] && s.pend.exists(id) {
+			err = fmt.Errorf("pending record %s is there, from before the start, when the records could not be read: not overwritten", s.pend.path(id))
+		} else if err = s.pend.save(*op.w); err == nil {
+			s.pendOwn[id] = true
+		}
+		if err != nil {
 			s.logf("capture #%d: %v (a restart before its files are written loses the press)", id, err)
 		}
 	} else if err = s.pend.remove(id); err != nil {
@@ -714,15 +727,23 @@ func (s *Service) persistOne(op persistOp) {
 // synced clock (no RTC on the Pi) an end cannot be judged: they are saved
 // at once rather than waiting on a clock that may be years off.
 func (s *Service) recover() []*Window {
-	ws, bad, maxID := s.pend.load()
+	ws, bad, maxID, err := s.pend.load()
 	for _, err := range bad {
 		s.logf("%v", err)
+	}
+	if err != nil {
+		s.logf("RECOVERY FAILED: %v: windows pressed before the restart are not saved in this run (their records stay for the next start); a new record never replaces one left there", err)
+		s.fb.Fault("pending records unreadable")
 	}
 	synced := s.clock.Synced()
 	now := time.Now()
 	var held []*Window
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pendUnread = err != nil
+	if err != nil {
+		s.windows.Taken = s.pend.exists
+	}
 	s.windows.Reserve(maxID)
 	for _, w := range ws {
 		// This start, not an earlier one: the manifest says where the

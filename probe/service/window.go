@@ -73,10 +73,17 @@ type Windows struct {
 	Before, After time.Duration
 	MaxWindow     time.Duration // bound on an extended window; 0 = none
 	Repeat        string
+	// Taken, if set, says an id is in use by a record this run could not
+	// list: a new window skips it (up to maxSkip ids in a row).
+	Taken func(id int) bool
 
 	nextID  int
 	pending []*Window
 }
+
+// maxSkip bounds the ids Press skips for Taken, should everything look
+// taken (a directory that fails every look-up).
+const maxSkip = 1000
 
 // Decision says what a press did.
 type Decision int
@@ -114,6 +121,9 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 		}
 	}
 	ws.nextID++
+	for i := 0; ws.Taken != nil && i < maxSkip && ws.Taken(ws.nextID); i++ {
+		ws.nextID++
+	}
 	w := &Window{ID: ws.nextID, Presses: []PressInfo{p}, From: p.Time.Add(-ws.Before), To: p.Time.Add(ws.After)}
 	w.due = dueFor(p, w.To)
 	ws.pending = append(ws.pending, w)
