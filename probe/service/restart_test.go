@@ -219,10 +219,12 @@ func TestRecoveredOpenWindow(t *testing.T) {
 	c := testConfig(t, pair.Host)
 	c.Storage.FallbackPerm = true
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
-	c.Trigger.After = config.Duration(3 * time.Second)
+	// The recorded window is still open for 10 s: room for a loaded
+	// machine to start the service and press; the press extends it.
+	c.Trigger.After = config.Duration(11 * time.Second)
 	c.Exports = []config.Export{{Name: "all"}}
 	now := time.Now()
-	w := Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(2 * time.Second),
+	w := Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(10 * time.Second),
 		Presses: []PressInfo{{Time: now.Add(-time.Second), Synced: true, Source: "local"}}}
 	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
 	if err := store.save(w); err != nil {
@@ -237,11 +239,11 @@ func TestRecoveredOpenWindow(t *testing.T) {
 	if p.Decision != "extended" || p.Window != 4 {
 		t.Fatalf("press during the recovered window: %+v, want extended #4", p)
 	}
-	res := r.waitExport(t, 20*time.Second)
+	res := r.waitExport(t, 30*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if !res.man.Recovered || len(res.man.Presses) != 2 || !res.man.To.Equal(p.Time.Add(3*time.Second)) {
+	if !res.man.Recovered || len(res.man.Presses) != 2 || !res.man.To.Equal(p.Time.Add(11*time.Second)) {
 		t.Errorf("manifest: recovered %v, %d presses, to %v", res.man.Recovered, len(res.man.Presses), res.man.To)
 	}
 	if res.when.Before(res.man.To) {
@@ -349,7 +351,12 @@ func TestRecoveredWaitsForTheDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ := startStoppable(t, c, nil)
-	testtool.WaitFor(t, "no disk", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
+	// Missing is also the state before the first look: wait for the
+	// look's verdict (its error), so the wait below covers a seen absence.
+	testtool.WaitFor(t, "no disk found", 20*time.Second, func() bool {
+		st := r.svc.Storage().State()
+		return st.State == DiskMissing && strings.Contains(st.Error, "no disk")
+	})
 	select {
 	case e := <-r.exported:
 		t.Fatalf("saved without a disk: %+v %v", e.man, e.err)
