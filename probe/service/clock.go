@@ -112,3 +112,27 @@ func (g *GokrazySync) Watch(ctx context.Context, logf func(string, ...any)) erro
 		}
 	}
 }
+
+// bootIDFile holds the kernel's random id of the current boot.
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// readBootID returns the current boot's id, or "" if it cannot be read
+// (then no record counts as from the same boot).
+func readBootID() string {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// bootTime reads CLOCK_BOOTTIME: time since boot, suspend included, never
+// stepped. A service restarted within the same boot can compare it with
+// a reading of the run before, which the wall clock cannot promise.
+func bootTime() (time.Duration, bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, false
+	}
+	return time.Duration(ts.Nano()), true
+}

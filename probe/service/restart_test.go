@@ -262,7 +262,8 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 	st := pendingStore{dir: dir}
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	w := Window{ID: 3, From: at.Add(-time.Second), To: at.Add(time.Second),
-		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}, Ring: "00c0ffee00c0ffee"}
+		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}, Ring: "00c0ffee00c0ffee",
+		BootID: "b", EndBoot: 42 * time.Second}
 	if err := st.save(w); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws, bad, maxID, err := st.load()
-	if err != nil || len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring {
+	if err != nil || len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring || ws[0].BootID != "b" || ws[0].EndBoot != w.EndBoot {
 		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "12.json.corrupt"), nil, 0o600); err != nil {
@@ -307,7 +308,9 @@ func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 	// Recovered once already, by a start an hour ago: the manifest must
 	// name this start, where the last gap ends.
 	w := Window{ID: 2, From: now.Add(-time.Second), To: now.Add(time.Minute),
-		Presses: []PressInfo{{Time: now, Source: "local"}}, Recovered: true, Restarted: now.Add(-time.Hour)}
+		Presses: []PressInfo{{Time: now, Source: "local"}}, Recovered: true, Restarted: now.Add(-time.Hour),
+		// Another boot: its boot clock says nothing about this one.
+		BootID: "00000000-0000-0000-0000-000000000000", EndBoot: 1 << 62}
 	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
 	if err := store.save(w); err != nil {
 		t.Fatal(err)
@@ -637,5 +640,47 @@ func TestRecoveryFailsLoudly(t *testing.T) {
 	r.fb.mu.Unlock()
 	if !strings.Contains(faults, "pending records unreadable") {
 		t.Errorf("faults %s", faults)
+	}
+}
+
+// TestRecoveredSameBootUnsynced: a service that crashed and restarts in
+// the same boot, with the clock not synced (as under clock.sync gokrazy),
+// waits for a still-open window's end on the boot clock instead of
+// saving it at once with its tail cut.
+func TestRecoveredSameBootUnsynced(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Exports = []config.Export{{Name: "all"}}
+	boot := readBootID()
+	bt, ok := bootTime()
+	if boot == "" || !ok {
+		t.Fatalf("no boot id (%s) or CLOCK_BOOTTIME on this machine", bootIDFile)
+	}
+	now := time.Now()
+	const left = 4 * time.Second
+	// The wall clock end is a minute away (an unsynced clock may be
+	// anywhere); the boot clock says 4 s.
+	w := Window{ID: 3, From: now.Add(-time.Second), To: now.Add(time.Minute), BootID: boot, EndBoot: bt + left,
+		Presses: []PressInfo{{Time: now, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = Fixed(false) })
+	res := r.waitExport(t, 30*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.when.Before(now.Add(left)) || !res.when.Before(w.To) {
+		t.Errorf("saved at %v: want after the boot clock's end %v, before the wall clock's %v", res.when, now.Add(left), w.To)
+	}
+	if !res.man.Recovered {
+		t.Error("not marked recovered")
+	}
+	if l := r.log.String(); !strings.Contains(l, "capture #3 recovered after a restart in the same boot") || !strings.Contains(l, "still open for") {
+		t.Errorf("the log does not say the window continues within the same boot:\n%s", l)
 	}
 }

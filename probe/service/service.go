@@ -86,6 +86,7 @@ type Service struct {
 	capt    *capture.Capture
 	specs   []ExportSpec
 	started time.Time
+	bootID  string // see readBootID
 
 	presses chan pressReq
 	// pend keeps open windows on disk; persist feeds the one goroutine
@@ -136,7 +137,7 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
-		presses: make(chan pressReq), started: time.Now(),
+		presses: make(chan pressReq), started: time.Now(), bootID: readBootID(),
 		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
 		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{}}
 	if s.logf == nil {
@@ -418,7 +419,7 @@ func (s *Service) press(p PressInfo) status.Press {
 	if n := s.cfg.Status.RecentPresses; n > 0 && len(s.recent) > n {
 		s.recent = s.recent[len(s.recent)-n:]
 	}
-	from, to := w.From, w.To
+	from, to, due := w.From, w.To, w.due
 	if d != Ignored && w.Ring == "" {
 		w.Ring = s.storage.RingID()
 	}
@@ -430,6 +431,9 @@ func (s *Service) press(p PressInfo) status.Press {
 	}
 	s.mu.Unlock()
 	if rec != nil {
+		if bt, ok := bootTime(); ok && s.bootID != "" {
+			rec.BootID, rec.EndBoot = s.bootID, bt+time.Until(due)
+		}
 		// After the ack, never before: the writer goroutine fsyncs it.
 		s.persist <- persistOp{w: rec}
 	}
@@ -753,6 +757,21 @@ func (s *Service) recover() []*Window {
 		s.recent = append(s.recent, status.Press{Time: first.Time, Source: first.Source, Synced: w.Synced(),
 			Decision: "recovered", Window: w.ID})
 		span := w.From.UTC().Format(time.RFC3339Nano) + " .. " + w.To.UTC().Format(time.RFC3339Nano)
+		// Within the same boot the boot clock says how long the window
+		// still runs, synced wall clock or not (a crashed service comes
+		// back unsynced under clock.sync gokrazy).
+		if bt, ok := bootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
+			if left := w.EndBoot - bt; left > 0 {
+				s.windows.RestoreDue(w, time.Now().Add(left))
+				s.logf("capture #%d recovered after a restart in the same boot (window %s, %d presses): still open for %v, continues; packets from the stop until now are missing",
+					w.ID, span, len(w.Presses), left.Round(time.Millisecond))
+				continue
+			}
+			held = append(held, w)
+			s.logf("capture #%d recovered after a restart in the same boot (window %s, %d presses): ended, saved as soon as the ring is there; packets from the stop until now are missing",
+				w.ID, span, len(w.Presses))
+			continue
+		}
 		if synced && w.To.After(now) {
 			s.windows.Restore(w, now)
 			s.logf("capture #%d recovered after a restart (window %s, %d presses): still open, continues; packets from the stop until now are missing",

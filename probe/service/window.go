@@ -29,6 +29,11 @@ type Window struct {
 	// Ring identifies the ring that recorded the window (Storage.RingID;
 	// "" unknown): a recovered window is cut from that ring only.
 	Ring string
+	// BootID (the kernel's boot_id) and EndBoot (the window's end on
+	// CLOCK_BOOTTIME) let a restart within the same boot wait for the end
+	// without a synced wall clock.
+	BootID  string
+	EndBoot time.Duration
 	// due is when the window's end has passed, on the clock presses are
 	// received by (monotonic for real presses), so that a wall clock step
 	// between press and end neither delays nor hurries the cut.
@@ -134,6 +139,14 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 // it ends at w.To on the wall clock as it reads now.
 func (ws *Windows) Restore(w *Window, now time.Time) {
 	w.due = now.Add(w.To.Round(0).Sub(now.Round(0)))
+	ws.pending = append(ws.pending, w)
+	ws.Reserve(w.ID)
+}
+
+// RestoreDue is Restore for a window whose end is known on the receiving
+// clock: it is due at due.
+func (ws *Windows) RestoreDue(w *Window, due time.Time) {
+	w.due = due
 	ws.pending = append(ws.pending, w)
 	ws.Reserve(w.ID)
 }
