@@ -181,12 +181,21 @@ func (r *Ring) overtaken(v view) bool {
 	return !ok || h.gen != v.gen
 }
 
+// ID is the ring's identity, drawn at random when the ring was created and
+// stored in every segment header: it tells this ring from another one made
+// later in the same place (a reformatted or replaced disk).
+func (r *Ring) ID() uint64 {
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
+	return r.meta.RingID
+}
+
 // Info summarises the ring from its index, without reading packet data. On
 // the writer it covers what has been written out, which lags Append by at
 // most the flush interval (so polling Info does not cut blocks short).
 func (r *Ring) Info() (Info, error) {
-	m := r.meta
 	r.metaMu.Lock()
+	m := r.meta // AddLink replaces it under metaMu
 	in := Info{Dir: r.dir, Size: m.Size, SegmentSize: m.SegmentSize, Segments: m.Segments,
 		BlockSize: m.BlockSize, MaxAge: r.maxAge, Links: slices.Clone(r.meta.Links)}
 	r.metaMu.Unlock()

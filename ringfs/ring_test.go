@@ -773,3 +773,45 @@ func TestDecodeBlockRejectsEveryFlippedByte(t *testing.T) {
 		}
 	}
 }
+
+// The identity survives a reopen and a read-only open, and a ring created
+// again in the same place gets a new one.
+func TestRingID(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.ID()
+	if id == 0 {
+		t.Fatal("new ring has ID 0")
+	}
+	if _, err := r.AddLink(Link{Name: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ID(); got != id {
+		t.Errorf("ID after AddLink %x, want %x", got, id)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ro.ID(); got != id {
+		t.Errorf("ID after reopening %x, want %x", got, id)
+	}
+	ro.Close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Create(dir, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.ID() == id {
+		t.Errorf("a ring created again in the same place kept ID %x", id)
+	}
+}

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -131,20 +130,8 @@ func (s *Storage) RingID() string {
 	return s.ringID
 }
 
-// readRingID reads the identity of the ring in dir from its ring.json.
-func readRingID(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, "ring.json"))
-	if err != nil {
-		return ""
-	}
-	var m struct {
-		ID uint64 `json:"ring_id"`
-	}
-	if json.Unmarshal(b, &m) != nil || m.ID == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%016x", m.ID)
-}
+// ringID formats a ring's identity for records and logs.
+func ringID(r *ringfs.Ring) string { return fmt.Sprintf("%016x", r.ID()) }
 
 // Append implements the capture's sink: it writes to the current ring, or
 // refuses while there is none (the capture counts those as write drops).
@@ -283,7 +270,7 @@ func (s *Storage) attach() {
 		s.setState(StorageState{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
 		return
 	}
-	id := readRingID(filepath.Join(root, s.cfg.RingDir))
+	id := ringID(ring)
 	s.mu.Lock()
 	s.ring, s.ids, s.dev, s.ringID = ring, ids, dev, id
 	s.mu.Unlock()
@@ -389,7 +376,7 @@ func (s *Storage) leavePerm() {
 		return
 	}
 	s.mounted = true
-	id := readRingID(filepath.Join(s.cfg.MountPoint, s.cfg.RingDir))
+	id := ringID(ring)
 	s.mu.Lock()
 	old := s.ring
 	s.ring, s.ids, s.dev, s.ringID = ring, ids, dev, id
