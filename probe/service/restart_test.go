@@ -38,9 +38,7 @@ func manifests(t *testing.T, dir string) []string {
 func TestPressSurvivesRestart(t *testing.T) {
 	netnstest.Require(t, "ip", "tcpdump", "capinfos", "tshark")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	// Room for a loaded machine to send the window's frames and stop the
 	// service before the window ends.
 	c.Trigger.After = config.Duration(4 * time.Second)
@@ -216,9 +214,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 func TestRecoveredOpenWindow(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	// The recorded window is still open for 10 s: room for a loaded
 	// machine to start the service and press; the press extends it.
 	c.Trigger.After = config.Duration(11 * time.Second)
@@ -300,9 +296,7 @@ func TestParseRecordNamesTheProblem(t *testing.T) {
 func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	c.Exports = []config.Export{{Name: "all"}}
 	now := time.Now()
 	// Recovered once already, by a start an hour ago: the manifest must
@@ -430,9 +424,7 @@ func TestRecoveredAlreadySaved(t *testing.T) {
 	for _, sent := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sent=%v", sent), func(t *testing.T) {
 			pair := netnstest.NewPair(t)
-			c := testConfig(t, pair.Host)
-			c.Storage.FallbackPerm = true
-			c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+			c := permConfig(t, pair.Host)
 			c.Exports = []config.Export{{Name: "all"}}
 			dir := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
 			if sent {
@@ -622,9 +614,7 @@ func TestWindowsSkipTakenIDs(t *testing.T) {
 func TestRecoveryFailsLoudly(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -650,9 +640,7 @@ func TestRecoveryFailsLoudly(t *testing.T) {
 func TestRecoveredSameBootUnsynced(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	c.Exports = []config.Export{{Name: "all"}}
 	boot := readBootID()
 	bt, ok := bootTime()

@@ -102,6 +102,15 @@ func (p *presenter) press(t *testing.T, key uint16) time.Time {
 	return now
 }
 
+// permConfig is testConfig recording onto a temporary /perm while no disk
+// is usable, as most service tests need no disk of their own.
+func permConfig(t *testing.T, iface string) config.Config {
+	c := testConfig(t, iface)
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	return c
+}
+
 func testConfig(t *testing.T, iface string) config.Config {
 	c := config.DefaultConfig()
 	c.Hostname = "probetest"
@@ -428,9 +437,7 @@ func TestEndToEnd(t *testing.T) {
 func TestPressBeforeClockSync(t *testing.T) {
 	netnstest.Require(t, "ip", "capinfos", "tshark")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	c.Exports = append(c.Exports, config.Export{Name: "ng", Format: "pcapng"})
 	r := startService(t, c, Fixed(false))
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
@@ -509,9 +516,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	sender := pair.NewSender(t)
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	remote := t.TempDir()
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	_, pub, err := upload.LoadOrCreateKey(filepath.Join(c.Storage.StateDir, upload.KeyFileName))
 	if err != nil {
 		t.Fatal(err)
@@ -684,9 +689,7 @@ func TestDiskFullAtExport(t *testing.T) {
 // the status page; presses still work.
 func TestMissingLink(t *testing.T) {
 	netnstest.Require(t, "ip")
-	c := testConfig(t, "pcnosuch"+netnstest.RandomSuffix(4))
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, "pcnosuch"+netnstest.RandomSuffix(4))
 	r := startService(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	testtool.WaitFor(t, "the no-link LED", 20*time.Second, func() bool {
@@ -711,9 +714,7 @@ func TestMissingLink(t *testing.T) {
 func TestRingRules(t *testing.T) {
 	netnstest.Require(t, "ip", "tcpdump")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	c.Ring.Snaplen = 128
 	c.Ring.Rules = []config.RingRule{{Filter: "vlan 10", Discard: true}}
 	oracle := netnstest.StartTcpdump(t, pair.Host, 128, "not vlan 10")

@@ -69,9 +69,7 @@ type stalledRun struct {
 func stalledEnd(t *testing.T, writeWait time.Duration, waitOut bool) stalledRun {
 	netnstest.Require(t, "ip", "tcpdump")
 	pair := netnstest.NewPair(t)
-	c := testConfig(t, pair.Host)
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c := permConfig(t, pair.Host)
 	// Room for a loaded machine to get the first 40 frames into the ring
 	// and send the last 10 before the window's end.
 	c.Trigger.After = config.Duration(4 * time.Second)
