@@ -280,6 +280,17 @@ func TestConfigValidateNamesField(t *testing.T) {
 	}
 }
 
+// TestConfigValidateEveryProblem: one run names every field at fault.
+func TestConfigValidateEveryProblem(t *testing.T) {
+	cfg := Config{Volume: 101, Rate: 22050, Device: "a\nb"}
+	err := cfg.Validate()
+	for _, f := range []string{"beeper.volume: ", "beeper.rate: ", "beeper.device: "} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("Validate = %v, want a line for %s", err, f)
+		}
+	}
+}
+
 func TestParseSound(t *testing.T) {
 	for _, s := range Sounds() {
 		got, err := ParseSound(s.String())

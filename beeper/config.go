@@ -8,8 +8,9 @@
 package beeper
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/presscap/presscap/internal/field"
 )
 
 // Config is this package's section of the probe configuration.
@@ -36,18 +37,20 @@ func DefaultConfig() Config {
 	return Config{Enable: true, Volume: 70}
 }
 
-// Validate reports the first problem, naming the JSON field.
+// Validate reports every problem, each naming its JSON field, as
+// field.Errors.
 func (c Config) Validate() error {
+	var es field.Errors
 	if c.Volume < 0 || c.Volume > 100 {
-		return fmt.Errorf("beeper.volume: %d is outside 0..100", c.Volume)
+		es.Add("beeper.volume", "%d is outside 0..100", c.Volume)
 	}
 	switch c.Rate {
 	case 0, 44100, 48000:
 	default:
-		return fmt.Errorf("beeper.rate: %d Hz is not supported (use 0, 44100 or 48000)", c.Rate)
+		es.Add("beeper.rate", "%d Hz is not supported (use 0, 44100 or 48000)", c.Rate)
 	}
 	if strings.ContainsAny(c.Device, "\x00\n") {
-		return fmt.Errorf("beeper.device: %q contains a control character", c.Device)
+		es.Add("beeper.device", "%q contains a control character", c.Device)
 	}
-	return nil
+	return es.Err()
 }

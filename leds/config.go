@@ -8,8 +8,9 @@
 package leds
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/presscap/presscap/internal/field"
 )
 
 // The LED drivers.
@@ -45,23 +46,25 @@ func DefaultConfig() Config {
 	return Config{Driver: DriverSysfs, SysfsRoot: "/sys/class/leds"}
 }
 
-// Validate reports the first problem, naming the JSON field.
+// Validate reports every problem, each naming its JSON field, as
+// field.Errors.
 func (c Config) Validate() error {
+	var es field.Errors
 	switch c.Driver {
 	case DriverSysfs:
 		if c.SysfsRoot == "" {
-			return fmt.Errorf("leds.sysfs_root: empty (the default is /sys/class/leds)")
+			es.Add("leds.sysfs_root", "empty (the default is /sys/class/leds)")
 		}
 		if strings.ContainsAny(c.SysfsName, "/\x00") || c.SysfsName == "." || c.SysfsName == ".." {
-			return fmt.Errorf("leds.sysfs_name: %q is not an LED name", c.SysfsName)
+			es.Add("leds.sysfs_name", "%q is not an LED name", c.SysfsName)
 		}
 	case DriverGPIO:
 		if c.GPIOLine == "" {
-			return fmt.Errorf("leds.gpio_line: required with leds.driver %q (a line name such as \"GPIO17\" or a number)", c.Driver)
+			es.Add("leds.gpio_line", "required with leds.driver %q (a line name such as \"GPIO17\" or a number)", c.Driver)
 		}
 	case DriverNone:
 	default:
-		return fmt.Errorf("leds.driver: %q is not one of %q, %q, %q", c.Driver, DriverSysfs, DriverGPIO, DriverNone)
+		es.Add("leds.driver", "%q is not one of %q, %q, %q", c.Driver, DriverSysfs, DriverGPIO, DriverNone)
 	}
-	return nil
+	return es.Err()
 }

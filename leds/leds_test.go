@@ -328,6 +328,16 @@ func TestConfigValidateNamesField(t *testing.T) {
 	}
 }
 
+// TestConfigValidateEveryProblem: one run names every field at fault.
+func TestConfigValidateEveryProblem(t *testing.T) {
+	err := Config{Driver: DriverSysfs, SysfsName: "../x"}.Validate()
+	for _, f := range []string{"leds.sysfs_root: ", "leds.sysfs_name: "} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("Validate = %v, want a line for %s", err, f)
+		}
+	}
+}
+
 func TestParseState(t *testing.T) {
 	for _, s := range States() {
 		if got, err := ParseState(s.String()); err != nil || got != s {

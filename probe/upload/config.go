@@ -8,13 +8,14 @@ package upload
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/presscap/presscap/internal/field"
 
 	// The device has no zoneinfo database; time_zone must still resolve.
 	_ "time/tzdata"
@@ -97,71 +98,90 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first problem, naming the JSON field.
+// Validate reports every problem, each naming its JSON field
+// ("upload.server"), as field.Errors.
 func (c Config) Validate() error {
+	var es field.Errors
+	bad := func(f, format string, args ...any) { es.Add("upload."+f, format, args...) }
 	if c.Auth != AuthKey && c.Auth != AuthPassword {
-		return fmt.Errorf("auth: %q is neither %q nor %q", c.Auth, AuthKey, AuthPassword)
+		bad("auth", "%q is neither %q nor %q", c.Auth, AuthKey, AuthPassword)
 	}
 	if _, err := parseClock(c.Time); err != nil {
-		return fmt.Errorf("time: %w", err)
+		bad("time", "%v", err)
 	}
 	if c.WindowEnd != "" {
 		if _, err := parseClock(c.WindowEnd); err != nil {
-			return fmt.Errorf("window_end: %w", err)
-		}
-		if c.WindowEnd == c.Time {
-			return fmt.Errorf("window_end: %q equals time, which would leave an empty window", c.WindowEnd)
+			bad("window_end", "%v", err)
+		} else if c.WindowEnd == c.Time {
+			bad("window_end", "%q equals time, which would leave an empty window", c.WindowEnd)
 		}
 	}
 	if _, err := c.location(); err != nil {
-		return fmt.Errorf("time_zone: %w", err)
+		bad("time_zone", "%v", err)
 	}
 	if c.BandwidthLimitKbps < 0 {
-		return fmt.Errorf("bandwidth_limit_kbps: %d is negative (0 means unlimited)", c.BandwidthLimitKbps)
+		bad("bandwidth_limit_kbps", "%d is negative (0 means unlimited)", c.BandwidthLimitKbps)
 	}
 	if c.BandwidthLimitKbps > 0 && c.BandwidthLimitKbps < 8 {
-		return fmt.Errorf("bandwidth_limit_kbps: %d is below the minimum of 8 kbit/s", c.BandwidthLimitKbps)
+		bad("bandwidth_limit_kbps", "%d is below the minimum of 8 kbit/s", c.BandwidthLimitKbps)
 	}
 	if c.Retry.Initial <= 0 {
-		return fmt.Errorf("retry.initial: %s must be positive", c.Retry.Initial)
+		bad("retry.initial", "%s must be positive", c.Retry.Initial)
+	} else if c.Retry.Initial < Duration(MinRetry) {
+		bad("retry.initial", "%s is below the minimum of %v", c.Retry.Initial, MinRetry)
 	}
 	if c.Retry.Max < c.Retry.Initial {
-		return fmt.Errorf("retry.max: %s is below retry.initial %s", c.Retry.Max, c.Retry.Initial)
+		bad("retry.max", "%s is below retry.initial %s", c.Retry.Max, c.Retry.Initial)
 	}
 	if c.Retry.Attempts < 0 {
-		return fmt.Errorf("retry.attempts: %d is negative (0 means until the window ends)", c.Retry.Attempts)
+		bad("retry.attempts", "%d is negative (0 means until the window ends)", c.Retry.Attempts)
 	}
 	if c.ConnectTimeout <= 0 {
-		return fmt.Errorf("connect_timeout: %s must be positive", c.ConnectTimeout)
+		bad("connect_timeout", "%s must be positive", c.ConnectTimeout)
 	}
 	if !c.Enabled {
-		return nil
+		return es.Err()
 	}
 	if c.Server == "" {
-		return errors.New("server: required when enabled (host:port)")
-	}
-	if _, err := c.address(); err != nil {
-		return fmt.Errorf("server: %w", err)
+		bad("server", "required when enabled (host:port)")
+	} else if _, err := c.address(); err != nil {
+		bad("server", "%v", err)
 	}
 	if c.User == "" {
-		return errors.New("user: required when enabled")
+		bad("user", "required when enabled")
 	}
 	if c.RemoteDir == "" {
-		return errors.New("remote_dir: required when enabled")
+		bad("remote_dir", "required when enabled")
 	}
 	if c.Auth == AuthPassword && c.Password == "" {
-		return errors.New(`password: required when auth is "password"`)
+		bad("password", `required when auth is "password"`)
 	}
 	if c.HostKey == "" {
-		return errors.New("host_key: required when enabled (a known_hosts line or a SHA256: fingerprint of the server's host key)")
-	}
-	if _, err := parseHostKeyPin(c.HostKey); err != nil {
-		return fmt.Errorf("host_key: %w", err)
+		bad("host_key", "required when enabled (a known_hosts line or a SHA256: fingerprint of the server's host key)")
+	} else if _, err := parseHostKeyPin(c.HostKey); err != nil {
+		bad("host_key", "%v", err)
 	}
 	if c.SentDir != "" && filepath.Clean(c.SentDir) == "." {
-		return fmt.Errorf("sent_dir: %q is the queue directory itself", c.SentDir)
+		bad("sent_dir", "%q is the queue directory itself", c.SentDir)
 	}
-	return nil
+	return es.Err()
+}
+
+// MinRetry is the shortest retry.initial: a shorter backoff would hammer
+// the server (and the probe's CPU) with attempts.
+const MinRetry = 100 * time.Millisecond
+
+// Warnings reports what is harmless but surely not meant, which earlier
+// versions accepted: a SHA256: pin that is no digest (it matches no key,
+// so the upload fails closed, as it always did).
+func (c Config) Warnings() field.Errors {
+	var es field.Errors
+	if c.Enabled {
+		if p := fingerprintProblem(c.HostKey); p != "" {
+			es.Add("upload.host_key", "%s", p)
+		}
+	}
+	return es
 }
 
 // address returns Server with the default port added.

@@ -56,6 +56,9 @@ func TestValidateNamesField(t *testing.T) {
 		{"host_key", func(c *Config) { c.HostKey = "SHA256:short" }},
 		{"host_key", func(c *Config) { c.HostKey = "example.net ssh-ed25519 notbase64!" }},
 		{"sent_dir", func(c *Config) { c.SentDir = "./" }},
+		{"retry.initial", func(c *Config) { c.Retry.Initial = Duration(99 * time.Millisecond) }},
+		{"host_key", func(c *Config) { c.HostKey = "@revoked sftp.example.net " + testKey }},
+		{"host_key", func(c *Config) { c.HostKey = "@cert-authority *.example.net " + testKey }},
 	} {
 		c := validConfig()
 		tc.edit(&c)
@@ -64,8 +67,49 @@ func TestValidateNamesField(t *testing.T) {
 			t.Errorf("%s: no error for %+v", tc.field, c)
 			continue
 		}
-		if !strings.HasPrefix(err.Error(), tc.field+": ") {
+		if !strings.HasPrefix(err.Error(), "upload."+tc.field+": ") {
 			t.Errorf("error %q does not start with the field %q", err, tc.field)
+		}
+	}
+}
+
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvLRgktC3q2zlaqrQM+us3AQNUF5+lpiscwzIJO+ytB"
+
+// TestValidateEveryProblem: one run names every field at fault, not only
+// the first.
+func TestValidateEveryProblem(t *testing.T) {
+	c := DefaultConfig()
+	c.Enabled, c.Server = true, "x"
+	err := c.Validate()
+	for _, f := range []string{"upload.user: ", "upload.remote_dir: ", "upload.host_key: "} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("Validate = %v, want a line for %s", err, f)
+		}
+	}
+}
+
+// TestFingerprintWarning: a SHA256: pin of the right length that is no
+// base64 digest is a warning (it can match no key, the upload fails
+// closed as in earlier versions), never a refusal.
+func TestFingerprintWarning(t *testing.T) {
+	for _, tc := range []struct {
+		pin  string
+		warn bool
+	}{
+		{"SHA256:" + strings.Repeat("A", 43), false},
+		{"SHA256:" + strings.Repeat("A", 42) + "E", false},
+		{"SHA256:" + strings.Repeat("A", 42) + "B", true}, // bits past the 32 bytes
+		{"SHA256:" + strings.Repeat("!", 43), true},
+		{"SHA256:" + strings.Repeat("A", 41) + "-_", true}, // URL alphabet
+	} {
+		c := validConfig()
+		c.HostKey = tc.pin
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: Validate = %v, want only a warning", tc.pin, err)
+		}
+		w := c.Warnings()
+		if got := len(w) > 0; got != tc.warn || (got && w[0].Field != "upload.host_key") {
+			t.Errorf("%s: warnings %v, want warning %v", tc.pin, w, tc.warn)
 		}
 	}
 }

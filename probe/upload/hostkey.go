@@ -2,6 +2,8 @@ package upload
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -35,11 +37,31 @@ func parseHostKeyPin(s string) (hostKeyPin, error) {
 	}
 	// A known_hosts line: the host patterns are not checked, the server
 	// address in the configuration already says which host this is.
-	_, _, key, _, _, err := ssh.ParseKnownHosts([]byte(s))
+	marker, _, key, _, _, err := ssh.ParseKnownHosts([]byte(s))
 	if err != nil {
 		return hostKeyPin{}, fmt.Errorf("neither a known_hosts line, a public key nor a SHA256: fingerprint: %w", err)
 	}
+	// Pinning the key of such a line would trust a key the line revokes,
+	// or a CA's key as if it were the server's (certificates are not
+	// checked): the opposite of, or other than, what the line says.
+	if marker != "" {
+		return hostKeyPin{}, fmt.Errorf("a known_hosts line marked @%s cannot pin the server's key; give the server's own host key line without a marker", marker)
+	}
 	return hostKeyPin{key: key, fingerprint: ssh.FingerprintSHA256(key)}, nil
+}
+
+// fingerprintProblem says why a "SHA256:" pin of the right length cannot
+// be any key's fingerprint (not base64 of a 32-byte digest), or "".
+func fingerprintProblem(s string) string {
+	fp, ok := strings.CutPrefix(strings.TrimSpace(s), "SHA256:")
+	if !ok {
+		return ""
+	}
+	b, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(fp, "="))
+	if err != nil || len(b) != sha256.Size {
+		return fmt.Sprintf("%q is not base64 of a SHA-256 digest, so no server key can match it (copy it as ssh-keygen -lf prints it)", s)
+	}
+	return ""
 }
 
 // algorithms returns the host key algorithms to ask for, so that a server

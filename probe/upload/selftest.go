@@ -26,7 +26,6 @@ type Step struct {
 // ends the test and is returned.
 func SelfTest(ctx context.Context, cfg Config, stateDir string, report func(Step)) error {
 	if err := cfg.Validate(); err != nil {
-		err = fmt.Errorf("upload.%w", err)
 		report(Step{Name: "check configuration", Err: err})
 		return err
 	}

@@ -106,7 +106,7 @@ type persisted struct {
 // logf may be nil.
 func New(cfg Config, queueDir, stateDir string, clock Clock, logf func(format string, args ...any)) (*Uploader, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("upload.%w", err)
+		return nil, err
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}

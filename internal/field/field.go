@@ -1,0 +1,57 @@
+// Package field names configuration problems by the JSON field they
+// concern. Each configuration section reports every problem it finds as
+// Errors, so the probe's configuration can list them all in one run without
+// picking field names back out of messages.
+package field
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Error is one problem with one field, named by its JSON path
+// ("upload.host_key", "trigger.devices[0].vendor").
+type Error struct {
+	Field   string
+	Problem string
+	Err     error // the underlying error, if any
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Field + ": " + e.Problem + ": " + e.Err.Error()
+	}
+	return e.Field + ": " + e.Problem
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errors is every problem found, in field order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Err returns es as an error, or nil when there is no problem (a nil
+// Errors in an error interface would not be nil).
+func (es Errors) Err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// Add records a problem with field.
+func (es *Errors) Add(field, format string, args ...any) {
+	*es = append(*es, &Error{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+// AddErr records a problem with field that err explains.
+func (es *Errors) AddErr(field, problem string, err error) {
+	*es = append(*es, &Error{Field: field, Problem: problem, Err: err})
+}
