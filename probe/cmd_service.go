@@ -64,6 +64,9 @@ func runService(ctx context.Context, e env, args []string) error {
 		used = "built-in defaults"
 	}
 	logger.Printf("presscap: configuration from %s", used)
+	for _, w := range c.Warnings() {
+		logger.Printf("presscap: configuration warning: %v", w)
+	}
 
 	var fb service.DeviceFeedback
 	if l, err := leds.New(c.Leds); err != nil {
@@ -146,6 +149,9 @@ func runCheck(ctx context.Context, e env, args []string) error {
 		used = "no file (built-in defaults)"
 	}
 	fmt.Fprintf(e.stdout, "%s: OK\n", used)
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(e.stdout, "warning: %v\n", w)
+	}
 	fmt.Fprintf(e.stdout, "window: %v before + %v after; the ring holds about %v at %g Mbit/s\n",
 		c.Trigger.Before.D(), c.Trigger.After.D(), c.History().Round(time.Second), c.Ring.ExpectedMbps)
 	for _, x := range c.Exports {

@@ -75,6 +75,20 @@ func firstDiff(a, b []byte) string {
 	return "none"
 }
 
+// TestCheckWarns: a configuration an earlier version accepted and this
+// one corrects passes check, which says what it corrected.
+func TestCheckWarns(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "old.json")
+	os.WriteFile(p, []byte(`{"trigger": {"rescan": "10ms"}}`), 0o644)
+	var out, errb bytes.Buffer
+	if err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-config", p}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), p+": OK") || !strings.Contains(out.String(), "warning: trigger.rescan: 10ms is below the minimum of 100ms: using 100ms") {
+		t.Errorf("check output: %q", out.String())
+	}
+}
+
 func TestCheckNamesFieldAndProblem(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(p, []byte(`{"trigger": {"before": "0s", "repeat": "sometimes"}}`), 0o644)

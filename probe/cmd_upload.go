@@ -49,7 +49,7 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		*state = full.Storage.StateDir
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%s: upload.%w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if *key {
 		keyPath := cfg.KeyFile

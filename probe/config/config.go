@@ -30,6 +30,9 @@ type Config struct {
 	Beeper beeper.Config `json:"beeper"`
 	Leds   leds.Config   `json:"leds"`
 	Upload upload.Config `json:"upload"`
+
+	// fixed are the warnings of what Parse corrected (see upgrade).
+	fixed Errors
 }
 
 // Link is one capture interface.

@@ -58,7 +58,9 @@ func Load(path string) (Config, error) {
 
 // Parse decodes a JSON configuration over DefaultConfig. A list in the file
 // replaces the default list whole. Unknown fields, wrong types and bad
-// durations or sizes are errors that name the field.
+// durations or sizes are errors that name the field. Values that earlier
+// versions accepted and this one corrects are corrected here, each with a
+// warning (Config.Warnings).
 func Parse(data []byte) (Config, error) {
 	var generic any
 	if err := json.Unmarshal(data, &generic); err != nil {
@@ -79,6 +81,7 @@ func Parse(data []byte) (Config, error) {
 		return Config{}, describeJSONError(data, err)
 	}
 	restoreSlices(reflect.ValueOf(&c).Elem(), saved)
+	c.upgrade()
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/trigger"
@@ -17,312 +19,459 @@ import (
 )
 
 // FieldError is one problem with one field, named by its JSON path.
-type FieldError struct {
-	Field   string
-	Problem string
-	Err     error // the underlying error, if any
-}
-
-func (e *FieldError) Error() string {
-	if e.Err != nil {
-		return e.Field + ": " + e.Problem + ": " + e.Err.Error()
-	}
-	return e.Field + ": " + e.Problem
-}
-
-func (e *FieldError) Unwrap() error { return e.Err }
+type FieldError = field.Error
 
 // Errors is every problem Validate found, in field order.
-type Errors []*FieldError
-
-func (es Errors) Error() string {
-	s := make([]string, len(es))
-	for i, e := range es {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
+type Errors = field.Errors
 
 var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	hexRE  = regexp.MustCompile(`^[0-9a-fA-F]{1,4}$`)
 )
 
+const (
+	// MinPeriod is the shortest polling period (trigger.rescan,
+	// storage.retry): a shorter one spins a core of the probe that the
+	// capture needs.
+	MinPeriod = 100 * time.Millisecond
+	// MaxDuration bounds every duration, so that sums of them added to a
+	// press time stay far from the int64 nanoseconds the ring's
+	// timestamps are (about 292 years).
+	MaxDuration = 10 * 365 * 24 * time.Hour
+	// MinTokenLen and MinTokenDistinct make status.token worth guessing
+	// at least as hard as a random 16-character password would be.
+	MinTokenLen      = 16
+	MinTokenDistinct = 10
+)
+
 // Validate checks everything that can be checked without the hardware:
-// filters compile, durations are positive, before + after fits in the
-// history the ring holds, names and paths are sane. It returns Errors, or
-// nil.
+// filters compile, durations are in range, before + after fits in the
+// history the ring holds, names and paths are sane. Every section reports
+// every problem it finds. It returns Errors, or nil.
+//
+// Problems that earlier versions accepted and that are harmless are not
+// refused here but reported by Warnings (see Parse for those it corrects).
 func (c Config) Validate() error {
 	var es Errors
-	bad := func(field, format string, args ...any) {
-		es = append(es, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	for _, section := range []func() Errors{
+		c.checkHostname, c.checkLinks, c.checkRing, c.checkTrigger, c.checkExports,
+		c.checkStorage, c.checkClock, c.checkStatus, c.checkSections,
+	} {
+		es = append(es, section()...)
 	}
-	badErr := func(field, problem string, err error) {
-		es = append(es, &FieldError{Field: field, Problem: problem, Err: err})
-	}
+	return es.Err()
+}
 
+// Warnings lists what this version's rules find wrong but harmless in a
+// configuration an earlier version accepted: what Parse corrected, and
+// what is kept as it is. A warning never stops the probe.
+func (c Config) Warnings() Errors {
+	es := append(Errors(nil), c.fixed...)
+	for _, d := range c.durations() {
+		if !d.window && d.v.D() > MaxDuration {
+			es.Add(d.field, "%v is over %v: in effect never", d.v.D(), MaxDuration)
+		}
+	}
+	es = append(es, c.outputOverlaps(false)...)
+	es = append(es, c.Upload.Warnings()...)
+	return es
+}
+
+func (c Config) checkHostname() Errors {
+	var es Errors
 	if c.Hostname != "" && !nameRE.MatchString(c.Hostname) {
-		bad("hostname", "%q is not usable in a file name (letters, digits, '.', '-', '_')", c.Hostname)
+		es.Add("hostname", "%q is not usable in a file name (letters, digits, '.', '-', '_')", c.Hostname)
 	}
+	return es
+}
 
-	// Links.
+func (c Config) checkLinks() Errors {
+	var es Errors
 	if len(c.Links) == 0 {
-		bad("links", "at least one capture link is needed")
+		es.Add("links", "at least one capture link is needed")
 	}
-	linkNames := map[string]bool{}
+	seen := map[string]bool{}
 	for i, l := range c.Links {
 		f := fmt.Sprintf("links[%d]", i)
 		if l.Interface == "" {
-			bad(f+".interface", "is empty")
+			es.Add(f+".interface", "is empty")
 		} else if len(l.Interface) > 15 || strings.ContainsAny(l.Interface, "/ \t:") {
-			bad(f+".interface", "%q is not an interface name", l.Interface)
+			es.Add(f+".interface", "%q is not an interface name", l.Interface)
 		}
 		n := l.LinkName()
 		if n != "" && !nameRE.MatchString(n) {
-			bad(f+".name", "%q is not usable in a file name", n)
+			es.Add(f+".name", "%q is not usable in a file name", n)
 		}
-		if linkNames[n] {
-			bad(f+".name", "link %q is listed twice", n)
+		if seen[n] {
+			es.Add(f+".name", "link %q is listed twice", n)
 		}
-		linkNames[n] = true
+		seen[n] = true
 	}
+	return es
+}
 
-	// Ring.
-	if err := relPath(c.Ring.Dir); err != nil {
-		badErr("ring.dir", "bad path", err)
+func (c Config) checkRing() Errors {
+	var es Errors
+	if err := relPath(c.Ring.Dir, false); err != nil {
+		es.AddErr("ring.dir", "bad path", err)
 	}
 	// The ring refuses less at creation; the service would only ever
 	// report a full disk.
-	const minRing = ringfs.MinSize
-	if c.Ring.Size < minRing {
-		bad("ring.size", "%v is too small (at least %v)", c.Ring.Size, Size(minRing))
+	if c.Ring.Size < ringfs.MinSize {
+		es.Add("ring.size", "%v is too small (at least %v)", c.Ring.Size, Size(ringfs.MinSize))
 	}
 	if c.Ring.MaxAge < 0 {
-		bad("ring.max_age", "must not be negative")
+		es.Add("ring.max_age", "must not be negative")
 	}
 	if c.Ring.ExpectedMbps <= 0 {
-		bad("ring.expected_mbps", "must be positive")
+		es.Add("ring.expected_mbps", "must be positive")
 	}
 	if c.Ring.Snaplen != 0 && c.Ring.Snaplen < 64 {
-		bad("ring.snaplen", "%d is too small to hold the headers (at least 64, or 0 for whole packets)", c.Ring.Snaplen)
+		es.Add("ring.snaplen", "%d is too small to hold the headers (at least 64, or 0 for whole packets)", c.Ring.Snaplen)
 	}
+	rulesOK := true
 	for i, r := range c.Ring.Rules {
 		f := fmt.Sprintf("ring.rules[%d]", i)
-		if field, problem := r.Check(); problem != "" {
-			if field != "" {
-				f += "." + field
+		if fld, problem := r.Check(); problem != "" {
+			if fld != "" {
+				f += "." + fld
 			}
-			bad(f, "%s", problem)
+			es.Add(f, "%s", problem)
+			rulesOK = false
 		} else if _, err := filter.NewMatcher(r.Filter); err != nil {
-			badErr(f+".filter", "does not compile", err)
+			es.AddErr(f+".filter", "does not compile", err)
+			rulesOK = false
 		}
 	}
-	if len(c.Ring.Rules) > 0 && len(es) == 0 {
+	if len(c.Ring.Rules) > 0 && rulesOK && len(es) == 0 {
 		if _, _, err := capture.CompileRules(c.Ring.Rules, c.Ring.Snaplen); err != nil {
-			badErr("ring.rules", "do not compile together", err)
+			es.AddErr("ring.rules", "do not compile together", err)
 		}
 	}
+	return es
+}
 
-	// Trigger and window.
+// duration is one duration field; window marks those the press window is
+// computed from, whose overflow would wrap the window's ends.
+type duration struct {
+	field  string
+	v      Duration
+	window bool
+}
+
+func (c Config) durations() []duration {
+	return []duration{
+		{"ring.max_age", c.Ring.MaxAge, false},
+		{"trigger.before", c.Trigger.Before, true},
+		{"trigger.after", c.Trigger.After, true},
+		{"trigger.max_window", c.Trigger.MaxWindow, true},
+		{"trigger.rescan", c.Trigger.Rescan, false},
+		{"storage.retry", c.Storage.Retry, false},
+		{"upload.retry.initial", Duration(c.Upload.Retry.Initial), false},
+		{"upload.retry.max", Duration(c.Upload.Retry.Max), false},
+		{"upload.connect_timeout", Duration(c.Upload.ConnectTimeout), false},
+	}
+}
+
+func (c Config) checkTrigger() Errors {
+	var es Errors
 	t := c.Trigger
+	inRange := true
+	for _, d := range c.durations() {
+		if d.window && d.v.D() > MaxDuration {
+			es.Add(d.field, "%v is over the maximum of %v", d.v.D(), MaxDuration)
+			inRange = false
+		}
+	}
 	if t.Before <= 0 {
-		bad("trigger.before", "must be positive")
+		es.Add("trigger.before", "must be positive")
 	}
-	if t.After <= 0 {
-		bad("trigger.after", "must be positive")
+	// After 0 ends the window at the press: [press-before, press).
+	if t.After < 0 {
+		es.Add("trigger.after", "must not be negative (0 ends the window at the press)")
 	}
+	// Both are at most MaxDuration when inRange: the sum cannot wrap.
 	window := (t.Before + t.After).D()
-	if t.Before > 0 && t.After > 0 {
-		if c.Ring.ExpectedMbps > 0 && c.Ring.Size >= minRing {
-			hist := c.History()
-			if window > hist {
-				bad("trigger.before", "before + after = %v exceeds the %v of history that ring.size %v holds at ring.expected_mbps %g",
+	if inRange && t.Before > 0 && t.After >= 0 {
+		if c.Ring.ExpectedMbps > 0 && c.Ring.Size >= ringfs.MinSize {
+			if hist := c.History(); window > hist {
+				es.Add("trigger.before", "before + after = %v exceeds the %v of history that ring.size %v holds at ring.expected_mbps %g",
 					window, hist.Round(time.Second), c.Ring.Size, c.Ring.ExpectedMbps)
 			}
 		}
 		if c.Ring.MaxAge > 0 && window > c.Ring.MaxAge.D() {
-			bad("trigger.before", "before + after = %v exceeds ring.max_age %v", window, c.Ring.MaxAge.D())
+			es.Add("trigger.before", "before + after = %v exceeds ring.max_age %v", window, c.Ring.MaxAge.D())
 		}
 	}
 	switch t.Repeat {
 	case RepeatExtend, RepeatSeparate, RepeatIgnore:
 	default:
-		bad("trigger.repeat", "%q is not one of extend, separate, ignore", t.Repeat)
+		es.Add("trigger.repeat", "%q is not one of extend, separate, ignore", t.Repeat)
 	}
-	if t.Repeat == RepeatExtend && t.MaxWindow.D() < window {
-		bad("trigger.max_window", "%v is shorter than before + after (%v)", t.MaxWindow.D(), window)
+	if inRange && t.Repeat == RepeatExtend && t.MaxWindow.D() < window {
+		es.Add("trigger.max_window", "%v is shorter than before + after (%v)", t.MaxWindow.D(), window)
 	}
 	if !filepath.IsAbs(t.InputDir) {
-		bad("trigger.input_dir", "%q is not an absolute path", t.InputDir)
+		es.Add("trigger.input_dir", "%q is not an absolute path", t.InputDir)
 	}
-	if t.Rescan <= 0 {
-		bad("trigger.rescan", "must be positive")
-	}
+	checkPeriod(&es, "trigger.rescan", t.Rescan)
 	if len(t.Devices) == 0 {
-		bad("trigger.devices", "no device is accepted")
+		es.Add("trigger.devices", "no device is accepted")
 	}
 	for i, d := range t.Devices {
 		f := fmt.Sprintf("trigger.devices[%d]", i)
 		if d.Vendor != "" && !hexRE.MatchString(d.Vendor) {
-			bad(f+".vendor", "%q is not a 4-digit hex USB id", d.Vendor)
+			es.Add(f+".vendor", "%q is not a 4-digit hex USB id", d.Vendor)
 		}
 		if d.Product != "" && !hexRE.MatchString(d.Product) {
-			bad(f+".product", "%q is not a 4-digit hex USB id", d.Product)
+			es.Add(f+".product", "%q is not a 4-digit hex USB id", d.Product)
 		}
 		if d.Vendor == "" && d.Product == "" && d.Name == "" && len(d.Keys) == 0 {
-			bad(f, "matches every input device (a keyboard would trigger); name a vendor, product, name or keys")
+			es.Add(f, "matches every input device (a keyboard would trigger); name a vendor, product, name or keys")
 		}
 		for j, k := range d.Keys {
 			if _, err := trigger.KeyCode(k); err != nil {
-				badErr(fmt.Sprintf("%s.keys[%d]", f, j), "unknown key", err)
+				es.AddErr(fmt.Sprintf("%s.keys[%d]", f, j), "unknown key", err)
 			}
 		}
 	}
+	return es
+}
 
-	// Exports.
+// checkPeriod checks a polling period. Parse raises one that earlier
+// versions accepted (positive, under MinPeriod), so only a configuration
+// built in code meets the lower bound here.
+func checkPeriod(es *Errors, f string, d Duration) {
+	switch {
+	case d <= 0:
+		es.Add(f, "must be positive")
+	case d.D() < MinPeriod:
+		es.Add(f, "%v is below the minimum of %v", d.D(), MinPeriod)
+	}
+}
+
+func (c Config) checkExports() Errors {
+	var es Errors
 	if len(c.Exports) == 0 {
-		bad("exports", "at least one export is needed")
+		es.Add("exports", "at least one export is needed")
+	}
+	links := map[string]bool{}
+	for _, l := range c.Links {
+		links[l.LinkName()] = true
 	}
 	names := map[string]bool{}
 	for i, e := range c.Exports {
 		f := fmt.Sprintf("exports[%d]", i)
 		if !nameRE.MatchString(e.Name) {
-			bad(f+".name", "%q is not usable in a file name (letters, digits, '.', '-', '_')", e.Name)
+			es.Add(f+".name", "%q is not usable in a file name (letters, digits, '.', '-', '_')", e.Name)
 		}
 		if names[e.Name] {
-			bad(f+".name", "%q is used twice", e.Name)
+			es.Add(f+".name", "%q is used twice", e.Name)
 		}
 		names[e.Name] = true
 		if e.Filter != "" { // empty keeps every packet
 			if _, err := filter.NewMatcher(e.Filter); err != nil {
-				badErr(f+".filter", "does not compile", err)
+				es.AddErr(f+".filter", "does not compile", err)
 			}
 		}
 		switch e.Format {
 		case "", "pcap", "pcapng":
 		default:
-			bad(f+".format", "%q is not one of pcap, pcapng", e.Format)
+			es.Add(f+".format", "%q is not one of pcap, pcapng", e.Format)
 		}
-		if e.Link != "" && !linkNames[e.Link] {
-			bad(f+".link", "%q is not a link name", e.Link)
+		if e.Link != "" && !links[e.Link] {
+			es.Add(f+".link", "%q is not a link name", e.Link)
 		}
 	}
+	return es
+}
 
-	// Storage.
+func (c Config) checkStorage() Errors {
+	var es Errors
 	s := c.Storage
 	if s.Label == "" && !s.FirstUSB && s.Device == "" && !s.FallbackPerm {
-		bad("storage", "no way to find a disk: set label, first_usb, device or fallback_perm")
+		es.Add("storage", "no way to find a disk: set label, first_usb, device or fallback_perm")
 	}
 	if len(s.Label) > 16 {
-		bad("storage.label", "%q is longer than an ext4 label (16 bytes)", s.Label)
+		es.Add("storage.label", "%q is longer than an ext4 label (16 bytes)", s.Label)
 	}
 	if s.Device != "" && !filepath.IsAbs(s.Device) {
-		bad("storage.device", "%q is not an absolute path", s.Device)
+		es.Add("storage.device", "%q is not an absolute path", s.Device)
 	}
 	for _, p := range []struct{ field, v string }{
 		{"storage.mount_point", s.MountPoint}, {"storage.perm_dir", s.PermDir}, {"storage.state_dir", s.StateDir},
 		{"storage.sys_block", s.SysBlock}, {"storage.dev_dir", s.DevDir},
 	} {
 		if !filepath.IsAbs(p.v) || filepath.Clean(p.v) == "/" {
-			bad(p.field, "%q is not an absolute path below /", p.v)
+			es.Add(p.field, "%q is not an absolute path below /", p.v)
 		}
 	}
 	if len(s.FSTypes) == 0 {
-		bad("storage.fs_types", "is empty")
+		es.Add("storage.fs_types", "is empty")
 	}
 	for i, fs := range s.FSTypes {
 		switch fs {
 		case "ext4", "ext3", "ext2", "vfat", "exfat", "btrfs", "xfs", "f2fs":
 		default:
-			bad(fmt.Sprintf("storage.fs_types[%d]", i), "%q is not a supported filesystem", fs)
+			es.Add(fmt.Sprintf("storage.fs_types[%d]", i), "%q is not a supported filesystem", fs)
 		}
 	}
 	switch s.Output {
 	case OutputQueue, OutputRoot:
 	default:
-		bad("storage.output", "%q is not one of queue, root", s.Output)
+		es.Add("storage.output", "%q is not one of queue, root", s.Output)
 	}
-	for _, p := range []struct{ field, v string }{{"storage.queue_dir", s.QueueDir}, {"storage.save_dir", s.SaveDir}} {
-		if err := relPath(p.v); err != nil {
-			badErr(p.field, "bad path", err)
-		}
+	if err := relPath(s.QueueDir, false); err != nil {
+		es.AddErr("storage.queue_dir", "bad path", err)
 	}
-	if s.QueueDir == c.Ring.Dir || s.SaveDir == c.Ring.Dir {
-		bad("ring.dir", "%q is also an output directory", c.Ring.Dir)
+	// "." is the storage root itself: the files land beside ring/.
+	if err := relPath(s.SaveDir, true); err != nil {
+		es.AddErr("storage.save_dir", "bad path", err)
 	}
-	if s.Retry <= 0 {
-		bad("storage.retry", "must be positive")
-	}
+	es = append(es, c.outputOverlaps(true)...)
+	checkPeriod(&es, "storage.retry", s.Retry)
+	return es
+}
 
-	// Clock.
-	switch c.Clock.Sync {
-	case SyncGokrazy, SyncAdjtimex, SyncAlways, SyncNever:
-	default:
-		bad("clock.sync", "%q is not one of gokrazy, adjtimex, always, never", c.Clock.Sync)
+// outputOverlaps compares ring.dir, storage.queue_dir and storage.save_dir
+// as the disk sees them: cleaned, and without case (vfat folds it). With
+// refusals it returns what could put the ring among the files of a press
+// (uploaded, or removed with them) or a press's files into the ring's
+// directory; otherwise what is harmless: an overlap with save_dir while
+// the output is the queue (it is not written), or between the queue and
+// the save dir (each only holds files the probe named).
+func (c Config) outputOverlaps(refusals bool) Errors {
+	var es Errors
+	ring, queue, save := diskPath(c.Ring.Dir), diskPath(c.Storage.QueueDir), diskPath(c.Storage.SaveDir)
+	if ring == "" || queue == "" || save == "" || ring == "." || queue == "." {
+		return nil // a bad path, reported by its own check
 	}
-
-	// Status.
-	for i, a := range c.Status.Listen {
-		if err := checkListen(a); err != nil {
-			badErr(fmt.Sprintf("status.listen[%d]", i), "bad address", err)
-		}
+	toRoot := c.Storage.Output == OutputRoot
+	if refusals && overlap(ring, queue) {
+		es.Add("ring.dir", "%q and storage.queue_dir %q are the same directory or one holds the other: %s", c.Ring.Dir, c.Storage.QueueDir, "the ring's segments would be among the files to upload")
 	}
-	if c.Status.Token != "" && len(c.Status.Token) < 16 {
-		bad("status.token", "is shorter than 16 characters")
-	}
-	if c.Status.RecentPresses < 0 {
-		bad("status.recent_presses", "must not be negative")
-	}
-
-	// The sections other packages own.
-	for _, sec := range []struct {
-		key string
-		err error
-	}{{"beeper", c.Beeper.Validate()}, {"leds", c.Leds.Validate()}, {"upload", c.Upload.Validate()}} {
-		if sec.err == nil {
-			continue
-		}
-		// The sections name their own fields ("beeper.volume: ..."); keep
-		// that, and prefix the key where they do not.
-		msg := sec.err.Error()
-		field, problem, ok := strings.Cut(msg, ": ")
+	// The storage root as save dir holds ring/ as a sibling of the files.
+	if save != "." && overlap(ring, save) {
 		switch {
-		case ok && strings.HasPrefix(field, sec.key+"."):
-			es = append(es, &FieldError{Field: field, Problem: problem})
-		case ok && !strings.ContainsAny(field, " \t\"") && field != "":
-			es = append(es, &FieldError{Field: sec.key + "." + field, Problem: problem})
-		default:
-			es = append(es, &FieldError{Field: sec.key, Problem: msg})
+		case refusals && (toRoot || ring == save):
+			es.Add("ring.dir", "%q and storage.save_dir %q are the same directory or one holds the other: %s", c.Ring.Dir, c.Storage.SaveDir, "a press's files would be mixed with the ring's segments")
+		case !refusals && !toRoot && ring != save:
+			es.Add("storage.save_dir", "%q overlaps ring.dir %q (unused while storage.output is %q)", c.Storage.SaveDir, c.Ring.Dir, c.Storage.Output)
 		}
 	}
-
-	if len(es) == 0 {
-		return nil
+	if !refusals && toRoot && save != "." && overlap(queue, save) {
+		es.Add("storage.save_dir", "%q overlaps storage.queue_dir %q: files saved there may be uploaded or mixed with the queue", c.Storage.SaveDir, c.Storage.QueueDir)
 	}
 	return es
 }
 
-// History is how far back the ring reaches at the expected rate.
+// diskPath is p cleaned and case-folded, or "" when it is not a path
+// inside the storage root.
+func diskPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return ""
+	}
+	p = filepath.Clean(p)
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return ""
+	}
+	return strings.ToLower(p)
+}
+
+// overlap says whether cleaned paths a and b are the same or nested.
+func overlap(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
+}
+
+func (c Config) checkClock() Errors {
+	var es Errors
+	switch c.Clock.Sync {
+	case SyncGokrazy, SyncAdjtimex, SyncAlways, SyncNever:
+	default:
+		es.Add("clock.sync", "%q is not one of gokrazy, adjtimex, always, never", c.Clock.Sync)
+	}
+	return es
+}
+
+func (c Config) checkStatus() Errors {
+	var es Errors
+	for i, a := range c.Status.Listen {
+		if err := checkListen(a); err != nil {
+			es.AddErr(fmt.Sprintf("status.listen[%d]", i), "bad address", err)
+		}
+	}
+	if tok := c.Status.Token; tok != "" {
+		if n := len([]rune(tok)); n < MinTokenLen {
+			es.Add("status.token", "is shorter than %d characters", MinTokenLen)
+		} else if d := distinct(tok); d < MinTokenDistinct {
+			es.Add("status.token", "has %d distinct characters, fewer than %d: too easy to guess", d, MinTokenDistinct)
+		}
+	}
+	if c.Status.RecentPresses < 0 {
+		es.Add("status.recent_presses", "must not be negative")
+	}
+	return es
+}
+
+func distinct(s string) int {
+	seen := map[rune]bool{}
+	for _, r := range s {
+		seen[r] = true
+	}
+	return len(seen)
+}
+
+// checkSections collects the problems of the sections other packages
+// own; each names its fields under its own key.
+func (c Config) checkSections() Errors {
+	var es Errors
+	for _, sec := range []struct {
+		key string
+		err error
+	}{{"beeper", c.Beeper.Validate()}, {"leds", c.Leds.Validate()}, {"upload", c.Upload.Validate()}} {
+		var fes Errors
+		switch {
+		case sec.err == nil:
+		case errors.As(sec.err, &fes):
+			es = append(es, fes...)
+		default:
+			es = append(es, &FieldError{Field: sec.key, Problem: sec.err.Error()})
+		}
+	}
+	return es
+}
+
+// History is how far back the ring reaches at the expected rate. A rate
+// so low that the span overflows a Duration reaches as far back as any
+// Duration does.
 func (c Config) History() time.Duration {
 	if c.Ring.ExpectedMbps <= 0 {
 		return 0
 	}
-	secs := float64(c.Ring.Size) * 8 / (c.Ring.ExpectedMbps * 1e6)
-	h := time.Duration(secs * float64(time.Second))
+	ns := float64(c.Ring.Size) * 8 / (c.Ring.ExpectedMbps * 1e6) * 1e9
+	h := time.Duration(math.MaxInt64)
+	if ns < float64(math.MaxInt64) {
+		h = time.Duration(ns)
+	}
 	if c.Ring.MaxAge > 0 && c.Ring.MaxAge.D() < h {
 		h = c.Ring.MaxAge.D()
 	}
 	return h
 }
 
-func relPath(p string) error {
+// relPath checks a directory inside the storage root, after cleaning
+// ("./ring", "x/../ring" and "ring/" are "ring"); root allows "." itself.
+func relPath(p string, root bool) error {
+	clean := filepath.Clean(p)
 	switch {
 	case p == "":
 		return errors.New("is empty")
 	case filepath.IsAbs(p):
 		return fmt.Errorf("%q must be relative to the storage root", p)
-	case filepath.Clean(p) == "." || strings.HasPrefix(filepath.Clean(p), ".."):
+	case clean == ".." || strings.HasPrefix(clean, "../"):
 		return fmt.Errorf("%q leaves the storage root", p)
+	case clean == "." && !root:
+		return fmt.Errorf("%q is the storage root itself, which holds the other directories", p)
 	}
 	return nil
 }

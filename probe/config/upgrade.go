@@ -1,0 +1,41 @@
+package config
+
+import (
+	"time"
+
+	"github.com/presscap/presscap/probe/upload"
+)
+
+// upgrade corrects, in a configuration just read, what earlier versions
+// accepted and this version's rules refuse although a corrected value
+// does what was meant: the probe still starts after an update, and says
+// what it changed (Warnings). What is unsafe stays a refusal of Validate.
+func (c *Config) upgrade() {
+	var es Errors
+	for _, p := range []struct {
+		field string
+		d     *Duration
+	}{{"trigger.rescan", &c.Trigger.Rescan}, {"storage.retry", &c.Storage.Retry}} {
+		if *p.d > 0 && p.d.D() < MinPeriod {
+			es.Add(p.field, "%v is below the minimum of %v: using %v", p.d.D(), MinPeriod, MinPeriod)
+			*p.d = Duration(MinPeriod)
+		}
+	}
+	r := &c.Upload.Retry
+	if r.Initial > 0 && time.Duration(r.Initial) < upload.MinRetry {
+		es.Add("upload.retry.initial", "%v is below the minimum of %v: using %v", r.Initial, upload.MinRetry, upload.MinRetry)
+		if r.Max >= r.Initial && time.Duration(r.Max) < upload.MinRetry {
+			es.Add("upload.retry.max", "%v is below retry.initial's minimum of %v: using %v", r.Max, upload.MinRetry, upload.MinRetry)
+			r.Max = upload.Duration(upload.MinRetry)
+		}
+		r.Initial = upload.Duration(upload.MinRetry)
+	}
+	// A token long enough for earlier versions but of few distinct
+	// characters is not honoured: the trigger endpoint then takes only
+	// gokrazy's password, and the probe records as before.
+	if tok := c.Status.Token; len([]rune(tok)) >= MinTokenLen && distinct(tok) < MinTokenDistinct {
+		es.Add("status.token", "has %d distinct characters, fewer than %d: ignored (POST /trigger takes gokrazy's password only)", distinct(tok), MinTokenDistinct)
+		c.Status.Token = ""
+	}
+	c.fixed = es
+}
