@@ -827,3 +827,72 @@ func TestExportPerLink(t *testing.T) {
 		}
 	}
 }
+
+// TestAfterZeroIntoStorageRoot: with trigger.after 0 a press saves
+// [press-before, press), the frames sent after it stay out, and with
+// output root and save_dir "." the files land in the storage root itself.
+func TestAfterZeroIntoStorageRoot(t *testing.T) {
+	netnstest.Require(t, "ip", "tcpdump", "capinfos", "tshark")
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	c.Trigger.After = 0
+	c.Storage.Output, c.Storage.SaveDir = config.OutputRoot, "."
+	oracle := netnstest.StartTcpdump(t, pair.Host, 262144, "")
+	r := startService(t, c, nil)
+	sender, frames, _ := warmUp(t, r, pair)
+	const split = 30 // frames before the press; the rest come after it
+	for _, f := range frames[:split] {
+		if err := sender.Send(f); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	p, err := r.svc.Trigger("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames[split : len(frames)-1] {
+		if err := sender.Send(f); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	res := r.waitExport(t, 20*time.Second)
+	if res.err != nil {
+		t.Fatalf("export: %v\nlog:\n%s", res.err, r.log)
+	}
+	m := res.man
+	if !m.To.Equal(p.Time) || !m.From.Equal(p.Time.Add(-c.Trigger.Before.D())) {
+		t.Fatalf("window %v..%v, want [press-1s, press) with press %v", m.From, m.To, p.Time)
+	}
+	path := filepath.Join(c.Storage.PermDir, m.Files[0].File)
+	got := readPCAP(t, path)
+	all := oracle.Settle(t, netnstest.HasFrame(len(frames)-2))
+	want := inWindow(all, m)
+	if len(want) < split || len(got) != len(want) {
+		t.Fatalf("saved %d packets, tcpdump saw %d in the window (%d sent before the press)", len(got), len(want), split)
+	}
+	later := 0
+	for _, q := range all {
+		if q.Time >= p.Time.UnixNano() {
+			later++
+		}
+	}
+	if later < len(frames)-1-split {
+		t.Fatalf("tcpdump saw %d packets after the press, want %d: nothing shows they stay out", later, len(frames)-1-split)
+	}
+	for i := range got {
+		if got[i].ts != want[i].Time || !bytes.Equal(got[i].data, want[i].Data) {
+			t.Fatalf("packet %d differs from tcpdump's", i)
+		}
+		if got[i].ts >= p.Time.UnixNano() {
+			t.Fatalf("packet %d at %d is not before the press at %d", i, got[i].ts, p.Time.UnixNano())
+		}
+	}
+	if n := validate(t, path); n != len(got) {
+		t.Errorf("tshark reads %d packets, we wrote %d", n, len(got))
+	}
+	if _, err := os.Stat(filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, m.Files[0].File)); err == nil {
+		t.Error("the file is in the upload queue too")
+	}
+}
