@@ -335,7 +335,8 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(e.stderr, "extract: window %s to %s: %d packets in the window, %d drops recorded\n",
 		fmtTime(start), fmtTime(end), st.Packets, st.Drops)
 	if st.Truncated {
-		fmt.Fprintln(e.stderr, "extract: warning: the recorder overwrote the start of the window while it was read; the file lacks those packets")
+		fmt.Fprintf(e.stderr, "extract: warning: truncated (%s): %v of the window is missing; the ring reached back to %s\n",
+			st.Reason, time.Duration(st.Missing).Round(time.Millisecond), fmtTime(st.Oldest))
 	}
 	if unknown > 0 {
 		fmt.Fprintf(e.stderr, "extract: warning: %d packets of links added while extracting were left out\n", unknown)

@@ -77,17 +77,60 @@ func (r *Ring) cutoff(vs []view) (int64, bool) {
 // overlaps the window is considered, found through the per-segment index
 // (binary search on the running maximum of block end times), so a read costs
 // O(segments + log blocks) lookups plus the blocks that overlap the window.
+//
+// When the ring no longer holds the window's start, or the writer overwrites
+// part of it during the read, ReadStats.Truncated says so and why.
 func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) (ReadStats, error) {
+	var pos Pos
+	return r.Follow(ctx, from, to, &pos, true, fn)
+}
+
+// Pos is a reader's place in the ring's append order, for reading a window
+// in several steps while it is being written (Follow). The zero value is
+// the start: nothing read yet.
+type Pos struct {
+	// Next is the sequence number of the first block not read yet.
+	Next uint64 `json:"next_block"`
+	// Started: the window's start was judged (see ReadStats.Truncated).
+	Started bool `json:"started"`
+	// Last is the latest block end time read (Unix ns), where a gap left
+	// by the writer would begin.
+	Last int64 `json:"last_ns"`
+}
+
+// Follow is Read in steps: it delivers the window's records in blocks
+// appended at or after pos and advances pos past every block the ring holds
+// now, so that calling it again later delivers only what the writer added
+// since. push makes everything appended so far readable first (as Read
+// does); without it Follow sees what the writer has written out, which
+// costs the writer nothing. The first call judges whether the ring still
+// reaches back to from; a later one, whether the writer overwrote blocks
+// after pos before they were read. Both show in ReadStats.Truncated.
+func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, fn func(Record) error) (ReadStats, error) {
 	var st ReadStats
 	if from > to {
 		return st, fmt.Errorf("read window [%d, %d): %w", from, to, ErrBadWindow)
 	}
-	vs, err := r.snapshot()
+	vs, err := r.snapshotAt(push)
 	if err != nil {
 		return st, err
 	}
-	if c, ok := r.cutoff(vs); ok && c > from {
-		from = c
+	cut, aged := r.cutoff(vs)
+	if !pos.Started {
+		pos.Started = true
+		r.judgeStart(vs, from, to, cut, aged, &st)
+	} else if len(vs) > 0 && vs[0].firstSeq > pos.Next {
+		// Blocks appended after the last step were overwritten before
+		// this one: they may have held part of the window.
+		st.truncate(ReasonOvertaken, oldest(vs))
+		st.Missing += max(0, min(vs[0].tmin, to)-max(pos.Last, from))
+	}
+	next := pos.Next
+	for _, v := range vs {
+		pos.Next = max(pos.Next, v.firstSeq+uint64(len(v.entries)))
+	}
+	if aged && cut > from {
+		from = cut
 	}
 	if from >= to {
 		return st, nil
@@ -96,11 +139,14 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 	var ahead int64 // prefetched up to here in the current segment
 	for _, v := range vs {
 		ahead = 0
-		if v.tmax < from || v.tmin >= to {
+		if v.firstSeq+uint64(len(v.entries)) <= next || v.tmax < from || v.tmin >= to {
 			continue
 		}
 		es := v.entries
 		k := sort.Search(len(es), func(i int) bool { return es[i].pmax >= from })
+		if next > v.firstSeq {
+			k = max(k, int(next-v.firstSeq))
+		}
 		for ; k < len(es); k++ {
 			e := &es[k]
 			if e.tmin >= to {
@@ -138,12 +184,15 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 			}
 			if rerr != nil {
 				if r.overtaken(v) {
-					st.Truncated = true
+					now, _ := r.snapshotAt(false)
+					st.truncate(ReasonOvertaken, oldest(now))
+					st.Missing += max(0, min(v.tmax, to)-max(e.tmin, from))
 					break
 				}
 				st.Corrupt++
 				continue
 			}
+			pos.Last = max(pos.Last, e.tmax)
 			// Validated above: walk the records without checking again.
 			err := walkRecords(b[blockHdrSize:blockHdrSize+int(h.payloadLen)], h, func(kind uint16, rec Record) error {
 				if rec.Time < from || rec.Time >= to {
@@ -163,6 +212,53 @@ func (r *Ring) Read(ctx context.Context, from, to int64, fn func(Record) error) 
 		}
 	}
 	return st, nil
+}
+
+// judgeStart tells whether the ring still holds the start of [from, to) and,
+// if not, why: it is the check a read makes before its first block.
+func (r *Ring) judgeStart(vs []view, from, to, cut int64, aged bool, st *ReadStats) {
+	if len(vs) == 0 {
+		// Nothing recorded yet: all of the window is before the ring.
+		st.truncate(ReasonYounger, 0)
+		st.Missing = to - from
+		return
+	}
+	old := oldest(vs)
+	switch {
+	case aged && cut > from && old < cut:
+		// Packets in [from, cut) may be there, but max_age hides them.
+		st.truncate(ReasonMaxAge, cut)
+	case old > from && vs[0].gen > 1:
+		// The first segment ever written is gone: the ring wrapped, and
+		// what it overwrote reached into the window.
+		st.truncate(ReasonNotReached, old)
+	case old > from:
+		// Nothing was ever overwritten: the ring started after from.
+		st.truncate(ReasonYounger, old)
+	default:
+		return
+	}
+	st.Missing = min(st.Oldest, to) - from
+}
+
+// truncate marks st truncated; the first reason found is the one kept,
+// with how far back the ring reached then.
+func (st *ReadStats) truncate(reason string, oldest int64) {
+	if !st.Truncated {
+		st.Truncated, st.Reason, st.Oldest = true, reason, oldest
+	}
+}
+
+// oldest is the smallest record time of the segments vs (0 if none).
+func oldest(vs []view) int64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	o := vs[0].tmin
+	for _, v := range vs[1:] {
+		o = min(o, v.tmin)
+	}
+	return o
 }
 
 // overtaken tells whether the writer has started overwriting v's segment

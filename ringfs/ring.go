@@ -93,10 +93,21 @@ type ReadStats struct {
 	Packets uint64 // records passed to fn
 	Bytes   uint64 // captured bytes of those records
 	Drops   uint64 // drops recorded (AddDrops) with a time inside the window
-	// Truncated is set when the writer overwrote part of the window while it
-	// was being read: the records delivered are still correct and in order,
-	// but some of the window's oldest records are missing.
+	// Truncated is set when part of the window is missing from the ring:
+	// it no longer reached back to the window's start when the read began
+	// (or never did), max_age hid it, or the writer overwrote part of the
+	// window while it was being read. The records delivered are still
+	// correct and in order. Reason says which (one of the Reason values).
 	Truncated bool
+	Reason    string
+	// Oldest, when Truncated, is how far back the ring reached (Unix ns):
+	// the oldest record time it held, or max_age's limit; 0 if the ring
+	// held nothing.
+	Oldest int64
+	// Missing, when Truncated, is how much of the window's time the ring
+	// lacked, in nanoseconds (an estimate when the writer overtook the
+	// reader: the time range of the blocks it overwrote unread).
+	Missing int64
 	// Corrupt counts blocks skipped because their checksum or header was
 	// wrong (torn writes, media errors); their records are never returned.
 	Corrupt int
@@ -104,6 +115,21 @@ type ReadStats struct {
 	// overlaps the window, found through the index.
 	Blocks int
 }
+
+// Reasons a read is truncated (ReadStats.Reason).
+const (
+	// ReasonNotReached: the ring had wrapped, and its oldest record was
+	// younger than the window's start.
+	ReasonNotReached = "ring_did_not_reach_back"
+	// ReasonOvertaken: the writer overwrote blocks of the window before
+	// they were read.
+	ReasonOvertaken = "writer_overtook_reader"
+	// ReasonMaxAge: the window's start is older than MaxAge allows.
+	ReasonMaxAge = "max_age"
+	// ReasonYounger: the ring never held the window's start (it began
+	// recording later and has never wrapped).
+	ReasonYounger = "ring_younger_than_window"
+)
 
 // Errors callers may test with errors.Is.
 var (

@@ -162,15 +162,22 @@ func TestWrapKeepsNewestSuffix(t *testing.T) {
 	// About 2.5 times the ring.
 	recs := genRecords(rng, 210000, func(i int) int64 { return base + int64(i)*1000 })
 	appendAll(t, r, recs)
-	got, st := readAll(t, r, 0, 1<<62)
-	if st.Truncated || st.Corrupt != 0 {
-		t.Fatalf("stats %+v", st)
-	}
+	got, st := readAll(t, r, base, 1<<62)
 	if len(got) == 0 || len(got) > len(recs)/2 {
 		t.Fatalf("after wrapping, %d of %d records remain", len(got), len(recs))
 	}
 	first := int(binary.LittleEndian.Uint64(got[0].Data))
 	sameRecords(t, "surviving suffix", got, recs[first:])
+	// The window's start was overwritten before the read began: that is a
+	// loss the read must report, with how far back the ring reached.
+	if !st.Truncated || st.Reason != ReasonNotReached || st.Oldest != got[0].Time ||
+		st.Missing != got[0].Time-base || st.Corrupt != 0 {
+		t.Fatalf("stats %+v, want truncated (%s) at oldest %d, missing %d", st, ReasonNotReached, got[0].Time, got[0].Time-base)
+	}
+	// A window the ring still holds whole is not truncated.
+	if _, st := readAll(t, r, got[0].Time, 1<<62); st.Truncated {
+		t.Errorf("window from the oldest record: stats %+v", st)
+	}
 	// At most one segment (plus the block being filled) may be lost to wrapping.
 	in, _ := r.Info()
 	if in.Used < testSize*13/16 {
@@ -289,8 +296,14 @@ func TestMaxAge(t *testing.T) {
 	appendAll(t, r, recs)
 	newest := recs[len(recs)-1].Time
 	cut := newest - int64(10*time.Second)
-	got, _ := readAll(t, r, 0, 1<<62)
+	got, st := readAll(t, r, 0, 1<<62)
 	sameRecords(t, "max age window", got, want(recs, cut, 1<<62))
+	if !st.Truncated || st.Reason != ReasonMaxAge || st.Oldest != cut {
+		t.Errorf("window before max_age's limit: stats %+v, want truncated (%s) at %d", st, ReasonMaxAge, cut)
+	}
+	if _, st := readAll(t, r, cut, 1<<62); st.Truncated {
+		t.Errorf("window from max_age's limit: stats %+v", st)
+	}
 	in, err := r.Info()
 	if err != nil {
 		t.Fatal(err)
@@ -414,7 +427,7 @@ func TestTornBlocksNeverReturned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	got, st := readAll(t, r, 0, 1<<62)
+	got, st := readAll(t, r, base, 1<<62)
 	if st.Corrupt != 2 || st.Truncated {
 		t.Errorf("stats %+v, want 2 corrupt blocks reported", st)
 	}

@@ -36,10 +36,14 @@ type Manifest struct {
 	Files       []ManifestFile `json:"files"`
 	// Drops are packets the capture lost inside the window.
 	Drops uint64 `json:"drops_in_window"`
-	// Truncated: the ring overwrote the start of the window while it was
-	// read; RingOldest says how far back the ring reached.
+	// Truncated: part of the window is not in the files because the ring
+	// did not hold it; RingOldest says how far back the ring reached,
+	// Reason why (one of the ringfs.Reason values), Missing how much of
+	// the window's time (a Go duration).
 	Truncated     bool      `json:"truncated,omitempty"`
 	RingOldest    time.Time `json:"ring_oldest,omitzero"`
+	Reason        string    `json:"reason,omitempty"`
+	Missing       string    `json:"missing,omitempty"`
 	CorruptBlocks int       `json:"corrupt_blocks,omitempty"`
 	// CaptureNotCaughtUp is set when the window was cut before the capture
 	// had written its end into the ring (a stalled disk outlasted the
@@ -212,12 +216,8 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		cleanup()
 		return man, fmt.Errorf("read window: %w", err)
 	}
-	man.Drops, man.Truncated, man.CorruptBlocks = st.Drops, st.Truncated, st.Corrupt
-	if st.Truncated {
-		if info, err := ring.Info(); err == nil && info.Oldest != 0 {
-			man.RingOldest = time.Unix(0, info.Oldest).UTC()
-		}
-	}
+	man.Drops, man.CorruptBlocks = st.Drops, st.Corrupt
+	man.noteLoss(w, st)
 	for _, f := range files {
 		if err := finish(f); err != nil {
 			cleanup()
@@ -244,6 +244,30 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		return man, fmt.Errorf("export manifest: %w", err)
 	}
 	return man, syncDir(dir)
+}
+
+// noteLoss puts what the ring lacked of w into the manifest. A ring that
+// has been recording since before the window's start and never wrapped
+// lacks nothing: the line was quiet before its oldest packet. One that
+// began recording in this run after the start (a restart, a new disk)
+// lacks the time before, whatever older packets it still holds.
+func (m *Manifest) noteLoss(w *Window, st ringfs.ReadStats) {
+	from := w.From.UnixNano()
+	if st.Truncated && st.Reason == ringfs.ReasonYounger && !w.recording.IsZero() && !w.recording.After(w.From) {
+		st = ringfs.ReadStats{}
+	}
+	if !st.Truncated && !w.Recovered && w.recording.After(w.From) {
+		st.Truncated, st.Reason = true, ringfs.ReasonYounger
+		st.Oldest, st.Missing = w.recording.UnixNano(), min(w.recording.UnixNano(), w.To.UnixNano())-from
+	}
+	if !st.Truncated {
+		return
+	}
+	m.Truncated, m.Reason = true, st.Reason
+	if st.Oldest != 0 {
+		m.RingOldest = time.Unix(0, st.Oldest).UTC()
+	}
+	m.Missing = time.Duration(st.Missing).Round(time.Millisecond).String()
 }
 
 func finish(f *exportFile) error {

@@ -107,3 +107,76 @@ func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
 		}
 	}
 }
+
+// TestExportSaysWhatTheRingLacks: a window whose start the ring had
+// already overwritten when it was cut is saved with what is left, and the
+// manifest says it is truncated, why, and where the ring (and so the file)
+// begins. A window older than a ring that never wrapped, or from before
+// the ring began recording in this run, is truncated too; a ring that was
+// recording all along and merely heard nothing lacks nothing.
+func TestExportSaysWhatTheRingLacks(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1, BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	frame := exportFrame(0, 'x')
+	frame = append(frame, make([]byte, 900)...)
+	// 1 ms apart, 200 s in all: about three times the ring.
+	const n = 200000
+	for i := range n {
+		rec := ringfs.Record{Time: base.Add(time.Duration(i) * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(frame)), Data: frame}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ring.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldest := time.Unix(0, info.Oldest).UTC()
+	press := oldest.Add(10 * time.Second)
+	specs := []ExportSpec{{Name: "all"}}
+	export := func(w *Window) (Manifest, []pkt) {
+		t.Helper()
+		dir := t.TempDir()
+		man, err := Export(context.Background(), ring, w, specs, "probe", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return man, readPCAP(t, filepath.Join(dir, man.Files[0].File))
+	}
+
+	// 30 s before the press: 20 s of them are gone.
+	w := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: press.Add(-30 * time.Second), To: press.Add(time.Second)}
+	man, got := export(w)
+	if !man.Truncated || man.Reason != ringfs.ReasonNotReached || !man.RingOldest.Equal(oldest) || man.Missing != "20s" {
+		t.Errorf("manifest truncated %v reason %q ring_oldest %v missing %q, want true %q %v 20s",
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonNotReached, oldest)
+	}
+	if len(got) != 11000 || got[0].ts != oldest.UnixNano() {
+		t.Errorf("file holds %d packets from %v, want 11000 from the ring's oldest %v", len(got), time.Unix(0, got[0].ts).UTC(), oldest)
+	}
+
+	// A window the ring holds whole.
+	w.From = press.Add(-5 * time.Second)
+	if man, got := export(w); man.Truncated || man.Reason != "" || len(got) != 6000 {
+		t.Errorf("whole window: truncated %v (%s), %d packets, want 6000", man.Truncated, man.Reason, len(got))
+	}
+	// The ring began recording in this run after the window's start: the
+	// packets it holds from before (an earlier run) leave a gap.
+	w.recording = press.Add(-2 * time.Second)
+	man, _ = export(w)
+	if !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(w.recording) || man.Missing != "3s" {
+		t.Errorf("ring opened 2 s before the press: truncated %v reason %q ring_oldest %v missing %q, want %q from %v, 3s",
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonYounger, w.recording)
+	}
+}

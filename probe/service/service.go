@@ -17,6 +17,7 @@ import (
 	"github.com/presscap/presscap/probe/status"
 	"github.com/presscap/presscap/probe/trigger"
 	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/ringfs"
 )
 
 // Feedback is what the customer sees and hears. Each call returns at once.
@@ -565,6 +566,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.showState()
 			return
 		}
+		w.recording = s.storage.Opened()
 		man, err = Export(ctx, ring, w, s.specs, s.host, dir, lag)
 		if err != nil && ctx.Err() != nil {
 			s.deferExport(w)
@@ -595,7 +597,8 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		}
 		trunc := ""
 		if man.Truncated {
-			trunc = fmt.Sprintf("; the ring no longer held the window's start (oldest packet %s)", man.RingOldest.Format(time.RFC3339))
+			trunc = fmt.Sprintf("; TRUNCATED: %s of the window is missing (%s; the ring reached back to %s)",
+				man.Missing, truncReason(man.Reason), man.RingOldest.Format(time.RFC3339Nano))
 		}
 		if lag != nil {
 			// The lag's one log line: the save that follows it says where.
@@ -623,6 +626,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.recent[i].Done = true
 			s.recent[i].Files = files
 			s.recent[i].Dir = dir
+			s.recent[i].Truncated, s.recent[i].Missing, s.recent[i].Reason = man.Truncated, man.Missing, man.Reason
 			if err != nil {
 				s.recent[i].Error = err.Error()
 			}
@@ -633,6 +637,21 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	if s.o.OnExport != nil {
 		s.o.OnExport(man, err)
 	}
+}
+
+// truncReason says in words why a window is truncated.
+func truncReason(reason string) string {
+	switch reason {
+	case ringfs.ReasonNotReached:
+		return "the ring had already overwritten the window's start"
+	case ringfs.ReasonOvertaken:
+		return "the ring overwrote part of the window before it was read"
+	case ringfs.ReasonMaxAge:
+		return "ring.max_age hides the window's start"
+	case ringfs.ReasonYounger:
+		return "the ring began recording after the window's start"
+	}
+	return reason
 }
 
 // savedManifest returns the path of w's manifest if it is already in dir
@@ -817,6 +836,7 @@ func (s *Service) Snapshot() status.Snapshot {
 			r := &status.Ring{Dir: info.Dir, Size: info.Size, Used: info.Used, Packets: info.Packets, Bytes: info.Bytes, Drops: info.Drops}
 			if info.Oldest != 0 {
 				r.Oldest, r.Newest = time.Unix(0, info.Oldest), time.Unix(0, info.Newest)
+				r.Span = time.Duration(info.Newest - info.Oldest).Round(time.Millisecond).String()
 			}
 			snap.Ring = r
 		}

@@ -68,8 +68,9 @@ type Storage struct {
 	mu      sync.Mutex
 	state   StorageState
 	ring    *ringfs.Ring
-	ids     []uint16 // capture link index → ring link id
-	ringID  string   // see RingID
+	ids     []uint16  // capture link index → ring link id
+	ringID  string    // see RingID
+	opened  time.Time // when the open ring began recording
 	dev     string
 	mounted bool
 	faults  chan error
@@ -128,6 +129,17 @@ func (s *Storage) RingID() string {
 		return ""
 	}
 	return s.ringID
+}
+
+// Opened is when the open ring began recording in this run (zero if
+// none): it holds nothing from the time before.
+func (s *Storage) Opened() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		return time.Time{}
+	}
+	return s.opened
 }
 
 // ringID formats a ring's identity for records and logs.
@@ -272,7 +284,7 @@ func (s *Storage) attach() {
 	}
 	id := ringID(ring)
 	s.mu.Lock()
-	s.ring, s.ids, s.dev, s.ringID = ring, ids, dev, id
+	s.ring, s.ids, s.dev, s.ringID, s.opened = ring, ids, dev, id, time.Now()
 	s.mu.Unlock()
 	// Drain a fault left from the previous disk.
 	select {
@@ -379,7 +391,7 @@ func (s *Storage) leavePerm() {
 	id := ringID(ring)
 	s.mu.Lock()
 	old := s.ring
-	s.ring, s.ids, s.dev, s.ringID = ring, ids, dev, id
+	s.ring, s.ids, s.dev, s.ringID, s.opened = ring, ids, dev, id, time.Now()
 	s.mu.Unlock()
 	if err := old.Close(); err != nil {
 		s.logf("storage: closing the /perm ring: %v", err)

@@ -34,6 +34,9 @@ type Window struct {
 	// without a synced wall clock.
 	BootID  string
 	EndBoot time.Duration
+	// recording is when the open ring began recording in this run (zero:
+	// unknown): the ring lacks the time before it, whatever it holds.
+	recording time.Time
 	// due is when the window's end has passed, on the clock presses are
 	// received by (monotonic for real presses), so that a wall clock step
 	// between press and end neither delays nor hurries the cut.

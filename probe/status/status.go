@@ -46,14 +46,17 @@ type Storage struct {
 
 // Ring is the ring's summary.
 type Ring struct {
-	Dir     string    `json:"dir"`
-	Size    int64     `json:"size"`
-	Used    int64     `json:"used"`
-	Oldest  time.Time `json:"oldest,omitzero"`
-	Newest  time.Time `json:"newest,omitzero"`
-	Packets uint64    `json:"packets"`
-	Bytes   uint64    `json:"bytes"`
-	Drops   uint64    `json:"drops"`
+	Dir    string    `json:"dir"`
+	Size   int64     `json:"size"`
+	Used   int64     `json:"used"`
+	Oldest time.Time `json:"oldest,omitzero"`
+	Newest time.Time `json:"newest,omitzero"`
+	// Span is how much time the ring holds, newest − oldest (a Go
+	// duration): the longest `before` a press can save whole now.
+	Span    string `json:"span,omitempty"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Drops   uint64 `json:"drops"`
 }
 
 // Link is one capture link's counters.
@@ -91,6 +94,11 @@ type Press struct {
 	Dir      string    `json:"dir,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Done     bool      `json:"done"`
+	// Truncated: the saved files lack part of the window (Missing, a Go
+	// duration), because of Reason (see the manifest's reason).
+	Truncated bool   `json:"truncated,omitempty"`
+	Missing   string `json:"missing,omitempty"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // Upload is the upload queue and the uploader's state.
@@ -216,6 +224,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>size</th><td>{{mib .Size}} ({{mib .Used}} used)</td></tr>
 <tr><th>oldest packet</th><td>{{t .Oldest}}</td></tr>
 <tr><th>newest packet</th><td>{{t .Newest}}</td></tr>
+<tr><th>span</th><td>{{if .Span}}{{.Span}} (the longest "before" saved whole now){{else}}-{{end}}</td></tr>
 <tr><th>packets</th><td>{{.Packets}}</td></tr>
 <tr><th>drops</th><td>{{.Drops}}</td></tr>
 </table>{{else}}<p>no ring open</p>{{end}}
@@ -230,7 +239,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <h2>Recent presses</h2>
 <table><tr><th>time</th><th>source</th><th>clock</th><th>capture</th><th>files</th></tr>
 {{range .Presses}}<tr><td>{{t .Time}}</td><td>{{.Source}}</td><td>{{if .Synced}}synced{{else}}unsynced{{end}}</td><td>#{{.Window}} {{.Decision}}</td>
-<td>{{if .Error}}<b>{{.Error}}</b>{{else if .Done}}{{range .Files}}{{.}}<br>{{end}}{{else}}waiting{{end}}</td></tr>{{end}}
+<td>{{if .Error}}<b>{{.Error}}</b>{{else if .Done}}{{if .Truncated}}<b>truncated: {{.Missing}} of the window missing ({{.Reason}})</b><br>{{end}}{{range .Files}}{{.}}<br>{{end}}{{else}}waiting{{end}}</td></tr>{{end}}
 </table>
 <h2>Upload</h2>
 {{with .Upload}}<table>

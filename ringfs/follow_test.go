@@ -1,0 +1,97 @@
+package ringfs
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+)
+
+func follow(t *testing.T, r *Ring, from, to int64, pos *Pos, push bool) ([]Record, ReadStats) {
+	t.Helper()
+	var got []Record
+	st, err := r.Follow(context.Background(), from, to, pos, push, func(rec Record) error {
+		rec.Data = bytes.Clone(rec.Data)
+		got = append(got, rec)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("follow [%d, %d) from %+v: %v", from, to, *pos, err)
+	}
+	return got, st
+}
+
+// A ring that began after the window's start and never wrapped says so:
+// the window is older than the ring.
+func TestReadBeforeYoungRing(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, st := readAll(t, r, base, base+100); !st.Truncated || st.Reason != ReasonYounger || st.Oldest != 0 || st.Missing != 100 {
+		t.Errorf("empty ring: stats %+v, want truncated (%s), all 100 ns missing", st, ReasonYounger)
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	recs := genRecords(rng, 1000, func(i int) int64 { return base + 1000 + int64(i) })
+	appendAll(t, r, recs)
+	got, st := readAll(t, r, base, 1<<62)
+	sameRecords(t, "young ring", got, recs)
+	if !st.Truncated || st.Reason != ReasonYounger || st.Oldest != base+1000 || st.Missing != 1000 {
+		t.Errorf("stats %+v, want truncated (%s) at %d, 1000 ns missing", st, ReasonYounger, base+1000)
+	}
+}
+
+// Following a window in steps while it is written delivers exactly what one
+// read at the end would, each record once.
+func TestFollowInSteps(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(23, 24))
+	recs := genRecords(rng, 40000, func(i int) int64 { return base + int64(i)*1000 })
+	from, to := recs[5000].Time, recs[35000].Time
+	var pos Pos
+	var got []Record
+	for i := 0; i < len(recs); i += 7000 {
+		appendAll(t, r, recs[i:min(i+7000, len(recs))])
+		g, st := follow(t, r, from, to, &pos, i%2 == 0)
+		if st.Truncated {
+			t.Fatalf("step at %d: stats %+v", i, st)
+		}
+		got = append(got, g...)
+	}
+	g, _ := follow(t, r, from, to, &pos, true)
+	got = append(got, g...)
+	sameRecords(t, "followed window", got, want(recs, from, to))
+	if g, _ := follow(t, r, from, to, &pos, true); len(g) != 0 {
+		t.Errorf("a step with nothing new delivered %d records", len(g))
+	}
+}
+
+// When the writer laps a follower between two steps, the next step says
+// the window lost blocks, and still delivers what is left in order.
+func TestFollowOvertakenBetweenSteps(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(25, 26))
+	recs := genRecords(rng, 240000, func(i int) int64 { return base + int64(i)*1000 })
+	var pos Pos
+	appendAll(t, r, recs[:10000])
+	got, st := follow(t, r, base, 1<<62, &pos, true)
+	if st.Truncated || len(got) != 10000 {
+		t.Fatalf("first step: %d records, stats %+v", len(got), st)
+	}
+	appendAll(t, r, recs[10000:])
+	got, st = follow(t, r, base, 1<<62, &pos, true)
+	if !st.Truncated || st.Reason != ReasonOvertaken || st.Oldest != got[0].Time || st.Missing <= 0 {
+		t.Fatalf("lapped follower: stats %+v, want truncated (%s) at %d", st, ReasonOvertaken, got[0].Time)
+	}
+	k := int((got[0].Time - base) / 1000)
+	sameRecords(t, "after the gap", got, recs[k:])
+}
