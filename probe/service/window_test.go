@@ -106,3 +106,25 @@ func TestWindowsDueOnReceivingClock(t *testing.T) {
 		t.Fatalf("extended: Next %v To %v", next, w.To)
 	}
 }
+
+// TestWindowsAfterZero: with after 0 a window ends at its press, is due
+// at once, and a later press is never inside it, whatever repeat says.
+func TestWindowsAfterZero(t *testing.T) {
+	for _, repeat := range []string{RepeatExtend, RepeatIgnore, RepeatSeparate} {
+		ws := &Windows{Before: 10 * time.Second, MaxWindow: time.Minute, Repeat: repeat}
+		d, w := ws.Press(press(0, true))
+		if d != Opened || !w.From.Equal(t0.Add(-10*time.Second)) || !w.To.Equal(t0) {
+			t.Fatalf("%s: first press: %v %v..%v", repeat, d, w.From, w.To)
+		}
+		if next, ok := ws.Next(); !ok || !next.Equal(t0) {
+			t.Fatalf("%s: Next = %v %v, want the press", repeat, next, ok)
+		}
+		d, w2 := ws.Press(press(time.Millisecond, true))
+		if d != Opened || w2.ID != 2 || !w.To.Equal(t0) {
+			t.Fatalf("%s: a press 1 ms later: %v #%d, first window now ends %v", repeat, d, w2.ID, w.To)
+		}
+		if due := ws.Due(t0); len(due) != 1 || due[0] != w {
+			t.Fatalf("%s: Due at the press = %v", repeat, due)
+		}
+	}
+}
