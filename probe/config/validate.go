@@ -38,8 +38,8 @@ const (
 	// press time stay far from the int64 nanoseconds the ring's
 	// timestamps are (about 292 years).
 	MaxDuration = 10 * 365 * 24 * time.Hour
-	// MinTokenLen and MinTokenDistinct make status.token worth guessing
-	// at least as hard as a random 16-character password would be.
+	// MinTokenLen and MinTokenDistinct rule out a status.token that is
+	// long but guessable: one repeated character, 16 spaces, "abab...".
 	MinTokenLen      = 16
 	MinTokenDistinct = 10
 )
@@ -348,13 +348,13 @@ func (c Config) outputOverlaps(refusals bool) Errors {
 	}
 	toRoot := c.Storage.Output == OutputRoot
 	if refusals && overlap(ring, queue) {
-		es.Add("ring.dir", "%q and storage.queue_dir %q are the same directory or one holds the other: %s", c.Ring.Dir, c.Storage.QueueDir, "the ring's segments would be among the files to upload")
+		es.Add("ring.dir", "%q and storage.queue_dir %q are the same directory or one holds the other: the ring's segments would be among the files to upload", c.Ring.Dir, c.Storage.QueueDir)
 	}
 	// The storage root as save dir holds ring/ as a sibling of the files.
 	if save != "." && overlap(ring, save) {
 		switch {
 		case refusals && (toRoot || ring == save):
-			es.Add("ring.dir", "%q and storage.save_dir %q are the same directory or one holds the other: %s", c.Ring.Dir, c.Storage.SaveDir, "a press's files would be mixed with the ring's segments")
+			es.Add("ring.dir", "%q and storage.save_dir %q are the same directory or one holds the other: a press's files would be mixed with the ring's segments", c.Ring.Dir, c.Storage.SaveDir)
 		case !refusals && !toRoot && ring != save:
 			es.Add("storage.save_dir", "%q overlaps ring.dir %q (unused while storage.output is %q)", c.Storage.SaveDir, c.Ring.Dir, c.Storage.Output)
 		}
