@@ -89,15 +89,35 @@ func TestCheckWarns(t *testing.T) {
 	}
 }
 
+// TestCheckAfterZero: a window that ends at the press passes check, which
+// still holds before + 0 against the history the ring holds.
+func TestCheckAfterZero(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(p, []byte(`{"trigger": {"after": "0s"}}`), 0o644)
+	var out, errb bytes.Buffer
+	if err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-config", p}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "window: 1m0s before + 0s after") {
+		t.Errorf("check output: %q", out.String())
+	}
+	os.WriteFile(p, []byte(`{"trigger": {"after": "0s"}, "ring": {"size": "64MiB", "expected_mbps": 100}}`), 0o644)
+	err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-config", p})
+	if err == nil || !strings.Contains(err.Error(), "trigger.before: before + after = 1m0s exceeds the 5s of history") {
+		t.Errorf("check of 60 s + 0 over a 5 s ring: %v", err)
+	}
+}
+
 func TestCheckNamesFieldAndProblem(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.json")
-	os.WriteFile(p, []byte(`{"trigger": {"before": "0s", "repeat": "sometimes"}}`), 0o644)
+	os.WriteFile(p, []byte(`{"trigger": {"before": "0s", "repeat": "sometimes"}, "upload": {"enable": true, "server": "x"}}`), 0o644)
 	var out, errb bytes.Buffer
 	err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-config", p})
 	if err == nil {
 		t.Fatal("check accepted a bad config")
 	}
-	for _, want := range []string{p, "trigger.before: must be positive", `trigger.repeat: "sometimes" is not one of`} {
+	for _, want := range []string{p, "trigger.before: must be positive", `trigger.repeat: "sometimes" is not one of`,
+		"upload.user: required", "upload.remote_dir: required", "upload.host_key: required"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("check error lacks %q:\n%v", want, err)
 		}

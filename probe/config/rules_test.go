@@ -76,6 +76,7 @@ func TestStricterRules(t *testing.T) {
 		{"token one letter", `{"status": {"token": "aaaaaaaaaaaaaaaa"}}`, "", "status.token"},
 		{"token spaces", `{"status": {"token": "                "}}`, "", "status.token"},
 		{"token 9 distinct", `{"status": {"token": "abcdefghiabcdefghi"}}`, "", "status.token"},
+		{"token of 16 bytes, 6 characters", `{"status": {"token": "äöüäöüäö"}}`, "", "status.token"},
 		{"token short", `{"status": {"token": "0123456789abcde"}}`, "status.token", ""},
 		// The SFTP server's key.
 		{"host key @revoked", `{"upload": {"enable": true, "server": "s", "user": "u", "remote_dir": "/in", "host_key": "@revoked s ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvLRgktC3q2zlaqrQM+us3AQNUF5+lpiscwzIJO+ytB"}}`, "upload.host_key", ""},

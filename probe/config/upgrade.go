@@ -30,12 +30,14 @@ func (c *Config) upgrade() {
 		}
 		r.Initial = upload.Duration(upload.MinRetry)
 	}
-	// A token long enough for earlier versions but of few distinct
-	// characters is not honoured: the trigger endpoint then takes only
+	// A token earlier versions accepted (16 bytes or more) that is too
+	// easy to guess is not honoured: the trigger endpoint then takes only
 	// gokrazy's password, and the probe records as before.
-	if tok := c.Status.Token; len([]rune(tok)) >= MinTokenLen && distinct(tok) < MinTokenDistinct {
-		es.Add("status.token", "has %d distinct characters, fewer than %d: ignored (POST /trigger takes gokrazy's password only)", distinct(tok), MinTokenDistinct)
-		c.Status.Token = ""
+	if tok := c.Status.Token; len(tok) >= MinTokenLen {
+		if p := tokenProblem(tok); p != "" {
+			es.Add("status.token", "%s: ignored (POST /trigger takes gokrazy's password only)", p)
+			c.Status.Token = ""
+		}
 	}
 	c.fixed = es
 }

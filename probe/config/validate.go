@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/probe/capture"
@@ -400,12 +401,8 @@ func (c Config) checkStatus() Errors {
 			es.AddErr(fmt.Sprintf("status.listen[%d]", i), "bad address", err)
 		}
 	}
-	if tok := c.Status.Token; tok != "" {
-		if n := len([]rune(tok)); n < MinTokenLen {
-			es.Add("status.token", "is shorter than %d characters", MinTokenLen)
-		} else if d := distinct(tok); d < MinTokenDistinct {
-			es.Add("status.token", "has %d distinct characters, fewer than %d: too easy to guess", d, MinTokenDistinct)
-		}
+	if p := tokenProblem(c.Status.Token); p != "" {
+		es.Add("status.token", "%s", p)
 	}
 	if c.Status.RecentPresses < 0 {
 		es.Add("status.recent_presses", "must not be negative")
@@ -413,12 +410,22 @@ func (c Config) checkStatus() Errors {
 	return es
 }
 
-func distinct(s string) int {
+// tokenProblem says why a non-empty token is too easy to guess, or "".
+func tokenProblem(tok string) string {
+	if tok == "" {
+		return ""
+	}
 	seen := map[rune]bool{}
-	for _, r := range s {
+	for _, r := range tok {
 		seen[r] = true
 	}
-	return len(seen)
+	switch n := utf8.RuneCountInString(tok); {
+	case n < MinTokenLen:
+		return fmt.Sprintf("is shorter than %d characters", MinTokenLen)
+	case len(seen) < MinTokenDistinct:
+		return fmt.Sprintf("has %d distinct characters, fewer than %d: too easy to guess", len(seen), MinTokenDistinct)
+	}
+	return ""
 }
 
 // checkSections collects the problems of the sections other packages
