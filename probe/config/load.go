@@ -69,8 +69,8 @@ func Parse(data []byte) (Config, error) {
 	if _, ok := generic.(map[string]any); !ok {
 		return Config{}, &FieldError{Field: "(top level)", Problem: "must be a JSON object"}
 	}
-	if err := checkUnknown(reflect.TypeOf(Config{}), generic, ""); err != nil {
-		return Config{}, err
+	if es := checkUnknown(reflect.TypeOf(Config{}), generic, ""); len(es) > 0 {
+		return Config{}, es
 	}
 	c := DefaultConfig()
 	saved := map[string]reflect.Value{}
@@ -126,9 +126,9 @@ func eachSlice(v reflect.Value, path string, fn func(path string, f reflect.Valu
 	}
 }
 
-// checkUnknown walks the decoded JSON beside the Go type and reports the
-// first key (in sorted order) that no field carries, with its full path.
-func checkUnknown(t reflect.Type, v any, path string) error {
+// checkUnknown walks the decoded JSON beside the Go type and reports every
+// key that no field carries, with its full path (sorted within an object).
+func checkUnknown(t reflect.Type, v any, path string) Errors {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -163,25 +163,26 @@ func checkUnknown(t reflect.Type, v any, path string) error {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		var es Errors
 		for _, k := range keys {
 			ft, ok := fields[strings.ToLower(k)]
 			if !ok {
-				return &FieldError{Field: join(path, k), Problem: "unknown field (known: " + strings.Join(names, ", ") + ")"}
+				es.Add(join(path, k), "unknown field (known: %s)", strings.Join(names, ", "))
+				continue
 			}
-			if err := checkUnknown(ft, m[k], join(path, k)); err != nil {
-				return err
-			}
+			es = append(es, checkUnknown(ft, m[k], join(path, k))...)
 		}
+		return es
 	case reflect.Slice, reflect.Array:
 		a, ok := v.([]any)
 		if !ok {
 			return nil
 		}
+		var es Errors
 		for i, e := range a {
-			if err := checkUnknown(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
+			es = append(es, checkUnknown(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
 		}
+		return es
 	}
 	return nil
 }

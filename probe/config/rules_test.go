@@ -162,6 +162,17 @@ func TestEverySectionEveryProblem(t *testing.T) {
 	}
 }
 
+// TestEveryUnknownField: a file's unknown fields are all named in one run.
+func TestEveryUnknownField(t *testing.T) {
+	_, err := Parse([]byte(`{"trigger": {"befor": "1s", "aftr": "1s"}, "beeper": {"volum": 3}, "exports": [{"name": "a"}, {"nme": "b"}]}`))
+	got := fields(t, err)
+	for _, f := range []string{"trigger.befor", "trigger.aftr", "beeper.volum", "exports[1].nme"} {
+		if !has(got, f) {
+			t.Errorf("Parse names %v; %s is missing", got, f)
+		}
+	}
+}
+
 // TestAfterZero: after "0s" ends the window at the press, and the
 // history check still holds before + 0 against the ring.
 func TestAfterZero(t *testing.T) {
