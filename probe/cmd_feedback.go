@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log"
 	"time"
 
 	"github.com/presscap/presscap/beeper"
@@ -28,7 +27,9 @@ func runBeep(ctx context.Context, e env, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("beep: %w", err)
 	}
-	b := beeper.New(cfg, log.New(e.stderr, "", 0))
+	// No logger: PlayWait returns the device's error, which main prints
+	// once; the beeper's log line would say it a second time.
+	b := beeper.New(cfg, nil)
 	defer b.Close()
 	if err := b.PlayWait(ctx, s); err != nil {
 		return fmt.Errorf("beep: %w", err)

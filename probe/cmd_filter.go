@@ -18,11 +18,7 @@ func runFilter(ctx context.Context, e env, args []string) error {
 	dd := fs.Bool("dd", false, "print the program as a C array")
 	ddd := fs.Bool("ddd", false, "print the program as decimal numbers")
 	snap := fs.Uint("s", filter.MaxSnap, "snap length the program returns for an accepted packet")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: probe filter [-live] [-d|-dd|-ddd] [-s snaplen] EXPRESSION...")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	format := filter.DumpAsm

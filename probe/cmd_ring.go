@@ -20,7 +20,15 @@ import (
 
 func runRing(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return errors.New("ring: want a subcommand: import or info")
+		return usageError{err: errors.New("ring: want a subcommand: import or info")}
+	}
+	if isHelp(args[0]) {
+		// Both subcommands' usages, as `probe help ring` shows them.
+		fmt.Fprintf(e.stderr, "usage: probe ring (import | info) [flags]\n\nRing maintenance: import, info.\n\n")
+		runRingImport(ctx, e, []string{"-h"})
+		fmt.Fprintln(e.stderr)
+		runRingInfo(e, []string{"-h"})
+		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "import":
@@ -28,7 +36,7 @@ func runRing(ctx context.Context, e env, args []string) error {
 	case "info":
 		return runRingInfo(e, args[1:])
 	}
-	return fmt.Errorf("ring: unknown subcommand %q (want import or info)", args[0])
+	return usageError{err: fmt.Errorf("ring: unknown subcommand %q (want import or info)", args[0])}
 }
 
 func runRingImport(ctx context.Context, e env, args []string) error {
@@ -38,7 +46,7 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	link := fs.String("link", "import", "link name for interfaces the file does not name")
 	flush := fs.Duration("flush", time.Second, "flush interval of the ring")
 	syncEvery := fs.Int("sync-every", 0, "also flush every N packets and print \"durable N\" (for tests)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
@@ -190,7 +198,7 @@ func runRingInfo(e env, args []string) error {
 	fs := newFlagSet("ring info", e)
 	dir := fs.String("ring", "", "ring directory (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {

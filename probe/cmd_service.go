@@ -52,7 +52,7 @@ func configFlag(fs *flag.FlagSet) *string {
 func runService(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("run", e)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	logger := log.New(e.stdout, "", log.LstdFlags|log.LUTC)
@@ -191,7 +191,7 @@ func runTrigger(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration file of the running service")
 	addr := fs.String("addr", "", "status listener host:port (default: from the configuration)")
 	token := fs.String("token", "", "trigger token (default: status.token, else gokrazy's password)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	c, _, err := loadConfig(*path)

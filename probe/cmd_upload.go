@@ -15,7 +15,7 @@ import (
 // installer's and the provider's hands-on tools for the upload.
 func runUpload(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("upload", e)
-	cfgPath := fs.String("config", "", "configuration file (default: the search order of `probe check`)")
+	cfgPath := configFlag(fs)
 	queue := fs.String("queue", "", "queue directory (default: storage.mount_point/storage.queue_dir of the configuration)")
 	state := fs.String("state", "", "state directory holding the SSH key (default: storage.state_dir of the configuration, as the service uses)")
 	now := fs.Bool("now", false, "upload the queue now, ignoring the schedule")
