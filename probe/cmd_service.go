@@ -87,8 +87,11 @@ func runService(ctx context.Context, e env, args []string) error {
 	defer cancel()
 	srvDone := make(chan error, 1)
 	if len(c.Status.Listen) > 0 {
+		// The installer's checks run on the service's own speaker, LED,
+		// upload configuration and trigger.
+		checks := &status.Checks{Upload: c.Upload, StateDir: c.Storage.StateDir, Beeper: fb.Beeper, LEDs: fb.LEDs}
 		srv := &status.Server{Listen: c.Status.Listen, Logf: logger.Printf,
-			Handler: status.Handler(svc, status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles})}
+			Handler: status.Handler(status.WithChecks(svc, checks), status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles})}
 		go func() { srvDone <- srv.Run(ctx) }()
 	} else {
 		srvDone <- nil

@@ -1,7 +1,8 @@
 // Package status is the probe's HTTP status listener: the state as JSON
 // (GET /status.json) and as a plain HTML page (GET /), and the
 // authenticated trigger endpoint (POST /trigger) that `probe trigger` and
-// the provider use.
+// the provider use, and the installer's checks (POST /check/NAME, see
+// Checks).
 package status
 
 import (
@@ -33,6 +34,8 @@ type Snapshot struct {
 	Presses     []Press   `json:"recent_presses"`
 	Upload      *Upload   `json:"upload,omitempty"`
 	Faults      []string  `json:"faults,omitempty"`
+	// Checks are the installer's checks' last runs (see Checks).
+	Checks []CheckRun `json:"installer_checks,omitempty"`
 }
 
 // Storage is the disk's state.
@@ -175,11 +178,11 @@ func Handler(src Source, auth Auth) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(src.Snapshot())
+		enc.Encode(snapshotOf(src))
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := page.Execute(w, src.Snapshot()); err != nil {
+		if err := page.Execute(w, snapshotOf(src)); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
@@ -198,6 +201,9 @@ func Handler(src Source, auth Auth) http.Handler {
 		}
 		json.NewEncoder(w).Encode(p)
 	})
+	if cs, ok := src.(CheckSource); ok && cs.Checks() != nil {
+		cs.Checks().routes(mux, src, auth)
+	}
 	return mux
 }
 
@@ -252,6 +258,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>last error</th><td>{{if .LastError}}<b>{{.LastError}}</b>{{else}}none{{end}}</td></tr>
 <tr><th>public key</th><td>{{if .PublicKey}}<code>{{.PublicKey}}</code><br>(append this line to the upload user's ~/.ssh/authorized_keys on the SFTP server){{else}}-{{end}}</td></tr>
 </table>{{else}}<p>no upload configured</p>{{end}}
+{{template "checks" .Checks}}
 <p><a href="status.json">JSON</a></p>
 </body></html>
 `))
