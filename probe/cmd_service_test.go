@@ -17,6 +17,7 @@ import (
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/netnstest"
 	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/testtool"
 )
 
 func TestCheckPrintDefaultIsValid(t *testing.T) {
@@ -233,6 +234,46 @@ func TestRunAndTrigger(t *testing.T) {
 	}
 	if len(s.Presses) != 1 || !s.Presses[0].Done || len(s.Presses[0].Files) != 1 || s.Storage.State != "recording" {
 		t.Errorf("status after the press: %+v", s)
+	}
+
+	// The installer's checks on the service's own parts: a test press is
+	// saved and its file listed; the beeper is off in this configuration.
+	for _, check := range []string{"press", "sounds"} {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/check/"+check, nil)
+		req.Header.Set("Authorization", "Bearer "+c.Status.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /check/%s: %s", check, resp.Status)
+		}
+	}
+	var runs map[string]status.CheckRun
+	testtool.WaitFor(t, "the press and sounds checks", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/checks.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var list []status.CheckRun
+		json.NewDecoder(resp.Body).Decode(&list)
+		runs = map[string]status.CheckRun{}
+		for _, r := range list {
+			runs[r.Check] = r
+		}
+		return !runs["press"].Finished.IsZero() && !runs["sounds"].Finished.IsZero()
+	})
+	if p := runs["press"]; !p.OK || len(p.Steps) != 2 || !strings.Contains(p.Steps[0].Detail, "capture #2 opened") ||
+		!strings.Contains(p.Steps[1].Detail, "1 files in ") || !strings.Contains(p.Steps[1].Detail, ".pcap") {
+		t.Errorf("press check: %+v", p)
+	}
+	if strings.Count(out.String(), "capture #2 saved") != 1 {
+		t.Errorf("the test press's capture was not saved once:\n%s", out.String())
+	}
+	if snd := runs["sounds"]; snd.OK || len(snd.Steps) != 4 || !strings.Contains(snd.Steps[0].Error, "beeper.enable") {
+		t.Errorf("sounds check with the beeper off: %+v", snd)
 	}
 }
 
