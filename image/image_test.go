@@ -528,6 +528,14 @@ func TestBadProbeConfigFailsTheBuild(t *testing.T) {
 	if strings.Contains(stdout.String(), "go build") {
 		t.Error("programs were compiled before the config was checked")
 	}
+	// What the device would only warn about also fails the build.
+	if err := os.WriteFile(filepath.Join(inst, "probe.json"), []byte(`{"trigger": {"rescan": "10ms"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"build", "-instance", inst, "-o", img, "-workdir", workDir(t, "bad")}, &stdout, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "trigger.rescan") {
+		t.Errorf("a probe config the device would correct: %v, want the build refused naming trigger.rescan", err)
+	}
 
 	// A broken instance config names the field too.
 	if err := os.WriteFile(filepath.Join(inst, "config.json"), []byte(`{"Hostname": "presscap", "Packages": [], "Pakages": []}`), 0o644); err != nil {

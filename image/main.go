@@ -69,6 +69,11 @@ func checkProbeConfig(dst string, data []byte) ([]string, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("probe config: %w", err)
 	}
+	// The device would correct or put up with these; an image being built
+	// is the moment to fix them instead.
+	if ws := c.Warnings(); len(ws) > 0 {
+		return nil, fmt.Errorf("probe config: the probe would start, but fix these first:\n%w", ws)
+	}
 	var dirs []string
 	if mp := c.Storage.MountPoint; strings.HasPrefix(mp, "/") && !strings.HasPrefix(mp, "/perm/") && !strings.HasPrefix(mp, "/tmp/") {
 		dirs = append(dirs, path.Clean(mp))

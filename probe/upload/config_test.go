@@ -2,9 +2,12 @@ package upload
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func validConfig() Config {
@@ -111,6 +114,27 @@ func TestFingerprintWarning(t *testing.T) {
 		if got := len(w) > 0; got != tc.warn || (got && w[0].Field != "upload.host_key") {
 			t.Errorf("%s: warnings %v, want warning %v", tc.pin, w, tc.warn)
 		}
+	}
+}
+
+// TestBadFingerprintSaysWhy: a connection refused for such a pin says
+// the pin is no digest, not that the provider changed the server's key.
+func TestBadFingerprintSaysWhy(t *testing.T) {
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := parseHostKeyPin("SHA256:" + strings.Repeat("!", 43))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.callback()("sftp.example.net:22", nil, key)
+	if !errors.Is(err, ErrHostKey) || !strings.Contains(err.Error(), "is not base64 of a SHA-256 digest") {
+		t.Errorf("callback = %v", err)
+	}
+	good, _ := parseHostKeyPin(ssh.FingerprintSHA256(key))
+	if err := good.callback()("sftp.example.net:22", nil, key); err != nil {
+		t.Errorf("the key's own fingerprint: %v", err)
 	}
 }
 

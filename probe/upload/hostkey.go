@@ -88,6 +88,10 @@ func (p hostKeyPin) callback() ssh.HostKeyCallback {
 		if ok {
 			return nil
 		}
+		if fp := fingerprintProblem(p.fingerprint); fp != "" {
+			return fmt.Errorf("%w: server %s offered %s %s, but upload.host_key %s; refusing to connect",
+				ErrHostKey, hostname, key.Type(), got, fp)
+		}
 		return fmt.Errorf("%w: server %s offered %s %s, but upload.host_key pins %s; refusing to connect (if the provider really changed the server's key, put the new one in upload.host_key)",
 			ErrHostKey, hostname, key.Type(), got, p.fingerprint)
 	}
