@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -168,12 +169,26 @@ func checkUpdateEEPROM(t *testing.T, b built, fs *fat.FS) {
 		{"same", same, "RECOVERY.000", "EEPROM already up to date"},
 	} {
 		d := &fakeDevice{pw: b.password, build: "old", next: b.ts.Format("2006-01-02T15:04:05Z07:00"), eeprom: tt.dev}
-		srv := httptest.NewServer(d)
+		srv := httptest.NewUnstartedServer(d)
+		// An instance with Update.UseTLS: the device serves the
+		// image's certificate, and the update speaks HTTPS to it.
+		if web, err := tls.LoadX509KeyPair(filepath.Join(b.instance, "state", "web-cert.pem"), filepath.Join(b.instance, "state", "web-key.pem")); err == nil {
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{web}}
+			srv.StartTLS()
+		} else {
+			srv.Start()
+		}
 		var out bytes.Buffer
 		err := run(context.Background(), []string{"update", "-instance", b.instance, "-image", b.img, "-target", srv.URL, "-wait", "10s"}, &out, io.Discard)
 		srv.Close()
 		if err != nil {
 			t.Fatalf("%s: update: %v\n%s", tt.name, err, out.String())
+		}
+		if srv.TLS != nil && !strings.HasPrefix(srv.URL, "https://") {
+			t.Errorf("%s: the TLS device was reached at %s", tt.name, srv.URL)
+		}
+		if _, err := os.Stat(filepath.Join(b.instance, "state", "web-cert-pin.txt")); srv.TLS != nil && err != nil {
+			t.Errorf("%s: no certificate pin after an update over HTTPS: %v", tt.name, err)
 		}
 		if !strings.Contains(out.String(), tt.log) || !strings.Contains(out.String(), "boot FAT gets "+tt.recovery) {
 			t.Errorf("%s: update output lacks %q and %s:\n%s", tt.name, tt.log, tt.recovery, out.String())

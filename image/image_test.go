@@ -327,6 +327,15 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 		t.Fatal(err)
 	}
 	want[pc.Storage.MountPoint] = dir
+	// With Update.UseTLS the instance's web certificate is where gokrazy
+	// loads it at boot; without, gokrazy serves plain HTTP.
+	cert, certErr := os.ReadFile(filepath.Join(b.instance, "state", "web-cert.pem"))
+	if certErr == nil {
+		want["/etc/ssl/gokrazy-web.pem"] = file
+		want["/etc/ssl/gokrazy-web.key.pem"] = secret
+	} else if l["/etc/ssl/gokrazy-web.pem"] != "" {
+		t.Errorf("root has /etc/ssl/gokrazy-web.pem, but the instance has no certificate (%v)", certErr)
+	}
 	for p, w := range want {
 		if l[p] != w {
 			t.Errorf("root %s: %q, want %q", p, l[p], w)
@@ -364,6 +373,11 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 	}
 	if got, err := os.ReadFile(filepath.Join(ext, "etc/presscap/config.json")); err != nil || !bytes.Equal(got, shipped) {
 		t.Errorf("/etc/presscap/config.json differs from %s (%v)", src, err)
+	}
+	if certErr == nil {
+		if got, err := os.ReadFile(filepath.Join(ext, "etc/ssl/gokrazy-web.pem")); err != nil || !bytes.Equal(got, cert) {
+			t.Errorf("/etc/ssl/gokrazy-web.pem differs from the instance's state/web-cert.pem (%v)", err)
+		}
 	}
 	for p, w := range map[string]string{"etc/hostname": hostname, "etc/http-port.txt": "80", "etc/https-port.txt": "443"} {
 		if b, err := os.ReadFile(filepath.Join(ext, p)); err != nil || string(b) != w {
@@ -502,6 +516,11 @@ func TestVMImageStructure(t *testing.T) {
 	}
 	if _, err := fs.Stat("config.txt"); err == nil {
 		t.Error("the UEFI image carries a Raspberry Pi config.txt")
+	}
+	// The VM instance serves its web interface over HTTPS (the system test
+	// updates through it).
+	if _, err := os.Stat(filepath.Join(b.instance, "state", "web-cert.pem")); err != nil {
+		t.Errorf("the VM instance's build made no self-signed certificate: %v", err)
 	}
 	checkRoot(t, b, tab, "presscap-vm", "7.1.3", false)
 }

@@ -12,6 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/presscap/presscap/image/assemble"
 	"github.com/presscap/presscap/image/gokconfig"
+	"github.com/presscap/presscap/image/tlspin"
 	"github.com/presscap/presscap/image/updater"
 )
 
@@ -144,31 +148,76 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	pw, err := cfg.Password()
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
+	t, err := updateTarget(cfg, *target, logf)
 	if err != nil {
 		return err
-	}
-	u := *target
-	if u == "" {
-		host := cfg.Hostname
-		if cfg.Update != nil && cfg.Update.Hostname != "" {
-			host = cfg.Update.Hostname
-		}
-		u = "http://" + host + ":" + cfg.HTTPPort()
 	}
 	p, err := updater.OpenImage(*img)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	fmt.Fprintf(stdout, "updating %s to build %s (root %d KiB, boot %d KiB)\n", u, p.Timestamp, p.RootSize>>10, p.BootSize>>10)
-	t := &updater.Target{BaseURL: u, Password: pw}
-	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
+	fmt.Fprintf(stdout, "updating %s to build %s (root %d KiB, boot %d KiB)\n", t.BaseURL, p.Timestamp, p.RootSize>>10, p.BootSize>>10)
 	if err := t.UpdateFromImage(ctx, p, *mbr, *wait, logf); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "device runs build %s\n", p.Timestamp)
 	return nil
+}
+
+// updateTarget is the device's update endpoint as the instance describes
+// it. With TLS the device's certificate is pinned on first use (in the
+// instance's state directory) and must match from then on; the password is
+// never sent over plain HTTP to a device that speaks HTTPS.
+func updateTarget(cfg *gokconfig.Config, target string, logf func(string, ...any)) (*updater.Target, error) {
+	if cfg.NoPassword() {
+		return nil, errors.New("Update.NoPassword is set: gokrazy then serves its update API only on the device's Unix socket, so the device cannot be updated over the network")
+	}
+	pw, err := cfg.Password()
+	if err != nil {
+		return nil, err
+	}
+	if target == "" {
+		host := cfg.Hostname
+		if cfg.Update != nil && cfg.Update.Hostname != "" {
+			host = cfg.Update.Hostname
+		}
+		target = "http://" + net.JoinHostPort(host, cfg.HTTPPort())
+		if cfg.TLSEnabled() {
+			target = "https://" + net.JoinHostPort(host, cfg.HTTPSPort())
+		}
+	}
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-target %q: want http://host:port or https://host:port", target)
+	}
+	// Redirects are not followed: gokrazy's HTTP port redirects to HTTPS
+	// when TLS is on, and the update must not wander off the pinned host.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	switch {
+	case cfg.TLSEnabled() && u.Scheme != "https":
+		return nil, fmt.Errorf("Update.UseTLS/CertPEM: the device serves its update API over HTTPS (port %s); -target %s would send the password in clear", cfg.HTTPSPort(), target)
+	case !cfg.TLSEnabled() && u.Scheme == "https":
+		return nil, fmt.Errorf("-target %s is HTTPS, but the instance has no Update.UseTLS or Update.CertPEM, so its image serves plain HTTP", target)
+	case !cfg.TLSEnabled():
+		return &updater.Target{BaseURL: target, Password: pw, Client: &http.Client{CheckRedirect: noRedirect}}, nil
+	}
+	pin := &tlspin.Store{Path: cfg.StatePath(gokconfig.PinFile), Log: logf}
+	// The image being pushed normally carries the instance's certificate:
+	// when the device comes back with it, it replaces the pin.
+	cert, _, err := cfg.TLSCertificate(false)
+	if err != nil {
+		return nil, err
+	}
+	if cert != nil {
+		if err := pin.Expect(cert); err != nil {
+			return nil, err
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = pin.TLSConfig()
+	return &updater.Target{BaseURL: target, Password: pw, Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}}, nil
 }
 
 func runInfo(args []string, stdout, stderr io.Writer) error {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,7 +123,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	password, err := cfg.Password()
+	web, err := webFiles(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +176,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 
 	// Root file system.
 	tree := rootfs.NewTree()
-	rel, err := rootTree(tree, cfg, binDir, kernelDir, password, extra, dirs)
+	rel, err := rootTree(tree, cfg, binDir, kernelDir, web, extra, dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +481,39 @@ func buildInit(ctx context.Context, o Options, cfg *gokconfig.Config, timestamp,
 	return goBuild(ctx, o, "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-o", filepath.Join(binDir, "init"), "./"+filepath.ToSlash(rel))
 }
 
-func rootTree(t *rootfs.Tree, cfg *gokconfig.Config, binDir, kernelDir, password string, extra map[string]extraFile, dirs []string) (string, error) {
+// rootFile is one file of the root file system.
+type rootFile struct {
+	path string
+	data []byte
+	mode fs.FileMode
+}
+
+// webFiles are what gokrazy's web interface reads from the root: the update
+// password (none with Update.NoPassword; gokrazy then listens only on its
+// Unix socket) and, for HTTPS, the certificate and key it loads from
+// /etc/ssl/gokrazy-web.pem and /etc/ssl/gokrazy-web.key.pem at boot.
+func webFiles(cfg *gokconfig.Config) ([]rootFile, error) {
+	var files []rootFile
+	if !cfg.NoPassword() {
+		pw, err := cfg.Password()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, rootFile{"/etc/gokr-pw.txt", []byte(pw), rootfs.SecretMode})
+	}
+	cert, key, err := cfg.TLSCertificate(true)
+	if err != nil {
+		return nil, err
+	}
+	if cert != nil {
+		files = append(files,
+			rootFile{"/etc/ssl/gokrazy-web.pem", cert, rootfs.FileMode},
+			rootFile{"/etc/ssl/gokrazy-web.key.pem", key, rootfs.SecretMode})
+	}
+	return files, nil
+}
+
+func rootTree(t *rootfs.Tree, cfg *gokconfig.Config, binDir, kernelDir string, web []rootFile, extra map[string]extraFile, dirs []string) (string, error) {
 	steps := []func() error{
 		func() error { return t.HostFile("/gokrazy/init", filepath.Join(binDir, "init"), rootfs.ProgramMode) },
 	}
@@ -508,7 +541,6 @@ func rootTree(t *rootfs.Tree, cfg *gokconfig.Config, binDir, kernelDir, password
 		func() error {
 			return t.File("/etc/hosts", []byte("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 "+cfg.Hostname+"\n"), rootfs.FileMode)
 		},
-		func() error { return t.File("/etc/gokr-pw.txt", []byte(password), rootfs.SecretMode) },
 		func() error { return t.File("/etc/http-port.txt", []byte(cfg.HTTPPort()), rootfs.FileMode) },
 		func() error { return t.File("/etc/https-port.txt", []byte(cfg.HTTPSPort()), rootfs.FileMode) },
 		func() error { return t.File("/etc/localtime", UTCZoneinfo(), rootfs.FileMode) },
@@ -516,6 +548,9 @@ func rootTree(t *rootfs.Tree, cfg *gokconfig.Config, binDir, kernelDir, password
 		func() error { return t.Symlink("/etc/resolv.conf", "/tmp/resolv.conf") },
 		func() error { return t.Symlink("/var", "/perm/var") },
 	)
+	for _, f := range web {
+		steps = append(steps, func() error { return t.File(f.path, f.data, f.mode) })
+	}
 	if len(cfg.MountDevices) > 0 {
 		b, err := json.Marshal(cfg.MountDevices)
 		if err != nil {

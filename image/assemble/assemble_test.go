@@ -1,6 +1,7 @@
 package assemble
 
 import (
+	"bytes"
 	"go/parser"
 	"go/token"
 	"os"
@@ -78,5 +79,68 @@ func TestUTCZoneinfo(t *testing.T) {
 	name, off := time.Date(2026, 7, 1, 12, 0, 0, 0, loc).Zone()
 	if name != "UTC" || off != 0 {
 		t.Errorf("zone %s %d", name, off)
+	}
+}
+
+func TestWebFilesHonourUpdateSettings(t *testing.T) {
+	paths := func(fs []rootFile) map[string]rootFile {
+		m := map[string]rootFile{}
+		for _, f := range fs {
+			m[f.path] = f
+		}
+		return m
+	}
+	load := func(update string) *gokconfig.Config {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"Hostname": "p", "Packages": [], "Update": `+update+`}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := gokconfig.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	plain, err := webFiles(load(`{"HTTPPassword": "pw"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := paths(plain)
+	if f, ok := m["/etc/gokr-pw.txt"]; !ok || string(f.data) != "pw" || f.mode != 0o400 {
+		t.Errorf("password file: %+v", f)
+	}
+	if _, ok := m["/etc/ssl/gokrazy-web.pem"]; ok || len(m) != 1 {
+		t.Errorf("plain HTTP instance: %v", m)
+	}
+
+	// NoPassword: no password file, so gokrazy serves only its Unix socket.
+	none, err := webFiles(load(`{"NoPassword": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(none) != 0 {
+		t.Errorf("NoPassword: %v", paths(none))
+	}
+
+	// self-signed: the instance's pair, where gokrazy's setupTLS loads it.
+	c := load(`{"UseTLS": "self-signed"}`)
+	tlsFiles, err := webFiles(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = paths(tlsFiles)
+	cert, key, err := c.TLSCertificate(false)
+	if err != nil || cert == nil {
+		t.Fatalf("no stored pair after the build: %v", err)
+	}
+	if f := m["/etc/ssl/gokrazy-web.pem"]; !bytes.Equal(f.data, cert) || f.mode != 0o444 {
+		t.Errorf("certificate: %+v", f)
+	}
+	if f := m["/etc/ssl/gokrazy-web.key.pem"]; !bytes.Equal(f.data, key) || f.mode != 0o400 {
+		t.Errorf("key: mode %v, same %v", f.mode, bytes.Equal(f.data, key))
+	}
+	if _, ok := m["/etc/gokr-pw.txt"]; !ok {
+		t.Error("TLS instance without a password file")
 	}
 }

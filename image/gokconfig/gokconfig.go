@@ -36,7 +36,8 @@ const (
 	PasswordFile = "gokr-pw.txt"
 )
 
-// Update is gok's "Update" object.
+// Update is gok's "Update" object. Every field is either honoured by the
+// build and the update client or refused by Load (see checkUpdate).
 type Update struct {
 	Hostname     string `json:",omitempty"`
 	UseTLS       string `json:",omitempty"`
@@ -159,7 +160,7 @@ func (c *Config) check() error {
 			return fmt.Errorf("MountDevices[%d]: Source, Type and an absolute Target are required", i)
 		}
 	}
-	return nil
+	return c.checkUpdate()
 }
 
 // Resolve returns a path from the config relative to the instance directory.

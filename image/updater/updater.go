@@ -81,6 +81,11 @@ func (t *Target) do(ctx context.Context, method, p string, body io.Reader, hdr h
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); loc != "" {
+			// gokrazy's HTTP port redirects to its HTTPS port when the
+			// image has a web certificate.
+			return nil, fmt.Errorf("%s %s: %s to %s (not followed: a redirect to https means the image has TLS, set Update.UseTLS or CertPEM in the instance)", method, p, resp.Status, loc)
+		}
 		return nil, fmt.Errorf("%s %s: %s: %s", method, p, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return resp, nil
