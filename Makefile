@@ -127,6 +127,9 @@ SDBOOT_DIR := build/systemd-boot
 SDBOOT := $(SDBOOT_DIR)/usr/lib/systemd/boot/efi/systemd-bootaa64.efi
 QEMU_EFI ?= /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 QEMU_HTTP_PORT ?= 18080
+# gokrazy's HTTPS port (the VM instance sets Update.UseTLS; its HTTP port
+# then only redirects).
+QEMU_HTTPS_PORT ?= 18443
 # The guest's capture NIC (eth1) is QEMU's UDP socket backend: Ethernet frames
 # sent from 127.0.0.1:$(QEMU_CAPTURE_PEER) to 127.0.0.1:$(QEMU_CAPTURE_PORT),
 # one frame per datagram, arrive on eth1.
@@ -161,15 +164,18 @@ flash:
 	@read -r -p "Write $(IMG) to $(DEV)? Everything on $(DEV) is lost. Type yes: " ans; [ "$$ans" = yes ] || { echo aborted; exit 1; }
 	dd if=$(IMG) of=$(DEV) bs=4M conv=fsync status=progress
 
-# make update [INSTANCE=presscap] [TARGET=http://host:port]: builds a new image
-# and pushes it to the running device (root, boot, switch, reboot, wait).
+# make update [INSTANCE=presscap] [TARGET=https://host:port]: builds a new image
+# and pushes it to the running device (root, boot, switch, reboot, wait),
+# over HTTPS with the device's certificate pinned on first use when the
+# instance sets Update.UseTLS.
 update: image
 	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET))
 
 # make qemu: boots presscap-vm.img (make image-vm) with a USB ring disk
 # (build/ring.img), a USB keyboard for the presenter, user networking that
 # reaches nothing but this machine, a capture NIC fed over loopback UDP (see
-# QEMU_CAPTURE_PORT), the web UI on 127.0.0.1:$(QEMU_HTTP_PORT),
+# QEMU_CAPTURE_PORT), the web UI on https://127.0.0.1:$(QEMU_HTTPS_PORT)
+# (port 80 on 127.0.0.1:$(QEMU_HTTP_PORT) redirects),
 # the serial console on stdio and the QEMU monitor on build/qemu-monitor.sock
 # (e.g. `echo 'sendkey pgdn' | socat - UNIX-CONNECT:build/qemu-monitor.sock`).
 qemu:
@@ -179,7 +185,7 @@ qemu:
 	  -drive file=presscap-vm.img,if=none,format=raw,id=root -device virtio-blk-pci,drive=root \
 	  -device qemu-xhci,id=xhci -device usb-kbd,bus=xhci.0 \
 	  -drive file=build/ring.img,if=none,format=raw,id=ring -device usb-storage,bus=xhci.0,drive=ring \
-	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80 \
+	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80,hostfwd=tcp:127.0.0.1:$(QEMU_HTTPS_PORT)-:443 \
 	  -device virtio-net-pci,netdev=net0,romfile= \
 	  -netdev socket,id=cap,udp=127.0.0.1:$(QEMU_CAPTURE_PEER),localaddr=127.0.0.1:$(QEMU_CAPTURE_PORT) \
 	  -device virtio-net-pci,netdev=cap,romfile= \

@@ -363,7 +363,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 		"-netdev", fmt.Sprintf("socket,id=cap,udp=%s,localaddr=%s", host.LocalAddr(), qemuAddr),
 		"-device", "virtio-net-pci,netdev=cap,romfile=,mac=52:54:00:12:34:99",
 	}
-	v := startVM(t, disk, ring, dir, fwds, extra)
+	v := startVM(t, inst, disk, ring, dir, fwds, extra)
 	gen := startGenerator(t, host, qemuAddr, 40)
 	_, upDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
 	_, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)
@@ -445,7 +445,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 	tsB := tsA.Add(time.Minute)
 	diskB := filepath.Join(dir, "b.img")
 	buildImage(t, tool, inst, diskB, workdir, tsB)
-	out, err := pushUpdate(tool, inst, diskB, v.port)
+	out, err := pushUpdate(tool, inst, diskB, v)
 	if err != nil {
 		t.Fatalf("image update: %v\n%s", err, out)
 	}

@@ -5,6 +5,9 @@ package systemtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +22,9 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/image/fat"
+	"github.com/presscap/presscap/image/gokconfig"
 	"github.com/presscap/presscap/image/partition"
+	"github.com/presscap/presscap/image/tlspin"
 	"github.com/presscap/presscap/image/updater"
 	"github.com/presscap/presscap/probe/testtool"
 )
@@ -34,7 +39,12 @@ const (
 type vm struct {
 	cmd    *exec.Cmd
 	serial string
-	port   int
+	// port reaches the guest's port 80 (gokrazy's HTTP port, which
+	// redirects to HTTPS), httpsPort its port 443 (web UI and updates).
+	port, httpsPort int
+	// web is a client that trusts exactly the instance's self-signed web
+	// certificate (an oracle independent of the update tool's pinning).
+	web *http.Client
 	// started is when QEMU was started: boot times count from it.
 	started time.Time
 	done    chan struct{} // closed when QEMU has exited; then err is set
@@ -51,15 +61,33 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startVM boots disk. fwds are extra user-network forwards
-// ("hostfwd=...", "guestfwd=..."), extra more QEMU arguments.
-func startVM(t *testing.T, disk, ring, dir string, fwds, extra []string) *vm {
+// webClient trusts the certificate the build made for inst, under the
+// instance's host name, whatever address it is reached at.
+func webClient(t *testing.T, inst string) *http.Client {
+	t.Helper()
+	cert, err := os.ReadFile(filepath.Join(inst, gokconfig.StateDir, gokconfig.SelfSignedCertFile))
+	if err != nil {
+		t.Fatalf("the VM instance has no self-signed web certificate (Update.UseTLS): %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(cert) {
+		t.Fatalf("%s: no certificate", inst)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "presscap-vm"}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// startVM boots disk, built from inst. fwds are extra user-network
+// forwards ("hostfwd=...", "guestfwd=..."), extra more QEMU arguments.
+func startVM(t *testing.T, inst, disk, ring, dir string, fwds, extra []string) *vm {
 	t.Helper()
 	q := testtool.Path(t, "qemu-system-aarch64", "qemu-system-arm")
 	if _, err := os.Stat(qemuEFI); err != nil {
 		t.Fatalf("%s: install the Debian package qemu-efi-aarch64", qemuEFI)
 	}
-	v := &vm{serial: filepath.Join(dir, "serial.log"), port: freePort(t), done: make(chan struct{})}
+	v := &vm{serial: filepath.Join(dir, "serial.log"), port: freePort(t), httpsPort: freePort(t),
+		web: webClient(t, inst), done: make(chan struct{})}
 	args := []string{
 		"-machine", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
 		"-bios", qemuEFI,
@@ -67,7 +95,7 @@ func startVM(t *testing.T, disk, ring, dir string, fwds, extra []string) *vm {
 		"-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0",
 		"-drive", "file=" + ring + ",if=none,format=raw,id=ring", "-device", "usb-storage,bus=xhci.0,drive=ring",
 		// restrict=on: the guest reaches nothing but the explicit forwards.
-		"-netdev", strings.Join(append([]string{fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", v.port)}, fwds...), ","),
+		"-netdev", strings.Join(append([]string{fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:443", v.port, v.httpsPort)}, fwds...), ","),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-monitor", "unix:" + filepath.Join(dir, "monitor.sock") + ",server,nowait",
 		"-serial", "file:" + v.serial, "-display", "none",
@@ -105,8 +133,11 @@ func (v *vm) serialLog(t *testing.T) string {
 }
 
 func (v *vm) target(pw string) *updater.Target {
-	return &updater.Target{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", v.port), Password: pw,
-		Client: &http.Client{Timeout: 10 * time.Second}}
+	return &updater.Target{BaseURL: v.webURL(""), Password: pw, Client: v.web}
+}
+
+func (v *vm) webURL(path string) string {
+	return fmt.Sprintf("https://127.0.0.1:%d%s", v.httpsPort, path)
 }
 
 // waitUp polls the web UI until it answers with build, or fails.
@@ -169,11 +200,11 @@ func password(t *testing.T, inst string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// pushUpdate runs make update's command: image to the device whose web UI
-// is on 127.0.0.1:port, waiting until it runs the new build.
-func pushUpdate(tool, inst, image string, port int) ([]byte, error) {
+// pushUpdate runs make update's command: image to the VM over HTTPS,
+// waiting until it runs the new build.
+func pushUpdate(tool, inst, image string, v *vm) ([]byte, error) {
 	return exec.Command(tool, "update", "-instance", inst, "-image", image,
-		"-target", fmt.Sprintf("http://127.0.0.1:%d", port), "-wait", "5m").CombinedOutput()
+		"-target", v.webURL(""), "-wait", "5m").CombinedOutput()
 }
 
 func imageTool(t *testing.T, dir string) string {
@@ -288,7 +319,7 @@ func TestBootAndUpdate(t *testing.T) {
 	if err := os.Truncate(ring, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	v := startVM(t, diskA, ring, dir, nil, nil)
+	v := startVM(t, inst, diskA, ring, dir, nil, nil)
 	status, bootDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
 	t.Logf("bench: QEMU start to web UI %.1f s (TCG, cortex-a72)", bootDur.Seconds())
 	if status.Hostname != "presscap-vm" {
@@ -299,11 +330,23 @@ func TestBootAndUpdate(t *testing.T) {
 	if _, err := bad.GetStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("GET / with a wrong password: %v", err)
 	}
+	// With Update.UseTLS gokrazy's HTTP port only redirects to HTTPS:
+	// nothing, the password included, is served in clear.
+	noFollow := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	plain, err := noFollow.Get(fmt.Sprintf("http://127.0.0.1:%d/", v.port))
+	if err != nil {
+		t.Fatalf("HTTP port: %v", err)
+	}
+	plain.Body.Close()
+	if loc := plain.Header.Get("Location"); plain.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://") {
+		t.Errorf("HTTP port answers %s, Location %q; want a redirect to https", plain.Status, loc)
+	}
 	// Every service the instance names is supervised.
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", v.port), nil)
+	req, _ := http.NewRequest("GET", v.webURL("/"), nil)
 	req.SetBasicAuth("gokrazy", pw)
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := v.web.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +367,7 @@ func TestBootAndUpdate(t *testing.T) {
 	diskB := filepath.Join(dir, "b.img")
 	buildImage(t, tool, inst, diskB, workdir, tsB)
 	updStart := time.Now()
-	out, err := pushUpdate(tool, inst, diskB, v.port)
+	out, err := pushUpdate(tool, inst, diskB, v)
 	if err != nil {
 		t.Fatalf("image update: %v\n%s\nserial:\n%s", err, out, tail(v.serialLog(t), 4000))
 	}
@@ -333,6 +376,7 @@ func TestBootAndUpdate(t *testing.T) {
 	if !strings.Contains(string(out), "/update/root:") || !strings.Contains(string(out), "digest verified") {
 		t.Errorf("update output lacks the verified root transfer:\n%s", out)
 	}
+	checkPinned(t, tool, inst, diskB, v, string(out))
 	s2, _ := v.waitUp(t, pw, tsB.Format(time.RFC3339), time.Minute)
 	if s2.BuildTimestamp != tsB.Format(time.RFC3339) {
 		t.Errorf("after the update the device runs %s", s2.BuildTimestamp)
@@ -394,13 +438,55 @@ func TestBootAndUpdate(t *testing.T) {
 	}
 }
 
+// checkPinned checks that the update spoke HTTPS and pinned the VM's
+// certificate on first use, and that make update from a checkout whose pin
+// holds another certificate stops before sending anything.
+func checkPinned(t *testing.T, tool, inst, disk string, v *vm, out string) {
+	t.Helper()
+	if !strings.Contains(out, "updating https://") || !strings.Contains(out, "pinned the device's certificate") {
+		t.Errorf("the update did not speak HTTPS and pin the certificate:\n%s", out)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(inst, gokconfig.StateDir, gokconfig.SelfSignedCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(certPEM)
+	pin, err := os.ReadFile(filepath.Join(inst, gokconfig.StateDir, gokconfig.PinFile))
+	if err != nil || block == nil || strings.TrimSpace(string(pin)) != tlspin.Fingerprint(block.Bytes) {
+		t.Errorf("pin %q (%v), want the fingerprint of the instance's certificate", pin, err)
+	}
+	// Another checkout: the same config and password, no certificate of
+	// its own, a pin of some other device.
+	other := filepath.Join(t.TempDir(), "other")
+	if err := os.MkdirAll(filepath.Join(other, gokconfig.StateDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "probe.json", gokconfig.PasswordFile} {
+		b, err := os.ReadFile(filepath.Join(inst, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(other, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(other, gokconfig.StateDir, gokconfig.PinFile), []byte("sha256:"+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pushUpdate(tool, other, disk, v)
+	if err == nil || !strings.Contains(string(o), "device certificate changed") || strings.Contains(string(o), "/update/root") {
+		t.Errorf("update to a device whose certificate differs from the pin: %v\n%s", err, o)
+	}
+}
+
 func postPoweroff(v *vm, pw string) error {
-	req, err := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/poweroff", v.port), nil)
+	req, err := http.NewRequest("POST", v.webURL("/poweroff"), nil)
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth("gokrazy", pw)
-	c := &http.Client{Timeout: 2 * time.Minute}
+	c := *v.web
+	c.Timeout = 2 * time.Minute
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
