@@ -139,13 +139,17 @@ func (c *Config) TLSCertificate(create bool) (certPEM, keyPEM []byte, err error)
 		certPath, keyPath = c.StatePath(SelfSignedCertFile), c.StatePath(SelfSignedKeyFile)
 		_, cerr := os.Stat(certPath)
 		_, kerr := os.Stat(keyPath)
-		if errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist) {
+		switch noCert, noKey := errors.Is(cerr, fs.ErrNotExist), errors.Is(kerr, fs.ErrNotExist); {
+		case noCert && noKey:
 			if !create {
 				return nil, nil, nil
 			}
 			if err := c.writeSelfSigned(certPath, keyPath); err != nil {
 				return nil, nil, fmt.Errorf("Update.UseTLS self-signed: %w", err)
 			}
+		case noCert != noKey:
+			// A build interrupted between the two files.
+			return nil, nil, fmt.Errorf("Update.UseTLS self-signed: only one of %s and %s exists: delete it to make a new pair", certPath, keyPath)
 		}
 	default:
 		cert, key, _ := strings.Cut(u.UseTLS, ",")
@@ -202,8 +206,8 @@ func (c *Config) writeSelfSigned(certPath, keyPath string) error {
 	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
 		return err
 	}
-	// The key first, exclusively: a concurrent build that got there first
-	// wins, and a half-written pair is never read as complete.
+	// Exclusive creation never overwrites a pair that devices already
+	// serve (a concurrent build then fails instead).
 	if err := writeExclusive(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}

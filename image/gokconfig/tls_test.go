@@ -130,6 +130,14 @@ func TestSelfSignedCertificateMadeOnceAndKept(t *testing.T) {
 	if cert4, key4, err := c4.TLSCertificate(true); err != nil || !tlsPairEqual(cert4, cert) || !tlsPairEqual(key4, key) {
 		t.Errorf("CertPEM: %v", err)
 	}
+	// Half a pair (a build cut between the two files) is an error, not a
+	// silent new certificate.
+	if err := os.Remove(filepath.Join(dir, StateDir, SelfSignedCertFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.TLSCertificate(true); err == nil || !strings.Contains(err.Error(), "only one of") {
+		t.Errorf("half a pair: %v", err)
+	}
 	for _, off := range []string{`{}`, `{"UseTLS": "off"}`} {
 		c5, _ := loadUpdate(t, t.TempDir(), off)
 		if c5.TLSEnabled() {
