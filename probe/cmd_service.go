@@ -46,7 +46,7 @@ func loadConfig(flagPath string) (config.Config, string, error) {
 
 // configFlag defines -config, the file loadConfig looks at first.
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "configuration file (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
+	return fs.String("config", "", "configuration `FILE` (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
 }
 
 func runService(ctx context.Context, e env, args []string) error {
@@ -191,7 +191,7 @@ func triggerURL(c config.Config) (string, error) {
 
 func runTrigger(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("trigger", e)
-	path := fs.String("config", "", "configuration file of the running service")
+	path := fs.String("config", "", "configuration `FILE` of the running service")
 	addr := fs.String("addr", "", "status listener host:port (default: from the configuration)")
 	token := fs.String("token", "", "trigger token (default: status.token, else gokrazy's password)")
 	if err := parseArgs(fs, args); err != nil {
