@@ -160,7 +160,35 @@ func (c *Config) check() error {
 			return fmt.Errorf("MountDevices[%d]: Source, Type and an absolute Target are required", i)
 		}
 	}
+	if c.DeviceType != "" {
+		// gok's device slugs select other boot layouts (Odroid, ...).
+		return fmt.Errorf("DeviceType %q: this image tool builds only Raspberry Pi and UEFI images (leave it empty)", c.DeviceType)
+	}
+	if err := checkCompatibilityFlags(c.InternalCompatibilityFlags); err != nil {
+		return err
+	}
 	return c.checkUpdate()
+}
+
+// checkCompatibilityFlags refuses gok's command-line settings kept in
+// config.json (-update, -insecure, -overwrite, -init_pkg, ...): this tool
+// takes its own flags and honours none of them.
+func checkCompatibilityFlags(raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var flags map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &flags); err != nil {
+		return fmt.Errorf("InternalCompatibilityFlags: %w", err)
+	}
+	for k, v := range flags {
+		switch string(v) {
+		case `""`, "false", "0", "null":
+			continue
+		}
+		return fmt.Errorf("InternalCompatibilityFlags.%s: gok's command-line setting is not honoured by this image tool (use image build/update's flags): remove it", k)
+	}
+	return nil
 }
 
 // Resolve returns a path from the config relative to the instance directory.

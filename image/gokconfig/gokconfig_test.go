@@ -28,6 +28,9 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		{"environment", `{"Hostname": "p", "Packages": ["a/x"], "PackageConfig": {"a/x": {"Environment": ["NOEQUALS"]}}}`, "KEY=value"},
 		{"mount device", `{"Hostname": "p", "Packages": [], "MountDevices": [{"Source": "/dev/sda1"}]}`, "MountDevices[0]"},
 		{"not json", `{"Hostname": "p",`, "config.json"},
+		{"device type", `{"Hostname": "p", "Packages": [], "DeviceType": "odroidhc1"}`, "DeviceType"},
+		{"gok insecure", `{"Hostname": "p", "Packages": [], "InternalCompatibilityFlags": {"Insecure": true}}`, "InternalCompatibilityFlags.Insecure"},
+		{"gok update", `{"Hostname": "p", "Packages": [], "InternalCompatibilityFlags": {"Update": "yes"}}`, "InternalCompatibilityFlags.Update"},
 	} {
 		dir := t.TempDir()
 		write(t, dir, "config.json", tt.config)
@@ -91,5 +94,13 @@ func TestEEPROMPackageDefault(t *testing.T) {
 		if got := c.EEPROMPackageOrDefault(); got != tt.want {
 			t.Errorf("config %q: EEPROMPackageOrDefault = %q, want %q", tt.field, got, tt.want)
 		}
+	}
+}
+
+func TestEmptyCompatibilityFlagsAccepted(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "config.json", `{"Hostname": "p", "Packages": [], "InternalCompatibilityFlags": {"Overwrite": "", "Insecure": false}}`)
+	if _, err := Load(dir); err != nil {
+		t.Errorf("empty gok flags refused: %v", err)
 	}
 }
