@@ -20,6 +20,7 @@ import (
 	"github.com/presscap/presscap/beeper/alsa/alsatest"
 	"github.com/presscap/presscap/beeper/tone"
 	"github.com/presscap/presscap/leds"
+	"github.com/presscap/presscap/probe/testtool"
 	"github.com/presscap/presscap/probe/upload"
 	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
@@ -46,11 +47,12 @@ func startCheck(t *testing.T, h http.Handler, name string, hdr map[string]string
 	return rec.Code, run
 }
 
-// finished polls GET /checks.json until the check name has finished.
-func finished(t *testing.T, h http.Handler, name string, poll time.Duration) CheckRun {
+// finished polls GET /checks.json until the check name has finished (in
+// a synctest bubble the polls' sleeps move the fake clock on).
+func finished(t *testing.T, h http.Handler, name string) CheckRun {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	var run CheckRun
+	testtool.WaitFor(t, "check "+name, 2*time.Minute, func() bool {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/checks.json", nil))
 		var runs []CheckRun
@@ -59,14 +61,13 @@ func finished(t *testing.T, h http.Handler, name string, poll time.Duration) Che
 		}
 		for _, r := range runs {
 			if r.Check == name && !r.Running && !r.Finished.IsZero() {
-				return r
+				run = r
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("check %s did not finish: %+v", name, runs)
-		}
-		time.Sleep(poll)
-	}
+		return false
+	})
+	return run
 }
 
 func stepNames(r CheckRun) string {
@@ -150,7 +151,7 @@ func TestCheckSoundsOnFakeCard(t *testing.T) {
 		if code, run := startCheck(t, h, "sounds", nil); code != http.StatusAccepted || !run.Running {
 			t.Fatalf("POST /check/sounds: %d %+v", code, run)
 		}
-		run := finished(t, h, "sounds", 100*time.Millisecond)
+		run := finished(t, h, "sounds")
 		want := "ok play ack: played\nok play saved: played\nok play uploaded: played\nok play fault: played\n"
 		if got := stepNames(run); got != want || !run.OK {
 			t.Errorf("sounds check (ok %v):\n%s\nwant:\n%s", run.OK, got, want)
@@ -165,7 +166,7 @@ func TestCheckSoundsOnFakeCard(t *testing.T) {
 
 		dev.SetGone(true)
 		startCheck(t, h, "sounds", nil)
-		run = finished(t, h, "sounds", 100*time.Millisecond)
+		run = finished(t, h, "sounds")
 		if run.OK || len(run.Steps) != 4 || !strings.Contains(run.Steps[0].Error, "no such file") && !strings.Contains(run.Steps[0].Error, "no USB sound card") {
 			t.Errorf("sounds check with the card gone:\n%s", stepNames(run))
 		}
@@ -184,7 +185,7 @@ func TestCheckLEDsOnSysfs(t *testing.T) {
 		l.Set(leds.Recording)
 		h := Handler(WithChecks(&fakeSource{}, &Checks{LEDs: l}), Auth{Token: checkToken})
 		startCheck(t, h, "leds", nil)
-		run := finished(t, h, "leds", 100*time.Millisecond)
+		run := finished(t, h, "leds")
 		if !run.OK || len(run.Steps) != len(leds.States())-1 {
 			t.Fatalf("leds check (ok %v):\n%s", run.OK, stepNames(run))
 		}
@@ -254,7 +255,7 @@ func TestCheckUploadAgainstSSHD(t *testing.T) {
 	if code != http.StatusAccepted || !run.Running {
 		t.Fatalf("POST /check/upload: %d %+v", code, run)
 	}
-	run = finished(t, h, "upload", 50*time.Millisecond)
+	run = finished(t, h, "upload")
 	if run.OK || !strings.Contains(stepNames(run), "FAIL check host key and log in as root") {
 		t.Fatalf("upload check before the key is installed:\n%s", stepNames(run))
 	}
@@ -269,7 +270,7 @@ func TestCheckUploadAgainstSSHD(t *testing.T) {
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/#check-upload" {
 		t.Fatalf("form post: %d, Location %q", rec.Code, rec.Header().Get("Location"))
 	}
-	run = finished(t, h, "upload", 50*time.Millisecond)
+	run = finished(t, h, "upload")
 	got := stepNames(run)
 	for _, want := range []string{"ok load SSH key: ssh-ed25519 ", "ok connect to " + srv.Addr(), srv.Fingerprint() + " matches", "ok find remote_dir", "ok write ", "ok read back", "ok delete"} {
 		if !strings.Contains(got, want) {
@@ -285,7 +286,7 @@ func TestCheckUploadAgainstSSHD(t *testing.T) {
 
 	off := Handler(WithChecks(&fakeSource{}, &Checks{Upload: upload.DefaultConfig()}), Auth{Token: checkToken})
 	startCheck(t, off, "upload", nil)
-	if run := finished(t, off, "upload", 10*time.Millisecond); run.OK || !strings.Contains(stepNames(run), "upload.enable is false") {
+	if run := finished(t, off, "upload"); run.OK || !strings.Contains(stepNames(run), "upload.enable is false") {
 		t.Errorf("upload check with upload off:\n%s", stepNames(run))
 	}
 }
@@ -330,7 +331,7 @@ func TestCheckPress(t *testing.T) {
 	src := &pressSource{}
 	h := Handler(WithChecks(src, &Checks{Poll: time.Millisecond}), Auth{Token: checkToken})
 	startCheck(t, h, "press", nil)
-	run := finished(t, h, "press", 10*time.Millisecond)
+	run := finished(t, h, "press")
 	got := stepNames(run)
 	if !run.OK || !strings.Contains(got, "ok press: at ") || !strings.Contains(got, "capture #4 opened") ||
 		!strings.Contains(got, "ok save capture #4: 2 files in /mnt/presscap/captures: 20231114T221320Z_4_all.pcap, 20231114T221320Z_4_voip.pcap") ||
@@ -342,7 +343,7 @@ func TestCheckPress(t *testing.T) {
 	}
 	src.fail = fmt.Errorf("no disk: nothing to save to")
 	startCheck(t, h, "press", nil)
-	if run := finished(t, h, "press", 10*time.Millisecond); run.OK || !strings.Contains(stepNames(run), "FAIL press: no disk") {
+	if run := finished(t, h, "press"); run.OK || !strings.Contains(stepNames(run), "FAIL press: no disk") {
 		t.Errorf("press check with the service refusing:\n%s", stepNames(run))
 	}
 }
