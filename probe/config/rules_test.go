@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +226,39 @@ func TestHistoryDoesNotWrap(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEveryDurationIsBounded: every duration field of the configuration
+// is in durations(), so a new one cannot escape the overflow bound.
+func TestEveryDurationIsBounded(t *testing.T) {
+	var walk func(typ reflect.Type, prefix string) []string
+	walk = func(typ reflect.Type, prefix string) []string {
+		var out []string
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" || !f.IsExported() {
+				continue
+			}
+			switch {
+			case f.Type.Name() == "Duration":
+				out = append(out, prefix+name)
+			case f.Type.Kind() == reflect.Struct:
+				out = append(out, walk(f.Type, prefix+name+".")...)
+			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				out = append(out, walk(f.Type.Elem(), prefix+name+"[].")...)
+			}
+		}
+		return out
+	}
+	var listed []string
+	for _, d := range DefaultConfig().durations() {
+		listed = append(listed, d.field)
+	}
+	for _, f := range walk(reflect.TypeOf(Config{}), "") {
+		if !has(listed, f) {
+			t.Errorf("duration field %s is not in durations()", f)
+		}
 	}
 }
