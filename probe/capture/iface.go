@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -21,15 +22,22 @@ type ifaceInfo struct {
 	linkType uint32 // pcap LINKTYPE_*
 }
 
-// lookupIface asks the kernel about an interface with ioctls, which is
-// cheap enough to do every second per link.
+// lookupIface asks the kernel about an interface with ioctls on a socket
+// of its own.
 func lookupIface(name string) (ifaceInfo, error) {
-	var info ifaceInfo
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return info, fmt.Errorf("socket for interface ioctls: %w", err)
+		return ifaceInfo{}, fmt.Errorf("socket for interface ioctls: %w", err)
 	}
 	defer unix.Close(fd)
+	return lookupIfaceOn(fd, name)
+}
+
+// lookupIfaceOn asks the kernel about an interface with ioctls on fd (any
+// socket, the capture's own packet socket included), which is cheap enough
+// to do every second per link and needs no new file descriptor.
+func lookupIfaceOn(fd int, name string) (ifaceInfo, error) {
+	var info ifaceInfo
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		return info, fmt.Errorf("interface %q: %w", name, err)
@@ -57,6 +65,19 @@ func lookupIface(name string) (ifaceInfo, error) {
 		return info, fmt.Errorf("interface %q: hardware type %d (ARPHRD) is not supported: only Ethernet, loopback and IP tunnels", name, info.hwType)
 	}
 	return info, nil
+}
+
+// ifaceGone reports whether a failed lookup says the interface is not
+// there (ENODEV, ENXIO) or no longer one the capture can read. Anything
+// else (EMFILE, ENFILE, ENOMEM: the process or the system short of
+// resources) says nothing about the interface, and its socket still
+// captures.
+func ifaceGone(err error) bool {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return true // an unsupported hardware type under the same name
+	}
+	return errno == unix.ENODEV || errno == unix.ENXIO
 }
 
 // setUp brings an interface administratively up.

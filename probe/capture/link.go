@@ -41,6 +41,9 @@ type link struct {
 
 	lastStats, lastCheck time.Time
 	openErr, groErr      string
+	// checkErr is the last error of the periodic interface check that did
+	// not mean the interface was gone (logged once).
+	checkErr string
 }
 
 // open opens the socket: bound to no protocol first, so that nothing is
@@ -241,7 +244,17 @@ func (l *link) periodic(ctx context.Context, now time.Time) bool {
 		return true
 	}
 	l.lastCheck = now
-	info, err := lookupIface(l.name)
+	// On the packet socket itself: a process out of descriptors (a flood of
+	// connections elsewhere) must not make the check fail.
+	info, err := lookupIfaceOn(l.fd, l.name)
+	if err != nil && !ifaceGone(err) {
+		if l.checkErr != err.Error() {
+			l.c.cfg.Logf("capture %s: cannot look at the interface: %v (capturing on, looking again every second)", l.name, err)
+			l.checkErr = err.Error()
+		}
+		return true
+	}
+	l.checkErr = ""
 	if err == nil && info.index == l.ifindex {
 		if !info.up {
 			if err := setUp(l.name); err != nil {
