@@ -90,8 +90,7 @@ func runService(ctx context.Context, e env, args []string) error {
 		// The installer's checks run on the service's own speaker, LED,
 		// upload configuration and trigger.
 		checks := &status.Checks{Upload: c.Upload, StateDir: c.Storage.StateDir, Beeper: fb.Beeper, LEDs: fb.LEDs}
-		srv := &status.Server{Listen: c.Status.Listen, Logf: logger.Printf,
-			Handler: status.Handler(status.WithChecks(svc, checks), status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles})}
+		srv := statusServer(c, status.WithChecks(svc, checks), logger.Printf)
 		go func() { srvDone <- srv.Run(ctx) }()
 	} else {
 		srvDone <- nil
@@ -103,6 +102,20 @@ func runService(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	return err
+}
+
+// statusServer is the status listener of the configuration, serving svc.
+func statusServer(c config.Config, svc status.Source, logf func(string, ...any)) *status.Server {
+	var capture []string
+	for _, l := range c.Links {
+		capture = append(capture, l.Interface)
+	}
+	return &status.Server{Listen: c.Status.Listen, Logf: logf,
+		Handler: status.Handler(svc, status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles}),
+		// The fleet name (issue 13) is to be added to these names.
+		Hosts:         status.Hosts{Names: status.OwnNames(c.Hostname)},
+		CaptureIfaces: capture,
+	}
 }
 
 // badConfig keeps a service with a bad configuration up, showing the fault

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -265,16 +267,44 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 
 // Server listens on the configured addresses. "private:PORT" means every
 // loopback, private (RFC 1918, fc00::/7) and link-local address of the
-// device, looked up again every Rescan, since DHCP may add them late.
+// device, looked up again every Rescan, since DHCP may add them late,
+// except the link-local addresses of the capture interfaces.
+//
+// The LAN is not trusted: connections are capped (Limits), requests must
+// send their headers within ReadHeaderTimeout and keep them under
+// MaxHeaderBytes, idle connections are closed, and a Host that is not the
+// probe's is refused (Hosts).
 type Server struct {
 	Listen  []string
 	Handler http.Handler
 	Rescan  time.Duration // default 10s
 	Logf    func(string, ...any)
+	// Hosts are the names requests may carry besides IP literals.
+	Hosts Hosts
+	// Limits caps the connections; zero fields take DefaultLimits.
+	Limits Limits
+	// CaptureIfaces are the capture links: "private" does not listen on
+	// their link-local addresses, which face the customer's network
+	// without belonging to the probe's own address plan.
+	CaptureIfaces []string
 
 	mu        sync.Mutex
 	listening map[string]net.Listener
+	limiter   *connLimiter
 }
+
+// The HTTP server's limits: a request's headers must arrive within
+// headerTimeout and stay under maxHeaderBytes (Go reads 4 KiB beyond it
+// before answering 431), the whole request within readTimeout; a response
+// must be written within writeTimeout; an idle keep-alive connection is
+// closed after idleTimeout.
+const (
+	headerTimeout  = 5 * time.Second
+	readTimeout    = 30 * time.Second
+	writeTimeout   = 60 * time.Second
+	idleTimeout    = 30 * time.Second
+	maxHeaderBytes = 8 << 10
+)
 
 // Addrs returns the addresses being listened on.
 func (s *Server) Addrs() []string {
@@ -296,10 +326,21 @@ func (s *Server) Run(ctx context.Context) error {
 	if rescan <= 0 {
 		rescan = 10 * time.Second
 	}
+	lim := newConnLimiter(s.Limits, s.Logf)
 	s.mu.Lock()
 	s.listening = map[string]net.Listener{}
+	s.limiter = lim
 	s.mu.Unlock()
-	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           newHostCheck(s.Hosts).wrap(s.Handler),
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         lim.trackState,
+		ErrorLog:          log.New(logWriter(s.Logf), "status: ", 0),
+	}
 	var wg sync.WaitGroup
 	defer func() {
 		srv.Close()
@@ -309,7 +350,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer t.Stop()
 	first := true
 	for {
-		addrs, err := expand(s.Listen)
+		addrs, err := expand(s.Listen, s.CaptureIfaces)
 		if err != nil && first {
 			return err
 		}
@@ -335,7 +376,7 @@ func (s *Server) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				if err := srv.Serve(limitedListener{l, lim}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					s.Logf("status: %s: %v", a, err)
 				}
 				s.mu.Lock()
@@ -361,8 +402,29 @@ func isPrivateWildcard(listen []string) bool {
 	return false
 }
 
-// expand resolves "private:PORT" into the device's private addresses.
-func expand(listen []string) ([]string, error) {
+// Connections reports the connections open from loopback and from other
+// addresses.
+func (s *Server) Connections() (loopback, lan int) {
+	s.mu.Lock()
+	lim := s.limiter
+	s.mu.Unlock()
+	if lim == nil {
+		return 0, 0
+	}
+	return lim.connections()
+}
+
+// logWriter hands the http.Server's own log lines (accept errors) to Logf.
+type logWriter func(string, ...any)
+
+func (f logWriter) Write(p []byte) (int, error) {
+	f("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// expand resolves "private:PORT" into the device's private addresses,
+// leaving out the link-local addresses of the capture interfaces.
+func expand(listen, capture []string) ([]string, error) {
 	var out []string
 	for _, a := range listen {
 		host, port, err := net.SplitHostPort(a)
@@ -382,6 +444,9 @@ func expand(listen []string) ([]string, error) {
 			for _, ad := range addrs {
 				ipn, ok := ad.(*net.IPNet)
 				if !ok || !IsPrivate(ipn.IP) {
+					continue
+				}
+				if ipn.IP.IsLinkLocalUnicast() && slices.Contains(capture, ifc.Name) {
 					continue
 				}
 				h := ipn.IP.String()
