@@ -145,62 +145,17 @@ func TestRunRefusesBadConfig(t *testing.T) {
 // listener and the token in the same configuration.
 func TestRunAndTrigger(t *testing.T) {
 	pair := netnstest.NewPair(t)
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c := config.DefaultConfig()
-	c.Hostname = "clitest"
-	c.Links = []config.Link{{Interface: pair.Host}}
-	c.Ring.Size = 64 << 20
-	c.Ring.ExpectedMbps = 1
-	c.Trigger.Before = config.Duration(time.Second)
-	c.Trigger.After = config.Duration(time.Second)
-	c.Trigger.InputDir = filepath.Join(dir, "input")
-	c.Storage.Label = "NOSUCHLABEL"
-	c.Storage.FirstUSB = false
-	c.Storage.DevDir = filepath.Join(dir, "dev")
-	c.Storage.MountPoint = filepath.Join(dir, "mnt")
-	c.Storage.FallbackPerm = true
-	c.Storage.PermDir = filepath.Join(dir, "perm")
-	c.Storage.StateDir = filepath.Join(dir, "state")
+	addr := freeLoopbackAddr(t)
+	c := runConfig(t, pair.Host, addr)
 	// Below today's minimum, as an earlier version accepted: the service
 	// still starts (at 100ms) and says so.
 	c.Storage.Retry = config.Duration(10 * time.Millisecond)
-	c.Status.Listen = []string{addr}
-	c.Status.Token = "token-0123456789abcdef"
-	c.Status.PasswordFiles = nil
-	c.Leds.Driver = "none"
-	c.Beeper.Enable = false
-	b, _ := json.Marshal(c)
-	cfgPath := filepath.Join(dir, "config.json")
-	os.WriteFile(cfgPath, b, 0o644)
-
-	var out syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- dispatch(ctx, env{stdout: &out, stderr: &out}, []string{"run", "-config", cfgPath}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "recording on") {
-		if time.Now().After(deadline) {
-			t.Fatalf("service not recording:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	cfgPath, out := startRun(t, c)
 	if !strings.Contains(out.String(), "configuration warning: storage.retry: 10ms is below the minimum of 100ms: using 100ms") {
 		t.Errorf("run does not log the corrected storage.retry:\n%s", out.String())
 	}
 	var tout, terr bytes.Buffer
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		tout.Reset()
 		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
@@ -221,22 +176,8 @@ func TestRunAndTrigger(t *testing.T) {
 	}
 	// The window closes a second after the press and is cut a second
 	// later (the default export delay).
-	deadline = time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "capture #1 saved") {
-		if time.Now().After(deadline) {
-			t.Fatalf("capture not saved:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	resp, err := http.Get("http://" + addr + "/status.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var s status.Snapshot
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
+	waitOutput(t, out, "capture #1 saved")
+	s := getStatus(t, addr)
 	if len(s.Presses) != 1 || !s.Presses[0].Done || len(s.Presses[0].Files) != 1 || s.Storage.State != "recording" {
 		t.Errorf("status after the press: %+v", s)
 	}
@@ -279,6 +220,80 @@ func TestRunAndTrigger(t *testing.T) {
 	}
 	if snd := runs["sounds"]; snd.OK || len(snd.Steps) != 4 || !strings.Contains(snd.Steps[0].Error, "beeper.enable") {
 		t.Errorf("sounds check with the beeper off: %+v", snd)
+	}
+}
+
+// freeLoopbackAddr returns a loopback address with a port nothing uses.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// runConfig is a configuration for `probe run` capturing on iface into a
+// temporary /perm, with the status listener on listen.
+func runConfig(t *testing.T, iface string, listen ...string) config.Config {
+	dir := t.TempDir()
+	c := config.DefaultConfig()
+	c.Hostname = "clitest"
+	c.Links = []config.Link{{Interface: iface}}
+	c.Ring.Size = 64 << 20
+	c.Ring.ExpectedMbps = 1
+	c.Trigger.Before = config.Duration(time.Second)
+	c.Trigger.After = config.Duration(time.Second)
+	c.Trigger.InputDir = filepath.Join(dir, "input")
+	c.Storage.Label = "NOSUCHLABEL"
+	c.Storage.FirstUSB = false
+	c.Storage.DevDir = filepath.Join(dir, "dev")
+	c.Storage.MountPoint = filepath.Join(dir, "mnt")
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(dir, "perm")
+	c.Storage.StateDir = filepath.Join(dir, "state")
+	c.Storage.Retry = config.Duration(100 * time.Millisecond)
+	c.Status.Listen = listen
+	c.Status.Token = "token-0123456789abcdef"
+	c.Status.PasswordFiles = nil
+	c.Leds.Driver = "none"
+	c.Beeper.Enable = false
+	return c
+}
+
+// startRun writes c to a file, runs `probe run` on it until the test ends
+// and waits until it records. It returns the file and the service's output.
+func startRun(t *testing.T, c config.Config) (string, *syncBuffer) {
+	t.Helper()
+	b, _ := json.Marshal(c)
+	cfgPath := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dispatch(ctx, env{stdout: out, stderr: out}, []string{"run", "-config", cfgPath}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	waitOutput(t, out, "recording on")
+	return cfgPath, out
+}
+
+// waitOutput waits until the service has printed want.
+func waitOutput(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("service did not print %q within 20 s:\n%s", want, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
