@@ -167,9 +167,10 @@ flash:
 # make update [INSTANCE=presscap] [TARGET=https://host:port]: builds a new image
 # and pushes it to the running device (root, boot, switch, reboot, wait),
 # over HTTPS with the device's certificate pinned on first use when the
-# instance sets Update.UseTLS.
+# instance sets Update.UseTLS. FROM_HTTP=http://host:port pushes once over
+# plain HTTP to a device whose image predates UseTLS.
 update: image
-	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET))
+	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET)) $(if $(FROM_HTTP),-from-http $(FROM_HTTP))
 
 # make qemu: boots presscap-vm.img (make image-vm) with a USB ring disk
 # (build/ring.img), a USB keyboard for the presenter, user networking that

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/presscap/presscap/image/eeprom"
 	"github.com/presscap/presscap/image/fat"
@@ -120,6 +121,8 @@ type fakeDevice struct {
 	next   string
 	eeprom *eeprom.Version
 	boot   []byte
+	// plainPuts and tlsPuts count the PUTs by transport.
+	plainPuts, tlsPuts int
 }
 
 func (d *fakeDevice) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +136,11 @@ func (d *fakeDevice) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/update/features":
 		io.WriteString(w, "partuuid,gpt,")
 	case r.Method == http.MethodPut:
+		if r.TLS != nil {
+			d.tlsPuts++
+		} else {
+			d.plainPuts++
+		}
 		b, _ := io.ReadAll(r.Body)
 		if r.URL.Path == "/update/boot" {
 			d.boot = b
@@ -210,6 +218,48 @@ func checkUpdateEEPROM(t *testing.T, b built, fs *fat.FS) {
 				t.Errorf("%s: pushed %s differs from the image's (%v)", tt.name, name, err)
 			}
 		}
+	}
+}
+
+// checkUpdateFromHTTP updates a device that still runs an image without
+// TLS: the push goes over plain HTTP (-from-http), the new build is awaited
+// over HTTPS and its certificate pinned.
+func checkUpdateFromHTTP(t *testing.T, b built) {
+	t.Helper()
+	web, err := tls.LoadX509KeyPair(filepath.Join(b.instance, "state", "web-cert.pem"), filepath.Join(b.instance, "state", "web-key.pem"))
+	if err != nil {
+		t.Fatalf("the instance has no web certificate: %v", err)
+	}
+	pin := filepath.Join(b.instance, "state", "web-cert-pin.txt")
+	os.Remove(pin)
+	d := &fakeDevice{pw: b.password, build: "old", next: b.ts.Format(time.RFC3339)}
+	plain := httptest.NewServer(d)
+	defer plain.Close()
+	secure := httptest.NewUnstartedServer(d)
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{web}}
+	secure.StartTLS()
+	defer secure.Close()
+
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"update", "-instance", b.instance, "-image", b.img, "-target", plain.URL, "-wait", "10s"}, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-from-http") {
+		t.Errorf("plain -target for a TLS instance: %v", err)
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"update", "-instance", b.instance, "-image", b.img, "-from-http", plain.URL, "-target", secure.URL, "-wait", "10s"}, &out, io.Discard)
+	if err != nil {
+		t.Fatalf("update -from-http: %v\n%s", err, out.String())
+	}
+	if d.plainPuts < 2 || d.tlsPuts != 0 {
+		t.Errorf("PUTs: %d over HTTP, %d over HTTPS; want all over HTTP", d.plainPuts, d.tlsPuts)
+	}
+	for _, w := range []string{"in clear this once", "waiting for build " + d.next + " at " + secure.URL, "pinned the device's certificate"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("update -from-http output lacks %q:\n%s", w, out.String())
+		}
+	}
+	if _, err := os.Stat(pin); err != nil {
+		t.Errorf("no pin after the new build answered over HTTPS: %v", err)
 	}
 }
 

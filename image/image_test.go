@@ -482,6 +482,7 @@ func TestPiImageStructure(t *testing.T) {
 		}
 	}
 	checkUpdateEEPROM(t, b, fs)
+	checkUpdateFromHTTP(t, b)
 }
 
 func TestVMImageStructure(t *testing.T) {

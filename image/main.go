@@ -138,7 +138,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	instance := fs.String("instance", "gokrazy/presscap", "instance directory (for the password and port)")
 	img := fs.String("image", "presscap.img", "disk image built by 'image build'")
-	target := fs.String("target", "", "device URL (default: http://<Hostname>:<HTTPPort>)")
+	target := fs.String("target", "", "device URL (default: https://<Hostname>:<HTTPSPort> with Update.UseTLS, else http://<Hostname>:<HTTPPort>)")
+	fromHTTP := fs.String("from-http", "", "plain HTTP URL of a device that still runs an image without TLS: push this update there (the password crosses the network in clear this once), then wait for the new image at -target over HTTPS")
 	mbr := fs.Bool("mbr", false, "also write the MBR (only needed if the partition table changed)")
 	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for the device to come back")
 	if err := fs.Parse(args); err != nil {
@@ -149,7 +150,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
-	t, err := updateTarget(cfg, *target, logf)
+	t, err := updateTarget(cfg, *target, *fromHTTP, logf)
 	if err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // it. With TLS the device's certificate is pinned on first use (in the
 // instance's state directory) and must match from then on; the password is
 // never sent over plain HTTP to a device that speaks HTTPS.
-func updateTarget(cfg *gokconfig.Config, target string, logf func(string, ...any)) (*updater.Target, error) {
+func updateTarget(cfg *gokconfig.Config, target, fromHTTP string, logf func(string, ...any)) (*updater.Target, error) {
 	if cfg.NoPassword() {
 		return nil, errors.New("Update.NoPassword is set: gokrazy then serves its update API only on the device's Unix socket, so the device cannot be updated over the network")
 	}
@@ -178,10 +179,22 @@ func updateTarget(cfg *gokconfig.Config, target string, logf func(string, ...any
 	if err != nil {
 		return nil, err
 	}
+	var from *url.URL
+	if fromHTTP != "" {
+		if from, err = url.Parse(fromHTTP); err != nil || from.Scheme != "http" || from.Host == "" {
+			return nil, fmt.Errorf("-from-http %q: want http://host:port", fromHTTP)
+		}
+		if !cfg.TLSEnabled() {
+			return nil, errors.New("-from-http: the instance has no Update.UseTLS or Update.CertPEM; use -target")
+		}
+	}
 	if target == "" {
 		host := cfg.Hostname
 		if cfg.Update != nil && cfg.Update.Hostname != "" {
 			host = cfg.Update.Hostname
+		}
+		if from != nil {
+			host = from.Hostname()
 		}
 		target = "http://" + net.JoinHostPort(host, cfg.HTTPPort())
 		if cfg.TLSEnabled() {
@@ -197,7 +210,7 @@ func updateTarget(cfg *gokconfig.Config, target string, logf func(string, ...any
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	switch {
 	case cfg.TLSEnabled() && u.Scheme != "https":
-		return nil, fmt.Errorf("Update.UseTLS/CertPEM: the device serves its update API over HTTPS (port %s); -target %s would send the password in clear", cfg.HTTPSPort(), target)
+		return nil, fmt.Errorf("Update.UseTLS/CertPEM: the device serves its update API over HTTPS (port %s); -target %s would send the password in clear (for a device still running an image without TLS: -from-http)", cfg.HTTPSPort(), target)
 	case !cfg.TLSEnabled() && u.Scheme == "https":
 		return nil, fmt.Errorf("-target %s is HTTPS, but the instance has no Update.UseTLS or Update.CertPEM, so its image serves plain HTTP", target)
 	case !cfg.TLSEnabled():
@@ -217,7 +230,12 @@ func updateTarget(cfg *gokconfig.Config, target string, logf func(string, ...any
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = pin.TLSConfig()
-	return &updater.Target{BaseURL: target, Password: pw, Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}}, nil
+	t := &updater.Target{BaseURL: target, Password: pw, Client: &http.Client{Transport: tr, CheckRedirect: noRedirect}}
+	if from != nil {
+		logf("pushing over plain HTTP to %s: the device runs an image without TLS; the password crosses the network in clear this once", fromHTTP)
+		return &updater.Target{BaseURL: fromHTTP, Password: pw, Client: &http.Client{CheckRedirect: noRedirect}, After: t}, nil
+	}
+	return t, nil
 }
 
 func runInfo(args []string, stdout, stderr io.Writer) error {

@@ -32,6 +32,10 @@ type Target struct {
 	User     string // "gokrazy"
 	Password string
 	Client   *http.Client
+	// After, if set, is where the device answers once it runs the new
+	// build: an update that brings HTTPS to a device still serving plain
+	// HTTP waits for it there.
+	After *Target
 }
 
 // Features are what GET /update/features announced.
@@ -236,6 +240,10 @@ func (t *Target) Update(ctx context.Context, p Payload, waitFor time.Duration, l
 	// connection may drop while it does.
 	if err := t.post(ctx, "/reboot"); err != nil && !isDisconnect(err) {
 		return err
+	}
+	if t.After != nil {
+		log("rebooting; waiting for build %s at %s", p.BuildTimestamp, t.After.BaseURL)
+		return t.After.Wait(ctx, p.BuildTimestamp, waitFor)
 	}
 	log("rebooting; waiting for build %s", p.BuildTimestamp)
 	return t.Wait(ctx, p.BuildTimestamp, waitFor)
