@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -110,46 +111,107 @@ type exportFile struct {
 	tmp     *os.File
 	pw      pcapfile.PacketWriter // buffers on its own; Flush before Sync
 	final   string
+	hdrLen  int64 // the file header's length (a resumed file has it already)
 	packets uint64
 	bytes   uint64
 }
 
-// Export cuts the window out of ring into one file per spec in dir, then
-// writes the manifest. Every file is written under a temporary name,
-// synced and renamed, so dir never holds a partial file under a final name.
-// lag, if not nil, goes into the manifest: the capture had not written the
-// whole window yet.
-func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, lag *CaptureLag) (Manifest, error) {
-	man := Manifest{Host: host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
-		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
-		Recovered: w.Recovered}
-	if w.Recovered {
-		man.ServiceStarted = w.Restarted.UTC()
+// Progress is how far a window's files were written and made durable: the
+// pending record keeps it, so that a restart continues the files from there
+// instead of cutting again from a ring that may no longer hold the start.
+type Progress struct {
+	Ring  string      `json:"ring"` // the ring read (Storage.RingID)
+	Dir   string      `json:"dir"`  // where the files are written
+	Pos   ringfs.Pos  `json:"pos"`
+	Files []FileState `json:"files"`
+	Drops uint64      `json:"drops"`
+	// What the ring lacked so far (see ringfs.ReadStats).
+	Corrupt   int    `json:"corrupt_blocks,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Oldest    int64  `json:"ring_oldest_ns,omitempty"`
+	Missing   int64  `json:"missing_ns,omitempty"`
+}
+
+// FileState is one partial file: its durable length and what it holds.
+type FileState struct {
+	Name    string `json:"name"` // the export's name
+	Size    int64  `json:"size"`
+	Header  int64  `json:"header"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// cut is a window's files being written: opened at the press, fed the
+// window's packets in steps as the ring records them (Follow), finished
+// (renamed, manifest) after the window's end.
+type cut struct {
+	w     *Window
+	host  string
+	dir   string
+	files []*exportFile
+	prog  Progress // Files and the counters are filled by sync
+	st    ringfs.ReadStats
+}
+
+// partialName is the name a window's file has while it is written: hidden
+// (the upload skips it) and the same after a restart.
+func partialName(base string, spec ExportSpec) string {
+	return ".partial-" + base + "_" + spec.Name + "." + formatOf(spec)
+}
+
+func formatOf(spec ExportSpec) string {
+	if spec.Format == "" {
+		return "pcap"
 	}
+	return spec.Format
+}
+
+// skipWriter drops the first n bytes written: a resumed file already has
+// the header its writer starts with.
+type skipWriter struct {
+	w *os.File
+	n int64
+}
+
+func (s *skipWriter) Write(b []byte) (int, error) {
+	k := int(min(int64(len(b)), s.n))
+	s.n -= int64(k)
+	if k == len(b) {
+		return k, nil
+	}
+	n, err := s.w.Write(b[k:])
+	return k + n, err
+}
+
+// openCut creates (or, with prog, reopens where prog left them) w's
+// partial files in dir.
+func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, prog *Progress) (*cut, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return man, fmt.Errorf("export: %w", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
-	base := FileBase(host, w)
-	links := ring.Links()
-	var files []*exportFile
-	cleanup := func() {
-		for _, f := range files {
-			if f.tmp != nil {
-				f.tmp.Close()
-				os.Remove(f.tmp.Name())
-			}
+	c := &cut{w: w, host: host, dir: dir}
+	if prog != nil {
+		c.prog = *prog
+		c.st = ringfs.ReadStats{Drops: prog.Drops, Corrupt: prog.Corrupt, Truncated: prog.Truncated,
+			Reason: prog.Reason, Oldest: prog.Oldest, Missing: prog.Missing}
+		if len(prog.Files) != len(specs) {
+			return nil, fmt.Errorf("resume: %d partial files recorded, %d exports configured", len(prog.Files), len(specs))
 		}
 	}
-	for _, spec := range specs {
+	c.prog.Dir = dir
+	base := FileBase(host, w)
+	links := ring.Links()
+	for i, spec := range specs {
 		f := &exportFile{spec: spec, links: map[uint16]int{}}
-		files = append(files, f)
+		c.files = append(c.files, f)
 		if spec.Filter != "" {
 			// The meaning tcpdump -i gives the filter on the link: the
 			// capture put the outer VLAN tag back into the stored frame.
 			m, err := filter.NewLiveMatcher(spec.Filter)
 			if err != nil {
-				cleanup()
-				return man, fmt.Errorf("export %s: %w", spec.Name, setupError{err})
+				c.abort()
+				return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{err})
 			}
 			f.m = m
 		}
@@ -162,39 +224,80 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 			ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen})
 		}
 		if len(ifaces) == 0 {
-			cleanup()
-			return man, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
+			c.abort()
+			return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
 		}
-		format := spec.Format
-		if format == "" {
-			format = "pcap"
+		f.final = filepath.Join(dir, base+"_"+spec.Name+"."+formatOf(spec))
+		path := filepath.Join(dir, partialName(base, spec))
+		var out io.Writer
+		if prog != nil {
+			fs := prog.Files[i]
+			if fs.Name != spec.Name {
+				c.abort()
+				return nil, fmt.Errorf("resume: partial file %d is export %q, configured is %q", i, fs.Name, spec.Name)
+			}
+			tmp, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err == nil {
+				f.tmp = tmp
+				var st os.FileInfo
+				if st, err = tmp.Stat(); err == nil && st.Size() < fs.Size {
+					err = fmt.Errorf("%s holds %d bytes, %d were made durable", path, st.Size(), fs.Size)
+				}
+				if err == nil {
+					// Whatever came after the last sync is written again.
+					err = tmp.Truncate(fs.Size)
+				}
+				if err == nil {
+					_, err = tmp.Seek(fs.Size, io.SeekStart)
+				}
+			}
+			if err != nil {
+				c.abort()
+				return nil, fmt.Errorf("resume export %s: %w", spec.Name, err)
+			}
+			f.packets, f.bytes, f.hdrLen = fs.Packets, fs.Bytes, fs.Header
+			out = &skipWriter{w: tmp, n: fs.Header}
+		} else {
+			tmp, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				c.abort()
+				return nil, fmt.Errorf("export %s: %w", spec.Name, err)
+			}
+			f.tmp = tmp
+			out = tmp
 		}
-		f.final = filepath.Join(dir, base+"_"+spec.Name+"."+format)
-		tmp, err := os.CreateTemp(dir, ".tmp-"+spec.Name+"-*")
-		if err != nil {
-			cleanup()
-			return man, fmt.Errorf("export %s: %w", spec.Name, err)
-		}
-		f.tmp = tmp
 		comment := ""
 		if !w.Synced() {
 			comment = "presscap: the clock was not NTP-synced at the press; timestamps may be off"
 		}
-		f.pw, err = pcapfile.NewWriter(tmp, format, ifaces, comment)
+		pw, err := pcapfile.NewWriter(out, formatOf(spec), ifaces, comment)
+		if err == nil && prog == nil {
+			// The header alone: a resumed writer skips that many bytes.
+			if err = pw.Flush(); err == nil {
+				f.hdrLen, err = f.tmp.Seek(0, io.SeekCurrent)
+			}
+		}
 		if err != nil {
-			cleanup()
+			c.abort()
 			var errno syscall.Errno
 			var pe *os.PathError
 			if !errors.As(err, &errno) && !errors.As(err, &pe) {
 				// Not the disk: the format cannot hold these links.
 				err = setupError{err}
 			}
-			return man, fmt.Errorf("export %s: %w", spec.Name, err)
+			return nil, fmt.Errorf("export %s: %w", spec.Name, err)
 		}
+		f.pw = pw
 	}
+	return c, nil
+}
 
-	st, err := ring.Read(ctx, w.From.UnixNano(), w.To.UnixNano(), func(r ringfs.Record) error {
-		for _, f := range files {
+// step writes the window's packets the ring holds beyond the last step
+// (all of them up to now with push; see ringfs.Ring.Follow). to is the
+// window's end as it stands (a press may extend it).
+func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bool) error {
+	st, err := ring.Follow(ctx, c.w.From.UnixNano(), to.UnixNano(), &c.prog.Pos, push, func(r ringfs.Record) error {
+		for _, f := range c.files {
 			idx, ok := f.links[r.Link]
 			if !ok {
 				continue
@@ -212,22 +315,86 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 		}
 		return nil
 	})
-	if err != nil {
-		cleanup()
-		return man, fmt.Errorf("read window: %w", err)
+	c.st.Drops += st.Drops
+	c.st.Corrupt += st.Corrupt
+	if st.Truncated {
+		if !c.st.Truncated {
+			c.st.Truncated, c.st.Reason, c.st.Oldest = true, st.Reason, st.Oldest
+		}
+		c.st.Missing += st.Missing
 	}
-	man.Drops, man.CorruptBlocks = st.Drops, st.Corrupt
-	man.noteLoss(w, st)
-	for _, f := range files {
+	if err != nil {
+		return fmt.Errorf("read window: %w", err)
+	}
+	return nil
+}
+
+// sync makes the files durable as far as they are written and returns the
+// progress a restart may continue from.
+func (c *cut) sync() (Progress, error) {
+	p := c.prog
+	p.Files = nil
+	for _, f := range c.files {
+		if err := f.pw.Flush(); err != nil {
+			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		if err := f.tmp.Sync(); err != nil {
+			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		size, err := f.tmp.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		p.Files = append(p.Files, FileState{Name: f.spec.Name, Size: size, Header: f.hdrLen, Packets: f.packets, Bytes: f.bytes})
+	}
+	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Oldest, p.Missing =
+		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, c.st.Oldest, c.st.Missing
+	return p, syncDir(c.dir)
+}
+
+// close closes the partial files and leaves them for a later start.
+func (c *cut) close() {
+	for _, f := range c.files {
+		if f.tmp != nil {
+			f.tmp.Close()
+			f.tmp = nil
+		}
+	}
+}
+
+// abort closes the partial files and removes them.
+func (c *cut) abort() {
+	for _, f := range c.files {
+		if f.tmp != nil {
+			f.tmp.Close()
+			os.Remove(f.tmp.Name())
+			f.tmp = nil
+		}
+	}
+}
+
+// finish completes the files under their final names and writes the
+// manifest. lag, if not nil, goes into the manifest.
+func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
+	w := c.w
+	man := Manifest{Host: c.host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
+		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
+		Recovered: w.Recovered}
+	if w.Recovered {
+		man.ServiceStarted = w.Restarted.UTC()
+	}
+	man.Drops, man.CorruptBlocks = c.st.Drops, c.st.Corrupt
+	man.noteLoss(w, c.st)
+	for _, f := range c.files {
 		if err := finish(f); err != nil {
-			cleanup()
+			c.abort()
 			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
 		}
 	}
 	// Only now do the final names appear.
-	for _, f := range files {
+	for _, f := range c.files {
 		if err := os.Rename(f.tmp.Name(), f.final); err != nil {
-			cleanup()
+			c.abort()
 			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
 		}
 		f.tmp = nil
@@ -239,11 +406,29 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 	if err != nil {
 		return man, err
 	}
-	// 0600, the mode the PCAP files get from os.CreateTemp.
-	if err := atomicfile.WriteFile(filepath.Join(dir, base+"_manifest.json"), append(b, '\n'), 0o600); err != nil {
+	base := FileBase(c.host, w)
+	// 0600, the mode the PCAP files get.
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, base+"_manifest.json"), append(b, '\n'), 0o600); err != nil {
 		return man, fmt.Errorf("export manifest: %w", err)
 	}
-	return man, syncDir(dir)
+	return man, syncDir(c.dir)
+}
+
+// Export cuts the window out of ring into one file per spec in dir, then
+// writes the manifest. Every file is written under a temporary name,
+// synced and renamed, so dir never holds a partial file under a final name.
+// lag, if not nil, goes into the manifest: the capture had not written the
+// whole window yet.
+func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, lag *CaptureLag) (Manifest, error) {
+	c, err := openCut(ring, w, specs, host, dir, nil)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := c.step(ctx, ring, w.To, true); err != nil {
+		c.abort()
+		return Manifest{}, err
+	}
+	return c.finish(lag)
 }
 
 // noteLoss puts what the ring lacked of w into the manifest. A ring that

@@ -32,6 +32,8 @@ type pendingRecord struct {
 	Ring      string      `json:"ring,omitempty"`
 	BootID    string      `json:"boot_id,omitempty"`
 	EndBoot   int64       `json:"end_boottime_ns,omitempty"`
+	// Progress: the window's files are partly written (see Progress).
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 // pendingStore keeps the records in dir, one file per window.
@@ -50,7 +52,8 @@ func (p pendingStore) save(w Window) error {
 		return fmt.Errorf("pending record: %w", err)
 	}
 	rec := pendingRecord{ID: w.ID, From: w.From.UTC(), To: w.To.UTC(), Synced: w.Synced(),
-		Recovered: w.Recovered, Restarted: w.Restarted, Ring: w.Ring, BootID: w.BootID, EndBoot: int64(w.EndBoot)}
+		Recovered: w.Recovered, Restarted: w.Restarted, Ring: w.Ring, BootID: w.BootID, EndBoot: int64(w.EndBoot),
+		Progress: w.progress}
 	for _, pr := range w.Presses {
 		pr.Time = pr.Time.UTC()
 		rec.Presses = append(rec.Presses, pr)
@@ -137,7 +140,7 @@ func parseRecord(path string, b []byte) (*Window, error) {
 	}
 	return &Window{ID: rec.ID, From: rec.From, To: rec.To, Presses: rec.Presses,
 		Recovered: rec.Recovered, Restarted: rec.Restarted, Ring: rec.Ring,
-		BootID: rec.BootID, EndBoot: time.Duration(rec.EndBoot)}, nil
+		BootID: rec.BootID, EndBoot: time.Duration(rec.EndBoot), progress: rec.Progress}, nil
 }
 
 // load reads every record, oldest id first. A record that makes no sense

@@ -65,16 +65,20 @@ func TestPressSurvivesRestart(t *testing.T) {
 	}
 	to := p.Time.Add(c.Trigger.After.D())
 	rec := filepath.Join(pendDir, "1.json")
+	// Saved means written and synced: OnPending says so, after the file
+	// already shows.
 	testtool.WaitFor(t, "the pending record", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
 		_, err := os.Stat(rec)
-		return err == nil
+		return err == nil && len(saved) > 0
 	})
 	if !time.Now().Before(to) {
 		t.Fatalf("the machine is too slow for this test: the record appeared after the window's end")
 	}
 	r1.fb.mu.Lock()
 	mu.Lock()
-	if len(r1.fb.pressed) != 1 || len(saved) != 1 || saved[0].Before(r1.fb.pressed[0]) {
+	if len(r1.fb.pressed) != 1 || len(saved) == 0 || saved[0].Before(r1.fb.pressed[0]) {
 		t.Errorf("ack at %v, pending record saved at %v: the ack must come first", r1.fb.pressed, saved)
 	}
 	mu.Unlock()

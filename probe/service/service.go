@@ -103,6 +103,11 @@ type Service struct {
 	// written over one this run did not write (pendOwn, persist goroutine).
 	pendUnread bool
 	pendOwn    map[int]bool
+	// runCtx is Run's context, for the followers press starts (follow.go);
+	// fwg waits for them.
+	runCtx  context.Context
+	follows map[int]*follower
+	fwg     sync.WaitGroup
 
 	mu        sync.Mutex
 	windows   *Windows
@@ -140,7 +145,8 @@ func New(o Options) (*Service, error) {
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
 		presses: make(chan pressReq), started: time.Now(), bootID: readBootID(),
 		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
-		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{}}
+		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{},
+		follows: map[int]*follower{}}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -281,6 +287,9 @@ func (s *Service) Run(ctx context.Context) error {
 	keys := make(chan trigger.Press, 16)
 	goRun("trigger", func(ctx context.Context) error { return s.watcher.Run(ctx, keys) })
 
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
 	persisted := make(chan struct{})
 	go func() {
 		defer close(persisted)
@@ -372,6 +381,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			close(exports)
 			wg.Wait()
+			s.fwg.Wait()
 			close(s.persist)
 			<-persisted
 			return ctx.Err()
@@ -426,15 +436,16 @@ func (s *Service) press(p PressInfo) status.Press {
 	}
 	var rec *Window
 	if d != Ignored {
-		cp := *w
-		cp.Presses = append([]PressInfo(nil), w.Presses...)
-		rec = &cp
+		if bt, ok := bootTime(); ok && s.bootID != "" {
+			w.BootID, w.EndBoot = s.bootID, bt+time.Until(due)
+		}
+		rec = w.record()
+	}
+	if d == Opened {
+		s.startFollow(w)
 	}
 	s.mu.Unlock()
 	if rec != nil {
-		if bt, ok := bootTime(); ok && s.bootID != "" {
-			rec.BootID, rec.EndBoot = s.bootID, bt+time.Until(due)
-		}
 		// After the ack, never before: the writer goroutine fsyncs it.
 		s.persist <- persistOp{w: rec}
 	}
@@ -553,6 +564,9 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		// in between brings the window back, already saved. Saving it again
 		// would replace complete files with a copy marked recovered.
 		if m := s.savedManifest(dir, w); w.Recovered && m != "" {
+			if c, _ := s.takeFollower(w.ID); c != nil {
+				c.abort()
+			}
 			s.logf("capture #%d: already saved before the restart (%s exists): not saved again, pending record removed", w.ID, m)
 			s.persist <- persistOp{remove: w.ID}
 			s.mu.Lock()
@@ -567,7 +581,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			return
 		}
 		w.recording = s.storage.Opened()
-		man, err = Export(ctx, ring, w, s.specs, s.host, dir, lag)
+		man, err = s.cut(ctx, ring, cur, w, dir, lag)
 		if err != nil && ctx.Err() != nil {
 			s.deferExport(w)
 			return
@@ -637,6 +651,43 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	if s.o.OnExport != nil {
 		s.o.OnExport(man, err)
 	}
+}
+
+// cut writes w's files: it completes what w's follower wrote during the
+// window, or continues the files a run before the restart made durable,
+// or else cuts the window out of the ring now.
+func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *Window, dir string, lag *CaptureLag) (Manifest, error) {
+	c, from := s.takeFollower(w.ID)
+	if c != nil && (from != cur || c.dir != dir) {
+		c.abort() // another ring or root: those files do not continue here
+		c = nil
+	}
+	if p := w.progress; c == nil && p != nil && p.Ring == cur && p.Dir == dir {
+		var err error
+		if c, err = openCut(ring, w, s.specs, s.host, dir, p); err != nil {
+			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
+			c = nil
+		}
+	}
+	if c == nil {
+		return Export(ctx, ring, w, s.specs, s.host, dir, lag)
+	}
+	c.w = w // as it ended, with every press
+	if err := c.step(ctx, ring, w.To, true); err != nil {
+		if ctx.Err() != nil {
+			s.saveProgress(w, c) // the next start continues them
+			c.close()
+		} else {
+			c.abort()
+			w.progress = nil
+		}
+		return Manifest{}, err
+	}
+	man, err := c.finish(lag)
+	if err != nil {
+		w.progress = nil // finish removed the files
+	}
+	return man, err
 }
 
 // truncReason says in words why a window is truncated.
@@ -782,6 +833,7 @@ func (s *Service) recover() []*Window {
 		if bt, ok := bootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
 			if left := w.EndBoot - bt; left > 0 {
 				s.windows.RestoreDue(w, time.Now().Add(left))
+				s.startFollow(w)
 				s.logf("capture #%d recovered after a restart in the same boot (window %s, %d presses): still open for %v, continues; packets from the stop until now are missing",
 					w.ID, span, len(w.Presses), left.Round(time.Millisecond))
 				continue
@@ -793,6 +845,7 @@ func (s *Service) recover() []*Window {
 		}
 		if synced && w.To.After(now) {
 			s.windows.Restore(w, now)
+			s.startFollow(w)
 			s.logf("capture #%d recovered after a restart (window %s, %d presses): still open, continues; packets from the stop until now are missing",
 				w.ID, span, len(w.Presses))
 			continue

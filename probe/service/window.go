@@ -34,6 +34,9 @@ type Window struct {
 	// without a synced wall clock.
 	BootID  string
 	EndBoot time.Duration
+	// progress is how far the window's files are written and durable
+	// (nil: not begun), kept in the pending record.
+	progress *Progress
 	// recording is when the open ring began recording in this run (zero:
 	// unknown): the ring lacks the time before it, whatever it holds.
 	recording time.Time
