@@ -110,13 +110,8 @@ func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
 	}
 }
 
-// TestExportSaysWhatTheRingLacks: a window whose start the ring had
-// already overwritten when it was cut is saved with what is left, and the
-// manifest says it is truncated, why, and where the ring (and so the file)
-// begins. A window older than a ring that never wrapped, or from before
-// the ring began recording in this run, is truncated too; a ring that was
-// recording all along and merely heard nothing lacks nothing.
-func TestExportSaysWhatTheRingLacks(t *testing.T) {
+// smallRing is a 64 MiB ring with 64 KiB blocks and its one link.
+func smallRing(t *testing.T) (*ringfs.Ring, uint16) {
 	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1, BlockSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +121,17 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ring, link
+}
+
+// TestExportSaysWhatTheRingLacks: a window whose start the ring had
+// already overwritten when it was cut is saved with what is left, and the
+// manifest says it is truncated, why, and where the ring (and so the file)
+// begins. A window older than a ring that never wrapped, or from before
+// the ring began recording in this run, is truncated too; a ring that was
+// recording all along and merely heard nothing lacks nothing.
+func TestExportSaysWhatTheRingLacks(t *testing.T) {
+	ring, link := smallRing(t)
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	frame := exportFrame(0, 'x')
 	frame = append(frame, make([]byte, 900)...)
@@ -181,6 +187,23 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 		t.Errorf("ring opened 2 s before the press: truncated %v reason %q ring_oldest %v missing %q, want %q from %v, 3s",
 			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonYounger, w.recording)
 	}
+
+	// A ring that never wrapped, whose first packet came after the
+	// window's start: lacking if it began recording after the start,
+	// complete if it was recording (and heard nothing) before.
+	ring, link = smallRing(t)
+	rec := ringfs.Record{Time: press.UnixNano(), Link: link, OrigLen: uint32(len(frame)), Data: frame}
+	if err := ring.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	w.recording = time.Time{}
+	if man, _ := export(w); !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(press) {
+		t.Errorf("young ring: truncated %v reason %q ring_oldest %v, want %q from %v", man.Truncated, man.Reason, man.RingOldest, ringfs.ReasonYounger, press)
+	}
+	w.recording = w.From.Add(-time.Second)
+	if man, got := export(w); man.Truncated || len(got) != 1 {
+		t.Errorf("ring recording since before the window: truncated %v (%s), %d packets, want 1", man.Truncated, man.Reason, len(got))
+	}
 }
 
 // TestCutResumesFromProgress: a window's files written in steps, made
@@ -188,15 +211,7 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 // after bytes written past it were left over (a power cut), come out the
 // same as one cut at the end: nothing twice, nothing lost, a valid file.
 func TestCutResumesFromProgress(t *testing.T) {
-	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1, BlockSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ring.Close() })
-	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, link := smallRing(t)
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	add := func(from, to int) {
 		for i := from; i < to; i++ {
