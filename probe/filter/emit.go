@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/net/bpf"
@@ -31,6 +32,7 @@ func (i *insn) isJA() bool {
 type asm struct {
 	code    []insn
 	nlabels int
+	placed  int // label markers in code
 	// abort, when set, is where a load outside the packet goes instead
 	// of ending the program: in a rule list, the next rule. Loads are
 	// then preceded by a bounds check.
@@ -42,7 +44,13 @@ func (a *asm) newLabel() label {
 	return label(a.nlabels - 1)
 }
 
-func (a *asm) place(l label) { a.code = append(a.code, insn{isLab: true, lab: l}) }
+func (a *asm) place(l label) {
+	a.code = append(a.code, insn{isLab: true, lab: l})
+	a.placed++
+}
+
+// size is the number of instructions laid out so far.
+func (a *asm) size() int { return len(a.code) - a.placed }
 
 func (a *asm) stmts(s []bpf.RawInstruction) {
 	for _, r := range s {
@@ -56,6 +64,9 @@ func (a *asm) ja(l label) {
 
 // node lays out n: control reaches tl if it holds, fl if not.
 func (a *asm) node(n node, tl, fl label) {
+	if a.size() > maxUnoptimized {
+		return // the caller refuses the program; stop growing it
+	}
 	switch n := n.(type) {
 	case nAnd:
 		mid := a.newLabel()
@@ -146,6 +157,10 @@ func (a *asm) checkedStmts(s []bpf.RawInstruction) {
 	}
 }
 
+// errTooLarge is an expression whose code, laid out, is over
+// maxUnoptimized.
+var errTooLarge = errors.New("expression too large")
+
 // compileRules is CompileRules.
 func compileRules(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.Instruction, error) {
 	raw, err := compileRaw(rules, mode, defaultSnap)
@@ -160,6 +175,26 @@ func compileRules(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.Instructio
 }
 
 func compileRaw(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.RawInstruction, error) {
+	a, err := layout(rules, mode, defaultSnap)
+	if err != nil {
+		return nil, err
+	}
+	optimize(a)
+	prog, err := a.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if len(prog) > MaxInstructions {
+		return nil, fmt.Errorf("filter: program has %d instructions, over the kernel's limit of %d", len(prog), MaxInstructions)
+	}
+	if err := verify(prog); err != nil {
+		return nil, fmt.Errorf("filter: internal error, the program would be refused: %w", err)
+	}
+	return prog, nil
+}
+
+// layout parses the rules and lays them out as unoptimised code.
+func layout(rules []Rule, mode Mode, defaultSnap uint32) (*asm, error) {
 	if mode != Offline && mode != Live {
 		return nil, fmt.Errorf("filter: unknown mode %d", int(mode))
 	}
@@ -189,23 +224,19 @@ func compileRaw(rules []Rule, mode Mode, defaultSnap uint32) ([]bpf.RawInstructi
 			a.abort = start
 		}
 		a.node(n, acc, start)
+		if a.size() > maxUnoptimized {
+			err := fmt.Errorf("filter: %w: over %d instructions before optimisation, 4 times the kernel's limit of %d", errTooLarge, maxUnoptimized, MaxInstructions)
+			if len(rules) > 1 {
+				return nil, fmt.Errorf("rule %d: %w", i+1, err)
+			}
+			return nil, err
+		}
 		a.place(acc)
 		a.stmts([]bpf.RawInstruction{stmt(clsRET|retK, r.Snap)})
 	}
 	a.place(start)
 	a.stmts([]bpf.RawInstruction{stmt(clsRET|retK, defaultSnap)})
-	optimize(a)
-	prog, err := a.resolve()
-	if err != nil {
-		return nil, err
-	}
-	if len(prog) > MaxInstructions {
-		return nil, fmt.Errorf("filter: program has %d instructions, over the kernel's limit of %d", len(prog), MaxInstructions)
-	}
-	if err := verify(prog); err != nil {
-		return nil, fmt.Errorf("filter: internal error, the program would be refused: %w", err)
-	}
-	return prog, nil
+	return a, nil
 }
 
 // resolve turns labels into jump offsets. A conditional jump reaches at

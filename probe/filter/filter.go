@@ -49,6 +49,23 @@ const MaxSnap = 262144
 // (BPF_MAXINSNS); Compile refuses to produce anything longer.
 const MaxInstructions = 4096
 
+// MaxNesting bounds how deep parentheses, brackets, nots and minus signs
+// may nest: far beyond what a person writes, and it keeps the parser's
+// recursion small.
+const MaxNesting = 256
+
+// MaxExprLen is the longest expression Compile reads, in bytes. Parsing is
+// linear in the length, and an expression this long already compiles to
+// far more than MaxInstructions.
+const MaxExprLen = 64 << 10
+
+// maxUnoptimized bounds the code laid out before optimisation. The
+// optimiser's cost grows faster than linearly, and code over this bound
+// would not come down to MaxInstructions anyway except for a contrived
+// expression (the same test repeated), so it is refused before
+// optimising: a list of a thousand ports fails at once, not after seconds.
+const maxUnoptimized = 4 * MaxInstructions
+
 // SyntaxError reports an expression that is outside the grammar, or a bad
 // value (address, range, number) inside it.
 type SyntaxError struct {
@@ -58,8 +75,21 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("filter %q: at offset %d: %s", e.Expr, e.Pos, e.Msg)
+	msg := e.Msg
+	if len(msg) > 2*maxQuoted {
+		msg = msg[:2*maxQuoted] + "..."
+	}
+	if len(e.Expr) <= maxQuoted {
+		return fmt.Sprintf("filter %q: at offset %d: %s", e.Expr, e.Pos, msg)
+	}
+	// A long expression is quoted only around the problem, so that the
+	// error stays readable (and small) whatever its length.
+	from, to := max(0, e.Pos-maxQuoted/2), min(len(e.Expr), e.Pos+maxQuoted/2)
+	return fmt.Sprintf("filter of %d bytes: at offset %d (near %q): %s", len(e.Expr), e.Pos, e.Expr[from:to], msg)
 }
+
+// maxQuoted is the most of an expression an error message quotes.
+const maxQuoted = 200
 
 // Compile compiles expr into a program that returns snaplen for a packet
 // the expression accepts and 0 for one it rejects. An empty expression

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/bpf"
@@ -21,6 +22,15 @@ func FuzzCompile(f *testing.F) {
 	for _, s := range []string{"", "(((((", "not not not", "vlan and vlan and vlan and vlan and vlan",
 		"ip[ip[ip[ip[0]]]] = 1", "host ::", "ether host ff:ff:ff:ff:ff:ff", "\\\\", "port 65535 or 0",
 		"tcp[13] & 0xff = 0xff and len > 0xffffffff", "ip[0:4] = 4294967295", "portrange 0-65535"} {
+		f.Add(s)
+	}
+	// The bounds: nesting one past the limit, an address run, and code
+	// refused before optimising.
+	for _, s := range []string{nested("(", "tcp", ")", MaxNesting+1), strings.Repeat("not ", MaxNesting+1) + "tcp",
+		"len = " + strings.Repeat("-", MaxNesting+1) + "1", nested("ip[", "0", "]", MaxNesting+1) + " = 1",
+		"port " + nested("(", "80", ")", MaxNesting+1), "vlan " + nested("(", "1", ")", MaxNesting+1),
+		"host " + strings.Repeat("a:", 200), "host " + strings.Repeat("1.", 200),
+		strings.TrimSuffix(strings.Repeat("tcp or ", 1500), " or ")} {
 		f.Add(s)
 	}
 	frames := buildCorpus(7)[:60]
@@ -48,7 +58,7 @@ func FuzzCompile(f *testing.F) {
 			}
 			rules, err := CompileRules([]Rule{{Expr: expr, Snap: 64}, {Expr: "tcp", Snap: 0}}, mode, MaxSnap)
 			if err != nil {
-				if len(prog) < MaxInstructions/3 {
+				if len(prog) < MaxInstructions/3 && !errors.Is(err, errTooLarge) {
 					t.Fatalf("%q compiles alone but not as a rule: %v", expr, err)
 				}
 				continue

@@ -158,11 +158,18 @@ func matchHID(s string) int {
 	return best
 }
 
+// maxAddrLen is the longest address text: an IPv6 address with an IPv4
+// tail, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" (an Ethernet
+// address is at most 17).
+const maxAddrLen = 45
+
 // matchAddr finds the longest prefix of s that is an IPv6 address or an
 // Ethernet address in one of libpcap's notations.
 func matchAddr(s string) (int, tokKind) {
 	n := 0
-	for n < len(s) && (isHex(s[n]) || s[n] == ':' || s[n] == '.' || s[n] == '-') {
+	// No address is longer than maxAddrLen, so longer prefixes need no
+	// trying: trying them all made lexing a long run quadratic.
+	for n < len(s) && n < maxAddrLen && (isHex(s[n]) || s[n] == ':' || s[n] == '.' || s[n] == '-') {
 		n++
 	}
 	for ; n > 0; n-- {

@@ -1,6 +1,10 @@
 package filter
 
-import "golang.org/x/net/bpf"
+import (
+	"maps"
+
+	"golang.org/x/net/bpf"
+)
 
 // optimize tidies the laid-out code without changing what it computes:
 // jumps to a `ja` go straight to its target, and a `ja` to the next
@@ -200,18 +204,7 @@ type vstate struct {
 }
 
 func (s *vstate) clone() *vstate {
-	c := &vstate{a: s.a, x: s.x, m: s.m, exact: make(map[int]uint32, len(s.exact)),
-		facts: make(map[jfact]bool, len(s.facts)), done: make(map[int]bool, len(s.done))}
-	for k, v := range s.exact {
-		c.exact[k] = v
-	}
-	for k, v := range s.facts {
-		c.facts[k] = v
-	}
-	for k := range s.done {
-		c.done[k] = true
-	}
-	return c
+	return &vstate{a: s.a, x: s.x, m: s.m, exact: maps.Clone(s.exact), facts: maps.Clone(s.facts), done: maps.Clone(s.done)}
 }
 
 // meet is what holds on every incoming path; registers that differ get a
@@ -262,37 +255,39 @@ func isPacketLoad(op uint16) bool {
 	return op&0x07 == clsLD && (op&0xe0 == mABS || op&0xe0 == mIND) || op == clsLDX|szB|mMSH
 }
 
-// step applies a non-jump instruction to s. It reports false for an
-// instruction it cannot model (which then ends threading).
-func step(t *vnTable, s *vstate, r bpf.RawInstruction) {
+// ldValue is the value number a load (into A or X) gives under s, and
+// whether it reads the packet (and so can fail), without changing s.
+func ldValue(t *vnTable, s *vstate, r bpf.RawInstruction) (v int, packet bool) {
 	op := r.Op
 	switch {
 	case op&0x07 == clsLD && op&0xe0 == mABS:
-		v := t.get(vkey{op: op, k: r.K, a: -1})
-		s.a = v
-		if r.K < skfADOff {
+		return t.get(vkey{op: op, k: r.K, a: -1}), r.K < skfADOff
+	case op&0x07 == clsLD && op&0xe0 == mIND:
+		return t.get(vkey{op: op, k: r.K, a: s.x}), true
+	case op == clsLDX|szB|mMSH:
+		return t.get(vkey{op: op, k: r.K, a: -1}), true
+	case op&0xe0 == mLEN:
+		return t.get(vkey{op: vkLen}), false
+	case op&0xe0 == mIMM:
+		return t.constant(r.K), false
+	}
+	return s.m[r.K%scratchMemory], false // mMEM
+}
+
+// step applies a non-jump instruction to s.
+func step(t *vnTable, s *vstate, r bpf.RawInstruction) {
+	op := r.Op
+	switch {
+	case op&0x07 == clsLD || op&0x07 == clsLDX:
+		v, packet := ldValue(t, s, r)
+		if op&0x07 == clsLD {
+			s.a = v
+		} else {
+			s.x = v
+		}
+		if packet {
 			s.done[v] = true
 		}
-	case op&0x07 == clsLD && op&0xe0 == mIND:
-		v := t.get(vkey{op: op, k: r.K, a: s.x})
-		s.a = v
-		s.done[v] = true
-	case op == clsLDX|szB|mMSH:
-		v := t.get(vkey{op: op, k: r.K, a: -1})
-		s.x = v
-		s.done[v] = true
-	case op&0x07 == clsLD && op&0xe0 == mLEN:
-		s.a = t.get(vkey{op: vkLen})
-	case op&0x07 == clsLDX && op&0xe0 == mLEN:
-		s.x = t.get(vkey{op: vkLen})
-	case op&0x07 == clsLD && op&0xe0 == mIMM:
-		s.a = t.constant(r.K)
-	case op&0x07 == clsLDX && op&0xe0 == mIMM:
-		s.x = t.constant(r.K)
-	case op&0x07 == clsLD && op&0xe0 == mMEM:
-		s.a = s.m[r.K%scratchMemory]
-	case op&0x07 == clsLDX && op&0xe0 == mMEM:
-		s.x = s.m[r.K%scratchMemory]
 	case op&0x07 == clsST:
 		s.m[r.K%scratchMemory] = s.a
 	case op&0x07 == clsSTX:
@@ -555,10 +550,10 @@ func valueNumber(a *asm) bool {
 	del := make([]bool, n)
 	landing := map[int]label{} // instruction index -> new label before it
 
-	// thread follows from instruction i under s as long as the code only
-	// reloads values known to load and takes known branches.
-	thread := func(i int, s *vstate) int {
-		sim := s.clone()
+	// thread follows from instruction i under sim (which it changes) as
+	// long as the code only reloads values known to load and takes known
+	// branches.
+	thread := func(i int, sim *vstate) int {
 		start := i
 		dirty := 0
 		for hops := 0; hops < 4*n && i < n; hops++ {
@@ -582,15 +577,7 @@ func valueNumber(a *asm) bool {
 				goto stop
 			}
 			if isPacketLoad(in.raw.Op) {
-				probe := sim.clone()
-				step(t, probe, in.raw)
-				var v int
-				if in.raw.Op&0x07 == clsLDX {
-					v = probe.x
-				} else {
-					v = probe.a
-				}
-				if !sim.done[v] {
+				if v, _ := ldValue(t, sim, in.raw); !sim.done[v] {
 					goto stop
 				}
 			}
@@ -649,7 +636,7 @@ func valueNumber(a *asm) bool {
 				}
 			}
 		case in.isJA():
-			if to := thread(target(in.jt), s); to != target(in.jt) {
+			if to := thread(target(in.jt), s.clone()); to != target(in.jt) {
 				nl, ok := landing[to]
 				if !ok {
 					nl = a.newLabel()
@@ -659,9 +646,8 @@ func valueNumber(a *asm) bool {
 				changed = true
 			}
 		case isPacketLoad(in.raw.Op) || in.raw.Op&0x07 == clsLD || in.raw.Op&0x07 == clsLDX:
-			probe := s.clone()
-			step(t, probe, in.raw)
-			if in.raw.Op&0x07 == clsLDX && probe.x == s.x || in.raw.Op&0x07 == clsLD && probe.a == s.a {
+			v, _ := ldValue(t, s, in.raw)
+			if in.raw.Op&0x07 == clsLDX && v == s.x || in.raw.Op&0x07 == clsLD && v == s.a {
 				del[i] = true
 				changed = true
 			}

@@ -37,7 +37,38 @@ type parser struct {
 	tok  token
 	g    *gen
 	q    qual
+
+	// depth counts the parentheses, brackets, nots and minus signs the
+	// parser is inside: MaxNesting bounds it, and so the recursion.
+	depth int
+	// arith remembers each arithmetic expression parsed, so that the
+	// relation tried (and abandoned) at every level of nested parentheses
+	// does not parse the levels below again: that made parsing quadratic.
+	arith map[arithKey]arithMemo
+	// lexed counts the tokens read, again after backtracking: the work
+	// parsing did, which the tests hold linear in the input.
+	lexed int
 }
+
+type arithKey struct{ pos, depth int }
+
+type arithMemo struct {
+	a   arith
+	err error
+	end mark
+}
+
+// enter goes one level deeper into nested syntax at pos; leave comes
+// back out.
+func (p *parser) enter(pos int) error {
+	if p.depth >= MaxNesting {
+		return p.errAt(pos, "nested more than %d deep", MaxNesting)
+	}
+	p.depth++
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 // errAt is the error for a problem at a token.
 func (p *parser) errAt(pos int, format string, args ...any) error {
@@ -54,6 +85,7 @@ func (p *parser) advance() error {
 		return err
 	}
 	p.tok = t
+	p.lexed++
 	return nil
 }
 
@@ -82,21 +114,36 @@ func (p *parser) expect(op string) error {
 
 // parseExpression parses a whole filter expression for one program.
 func parseExpression(expr string, mode Mode) (node, *gen, error) {
-	p := &parser{expr: expr, lex: lexer{src: expr}, g: newGen(mode)}
-	if err := p.advance(); err != nil {
-		return nil, nil, err
-	}
-	if p.tok.kind == tEOF {
-		return nConst(true), p.g, nil
-	}
-	n, err := p.parseExpr()
+	p := newParser(expr, mode)
+	n, err := p.parse()
 	if err != nil {
 		return nil, nil, err
 	}
-	if p.tok.kind != tEOF {
-		return nil, nil, p.errAt(p.tok.pos, "expected 'and', 'or' or the end, found %s", p.tok)
-	}
 	return n, p.g, nil
+}
+
+func newParser(expr string, mode Mode) *parser {
+	return &parser{expr: expr, lex: lexer{src: expr}, g: newGen(mode), arith: map[arithKey]arithMemo{}}
+}
+
+func (p *parser) parse() (node, error) {
+	if len(p.expr) > MaxExprLen {
+		return nil, p.errAt(MaxExprLen, "the expression is %d bytes long, over the limit of %d", len(p.expr), MaxExprLen)
+	}
+	if err := p.advance(); err != nil {
+		return nil, err
+	}
+	if p.tok.kind == tEOF {
+		return nConst(true), nil
+	}
+	n, err := p.parseExpr()
+	if err != nil {
+		return nil, err
+	}
+	if p.tok.kind != tEOF {
+		return nil, p.errAt(p.tok.pos, "expected 'and', 'or' or the end, found %s", p.tok)
+	}
+	return n, nil
 }
 
 // parseExpr: term { (and|or) term }, both operators with the same
@@ -132,6 +179,10 @@ func (p *parser) parseChain(operand func() (node, error)) (node, error) {
 
 func (p *parser) parseTerm() (node, error) {
 	if p.isKW("not") || p.isPunct("!") {
+		if err := p.enter(p.tok.pos); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
@@ -190,6 +241,10 @@ func (p *parser) parsePrimary() (node, error) {
 		return nil, p.errAt(t.pos, "expected a primitive, found the end of the expression")
 	case tPunct:
 		if t.text == "(" {
+			if err := p.enter(t.pos); err != nil {
+				return nil, err
+			}
+			defer p.leave()
 			saved := p.q
 			if err := p.advance(); err != nil {
 				return nil, err
@@ -294,6 +349,10 @@ func (p *parser) parsePNum() (uint32, bool, error) {
 		return v, true, p.advance()
 	}
 	if p.isPunct("(") {
+		if err := p.enter(p.tok.pos); err != nil {
+			return 0, false, err
+		}
+		defer p.leave()
 		if err := p.advance(); err != nil {
 			return 0, false, err
 		}
@@ -400,6 +459,12 @@ func (p *parser) parseHead(pr pq) (node, error) {
 // parseIDExpr reads the value after a qualifier: a value, or values in
 // parentheses joined by and/or/not, all under the same qualifiers.
 func (p *parser) parseIDExpr(q qual) (node, error) {
+	if p.isKW("not") || p.isPunct("!") || p.isPunct("(") {
+		if err := p.enter(p.tok.pos); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+	}
 	if p.isKW("not") || p.isPunct("!") {
 		if err := p.advance(); err != nil {
 			return nil, err
@@ -786,7 +851,7 @@ var relops = map[string]struct {
 // tryRelation parses `arith relop arith`. ok is false (and the caller
 // backtracks) when the text is not a relation at all.
 func (p *parser) tryRelation() (node, bool, error) {
-	left, err := p.parseArith(0)
+	left, err := p.parseArithExpr()
 	if err != nil {
 		return nil, false, err
 	}
@@ -800,7 +865,7 @@ func (p *parser) tryRelation() (node, bool, error) {
 	if err := p.advance(); err != nil {
 		return nil, true, err
 	}
-	right, err := p.parseArith(0)
+	right, err := p.parseArithExpr()
 	if err != nil {
 		return nil, true, err
 	}
@@ -819,6 +884,19 @@ var binLevels = [][]struct {
 	{{"<<", aluLSH}, {">>", aluRSH}},
 	{{"+", aluADD}, {"-", aluSUB}},
 	{{"*", aluMUL}, {"/", aluDIV}, {"%", aluMOD}},
+}
+
+// parseArithExpr parses a whole arithmetic expression, or returns what
+// parsing the one that starts here at this depth gave before.
+func (p *parser) parseArithExpr() (arith, error) {
+	k := arithKey{p.tok.pos, p.depth}
+	if m, ok := p.arith[k]; ok {
+		p.restore(m.end)
+		return m.a, m.err
+	}
+	a, err := p.parseArith(0)
+	p.arith[k] = arithMemo{a, err, p.save()}
+	return a, err
 }
 
 func (p *parser) parseArith(level int) (arith, error) {
@@ -864,6 +942,12 @@ func (p *parser) parseArith(level int) (arith, error) {
 
 func (p *parser) parseUnary() (arith, error) {
 	t := p.tok
+	if p.isPunct("-", "(") || t.kind == tKW && pqNames[t.text] != pDefault {
+		if err := p.enter(t.pos); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+	}
 	switch {
 	case p.isPunct("-"):
 		if err := p.advance(); err != nil {
@@ -881,7 +965,7 @@ func (p *parser) parseUnary() (arith, error) {
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
-		a, err := p.parseArith(0)
+		a, err := p.parseArithExpr()
 		if err != nil {
 			return nil, err
 		}
@@ -904,7 +988,7 @@ func (p *parser) parseUnary() (arith, error) {
 		if err := p.expect("["); err != nil {
 			return nil, err
 		}
-		idx, err := p.parseArith(0)
+		idx, err := p.parseArithExpr()
 		if err != nil {
 			return nil, err
 		}
