@@ -91,6 +91,26 @@ func NewPair(t testing.TB) *Pair {
 	return p
 }
 
+// NewNamespace creates an empty network namespace with loopback up and
+// registers its removal; it returns the name `ip netns` knows it by.
+func NewNamespace(t testing.TB) string {
+	t.Helper()
+	Require(t, "ip")
+	ns := "presscap-" + RandomSuffix(7)
+	Run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return ns
+}
+
+// Cable joins namespace nsA and nsB with a veth pair, end a in nsA and
+// end b in nsB, both created there directly (so the names need only be
+// unique inside each namespace) and left down, IPv6 untouched.
+func Cable(t testing.TB, nsA, a, nsB, b string) {
+	t.Helper()
+	Run(t, "ip", "-n", nsA, "link", "add", a, "type", "veth", "peer", "name", b, "netns", nsB)
+}
+
 // create adds the veth pair (host end here, peer end in NS) and sets it up.
 func (p *Pair) create(t testing.TB) {
 	t.Helper()

@@ -49,13 +49,23 @@ type Tcpdump struct {
 // expr (may be empty) and returns once it is listening.
 func StartTcpdump(t testing.TB, iface string, snap int, expr string) *Tcpdump {
 	t.Helper()
+	return StartTcpdumpIn(t, "", iface, snap, expr)
+}
+
+// StartTcpdumpIn is StartTcpdump on an interface inside the namespace ns
+// ("" is the test's own).
+func StartTcpdumpIn(t testing.TB, ns, iface string, snap int, expr string) *Tcpdump {
+	t.Helper()
 	Require(t, "tcpdump")
 	file := filepath.Join(t.TempDir(), iface+".pcap")
-	args := []string{"-i", iface, "-w", file, "-U", "-n", "-Z", "root", "-B", "16384", "--time-stamp-precision=nano", "-s", strconv.Itoa(snap)}
+	args := []string{"tcpdump", "-i", iface, "-w", file, "-U", "-n", "-Z", "root", "-B", "16384", "--time-stamp-precision=nano", "-s", strconv.Itoa(snap)}
 	if expr != "" {
 		args = append(args, expr)
 	}
-	cmd := exec.Command("tcpdump", args...)
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
