@@ -13,49 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/probe/testtool"
 )
-
-// exhaustFDs lowers the process's descriptor limit to a few above what is
-// open and takes every remaining descriptor, as a flood of connections
-// would; the returned func gives them back and restores the limit.
-func exhaustFDs(t *testing.T) func() {
-	t.Helper()
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(ents)) + 32
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	var held []int
-	for {
-		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			if !errors.Is(err, unix.EMFILE) {
-				t.Fatalf("open /dev/null: %v", err)
-			}
-			break
-		}
-		held = append(held, fd)
-	}
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			for _, fd := range held {
-				unix.Close(fd)
-			}
-			unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
-		})
-	}
-	t.Cleanup(release)
-	return release
-}
 
 // logBuf collects the capture's log lines.
 type logBuf struct {
@@ -91,7 +50,7 @@ func TestFDShortageIsNotInterfaceGone(t *testing.T) {
 	}
 	waitWritten(t, c, 0, 50)
 
-	release := exhaustFDs(t)
+	release := testtool.ExhaustFDs(t)
 	if _, err := os.Open("/dev/null"); !errors.Is(err, syscall.EMFILE) {
 		release()
 		t.Fatalf("descriptors not exhausted: open = %v", err)
@@ -120,20 +79,41 @@ func TestFDShortageIsNotInterfaceGone(t *testing.T) {
 	}
 }
 
-func TestIfaceGone(t *testing.T) {
+func TestShortage(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		gone bool
+		err      error
+		shortage bool
 	}{
-		{fmt.Errorf("interface %q: %w", "x", unix.ENODEV), true},
-		{unix.ENXIO, true},
-		{errors.New(`interface "x": hardware type 768 (ARPHRD) is not supported`), true},
-		{fmt.Errorf("socket: %w", unix.EMFILE), false},
-		{unix.ENFILE, false},
-		{unix.ENOMEM, false},
+		{fmt.Errorf("interface %q: %w", "x", unix.ENODEV), false},
+		{unix.ENXIO, false},
+		{errors.New(`interface "x": hardware type 768 (ARPHRD) is not supported`), false},
+		{fmt.Errorf("socket: %w", unix.EMFILE), true},
+		{unix.ENFILE, true},
+		{unix.ENOMEM, true},
 	} {
-		if got := ifaceGone(tc.err); got != tc.gone {
-			t.Errorf("ifaceGone(%v) = %v, want %v", tc.err, got, tc.gone)
+		if got := shortage(tc.err); got != tc.shortage {
+			t.Errorf("shortage(%v) = %v, want %v", tc.err, got, tc.shortage)
 		}
 	}
+}
+
+// TestInterfaceState: present and up, down, absent, and an error (not
+// "absent") while the process has no descriptor left.
+func TestInterfaceState(t *testing.T) {
+	p := netnstest.NewPair(t)
+	check := func(what string, wantPresent, wantUp, wantErr bool) {
+		t.Helper()
+		present, up, err := InterfaceState(p.Host)
+		if present != wantPresent || up != wantUp || (err != nil) != wantErr {
+			t.Errorf("%s: InterfaceState = %v, %v, %v; want %v, %v, error %v", what, present, up, err, wantPresent, wantUp, wantErr)
+		}
+	}
+	check("up", true, true, false)
+	release := testtool.ExhaustFDs(t)
+	check("no descriptor left", false, false, true)
+	release()
+	p.SetUp(t, false)
+	check("down", true, false, false)
+	p.Unplug(t)
+	check("unplugged", false, false, false)
 }

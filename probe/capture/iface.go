@@ -67,17 +67,35 @@ func lookupIfaceOn(fd int, name string) (ifaceInfo, error) {
 	return info, nil
 }
 
-// ifaceGone reports whether a failed lookup says the interface is not
-// there (ENODEV, ENXIO) or no longer one the capture can read. Anything
-// else (EMFILE, ENFILE, ENOMEM: the process or the system short of
-// resources) says nothing about the interface, and its socket still
-// captures.
-func ifaceGone(err error) bool {
+// shortage reports whether a failed lookup failed for lack of resources
+// (EMFILE, ENFILE: out of file descriptors; ENOMEM, ENOBUFS), which says
+// nothing about the interface: its socket still captures.
+func shortage(err error) bool {
 	var errno unix.Errno
 	if !errors.As(err, &errno) {
-		return true // an unsupported hardware type under the same name
+		return false
 	}
-	return errno == unix.ENODEV || errno == unix.ENXIO
+	return errno == unix.EMFILE || errno == unix.ENFILE || errno == unix.ENOMEM || errno == unix.ENOBUFS
+}
+
+// InterfaceState tells whether an interface exists and is up, with ioctls
+// rather than a netlink dump of every interface (net.InterfaceByName),
+// which costs a descriptor and an allocation per interface of the system.
+// An error means the kernel could not be asked (the process out of file
+// descriptors): it says nothing about the interface.
+func InterfaceState(name string) (present, up bool, err error) {
+	info, err := lookupIface(name)
+	var errno unix.Errno
+	switch {
+	case err == nil:
+		return true, info.up, nil
+	case shortage(err):
+		return false, false, err
+	case !errors.As(err, &errno):
+		return true, info.up, nil // there, of a hardware type we do not capture
+	default:
+		return false, false, nil
+	}
 }
 
 // setUp brings an interface administratively up.

@@ -247,7 +247,7 @@ func (l *link) periodic(ctx context.Context, now time.Time) bool {
 	// On the packet socket itself: a process out of descriptors (a flood of
 	// connections elsewhere) must not make the check fail.
 	info, err := lookupIfaceOn(l.fd, l.name)
-	if err != nil && !ifaceGone(err) {
+	if err != nil && shortage(err) {
 		if l.checkErr != err.Error() {
 			l.c.cfg.Logf("capture %s: cannot look at the interface: %v (capturing on, looking again every second)", l.name, err)
 			l.checkErr = err.Error()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/net/bpf"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -993,11 +992,13 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 }
 
 // missingLink returns the first capture interface that does not exist or
-// is not up, or "".
+// is not up, or "". It runs for every status request, so it asks with an
+// ioctl, and a process out of descriptors (a flood of connections) does
+// not make a link look missing.
 func (s *Service) missingLink() string {
 	for _, l := range s.cfg.Links {
-		ifc, err := net.InterfaceByName(l.Interface)
-		if err != nil || ifc.Flags&net.FlagUp == 0 {
+		present, up, err := capture.InterfaceState(l.Interface)
+		if err == nil && (!present || !up) {
 			return l.Interface
 		}
 	}

@@ -710,6 +710,33 @@ func TestMissingLink(t *testing.T) {
 }
 
 // TestRingRules: the configuration's ring rules and snap length reach the
+// TestLinkNotMissingWithoutDescriptors: while the process has no file
+// descriptor left (a flood of connections), the status page and the LED
+// do not report the capture link as missing.
+func TestLinkNotMissingWithoutDescriptors(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	r := startService(t, permConfig(t, pair.Host), nil)
+	testtool.WaitFor(t, "the recording LED", 20*time.Second, func() bool {
+		r.fb.mu.Lock()
+		defer r.fb.mu.Unlock()
+		return len(r.fb.states) > 0 && r.fb.states[len(r.fb.states)-1] == "recording"
+	})
+	release := testtool.ExhaustFDs(t)
+	s := r.svc.Snapshot()
+	r.svc.showState()
+	release()
+	for _, f := range s.Faults {
+		if strings.Contains(f, pair.Host) {
+			t.Errorf("fault %q while out of descriptors", f)
+		}
+	}
+	r.fb.mu.Lock()
+	defer r.fb.mu.Unlock()
+	if last := r.fb.states[len(r.fb.states)-1]; last != "recording" {
+		t.Errorf("LED state %q while out of descriptors, want recording", last)
+	}
+}
+
 // kernel: what is saved equals what `tcpdump -i -s 128 'not vlan 10'` saw.
 func TestRingRules(t *testing.T) {
 	netnstest.Require(t, "ip", "tcpdump")
