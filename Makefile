@@ -116,6 +116,16 @@ bench: bench-service
 bench-service:
 	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/service/
 
+# The status listener under a LAN flood: 300 clients from 40 addresses on a
+# veth link holding keep-alive connections or sending 1 MB headers, 5 s
+# each, against `probe run` capturing the link, and the same 5 s without a
+# flood; memory growth (resident, Go heap, live heap) and descriptors. Needs
+# root. Figures in docs/benchmarks.md ("The status listener under a flood").
+.PHONY: bench-lan
+bench: bench-lan
+bench-lan:
+	$(GO) test -count=1 -run '^$$' -bench 'LANFlood' -benchtime 1x -timeout 5m ./probe/
+
 # ---- The appliance image (image/, gokrazy/). See README "Building the image".
 # INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.
 INSTANCE ?= presscap

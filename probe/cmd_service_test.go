@@ -224,7 +224,7 @@ func TestRunAndTrigger(t *testing.T) {
 }
 
 // freeLoopbackAddr returns a loopback address with a port nothing uses.
-func freeLoopbackAddr(t *testing.T) string {
+func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -236,7 +236,7 @@ func freeLoopbackAddr(t *testing.T) string {
 
 // runConfig is a configuration for `probe run` capturing on iface into a
 // temporary /perm, with the status listener on listen.
-func runConfig(t *testing.T, iface string, listen ...string) config.Config {
+func runConfig(t testing.TB, iface string, listen ...string) config.Config {
 	dir := t.TempDir()
 	c := config.DefaultConfig()
 	c.Hostname = "clitest"
@@ -264,7 +264,7 @@ func runConfig(t *testing.T, iface string, listen ...string) config.Config {
 
 // startRun writes c to a file, runs `probe run` on it until the test ends
 // and waits until it records. It returns the file and the service's output.
-func startRun(t *testing.T, c config.Config) (string, *syncBuffer) {
+func startRun(t testing.TB, c config.Config) (string, *syncBuffer) {
 	t.Helper()
 	b, _ := json.Marshal(c)
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
@@ -286,7 +286,7 @@ func startRun(t *testing.T, c config.Config) (string, *syncBuffer) {
 }
 
 // waitOutput waits until the service has printed want.
-func waitOutput(t *testing.T, out *syncBuffer, want string) {
+func waitOutput(t testing.TB, out *syncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), want) {

@@ -154,7 +154,7 @@ type flood struct {
 	out   *bufio.Scanner
 }
 
-func startFlood(t *testing.T, ns string, spec floodSpec) *flood {
+func startFlood(t testing.TB, ns string, spec floodSpec) *flood {
 	t.Helper()
 	b, _ := json.Marshal(spec)
 	self, err := os.Executable()
@@ -191,7 +191,7 @@ func startFlood(t *testing.T, ns string, spec floodSpec) *flood {
 }
 
 // stop ends the flood and returns what it saw.
-func (f *flood) stop(t *testing.T) floodResult {
+func (f *flood) stop(t testing.TB) floodResult {
 	t.Helper()
 	f.stdin.Close()
 	var res floodResult
@@ -206,7 +206,7 @@ func (f *flood) stop(t *testing.T) floodResult {
 
 // openFDs counts the process's open file descriptors; when it cannot,
 // they are all in use, and it returns the limit.
-func openFDs(t *testing.T) int {
+func openFDs(t testing.TB) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -215,6 +215,28 @@ func openFDs(t *testing.T) int {
 		return int(lim.Cur)
 	}
 	return len(ents)
+}
+
+// lanLink is a veth link with an address on the host end and 40 on the
+// peer end (the LAN's clients); it returns the pair, the clients'
+// addresses, and a loopback and a LAN address with the same free port for
+// the status listener.
+func lanLink(t testing.TB) (pair *netnstest.Pair, sources []string, loop, lan string) {
+	pair = netnstest.NewPair(t)
+	var x int
+	fmt.Sscanf(netnstest.RandomSuffix(2), "%02x", &x)
+	// 198.18.0.0/15 is for benchmarking networks (RFC 2544): not a network
+	// this machine reaches.
+	subnet := fmt.Sprintf("198.%d.%d.", 18+x%2, x)
+	netnstest.Run(t, "ip", "addr", "add", subnet+"1/24", "dev", pair.Host)
+	for i := range 40 {
+		a := fmt.Sprintf("%s%d", subnet, 10+i)
+		pair.Exec(t, "ip", "addr", "add", a+"/24", "dev", pair.Peer)
+		sources = append(sources, a)
+	}
+	loop = freeLoopbackAddr(t)
+	_, port, _ := net.SplitHostPort(loop)
+	return pair, sources, loop, net.JoinHostPort(subnet+"1", port)
 }
 
 // TestStatusSurvivesLANFlood runs `probe run` capturing a veth link with
@@ -227,22 +249,7 @@ func openFDs(t *testing.T) int {
 // dropped on the link and no "interface gone".
 func TestStatusSurvivesLANFlood(t *testing.T) {
 	netnstest.Require(t, "ip", "tcpdump")
-	pair := netnstest.NewPair(t)
-	var x int
-	fmt.Sscanf(netnstest.RandomSuffix(2), "%02x", &x)
-	// 198.18.0.0/15 is for benchmarking networks (RFC 2544): not a network
-	// this machine reaches.
-	subnet := fmt.Sprintf("198.%d.%d.", 18+x%2, x)
-	netnstest.Run(t, "ip", "addr", "add", subnet+"1/24", "dev", pair.Host)
-	var sources []string
-	for i := range 40 {
-		a := fmt.Sprintf("%s%d", subnet, 10+i)
-		pair.Exec(t, "ip", "addr", "add", a+"/24", "dev", pair.Peer)
-		sources = append(sources, a)
-	}
-	loop := freeLoopbackAddr(t)
-	_, port, _ := net.SplitHostPort(loop)
-	lan := net.JoinHostPort(subnet+"1", port)
+	pair, sources, loop, lan := lanLink(t)
 	c := runConfig(t, pair.Host, loop, lan)
 	// The steady frames only: the flood's own TCP and ARP packets are
 	// covered by the drop counters.
@@ -399,7 +406,7 @@ func checkWindow(t *testing.T, statusAddr string, want []netnstest.Packet, n int
 
 // sendFrames sends Frames from the peer end, one every 2 ms, until the
 // returned func is called; that returns the index of the last frame sent.
-func sendFrames(t *testing.T, s *netnstest.Sender) func() int {
+func sendFrames(t testing.TB, s *netnstest.Sender) func() int {
 	frames := netnstest.Frames(30000)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
