@@ -4,6 +4,7 @@ import (
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/capture"
+	"github.com/presscap/presscap/probe/ports"
 	"github.com/presscap/presscap/probe/upload"
 )
 
@@ -12,7 +13,10 @@ import (
 type Config struct {
 	// Hostname starts every file name; empty means the system's hostname.
 	Hostname string `json:"hostname"`
-	// Links are the capture interfaces.
+	// Network is how the probe is cabled: its mode and ports.
+	Network Network `json:"network"`
+	// Links are the capture interfaces in single mode; in inline and
+	// mirror mode network.ports make them.
 	Links []Link `json:"links"`
 	// Ring is the on-disk packet ring.
 	Ring Ring `json:"ring"`
@@ -33,6 +37,66 @@ type Config struct {
 
 	// fixed are the warnings of what Parse corrected (see upgrade).
 	fixed Errors
+	// linksWithPorts says the file named links besides network.ports,
+	// which make the links.
+	linksWithPorts bool
+}
+
+// Network modes (see probe/ports).
+const (
+	ModeInline = ports.Inline // a transparent bridge over two ports
+	ModeMirror = ports.Mirror // ports receiving a copy of the traffic
+	ModeSingle = ports.Single // capture the management port (links)
+)
+
+// Network is how the probe is cabled.
+type Network struct {
+	// Mode is "inline", "mirror" or "single".
+	Mode string `json:"mode"`
+	// Ports are the two bridged interfaces (inline) or the capture
+	// interfaces (mirror); each is a capture link named after it.
+	Ports []Port `json:"ports"`
+	// RecordOwn keeps the probe's own traffic on the bridge (its DHCP,
+	// NTP, status page and upload) in the ring; off by default.
+	RecordOwn bool `json:"record_own"`
+}
+
+// Port is one network port.
+type Port struct {
+	// Interface is the network interface name, e.g. "eth1".
+	Interface string `json:"interface"`
+	// Side tells the port's side of the bridge ("router", "phone") in
+	// manifests; empty means Interface.
+	Side string `json:"side"`
+}
+
+// SideName returns the port's side.
+func (p Port) SideName() string {
+	if p.Side != "" {
+		return p.Side
+	}
+	return p.Interface
+}
+
+// Setup is the network mode as probe/ports applies it.
+func (n Network) Setup() ports.Setup {
+	s := ports.Setup{Mode: n.Mode}
+	if n.Mode != ModeSingle {
+		for _, p := range n.Ports {
+			s.Ports = append(s.Ports, p.Interface)
+		}
+	}
+	return s
+}
+
+// portLinks are the capture links network.ports make: one per port,
+// named after it.
+func (n Network) portLinks() []Link {
+	var ls []Link
+	for _, p := range n.Ports {
+		ls = append(ls, Link{Interface: p.Interface, Side: p.SideName()})
+	}
+	return ls
 }
 
 // Link is one capture interface.
@@ -42,6 +106,9 @@ type Link struct {
 	// Name is the link's name in export filters and file names; empty
 	// means Interface.
 	Name string `json:"name"`
+	// Side is the side of the bridge the link is on (from network.ports),
+	// for manifests; empty in single mode.
+	Side string `json:"-"`
 }
 
 // LinkName returns the name an export refers to.
@@ -130,7 +197,8 @@ type Export struct {
 	Link string `json:"link"`
 	// Format is "pcap" (classic libpcap, nanosecond timestamps; the
 	// default) or "pcapng" (also carries an "unsynced clock" comment and
-	// links of different types).
+	// links of different types; the default in inline mode, where it will
+	// carry each frame's direction).
 	Format string `json:"format"`
 }
 
@@ -214,7 +282,8 @@ var r400Keys = []string{"KEY_PAGEUP", "KEY_PAGEDOWN", "KEY_F5", "KEY_ESC", "KEY_
 // does not set. Only the SFTP target (upload) has no working default.
 func DefaultConfig() Config {
 	return Config{
-		Links: []Link{{Interface: "eth0"}},
+		Network: Network{Mode: ModeSingle},
+		Links:   []Link{{Interface: "eth0"}},
 		Ring: Ring{
 			Dir:          "ring",
 			Size:         4 << 30,

@@ -80,9 +80,31 @@ func Parse(data []byte) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, describeJSONError(data, err)
 	}
+	linksSet := c.Links != nil
 	restoreSlices(reflect.ValueOf(&c).Elem(), saved)
+	c.network(linksSet)
 	c.upgrade()
 	return c, nil
+}
+
+// network derives from network.ports what they decide: the capture links
+// (unless the file lists links too, which Validate refuses) and, inline,
+// pcapng as the exports' default format.
+func (c *Config) network(linksSet bool) {
+	if c.Network.Mode == ModeSingle || len(c.Network.Ports) == 0 {
+		return
+	}
+	c.linksWithPorts = linksSet
+	if !linksSet {
+		c.Links = c.Network.portLinks()
+	}
+	if c.Network.Mode == ModeInline {
+		for i := range c.Exports {
+			if c.Exports[i].Format == "" {
+				c.Exports[i].Format = "pcapng"
+			}
+		}
+	}
 }
 
 // clearSlices sets every slice field to nil, remembering the default, so

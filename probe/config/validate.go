@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/filter"
+	"github.com/presscap/presscap/probe/ports"
 	"github.com/presscap/presscap/probe/trigger"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -55,7 +57,7 @@ const (
 func (c Config) Validate() error {
 	var es Errors
 	for _, section := range []func() Errors{
-		c.checkHostname, c.checkLinks, c.checkRing, c.checkTrigger, c.checkExports,
+		c.checkHostname, c.checkNetwork, c.checkLinks, c.checkRing, c.checkTrigger, c.checkExports,
 		c.checkStorage, c.checkClock, c.checkStatus, c.checkSections,
 	} {
 		es = append(es, section()...)
@@ -86,18 +88,87 @@ func (c Config) checkHostname() Errors {
 	return es
 }
 
+func (c Config) checkNetwork() Errors {
+	var es Errors
+	n := c.Network
+	switch n.Mode {
+	case ModeSingle:
+		if len(n.Ports) > 0 {
+			es.Add("network.ports", "only in inline or mirror mode (single mode captures links)")
+		}
+		return es
+	case ModeInline:
+		if len(n.Ports) != 2 {
+			es.Add("network.ports", "inline mode bridges exactly two ports, %d given", len(n.Ports))
+		}
+	case ModeMirror:
+		if len(n.Ports) == 0 {
+			es.Add("network.ports", "mirror mode needs at least one capture port")
+		}
+	default:
+		es.Add("network.mode", "%q is not one of inline, mirror, single", n.Mode)
+		return es
+	}
+	if c.linksWithPorts {
+		es.Add("links", "not allowed together with network.ports, which make the links (one per port, named after it)")
+	} else if len(n.Ports) > 0 && !slices.Equal(c.Links, n.portLinks()) {
+		es.Add("links", "are not the links network.ports make (build the configuration with Parse)")
+	}
+	names := map[string]int{}
+	sides := map[string]bool{}
+	for i, p := range n.Ports {
+		f := fmt.Sprintf("network.ports[%d]", i)
+		if problem := interfaceProblem(p.Interface); problem != "" {
+			es.Add(f+".interface", "%s", problem)
+		} else if p.Interface == ports.DefaultBridge {
+			es.Add(f+".interface", "%q is the bridge the probe makes", p.Interface)
+		}
+		if j, dup := names[p.Interface]; dup {
+			es.Add(f+".interface", "%q is network.ports[%d] already", p.Interface, j)
+		}
+		names[p.Interface] = i
+		if p.Side != "" && !nameRE.MatchString(p.Side) {
+			es.Add(f+".side", "%q is not usable in a file name (letters, digits, '.', '-', '_')", p.Side)
+		}
+		if n.Mode == ModeInline && sides[p.SideName()] {
+			es.Add(f+".side", "%q names both sides of the bridge", p.SideName())
+		}
+		sides[p.SideName()] = true
+	}
+	// Sides, links and groups will share one namespace in exports[].link:
+	// a side may not be another port's interface.
+	for i, p := range n.Ports {
+		if j, ok := names[p.Side]; ok && j != i {
+			es.Add(fmt.Sprintf("network.ports[%d].side", i), "%q is network.ports[%d]'s interface", p.Side, j)
+		}
+	}
+	return es
+}
+
+// interfaceProblem says why n is no interface name, or "".
+func interfaceProblem(n string) string {
+	switch {
+	case n == "":
+		return "is empty"
+	case len(n) > 15 || n == "." || n == ".." || strings.ContainsAny(n, "/ \t\n:"):
+		return fmt.Sprintf("%q is not an interface name", n)
+	}
+	return ""
+}
+
 func (c Config) checkLinks() Errors {
 	var es Errors
+	if c.Network.Mode != ModeSingle && len(c.Network.Ports) > 0 {
+		return nil // made by network.ports, checked there
+	}
 	if len(c.Links) == 0 {
 		es.Add("links", "at least one capture link is needed")
 	}
 	seen := map[string]bool{}
 	for i, l := range c.Links {
 		f := fmt.Sprintf("links[%d]", i)
-		if l.Interface == "" {
-			es.Add(f+".interface", "is empty")
-		} else if len(l.Interface) > 15 || strings.ContainsAny(l.Interface, "/ \t:") {
-			es.Add(f+".interface", "%q is not an interface name", l.Interface)
+		if problem := interfaceProblem(l.Interface); problem != "" {
+			es.Add(f+".interface", "%s", problem)
 		}
 		n := l.LinkName()
 		if n != "" && !nameRE.MatchString(n) {
