@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/presscap/presscap/ringfs/atomicfile"
 )
@@ -24,6 +26,7 @@ const (
 	minBlock    = 64 << 10
 	maxBlock    = 16 << 20
 	defInterval = time.Second
+	maxSize     = 1 << 50 // 1 PiB: a million segment files
 )
 
 // meta is ring.json: everything about a ring that is not in its segments.
@@ -67,6 +70,32 @@ func geometry(size int64, block int) (segSize int64, segs int, err error) {
 	return segSize, int(size / segSize), nil
 }
 
+// MaxLinkName is the longest link name a ring holds, in bytes.
+const MaxLinkName = 128
+
+// CheckLinkName reports why name cannot name a link: link names come from
+// interfaces and from imported files and end up in ring.json, logs and
+// exported files, so they are short printable text and never look like a
+// path.
+func CheckLinkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty link name")
+	case len(name) > MaxLinkName:
+		return fmt.Errorf("link name of %d bytes, over the limit of %d", len(name), MaxLinkName)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("link name %q is not UTF-8", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("link name %q is a path", name)
+	}
+	for i, c := range name {
+		if c == '/' || unicode.IsControl(c) {
+			return fmt.Errorf("link name %q has %q at byte %d (no '/' or control characters)", name, c, i)
+		}
+	}
+	return nil
+}
+
 func readMeta(dir string) (*meta, error) {
 	b, err := os.ReadFile(filepath.Join(dir, metaName))
 	if err != nil {
@@ -85,12 +114,52 @@ func readMeta(dir string) (*meta, error) {
 	if m.Format != metaFormat {
 		return nil, fmt.Errorf("ring %s: %s: format %q, want %q: %w", dir, metaName, m.Format, metaFormat, ErrNotRing)
 	}
-	seg, n, err := geometry(m.Size, m.BlockSize)
-	if err != nil || seg != m.SegmentSize || n != m.Segments {
-		return nil, fmt.Errorf("ring %s: %s: inconsistent geometry (size %d, segment_size %d, segments %d, block_size %d): %w",
-			dir, metaName, m.Size, m.SegmentSize, m.Segments, m.BlockSize, ErrNotRing)
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("ring %s: %s: %v: %w", dir, metaName, err, ErrNotRing)
 	}
 	return &m, nil
+}
+
+// check refuses what Create never writes, naming the field: ring.json is on
+// the customer's disk, and a geometry that does not add up would make the
+// writer and the readers place blocks where the other does not look.
+func (m *meta) check() error {
+	if m.RingID == 0 {
+		return errors.New("ring_id 0: a ring's id is never 0")
+	}
+	if m.BlockSize < minBlock || m.BlockSize > maxBlock || m.BlockSize%pageSize != 0 {
+		return fmt.Errorf("block_size %d: must be a multiple of %d from %d to %d", m.BlockSize, pageSize, minBlock, maxBlock)
+	}
+	if m.Size > maxSize {
+		return fmt.Errorf("size %d: over the largest ring, %d", m.Size, int64(maxSize))
+	}
+	seg, n, err := geometry(m.Size, m.BlockSize)
+	if err != nil {
+		return fmt.Errorf("size: %v", err)
+	}
+	if m.SegmentSize != seg {
+		return fmt.Errorf("segment_size %d: a ring of size %d with block_size %d has segments of %d", m.SegmentSize, m.Size, m.BlockSize, seg)
+	}
+	if m.Segments != n {
+		return fmt.Errorf("segments %d: a ring of size %d with block_size %d has %d", m.Segments, m.Size, m.BlockSize, n)
+	}
+	if m.MaxAge < 0 {
+		return fmt.Errorf("max_age_ns %d is negative", m.MaxAge)
+	}
+	if len(m.Links) > 1<<16 {
+		return fmt.Errorf("links: %d, more than link ids can number (%d)", len(m.Links), 1<<16)
+	}
+	seen := make(map[string]int, len(m.Links))
+	for i, l := range m.Links {
+		if err := CheckLinkName(l.Name); err != nil {
+			return fmt.Errorf("links[%d].name: %v", i, err)
+		}
+		if j, dup := seen[l.Name]; dup {
+			return fmt.Errorf("links[%d].name %q repeats links[%d]", i, l.Name, j)
+		}
+		seen[l.Name] = i
+	}
+	return nil
 }
 
 // writeMeta replaces ring.json atomically, so a crash leaves the old or the

@@ -118,6 +118,7 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 	cut, aged := r.cutoff(vs)
 	if !pos.Started {
 		pos.Started = true
+		st.Corrupt += r.damagedIn(from, to)
 		r.judgeStart(vs, from, to, cut, aged, &st)
 	} else if len(vs) > 0 && vs[0].firstSeq > pos.Next {
 		// Blocks appended after the last step were overwritten before

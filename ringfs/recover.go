@@ -48,8 +48,11 @@ func (r *Ring) scanSegment(i int, prev []segState, s *segState, page []byte) err
 		return fmt.Errorf("ring %s: read segment %d header: %w", r.dir, i, err)
 	}
 	h, ok := parseSegHeader(page)
+	if !ok && segHeaderDamaged(page) {
+		return r.scanDamaged(i, s)
+	}
 	if !ok || h.ringID != m.RingID {
-		return nil // never used, torn while starting, or not ours: empty
+		return nil // never used or not ours: empty
 	}
 	*s = segState{gen: h.gen, firstSeq: h.firstSeq}
 	if i < len(prev) && prev[i].gen == h.gen && prev[i].firstSeq == h.firstSeq {
@@ -130,4 +133,75 @@ func (r *Ring) walkTail(slot int, s *segState, blockBuf []byte) error {
 		off += int64(h.blockLen)
 	}
 	return nil
+}
+
+// segHeaderDamaged tells a header page that was written and then damaged
+// from one never written: Create zeroes the page, and the writer writes the
+// header in one aligned page write, which a power cut does not tear.
+func segHeaderDamaged(page []byte) bool {
+	if string(page[:len(segMagic)]) == segMagic {
+		return true // the checksum failed (a valid gen 0 is not written)
+	}
+	for _, b := range page[:64] {
+		if b != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// scanDamaged finds the blocks of a segment whose header is damaged,
+// through the chain its index (or its first block) starts. They are not
+// served: without the header neither the ring id nor the whole generation
+// can be checked. s keeps gen 0, so no reader takes the segment for live
+// data, and damaged set, so that reads count the blocks in their window
+// as corrupt instead of losing them silently.
+func (r *Ring) scanDamaged(slot int, s *segState) error {
+	f := r.rfiles[slot]
+	probe := segState{}
+	b := make([]byte, max(indexEntrySize, blockHdrSize))
+	if _, err := f.ReadAt(b[:indexEntrySize], pageSize); err != nil {
+		return fmt.Errorf("ring %s: read index of segment %d: %w", r.dir, slot, err)
+	}
+	if gen, seq, _, ok := parseIndexEntry(b[:indexEntrySize]); ok {
+		probe.gen, probe.firstSeq = uint64(gen), seq
+	} else {
+		if _, err := f.ReadAt(b[:blockHdrSize], r.meta.dataOff()); err != nil {
+			return fmt.Errorf("ring %s: read block header in segment %d: %w", r.dir, slot, err)
+		}
+		h, err := parseBlockHeader(b[:blockHdrSize])
+		if err != nil {
+			*s = segState{damaged: true}
+			return nil
+		}
+		probe.gen, probe.firstSeq = uint64(h.gen), h.seq
+	}
+	if err := r.loadIndex(slot, &probe); err != nil {
+		return err
+	}
+	if err := r.walkTail(slot, &probe, nil); err != nil {
+		return err
+	}
+	probe.gen, probe.damaged = 0, true
+	*s = probe
+	return nil
+}
+
+// damagedIn counts the blocks of damaged segments (scanDamaged) that
+// overlap [from, to).
+func (r *Ring) damagedIn(from, to int64) int {
+	r.stateMu.RLock()
+	defer r.stateMu.RUnlock()
+	n := 0
+	for _, s := range r.segs {
+		if !s.damaged {
+			continue
+		}
+		for _, e := range s.entries {
+			if e.tmax >= from && e.tmin < to {
+				n++
+			}
+		}
+	}
+	return n
 }

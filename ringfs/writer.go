@@ -53,6 +53,7 @@ type segState struct {
 	entries    []entry
 	tmin, tmax int64
 	monotone   bool // every block starts at or after the max of the blocks before it
+	damaged    bool // the header is damaged: entries are blocks lost (scanDamaged)
 }
 
 func (s *segState) add(e entry) {
@@ -303,8 +304,8 @@ func (r *Ring) AddLink(l Link) (uint16, error) {
 	if r.ro {
 		return 0, ErrReadOnly
 	}
-	if l.Name == "" {
-		return 0, errors.New("add link: empty name")
+	if err := CheckLinkName(l.Name); err != nil {
+		return 0, fmt.Errorf("add link: %w", err)
 	}
 	r.metaMu.Lock()
 	defer r.metaMu.Unlock()

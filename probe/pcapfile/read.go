@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
+
+	"github.com/presscap/presscap/ringfs"
 )
 
 // Packet is one packet read from a file. Data is only valid until the next
@@ -243,8 +246,14 @@ func (p *Reader) ngInterface(body []byte, start int64) error {
 			return fmt.Errorf("pcapng interface description at byte %d: option %d overruns the block", start, code)
 		}
 		v := opts[4 : 4+l]
+		at := start + 8 + int64(len(body)-len(opts)+4) // the option's value, in the file
 		switch {
-		case code == 2:
+		case code == 2 && l > 0:
+			// The name becomes a ring link's name, shown and stored by
+			// the probe: it must be one a ring accepts.
+			if err := ringfs.CheckLinkName(string(v)); err != nil {
+				return fmt.Errorf("pcapng interface description at byte %d: if_name at byte %d: %w", start, at, err)
+			}
 			ifc.Name = string(v)
 		case code == 9 && l >= 1:
 			res.pow2, res.exp = v[0]&0x80 != 0, v[0]&0x7f
@@ -253,6 +262,9 @@ func (p *Reader) ngInterface(body []byte, start int64) error {
 			}
 		case code == 14 && l >= 8:
 			res.offset = int64(p.order.Uint64(v))
+			if res.offset > maxSec || res.offset < -maxSec {
+				return fmt.Errorf("pcapng interface description at byte %d: if_tsoffset %d at byte %d is out of range (more than %d seconds)", start, res.offset, at, maxSec)
+			}
 		}
 		opts = opts[4+(l+3)/4*4:]
 	}
@@ -280,12 +292,22 @@ func (p *Reader) ngPacket(typ uint32, body []byte, start int64, pk *Packet) erro
 		return fmt.Errorf("packet %d at byte %d: captured length %d overruns the block: corrupt file", p.n+1, start, capLen)
 	}
 	iface += p.secBase
+	t, ok := p.res[iface].nanos(ts)
+	if !ok {
+		return fmt.Errorf("packet %d at byte %d: timestamp %d plus if_tsoffset %d of interface %d is outside the years 1678 to 2262", p.n+1, start, ts, p.res[iface].offset, iface-p.secBase)
+	}
 	p.n++
-	*pk = Packet{Time: p.res[iface].nanos(ts), Iface: iface, OrigLen: max(orig, capLen), Data: body[20 : 20+capLen]}
+	*pk = Packet{Time: t, Iface: iface, OrigLen: max(orig, capLen), Data: body[20 : 20+capLen]}
 	return nil
 }
 
-func (r tsres) nanos(ts uint64) int64 {
+// maxSec is the largest number of seconds whose nanoseconds, plus a
+// fraction, fit in int64 (Unix nanoseconds end in 2262).
+const maxSec = math.MaxInt64/1_000_000_000 - 1
+
+// nanos converts a timestamp in r's resolution to Unix nanoseconds; false
+// when the result (offset included) does not fit.
+func (r tsres) nanos(ts uint64) (int64, bool) {
 	var sec, ns uint64
 	if r.pow2 {
 		sec = ts >> r.exp
@@ -312,5 +334,12 @@ func (r tsres) nanos(ts uint64) int64 {
 			}
 		}
 	}
-	return (int64(sec)+r.offset)*1e9 + int64(ns)
+	if sec > maxSec {
+		return 0, false
+	}
+	s := int64(sec) + r.offset // both within ±maxSec: no overflow
+	if s > maxSec || s < -maxSec {
+		return 0, false
+	}
+	return s*1e9 + int64(ns), true
 }
