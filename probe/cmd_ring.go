@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,15 +57,19 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if len(files) == 0 {
 		return errors.New("ring import: no capture files given")
 	}
-	// Check every file to its end first, so a bad file adds nothing.
-	for _, name := range files {
-		if _, err := forEachPacket(name, nil); err != nil {
-			return fmt.Errorf("ring import: %w", err)
-		}
+	// Check every file to its end and every link it needs first, so that
+	// a bad file or a clash found in the last one adds nothing.
+	plan, err := planImport(files, *link)
+	if err != nil {
+		return fmt.Errorf("ring import: %w", err)
 	}
 	r, err := openOrCreate(*dir, *size, *flush)
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
+	}
+	if err := plan.fits(r); err != nil {
+		r.Close()
+		return fmt.Errorf("ring import: %w (nothing imported)", err)
 	}
 	if n, perr := parseSize(*size); *size != "" && perr == nil {
 		if in, ierr := r.Info(); ierr == nil && in.Size != n {
@@ -113,19 +118,87 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// importLink maps a file's interface to a ring link by name; a name already
-// in the ring with another link type is an error rather than a mislabelling.
+// importLink maps a file's interface to a ring link by name (planImport
+// has checked that the ring takes it).
 func importLink(r *ringfs.Ring, ifc pcapfile.Interface, fallback string) (uint16, error) {
+	return r.AddLink(linkOf(ifc, fallback))
+}
+
+func linkOf(ifc pcapfile.Interface, fallback string) ringfs.Link {
 	name := ifc.Name
 	if name == "" {
 		name = fallback
 	}
-	for _, l := range r.Links() {
-		if l.Name == name && l.LinkType != ifc.LinkType {
-			return 0, fmt.Errorf("link %q has link type %d in the ring but %d in the file (choose another name with -link)", name, l.LinkType, ifc.LinkType)
+	return ringfs.Link{Name: name, LinkType: ifc.LinkType, SnapLen: ifc.SnapLen}
+}
+
+// importPlan is what an import will ask of the ring: the links its packets
+// use and its largest packet.
+type importPlan struct {
+	links   []ringfs.Link
+	from    []string // the file that first uses links[i]
+	maxData int
+	maxAt   string // the file and packet of the largest packet
+}
+
+// planImport reads every file to its end: a file that does not read to its
+// end, or two interfaces of one link name with different link types, is
+// an error before anything is imported.
+func planImport(files []string, fallback string) (*importPlan, error) {
+	if err := ringfs.CheckLinkName(fallback); err != nil {
+		return nil, fmt.Errorf("-link: %w", err)
+	}
+	pl := &importPlan{}
+	byName := map[string]int{}
+	for _, name := range files {
+		used := map[int]bool{}
+		k := 0
+		_, err := forEachPacket(name, func(p pcapfile.Packet, ifaces []pcapfile.Interface) error {
+			k++
+			if len(p.Data) > pl.maxData {
+				pl.maxData, pl.maxAt = len(p.Data), fmt.Sprintf("%s: packet %d", name, k)
+			}
+			if used[p.Iface] {
+				return nil
+			}
+			used[p.Iface] = true
+			l := linkOf(ifaces[p.Iface], fallback)
+			if i, ok := byName[l.Name]; !ok {
+				byName[l.Name] = len(pl.links)
+				pl.links = append(pl.links, l)
+				pl.from = append(pl.from, name)
+			} else if pl.links[i].LinkType != l.LinkType {
+				return fmt.Errorf("%s: link %q has link type %d, but %d in %s (choose another name with -link)", name, l.Name, l.LinkType, pl.links[i].LinkType, pl.from[i])
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	return r.AddLink(ringfs.Link{Name: name, LinkType: ifc.LinkType, SnapLen: ifc.SnapLen})
+	return pl, nil
+}
+
+// fits checks the plan against the ring's links and block size.
+func (pl *importPlan) fits(r *ringfs.Ring) error {
+	have := r.Links()
+	fresh := 0
+	for i, l := range pl.links {
+		j := slices.IndexFunc(have, func(h ringfs.Link) bool { return h.Name == l.Name })
+		switch {
+		case j < 0:
+			fresh++
+		case have[j].LinkType != l.LinkType:
+			return fmt.Errorf("%s: link %q has link type %d in the ring but %d in the file (choose another name with -link)", pl.from[i], l.Name, have[j].LinkType, l.LinkType)
+		}
+	}
+	if len(have)+fresh > 1<<16 {
+		return fmt.Errorf("the ring has %d links and the files add %d: more than %d", len(have), fresh, 1<<16)
+	}
+	if limit := r.MaxData(); pl.maxData > limit {
+		return fmt.Errorf("%s: %d bytes do not fit the ring's blocks (at most %d)", pl.maxAt, pl.maxData, limit)
+	}
+	return nil
 }
 
 func openOrCreate(dir, size string, flush time.Duration) (*ringfs.Ring, error) {

@@ -348,6 +348,14 @@ func (r *Ring) Append(rec Record) error {
 	return r.add(kindPacket, &rec, 0)
 }
 
+// MaxData is the most captured bytes one record may hold: Append refuses
+// a larger one with ErrTooLarge.
+func (r *Ring) MaxData() int {
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
+	return r.meta.BlockSize - blockHdrSize - recHdrSize
+}
+
 // AddDrops records that the capture lost n packets on link around time at
 // (Unix ns). A Read whose window holds at reports them in ReadStats.Drops.
 func (r *Ring) AddDrops(link uint16, at int64, n uint64) error {
