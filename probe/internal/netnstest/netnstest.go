@@ -245,9 +245,15 @@ type Sender struct {
 // NewSender opens an AF_PACKET socket on the peer end inside NS.
 func (p *Pair) NewSender(t testing.TB) *Sender {
 	t.Helper()
+	return NewSenderIn(t, p.NS, p.Peer)
+}
+
+// NewSenderIn opens an AF_PACKET socket on iface inside namespace ns.
+func NewSenderIn(t testing.TB, ns, iface string) *Sender {
+	t.Helper()
 	s := &Sender{fd: -1}
-	err := p.Do(func() error {
-		ifi, err := net.InterfaceByName(p.Peer)
+	err := DoIn(ns, func() error {
+		ifi, err := net.InterfaceByName(iface)
 		if err != nil {
 			return err
 		}
@@ -257,13 +263,13 @@ func (p *Pair) NewSender(t testing.TB) *Sender {
 		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index}); err != nil {
 			unix.Close(fd)
-			return fmt.Errorf("bind to %s: %w", p.Peer, err)
+			return fmt.Errorf("bind to %s: %w", iface, err)
 		}
 		s.fd = fd
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("sender on %s in %s: %v", p.Peer, p.NS, err)
+		t.Fatalf("sender on %s in %s: %v", iface, ns, err)
 	}
 	t.Cleanup(func() { unix.Close(s.fd) })
 	return s
