@@ -62,12 +62,12 @@ func TestUploadCommand(t *testing.T) {
 	}
 
 	data := bytes.Repeat([]byte("pcap"), 10000)
-	os.WriteFile(filepath.Join(queue, "x.pcap"), data, 0o644)
+	os.WriteFile(filepath.Join(queue, "x_20261127T020000.000Z_all.pcap"), data, 0o644)
 	out, err = run(cfg, "-now", "-queue", queue)
 	if err != nil || !strings.Contains(out, "ok: 1 files") {
 		t.Fatalf("-now: %v\n%s", err, out)
 	}
-	if got, _ := os.ReadFile(filepath.Join(remote, "x.pcap")); !bytes.Equal(got, data) {
+	if got, _ := os.ReadFile(filepath.Join(remote, "x_20261127T020000.000Z_all.pcap")); !bytes.Equal(got, data) {
 		t.Fatal("-now: file on the server differs")
 	}
 

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
 	"github.com/presscap/presscap/ringfs"
@@ -80,19 +81,10 @@ type ManifestFile struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// FileStamp is the press time as it appears in file names: UTC, to the
-// millisecond, with "-unsynced" when the clock was not synced.
-func FileStamp(t time.Time, synced bool) string {
-	s := t.UTC().Format("20060102T150405.000Z")
-	if !synced {
-		s += "-unsynced"
-	}
-	return s
-}
-
-// FileBase is "<hostname>_<stamp>", the start of every file of a window.
+// FileBase is "<hostname>_<stamp>", the start of every file of a window
+// (see package filenames).
 func FileBase(host string, w *Window) string {
-	return host + "_" + FileStamp(w.First().Time, w.Synced())
+	return filenames.Base(host, w.First().Time, w.Synced())
 }
 
 // setupError is an export failure that comes out the same on every try:
@@ -227,7 +219,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 			c.abort()
 			return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
 		}
-		f.final = filepath.Join(dir, base+"_"+spec.Name+"."+formatOf(spec))
+		f.final = filepath.Join(dir, filenames.Capture(base, spec.Name, formatOf(spec)))
 		path := filepath.Join(dir, partialName(base, spec))
 		var out io.Writer
 		if prog != nil {
@@ -236,7 +228,8 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 				c.abort()
 				return nil, fmt.Errorf("resume: partial file %d is export %q, configured is %q", i, fs.Name, spec.Name)
 			}
-			tmp, err := os.OpenFile(path, os.O_RDWR, 0)
+			// The disk is the customer's: nothing there is followed.
+			tmp, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 			if err == nil {
 				f.tmp = tmp
 				var st os.FileInfo
@@ -258,7 +251,10 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 			f.packets, f.bytes, f.hdrLen = fs.Packets, fs.Bytes, fs.Header
 			out = &skipWriter{w: tmp, n: fs.Header}
 		} else {
-			tmp, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+			// Made anew, never through a symlink: one left by an earlier
+			// try that is not resumed goes first (the name is ours).
+			os.Remove(path)
+			tmp, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 			if err != nil {
 				c.abort()
 				return nil, fmt.Errorf("export %s: %w", spec.Name, err)
@@ -408,7 +404,7 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	}
 	base := FileBase(c.host, w)
 	// 0600, the mode the PCAP files get.
-	if err := atomicfile.WriteFile(filepath.Join(c.dir, base+"_manifest.json"), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Manifest(base)), append(b, '\n'), 0o600); err != nil {
 		return man, fmt.Errorf("export manifest: %w", err)
 	}
 	return man, syncDir(c.dir)

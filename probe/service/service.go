@@ -12,6 +12,7 @@ import (
 
 	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/status"
 	"github.com/presscap/presscap/probe/trigger"
@@ -708,7 +709,7 @@ func truncReason(reason string) string {
 // or, for the upload queue, in the upload's sent folder; "" if not. Files
 // an upload without a sent folder took are gone: that is not knowable here.
 func (s *Service) savedManifest(dir string, w *Window) string {
-	name := FileBase(s.host, w) + "_manifest.json"
+	name := filenames.Manifest(FileBase(s.host, w))
 	dirs := []string{dir}
 	if sent := s.cfg.Upload.SentDir; sent != "" && s.cfg.Storage.Output == config.OutputQueue {
 		if !filepath.IsAbs(sent) {

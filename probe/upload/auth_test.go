@@ -27,7 +27,7 @@ func TestPasswordAuth(t *testing.T) {
 	if err := os.Chown(r.remoteDir, user.UID, user.GID); err != nil {
 		t.Fatal(err)
 	}
-	data := r.put(t, "a.pcap", 100<<10)
+	data := r.put(t, "a_20261127T020000.000Z_all.pcap", 100<<10)
 	r.cfg.User = user.Name
 	r.cfg.Auth = upload.AuthPassword
 	r.cfg.Password = user.Password + "-wrong"
@@ -36,7 +36,7 @@ func TestPasswordAuth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("wrong password: got %v, want an authentication error", err)
 	}
-	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a.pcap"}) {
+	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a_20261127T020000.000Z_all.pcap"}) {
 		t.Fatalf("queue after refused login: %v", got)
 	}
 	if ev.count(upload.Failed) != 1 || u.Status().LastError == "" {
@@ -48,12 +48,12 @@ func TestPasswordAuth(t *testing.T) {
 	if err := u.UploadNow(context.Background()); err != nil {
 		t.Fatalf("password login: %v\n%s", err, r.srv.Log())
 	}
-	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), data)
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), data)
 	if !strings.Contains(r.srv.Log(), "Accepted password for "+user.Name) {
 		t.Fatalf("sshd did not log a password login:\n%s", r.srv.Log())
 	}
 	// Written as that user, not as root.
-	st, err := os.Stat(filepath.Join(r.remoteDir, "a.pcap"))
+	st, err := os.Stat(filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"))
 	if err != nil || int(st.Sys().(*syscall.Stat_t).Uid) != user.UID {
 		t.Fatalf("uploaded file not owned by %s: %v", user.Name, err)
 	}
@@ -63,7 +63,7 @@ func TestPasswordAuth(t *testing.T) {
 // is refused (queue kept) before.
 func TestKeyAuth(t *testing.T) {
 	r := newRig(t, sshdtest.Options{})
-	data := r.put(t, "a.pcap", 10<<10)
+	data := r.put(t, "a_20261127T020000.000Z_all.pcap", 10<<10)
 	// A fresh state dir means a fresh key that the server does not know.
 	other := t.TempDir()
 	u, err := upload.New(r.cfg, r.queueDir, other, nil, nil)
@@ -80,7 +80,7 @@ func TestKeyAuth(t *testing.T) {
 	if err := u.UploadNow(context.Background()); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("unknown key: got %v, want an authentication error", err)
 	}
-	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a.pcap"}) {
+	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a_20261127T020000.000Z_all.pcap"}) {
 		t.Fatalf("queue after refused login: %v", got)
 	}
 	// The provider installs the key; the same uploader now succeeds, and a
@@ -93,7 +93,7 @@ func TestKeyAuth(t *testing.T) {
 	if err := u.UploadNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), data)
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), data)
 	st, err := os.Stat(filepath.Join(other, upload.KeyFileName))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("private key file: %v %v", st.Mode(), err)
@@ -102,7 +102,7 @@ func TestKeyAuth(t *testing.T) {
 
 func TestHostKeyPinning(t *testing.T) {
 	r := newRig(t, sshdtest.Options{})
-	r.put(t, "a.pcap", 1000)
+	r.put(t, "a_20261127T020000.000Z_all.pcap", 1000)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	otherSigner, _ := ssh.NewSignerFromKey(priv)
 	other := otherSigner.PublicKey()
@@ -143,8 +143,8 @@ func TestHostKeyPinning(t *testing.T) {
 					t.Fatal(err)
 				}
 				// Back to the start for the next case.
-				os.Remove(filepath.Join(r.remoteDir, "a.pcap"))
-				r.put(t, "a.pcap", 1000)
+				os.Remove(filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"))
+				r.put(t, "a_20261127T020000.000Z_all.pcap", 1000)
 				return
 			}
 			if !errors.Is(err, upload.ErrHostKey) {
@@ -156,7 +156,7 @@ func TestHostKeyPinning(t *testing.T) {
 					t.Errorf("error %q does not mention %q", msg, want)
 				}
 			}
-			if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a.pcap"}) {
+			if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a_20261127T020000.000Z_all.pcap"}) {
 				t.Fatalf("queue after refused host key: %v", got)
 			}
 			if got := r.remote(t); len(got) != 0 {

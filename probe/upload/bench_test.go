@@ -32,7 +32,7 @@ func BenchmarkUploadVsOpenSSH(b *testing.B) {
 	buf := make([]byte, size)
 	for i := 0; i < files; i++ {
 		rand.Read(buf)
-		n := fmt.Sprintf("probe-20261127T0200%02dZ-all.pcap", i)
+		n := fmt.Sprintf("probe_20261127T0200%02d.000Z_all.pcap", i)
 		if err := os.WriteFile(filepath.Join(src, n), buf, 0o644); err != nil {
 			b.Fatal(err)
 		}

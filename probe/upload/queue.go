@@ -1,10 +1,14 @@
 package upload
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/presscap/presscap/probe/filenames"
 )
 
 // QueueFile is one file waiting in the queue.
@@ -25,19 +29,41 @@ func inProgress(name string) bool {
 
 // ListQueue returns the files of the queue directory in upload order:
 // captures by name (names start with the time, so oldest first), then
-// manifests by name. Subdirectories (such as a sent folder) and files still
-// being written are skipped. A missing directory is an empty queue.
+// manifests by name. Subdirectories (such as a sent folder), files still
+// being written and files whose names the probe does not give (see package
+// filenames: the queue is on the customer's disk) are skipped. A missing
+// directory is an empty queue; a symlink is refused, never followed.
 func ListQueue(dir string) ([]QueueFile, error) {
-	entries, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil, nil
+	files, _, err := scanQueue(dir)
+	return files, err
+}
+
+// scanQueue is ListQueue, plus the regular files it skipped for their
+// names.
+func scanQueue(dir string) (files []QueueFile, foreign []string, err error) {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read queue: %w", err)
+		return nil, nil, fmt.Errorf("read queue: %w", err)
 	}
-	var files []QueueFile
+	if !st.IsDir() {
+		return nil, nil, fmt.Errorf("read queue: %s is not a directory (%s): not followed", dir, st.Mode().Type())
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read queue: %w", err)
+	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || inProgress(e.Name()) {
+			continue
+		}
+		if !filenames.Produced(e.Name()) {
+			foreign = append(foreign, e.Name())
 			continue
 		}
 		info, err := e.Info()
@@ -53,5 +79,5 @@ func ListQueue(dir string) ([]QueueFile, error) {
 		}
 		return files[i].Name < files[j].Name
 	})
-	return files, nil
+	return files, foreign, nil
 }

@@ -7,17 +7,21 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestListQueueOrder(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []string{"b.json", "z.pcap", "a.json", "a.pcap", ".hidden.pcap", "x.pcap.tmp", "y.pcap.part", "m.pcapng"} {
+	const a, b = "p_20261127T020000.000Z", "p_20261127T030000.000Z-unsynced"
+	for _, n := range []string{b + "_manifest.json", a + "_z.pcap", a + "_manifest.json", a + "_a.pcap",
+		".hidden.pcap", a + "_x.pcap.tmp", a + "_y.pcap.part", b + "_m.pcapng"} {
 		os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644)
 	}
 	os.Mkdir(filepath.Join(dir, "sent"), 0o755)
-	os.Symlink("a.pcap", filepath.Join(dir, "link.pcap"))
+	os.Symlink(a+"_a.pcap", filepath.Join(dir, a+"_link.pcap"))
 	files, err := ListQueue(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -29,11 +33,50 @@ func TestListQueueOrder(t *testing.T) {
 			t.Errorf("%s: size %d", f.Name, f.Size)
 		}
 	}
-	if want := []string{"a.pcap", "m.pcapng", "z.pcap", "a.json", "b.json"}; !reflect.DeepEqual(got, want) {
+	if want := []string{a + "_a.pcap", a + "_z.pcap", b + "_m.pcapng", a + "_manifest.json", b + "_manifest.json"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
 	if files, err := ListQueue(filepath.Join(dir, "missing")); err != nil || len(files) != 0 {
 		t.Fatalf("missing dir: %v %v", files, err)
+	}
+}
+
+// TestListQueueOnlyProducedNames: the queue is on the customer's disk;
+// only names the export gives are sent, anything else stays where it is.
+func TestListQueueOnlyProducedNames(t *testing.T) {
+	dir := t.TempDir()
+	ours := []string{"probe_20261127T020000.000Z_all.pcap", "probe_20261127T020000.000Z_manifest.json"}
+	theirs := []string{"holiday.jpg", "a.pcap", "probe_20261127T020000Z_all.pcap", "probe_20261127T020000.000Z_all.txt",
+		"probe_20261127T020000.000Z_.pcap", "x_manifest.json", "gokr-pw.txt"}
+	for _, n := range append(append([]string{}, ours...), theirs...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, foreign, err := scanQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Name)
+	}
+	if !reflect.DeepEqual(got, ours) {
+		t.Errorf("queued %v, want %v", got, ours)
+	}
+	sort.Strings(foreign)
+	want := append([]string{}, theirs...)
+	sort.Strings(want)
+	if !reflect.DeepEqual(foreign, want) {
+		t.Errorf("left out %v, want %v", foreign, want)
+	}
+	// A queue directory that is a symlink is not followed.
+	link := filepath.Join(t.TempDir(), "upload-queue")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := ListQueue(link); err == nil || len(files) != 0 || !strings.Contains(err.Error(), "not followed") {
+		t.Errorf("symlinked queue: %v %v, want an error saying it is not followed", files, err)
 	}
 }
 

@@ -77,23 +77,23 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 	run := startRun(t, r, clock)
 	slot := berlin(t, "2026-11-27 02:00:00")
 	waitFor(t, "the next run in the status", func() bool { return run.u.Status().NextRun.Equal(slot) })
-	a := r.put(t, "a.pcap", 20000)
+	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 20000)
 
 	clock.Set(berlin(t, "2026-11-27 01:59:00"))
 	run.idleUntil(t, slot)
-	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a.pcap"}) || len(r.remote(t)) != 0 {
+	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"a_20261127T020000.000Z_all.pcap"}) || len(r.remote(t)) != 0 {
 		t.Fatalf("uploaded before the time: queue %v", got)
 	}
 	clock.Set(slot)
 	waitFor(t, "the scheduled upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
-	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), a)
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
 	tomorrow := berlin(t, "2026-11-28 02:00:00")
 	waitFor(t, "the next day's run in the status", func() bool { return run.u.Status().NextRun.Equal(tomorrow) })
 
 	// Power off before the next run; on at 09:00 the next day with the
 	// clock not yet synced.
 	run.stop()
-	b := r.put(t, "b.pcap", 30000)
+	b := r.put(t, "b_20261127T020000.000Z_all.pcap", 30000)
 	clock.SetSynced(false)
 	clock.Set(berlin(t, "2026-11-28 09:00:00"))
 	run = startRun(t, r, clock)
@@ -101,7 +101,7 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 		run.idleUntil(t, clock.Now().Add(5*time.Second))
 		clock.Advance(5 * time.Second)
 	}
-	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"b.pcap"}) {
+	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"b_20261127T020000.000Z_all.pcap"}) {
 		t.Fatalf("uploaded on an unsynced clock: queue %v", got)
 	}
 	if !run.u.Status().NextRun.IsZero() {
@@ -110,14 +110,14 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 	clock.SetSynced(true)
 	clock.Advance(5 * time.Second)
 	waitFor(t, "the catch-up upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
-	assertFile(t, filepath.Join(r.remoteDir, "b.pcap"), b)
+	assertFile(t, filepath.Join(r.remoteDir, "b_20261127T020000.000Z_all.pcap"), b)
 	waitFor(t, "the next run after the catch-up", func() bool {
 		return run.u.Status().NextRun.Equal(berlin(t, "2026-11-29 02:00:00"))
 	})
 
 	// A restart the same day does not run again.
 	run.stop()
-	r.put(t, "c.pcap", 100)
+	r.put(t, "c_20261127T020000.000Z_all.pcap", 100)
 	run = startRun(t, r, clock)
 	run.idleUntil(t, clock.Now().Add(time.Minute))
 	if run.ev.count(upload.Uploading) != 0 {
@@ -142,8 +142,8 @@ func TestScheduleRetryInsideWindow(t *testing.T) {
 	clock := fakeclock.New(utc("2026-11-27 01:00"))
 	run := startRun(t, r, clock)
 	waitFor(t, "the next run", func() bool { return run.u.Status().NextRun.Equal(utc("2026-11-27 02:00")) })
-	a := r.put(t, "a.pcap", 10000)
-	m := r.put(t, "a.json", 100)
+	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 10000)
+	m := r.put(t, "a_20261127T020000.000Z_manifest.json", 100)
 	r.srv.Stop()
 
 	clock.Set(utc("2026-11-27 02:00"))
@@ -167,8 +167,8 @@ func TestScheduleRetryInsideWindow(t *testing.T) {
 	r.srv.Up()
 	clock.Set(utc("2026-11-28 02:10"))
 	waitFor(t, "the retried upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
-	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), a)
-	assertFile(t, filepath.Join(r.remoteDir, "a.json"), m)
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_manifest.json"), m)
 	if n := run.ev.count(upload.Failed); n != 3 {
 		t.Fatalf("%d failures, want 3", n)
 	}
@@ -183,10 +183,10 @@ func TestKickAfterCapture(t *testing.T) {
 	clock.SetSynced(false)
 	run := startRun(t, r, clock)
 	run.idleUntil(t, clock.Now().Add(5*time.Second))
-	a := r.put(t, "a.pcap", 1234)
+	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 1234)
 	run.u.Kick()
 	waitFor(t, "the after-capture upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
-	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), a)
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
 }
 
 // TestWindowEndsMidRun: the file in flight when the window ends completes;
@@ -200,38 +200,38 @@ func TestWindowEndsMidRun(t *testing.T) {
 	clock := fakeclock.New(day(27, 1, 0))
 	run := startRun(t, r, clock)
 	waitFor(t, "the next run", func() bool { return run.u.Status().NextRun.Equal(day(27, 2, 0)) })
-	a := r.put(t, "a.pcap", 1<<20)
-	r.put(t, "b.pcap", 1000)
-	r.put(t, "b.json", 100)
+	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 1<<20)
+	r.put(t, "b_20261127T020000.000Z_all.pcap", 1000)
+	r.put(t, "b_20261127T020000.000Z_manifest.json", 100)
 
 	// Day 1: while a.pcap is on its way, a capture arrives (c.pcap, sorted
 	// after b) and is uploaded in the same run.
 	clock.Set(day(27, 2, 0))
 	waitFor(t, "a.pcap.part on the server", func() bool {
-		_, err := os.Stat(filepath.Join(r.remoteDir, "a.pcap.part"))
+		_, err := os.Stat(filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap.part"))
 		return err == nil
 	})
-	c := r.put(t, "c.pcap", 500)
+	c := r.put(t, "c_20261127T020000.000Z_all.pcap", 500)
 	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextRun.Equal(day(28, 2, 0)) })
-	assertFile(t, filepath.Join(r.remoteDir, "c.pcap"), c)
+	assertFile(t, filepath.Join(r.remoteDir, "c_20261127T020000.000Z_all.pcap"), c)
 	if got := names(t, r.queueDir); len(got) != 0 {
 		t.Fatalf("queue after day 1: %v", got)
 	}
 
 	// Day 2: the window ends while d.pcap is in flight.
-	d := r.put(t, "d.pcap", 1<<20)
-	r.put(t, "e.pcap", 1000)
-	r.put(t, "e.json", 100)
+	d := r.put(t, "d_20261127T020000.000Z_all.pcap", 1<<20)
+	r.put(t, "e_20261127T020000.000Z_all.pcap", 1000)
+	r.put(t, "e_20261127T020000.000Z_manifest.json", 100)
 	clock.Set(day(28, 2, 0))
 	waitFor(t, "d.pcap.part on the server", func() bool {
-		_, err := os.Stat(filepath.Join(r.remoteDir, "d.pcap.part"))
+		_, err := os.Stat(filepath.Join(r.remoteDir, "d_20261127T020000.000Z_all.pcap.part"))
 		return err == nil
 	})
 	clock.Set(day(28, 3, 0))
 	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextRun.Equal(day(29, 2, 0)) })
-	assertFile(t, filepath.Join(r.remoteDir, "a.pcap"), a)
-	assertFile(t, filepath.Join(r.remoteDir, "d.pcap"), d)
-	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"e.json", "e.pcap"}) {
+	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
+	assertFile(t, filepath.Join(r.remoteDir, "d_20261127T020000.000Z_all.pcap"), d)
+	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"e_20261127T020000.000Z_all.pcap", "e_20261127T020000.000Z_manifest.json"}) {
 		t.Fatalf("queue after the window: %v, want e.pcap and its manifest", got)
 	}
 	if st := run.u.Status(); !strings.HasPrefix(st.LastResult, "window ended after 1 files") {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // Transfer tuning. OpenSSH's sftp-server takes writes of up to 256 KiB;
@@ -156,7 +157,9 @@ type finisher func(name string) error
 // parts (may be nil) records the .part while it exists, so that a run can
 // remove it once the local file left the queue (removeStaleParts).
 func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name string, finish finisher, parts *partJournal, progress func(int64)) (int64, error) {
-	local, err := os.Open(filepath.Join(queueDir, name))
+	// The queue is on the customer's disk: a name swapped for a symlink
+	// after the listing is not followed.
+	local, err := os.OpenFile(filepath.Join(queueDir, name), os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, errLocalGone
 	}

@@ -14,13 +14,13 @@ func TestFullUploadByteIdentical(t *testing.T) {
 	// sftp-server logs every rename: the order of operations is read from it.
 	r := newRig(t, sshdtest.Options{SFTPLog: true})
 	want := map[string][]byte{
-		"probe-20261127T020000Z-all.pcap":   r.put(t, "probe-20261127T020000Z-all.pcap", 3<<20+17),
-		"probe-20261127T020000Z-sip.pcap":   r.put(t, "probe-20261127T020000Z-sip.pcap", 1),
-		"probe-20261127T020000Z-rtp.pcap":   r.put(t, "probe-20261127T020000Z-rtp.pcap", 0),
-		"probe-20261127T020000Z.json":       r.put(t, "probe-20261127T020000Z.json", 300),
-		"probe-20261127T030000Z-all.pcap":   r.put(t, "probe-20261127T030000Z-all.pcap", 700<<10),
-		"probe-20261127T030000Z.json":       r.put(t, "probe-20261127T030000Z.json", 200),
-		"probe-20261127T040000Z-big.pcapng": r.put(t, "probe-20261127T040000Z-big.pcapng", 6<<20),
+		"probe_20261127T020000.000Z_all.pcap":   r.put(t, "probe_20261127T020000.000Z_all.pcap", 3<<20+17),
+		"probe_20261127T020000.000Z_sip.pcap":   r.put(t, "probe_20261127T020000.000Z_sip.pcap", 1),
+		"probe_20261127T020000.000Z_rtp.pcap":   r.put(t, "probe_20261127T020000.000Z_rtp.pcap", 0),
+		"probe_20261127T020000.000Z_manifest.json":       r.put(t, "probe_20261127T020000.000Z_manifest.json", 300),
+		"probe_20261127T030000.000Z_all.pcap":   r.put(t, "probe_20261127T030000.000Z_all.pcap", 700<<10),
+		"probe_20261127T030000.000Z_manifest.json":       r.put(t, "probe_20261127T030000.000Z_manifest.json", 200),
+		"probe_20261127T040000.000Z_big.pcapng": r.put(t, "probe_20261127T040000.000Z_big.pcapng", 6<<20),
 	}
 	// Still being written by the exporter: must stay.
 	r.put(t, ".probe-x.pcap", 10)
@@ -66,7 +66,7 @@ func TestFullUploadByteIdentical(t *testing.T) {
 // never a silently skipped file.
 func TestRemoteDirMissing(t *testing.T) {
 	r := newRig(t, sshdtest.Options{})
-	r.put(t, "a.pcap", 100)
+	r.put(t, "a_20261127T020000.000Z_all.pcap", 100)
 	r.cfg.RemoteDir = filepath.Join(r.remoteDir, "nope")
 	u, _ := r.newUploader(t, nil)
 	err := u.UploadNow(context.Background())

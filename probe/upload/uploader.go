@@ -91,6 +91,7 @@ type Uploader struct {
 	mu      sync.Mutex
 	onEvent func(Event)
 	status  Status
+	foreign map[string]bool // queue files not sent for their names, logged once
 }
 
 // stateFile records the last scheduled slot that ran, to catch up missed
@@ -245,7 +246,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 func (u *Uploader) UploadNow(ctx context.Context) error {
 	u.sessionMu.Lock()
 	defer u.sessionMu.Unlock()
-	files, err := ListQueue(u.queueDir)
+	files, err := u.listQueue()
 	if err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func (u *Uploader) session(ctx context.Context, deadline, giveUp time.Time, maxA
 	backoff := time.Duration(u.cfg.Retry.Initial)
 	tried := false
 	for attempt := 1; ; attempt++ {
-		files, err := ListQueue(u.queueDir)
+		files, err := u.listQueue()
 		if err != nil {
 			u.setResult("failed", err, false)
 			u.emit(Event{Kind: Failed, Err: err})
@@ -400,6 +401,26 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 		bytes += n
 	}
 	return sent, bytes, nil
+}
+
+// listQueue is ListQueue for a run: it logs each file left out for its
+// name once, so the installer learns why a file the customer put there
+// stays.
+func (u *Uploader) listQueue() ([]QueueFile, error) {
+	files, foreign, err := scanQueue(u.queueDir)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, name := range foreign {
+		if u.foreign[name] {
+			continue
+		}
+		if u.foreign == nil {
+			u.foreign = map[string]bool{}
+		}
+		u.foreign[name] = true
+		u.logf("upload: %s in the queue is not a file the probe wrote (not <host>_<time>_<name>.pcap|pcapng or _manifest.json): not sent, left in place", name)
+	}
+	return files, err
 }
 
 // staleParts returns the recorded .part files (see partJournal) whose local

@@ -1,0 +1,46 @@
+// Package filenames is the one place that says which names the probe gives
+// the files of a capture window: the export writes them, and the upload
+// sends only names it recognises, so that nothing else a customer leaves in
+// the queue on their USB disk leaves the house.
+package filenames
+
+import (
+	"regexp"
+	"time"
+)
+
+// stampLayout is the press time in a name: UTC, to the millisecond.
+const stampLayout = "20060102T150405.000Z"
+
+// unsynced marks a stamp taken before the clock was synced.
+const unsynced = "-unsynced"
+
+// Stamp is the press time as it appears in file names, with "-unsynced"
+// when the clock was not synced.
+func Stamp(t time.Time, synced bool) string {
+	s := t.UTC().Format(stampLayout)
+	if !synced {
+		s += unsynced
+	}
+	return s
+}
+
+// Base is "<host>_<stamp>", the start of every file of a window.
+func Base(host string, t time.Time, synced bool) string {
+	return host + "_" + Stamp(t, synced)
+}
+
+// Capture is the name of one export's file: "<base>_<name>.<format>".
+func Capture(base, name, format string) string { return base + "_" + name + "." + format }
+
+// Manifest is the name of a window's manifest: "<base>_manifest.json".
+func Manifest(base string) string { return base + "_manifest.json" }
+
+// producedRE matches every name Capture and Manifest give, with a host and
+// an export name as the configuration allows them (letters, digits, '.',
+// '-', '_'). Later kinds of files add an alternative here.
+var producedRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*_[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(` + unsynced + `)?_` +
+	`([A-Za-z0-9][A-Za-z0-9._-]*\.(pcap|pcapng)|manifest\.json)$`)
+
+// Produced says whether the probe gives files such a name.
+func Produced(name string) bool { return producedRE.MatchString(name) }

@@ -1,0 +1,30 @@
+package filenames
+
+import (
+	"testing"
+	"time"
+)
+
+// TestProducedMatchesWhatIsGiven: every name the export gives is
+// recognised, and names it never gives are not.
+func TestProducedMatchesWhatIsGiven(t *testing.T) {
+	at := time.Date(2026, 11, 27, 2, 0, 0, 123e6, time.FixedZone("x", 3600))
+	for _, synced := range []bool{true, false} {
+		base := Base("probe-1.lan_x", at, synced)
+		for _, n := range []string{Capture(base, "all", "pcap"), Capture(base, "sip.v4-x_y", "pcapng"), Manifest(base)} {
+			if !Produced(n) {
+				t.Errorf("%s is given but not recognised", n)
+			}
+		}
+	}
+	if got := Base("h", at, false); got != "h_20261127T010000.123Z-unsynced" {
+		t.Errorf("base %s", got)
+	}
+	for _, n := range []string{"holiday.jpg", "h_20261127T010000.123Z_all.txt", "h_20261127T010000Z_all.pcap",
+		"_20261127T010000.123Z_all.pcap", "h_20261127T010000.123Z_.pcap", "h_20261127T010000.123Z_all.pcap.part",
+		".tmp-h_20261127T010000.123Z_manifest.json", "h_20261127T010000.123Z_x.json", "h_20261127T010000.123Z-synced_all.pcap"} {
+		if Produced(n) {
+			t.Errorf("%s recognised, but the probe never gives it", n)
+		}
+	}
+}
