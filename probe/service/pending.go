@@ -36,6 +36,12 @@ type pendingRecord struct {
 	Progress *Progress `json:"progress,omitempty"`
 }
 
+// maxWindowID bounds window ids: a record (or a stray file name) with a
+// larger one is not taken as the highest id so far, so that the next
+// window's id can never wrap around to a negative number. At one press a
+// second it lasts 68 years.
+const maxWindowID = 1<<31 - 1
+
 // pendingStore keeps the records in dir, one file per window.
 type pendingStore struct {
 	dir string
@@ -120,8 +126,8 @@ func parseRecord(path string, b []byte) (*Window, error) {
 	}
 	base := strings.TrimSuffix(filepath.Base(path), ".json")
 	switch {
-	case rec.ID <= 0:
-		return nil, bad(-1, "id", fmt.Errorf("%d is not a window id", rec.ID))
+	case rec.ID <= 0 || rec.ID > maxWindowID:
+		return nil, bad(-1, "id", fmt.Errorf("%d is not a window id (1 to %d)", rec.ID, maxWindowID))
 	case strconv.Itoa(rec.ID) != base:
 		return nil, bad(-1, "id", fmt.Errorf("%d does not match the file name", rec.ID))
 	case rec.From.IsZero():
@@ -162,7 +168,7 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 		name := e.Name()
 		// Records moved aside count too: a new window must not take the
 		// name of one the engineer may still want to look at.
-		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID {
+		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID && id <= maxWindowID {
 			maxID = id
 		}
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") || e.IsDir() {

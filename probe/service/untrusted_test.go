@@ -1,0 +1,44 @@
+package service
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestPendingHugeIDCannotWrapNextID: a record or stray file whose name is
+// an id near the integer limit does not make the next window's id wrap
+// around to a negative number.
+func TestPendingHugeIDCannotWrapNextID(t *testing.T) {
+	dir := t.TempDir()
+	st := pendingStore{dir: dir}
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	if err := st.save(Window{ID: 7, From: at.Add(-time.Second), To: at.Add(time.Second), Presses: []PressInfo{{Time: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	huge := strconv.Itoa(int(^uint(0) >> 1)) // math.MaxInt
+	body := fmt.Sprintf(`{"id": %s, "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:01Z", "presses": [{"time": "2026-11-27T10:00:00Z"}]}`, huge)
+	if err := os.WriteFile(filepath.Join(dir, huge+".json"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(maxWindowID+1)+".json.corrupt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ws, bad, maxID, err := st.load()
+	if err != nil || len(ws) != 1 || len(bad) != 1 || maxID != 7 {
+		t.Fatalf("load: %d windows, bad %v, highest id %d, err %v; want window 7 and the huge one refused", len(ws), bad, maxID, err)
+	}
+	var w Windows
+	w.Reserve(maxID)
+	if _, got := w.Press(PressInfo{Time: at.Add(time.Hour)}); got.ID != 8 {
+		t.Errorf("next id %d, want 8", got.ID)
+	}
+	// The refused record is kept aside, and its name does not count on
+	// the next start either.
+	if _, _, maxID, _ := st.load(); maxID != 7 {
+		t.Errorf("second start: highest id %d, want 7", maxID)
+	}
+}
