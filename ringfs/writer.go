@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +108,11 @@ const nbufs = 6
 
 // Create makes a new ring of o.Size bytes in dir (created if missing) and
 // opens it for writing. All space is allocated now, so the ring never grows.
+// dir may exist only empty or with the leftovers of a creation that was cut
+// (segment files, a temporary ring.json); it must not be a symlink. Every
+// file is created anew (O_EXCL, O_NOFOLLOW), and a creation that fails
+// removes what it created and nothing else: the directory may be on a disk
+// that also holds someone else's files.
 func Create(dir string, o Options) (*Ring, error) {
 	segSize, segs, err := geometry(o.Size, o.BlockSize)
 	if err != nil {
@@ -114,47 +121,116 @@ func Create(dir string, o Options) (*Ring, error) {
 	if o.BlockSize == 0 {
 		o.BlockSize = defBlock
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	madeDir, err := createDir(dir)
+	if err != nil {
 		return nil, fmt.Errorf("create ring: %w", err)
 	}
-	if _, err := os.Stat(dir + "/" + metaName); err == nil {
-		return nil, fmt.Errorf("create ring %s: %w", dir, fs.ErrExist)
+	var made []string
+	undo := func() {
+		for _, p := range made {
+			os.Remove(p)
+		}
+		if madeDir {
+			os.Remove(dir) // empty again; never RemoveAll
+		}
 	}
 	m := &meta{Format: metaFormat, RingID: newRingID(), Size: o.Size, SegmentSize: segSize,
 		Segments: segs, BlockSize: o.BlockSize, MaxAge: o.MaxAge, Links: []Link{}}
 	zero := make([]byte, pageSize)
 	for i := range segs {
-		if err := allocSegment(m.segPath(dir, i), segSize, zero); err != nil {
+		p := m.segPath(dir, i)
+		created, err := allocSegment(p, segSize, zero)
+		if created {
+			made = append(made, p)
+		}
+		if err != nil {
+			undo()
 			return nil, fmt.Errorf("create ring %s: %w", dir, err)
 		}
 	}
 	if err := writeMeta(dir, m); err != nil {
+		undo()
 		return nil, fmt.Errorf("create ring %s: %w", dir, err)
 	}
 	o.MaxAge = 0 // already stored
-	return open(dir, m, o)
+	r, err := open(dir, m, o)
+	if err != nil {
+		undo()
+		os.Remove(filepath.Join(dir, metaName))
+		return nil, err
+	}
+	return r, nil
 }
 
-func allocSegment(path string, size int64, zero []byte) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+// leftoverRE matches the names a cut Create leaves: segment files and
+// atomicfile's temporary for ring.json.
+var leftoverRE = regexp.MustCompile(`^(seg-[0-9]{6,}|\.tmp-` + regexp.QuoteMeta(metaName) + `)$`)
+
+// createDir makes dir, or checks that an existing one holds no ring and
+// nothing but a cut creation's leftovers (regular files with our names),
+// which it removes. made says dir was created here.
+func createDir(dir string) (made bool, err error) {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return false, err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
 	if err != nil {
-		return err
+		return false, err
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		return false, fmt.Errorf("%s is a symlink: not followed", dir)
+	}
+	if !st.IsDir() {
+		return false, fmt.Errorf("%s is not a directory", dir)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, metaName)); err == nil {
+		return false, fmt.Errorf("%s: %w", dir, fs.ErrExist)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !leftoverRE.MatchString(e.Name()) {
+			return false, fmt.Errorf("%s holds %q, which is not part of a ring: a ring is only created in an empty directory", dir, e.Name())
+		}
+	}
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("remove a cut creation's %s: %w", e.Name(), err)
+		}
+	}
+	return false, nil
+}
+
+// allocSegment creates a segment file of size bytes; created says the file
+// exists now (and is this call's to remove).
+func allocSegment(path string, size int64, zero []byte) (created bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return false, err
 	}
 	defer f.Close()
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		if errors.Is(err, unix.ENOSPC) {
-			return fmt.Errorf("allocate %s (%d bytes): %w", path, size, err)
+			return true, fmt.Errorf("allocate %s (%d bytes): %w", path, size, err)
 		}
 		// Filesystems without fallocate: a sized file is the best we can do.
 		if err := f.Truncate(size); err != nil {
-			return err
+			return true, err
 		}
 	}
 	// A stale header from an earlier ring in this place must not come back.
 	if _, err := f.WriteAt(zero, 0); err != nil {
-		return err
+		return true, err
 	}
-	return f.Sync()
+	return true, f.Sync()
 }
 
 // Open opens an existing ring. Without o.ReadOnly it becomes the ring's
@@ -180,7 +256,9 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 		}
 	}
 	for i := range m.Segments {
-		f, err := os.Open(m.segPath(dir, i))
+		// The ring may be on someone else's disk: a segment that is a
+		// symlink is not followed.
+		f, err := os.OpenFile(m.segPath(dir, i), os.O_RDONLY|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			r.closeFiles()
 			return nil, fmt.Errorf("open ring %s: segment %d: %w", dir, i, err)
@@ -243,7 +321,7 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 func (r *Ring) newIOState(buffered bool) (*ioState, error) {
 	m := r.meta
 	w := &ioState{dirty: map[int]bool{}, needSwitch: true, scratch: alignedBuf(64 << 10)}
-	flags := os.O_RDWR
+	flags := os.O_RDWR | unix.O_NOFOLLOW
 	if !buffered {
 		flags |= unix.O_DIRECT
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile writes data to a temporary file next to path, syncs it and
@@ -17,9 +18,11 @@ import (
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	// A leftover keeps its own mode through O_TRUNC: start afresh so that
-	// perm holds (a private key must not inherit 0644).
+	// perm holds (a private key must not inherit 0644). O_EXCL|O_NOFOLLOW:
+	// a symlink planted under the temporary's name is never written
+	// through (the directory may be on the customer's disk).
 	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
