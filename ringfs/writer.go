@@ -162,16 +162,62 @@ func Create(dir string, o Options) (*Ring, error) {
 	return r, nil
 }
 
+// ErrOccupied means Create found a directory it must not use: a symlink, a
+// file, or one holding something that is not a ring's.
+var ErrOccupied = errors.New("not a place for a new ring")
+
 // leftoverRE matches the names a cut Create leaves: segment files and
 // atomicfile's temporary for ring.json.
 var leftoverRE = regexp.MustCompile(`^(seg-[0-9]{6,}|\.tmp-` + regexp.QuoteMeta(metaName) + `)$`)
 
-// createDir makes dir, or checks that an existing one holds no ring and
-// nothing but a cut creation's leftovers (regular files with our names),
-// which it removes. made says dir was created here.
-func createDir(dir string) (made bool, err error) {
+// Vacant says whether Create may make a ring in dir: nil when dir is
+// missing, empty or holds only a cut creation's leftovers (regular files
+// with our names); an error wrapping ErrOccupied when it is a symlink, a
+// file, or holds anything else; fs.ErrExist when it holds a ring.json.
+func Vacant(dir string) error {
+	_, err := vacant(dir)
+	return err
+}
+
+// vacant is Vacant, returning the leftovers too (nil entries for a
+// missing dir).
+func vacant(dir string) ([]os.DirEntry, error) {
 	st, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symlink: not followed: %w", dir, ErrOccupied)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory: %w", dir, ErrOccupied)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, metaName)); err == nil {
+		return nil, fmt.Errorf("%s: %w", dir, fs.ErrExist)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !leftoverRE.MatchString(e.Name()) {
+			return nil, fmt.Errorf("%s holds %q, which is not part of a ring (a ring is only created in an empty directory): %w", dir, e.Name(), ErrOccupied)
+		}
+	}
+	return ents, nil
+}
+
+// createDir makes dir, or checks that it is vacant and removes a cut
+// creation's leftovers. made says dir was created here.
+func createDir(dir string) (made bool, err error) {
+	ents, err := vacant(dir)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return false, err
 		}
@@ -179,27 +225,6 @@ func createDir(dir string) (made bool, err error) {
 			return false, err
 		}
 		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if st.Mode()&fs.ModeSymlink != 0 {
-		return false, fmt.Errorf("%s is a symlink: not followed", dir)
-	}
-	if !st.IsDir() {
-		return false, fmt.Errorf("%s is not a directory", dir)
-	}
-	if _, err := os.Lstat(filepath.Join(dir, metaName)); err == nil {
-		return false, fmt.Errorf("%s: %w", dir, fs.ErrExist)
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return false, err
-	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() || !leftoverRE.MatchString(e.Name()) {
-			return false, fmt.Errorf("%s holds %q, which is not part of a ring: a ring is only created in an empty directory", dir, e.Name())
-		}
 	}
 	for _, e := range ents {
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {

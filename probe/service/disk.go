@@ -200,8 +200,14 @@ func unescapeMount(s string) string {
 // ErrReadOnly means the disk cannot be written.
 var ErrReadOnly = errors.New("disk is read-only")
 
+// mountFlags protect the probe from the disk, which is the customer's: no
+// symlink on it is followed (MS_NOSYMFOLLOW, Linux 5.10), and nothing on it
+// is a device, a setuid program or executable.
+const mountFlags = unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NOSYMFOLLOW
+
 // mount mounts dev at dir with the first fstype that works. A disk that
-// refuses to be mounted writable is reported as ErrReadOnly.
+// refuses to be mounted writable is reported as ErrReadOnly. A disk already
+// mounted there (by an earlier run) gets mountFlags by a remount.
 func mount(dev, dir string, fstypes []string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("mount point: %w", err)
@@ -210,11 +216,14 @@ func mount(dev, dir string, fstypes []string) (string, error) {
 		if ro {
 			return "", fmt.Errorf("%s mounted at %s: %w", src, dir, ErrReadOnly)
 		}
+		if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|mountFlags, ""); err != nil {
+			return "", fmt.Errorf("%s mounted at %s: remount without symlinks: %w", src, dir, err)
+		}
 		return "already mounted", nil
 	}
 	var errs []error
 	for _, fs := range fstypes {
-		err := unix.Mount(dev, dir, fs, unix.MS_NOATIME|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, "")
+		err := unix.Mount(dev, dir, fs, mountFlags, "")
 		if err == nil {
 			return fs, nil
 		}

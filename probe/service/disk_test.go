@@ -30,7 +30,14 @@ type loopDisk struct {
 
 func newLoopDisk(t *testing.T, sizeMiB int, readOnly bool) *loopDisk {
 	t.Helper()
-	netnstest.Require(t, "mkfs.ext4", "losetup")
+	return newLoopDiskFS(t, "ext4", sizeMiB, readOnly)
+}
+
+// newLoopDiskFS is newLoopDisk with fstype "ext4" or "vfat" (FAT32).
+func newLoopDiskFS(t *testing.T, fstype string, sizeMiB int, readOnly bool) *loopDisk {
+	t.Helper()
+	mkfs := map[string]string{"ext4": "mkfs.ext4", "vfat": "mkfs.vfat"}[fstype]
+	netnstest.Require(t, mkfs, "losetup")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	f, err := os.Create(img)
 	if err != nil {
@@ -41,10 +48,14 @@ func newLoopDisk(t *testing.T, sizeMiB int, readOnly bool) *loopDisk {
 	}
 	f.Close()
 	label := "PC" + strings.ToUpper(netnstest.RandomSuffix(8))
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", label, "-m", "0", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	args := []string{"-q", "-F", "-L", label, "-m", "0", img}
+	if fstype == "vfat" {
+		args = []string{"-F", "32", "-n", label, img}
 	}
-	args := []string{"--find", "--show"}
+	if out, err := exec.Command(mkfs, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", mkfs, err, out)
+	}
+	args = []string{"--find", "--show"}
 	if readOnly {
 		args = append(args, "--read-only")
 	}

@@ -206,6 +206,7 @@ func New(o Options) (*Service, error) {
 		FallbackPerm: st.FallbackPerm,
 		PermDir:      st.PermDir,
 		RingDir:      c.Ring.Dir,
+		Dirs:         outputDirs(&c),
 		RingSize:     int64(c.Ring.Size),
 		MaxAge:       c.Ring.MaxAge.D(),
 		Retry:        st.Retry.D(),
@@ -473,10 +474,26 @@ func (s *Service) press(p PressInfo) status.Press {
 
 // outputDir is where a window's files go under root.
 func (s *Service) outputDir(root string) string {
+	return filepath.Join(root, s.outputRel())
+}
+
+// outputRel is outputDir relative to the storage root.
+func (s *Service) outputRel() string {
 	if s.cfg.Storage.Output == config.OutputRoot {
-		return filepath.Join(root, s.cfg.Storage.SaveDir)
+		return s.cfg.Storage.SaveDir
 	}
-	return filepath.Join(root, s.cfg.Storage.QueueDir)
+	return s.cfg.Storage.QueueDir
+}
+
+// outputDirs are the directories under the storage root that the probe
+// writes besides the ring: the save dir, the upload queue and a sent
+// folder inside it.
+func outputDirs(c *config.Config) []string {
+	dirs := []string{c.Storage.SaveDir, c.Storage.QueueDir}
+	if sent := c.Upload.SentDir; sent != "" && !filepath.IsAbs(sent) {
+		dirs = append(dirs, filepath.Join(c.Storage.QueueDir, sent))
+	}
+	return dirs
 }
 
 // waitWritten waits (at most WriteWait) until the capture has handed every
@@ -581,7 +598,11 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			return
 		}
 		w.recording = s.storage.Opened()
-		man, err = s.cut(ctx, ring, cur, w, dir, lag)
+		// Made here, one checked directory at a time: the disk is the
+		// customer's (see checkDir).
+		if err = checkDir(root, s.outputRel(), true); err == nil {
+			man, err = s.cut(ctx, ring, cur, w, dir, lag)
+		}
 		if err != nil && ctx.Err() != nil {
 			s.deferExport(w)
 			return

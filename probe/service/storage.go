@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -43,12 +44,16 @@ type StorageConfig struct {
 	FallbackPerm bool
 	PermDir      string
 	RingDir      string // relative to the root
-	RingSize     int64
-	MaxAge       time.Duration
-	Retry        time.Duration
-	Links        []string // capture link names, in capture id order
-	LinkType     uint32
-	SnapLen      uint32
+	// Dirs are the other directories the probe uses under the root (the
+	// upload queue, the save dir): each must be a real directory under
+	// exactly that name, or missing, for the disk to be used.
+	Dirs     []string
+	RingSize int64
+	MaxAge   time.Duration
+	Retry    time.Duration
+	Links    []string // capture link names, in capture id order
+	LinkType uint32
+	SnapLen  uint32
 }
 
 // Storage keeps a ring open on the USB disk: it finds and mounts the disk,
@@ -309,18 +314,16 @@ func stateFor(err error) string {
 // openRing opens the ring under root, or creates it as large as configured
 // and as the free space allows (leaving room for the exported files).
 func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
-	// A disk that takes no writes is read-only, whatever the mount says.
-	probe := filepath.Join(root, ".presscap-write-test")
-	if err := os.WriteFile(probe, []byte("ok"), 0o644); err != nil {
-		if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EROFS) {
-			return nil, nil, fmt.Errorf("%s: %w", root, ErrReadOnly)
-		}
-		if errors.Is(err, unix.ENOSPC) {
-			return nil, nil, fmt.Errorf("%s: %w", root, ErrDiskFull)
-		}
-		return nil, nil, fmt.Errorf("write test on %s: %w", root, err)
+	if err := writeTest(root); err != nil {
+		return nil, nil, err
 	}
-	os.Remove(probe)
+	// The disk is the customer's: a directory of ours that is a symlink,
+	// a file or a case variant is theirs, and is neither followed nor used.
+	for _, d := range append([]string{s.cfg.RingDir}, s.cfg.Dirs...) {
+		if err := checkDir(root, d, false); err != nil {
+			return nil, nil, err
+		}
+	}
 
 	dir := filepath.Join(root, s.cfg.RingDir)
 	opts := ringfs.Options{MaxAge: s.cfg.MaxAge}
@@ -328,6 +331,11 @@ func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
 	if err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "ring.json")); serr == nil {
 			return nil, nil, fmt.Errorf("open ring %s: %w", dir, err)
+		}
+		// Refused before sizing: the customer's directory under our
+		// name is the reason, whatever the free space.
+		if verr := ringfs.Vacant(dir); errors.Is(verr, ringfs.ErrOccupied) {
+			return nil, nil, fmt.Errorf("%w: %w", verr, ErrRefusedLayout)
 		}
 		free, total, ferr := freeBytes(root)
 		if ferr != nil {
@@ -346,7 +354,10 @@ func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		opts.Size = size
 		ring, err = ringfs.Create(dir, opts)
 		if err != nil {
-			os.RemoveAll(dir) // a half-created ring would be refused next time
+			// Create removed what it made, and only that.
+			if errors.Is(err, ringfs.ErrOccupied) {
+				return nil, nil, fmt.Errorf("%w: %w", err, ErrRefusedLayout)
+			}
 			if errors.Is(err, unix.ENOSPC) {
 				err = fmt.Errorf("%w: %v", ErrDiskFull, err)
 			}
@@ -364,6 +375,47 @@ func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		ids[i] = id
 	}
 	return ring, ids, nil
+}
+
+// writeTest tells a disk that takes no writes (read-only, whatever the
+// mount says) or has no room. The test file is created anew and never
+// through a symlink: one planted under its name (say to /perm/gokr-pw.txt)
+// refuses the disk instead.
+func writeTest(root string) error {
+	path := filepath.Join(root, ".presscap-write-test")
+	create := func() (*os.File, error) {
+		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	}
+	f, err := create()
+	if errors.Is(err, fs.ErrExist) {
+		st, lerr := os.Lstat(path)
+		if lerr == nil && !st.Mode().IsRegular() {
+			target, _ := os.Readlink(path)
+			if target != "" {
+				target = fmt.Sprintf(" (to %q)", target)
+			}
+			return fmt.Errorf("%s is a %s%s, not the probe's write test: not followed: %w", path, kind(st.Mode()), target, ErrRefusedLayout)
+		}
+		// A power cut between create and remove left ours.
+		os.Remove(path)
+		f, err = create()
+	}
+	if err == nil {
+		_, err = f.Write([]byte("ok"))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		os.Remove(path)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EROFS):
+		return fmt.Errorf("%s: %w", root, ErrReadOnly)
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("%s: %w", root, ErrDiskFull)
+	}
+	return fmt.Errorf("write test on %s: %w", root, err)
 }
 
 // leavePerm moves from the /perm fallback to a disk that appeared, once

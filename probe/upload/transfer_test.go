@@ -14,13 +14,13 @@ func TestFullUploadByteIdentical(t *testing.T) {
 	// sftp-server logs every rename: the order of operations is read from it.
 	r := newRig(t, sshdtest.Options{SFTPLog: true})
 	want := map[string][]byte{
-		"probe_20261127T020000.000Z_all.pcap":   r.put(t, "probe_20261127T020000.000Z_all.pcap", 3<<20+17),
-		"probe_20261127T020000.000Z_sip.pcap":   r.put(t, "probe_20261127T020000.000Z_sip.pcap", 1),
-		"probe_20261127T020000.000Z_rtp.pcap":   r.put(t, "probe_20261127T020000.000Z_rtp.pcap", 0),
-		"probe_20261127T020000.000Z_manifest.json":       r.put(t, "probe_20261127T020000.000Z_manifest.json", 300),
-		"probe_20261127T030000.000Z_all.pcap":   r.put(t, "probe_20261127T030000.000Z_all.pcap", 700<<10),
-		"probe_20261127T030000.000Z_manifest.json":       r.put(t, "probe_20261127T030000.000Z_manifest.json", 200),
-		"probe_20261127T040000.000Z_big.pcapng": r.put(t, "probe_20261127T040000.000Z_big.pcapng", 6<<20),
+		"probe_20261127T020000.000Z_all.pcap":      r.put(t, "probe_20261127T020000.000Z_all.pcap", 3<<20+17),
+		"probe_20261127T020000.000Z_sip.pcap":      r.put(t, "probe_20261127T020000.000Z_sip.pcap", 1),
+		"probe_20261127T020000.000Z_rtp.pcap":      r.put(t, "probe_20261127T020000.000Z_rtp.pcap", 0),
+		"probe_20261127T020000.000Z_manifest.json": r.put(t, "probe_20261127T020000.000Z_manifest.json", 300),
+		"probe_20261127T030000.000Z_all.pcap":      r.put(t, "probe_20261127T030000.000Z_all.pcap", 700<<10),
+		"probe_20261127T030000.000Z_manifest.json": r.put(t, "probe_20261127T030000.000Z_manifest.json", 200),
+		"probe_20261127T040000.000Z_big.pcapng":    r.put(t, "probe_20261127T040000.000Z_big.pcapng", 6<<20),
 	}
 	// Still being written by the exporter: must stay.
 	r.put(t, ".probe-x.pcap", 10)

@@ -57,6 +57,9 @@ var debianPackage = map[string]string{
 	"tshark":    "tshark",
 	"capinfos":  "wireshark-common",
 	"taskset":   "util-linux",
+	"mkfs.ext4": "e2fsprogs",
+	"mkfs.vfat": "dosfstools",
+	"losetup":   "mount",
 }
 
 // RandomSuffix returns n random hex characters, for names that must not
