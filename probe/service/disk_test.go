@@ -33,10 +33,11 @@ func newLoopDisk(t *testing.T, sizeMiB int, readOnly bool) *loopDisk {
 	return newLoopDiskFS(t, "ext4", sizeMiB, readOnly)
 }
 
-// newLoopDiskFS is newLoopDisk with fstype "ext4" or "vfat" (FAT32).
+// newLoopDiskFS is newLoopDisk with fstype "ext4", "vfat" (FAT32) or
+// "exfat".
 func newLoopDiskFS(t *testing.T, fstype string, sizeMiB int, readOnly bool) *loopDisk {
 	t.Helper()
-	mkfs := map[string]string{"ext4": "mkfs.ext4", "vfat": "mkfs.vfat"}[fstype]
+	mkfs := map[string]string{"ext4": "mkfs.ext4", "vfat": "mkfs.vfat", "exfat": "mkfs.exfat"}[fstype]
 	netnstest.Require(t, mkfs, "losetup")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	f, err := os.Create(img)
@@ -49,8 +50,11 @@ func newLoopDiskFS(t *testing.T, fstype string, sizeMiB int, readOnly bool) *loo
 	f.Close()
 	label := "PC" + strings.ToUpper(netnstest.RandomSuffix(8))
 	args := []string{"-q", "-F", "-L", label, "-m", "0", img}
-	if fstype == "vfat" {
+	switch fstype {
+	case "vfat":
 		args = []string{"-F", "32", "-n", label, img}
+	case "exfat":
+		args = []string{"-L", label, img}
 	}
 	if out, err := exec.Command(mkfs, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", mkfs, err, out)

@@ -13,19 +13,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountDisk mounts d at dir with the kernel's file system, or for vfat
-// without it in the running kernel (this test machine's has none) with
-// FUSE's fusefat: a real FAT file system either way, with its folding of
-// case. fuse says which.
+// mountDisk mounts d at dir with the kernel's file system, or for vfat and
+// exfat without them in the running kernel (this test machine's has
+// neither) with FUSE's fusefat or exfat-fuse: a real FAT or exFAT file
+// system either way, with its folding of case. fuse says which.
 func mountDisk(t *testing.T, d *loopDisk, fstype, dir string) (fuse bool) {
 	t.Helper()
-	if fstype != "vfat" || kernelHas("vfat") {
+	if fstype == "ext4" || kernelHas(fstype) {
 		mustDo(t, unix.Mount(d.loop, dir, fstype, 0, ""))
 		return false
 	}
-	netnstest.Require(t, "fusefat")
-	if out, err := exec.Command("fusefat", "-o", "rw+", d.loop, dir).CombinedOutput(); err != nil {
-		t.Fatalf("fusefat: %v\n%s", err, out)
+	cmd := map[string][]string{"vfat": {"fusefat", "-o", "rw+"}, "exfat": {"mount.exfat-fuse"}}[fstype]
+	netnstest.Require(t, cmd[0])
+	if out, err := exec.Command(cmd[0], append(cmd[1:], d.loop, dir)...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd[0], err, out)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	return true
@@ -152,7 +153,7 @@ func TestDiskAttacksRefused(t *testing.T) {
 			fileAttack("captures"),
 			customersRing("ring"),
 		},
-		// No symlinks on FAT: case variants answer for our names.
+		// No symlinks on FAT and exFAT: case variants answer for our names.
 		"vfat": {
 			{name: "clean"},
 			caseAttack("ring", "Ring"),
@@ -162,8 +163,16 @@ func TestDiskAttacksRefused(t *testing.T) {
 			fileAttack("upload-queue"),
 			customersRing("ring"),
 		},
+		"exfat": {
+			{name: "clean"},
+			caseAttack("ring", "RING"),
+			caseAttack("upload-queue", "Upload-Queue"),
+			fileAttack("ring"),
+			fileAttack("captures"),
+			customersRing("ring"),
+		},
 	}
-	for _, fstype := range []string{"ext4", "vfat"} {
+	for _, fstype := range []string{"ext4", "vfat", "exfat"} {
 		for _, a := range attacks[fstype] {
 			t.Run(fstype+"/"+a.name, func(t *testing.T) {
 				d := newLoopDiskFS(t, fstype, 160, false)
@@ -176,6 +185,10 @@ func TestDiskAttacksRefused(t *testing.T) {
 
 				cfg := storageConfig(d, t)
 				cfg.FSTypes = []string{fstype}
+				if fstype == "exfat" {
+					// ReadLabel knows ext and FAT labels only.
+					cfg.Finder = DiskFinder{Device: filepath.Join(d.devDir, d.name)}
+				}
 				cfg.Dirs = []string{"captures", "upload-queue"}
 				cfg.Retry = time.Hour // one look: the check below mounts the disk
 				if fuse {
@@ -195,6 +208,10 @@ func TestDiskAttacksRefused(t *testing.T) {
 							t.Errorf("the disk is mounted with %q, without %s", opts, o)
 						}
 					}
+					return
+				}
+				if a.want == "" && fstype == "exfat" {
+					waitState(t, s, DiskRecording)
 					return
 				}
 				if a.want == "" {

@@ -49,17 +49,19 @@ func Require(t testing.TB, programs ...string) {
 }
 
 var debianPackage = map[string]string{
-	"ip":        "iproute2",
-	"tcpdump":   "tcpdump",
-	"ethtool":   "ethtool",
-	"tcpreplay": "tcpreplay",
-	"trafgen":   "netsniff-ng",
-	"tshark":    "tshark",
-	"capinfos":  "wireshark-common",
-	"taskset":   "util-linux",
-	"mkfs.ext4": "e2fsprogs",
-	"mkfs.vfat": "dosfstools",
-	"losetup":   "mount",
+	"ip":               "iproute2",
+	"tcpdump":          "tcpdump",
+	"ethtool":          "ethtool",
+	"tcpreplay":        "tcpreplay",
+	"trafgen":          "netsniff-ng",
+	"tshark":           "tshark",
+	"capinfos":         "wireshark-common",
+	"taskset":          "util-linux",
+	"mkfs.ext4":        "e2fsprogs",
+	"mkfs.vfat":        "dosfstools",
+	"mkfs.exfat":       "exfatprogs",
+	"mount.exfat-fuse": "exfat-fuse",
+	"losetup":          "mount",
 }
 
 // RandomSuffix returns n random hex characters, for names that must not
