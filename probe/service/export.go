@@ -149,7 +149,7 @@ type cut struct {
 // partialName is the name a window's file has while it is written: hidden
 // (the upload skips it) and the same after a restart.
 func partialName(base string, spec ExportSpec) string {
-	return ".partial-" + base + "_" + spec.Name + "." + formatOf(spec)
+	return ".partial-" + filenames.Capture(base, spec.Name, formatOf(spec))
 }
 
 func formatOf(spec ExportSpec) string {
