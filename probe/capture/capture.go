@@ -49,6 +49,10 @@ type Sink interface {
 type Link struct {
 	Name string
 	ID   uint16
+	// Inbound records only the frames that arrive on the interface, not
+	// those it sends. On the ports of a bridge every crossing frame is
+	// then recorded once, on the link of the side it came from.
+	Inbound bool
 }
 
 // Config configures a capture.
@@ -210,7 +214,7 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 		full: make(chan *batch, nbatches),
 	}
 	for _, l := range cfg.Links {
-		ln := &link{c: c, name: l.Name, id: l.ID, prog: raw}
+		ln := &link{c: c, name: l.Name, id: l.ID, inbound: l.Inbound, prog: raw}
 		c.links = append(c.links, ln)
 	}
 	if !cfg.WaitForLinks {

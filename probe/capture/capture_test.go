@@ -419,7 +419,7 @@ func TestAddLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Link{{"lo", 11}, {"pcnosuchif0", 12}}
+	want := []Link{{Name: "lo", ID: 11}, {Name: "pcnosuchif0", ID: 12}}
 	if len(links) != 2 || links[0] != want[0] || links[1] != want[1] {
 		t.Errorf("links %+v, want %+v", links, want)
 	}
@@ -565,4 +565,92 @@ func TestStopWhileSending(t *testing.T) {
 		t.Errorf("sink holds %d packets, stats say %d written", got, st.Written)
 	}
 	t.Logf("sent %d, stats %+v", n, st)
+}
+
+// An inbound-only link records what arrives and none of what the
+// interface sends, equal to tcpdump -Q in on the same interface; tcpdump
+// without it shows the sent frames were there.
+func TestInboundOnly(t *testing.T) {
+	p := netnstest.NewPair(t)
+	tdIn := netnstest.StartTcpdumpInbound(t, p.Host, 262144, "")
+	tdAll := netnstest.StartTcpdump(t, p.Host, 262144, "")
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 4, Inbound: true}}}, sink)
+	in, out := netnstest.Frames(300), netnstest.Frames(200)
+	for _, f := range out {
+		f[6] = 0x06 // another source address: sent, not received
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- p.NewSender(t).Send(in...) }()
+	go func() { errc <- netnstest.NewSenderIn(t, "", p.Host).Send(out...) }()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitWritten(t, c, 0, 300)
+	all := tdAll.Settle(t, netnstest.AtLeast(500))
+	want := tdIn.Settle(t, netnstest.AtLeast(300))
+	waitQuiet(t, c)
+	stop()
+	if len(all) != 500 || len(want) != 300 {
+		t.Fatalf("tcpdump saw %d frames in all and %d inbound, want 500 and 300", len(all), len(want))
+	}
+	compare(t, sink.records(4), want)
+}
+
+// On the two ports of a bridge, inbound-only links record every crossing
+// frame exactly once, on the link of the side it came from: what tcpdump
+// -Q in sees on each port, while plain tcpdump on a port also sees the
+// other side's frames leave.
+func TestBridgePortsInbound(t *testing.T) {
+	netnstest.Require(t, "ip", "sysctl")
+	a, b := netnstest.NewPair(t), netnstest.NewPair(t)
+	br := "pcbr" + netnstest.RandomSuffix(6)
+	netnstest.Run(t, "ip", "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+	t.Cleanup(func() { netnstest.Run(t, "ip", "link", "del", br) })
+	netnstest.Run(t, "sysctl", "-q", "-w", "net.ipv6.conf."+br+".disable_ipv6=1")
+	for _, p := range []string{a.Host, b.Host} {
+		netnstest.Run(t, "ip", "link", "set", p, "master", br)
+	}
+	netnstest.Run(t, "ip", "link", "set", br, "up")
+	inA, inB := netnstest.StartTcpdumpInbound(t, a.Host, 262144, ""), netnstest.StartTcpdumpInbound(t, b.Host, 262144, "")
+	allA := netnstest.StartTcpdump(t, a.Host, 262144, "")
+	sink := newMemSink()
+	c, stop := startCapture(t, Config{Links: []Link{{Name: a.Host, ID: 1, Inbound: true}, {Name: b.Host, ID: 2, Inbound: true}}}, sink)
+	// Broadcast, so that the bridge floods each frame to the other side
+	// whatever source addresses it has learnt.
+	fromA, fromB := netnstest.Frames(300), netnstest.Frames(200)
+	for _, f := range fromA {
+		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	}
+	for _, f := range fromB {
+		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x06})
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- a.NewSender(t).Send(fromA...) }()
+	go func() { errc <- b.NewSender(t).Send(fromB...) }()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitWritten(t, c, 0, 300)
+	waitWritten(t, c, 1, 200)
+	wantA, wantB := inA.Settle(t, netnstest.AtLeast(300)), inB.Settle(t, netnstest.AtLeast(200))
+	crossed := 0
+	for _, p := range allA.Settle(t, netnstest.AtLeast(500)) {
+		if len(p.Data) > 6 && p.Data[6] == 0x06 {
+			crossed++
+		}
+	}
+	if crossed != 200 {
+		t.Errorf("plain tcpdump on port A saw %d of B's frames leave, want 200", crossed)
+	}
+	stop()
+	if len(wantA) != 300 || len(wantB) != 200 {
+		t.Fatalf("tcpdump -Q in saw %d and %d frames, want 300 and 200", len(wantA), len(wantB))
+	}
+	compare(t, sink.records(1), wantA)
+	compare(t, sink.records(2), wantB)
 }

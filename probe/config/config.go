@@ -94,7 +94,7 @@ func (n Network) Setup() ports.Setup {
 func (n Network) portLinks() []Link {
 	var ls []Link
 	for _, p := range n.Ports {
-		ls = append(ls, Link{Interface: p.Interface, Side: p.SideName()})
+		ls = append(ls, Link{Interface: p.Interface, Side: p.SideName(), Inbound: n.Mode == ModeInline})
 	}
 	return ls
 }
@@ -109,6 +109,9 @@ type Link struct {
 	// Side is the side of the bridge the link is on (from network.ports),
 	// for manifests; empty in single mode.
 	Side string `json:"-"`
+	// Inbound records only what arrives on the interface (capture.Link):
+	// on the ports of the inline bridge, each crossing frame once.
+	Inbound bool `json:"-"`
 }
 
 // LinkName returns the name an export refers to.

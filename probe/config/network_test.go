@@ -18,7 +18,7 @@ func TestNetworkPortsMakeLinks(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	want := []Link{{Interface: "eth0", Side: "router"}, {Interface: "eth1", Side: "eth1"}}
+	want := []Link{{Interface: "eth0", Side: "router", Inbound: true}, {Interface: "eth1", Side: "eth1", Inbound: true}}
 	if !reflect.DeepEqual(c.Links, want) {
 		t.Errorf("links = %+v, want %+v", c.Links, want)
 	}

@@ -253,11 +253,16 @@ func (p *Pair) NewSender(t testing.TB) *Sender {
 	return NewSenderIn(t, p.NS, p.Peer)
 }
 
-// NewSenderIn opens an AF_PACKET socket on iface inside namespace ns.
+// NewSenderIn opens an AF_PACKET socket on iface inside namespace ns
+// ("" is the test's own).
 func NewSenderIn(t testing.TB, ns, iface string) *Sender {
 	t.Helper()
 	s := &Sender{fd: -1}
-	err := DoIn(ns, func() error {
+	do := func(fn func() error) error { return DoIn(ns, fn) }
+	if ns == "" {
+		do = func(fn func() error) error { return fn() }
+	}
+	err := do(func() error {
 		ifi, err := net.InterfaceByName(iface)
 		if err != nil {
 			return err

@@ -56,9 +56,22 @@ func StartTcpdump(t testing.TB, iface string, snap int, expr string) *Tcpdump {
 // ("" is the test's own).
 func StartTcpdumpIn(t testing.TB, ns, iface string, snap int, expr string) *Tcpdump {
 	t.Helper()
+	return startTcpdump(t, ns, iface, snap, expr)
+}
+
+// StartTcpdumpInbound is StartTcpdump of only what arrives on iface
+// (tcpdump -Q in).
+func StartTcpdumpInbound(t testing.TB, iface string, snap int, expr string) *Tcpdump {
+	t.Helper()
+	return startTcpdump(t, "", iface, snap, expr, "-Q", "in")
+}
+
+func startTcpdump(t testing.TB, ns, iface string, snap int, expr string, extra ...string) *Tcpdump {
+	t.Helper()
 	Require(t, "tcpdump")
 	file := filepath.Join(t.TempDir(), iface+".pcap")
 	args := []string{"tcpdump", "-i", iface, "-w", file, "-U", "-n", "-Z", "root", "-B", "16384", "--time-stamp-precision=nano", "-s", strconv.Itoa(snap)}
+	args = append(args, extra...)
 	if expr != "" {
 		args = append(args, expr)
 	}
