@@ -961,6 +961,7 @@ func (s *Service) runUploads(ctx context.Context) error {
 	defer stop()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	lastErr := ""
 	for {
 		root := s.storage.State().Root
 		s.mu.Lock()
@@ -970,8 +971,20 @@ func (s *Service) runUploads(ctx context.Context) error {
 			stop()
 			u, err := s.newUploader(filepath.Join(root, s.cfg.Storage.QueueDir))
 			if err != nil {
-				return err // a bad key or state dir does not heal by itself
+				// Tried again every second: a process out of descriptors (a
+				// flood of connections) or a state dir fixed later heals.
+				if err.Error() != lastErr {
+					s.logf("upload: %v (trying again every second)", err)
+					lastErr = err.Error()
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-t.C:
+				}
+				continue
 			}
+			lastErr = ""
 			s.mu.Lock()
 			s.uploader, s.upRoot = u, root
 			s.mu.Unlock()

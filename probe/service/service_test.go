@@ -710,6 +710,29 @@ func TestMissingLink(t *testing.T) {
 }
 
 // TestRingRules: the configuration's ring rules and snap length reach the
+// TestUploaderRetried: an uploader that cannot start (its state dir
+// unusable, as when the process is out of descriptors) is tried again, and
+// starts once the cause is gone, instead of stopping for good.
+func TestUploaderRetried(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	if err := os.WriteFile(c.Storage.StateDir, nil, 0o600); err != nil { // a file where the dir belongs
+		t.Fatal(err)
+	}
+	r := startService(t, c, nil)
+	testtool.WaitFor(t, "the uploader's error", 20*time.Second, func() bool { return strings.Contains(r.log.String(), "storage.state_dir: ") })
+	if u := r.svc.Snapshot().Upload; u != nil {
+		t.Fatalf("upload status %+v with an unusable state dir", u)
+	}
+	if err := os.Remove(c.Storage.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	testtool.WaitFor(t, "the uploader", 20*time.Second, func() bool {
+		u := r.svc.Snapshot().Upload
+		return u != nil && u.PublicKey != ""
+	})
+}
+
 // TestLinkNotMissingWithoutDescriptors: while the process has no file
 // descriptor left (a flood of connections), the status page and the LED
 // do not report the capture link as missing.
