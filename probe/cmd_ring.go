@@ -298,6 +298,7 @@ func runRingInfo(e env, args []string) error {
 	if in.Packets > 0 {
 		fmt.Fprintf(w, "oldest    %s\n", fmtTime(in.Oldest))
 		fmt.Fprintf(w, "newest    %s\n", fmtTime(in.Newest))
+		fmt.Fprintf(w, "span      %v\n", time.Duration(in.Newest-in.Oldest))
 	}
 	fmt.Fprintf(w, "packets   %d\n", in.Packets)
 	fmt.Fprintf(w, "bytes     %d\n", in.Bytes)

@@ -222,7 +222,8 @@ func TestRingImportInfoExtract(t *testing.T) {
 		t.Errorf("ring info: %+v", in)
 	}
 	text := mustRun(t, "ring", "info", "-ring", ring)
-	if !strings.Contains(text, "packets   5000") || !strings.Contains(text, rfc(a[0].t)) {
+	if !strings.Contains(text, "packets   5000") || !strings.Contains(text, rfc(a[0].t)) ||
+		!strings.Contains(text, fmt.Sprintf("span      %v\n", time.Duration(b[len(b)-1].t-a[0].t))) {
 		t.Errorf("ring info text:\n%s", text)
 	}
 

@@ -161,6 +161,11 @@ func TestPressSurvivesRestart(t *testing.T) {
 	if l := r2.log.String(); !strings.Contains(l, "capture #1 recovered after a restart") || !strings.Contains(l, "packets from the stop until the service started") {
 		t.Errorf("the restart's log does not say the capture was recovered:\n%s", l)
 	}
+	// What the first run wrote from the press on was made durable at the
+	// stop: the restart continues it instead of cutting the window again.
+	if l := r2.log.String(); !strings.Contains(l, "capture #1: continuing the files written before the restart") {
+		t.Errorf("the restart did not continue the files of the first run:\n%s", l)
+	}
 	stop2()
 
 	// Corrupt records: cut short, a wrong type, a field that makes no sense.

@@ -688,6 +688,8 @@ func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *Win
 		if c, err = openCut(ring, w, s.specs, s.host, dir, p); err != nil {
 			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
 			c = nil
+		} else {
+			s.logf("capture #%d: continuing the files written before the restart", w.ID)
 		}
 	}
 	if c == nil {
