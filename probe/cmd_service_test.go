@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -220,6 +221,18 @@ func TestRunAndTrigger(t *testing.T) {
 	}
 	if snd := runs["sounds"]; snd.OK || len(snd.Steps) != 4 || !strings.Contains(snd.Steps[0].Error, "beeper.enable") {
 		t.Errorf("sounds check with the beeper off: %+v", snd)
+	}
+}
+
+// TestStatusServerWiring: the service's status listener knows the capture
+// links (for "private") and the configured hostname (for Host).
+func TestStatusServerWiring(t *testing.T) {
+	c := config.DefaultConfig()
+	c.Hostname = "Probe-17"
+	c.Links = []config.Link{{Interface: "eth0"}, {Interface: "eth1"}}
+	srv := statusServer(c, nil, t.Logf)
+	if !slices.Equal(srv.CaptureIfaces, []string{"eth0", "eth1"}) || !slices.Contains(srv.Hosts.Names, "probe-17") {
+		t.Errorf("capture links %q, names %q", srv.CaptureIfaces, srv.Hosts.Names)
 	}
 }
 

@@ -317,6 +317,20 @@ func TestStatusSurvivesLANFlood(t *testing.T) {
 		waitOutput(t, out, fmt.Sprintf("capture #%d saved", capture))
 		checkWindow(t, loop, td.Settle(t, netnstest.HasFrame(last)), capture)
 	}
+	// The running service refuses a request whose Host is a name pointed
+	// at it by someone else (DNS rebinding), and answers to its own.
+	for host, want := range map[string]int{"attacker.example:" + port(lan): http.StatusMisdirectedRequest, c.Hostname + ".local:" + port(lan): http.StatusOK} {
+		req, _ := http.NewRequest("GET", "http://"+lan+"/status.json", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: status %d, want %d", host, resp.StatusCode, want)
+		}
+	}
 	s := getStatus(t, loop)
 	if len(s.Links) != 1 || s.Links[0].Drops != 0 || s.Ring == nil || s.Ring.Drops != 0 {
 		t.Errorf("packets lost under the flood: links %+v, ring %+v", s.Links, s.Ring)
@@ -439,6 +453,11 @@ func sendFrames(t testing.TB, s *netnstest.Sender) func() int {
 	}
 	t.Cleanup(func() { end() })
 	return end
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
 
 // getStatus reads the service's /status.json.
