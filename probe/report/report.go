@@ -1,0 +1,437 @@
+// Package report analyses a capture's packets in one streaming pass into a
+// Summary: traffic, VoIP (SIP dialogs, RTP streams), DNS, TCP, ICMP, DHCP
+// and ARP facts, and a short list of findings with the Wireshark display
+// filter that shows each one's evidence. Memory is bounded: every table
+// (streams, dialogs, connections, queries, talkers) has a cap, and what did
+// not fit is counted in the summary's limits.
+package report
+
+import (
+	"errors"
+	"github.com/presscap/presscap/probe/pcapfile"
+	"io"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// Options bound the analysis and place the window.
+type Options struct {
+	// Start and Press, when known, anchor the rate bins and mark the press
+	// (Unix ns; 0 when not known).
+	Start, Press int64
+	// HeuristicRTP takes version-2 UDP payloads between unprivileged ports
+	// for RTP when no SDP in the window announced them, as tshark's
+	// rtp.heuristic_rtp does.
+	HeuristicRTP bool
+	// Caps on the tables; zero means the default.
+	MaxStreams, MaxDialogs, MaxConns, MaxQueries, MaxTalkers int
+}
+
+// Default caps: enough for a household's two-minute window; a flood beyond
+// them is counted, not stored.
+const (
+	DefaultMaxStreams = 256
+	DefaultMaxDialogs = 256
+	DefaultMaxConns   = 8192
+	DefaultMaxQueries = 4096
+	DefaultMaxTalkers = 4096
+	maxRateBins       = 600
+	maxFindings       = 20
+	topTalkers        = 10
+)
+
+func (o *Options) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxStreams, DefaultMaxStreams)
+	def(&o.MaxDialogs, DefaultMaxDialogs)
+	def(&o.MaxConns, DefaultMaxConns)
+	def(&o.MaxQueries, DefaultMaxQueries)
+	def(&o.MaxTalkers, DefaultMaxTalkers)
+}
+
+// Link names one capture interface: its name and pcap LINKTYPE_ value.
+type Link struct {
+	Name     string
+	LinkType uint32
+}
+
+// Analyzer consumes packets in time order (as a capture file or ring window
+// holds them) and builds the Summary. It is not safe for concurrent use.
+type Analyzer struct {
+	opt   Options
+	links []linkState
+
+	packets, bytes, sliced, undecoded uint64
+	first, last                       int64
+	binWidth                          int64 // seconds per rate bin
+	bins                              []uint64
+	binBytes                          []uint64
+	talkers                           map[netip.Addr]*Talker
+	talkersDropped                    uint64
+
+	rtp  rtpTable
+	sip  sipTable
+	dns  dnsTable
+	tcp  tcpTable
+	misc miscTable
+
+	// decoding scratch, reused for every packet
+	eth     layers.Ethernet
+	dot1q   layers.Dot1Q
+	sll     layers.LinuxSLL
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	udp     layers.UDP
+	tcpL    layers.TCP
+	arp     layers.ARP
+	icmp4   layers.ICMPv4
+	icmp6   layers.ICMPv6
+	decoded []gopacket.LayerType
+}
+
+type linkState struct {
+	Link
+	parser           *gopacket.DecodingLayerParser
+	packets, bytes   uint64
+	sliced, overflow uint64
+}
+
+// New returns an analyzer for packets of the given links (indexed as the
+// capture file's interfaces are).
+func New(links []Link, opt Options) *Analyzer {
+	opt.defaults()
+	a := &Analyzer{opt: opt, binWidth: 1, talkers: map[netip.Addr]*Talker{}}
+	a.rtp.init(opt.MaxStreams)
+	a.sip.init(opt.MaxDialogs)
+	a.dns.init(opt.MaxQueries)
+	a.tcp.init(opt.MaxConns)
+	a.misc.init()
+	for _, l := range links {
+		a.links = append(a.links, linkState{Link: l, parser: a.parserFor(l.LinkType)})
+	}
+	return a
+}
+
+// parserFor returns a decoder starting at the link's first layer, or nil
+// for a link type the report does not decode (its packets still count).
+func (a *Analyzer) parserFor(linkType uint32) *gopacket.DecodingLayerParser {
+	var first gopacket.LayerType
+	switch linkType {
+	case 1:
+		first = layers.LayerTypeEthernet
+	case 113:
+		first = layers.LayerTypeLinuxSLL
+	case 101, 12, 14: // LINKTYPE_RAW and its old DLT numbers
+		first = layers.LayerTypeIPv4 // the version nibble is checked in Add
+	case 228:
+		first = layers.LayerTypeIPv4
+	case 229:
+		first = layers.LayerTypeIPv6
+	default:
+		return nil
+	}
+	p := gopacket.NewDecodingLayerParser(first, &a.eth, &a.dot1q, &a.sll, &a.ip4, &a.ip6,
+		&a.udp, &a.tcpL, &a.arp, &a.icmp4, &a.icmp6)
+	p.IgnoreUnsupported = true
+	return p
+}
+
+// Add analyses one packet: link indexes the links given to New, ts is Unix
+// ns, origLen the length on the wire and data the captured bytes (shorter
+// when the packet was sliced). data is not kept.
+func (a *Analyzer) Add(link int, ts int64, origLen uint32, data []byte) {
+	if a.packets == 0 {
+		a.first = ts
+		if a.opt.Start == 0 || a.opt.Start > ts {
+			a.opt.Start = ts
+		}
+	}
+	a.packets++
+	a.bytes += uint64(origLen)
+	a.last = max(a.last, ts)
+	sliced := int(origLen) > len(data)
+	if sliced {
+		a.sliced++
+	}
+	a.bin(ts, origLen)
+	if link < 0 || link >= len(a.links) {
+		a.undecoded++
+		return
+	}
+	ls := &a.links[link]
+	ls.packets++
+	ls.bytes += uint64(origLen)
+	if sliced {
+		ls.sliced++
+	}
+	if ls.parser == nil || len(data) == 0 {
+		a.undecoded++
+		return
+	}
+	p := ls.parser
+	if ls.LinkType == 101 || ls.LinkType == 12 || ls.LinkType == 14 {
+		if data[0]>>4 == 6 {
+			p = a.rawParser6(ls)
+		}
+	}
+	// A decoding error leaves the layers decoded before it in a.decoded:
+	// a truncated or garbled packet still counts for what it shows.
+	_ = p.DecodeLayers(data, &a.decoded)
+	a.dispatch(ts, origLen, sliced)
+}
+
+// rawParser6 returns the IPv6 parser of a raw-IP link, made once.
+func (a *Analyzer) rawParser6(ls *linkState) *gopacket.DecodingLayerParser {
+	if a.misc.raw6 == nil {
+		a.misc.raw6 = a.parserFor(229)
+	}
+	return a.misc.raw6
+}
+
+func (a *Analyzer) bin(ts int64, origLen uint32) {
+	sec := (ts - a.opt.Start) / int64(time.Second)
+	if sec < 0 {
+		sec = 0
+	}
+	i := sec / a.binWidth
+	for i >= maxRateBins {
+		// Keep the bins bounded for long files: halve the resolution.
+		n := (len(a.bins) + 1) / 2
+		for j := 0; j < n; j++ {
+			a.bins[j] = a.bins[2*j]
+			a.binBytes[j] = a.binBytes[2*j]
+			if 2*j+1 < len(a.bins) {
+				a.bins[j] += a.bins[2*j+1]
+				a.binBytes[j] += a.binBytes[2*j+1]
+			}
+		}
+		a.bins, a.binBytes = a.bins[:n], a.binBytes[:n]
+		a.binWidth *= 2
+		i = sec / a.binWidth
+	}
+	for int64(len(a.bins)) <= i {
+		a.bins = append(a.bins, 0)
+		a.binBytes = append(a.binBytes, 0)
+	}
+	a.bins[i]++
+	a.binBytes[i] += uint64(origLen)
+}
+
+// packetInfo is what the protocol tables need of one decoded packet.
+type packetInfo struct {
+	ts       int64
+	src, dst netip.Addr
+	origLen  uint32
+	sliced   bool
+	ipv6     bool
+	ipTTL    uint8
+	ipID     uint16
+	l4Len    int // transport payload length on the wire (IP lengths), -1 if unknown
+}
+
+func (a *Analyzer) dispatch(ts int64, origLen uint32, sliced bool) {
+	pi := packetInfo{ts: ts, origLen: origLen, sliced: sliced, l4Len: -1}
+	var haveIP, haveUDP, haveTCP bool
+	for _, t := range a.decoded {
+		switch t {
+		case layers.LayerTypeIPv4:
+			pi.src, _ = netip.AddrFromSlice(a.ip4.SrcIP.To4())
+			pi.dst, _ = netip.AddrFromSlice(a.ip4.DstIP.To4())
+			pi.ipTTL, pi.ipID = a.ip4.TTL, a.ip4.Id
+			pi.l4Len = int(a.ip4.Length) - int(a.ip4.IHL)*4
+			haveIP = true
+		case layers.LayerTypeIPv6:
+			pi.src, _ = netip.AddrFromSlice(a.ip6.SrcIP)
+			pi.dst, _ = netip.AddrFromSlice(a.ip6.DstIP)
+			pi.ipv6 = true
+			pi.l4Len = int(a.ip6.Length)
+			haveIP = true
+		case layers.LayerTypeUDP:
+			haveUDP = true
+		case layers.LayerTypeTCP:
+			haveTCP = true
+		case layers.LayerTypeARP:
+			a.misc.addARP(&a.arp, ts)
+		case layers.LayerTypeICMPv4:
+			if haveIP {
+				a.misc.addICMP4(&a.icmp4, pi)
+			}
+		case layers.LayerTypeICMPv6:
+			if haveIP {
+				a.misc.addICMP6(&a.icmp6, pi)
+			}
+		}
+	}
+	if !haveIP {
+		if len(a.decoded) == 0 {
+			a.undecoded++
+		}
+		return
+	}
+	a.talk(pi.src, origLen, true)
+	a.talk(pi.dst, origLen, false)
+	switch {
+	case haveUDP:
+		a.udpPacket(pi)
+	case haveTCP:
+		seglen := -1
+		if pi.l4Len >= 0 {
+			seglen = pi.l4Len - int(a.tcpL.DataOffset)*4
+		}
+		if seglen < 0 {
+			seglen = len(a.tcpL.Payload)
+		}
+		a.tcp.add(&a.tcpL, pi, seglen)
+		src := netip.AddrPortFrom(pi.src, uint16(a.tcpL.SrcPort))
+		dst := netip.AddrPortFrom(pi.dst, uint16(a.tcpL.DstPort))
+		if (a.tcpL.SrcPort == 5060 || a.tcpL.DstPort == 5060) && len(a.tcpL.Payload) > 0 {
+			a.sip.add(a.tcpL.Payload, pi, src, dst, &a.rtp)
+		}
+	}
+}
+
+func (a *Analyzer) udpPacket(pi packetInfo) {
+	u := &a.udp
+	src := netip.AddrPortFrom(pi.src, uint16(u.SrcPort))
+	dst := netip.AddrPortFrom(pi.dst, uint16(u.DstPort))
+	payload := u.Payload
+	switch {
+	case u.SrcPort == 53 || u.DstPort == 53:
+		a.dns.add(payload, pi, src, dst)
+		return
+	case u.SrcPort == 5060 || u.DstPort == 5060:
+		a.sip.add(payload, pi, src, dst, &a.rtp)
+		return
+	case (u.SrcPort == 67 || u.SrcPort == 68) && (u.DstPort == 67 || u.DstPort == 68):
+		a.misc.addDHCP(payload, pi)
+		return
+	}
+	a.rtp.add(payload, pi, src, dst, a.opt.HeuristicRTP)
+}
+
+func (a *Analyzer) talk(addr netip.Addr, n uint32, sent bool) {
+	t := a.talkers[addr]
+	if t == nil {
+		if len(a.talkers) >= a.opt.MaxTalkers {
+			a.talkersDropped++
+			return
+		}
+		t = &Talker{Addr: addr.String()}
+		a.talkers[addr] = t
+	}
+	if sent {
+		t.PacketsSent++
+		t.BytesSent += uint64(n)
+	} else {
+		t.PacketsReceived++
+		t.BytesReceived += uint64(n)
+	}
+}
+
+// Summary returns the analysis of the packets added so far.
+func (a *Analyzer) Summary() *Summary {
+	s := &Summary{
+		Packets: a.packets, Bytes: a.bytes, SlicedPackets: a.sliced, UndecodedPackets: a.undecoded,
+		RateBinSeconds: int(a.binWidth), RatePackets: append([]uint64{}, a.bins...),
+		RateBytes: append([]uint64{}, a.binBytes...),
+	}
+	if a.packets > 0 {
+		s.First, s.Last = stamp(a.first), stamp(a.last)
+		s.Start = stamp(a.opt.Start)
+	}
+	if a.opt.Press != 0 {
+		p := stamp(a.opt.Press)
+		s.Press = &p
+	}
+	if a.sliced > 0 {
+		s.SliceNote = sliceNote
+	}
+	for _, l := range a.links {
+		s.Links = append(s.Links, LinkStats{Name: l.Name, LinkType: l.LinkType, Packets: l.packets,
+			Bytes: l.bytes, SlicedPackets: l.sliced, Decoded: l.parser != nil})
+	}
+	tl := make([]Talker, 0, len(a.talkers))
+	for _, t := range a.talkers {
+		tl = append(tl, *t)
+	}
+	sort.Slice(tl, func(i, j int) bool {
+		bi, bj := tl[i].BytesSent+tl[i].BytesReceived, tl[j].BytesSent+tl[j].BytesReceived
+		if bi != bj {
+			return bi > bj
+		}
+		return tl[i].Addr < tl[j].Addr
+	})
+	s.TopTalkers = tl[:min(len(tl), topTalkers)]
+	s.RTPStreams, s.RTCP = a.rtp.summary(a.first)
+	s.SIP = a.sip.summary(a.first, a.last, s.RTPStreams)
+	s.DNS = a.dns.summary(a.last)
+	s.TCP = a.tcp.summary()
+	s.ICMP, s.DHCP, s.ARP = a.misc.summary()
+	s.Limits = Limits{
+		MaxRTPStreams: a.opt.MaxStreams, RTPStreamsDropped: a.rtp.dropped,
+		MaxSIPDialogs: a.opt.MaxDialogs, SIPDialogsDropped: a.sip.dropped,
+		MaxTCPConnections: a.opt.MaxConns, TCPConnectionsDropped: a.tcp.dropped,
+		MaxDNSQueries: a.opt.MaxQueries, DNSQueriesDropped: a.dns.dropped,
+		MaxTalkers: a.opt.MaxTalkers, TalkersDropped: a.talkersDropped,
+	}
+	s.Findings = findings(s)
+	return s
+}
+
+// sliceNote says what a sliced packet hides, for the summary and the page.
+const sliceNote = "Some packets were sliced (captured shorter than on the wire). " +
+	"Counts, bytes, TCP sequence analysis and RTP headers are intact (lengths come from the IP header); " +
+	"what lies beyond the slice is not seen: SIP/SDP bodies and DNS answers cut off are counted as malformed, " +
+	"so dialogs, media addresses and response codes can be missing."
+
+func stamp(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// Read analyses a whole capture file (classic pcap or pcapng). On a
+// damaged file it returns the summary of the packets before the damage
+// together with the error.
+func Read(r io.Reader, opt Options) (*Summary, error) {
+	rd, err := pcapfile.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	var a *Analyzer
+	nlinks := -1
+	for {
+		p, err := rd.Next()
+		// pcapng may describe interfaces between packets: keep up.
+		if ifs := rd.Interfaces(); len(ifs) != nlinks {
+			links := make([]Link, len(ifs))
+			for i, ifc := range ifs {
+				links[i] = Link{Name: ifc.Name, LinkType: ifc.LinkType}
+			}
+			if a == nil {
+				a = New(links, opt)
+			} else {
+				a.addLinks(links[nlinks:])
+			}
+			nlinks = len(ifs)
+		}
+		if errors.Is(err, io.EOF) {
+			return a.Summary(), nil
+		}
+		if err != nil {
+			return a.Summary(), err
+		}
+		a.Add(p.Iface, p.Time, p.OrigLen, p.Data)
+	}
+}
+
+// addLinks appends interfaces described after the first packets.
+func (a *Analyzer) addLinks(links []Link) {
+	for _, l := range links {
+		a.links = append(a.links, linkState{Link: l, parser: a.parserFor(l.LinkType)})
+	}
+}

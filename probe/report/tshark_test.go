@@ -1,0 +1,287 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/testtool"
+)
+
+// tshark is the oracle: its statistics on the same file, with the options
+// named in each test.
+type tsharkStats struct {
+	rtp       map[uint32]tsharkRTP
+	sip       map[string]uint64 // response code -> messages
+	dnsRcodes map[string]uint64 // over every DNS message, queries included
+	dnsQuery  uint64
+	dnsResp   uint64
+	dnsNoResp uint64 // queries without dns.response_in
+	retrans   uint64
+	resets    uint64
+}
+
+type tsharkRTP struct {
+	packets                         uint64
+	lost                            int64
+	maxDelta, maxJitter, meanJitter float64
+}
+
+func runTshark(t *testing.T, file string, args ...string) string {
+	t.Helper()
+	bin := testtool.Path(t, "tshark", "tshark")
+	cmd := exec.Command(bin, append([]string{"-n", "-r", file}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+var (
+	// "  2.04  12.02  192.168.1.10 40000  203.0.113.5 50000 0x00001111  g711U  496  4 (0.8%)  1.000 20.152 123.162 0.075 3.292 20.018 X"
+	rtpLine = regexp.MustCompile(`^\s*\S+\s+\S+\s+\S+\s+\d+\s+\S+\s+\d+\s+0x([0-9A-Fa-f]{8})\s+.*?\s(\d+)\s+(-?\d+)\s+\(\S+%\)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)`)
+	sipLine = regexp.MustCompile(`^\s*SIP (\d{3}) .*:\s+(\d+) Packets`)
+	dnsLine = regexp.MustCompile(`^\s+(No error|No such name|Server failure|Refused|Format error|Not implemented|Query|Response)\s+(\d+)\s`)
+)
+
+var tsharkRcode = map[string]string{"No error": "NoError", "No such name": "NXDomain", "Server failure": "ServFail",
+	"Refused": "Refused", "Format error": "FormErr", "Not implemented": "NotImp"}
+
+func tsharkOn(t *testing.T, file string, opts ...string) tsharkStats {
+	st := tsharkStats{rtp: map[uint32]tsharkRTP{}, sip: map[string]uint64{}, dnsRcodes: map[string]uint64{}}
+	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "rtp,streams")...), "\n") {
+		m := rtpLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		ssrc, _ := strconv.ParseUint(m[1], 16, 32)
+		var r tsharkRTP
+		r.packets, _ = strconv.ParseUint(m[2], 10, 64)
+		r.lost, _ = strconv.ParseInt(m[3], 10, 64)
+		r.maxDelta, _ = strconv.ParseFloat(m[6], 64)
+		r.meanJitter, _ = strconv.ParseFloat(m[8], 64)
+		r.maxJitter, _ = strconv.ParseFloat(m[9], 64)
+		st.rtp[uint32(ssrc)] = r
+	}
+	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "sip,stat")...), "\n") {
+		if m := sipLine.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.ParseUint(m[2], 10, 64)
+			st.sip[m[1]] += n
+		}
+	}
+	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "dns,tree")...), "\n") {
+		m := dnsLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseUint(m[2], 10, 64)
+		switch m[1] {
+		case "Query":
+			st.dnsQuery = n
+		case "Response":
+			st.dnsResp = n
+		default:
+			st.dnsRcodes[tsharkRcode[m[1]]] = n
+		}
+	}
+	// -2: dns.response_in is known only after a first pass.
+	count := func(filter string) uint64 {
+		out := strings.TrimSpace(runTshark(t, file, append(opts, "-2", "-Y", filter, "-T", "fields", "-e", "frame.number")...))
+		if out == "" {
+			return 0
+		}
+		return uint64(len(strings.Split(out, "\n")))
+	}
+	st.retrans = count("tcp.analysis.retransmission")
+	st.resets = count("tcp.flags.reset == 1")
+	st.dnsNoResp = count("dns.flags.response == 0 && !dns.response_in")
+	return st
+}
+
+// within says whether got is within 1 % of want or within the 0.0005 ms
+// tshark's three decimals round to.
+func within(got, want float64) bool {
+	return math.Abs(got-want) <= max(0.01*math.Abs(want), 0.0005+1e-9)
+}
+
+// compareTshark checks every figure the issue names against tshark.
+func compareTshark(t *testing.T, s *Summary, ts tsharkStats) {
+	t.Helper()
+	if len(s.RTPStreams) != len(ts.rtp) {
+		t.Errorf("RTP streams: report has %d, tshark %d", len(s.RTPStreams), len(ts.rtp))
+	}
+	for _, r := range s.RTPStreams {
+		w, ok := ts.rtp[r.SSRC]
+		if !ok {
+			t.Errorf("RTP stream 0x%08x: not in tshark's rtp,streams", r.SSRC)
+			continue
+		}
+		if r.Packets != w.packets || r.Lost != w.lost {
+			t.Errorf("RTP 0x%08x: packets %d lost %d, tshark %d %d", r.SSRC, r.Packets, r.Lost, w.packets, w.lost)
+		}
+		for _, f := range []struct {
+			name      string
+			got, want float64
+		}{{"max delta", r.MaxDeltaMs, w.maxDelta}, {"max jitter", r.MaxJitterMs, w.maxJitter}, {"mean jitter", r.MeanJitterMs, w.meanJitter}} {
+			if !within(f.got, f.want) {
+				t.Errorf("RTP 0x%08x: %s %.3f ms, tshark %.3f ms", r.SSRC, f.name, f.got, f.want)
+			}
+		}
+	}
+	codes := map[string]uint64{}
+	for c, n := range s.SIP.Responses {
+		codes[c] += n
+	}
+	for c, n := range s.SIP.Provisional {
+		codes[c] += n
+	}
+	if fmt.Sprint(codes) != fmt.Sprint(ts.sip) {
+		t.Errorf("SIP responses by code: report %v, tshark sip,stat %v", codes, ts.sip)
+	}
+	if s.DNS.Queries != ts.dnsQuery || s.DNS.Responses != ts.dnsResp {
+		t.Errorf("DNS queries/responses: report %d/%d, tshark %d/%d", s.DNS.Queries, s.DNS.Responses, ts.dnsQuery, ts.dnsResp)
+	}
+	// dns,tree counts a query's rcode (0, No error) too.
+	rc := maps(s.DNS.Rcodes)
+	if ts.dnsQuery > 0 {
+		rc["NoError"] += s.DNS.Queries
+	}
+	if fmt.Sprint(rc) != fmt.Sprint(ts.dnsRcodes) {
+		t.Errorf("DNS rcodes (queries counted as NoError): report %v, tshark dns,tree %v", rc, ts.dnsRcodes)
+	}
+	if s.DNS.Unanswered+s.DNS.PendingAtEnd != ts.dnsNoResp {
+		t.Errorf("DNS unanswered: report %d (+%d pending at the end), tshark %d queries without dns.response_in",
+			s.DNS.Unanswered, s.DNS.PendingAtEnd, ts.dnsNoResp)
+	}
+	if s.TCP.Retransmissions != ts.retrans || s.TCP.Resets != ts.resets {
+		t.Errorf("TCP retransmissions/resets: report %d/%d, tshark tcp.analysis.retransmission %d, tcp.flags.reset %d",
+			s.TCP.Retransmissions, s.TCP.Resets, ts.retrans, ts.resets)
+	}
+}
+
+func readSummary(t testing.TB, path string, opt Options) *Summary {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := Read(f, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestMatchesTsharkAndTruth analyses the generated VoIP, DNS and TCP
+// traffic (SDP in the window, tshark's default options) and checks the
+// figures against the generator's truth and against tshark 4's.
+func TestMatchesTsharkAndTruth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g, tr := voipDNSTCP(1)
+	path := g.write(t, "voip.pcap")
+	s := readSummary(t, path, Options{})
+	compareTshark(t, s, tsharkOn(t, path))
+
+	// The truth the generator injected.
+	for ssrc, want := range tr.rtp {
+		found := false
+		for _, r := range s.RTPStreams {
+			if r.SSRC == ssrc {
+				found = true
+				if r.Packets != want.packets || r.Lost != want.lost {
+					t.Errorf("RTP 0x%08x: packets %d lost %d, injected %d %d", ssrc, r.Packets, r.Lost, want.packets, want.lost)
+				}
+				if !r.FromSDP {
+					t.Errorf("RTP 0x%08x: not matched to its SDP", ssrc)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("RTP 0x%08x: missing", ssrc)
+		}
+	}
+	if fmt.Sprint(s.SIP.Responses) != fmt.Sprint(tr.sipFinal) || fmt.Sprint(s.SIP.Provisional) != fmt.Sprint(tr.sipProvisional) || s.SIP.Calls != tr.calls {
+		t.Errorf("SIP: responses %v provisional %v calls %d, injected %v %v %d", s.SIP.Responses, s.SIP.Provisional, s.SIP.Calls,
+			tr.sipFinal, tr.sipProvisional, tr.calls)
+	}
+	if s.DNS.Queries != tr.dnsQueries || s.DNS.Unanswered != tr.dnsUnanswered || fmt.Sprint(s.DNS.Rcodes) != fmt.Sprint(tr.dnsRcodes) {
+		t.Errorf("DNS: queries %d unanswered %d rcodes %v, injected %d %d %v", s.DNS.Queries, s.DNS.Unanswered, s.DNS.Rcodes,
+			tr.dnsQueries, tr.dnsUnanswered, tr.dnsRcodes)
+	}
+	if s.TCP.Connections != tr.tcpConnections || s.TCP.Retransmissions != tr.tcpRetrans || s.TCP.Resets != tr.tcpResets || s.TCP.Failed != tr.tcpFailed {
+		t.Errorf("TCP: connections %d retransmissions %d resets %d failed %d, injected %d %d %d %d", s.TCP.Connections,
+			s.TCP.Retransmissions, s.TCP.Resets, s.TCP.Failed, tr.tcpConnections, tr.tcpRetrans, tr.tcpResets, tr.tcpFailed)
+	}
+	// The verdicts and findings an engineer reads first.
+	verdicts := map[string]string{}
+	for _, d := range s.SIP.Dialogs {
+		verdicts[d.CallID] = d.Verdict
+	}
+	for id, want := range map[string]string{
+		"call-ok@192.168.1.10": "12 % loss on the leg to 192.168.1.10:40000",
+		tr.failedCallID:        "call failed: 486",
+		tr.oneWayCallID:        "one-way audio; no RTP to 192.168.1.10:40004",
+	} {
+		if verdicts[id] != want {
+			t.Errorf("verdict of %s: %q, want %q", id, verdicts[id], want)
+		}
+	}
+	wantFindings := []string{"failed with 486", "one-way audio", "12.4 % lost", "4 of 40 DNS queries unanswered", "2 of 3 TCP connections failed"}
+	for _, w := range wantFindings {
+		found := false
+		for _, f := range s.Findings {
+			if strings.Contains(f.Text, w) && f.DisplayFilter != "" && !f.First.IsZero() && !f.Last.Before(f.First) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no finding %q with evidence in %+v", w, s.Findings)
+		}
+	}
+}
+
+// TestHeuristicRTPMatchesTshark: RTP with no SDP in the window (the call
+// was set up before it), found by the heuristic, against tshark with
+// -o rtp.heuristic_rtp:TRUE: a sequence wrap, a wild jump, late packets,
+// comfort noise and a marked talk spurt.
+func TestHeuristicRTPMatchesTshark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g := newGen(2)
+	tr := &truth{rtp: map[uint32]rtpTruth{}}
+	g.rtp(tr, 0, "10.0.0.2", 16384, "10.0.0.3", 16386, rtpOpts{ssrc: 0xdeadbeef, n: 1500, firstSeq: 65000, lossEvery: 50,
+		swap: []int{700, 900}, jitterMs: 15, marker: []int{300}, pt: 8})
+	g.rtp(tr, time.Second, "10.0.0.3", 16386, "10.0.0.2", 16384, rtpOpts{ssrc: 0x0badcafe, n: 1000, firstSeq: 100,
+		burst: [2]int{200, 260}, gap: [2]int{500, 400}, pt: 0})
+	// A wild jump: the sender restarts its sequence numbers mid-stream.
+	for i := 0; i < 50; i++ {
+		b := []byte{0x80, 0, byte((30000 + i) >> 8), byte(30000 + i), 0, 0, byte(i >> 8), byte(i), 0x12, 0x34, 0x56, 0x78}
+		if i >= 25 {
+			b[2], b[3] = byte(i), 7
+		}
+		g.udp(2*time.Second+time.Duration(i)*20*time.Millisecond, "10.0.0.4", 20000, "10.0.0.5", 20002, append(b, make([]byte, 80)...))
+	}
+	path := g.write(t, "heuristic.pcap")
+	s := readSummary(t, path, Options{HeuristicRTP: true})
+	ts := tsharkOn(t, path, "-o", "rtp.heuristic_rtp:TRUE")
+	compareTshark(t, s, ts)
+	if len(ts.rtp) != 3 {
+		t.Fatalf("tshark found %d heuristic RTP streams, want 3", len(ts.rtp))
+	}
+	// Without the heuristic and without SDP, no stream.
+	if s := readSummary(t, path, Options{}); len(s.RTPStreams) != 0 {
+		t.Errorf("RTP without SDP or heuristic: %d streams", len(s.RTPStreams))
+	}
+}
