@@ -389,8 +389,8 @@ func (a *Analyzer) Summary() *Summary {
 // sliceNote says what a sliced packet hides, for the summary and the page.
 const sliceNote = "Some packets were sliced (captured shorter than on the wire). " +
 	"Counts, bytes, TCP sequence analysis and RTP headers are intact (lengths come from the IP header); " +
-	"what lies beyond the slice is not seen: SIP/SDP bodies and DNS answers cut off are counted as malformed, " +
-	"so dialogs, media addresses and response codes can be missing."
+	"what lies beyond the slice is not seen: a cut SIP message still counts by its first line, but its Call-ID and SDP " +
+	"can be gone (dialogs, verdicts and SDP-matched streams missing), and cut DNS messages count as malformed."
 
 func stamp(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 

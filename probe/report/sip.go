@@ -191,8 +191,11 @@ func (t *sipTable) sdp(body []byte, callID string, rtp *rtpTable) []netip.AddrPo
 			// a=rtpmap:101 telephone-event/8000
 			if rest, ok := strings.CutPrefix(val, "rtpmap:"); ok && len(ms) > 0 {
 				f := strings.Fields(rest)
+				if len(f) < 2 || len(ms[len(ms)-1].media.codecs) >= 32 {
+					continue
+				}
 				pt, err := strconv.ParseUint(f[0], 10, 7)
-				if err != nil || len(f) < 2 || len(ms[len(ms)-1].media.codecs) >= 32 {
+				if err != nil {
 					continue
 				}
 				enc := strings.Split(f[1], "/")
