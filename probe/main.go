@@ -44,6 +44,7 @@ func commands() map[string]command {
 		"beep":    {"[-sound NAME] [flags]", "play a sound on the speaker", runBeep},
 		"led":     {"[-state NAME [-for D]] [flags]", "show an LED state's pattern", runLED},
 		"upload":  {"[-config FILE] (-now | -test | -key)", "upload the queue by SFTP", runUpload},
+		"report":  {"[-o FILE.html] [-json] [flags] FILE.pcap", "analyse a capture file: VoIP, DNS, TCP and findings", runReport},
 	}
 }
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/presscap/presscap/probe/report/reporttest"
 	"math"
 	"os"
 	"os/exec"
@@ -188,19 +189,19 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("tshark: not under -short")
 	}
-	g, tr := voipDNSTCP(1)
-	path := g.write(t, "voip.pcap")
+	g, tr := reporttest.Mixed(1)
+	path := g.WritePCAP(t, "voip.pcap")
 	s := readSummary(t, path, Options{})
 	compareTshark(t, s, tsharkOn(t, path))
 
 	// The truth the generator injected.
-	for ssrc, want := range tr.rtp {
+	for ssrc, want := range tr.RTP {
 		found := false
 		for _, r := range s.RTPStreams {
 			if r.SSRC == ssrc {
 				found = true
-				if r.Packets != want.packets || r.Lost != want.lost {
-					t.Errorf("RTP 0x%08x: packets %d lost %d, injected %d %d", ssrc, r.Packets, r.Lost, want.packets, want.lost)
+				if r.Packets != want.Packets || r.Lost != want.Lost {
+					t.Errorf("RTP 0x%08x: packets %d lost %d, injected %d %d", ssrc, r.Packets, r.Lost, want.Packets, want.Lost)
 				}
 				if !r.FromSDP {
 					t.Errorf("RTP 0x%08x: not matched to its SDP", ssrc)
@@ -211,17 +212,17 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 			t.Errorf("RTP 0x%08x: missing", ssrc)
 		}
 	}
-	if fmt.Sprint(s.SIP.Responses) != fmt.Sprint(tr.sipFinal) || fmt.Sprint(s.SIP.Provisional) != fmt.Sprint(tr.sipProvisional) || s.SIP.Calls != tr.calls {
+	if fmt.Sprint(s.SIP.Responses) != fmt.Sprint(tr.SIPFinal) || fmt.Sprint(s.SIP.Provisional) != fmt.Sprint(tr.SIPProvisional) || s.SIP.Calls != tr.Calls {
 		t.Errorf("SIP: responses %v provisional %v calls %d, injected %v %v %d", s.SIP.Responses, s.SIP.Provisional, s.SIP.Calls,
-			tr.sipFinal, tr.sipProvisional, tr.calls)
+			tr.SIPFinal, tr.SIPProvisional, tr.Calls)
 	}
-	if s.DNS.Queries != tr.dnsQueries || s.DNS.Unanswered != tr.dnsUnanswered || fmt.Sprint(s.DNS.Rcodes) != fmt.Sprint(tr.dnsRcodes) {
+	if s.DNS.Queries != tr.DNSQueries || s.DNS.Unanswered != tr.DNSUnanswered || fmt.Sprint(s.DNS.Rcodes) != fmt.Sprint(tr.DNSRcodes) {
 		t.Errorf("DNS: queries %d unanswered %d rcodes %v, injected %d %d %v", s.DNS.Queries, s.DNS.Unanswered, s.DNS.Rcodes,
-			tr.dnsQueries, tr.dnsUnanswered, tr.dnsRcodes)
+			tr.DNSQueries, tr.DNSUnanswered, tr.DNSRcodes)
 	}
-	if s.TCP.Connections != tr.tcpConnections || s.TCP.Retransmissions != tr.tcpRetrans || s.TCP.Resets != tr.tcpResets || s.TCP.Failed != tr.tcpFailed {
+	if s.TCP.Connections != tr.TCPConnections || s.TCP.Retransmissions != tr.TCPRetrans || s.TCP.Resets != tr.TCPResets || s.TCP.Failed != tr.TCPFailed {
 		t.Errorf("TCP: connections %d retransmissions %d resets %d failed %d, injected %d %d %d %d", s.TCP.Connections,
-			s.TCP.Retransmissions, s.TCP.Resets, s.TCP.Failed, tr.tcpConnections, tr.tcpRetrans, tr.tcpResets, tr.tcpFailed)
+			s.TCP.Retransmissions, s.TCP.Resets, s.TCP.Failed, tr.TCPConnections, tr.TCPRetrans, tr.TCPResets, tr.TCPFailed)
 	}
 	// The verdicts and findings an engineer reads first.
 	verdicts := map[string]string{}
@@ -230,8 +231,8 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 	}
 	for id, want := range map[string]string{
 		"call-ok@192.168.1.10": "12 % loss on the leg to 192.168.1.10:40000",
-		tr.failedCallID:        "call failed: 486",
-		tr.oneWayCallID:        "one-way audio; no RTP to 192.168.1.10:40004",
+		tr.FailedCallID:        "call failed: 486",
+		tr.OneWayCallID:        "one-way audio; no RTP to 192.168.1.10:40004",
 	} {
 		if verdicts[id] != want {
 			t.Errorf("verdict of %s: %q, want %q", id, verdicts[id], want)
@@ -259,21 +260,21 @@ func TestHeuristicRTPMatchesTshark(t *testing.T) {
 	if testing.Short() {
 		t.Skip("tshark: not under -short")
 	}
-	g := newGen(2)
-	tr := &truth{rtp: map[uint32]rtpTruth{}}
-	g.rtp(tr, 0, "10.0.0.2", 16384, "10.0.0.3", 16386, rtpOpts{ssrc: 0xdeadbeef, n: 1500, firstSeq: 65000, lossEvery: 50,
-		swap: []int{700, 900}, jitterMs: 15, marker: []int{300}, pt: 8})
-	g.rtp(tr, time.Second, "10.0.0.3", 16386, "10.0.0.2", 16384, rtpOpts{ssrc: 0x0badcafe, n: 1000, firstSeq: 100,
-		burst: [2]int{200, 260}, gap: [2]int{500, 400}, pt: 0})
+	g := reporttest.New(2)
+	tr := &reporttest.Truth{RTP: map[uint32]reporttest.RTPTruth{}}
+	g.RTP(tr, 0, "10.0.0.2", 16384, "10.0.0.3", 16386, reporttest.RTPOpts{SSRC: 0xdeadbeef, N: 1500, FirstSeq: 65000, LossEvery: 50,
+		Swap: []int{700, 900}, JitterMs: 15, Marker: []int{300}, PT: 8})
+	g.RTP(tr, time.Second, "10.0.0.3", 16386, "10.0.0.2", 16384, reporttest.RTPOpts{SSRC: 0x0badcafe, N: 1000, FirstSeq: 100,
+		Burst: [2]int{200, 260}, Gap: [2]int{500, 400}, PT: 0})
 	// A wild jump: the sender restarts its sequence numbers mid-stream.
 	for i := 0; i < 50; i++ {
 		b := []byte{0x80, 0, byte((30000 + i) >> 8), byte(30000 + i), 0, 0, byte(i >> 8), byte(i), 0x12, 0x34, 0x56, 0x78}
 		if i >= 25 {
 			b[2], b[3] = byte(i), 7
 		}
-		g.udp(2*time.Second+time.Duration(i)*20*time.Millisecond, "10.0.0.4", 20000, "10.0.0.5", 20002, append(b, make([]byte, 80)...))
+		g.UDP(2*time.Second+time.Duration(i)*20*time.Millisecond, "10.0.0.4", 20000, "10.0.0.5", 20002, append(b, make([]byte, 80)...))
 	}
-	path := g.write(t, "heuristic.pcap")
+	path := g.WritePCAP(t, "heuristic.pcap")
 	s := readSummary(t, path, Options{HeuristicRTP: true})
 	ts := tsharkOn(t, path, "-o", "rtp.heuristic_rtp:TRUE")
 	compareTshark(t, s, ts)

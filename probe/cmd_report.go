@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/presscap/presscap/probe/report"
+)
+
+// runReport is `probe report`: the capture report of any pcap or pcapng
+// file, as the probe computes it for a press.
+func runReport(_ context.Context, e env, args []string) error {
+	fs := newFlagSet("report", e)
+	out := fs.String("o", "", "write the HTML report to `FILE`")
+	asJSON := fs.Bool("json", false, "print the summary as JSON (the manifest's summary object)")
+	heuristic := fs.Bool("heuristic-rtp", true, "take RTP-looking UDP for RTP when no SDP in the file announced it (tshark's rtp.heuristic_rtp)")
+	press := fs.String("press", "", "mark the press at `TIME` (RFC 3339) in the rate graph")
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usageError{err: errors.New("report: want exactly one capture file"), printed: true}
+	}
+	opt := report.Options{HeuristicRTP: *heuristic}
+	if *press != "" {
+		t, err := time.Parse(time.RFC3339Nano, *press)
+		if err != nil {
+			return usageError{err: fmt.Errorf("report: -press %q: want RFC 3339 (2026-01-02T15:04:05Z)", *press)}
+		}
+		opt.Press = t.UnixNano()
+	}
+	name := fs.Arg(0)
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	s, readErr := report.Read(f, opt)
+	if s == nil {
+		return fmt.Errorf("report: %s: %w", name, readErr)
+	}
+	if *out != "" {
+		if err := writeReportHTML(*out, s, filepath.Base(name)); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	} else if *out == "" {
+		printFindings(e, s)
+	}
+	if readErr != nil {
+		// The report covers the packets before the damage; say where it is.
+		return fmt.Errorf("report: %s: the report covers the packets before: %w", name, readErr)
+	}
+	return nil
+}
+
+func writeReportHTML(path string, s *report.Summary, name string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := report.WriteHTML(f, s, "Capture report: "+name); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// printFindings is the short text form: the counts and the findings.
+func printFindings(e env, s *report.Summary) {
+	fmt.Fprintf(e.stdout, "%d packets, %d bytes; %d RTP streams, %d SIP calls, %d DNS queries, %d TCP connections\n",
+		s.Packets, s.Bytes, len(s.RTPStreams), s.SIP.Calls, s.DNS.Queries, s.TCP.Connections)
+	if len(s.Findings) == 0 {
+		fmt.Fprintln(e.stdout, "no findings")
+	}
+	for _, f := range s.Findings {
+		fmt.Fprintf(e.stdout, "%-7s %s\n        %s .. %s  %s\n", f.Severity, f.Text,
+			f.First.Format("15:04:05.000"), f.Last.Format("15:04:05.000"), f.DisplayFilter)
+	}
+}
