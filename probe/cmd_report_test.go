@@ -53,9 +53,6 @@ func TestReportJSON(t *testing.T) {
 			Retransmissions *uint64 `json:"retransmissions"`
 			Resets          *uint64 `json:"resets"`
 		} `json:"tcp"`
-		Findings []struct {
-			Text, First, Last, DisplayFilter string `json:"text"`
-		} `json:"findings"`
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("%v in %s", err, out)
