@@ -26,6 +26,7 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	rulesFile := fs.String("rules", "", "ring rules: JSON list of {\"filter\": EXPR, \"snaplen\": BYTES} or {\"filter\": EXPR, \"discard\": true}")
 	expr := fs.String("filter", "", "capture only packets this filter (tcpdump syntax) accepts")
 	snaplen := fs.Int("snaplen", 0, "bytes kept of each packet (0: whole packet); with -rules, of packets no rule matches")
+	inbound := fs.Bool("inbound", false, "record only what arrives on each interface (on a bridge's ports: every crossing frame once)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -84,6 +85,9 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	links, err := capture.AddLinks(ring, names, snap, true)
 	if err != nil {
 		return fmt.Errorf("%w (-iface)", err)
+	}
+	for i := range links {
+		links[i].Inbound = *inbound
 	}
 
 	c, err := capture.New(capture.Config{

@@ -238,3 +238,28 @@ func TestCaptureCommandFilterAndRulesThroughExtract(t *testing.T) {
 		})
 	}
 }
+
+// -inbound records what arrives on the interface and nothing it sends:
+// the ring equals tcpdump -Q in.
+func TestCaptureCommandInbound(t *testing.T) {
+	p := netnstest.NewPair(t)
+	dir := filepath.Join(t.TempDir(), "ring")
+	td := netnstest.StartTcpdumpInbound(t, p.Host, 262144, "")
+	cmd := startCaptureCmd(t, "-iface", p.Host, "-ring", dir, "-size", "64MiB", "-inbound")
+	out := netnstest.Frames(100)
+	for _, f := range out {
+		f[6] = 0x06 // sent by the host end: not to be recorded
+	}
+	if err := netnstest.NewSenderIn(t, "", p.Host).Send(out...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.NewSender(t).Send(netnstest.Frames(200)...); err != nil {
+		t.Fatal(err)
+	}
+	want := td.Settle(t, netnstest.AtLeast(200))
+	cmd.stop(t)
+	if len(want) != 200 {
+		t.Fatalf("tcpdump -Q in captured %d frames, want the 200 received", len(want))
+	}
+	captureSameAsTcpdump(t, captureReadRing(t, dir, p.Host), want)
+}
