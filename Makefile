@@ -75,6 +75,19 @@ bench-capture:
 	$(GO) build -o build/benchcapture ./probe/capture/benchcapture
 	build/benchcapture -probe build/probe
 
+# inline mode: forwarding through the probe's bridge with the capture off and
+# on (probe capture -inbound on both ports) against a plain kernel bridge with
+# and without tcpdump -i on a port; iperf3 TCP and a trafgen flood of 64-byte
+# UDP frames through veth pairs, in one run. Needs root. Figures in
+# docs/benchmarks.md ("Inline bridge").
+.PHONY: bench-inline
+bench: bench-inline
+bench-inline:
+	mkdir -p build
+	$(GO) build -o build/probe ./probe
+	$(GO) build -o build/benchinline ./probe/ports/benchinline
+	build/benchinline -probe build/probe
+
 # upload: a 100 MiB queue (10 files) to a loopback sshd, the Uploader against
 # OpenSSH's `sftp -b` on the same files, alternating, 5 rounds each; prints the
 # median throughputs and their ratio. Needs root and openssh-server/-client.

@@ -17,14 +17,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,10 +30,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -44,7 +39,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/sys/unix"
 
-	"github.com/presscap/presscap/ringfs"
+	"github.com/presscap/presscap/probe/internal/benchtool"
 )
 
 func main() {
@@ -269,21 +264,8 @@ func (b *bench) teardown() {
 
 // txPackets reads the sender's veth counter (the receiver's mirrors it).
 func (b *bench) txPackets() (uint64, error) {
-	out, err := sh("ip", "-n", b.genNS, "-s", "-j", "link", "show", "dev", b.genDev)
-	if err != nil {
-		return 0, err
-	}
-	var v []struct {
-		Stats64 struct {
-			TX struct {
-				Packets uint64 `json:"packets"`
-			} `json:"tx"`
-		} `json:"stats64"`
-	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v) == 0 {
-		return 0, fmt.Errorf("ip -s -j link: %v: %s", err, out)
-	}
-	return v[0].Stats64.TX.Packets, nil
+	_, tx, err := benchtool.Counters(b.genNS, b.genDev)
+	return tx, err
 }
 
 // once runs one tool under one load and generator.
@@ -305,44 +287,9 @@ func (b *bench) once(load, gen string, rate int, tool string) (result, error) {
 	case "dumpcap":
 		argv, ready = []string{"dumpcap", "-i", b.capDev, "-w", filepath.Join(out, "ring.pcap"), "-P", "-b", "filesize:100000", "-b", "files:20", "-B", "16"}, "Capturing on"
 	}
-	full := append([]string{"netns", "exec", b.capNS, "taskset", "-c", "1", "/usr/bin/time", "-f", "%U %S %M", "-o", timeFile}, argv...)
-	cmd := exec.Command("ip", full...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := cmd.StderrPipe()
+	tt, err := benchtool.StartTimed(b.capNS, 1, timeFile, ready, argv...)
 	if err != nil {
 		return r, err
-	}
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Start(); err != nil {
-		return r, err
-	}
-	var errText bytes.Buffer
-	readyc := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		signalled := false
-		for sc.Scan() {
-			errText.WriteString(sc.Text() + "\n")
-			if !signalled && strings.Contains(sc.Text(), ready) {
-				readyc <- true
-				signalled = true
-			}
-		}
-		if !signalled {
-			readyc <- false
-		}
-	}()
-	select {
-	case ok := <-readyc:
-		if !ok {
-			cmd.Wait()
-			return r, fmt.Errorf("%s did not start: %s", tool, errText.String())
-		}
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		return r, fmt.Errorf("%s not ready after 30s", tool)
 	}
 	time.Sleep(500 * time.Millisecond)
 
@@ -352,8 +299,7 @@ func (b *bench) once(load, gen string, rate int, tool string) (result, error) {
 	}
 	r.genPPS, err = b.generate(load, gen, rate)
 	if err != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
+		tt.Kill()
 		return r, err
 	}
 	after, err := b.txPackets()
@@ -362,47 +308,27 @@ func (b *bench) once(load, gen string, rate int, tool string) (result, error) {
 	}
 	r.sent = after - before
 	time.Sleep(time.Second)
-	// GNU time ignores SIGINT while it waits; the tool gets it.
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		return r, fmt.Errorf("%s did not stop within 60s", tool)
+	var rss int64
+	if r.cpu, rss, err = tt.Stop(); err != nil {
+		return r, err
 	}
-	tb, err := os.ReadFile(timeFile)
-	if err != nil {
-		return r, fmt.Errorf("%s: no time output: %v: %s", tool, err, errText.String())
-	}
-	var user, sys float64
-	if _, err := fmt.Sscan(lastLine(string(tb)), &user, &sys, &r.rssKiB); err != nil {
-		return r, fmt.Errorf("%s: time output %q: %v", tool, tb, err)
-	}
-	r.cpu = user + sys
+	r.rssKiB = int(rss)
 	if tool == "probe" {
 		// The probe's own account (seen, dropped by kind), for the log only:
 		// the table counts what is in the ring.
-		r.claim = strings.Join(strings.Fields(lastLine(stdout.String())), " ")
+		r.claim = strings.Join(strings.Fields(benchtool.LastLine(tt.Stdout())), " ")
 	}
 	switch tool {
 	case "probe":
-		r.written, err = countRing(filepath.Join(out, "ring"))
+		r.written, err = benchtool.CountRing(filepath.Join(out, "ring"))
 	default:
-		r.written, err = countPcaps(out)
+		r.written, err = benchtool.CountPcaps(out)
 	}
 	if err != nil {
 		return r, fmt.Errorf("%s output: %w", tool, err)
 	}
 	os.RemoveAll(out)
 	return r, nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
 
 // generate sends the load for b.seconds and returns the achieved rate.
@@ -510,59 +436,6 @@ func procTx(pid int, dev string) (uint64, bool) {
 		return n, err == nil
 	}
 	return 0, false
-}
-
-// countRing counts the records in a ring.
-func countRing(dir string) (uint64, error) {
-	r, err := ringfs.Open(dir, ringfs.Options{ReadOnly: true})
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	var n uint64
-	_, err = r.Read(context.Background(), 0, math.MaxInt64, func(ringfs.Record) error {
-		n++
-		return nil
-	})
-	return n, err
-}
-
-// countPcaps counts the packets in every PCAP file of a directory.
-func countPcaps(dir string) (uint64, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	var n uint64
-	for _, name := range names {
-		f, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			return n, err
-		}
-		rd, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
-		if err != nil {
-			f.Close()
-			return n, fmt.Errorf("%s: %w", name, err)
-		}
-		for {
-			_, _, err := rd.ZeroCopyReadPacketData()
-			if err != nil {
-				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-					f.Close()
-					return n, fmt.Errorf("%s: %w", name, err)
-				}
-				break
-			}
-			n++
-		}
-		f.Close()
-	}
-	return n, nil
 }
 
 const pcapPackets = 10000
