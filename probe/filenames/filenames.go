@@ -5,6 +5,7 @@
 package filenames
 
 import (
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -28,6 +29,31 @@ func Stamp(t time.Time, synced bool) string {
 // Base is "<host>_<stamp>", the start of every file of a window.
 func Base(host string, t time.Time, synced bool) string {
 	return host + "_" + Stamp(t, synced)
+}
+
+// MaxLabel is the longest label the provider may give a probe.
+const MaxLabel = 40
+
+// labelRE is a label: no '_', which separates the fields of a name.
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
+
+// CheckLabel says why label (the provider's reference for a probe, from
+// fleet/labels.json) cannot go into file names, or nil.
+func CheckLabel(label string) error {
+	if len(label) > MaxLabel || !labelRE.MatchString(label) {
+		return fmt.Errorf("%q is not a label (1 to %d letters, digits, '.', '-'; starting with a letter or digit)", label, MaxLabel)
+	}
+	return nil
+}
+
+// Host is the host part of names: "<host>-<label>", or host without a
+// label. It stays a host part as producedRE has it, so the upload sends
+// labelled files too.
+func Host(host, label string) string {
+	if label == "" {
+		return host
+	}
+	return host + "-" + label
 }
 
 // Capture is the name of one export's file: "<base>_<name>.<format>".

@@ -28,3 +28,33 @@ func TestProducedMatchesWhatIsGiven(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelledNamesAreSent: a label from fleet/labels.json goes into the
+// host part, and the upload's check still recognises the names; a label
+// that would change the fields of a name is refused.
+func TestLabelledNamesAreSent(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	host := Host("presscap-a1b2c3d4", "T-4711.b")
+	if host != "presscap-a1b2c3d4-T-4711.b" {
+		t.Fatalf("host %q", host)
+	}
+	base := Base(host, at, true)
+	for _, n := range []string{Capture(base, "all", "pcap"), Manifest(base)} {
+		if !Produced(n) {
+			t.Errorf("%s is given but not recognised", n)
+		}
+	}
+	if Host("h", "") != "h" {
+		t.Error("no label changed the host")
+	}
+	for _, l := range []string{"T-4711", "a", "Kunde.42"} {
+		if err := CheckLabel(l); err != nil {
+			t.Errorf("%q refused: %v", l, err)
+		}
+	}
+	for _, l := range []string{"", "a_b", "../x", "a/b", "-x", ".x", "a b", "ä", string(make([]byte, MaxLabel+1))} {
+		if err := CheckLabel(l); err == nil {
+			t.Errorf("%q accepted", l)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package fleet
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Health levels, worst last.
+const (
+	OK      = "ok"
+	Warning = "warning"
+	Fault   = "fault"
+)
+
+// Thresholds of the assessment. A probe reports at least daily, so a day
+// and a bit without one is worth a look, three days a fault.
+const (
+	StaleWarning = 26 * time.Hour
+	StaleFault   = 3 * 24 * time.Hour
+	DiskWarning  = 90 // percent used
+	DiskFault    = 98
+)
+
+// Entry is one probe's line in `probe fleet`.
+type Entry struct {
+	ID       string    `json:"id"`
+	Label    string    `json:"label,omitempty"`
+	Hostname string    `json:"hostname,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Health   string    `json:"health"`
+	Reasons  []string  `json:"reasons"`
+	File     string    `json:"file"`
+}
+
+// Assess judges a report seen (written on the server) at seen, as of now.
+// The server's time stamps it, not the probe's clock, which may be wrong.
+func Assess(r Report, seen, now time.Time) Entry {
+	e := Entry{ID: r.ID, Label: r.Label, Hostname: r.Hostname, LastSeen: seen, Health: OK, Reasons: []string{}}
+	fault := func(format string, args ...any) { e.add(Fault, format, args...) }
+	warn := func(format string, args ...any) { e.add(Warning, format, args...) }
+
+	if age := now.Sub(seen); age >= StaleFault {
+		fault("no report for %d days", int(age/(24*time.Hour)))
+	} else if age >= StaleWarning {
+		warn("no report for %d hours", int(age/time.Hour))
+	}
+	if !r.Disk.Present {
+		fault("no capture disk")
+	} else if r.Disk.SizeBytes > 0 {
+		used := int(math.Round(100 * float64(r.Disk.SizeBytes-r.Disk.FreeBytes) / float64(r.Disk.SizeBytes)))
+		if used >= DiskFault {
+			fault("disk %d %% full", used)
+		} else if used >= DiskWarning {
+			warn("disk %d %% full", used)
+		}
+	}
+	if r.Disk.Errors > 0 {
+		warn("%d disk errors", r.Disk.Errors)
+	}
+	if len(r.Links) == 0 {
+		fault("no capture link")
+	}
+	for _, l := range r.Links {
+		if l.State != "up" {
+			fault("link %s %s", l.Name, orUnknown(l.State))
+		}
+		if l.Drops > 0 {
+			warn("link %s dropped %d packets", l.Name, l.Drops)
+		}
+	}
+	if len(r.TriggerDevices) == 0 {
+		warn("presenter not seen since boot")
+	}
+	if !r.ClockSynced {
+		warn("clock not synced")
+	}
+	if r.Upload.LastError != "" {
+		warn("last upload failed: %s", r.Upload.LastError)
+	}
+	return e
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "in unknown state"
+	}
+	return s
+}
+
+func (e *Entry) add(level, format string, args ...any) {
+	if rank(level) > rank(e.Health) {
+		e.Health = level
+	}
+	e.Reasons = append(e.Reasons, fmt.Sprintf(format, args...))
+}
+
+func rank(level string) int {
+	switch level {
+	case Warning:
+		return 1
+	case Fault:
+		return 2
+	}
+	return 0
+}
+
+// ReadDir assesses every <id>.json in dir, a copy of the server's
+// fleet/status (or a remote_dir holding fleet/status), sorted by id. A
+// report that cannot be read is a fault of its own line; labels.json next
+// to the status directory names the probes when their reports do not yet.
+func ReadDir(dir string, now time.Time) ([]Entry, error) {
+	if st, err := os.Stat(filepath.Join(dir, FleetStatusDir)); err == nil && st.IsDir() {
+		dir = filepath.Join(dir, FleetStatusDir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	labels := map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(dir, "..", LabelsFile)); err == nil {
+		if labels, err = ParseLabels(b); err != nil {
+			return nil, fmt.Errorf("fleet: %s: %w", filepath.Join(filepath.Dir(dir), LabelsFile), err)
+		}
+	}
+	var out []Entry
+	for _, de := range ents {
+		name := de.Name()
+		if !de.Type().IsRegular() || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+			continue // .part files of a report being written, and the rest
+		}
+		path := filepath.Join(dir, name)
+		e := readOne(path, now)
+		if e.Label == "" {
+			e.Label = labels[e.ID]
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func readOne(path string, now time.Time) Entry {
+	id := strings.TrimSuffix(filepath.Base(path), ".json")
+	bad := Entry{ID: id, Health: Fault, File: path}
+	st, err := os.Stat(path)
+	if err != nil {
+		bad.Reasons = []string{err.Error()}
+		return bad
+	}
+	bad.LastSeen = st.ModTime()
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var r Report
+		if r, err = Parse(b); err == nil {
+			if r.ID != id {
+				err = fmt.Errorf("report of %s in %s.json", r.ID, id)
+			} else {
+				e := Assess(r, st.ModTime(), now)
+				e.File = path
+				return e
+			}
+		}
+	}
+	bad.Reasons = []string{"unreadable report: " + err.Error()}
+	return bad
+}
