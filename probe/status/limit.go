@@ -198,7 +198,7 @@ func (l *connLimiter) trackState(c net.Conn, s http.ConnState) {
 	}
 }
 
-// Connections reports the connections open from loopback and from the LAN.
+// connections reports the connections open from loopback and from the LAN.
 func (l *connLimiter) connections() (loopback, lan int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
