@@ -248,6 +248,9 @@ func lanLink(t testing.TB) (pair *netnstest.Pair, sources []string, loop, lan st
 // its window must hold exactly the frames tcpdump saw, with no packet
 // dropped on the link and no "interface gone".
 func TestStatusSurvivesLANFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a 12 s flood in network namespaces, as root")
+	}
 	netnstest.Require(t, "ip", "tcpdump")
 	pair, sources, loop, lan := lanLink(t)
 	c := runConfig(t, pair.Host, loop, lan)
