@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,4 +92,49 @@ func benchVM(b *testing.B, prog []bpf.Instruction, frames [][]byte) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCompileBounds compiles expressions at the parser's bounds, and
+// libpcap (tcpdump -d, a process each time) the same ones where it finishes
+// in reasonable time: the nesting limit's worst case for the parser, and
+// the largest code the optimiser is given. The 1600-port list is refused
+// before optimising; tcpdump had not finished it after 9 minutes.
+func BenchmarkCompileBounds(b *testing.B) {
+	var hosts, ports []string
+	for i := 0; i < 680; i++ {
+		hosts = append(hosts, fmt.Sprintf("10.0.%d.%d", i/250, i%250+1))
+	}
+	for i := 1; i <= 1600; i++ {
+		ports = append(ports, fmt.Sprint(i))
+	}
+	group := nested("(", "port 80", ")", MaxNesting-1)
+	cases := []struct {
+		name, expr string
+		libpcap    bool
+	}{
+		{"nested-255x60", strings.TrimSuffix(strings.Repeat(group+" or ", 60), " or "), true},
+		{"tcp-or-1360", strings.TrimSuffix(strings.Repeat("tcp or ", 1360), " or "), true},
+		{"ports-1600-refused", "port " + strings.Join(ports, " or "), false},
+	}
+	for _, c := range cases {
+		b.Run(c.name+"/ours", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				Compile(c.expr, Offline, 0)
+			}
+		})
+		if c.libpcap {
+			b.Run(c.name+"/tcpdump", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if _, err := libpcapProgram(b, []string{"-r", emptyPcap(b)}, c.expr); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+	b.Run("hosts-680/ours", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			Compile("host "+strings.Join(hosts, " or "), Offline, 0)
+		}
+	})
 }

@@ -385,10 +385,16 @@ func decide(t *vnTable, s *vstate, r bpf.RawInstruction) (outcome, known bool) {
 	return false, false
 }
 
+// maxFacts bounds the jump outcomes a state remembers. Every state is a
+// copy, so along a long chain of tests (a list of hundreds of hosts) the
+// facts made optimising cost the square of the chain's length; knowing
+// less only leaves a jump in place.
+const maxFacts = 128
+
 // edgeState is s after the jump r went the way outcome says.
 func edgeState(t *vnTable, s *vstate, r bpf.RawInstruction, outcome bool) *vstate {
 	e := s.clone()
-	if r.Op&srcX != 0 {
+	if r.Op&srcX != 0 || len(e.facts) >= maxFacts {
 		return e
 	}
 	e.facts[jfact{s.a, r.Op & 0xf0, r.K}] = outcome
@@ -469,6 +475,11 @@ func indexCode(a *asm) (idx, labelAt []int) {
 	}
 	return idx, labelAt
 }
+
+// maxThreadHops bounds how far one jump is threaded in a round: a long
+// chain of known tests (`tcp or tcp or ...`) is then skipped in several
+// rounds instead of at a cost growing with the square of its length.
+const maxThreadHops = 256
 
 // valueNumber runs one round of the value-based optimizations and
 // reports whether it changed anything.
@@ -556,7 +567,7 @@ func valueNumber(a *asm) bool {
 	thread := func(i int, sim *vstate) int {
 		start := i
 		dirty := 0
-		for hops := 0; hops < 4*n && i < n; hops++ {
+		for hops := 0; hops < maxThreadHops && i < n; hops++ {
 			in := ins(i)
 			switch {
 			case in.isJA():
