@@ -134,7 +134,7 @@ func TestReportHTMLAndText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "failed with 486") || !strings.Contains(out, "tcp.flags.syn == 1") {
+	if !strings.Contains(out, "failed with 486") || !strings.Contains(out, "tcp.port == 50001") {
 		t.Errorf("text output:\n%s", out)
 	}
 }

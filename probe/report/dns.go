@@ -34,7 +34,9 @@ type dnsTable struct {
 	pending   map[dnsKey]int64
 	servers   map[netip.Addr]*dnsServer
 	latencies []float64 // ms, bounded by max
-	dropped   uint64
+
+	unansweredSpan, failureSpan, slowSpan span
+	dropped                               uint64
 }
 
 func (t *dnsTable) init(max int) {
@@ -102,6 +104,7 @@ func (t *dnsTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort) {
 	bump(t.stats.Rcodes, rcodeName(d.ResponseCode))
 	if d.ResponseCode != 0 && d.ResponseCode != 3 {
 		t.server(src.Addr()).failures++
+		t.failureSpan.add(pi.ts)
 	}
 	k := dnsKey{dst, src.Addr(), d.ID}
 	sent, ok := t.pending[k]
@@ -113,9 +116,12 @@ func (t *dnsTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort) {
 	if lat > dnsTimeout {
 		t.stats.Unanswered++
 		t.server(src.Addr()).unanswered++
+		t.unansweredSpan.add(sent)
 	}
 	if lat > dnsSlow {
 		t.stats.Slow++
+		t.slowSpan.add(sent)
+		t.slowSpan.add(pi.ts)
 	}
 	ms := float64(lat) / 1e6
 	t.stats.MaxMs = max(t.stats.MaxMs, ms)
@@ -129,6 +135,7 @@ func (t *dnsTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort) {
 func (t *dnsTable) expire(now int64) {
 	for k, sent := range t.pending {
 		if now-sent > dnsTimeout {
+			t.unansweredSpan.add(sent)
 			t.stats.Unanswered++
 			t.server(k.server).unanswered++
 			delete(t.pending, k)
@@ -164,6 +171,18 @@ func (t *dnsTable) summary(last int64) DNSStats {
 	})
 	st.Servers = st.Servers[:min(len(st.Servers), topTalkers)]
 	return st
+}
+
+// pendingSpan returns the send times of the queries still unanswered at
+// the end that count as unanswered.
+func (t *dnsTable) pendingSpan(last int64) []int64 {
+	var out []int64
+	for _, sent := range t.pending {
+		if last-sent > dnsTimeout {
+			out = append(out, sent)
+		}
+	}
+	return out
 }
 
 func maps(m map[string]uint64) map[string]uint64 {

@@ -26,14 +26,14 @@ type miscTable struct {
 	requests map[uint32]bool // REQUEST xids still waiting for an ACK
 	arp      ARPStats
 	claims   map[netip.Addr][]string // IP -> hardware addresses seen claiming it
-	dupFirst map[netip.Addr]int64
+
+	unreachSpan, ttlSpan, dhcpSpan, arpSpan span
 }
 
 func (m *miscTable) init() {
 	m.icmpBy = map[netip.Addr]*icmpSrc{}
 	m.requests = map[uint32]bool{}
 	m.claims = map[netip.Addr][]string{}
-	m.dupFirst = map[netip.Addr]int64{}
 }
 
 func (m *miscTable) by(a netip.Addr) *icmpSrc {
@@ -53,9 +53,11 @@ func (m *miscTable) addICMP4(l *layers.ICMPv4, pi packetInfo) {
 	case layers.ICMPv4TypeDestinationUnreachable:
 		m.icmp.Unreachable++
 		m.by(pi.src).unreach++
+		m.unreachSpan.add(pi.ts)
 	case layers.ICMPv4TypeTimeExceeded:
 		m.icmp.TTLExceeded++
 		m.by(pi.src).ttl++
+		m.ttlSpan.add(pi.ts)
 	}
 }
 
@@ -64,13 +66,15 @@ func (m *miscTable) addICMP6(l *layers.ICMPv6, pi packetInfo) {
 	case layers.ICMPv6TypeDestinationUnreachable:
 		m.icmp.Unreachable++
 		m.by(pi.src).unreach++
+		m.unreachSpan.add(pi.ts)
 	case layers.ICMPv6TypeTimeExceeded:
 		m.icmp.TTLExceeded++
 		m.by(pi.src).ttl++
+		m.ttlSpan.add(pi.ts)
 	}
 }
 
-func (m *miscTable) addDHCP(b []byte, _ packetInfo) {
+func (m *miscTable) addDHCP(b []byte, pi packetInfo) {
 	if m.dhcpL.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil {
 		return
 	}
@@ -85,6 +89,7 @@ func (m *miscTable) addDHCP(b []byte, _ packetInfo) {
 		m.dhcp.Discovers++
 	case layers.DHCPMsgTypeRequest:
 		m.dhcp.Requests++
+		m.dhcpSpan.add(pi.ts)
 		if len(m.requests) < maxMiscKeys {
 			m.requests[m.dhcpL.Xid] = true
 		}
@@ -93,6 +98,7 @@ func (m *miscTable) addDHCP(b []byte, _ packetInfo) {
 		delete(m.requests, m.dhcpL.Xid)
 	case layers.DHCPMsgTypeNak:
 		m.dhcp.NAKs++
+		m.dhcpSpan.add(pi.ts)
 		delete(m.requests, m.dhcpL.Xid)
 	}
 }
@@ -114,8 +120,8 @@ func (m *miscTable) addARP(l *layers.ARP, ts int64) {
 		return
 	}
 	m.claims[ip] = append(have, hw)
-	if len(have) == 1 {
-		m.dupFirst[ip] = ts
+	if len(have) >= 1 {
+		m.arpSpan.add(ts)
 	}
 }
 

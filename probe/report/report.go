@@ -76,6 +76,7 @@ type Analyzer struct {
 	binBytes                          []uint64
 	talkers                           map[netip.Addr]*Talker
 	talkersDropped                    uint64
+	slicedSpan                        span
 
 	rtp  rtpTable
 	sip  sipTable
@@ -160,6 +161,7 @@ func (a *Analyzer) Add(link int, ts int64, origLen uint32, data []byte) {
 	sliced := int(origLen) > len(data)
 	if sliced {
 		a.sliced++
+		a.slicedSpan.add(ts)
 	}
 	a.bin(ts, origLen)
 	if link < 0 || link >= len(a.links) {
@@ -382,6 +384,15 @@ func (a *Analyzer) Summary() *Summary {
 		MaxDNSQueries: a.opt.MaxQueries, DNSQueriesDropped: a.dns.dropped,
 		MaxTalkers: a.opt.MaxTalkers, TalkersDropped: a.talkersDropped,
 	}
+	s.evidence = map[string]span{"dns-unanswered": a.dns.unansweredSpan, "dns-failure": a.dns.failureSpan,
+		"dns-slow": a.dns.slowSpan, "tcp-failed": a.tcp.failedSpan, "tcp-retrans": a.tcp.retransSpan,
+		"tcp-zero": a.tcp.zeroSpan, "icmp-unreach": a.misc.unreachSpan, "icmp-ttl": a.misc.ttlSpan,
+		"dhcp": a.misc.dhcpSpan, "arp": a.misc.arpSpan, "sliced": a.slicedSpan}
+	u := s.evidence["dns-unanswered"]
+	for _, sent := range a.dns.pendingSpan(a.last) {
+		u.add(sent)
+	}
+	s.evidence["dns-unanswered"] = u
 	s.Findings = findings(s)
 	return s
 }
@@ -391,6 +402,16 @@ const sliceNote = "Some packets were sliced (captured shorter than on the wire).
 	"Counts, bytes, TCP sequence analysis and RTP headers are intact (lengths come from the IP header); " +
 	"what lies beyond the slice is not seen: a cut SIP message still counts by its first line, but its Call-ID and SDP " +
 	"can be gone (dialogs, verdicts and SDP-matched streams missing), and cut DNS messages count as malformed."
+
+// span is the first and last packet time of some evidence.
+type span struct{ first, last int64 }
+
+func (s *span) add(ts int64) {
+	if s.first == 0 || ts < s.first {
+		s.first = ts
+	}
+	s.last = max(s.last, ts)
+}
 
 func stamp(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 

@@ -1,6 +1,9 @@
 package report
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Summary is the analysis of one capture: the manifest's `summary` and the
 // output of `probe report -json`. Its JSON field names are an API.
@@ -30,6 +33,9 @@ type Summary struct {
 	DHCP           DHCPStats   `json:"dhcp"`
 	ARP            ARPStats    `json:"arp"`
 	Limits         Limits      `json:"limits"`
+
+	// evidence holds the first and last packet of each aggregate finding.
+	evidence map[string]span
 }
 
 // Finding is one fact the engineer should look at first, with its evidence:
@@ -112,20 +118,19 @@ type SIPStats struct {
 
 // Dialog is one SIP Call-ID.
 type Dialog struct {
-	CallID     string    `json:"call_id"`
-	From       string    `json:"from"`
-	To         string    `json:"to"`
-	First      time.Time `json:"first"`
-	Last       time.Time `json:"last"`
-	Methods    []string  `json:"methods"`
-	FinalCode  int       `json:"final_code,omitempty"` // of the first INVITE
-	SetupMs    float64   `json:"setup_ms,omitempty"`   // INVITE to its 200
-	Ended      string    `json:"ended,omitempty"`      // "BYE", "CANCEL", "failed", "no final response", or "" (still up)
-	Media      []string  `json:"media,omitempty"`      // SDP addresses and ports
-	ReInvites  int       `json:"re_invites"`
-	Verdict    string    `json:"verdict"`
-	StreamsIn  []uint32  `json:"rtp_ssrcs,omitempty"`
-	lastInvite int64
+	CallID    string    `json:"call_id"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+	Methods   []string  `json:"methods"`
+	FinalCode int       `json:"final_code,omitempty"` // of the first INVITE
+	SetupMs   float64   `json:"setup_ms,omitempty"`   // INVITE to its 200
+	Ended     string    `json:"ended,omitempty"`      // "BYE", "CANCEL", "failed", "no final response", or "" (still up)
+	Media     []string  `json:"media,omitempty"`      // SDP addresses and ports
+	ReInvites int       `json:"re_invites"`
+	Verdict   string    `json:"verdict"`
+	StreamsIn []uint32  `json:"rtp_ssrcs,omitempty"`
 }
 
 // DNSStats counts DNS over UDP.
@@ -165,6 +170,8 @@ type TCPStats struct {
 	HandshakeMedMs  float64     `json:"handshake_rtt_median_ms"`
 	HandshakeMaxMs  float64     `json:"handshake_rtt_max_ms"`
 	Servers         []TCPServer `json:"servers"`
+	// FailedConnections are the first ten failed ones, client then server.
+	FailedConnections [][2]netip.AddrPort `json:"failed_connections"`
 }
 
 // TCPServer is one server's (SYN destination's) share.

@@ -35,6 +35,7 @@ type tcpConn struct {
 	firstRTT int64 // SYN to the ACK of the SYN-ACK
 	state    uint8
 	reset    bool
+	lastSeen int64
 	counted  bool
 	retrans  uint64
 }
@@ -52,6 +53,8 @@ type tcpTable struct {
 	rtts    []float64
 	servers map[netip.Addr]*TCPServer
 	dropped uint64
+
+	failedSpan, retransSpan, zeroSpan span
 }
 
 func (t *tcpTable) init(max int) {
@@ -95,6 +98,7 @@ func (t *tcpTable) add(h *layers.TCP, pi packetInfo, seglen int) {
 		c = &tcpConn{client: src}
 		t.conns[k] = c
 	}
+	c.lastSeen = pi.ts
 	d, rev := &c.dir[fwd], &c.dir[1-fwd]
 	seq, ack := h.Seq, h.Ack
 	ts := pi.ts
@@ -131,6 +135,7 @@ func (t *tcpTable) add(h *layers.TCP, pi packetInfo, seglen int) {
 
 	if !h.SYN && !h.FIN && !h.RST && h.Window == 0 {
 		t.stats.ZeroWindows++
+		t.zeroSpan.add(ts)
 	}
 	// Duplicate ACKs in this direction (for fast retransmissions the
 	// other way).
@@ -149,7 +154,7 @@ func (t *tcpTable) add(h *layers.TCP, pi packetInfo, seglen int) {
 		spurious := seglen > 0 && rev.haveAck && !seqLT(rev.lastAck, seq+uint32(seglen))
 		switch {
 		case spurious, notAdvanced && rev.dupAcks >= 2 && rev.lastAck == seq && ts-rev.lastAckTime < 20e6:
-			t.retransmission(c, k)
+			t.retransmission(c, k, ts)
 		case notAdvanced:
 			thres := int64(3e6)
 			if c.firstRTT > 0 {
@@ -158,7 +163,7 @@ func (t *tcpTable) add(h *layers.TCP, pi packetInfo, seglen int) {
 			if ts-d.nextSeqTime < thres && d.nextSeq != seq+uint32(seglen) {
 				t.stats.OutOfOrder++
 			} else {
-				t.retransmission(c, k)
+				t.retransmission(c, k, ts)
 			}
 		}
 	}
@@ -175,8 +180,9 @@ func (t *tcpTable) add(h *layers.TCP, pi packetInfo, seglen int) {
 	d.lastWin = h.Window
 }
 
-func (t *tcpTable) retransmission(c *tcpConn, k connKey) {
+func (t *tcpTable) retransmission(c *tcpConn, k connKey, ts int64) {
 	t.stats.Retransmissions++
+	t.retransSpan.add(ts)
 	c.retrans++
 	if c.counted {
 		srv := k.a
@@ -198,8 +204,19 @@ func (t *tcpTable) summary() TCPStats {
 				srv = k.b
 			}
 			failed[srv.Addr()]++
+			st.FailedConnections = append(st.FailedConnections, [2]netip.AddrPort{c.client, srv})
+			t.failedSpan.add(c.synAt)
+			t.failedSpan.add(c.lastSeen)
 		}
 	}
+	sort.Slice(st.FailedConnections, func(i, j int) bool {
+		a, b := st.FailedConnections[i], st.FailedConnections[j]
+		if a[0] != b[0] {
+			return a[0].Compare(b[0]) < 0
+		}
+		return a[1].Compare(b[1]) < 0
+	})
+	st.FailedConnections = st.FailedConnections[:min(len(st.FailedConnections), topTalkers)]
 	if len(t.rtts) > 0 {
 		r := append([]float64(nil), t.rtts...)
 		sort.Float64s(r)

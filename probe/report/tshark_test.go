@@ -238,6 +238,25 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 			t.Errorf("verdict of %s: %q, want %q", id, verdicts[id], want)
 		}
 	}
+	// Every finding's display filter is one Wireshark accepts, and shows
+	// packets of the file inside the finding's first..last.
+	for _, f := range s.Findings {
+		out := strings.TrimSpace(runTshark(t, path, "-2", "-Y", f.DisplayFilter, "-T", "fields", "-e", "frame.time_epoch"))
+		if out == "" {
+			t.Errorf("finding %q: filter %q shows no packet", f.Text, f.DisplayFilter)
+			continue
+		}
+		for _, l := range strings.Split(out, "\n") {
+			sec, _ := strconv.ParseFloat(l, 64)
+			at := time.Unix(0, int64(sec*1e9))
+			if at.Before(f.First.Add(-time.Millisecond)) || at.After(f.Last.Add(time.Millisecond)) {
+				if !strings.Contains(f.DisplayFilter, "sip.Call-ID") {
+					t.Errorf("finding %q: filter %q shows a packet at %v, outside %v..%v", f.Text, f.DisplayFilter, at, f.First, f.Last)
+				}
+				break
+			}
+		}
+	}
 	wantFindings := []string{"failed with 486", "one-way audio", "12.4 % lost", "4 of 40 DNS queries unanswered", "2 of 3 TCP connections failed"}
 	for _, w := range wantFindings {
 		found := false
