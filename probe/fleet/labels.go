@@ -14,6 +14,8 @@ const (
 	FleetStatusDir = "fleet/status"
 	// LabelsFile, in fleet/, maps probe ids to the provider's reference.
 	LabelsFile = "labels.json"
+	// LabelsPath is LabelsFile below remote_dir.
+	LabelsPath = "fleet/" + LabelsFile
 )
 
 // ParseLabels reads fleet/labels.json: {"<id>": "<label>", ...}. A label

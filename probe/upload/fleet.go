@@ -2,26 +2,109 @@ package upload
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
+
+	"github.com/presscap/presscap/probe/fleet"
+	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
-// FleetDir is the provider's directory below remote_dir: fleet/status holds
-// one health report per probe. Upload never sends a queue file there (queue
-// names have no slash).
-const FleetDir = "fleet"
-
-// StatusPath is where the report of probe id goes on the server.
+// StatusPath is where the report of probe id goes on the server. Upload
+// never sends a queue file below fleet/ (queue names have no slash).
 func (c Config) StatusPath(id string) string {
-	return path.Join(c.RemoteDir, FleetDir, "status", id+".json")
+	return path.Join(c.RemoteDir, fleet.FleetStatusDir, id+".json")
+}
+
+// labelFile keeps the label read last, so files made before the next
+// connection carry it too.
+const labelFile = "fleet-label.json"
+
+type savedLabel struct {
+	ID    string `json:"id"`
+	Label string `json:"label"`
+}
+
+// SetID tells the uploader the probe's id (see package identity): it names
+// the health report and picks this probe's label from fleet/labels.json at
+// each connection. The label saved by an earlier run for the same id is
+// in force at once.
+func (u *Uploader) SetID(id string) {
+	var s savedLabel
+	if b, err := os.ReadFile(filepath.Join(u.stateDir, labelFile)); err == nil {
+		if json.Unmarshal(b, &s) != nil || s.ID != id {
+			s = savedLabel{}
+		}
+	}
+	u.mu.Lock()
+	u.fleetID, u.label = id, s.Label
+	u.mu.Unlock()
+}
+
+// Label is the provider's label for this probe as last read from
+// fleet/labels.json, "" for none.
+func (u *Uploader) Label() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.label
+}
+
+// readLabel looks this probe up in fleet/labels.json on the server. No
+// file or no entry clears the label; a file that cannot be read or parsed
+// keeps the label in force (logged), since one bad edit by the provider
+// must not rename the probe's files.
+func (u *Uploader) readLabel(c *conn) {
+	u.mu.Lock()
+	id, old := u.fleetID, u.label
+	u.mu.Unlock()
+	if id == "" {
+		return
+	}
+	p := path.Join(u.cfg.RemoteDir, fleet.LabelsPath)
+	label, err := func() (string, error) {
+		f, err := c.sftp.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+		if err != nil {
+			return "", err
+		}
+		m, err := fleet.ParseLabels(b)
+		return m[id], err
+	}()
+	if err != nil {
+		u.logf("upload: %s on the server: %v (label %q kept)", p, err, old)
+		return
+	}
+	if label == old {
+		return
+	}
+	u.mu.Lock()
+	u.label = label
+	u.mu.Unlock()
+	u.logf("upload: %s labels this probe %q (was %q)", p, label, old)
+	b, _ := json.Marshal(savedLabel{ID: id, Label: label})
+	if err := atomicfile.WriteFile(filepath.Join(u.stateDir, labelFile), b, 0o644); err != nil {
+		u.logf("upload: %v", err)
+	}
 }
 
 // WriteStatus writes body as <remote_dir>/fleet/status/<id>.json over the
 // upload's connection (same server, host key pin and login): to .part
 // first, then renamed over the old report, so the provider never reads half
-// of one. It creates the directories the provider did not.
+// of one. It creates the directories the provider did not, and reads the
+// probe's label on the way.
 func (u *Uploader) WriteStatus(ctx context.Context, id string, body []byte) error {
 	if !u.cfg.Enabled {
 		return fmt.Errorf("upload: not enabled, no server for the health report")
@@ -34,6 +117,7 @@ func (u *Uploader) WriteStatus(ctx context.Context, id string, body []byte) erro
 		return err
 	}
 	defer c.Close()
+	u.readLabel(c)
 	return putSmall(c, u.cfg.StatusPath(id), body)
 }
 

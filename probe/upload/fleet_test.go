@@ -73,3 +73,64 @@ func TestWriteStatus(t *testing.T) {
 		t.Fatal("an id with a slash was accepted")
 	}
 }
+
+// TestLabelReadAtConnection: the probe's entry in fleet/labels.json is read
+// at each connection (an upload run, a report), kept across a restart,
+// kept through a bad edit of the file, and cleared with its entry.
+func TestLabelReadAtConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root and sshd")
+	}
+	r := newRig(t, sshdtest.Options{})
+	const id = "10000000a1b2c3d4"
+	labels := filepath.Join(r.remoteDir, "fleet", "labels.json")
+	if err := os.MkdirAll(filepath.Dir(labels), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	setLabels := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(labels, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLabels(`{"10000000ffffffff": "T-1", "` + id + `": "T-4711"}`)
+	u, _ := r.newUploader(t, nil)
+	u.SetID(id)
+	if l := u.Label(); l != "" {
+		t.Fatalf("label %q before any connection", l)
+	}
+	r.put(t, "presscap-a1b2c3d4_20261206T210000.000Z_all.pcap", 1000)
+	if err := u.UploadNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l := u.Label(); l != "T-4711" {
+		t.Fatalf("after an upload run: label %q, want T-4711", l)
+	}
+
+	// A restart knows the label before it connects; another id does not.
+	u2, _ := r.newUploader(t, nil)
+	u2.SetID(id)
+	if l := u2.Label(); l != "T-4711" {
+		t.Fatalf("after a restart: label %q, want T-4711", l)
+	}
+	u3, _ := r.newUploader(t, nil)
+	u3.SetID("10000000ffffffff")
+	if l := u3.Label(); l != "" {
+		t.Fatalf("another id took label %q saved for %s", l, id)
+	}
+
+	setLabels(`{"` + id + `": "../../etc"}`)
+	if err := u2.WriteStatus(context.Background(), id, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if l := u2.Label(); l != "T-4711" {
+		t.Fatalf("a bad labels.json changed the label to %q", l)
+	}
+	setLabels(`{"10000000ffffffff": "T-1"}`)
+	if err := u2.WriteStatus(context.Background(), id, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if l := u2.Label(); l != "" {
+		t.Fatalf("label %q kept after its entry left labels.json", l)
+	}
+}

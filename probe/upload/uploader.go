@@ -92,6 +92,8 @@ type Uploader struct {
 	onEvent func(Event)
 	status  Status
 	foreign map[string]bool // queue files not sent for their names, logged once
+	fleetID string          // the probe's id (SetID)
+	label   string          // the provider's label for it (readLabel)
 }
 
 // stateFile records the last scheduled slot that ran, to catch up missed
@@ -380,6 +382,7 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 		return 0, 0, err
 	}
 	defer c.Close()
+	u.readLabel(c)
 	u.removeStaleParts(c)
 	var sent int
 	var bytes int64
