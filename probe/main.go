@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"extract": {"-ring DIR (-from T -to T | -at T -before D -after D) -o FILE [flags]", "cut a time window out of a ring into a PCAP file", runExtract},
 		"filter":  {"[-live] [-d | -dd | -ddd] [-s SNAPLEN] EXPRESSION...", "compile a capture filter and print the BPF program", runFilter},
 		"capture": {"-iface IF[,IF...] -ring DIR [flags]", "record interfaces into a ring", runCapture},
+		"network": {"[-config FILE] [-watch]", "set up the network mode (inline bridge, mirror ports) and watch the ports", runNetwork},
 		"beep":    {"[-sound NAME] [flags]", "play a sound on the speaker", runBeep},
 		"led":     {"[-state NAME [-for D]] [flags]", "show an LED state's pattern", runLED},
 		"upload":  {"[-config FILE] (-now | -test | -key)", "upload the queue by SFTP", runUpload},

@@ -1,7 +1,6 @@
 package ports_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,43 +47,6 @@ func TestSetupProcess(t *testing.T) {
 	})
 	fmt.Println("watch ended:", err)
 	os.Exit(3)
-}
-
-// lines follows a process's output line by line.
-type lines chan string
-
-func follow(r io.Reader) lines {
-	l := make(lines, 100)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			l <- sc.Text()
-		}
-		close(l)
-	}()
-	return l
-}
-
-// expect waits for lines equal to each of want, in any order, skipping
-// others.
-func (l lines) expect(t *testing.T, want ...string) {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	var seen []string
-	for len(want) > 0 {
-		select {
-		case s, ok := <-l:
-			if !ok {
-				t.Fatalf("setup process ended before %q; it said %q", want, seen)
-			}
-			if i := slices.Index(want, s); i >= 0 {
-				want = slices.Delete(want, i, i+1)
-			}
-			seen = append(seen, s)
-		case <-timeout:
-			t.Fatalf("no %q from the setup process after 60s; it said %q", want, seen)
-		}
-	}
 }
 
 const (
@@ -131,9 +92,9 @@ func TestInlineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { setup.Process.Kill(); setup.Wait() })
-	events := follow(out)
-	events.expect(t, "applied")
-	events.expect(t, "event eth0 up <nil>", "event eth1 up <nil>")
+	events := netnstest.Follow(out)
+	events.Expect(t, "applied")
+	events.Expect(t, "event eth0 up <nil>", "event eth1 up <nil>")
 
 	// The phone's lease crosses the bridge, by busybox's client.
 	script := filepath.Join(dir, "bound.sh")
@@ -200,19 +161,19 @@ func TestInlineEndToEnd(t *testing.T) {
 
 	// Link loss on the phone's side is reported, and so is its return.
 	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "down")
-	events.expect(t, "event eth1 down <nil>")
+	events.Expect(t, "event eth1 down <nil>")
 	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "up")
-	events.expect(t, "event eth1 up <nil>")
+	events.Expect(t, "event eth1 up <nil>")
 
 	// A re-plugged port (a new interface, down, outside the bridge) is
 	// taken back into the bridge.
 	netnstest.Run(t, "ip", "-n", probe, "link", "del", "eth1")
-	events.expect(t, "event eth1 gone <nil>")
+	events.Expect(t, "event eth1 gone <nil>")
 	netnstest.Cable(t, probe, "eth1", phone, "eth0")
 	netnstest.Run(t, "ip", "netns", "exec", phone, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1")
 	netnstest.Run(t, "ip", "-n", phone, "addr", "add", phoneIP+"/24", "dev", "eth0")
 	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "up")
-	events.expect(t, "event eth1 up <nil>")
+	events.Expect(t, "event eth1 up <nil>")
 	if l := showLink(t, probe, "eth1"); l.Master != "br0" {
 		t.Fatalf("re-plugged eth1: master %q, want br0", l.Master)
 	}

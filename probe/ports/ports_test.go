@@ -74,17 +74,10 @@ func apply(t *testing.T, ns string, s ports.Setup) {
 	}
 }
 
-// probeNS makes a namespace with ports eth0 and eth1, each cabled to a
-// namespace of its own (the router's and the phone's ends, both up), and
-// an address and IPv6 on eth0 as a DHCP client would have left them.
+// probeNS makes the inline topology, with an address on eth0 as a DHCP
+// client would have left it.
 func probeNS(t *testing.T) (probe, router, phone string) {
-	probe, router, phone = netnstest.NewNamespace(t), netnstest.NewNamespace(t), netnstest.NewNamespace(t)
-	netnstest.Cable(t, router, "lan", probe, "eth0")
-	netnstest.Cable(t, probe, "eth1", phone, "eth0")
-	for _, end := range [][2]string{{router, "lan"}, {phone, "eth0"}} {
-		netnstest.Run(t, "ip", "netns", "exec", end[0], "sysctl", "-q", "-w", "net.ipv6.conf."+end[1]+".disable_ipv6=1")
-		netnstest.Run(t, "ip", "-n", end[0], "link", "set", end[1], "up")
-	}
+	probe, router, phone = netnstest.InlineTopology(t)
 	netnstest.Run(t, "ip", "-n", probe, "addr", "add", "192.0.2.9/24", "dev", "eth0")
 	return probe, router, phone
 }

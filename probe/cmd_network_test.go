@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/presscap/presscap/probe/internal/netnstest"
+)
+
+// TestNetworkCommandInline: `probe network -watch` run in a namespace
+// with two cabled ports makes the bridge, reports link loss on the phone's
+// side, and when it is killed the bridge stays with both ports.
+func TestNetworkCommandInline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root and network namespaces")
+	}
+	probe, _, phone := netnstest.InlineTopology(t)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"network": {"mode": "inline", "ports": [{"interface": "eth0", "side": "router"}, {"interface": "eth1", "side": "phone"}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// TestRingCrashChild runs any subcommand in a child process.
+	cmd := exec.Command("ip", "netns", "exec", probe, os.Args[0], "-test.run=^TestRingCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PRESSCAP_CRASH_CHILD="+strings.Join([]string{"network", "-config", cfg, "-watch"}, "\x1f"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := netnstest.Follow(stdout)
+	lines.Expect(t, "network: inline mode: br0 over eth0, eth1")
+	lines.Expect(t, "eth0 up", "eth1 up")
+	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "down")
+	lines.Expect(t, "eth1 down")
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	out := netnstest.Run(t, "ip", "-n", probe, "-j", "link", "show")
+	var links []struct {
+		Name   string   `json:"ifname"`
+		Master string   `json:"master"`
+		Flags  []string `json:"flags"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil {
+		t.Fatal(err)
+	}
+	masters := map[string]string{}
+	for _, l := range links {
+		masters[l.Name] = l.Master
+		if l.Name == "br0" && !slices.Contains(l.Flags, "UP") {
+			t.Errorf("br0 after the kill: flags %v, not UP", l.Flags)
+		}
+	}
+	if _, ok := masters["br0"]; !ok || masters["eth0"] != "br0" || masters["eth1"] != "br0" {
+		t.Errorf("after the kill: %s", out)
+	}
+}
+
+func TestNetworkCommandBadConfig(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"network": {"mode": "inline", "ports": [{"interface": "eth0"}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCmd(t, "network", "-config", cfg)
+	if err == nil || !strings.Contains(err.Error(), "network.ports") {
+		t.Errorf("probe network with one inline port: %v, want an error naming network.ports", err)
+	}
+}
