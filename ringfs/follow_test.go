@@ -95,3 +95,28 @@ func TestFollowOvertakenBetweenSteps(t *testing.T) {
 	k := int((got[0].Time - base) / 1000)
 	sameRecords(t, "after the gap", got, recs[k:])
 }
+
+// A caller that knows since when the ring has been recording (Pos.Since)
+// learns that a quiet line before the first packet lacks nothing, and that
+// a ring that began after the window's start lacks the time until then.
+func TestFollowSince(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pos := Pos{Since: base + 500}
+	if _, st := follow(t, r, base, base+2000, &pos, true); !st.Truncated || st.Reason != ReasonYounger || st.Oldest != base+500 || st.Missing != 500 {
+		t.Errorf("empty ring recording since 500 ns into the window: stats %+v, want truncated (%s) at %d, 500 ns missing", st, ReasonYounger, base+500)
+	}
+	rng := rand.New(rand.NewPCG(27, 28))
+	appendAll(t, r, genRecords(rng, 10, func(i int) int64 { return base + 1000 + int64(i) }))
+	pos = Pos{Since: base}
+	if _, st := follow(t, r, base, base+2000, &pos, true); st.Truncated {
+		t.Errorf("recording since the window's start, first packet 1000 ns later: stats %+v, want whole", st)
+	}
+	pos = Pos{Since: base + 500}
+	if _, st := follow(t, r, base, base+2000, &pos, true); !st.Truncated || st.Reason != ReasonYounger || st.Oldest != base+500 || st.Missing != 500 {
+		t.Errorf("recording since 500 ns into the window: stats %+v, want truncated (%s) at %d, 500 ns missing", st, ReasonYounger, base+500)
+	}
+}

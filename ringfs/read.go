@@ -96,6 +96,11 @@ type Pos struct {
 	// Last is the latest block end time read (Unix ns), where a gap left
 	// by the writer would begin.
 	Last int64 `json:"last_ns"`
+	// Since, if not zero, is set by the caller: the ring has been
+	// recording since then (Unix ns). A ring that never wrapped and whose
+	// oldest record is younger than the window's start then lacks nothing
+	// if Since is not after the start: the line was merely quiet.
+	Since int64 `json:"since_ns,omitempty"`
 }
 
 // Follow is Read in steps: it delivers the window's records in blocks
@@ -119,7 +124,7 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 	if !pos.Started {
 		pos.Started = true
 		st.Corrupt += r.damagedIn(from, to)
-		r.judgeStart(vs, from, to, cut, aged, &st)
+		r.judgeStart(vs, from, to, cut, aged, pos.Since, &st)
 	} else if len(vs) > 0 && vs[0].firstSeq > pos.Next {
 		// Blocks appended after the last step were overwritten before
 		// this one: they may have held part of the window.
@@ -217,11 +222,17 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 
 // judgeStart tells whether the ring still holds the start of [from, to) and,
 // if not, why: it is the check a read makes before its first block.
-func (r *Ring) judgeStart(vs []view, from, to, cut int64, aged bool, st *ReadStats) {
+func (r *Ring) judgeStart(vs []view, from, to, cut int64, aged bool, since int64, st *ReadStats) {
+	if since != 0 && since <= from && (len(vs) == 0 || vs[0].gen == 1) && !(aged && cut > from) {
+		return // recording all along, nothing overwritten or hidden
+	}
 	if len(vs) == 0 {
-		// Nothing recorded yet: all of the window is before the ring.
-		st.truncate(ReasonYounger, 0)
+		// Nothing recorded yet: the window before the ring is lacking.
+		st.truncate(ReasonYounger, since)
 		st.Missing = to - from
+		if since > from {
+			st.Missing = min(since, to) - from
+		}
 		return
 	}
 	old := oldest(vs)
@@ -234,7 +245,11 @@ func (r *Ring) judgeStart(vs []view, from, to, cut int64, aged bool, st *ReadSta
 		// what it overwrote reached into the window.
 		st.truncate(ReasonNotReached, old)
 	case old > from:
-		// Nothing was ever overwritten: the ring started after from.
+		// Nothing was ever overwritten: the ring started after from
+		// (recording, if quiet, from since on when the caller knows).
+		if since > from {
+			old = min(old, since)
+		}
 		st.truncate(ReasonYounger, old)
 	default:
 		return

@@ -192,6 +192,12 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 		}
 	}
 	c.prog.Dir = dir
+	if !w.recording.IsZero() && !c.prog.Pos.Started {
+		// A ring recording since before the window's start that never
+		// wrapped lacks nothing: the line was quiet before its oldest
+		// packet.
+		c.prog.Pos.Since = w.recording.UnixNano()
+	}
 	base := FileBase(host, w)
 	links := ring.Links()
 	for i, spec := range specs {
@@ -428,15 +434,10 @@ func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpe
 }
 
 // noteLoss puts what the ring lacked of w into the manifest. A ring that
-// has been recording since before the window's start and never wrapped
-// lacks nothing: the line was quiet before its oldest packet. One that
 // began recording in this run after the start (a restart, a new disk)
 // lacks the time before, whatever older packets it still holds.
 func (m *Manifest) noteLoss(w *Window, st ringfs.ReadStats) {
 	from := w.From.UnixNano()
-	if st.Truncated && st.Reason == ringfs.ReasonYounger && !w.recording.IsZero() && !w.recording.After(w.From) {
-		st = ringfs.ReadStats{}
-	}
 	if !st.Truncated && !w.Recovered && w.recording.After(w.From) {
 		st.Truncated, st.Reason = true, ringfs.ReasonYounger
 		st.Oldest, st.Missing = w.recording.UnixNano(), min(w.recording.UnixNano(), w.To.UnixNano())-from

@@ -105,6 +105,7 @@ func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced
 		s.mu.Lock()
 		wc := w.record()
 		s.mu.Unlock()
+		wc.recording = s.storage.Opened()
 		dir := s.outputDir(root)
 		prog := wc.progress
 		if prog != nil && (prog.Ring != cur || prog.Dir != dir) {
