@@ -81,18 +81,7 @@ func TestInlineEndToEnd(t *testing.T) {
 		"--dhcp-range="+prefix+"100,"+prefix+"199,255.255.255.0,1h", "--dhcp-authoritative",
 		"--dhcp-leasefile="+leases, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-")
 
-	setup := exec.Command("ip", "netns", "exec", probe, os.Args[0], "-test.run=^TestSetupProcess$", "-test.count=1")
-	setup.Env = append(os.Environ(), helperEnv+"=inline eth0,eth1")
-	out, err := setup.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup.Stderr = os.Stderr
-	if err := setup.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { setup.Process.Kill(); setup.Wait() })
-	events := netnstest.Follow(out)
+	setup, events := startSetup(t, probe)
 	events.Expect(t, "applied")
 	events.Expect(t, "event eth0 up <nil>", "event eth1 up <nil>")
 
@@ -179,15 +168,38 @@ func TestInlineEndToEnd(t *testing.T) {
 	}
 	pingRouter(t, phone, 3)
 
-	// Killing the process that made the bridge cuts no transfer.
+	// Killing the process that made the bridge, and starting it again
+	// (a probe restart: Apply on the bridge that exists), cuts no
+	// transfer.
 	transfer(t, phone, router, 24<<20, 8*time.Millisecond, func() {
 		if err := setup.Process.Kill(); err != nil {
 			t.Errorf("kill the setup process: %v", err)
 		}
+		setup.Wait()
+		_, again := startSetup(t, probe)
+		again.Expect(t, "applied")
 	})
 	if br := showLink(t, probe, "br0"); br.Address != brMAC {
-		t.Errorf("after the kill br0 is %s, was %s", br.Address, brMAC)
+		t.Errorf("after the restart br0 is %s, was %s", br.Address, brMAC)
 	}
+}
+
+// startSetup starts TestSetupProcess in the probe's namespace, inline over
+// eth0 and eth1, and follows what it says.
+func startSetup(t *testing.T, probe string) (*exec.Cmd, netnstest.Lines) {
+	t.Helper()
+	setup := exec.Command("ip", "netns", "exec", probe, os.Args[0], "-test.run=^TestSetupProcess$", "-test.count=1")
+	setup.Env = append(os.Environ(), helperEnv+"=inline eth0,eth1")
+	out, err := setup.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup.Stderr = os.Stderr
+	if err := setup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { setup.Process.Kill(); setup.Wait() })
+	return setup, netnstest.Follow(out)
 }
 
 // buildGokrazyDHCP builds gokrazy's DHCP client, the one in the image,
