@@ -24,9 +24,10 @@ func (f *fakeSource) Snapshot() Snapshot {
 	return Snapshot{
 		Host: "probe-test", Now: time.Unix(1700000000, 0), ClockSynced: false,
 		Storage: Storage{State: "no disk", Error: "no disk found"},
-		Ring:    &Ring{Dir: "/mnt/ring", Size: 1 << 30, Packets: 42},
+		Ring:    &Ring{Dir: "/mnt/ring", Size: 1 << 30, Packets: 42, Span: "27.5s"},
 		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
-		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true}},
+		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true,
+			Truncated: true, Missing: "2.5s", Reason: "ring_did_not_reach_back"}},
 		Upload: &Upload{Enabled: true, Server: "sftp.example.net:22", QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0),
 			Running: true, LastAttempt: time.Unix(1700000100, 0), LastSuccess: time.Unix(1699990000, 0).UTC(),
 			Last: "failed: <refused>", LastError: "ssh: unable to authenticate <publickey>",
@@ -53,7 +54,9 @@ func TestPages(t *testing.T) {
 		// The upload section: server, running flag, last attempt and
 		// success, the error (escaped) and the key as one copyable line.
 		"sftp.example.net:22", "uploading now", "2023-11-14 22:15:00.000 UTC: failed: &lt;refused&gt;", "2023-11-14 19:26:40.000 UTC",
-		"<b>ssh: unable to authenticate &lt;publickey&gt;</b>", "<code>" + testPublicKey + "</code>"} {
+		"<b>ssh: unable to authenticate &lt;publickey&gt;</b>", "<code>" + testPublicKey + "</code>",
+		// The ring's span, and a capture that lacks part of its window.
+		"<th>span</th><td>27.5s", "truncated: 2.5s of the window missing (ring_did_not_reach_back)"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("HTML lacks %q", want)
 		}
@@ -68,7 +71,7 @@ func TestPages(t *testing.T) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `} {
+	for _, key := range []string{`"span": "27.5s"`, `"truncated": true`, `"missing": "2.5s"`, `"reason": "ring_did_not_reach_back"`, `"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `} {
 		if !strings.Contains(string(raw), key) {
 			t.Errorf("JSON lacks %s:\n%s", key, raw)
 		}
