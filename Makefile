@@ -142,6 +142,14 @@ bench: bench-lan
 bench-lan:
 	$(GO) test -count=1 -run '^$$' -bench 'LANFlood' -benchtime 1x -timeout 5m ./probe/
 
+# The capture report: analysis per packet and for a 2-minute window of a
+# busy line against the export of the same window (goal <= 0.3x), and the
+# memory it holds. Figures in docs/benchmarks.md ("The capture report").
+.PHONY: bench-report
+bench: bench-report
+bench-report:
+	$(GO) test -count=1 -run '^$$' -bench 'ReportVsExport|Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/report/
+
 # ---- The appliance image (image/, gokrazy/). See README "Building the image".
 # INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.
 INSTANCE ?= presscap

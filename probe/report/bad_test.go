@@ -1,15 +1,12 @@
 package report
 
 import (
-	"fmt"
 	"github.com/presscap/presscap/probe/report/reporttest"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket/layers"
 )
 
 func analyse(g *reporttest.Gen, opt Options, slice int) *Summary {
@@ -111,17 +108,7 @@ func TestBadInputGivesAReport(t *testing.T) {
 // TestTenThousandFlows: every table stops at its cap, says so, and the
 // report still comes.
 func TestTenThousandFlows(t *testing.T) {
-	g := reporttest.New(7)
-	for i := 0; i < 10000; i++ {
-		src := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-		at := time.Duration(i) * 100 * time.Microsecond
-		b := []byte{0x80, 0, 0, 1, 0, 0, 0, 160, byte(i >> 8), byte(i), 0, 1}
-		g.UDP(at, src, 20000, "10.200.0.1", 20002, append(b, make([]byte, 20)...))
-		g.TCP(at, src, 40000, "10.200.0.1", 443, layers.TCP{SYN: true, Seq: uint32(i)}, nil)
-		g.UDP(at, src, 40000, "10.200.0.2", 53, reporttest.DNSMsg(uint16(i), false, 0, "x.example"))
-		g.UDP(at, src, 5060, "10.200.0.3", 5060, reporttest.SIPMsg("OPTIONS sip:x SIP/2.0", fmt.Sprintf("c%d", i), "a@b", "c@d", "1 OPTIONS", ""))
-	}
-	g.WritePCAP(t, "sorted.pcap")
+	g := reporttest.Flood(7, 10000)
 	opt := Options{HeuristicRTP: true, MaxStreams: 100, MaxDialogs: 100, MaxConns: 1000, MaxQueries: 1000, MaxTalkers: 500}
 	a := New([]Link{{Name: "eth0", LinkType: 1}}, opt)
 	for _, p := range g.Pkts {

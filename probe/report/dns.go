@@ -34,6 +34,7 @@ type dnsTable struct {
 	pending   map[dnsKey]int64
 	servers   map[netip.Addr]*dnsServer
 	latencies []float64 // ms, bounded by max
+	expired   int64     // time of the last sweep of the full table
 
 	unansweredSpan, failureSpan, slowSpan span
 	dropped                               uint64
@@ -91,7 +92,12 @@ func (t *dnsTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort) {
 			return // a retry: the first one's clock runs
 		}
 		if len(t.pending) >= t.max {
-			t.expire(pi.ts)
+			// A full table is swept at most every 500 ms of packet time:
+			// a flood of queries must not cost a sweep each.
+			if pi.ts-t.expired > dnsTimeout/4 {
+				t.expired = pi.ts
+				t.expire(pi.ts)
+			}
 			if len(t.pending) >= t.max {
 				t.dropped++
 				return

@@ -18,7 +18,6 @@ const maxMiscKeys = 1024
 type icmpSrc struct{ unreach, ttl uint64 }
 
 type miscTable struct {
-	raw6     *gopacket.DecodingLayerParser
 	icmp     ICMPStats
 	icmpBy   map[netip.Addr]*icmpSrc
 	dhcp     DHCPStats

@@ -74,8 +74,9 @@ type Analyzer struct {
 	binWidth                          int64 // seconds per rate bin
 	bins                              []uint64
 	binBytes                          []uint64
-	talkers                           map[netip.Addr]*Talker
+	talkers                           map[[16]byte]*Talker // by address, As16: a cheap key
 	talkersDropped                    uint64
+	talkCache                         [256]talkerSlot
 	slicedSpan                        span
 
 	rtp  rtpTable
@@ -100,7 +101,7 @@ type Analyzer struct {
 
 type linkState struct {
 	Link
-	parser           *gopacket.DecodingLayerParser
+	first            gopacket.LayerType
 	packets, bytes   uint64
 	sliced, overflow uint64
 }
@@ -109,40 +110,84 @@ type linkState struct {
 // capture file's interfaces are).
 func New(links []Link, opt Options) *Analyzer {
 	opt.defaults()
-	a := &Analyzer{opt: opt, binWidth: 1, talkers: map[netip.Addr]*Talker{}}
+	a := &Analyzer{opt: opt, binWidth: 1, talkers: map[[16]byte]*Talker{}}
 	a.rtp.init(opt.MaxStreams)
 	a.sip.init(opt.MaxDialogs)
 	a.dns.init(opt.MaxQueries)
 	a.tcp.init(opt.MaxConns)
 	a.misc.init()
 	for _, l := range links {
-		a.links = append(a.links, linkState{Link: l, parser: a.parserFor(l.LinkType)})
+		a.links = append(a.links, linkState{Link: l, first: firstLayer(l.LinkType)})
 	}
 	return a
 }
 
-// parserFor returns a decoder starting at the link's first layer, or nil
-// for a link type the report does not decode (its packets still count).
-func (a *Analyzer) parserFor(linkType uint32) *gopacket.DecodingLayerParser {
-	var first gopacket.LayerType
+// firstLayer is the layer a link's frames start with, or
+// gopacket.LayerTypeZero for a link type the report does not decode (its
+// packets still count).
+func firstLayer(linkType uint32) gopacket.LayerType {
 	switch linkType {
 	case 1:
-		first = layers.LayerTypeEthernet
+		return layers.LayerTypeEthernet
 	case 113:
-		first = layers.LayerTypeLinuxSLL
-	case 101, 12, 14: // LINKTYPE_RAW and its old DLT numbers
-		first = layers.LayerTypeIPv4 // the version nibble is checked in Add
-	case 228:
-		first = layers.LayerTypeIPv4
+		return layers.LayerTypeLinuxSLL
+	case 101, 12, 14, 228: // LINKTYPE_RAW (and its old DLT numbers), IPV4
+		return layers.LayerTypeIPv4 // the version nibble is checked in Add
 	case 229:
-		first = layers.LayerTypeIPv6
-	default:
-		return nil
+		return layers.LayerTypeIPv6
 	}
-	p := gopacket.NewDecodingLayerParser(first, &a.eth, &a.dot1q, &a.sll, &a.ip4, &a.ip6,
-		&a.udp, &a.tcpL, &a.arp, &a.icmp4, &a.icmp6)
-	p.IgnoreUnsupported = true
-	return p
+	return gopacket.LayerTypeZero
+}
+
+// decode runs gopacket's layer decoders from first on, as far as the
+// report needs (link, network and transport layers), into a.decoded. It
+// dispatches on the layer type itself rather than through a
+// DecodingLayerParser, whose per-layer map lookups cost more than the
+// rest of the analysis; like the parser, it turns a decoder's panic on
+// hostile bytes into the end of the packet.
+func (a *Analyzer) decode(first gopacket.LayerType, data []byte) {
+	a.decoded = a.decoded[:0]
+	defer func() {
+		if recover() != nil {
+			a.decoded = a.decoded[:0]
+		}
+	}()
+	next := first
+	for len(data) > 0 {
+		var l gopacket.DecodingLayer
+		switch next {
+		case layers.LayerTypeEthernet:
+			l = &a.eth
+		case layers.LayerTypeDot1Q:
+			l = &a.dot1q
+		case layers.LayerTypeLinuxSLL:
+			l = &a.sll
+		case layers.LayerTypeIPv4:
+			l = &a.ip4
+		case layers.LayerTypeIPv6:
+			l = &a.ip6
+		case layers.LayerTypeUDP:
+			l = &a.udp
+		case layers.LayerTypeTCP:
+			l = &a.tcpL
+		case layers.LayerTypeARP:
+			l = &a.arp
+		case layers.LayerTypeICMPv4:
+			l = &a.icmp4
+		case layers.LayerTypeICMPv6:
+			l = &a.icmp6
+		default:
+			return
+		}
+		if l.DecodeFromBytes(data, gopacket.NilDecodeFeedback) != nil {
+			return
+		}
+		a.decoded = append(a.decoded, next)
+		if next == layers.LayerTypeUDP || next == layers.LayerTypeTCP {
+			return // the payload is the tables' business
+		}
+		next, data = l.NextLayerType(), l.LayerPayload()
+	}
 }
 
 // Add analyses one packet: link indexes the links given to New, ts is Unix
@@ -174,28 +219,18 @@ func (a *Analyzer) Add(link int, ts int64, origLen uint32, data []byte) {
 	if sliced {
 		ls.sliced++
 	}
-	if ls.parser == nil || len(data) == 0 {
+	if ls.first == gopacket.LayerTypeZero || len(data) == 0 {
 		a.undecoded++
 		return
 	}
-	p := ls.parser
-	if ls.LinkType == 101 || ls.LinkType == 12 || ls.LinkType == 14 {
-		if data[0]>>4 == 6 {
-			p = a.rawParser6(ls)
-		}
+	first := ls.first
+	if first == layers.LayerTypeIPv4 && data[0]>>4 == 6 {
+		first = layers.LayerTypeIPv6 // raw IP carries both
 	}
 	// A decoding error leaves the layers decoded before it in a.decoded:
 	// a truncated or garbled packet still counts for what it shows.
-	_ = p.DecodeLayers(data, &a.decoded)
+	a.decode(first, data)
 	a.dispatch(ts, origLen, sliced)
-}
-
-// rawParser6 returns the IPv6 parser of a raw-IP link, made once.
-func (a *Analyzer) rawParser6(ls *linkState) *gopacket.DecodingLayerParser {
-	if a.misc.raw6 == nil {
-		a.misc.raw6 = a.parserFor(229)
-	}
-	return a.misc.raw6
 }
 
 func (a *Analyzer) bin(ts int64, origLen uint32) {
@@ -225,6 +260,11 @@ func (a *Analyzer) bin(ts int64, origLen uint32) {
 	}
 	a.bins[i]++
 	a.binBytes[i] += uint64(origLen)
+}
+
+type talkerSlot struct {
+	key [16]byte
+	t   *Talker
 }
 
 // packetInfo is what the protocol tables need of one decoded packet.
@@ -320,14 +360,22 @@ func (a *Analyzer) udpPacket(pi packetInfo) {
 }
 
 func (a *Analyzer) talk(addr netip.Addr, n uint32, sent bool) {
-	t := a.talkers[addr]
-	if t == nil {
-		if len(a.talkers) >= a.opt.MaxTalkers {
-			a.talkersDropped++
-			return
+	key := addr.As16()
+	// A small direct-mapped cache in front of the map: a line has few
+	// busy addresses, and two map lookups a packet were a fifth of the cost.
+	slot := &a.talkCache[key[15]^key[13]<<4]
+	t := slot.t
+	if t == nil || slot.key != key {
+		t = a.talkers[key]
+		if t == nil {
+			if len(a.talkers) >= a.opt.MaxTalkers {
+				a.talkersDropped++
+				return
+			}
+			t = &Talker{Addr: addr.String()}
+			a.talkers[key] = t
 		}
-		t = &Talker{Addr: addr.String()}
-		a.talkers[addr] = t
+		*slot = talkerSlot{key, t}
 	}
 	if sent {
 		t.PacketsSent++
@@ -358,7 +406,7 @@ func (a *Analyzer) Summary() *Summary {
 	}
 	for _, l := range a.links {
 		s.Links = append(s.Links, LinkStats{Name: l.Name, LinkType: l.LinkType, Packets: l.packets,
-			Bytes: l.bytes, SlicedPackets: l.sliced, Decoded: l.parser != nil})
+			Bytes: l.bytes, SlicedPackets: l.sliced, Decoded: l.first != gopacket.LayerTypeZero})
 	}
 	tl := make([]Talker, 0, len(a.talkers))
 	for _, t := range a.talkers {
@@ -453,6 +501,6 @@ func Read(r io.Reader, opt Options) (*Summary, error) {
 // addLinks appends interfaces described after the first packets.
 func (a *Analyzer) addLinks(links []Link) {
 	for _, l := range links {
-		a.links = append(a.links, linkState{Link: l, parser: a.parserFor(l.LinkType)})
+		a.links = append(a.links, linkState{Link: l, first: firstLayer(l.LinkType)})
 	}
 }

@@ -94,10 +94,11 @@ func (g *Gen) TCP(at time.Duration, src string, sport uint16, dst string, dport 
 	g.emit(at, eth, ip, &h, gopacket.Payload(payload))
 }
 
-// write sorts the packets by time and writes a classic PCAP.
+// WritePCAP sorts the packets by time and writes them as a classic PCAP
+// file in a temporary directory of t.
 func (g *Gen) WritePCAP(t testing.TB, name string) string {
 	t.Helper()
-	sort.SliceStable(g.Pkts, func(i, j int) bool { return g.Pkts[i].TS < g.Pkts[j].TS })
+	g.Sort()
 	path := filepath.Join(t.TempDir(), name)
 	f, err := os.Create(path)
 	if err != nil {
@@ -368,3 +369,47 @@ func Mixed(seed uint64) (*Gen, *Truth) {
 }
 
 var rcodeNames = map[layers.DNSResponseCode]string{0: "NoError", 2: "ServFail", 3: "NXDomain"}
+
+// Sort puts the packets in time order, as a capture holds them.
+func (g *Gen) Sort() {
+	sort.SliceStable(g.Pkts, func(i, j int) bool { return g.Pkts[i].TS < g.Pkts[j].TS })
+}
+
+// Busy is a window of d of a busy household line for the benchmark: two
+// calls (four RTP streams of 50 packets/s), a DNS query every 150 ms, and
+// transfers TCP flows in parallel, each 50 segments of 1000 bytes a second
+// with their ACKs.
+func Busy(seed uint64, d time.Duration, transfers int) *Gen {
+	g := New(seed)
+	tr := &Truth{RTP: map[uint32]RTPTruth{}, SIPFinal: map[string]uint64{}, SIPProvisional: map[string]uint64{}, DNSRcodes: map[string]uint64{}}
+	n := int(d / (20 * time.Millisecond))
+	for c := 0; c < 2; c++ {
+		id := fmt.Sprintf("busy-%d@192.168.1.10", c)
+		up := g.Call(tr, time.Duration(c)*time.Millisecond, id, 200, 40000+2*c, 50000+2*c)
+		g.RTP(tr, up, phone, uint16(40000+2*c), proxy, uint16(50000+2*c), RTPOpts{SSRC: uint32(0x100 + c), N: n - 110, FirstSeq: 1, JitterMs: 5, LossEvery: 100})
+		g.RTP(tr, up, proxy, uint16(50000+2*c), phone, uint16(40000+2*c), RTPOpts{SSRC: uint32(0x200 + c), N: n - 110, FirstSeq: 1, JitterMs: 5})
+	}
+	g.DNS(tr, 0, int(d/(150*time.Millisecond)))
+	for i := 0; i < transfers; i++ {
+		g.TCPTransfer(tr, time.Duration(i)*time.Millisecond, uint16(45000+i), n-10, map[int]bool{n / 2: true})
+	}
+	g.Sort()
+	return g
+}
+
+// Flood is n hosts each starting an RTP-looking stream, a TCP connection,
+// a DNS query and a SIP dialog, 100 µs apart: more than any table holds.
+func Flood(seed uint64, n int) *Gen {
+	g := New(seed)
+	for i := 0; i < n; i++ {
+		src := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		at := time.Duration(i) * 100 * time.Microsecond
+		b := []byte{0x80, 0, 0, 1, 0, 0, 0, 160, byte(i >> 8), byte(i), 0, 1}
+		g.UDP(at, src, 20000, "10.200.0.1", 20002, append(b, make([]byte, 20)...))
+		g.TCP(at, src, 40000, "10.200.0.1", 443, layers.TCP{SYN: true, Seq: uint32(i)}, nil)
+		g.UDP(at, src, 40000, "10.200.0.2", 53, DNSMsg(uint16(i), false, 0, "x.example"))
+		g.UDP(at, src, 5060, "10.200.0.3", 5060, SIPMsg("OPTIONS sip:x SIP/2.0", fmt.Sprintf("c%d", i), "a@b", "c@d", "1 OPTIONS", ""))
+	}
+	g.Sort()
+	return g
+}
