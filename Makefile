@@ -170,15 +170,51 @@ QEMU_HTTPS_PORT ?= 18443
 QEMU_CAPTURE_PORT ?= 18081
 QEMU_CAPTURE_PEER ?= 18082
 export SYSTEMD_BOOT_EFI := $(abspath $(SDBOOT))
+# The x86-64 instances (config.json "Environment": ["GOARCH=amd64"]) boot
+# systemd-bootx64.efi from Debian's native systemd-boot-efi package.
+SDBOOT_X64_DIR := build/systemd-boot-x64
+SDBOOT_X64 := $(SDBOOT_X64_DIR)/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+INSTANCE_ARCH = $(if $(shell grep -s 'GOARCH=amd64' gokrazy/$(INSTANCE)/config.json),amd64,arm64)
 
-.PHONY: image image-vm flash update qemu systemtest bench-image
+.PHONY: image image-vm image-x86 vm flash update qemu systemtest bench-image
 image:
 	@if grep -q '"FirmwarePackage": *""' gokrazy/$(INSTANCE)/config.json; then \
-	  $(MAKE) --no-print-directory $(SDBOOT); fi
-	$(IMAGE_TOOL) build -instance gokrazy/$(INSTANCE) -o $(IMG)
+	  $(MAKE) --no-print-directory $(if $(filter amd64,$(INSTANCE_ARCH)),$(SDBOOT_X64),$(SDBOOT)); fi
+	$(IMAGE_TOOL) build -instance gokrazy/$(INSTANCE) -o $(IMG) $(if $(filter amd64,$(INSTANCE_ARCH)),-systemd-boot $(abspath $(SDBOOT_X64)))
 
 image-vm:
 	$(MAKE) --no-print-directory image INSTANCE=presscap-vm
+
+image-x86:
+	$(MAKE) --no-print-directory image INSTANCE=presscap-x86
+
+$(SDBOOT_X64):
+	mkdir -p $(SDBOOT_X64_DIR)
+	cd $(SDBOOT_X64_DIR) && { apt-get download systemd-boot-efi:amd64 2>/dev/null || \
+	  { apt-get update -qq && apt-get download systemd-boot-efi:amd64; }; } && \
+	  dpkg -x systemd-boot-efi_*_amd64.deb . && rm -f systemd-boot-efi_*_amd64.deb
+	@test -s $(SDBOOT_X64)
+
+# make vm: the VM edition (docs/vm.md) under build/vm/: the system disk and
+# the ring disk (ext4, labelled as the probe looks for it) as raw images,
+# qcow2 (Proxmox/KVM), vhdx, and streamOptimized VMDKs in an OVA with an
+# OVF descriptor (ESXi, VMware Workstation, VirtualBox). Needs qemu-img
+# (Debian qemu-utils). RING_SIZE sizes the ring disk (sparse everywhere).
+VM_DIR ?= build/vm
+RING_SIZE ?= 8G
+vm:
+	@command -v qemu-img >/dev/null || { echo "qemu-img missing: install the Debian package qemu-utils"; exit 1; }
+	mkdir -p $(VM_DIR)
+	$(MAKE) --no-print-directory image INSTANCE=presscap-x86 IMG=$(VM_DIR)/presscap-x86.img
+	$(IMAGE_TOOL) ringdisk -instance gokrazy/presscap-x86 -o $(VM_DIR)/presscap-ring.img -size $(RING_SIZE)
+	for d in presscap-x86 presscap-ring; do \
+	  qemu-img convert -f raw -O qcow2 $(VM_DIR)/$$d.img $(VM_DIR)/$$d.qcow2 && \
+	  qemu-img convert -f raw -O vhdx -o subformat=dynamic $(VM_DIR)/$$d.img $(VM_DIR)/$$d.vhdx && \
+	  qemu-img convert -f raw -O vmdk -o subformat=streamOptimized $(VM_DIR)/$$d.img $(VM_DIR)/$$d.vmdk || exit 1; \
+	done
+	$(IMAGE_TOOL) ova -name presscap-x86 -system $(VM_DIR)/presscap-x86.vmdk -ring $(VM_DIR)/presscap-ring.vmdk -o $(VM_DIR)/presscap-x86.ova
+	rm -f $(VM_DIR)/*.vmdk
+	@ls -ls $(VM_DIR)
 
 $(SDBOOT):
 	mkdir -p $(SDBOOT_DIR)

@@ -21,6 +21,7 @@ import (
 	"github.com/presscap/presscap/image/rootfs"
 	"github.com/presscap/presscap/image/updater"
 	probeconfig "github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/service"
 	"github.com/presscap/presscap/probe/testtool"
 )
 
@@ -185,7 +186,7 @@ func build(t *testing.T, name string, extraArgs ...string) built {
 	return built{img: img, instance: inst, password: strings.TrimSpace(string(pw)), ts: ts, out: stdout.String()}
 }
 
-func checkPartitions(t *testing.T, img, hostname string) *partition.Table {
+func checkPartitions(t *testing.T, img, hostname, rootType string) *partition.Table {
 	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
@@ -222,7 +223,7 @@ func checkPartitions(t *testing.T, img, hostname string) *partition.Table {
 		typ        string
 	}{
 		{8192, 8192 + 204800 - 1, partition.TypeEFISystem},
-		{212992, 212992 + 1024000 - 1, partition.TypeRootARM64},
+		{212992, 212992 + 1024000 - 1, rootType},
 		{1236992, 1236992 + 1024000 - 1, partition.TypeLinuxData},
 		{2260992, last, partition.TypeLinuxData},
 	}
@@ -284,7 +285,7 @@ func checkCmdline(t *testing.T, fs *fat.FS, hostname, console string) {
 	}
 }
 
-func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel string, wantModules bool) string {
+func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel string, machine elf.Machine, wantModules bool) string {
 	img := b.img
 	t.Helper()
 	p, err := updater.OpenImage(img)
@@ -390,8 +391,8 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 			t.Errorf("/%s: %v", p, err)
 			continue
 		}
-		if f.Machine != elf.EM_AARCH64 {
-			t.Errorf("/%s is for %v, want aarch64", p, f.Machine)
+		if f.Machine != machine {
+			t.Errorf("/%s is for %v, want %v", p, f.Machine, machine)
 		}
 		for _, prog := range f.Progs {
 			if prog.Type == elf.PT_INTERP {
@@ -432,7 +433,7 @@ func TestPiImageStructure(t *testing.T) {
 	if len(b.password) < 20 {
 		t.Errorf("generated password %q is too short", b.password)
 	}
-	tab := checkPartitions(t, b.img, "presscap")
+	tab := checkPartitions(t, b.img, "presscap", partition.TypeRootARM64)
 	fs, part := openBoot(t, b.img, tab)
 	checkCmdline(t, fs, "presscap", "serial0,115200")
 	checkEEPROM(t, fs, part)
@@ -467,7 +468,7 @@ func TestPiImageStructure(t *testing.T) {
 	if _, err := fs.Stat("EFI/BOOT/BOOTAA64.EFI"); err == nil {
 		t.Error("the Pi image carries an EFI loader")
 	}
-	checkRoot(t, b, tab, "presscap", "6.12.47-v8", true)
+	checkRoot(t, b, tab, "presscap", "6.12.47-v8", elf.EM_AARCH64, true)
 	checkPerm(t, b.img, tab)
 
 	// info reads back what build wrote.
@@ -485,21 +486,43 @@ func TestPiImageStructure(t *testing.T) {
 	checkUpdateFromHTTP(t, b)
 }
 
-func TestVMImageStructure(t *testing.T) {
-	// The loader's bytes do not matter for the structure; the system test
-	// boots the real systemd-boot.
-	loader := filepath.Join(t.TempDir(), "systemd-bootaa64.efi")
-	if err := os.WriteFile(loader, []byte("MZ stand-in loader"), 0o644); err != nil {
+// standInLoader writes a file that passes for an EFI executable of the
+// given PE machine type: the loader's code does not matter for the
+// structure; the system tests boot the real systemd-boot.
+func standInLoader(t *testing.T, machine uint16) string {
+	t.Helper()
+	b := make([]byte, 0x80)
+	copy(b, "MZ")
+	binary.LittleEndian.PutUint32(b[0x3c:], 0x40)
+	copy(b[0x40:], "PE\x00\x00")
+	binary.LittleEndian.PutUint16(b[0x44:], machine)
+	p := filepath.Join(t.TempDir(), fmt.Sprintf("loader-%04x.efi", machine))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := build(t, "presscap-vm", "-systemd-boot", loader)
-	tab := checkPartitions(t, b.img, "presscap-vm")
+	return p
+}
+
+// checkUEFIImage checks an instance without Raspberry Pi firmware: the
+// root type and programs of its architecture, systemd-boot as the
+// removable-media loader, one loader entry carrying the command line.
+func checkUEFIImage(t *testing.T, name, loaderPath, console string, rootType string, machine elf.Machine) {
+	loaderBytes, err := os.ReadFile(loaderPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removable := "EFI/BOOT/BOOTAA64.EFI"
+	if machine == elf.EM_X86_64 {
+		removable = "EFI/BOOT/BOOTX64.EFI"
+	}
+	b := build(t, name, "-systemd-boot", loaderPath)
+	tab := checkPartitions(t, b.img, name, rootType)
 	fs, _ := openBoot(t, b.img, tab)
-	checkCmdline(t, fs, "presscap-vm", "ttyAMA0,115200")
+	checkCmdline(t, fs, name, console)
 	checkNoEEPROM(t, fs)
-	got, err := fs.ReadFile("EFI/BOOT/BOOTAA64.EFI")
-	if err != nil || string(got) != "MZ stand-in loader" {
-		t.Errorf("EFI/BOOT/BOOTAA64.EFI: %q %v", got, err)
+	got, err := fs.ReadFile(removable)
+	if err != nil || !bytes.Equal(got, loaderBytes) {
+		t.Errorf("%s: %q %v, want the loader", removable, got, err)
 	}
 	entry, err := fs.ReadFile("loader/entries/gokrazy.conf")
 	if err != nil {
@@ -518,12 +541,38 @@ func TestVMImageStructure(t *testing.T) {
 	if _, err := fs.Stat("config.txt"); err == nil {
 		t.Error("the UEFI image carries a Raspberry Pi config.txt")
 	}
-	// The VM instance serves its web interface over HTTPS (the system test
-	// updates through it).
+	// The VM instances serve their web interface over HTTPS (the system
+	// tests update through it).
 	if _, err := os.Stat(filepath.Join(b.instance, "state", "web-cert.pem")); err != nil {
 		t.Errorf("the VM instance's build made no self-signed certificate: %v", err)
 	}
-	checkRoot(t, b, tab, "presscap-vm", "7.1.3", false)
+	checkRoot(t, b, tab, name, "7.1.3", machine, false)
+}
+
+func TestVMImageStructure(t *testing.T) {
+	checkUEFIImage(t, "presscap-vm", standInLoader(t, 0xaa64), "ttyAMA0,115200", partition.TypeRootARM64, elf.EM_AARCH64)
+}
+
+// TestX86ImageStructure: the VM edition's instance is amd64 throughout
+// (programs, root partition type, the loader's path and machine).
+func TestX86ImageStructure(t *testing.T) {
+	checkUEFIImage(t, "presscap-x86", standInLoader(t, 0x8664), "ttyS0,115200", partition.TypeRootAMD64, elf.EM_X86_64)
+}
+
+// TestUEFILoaderArchitecture: a loader for the other architecture fails
+// the build, naming the file to use, instead of an image whose firmware
+// stops at its boot menu.
+func TestUEFILoaderArchitecture(t *testing.T) {
+	inst := copyInstance(t, "presscap-x86")
+	img := filepath.Join(t.TempDir(), "x86.img")
+	err := run(context.Background(), []string{"build", "-instance", inst, "-o", img, "-workdir", workDir(t, "wrongloader"),
+		"-systemd-boot", standInLoader(t, 0xaa64)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "0xaa64") || !strings.Contains(err.Error(), "systemd-bootx64.efi") {
+		t.Errorf("build with an arm64 loader for an amd64 instance: %v, want an error naming both machines and systemd-bootx64.efi", err)
+	}
+	if _, err := os.Stat(img); err == nil {
+		t.Error("an image was written with the wrong loader")
+	}
 }
 
 func TestBadProbeConfigFailsTheBuild(t *testing.T) {
@@ -564,5 +613,55 @@ func TestBadProbeConfigFailsTheBuild(t *testing.T) {
 	err = run(context.Background(), []string{"build", "-instance", inst, "-o", img}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "Pakages") {
 		t.Errorf("unknown field: err = %v", err)
+	}
+}
+
+// TestRingDisk: make vm's second disk is one ext4 partition from 1 MiB,
+// labelled as the instance's probe configuration looks for it, which the
+// probe's own label reader finds.
+func TestRingDisk(t *testing.T) {
+	inst := copyInstance(t, "presscap-x86")
+	img := filepath.Join(t.TempDir(), "ring.img")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ringdisk", "-instance", inst, "-o", img, "-size", "64M"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(img); err != nil || st.Size() != 64<<20 {
+		t.Fatalf("ring disk: %v %v, want 64 MiB", st, err)
+	}
+	dump, err := exec.Command(testtool.Path(t, "sfdisk", "fdisk"), "--json", img).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pt struct {
+		PartitionTable struct {
+			Label      string `json:"label"`
+			Partitions []struct {
+				Start, Size uint64
+				Type        string
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(dump, &pt); err != nil {
+		t.Fatalf("%v\n%s", err, dump)
+	}
+	if p := pt.PartitionTable.Partitions; pt.PartitionTable.Label != "dos" || len(p) != 1 || p[0].Start != 2048 || p[0].Size != 64<<11-2048 || p[0].Type != "83" {
+		t.Errorf("sfdisk reads %s", dump)
+	}
+	part := extract(t, img, 2048*512, 64<<20-2048*512)
+	if o, err := exec.Command(testtool.Path(t, "e2fsck", "e2fsprogs"), "-n", "-f", part).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -n -f: %v\n%s", err, o)
+	}
+	f, err := os.Open(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sb := make([]byte, 4096)
+	if _, err := f.ReadAt(sb, 0); err != nil {
+		t.Fatal(err)
+	}
+	if label, fstype, err := service.ParseLabel(sb); label != "PRESSCAP" || fstype != "ext4" || err != nil {
+		t.Errorf("the probe reads label %q type %q (%v), want PRESSCAP ext4", label, fstype, err)
 	}
 }

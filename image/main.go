@@ -4,6 +4,8 @@
 //	go run ./image build  -instance gokrazy/presscap -o presscap.img
 //	go run ./image update -instance gokrazy/presscap -image presscap.img -target http://presscap
 //	go run ./image info   -image presscap.img
+//	go run ./image ringdisk -instance gokrazy/presscap-x86 -o ring.img -size 8G
+//	go run ./image ova -name presscap-x86 -system system.vmdk -ring ring.vmdk -o presscap-x86.ova
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 
 	"github.com/presscap/presscap/image/assemble"
 	"github.com/presscap/presscap/image/gokconfig"
+	"github.com/presscap/presscap/image/ovf"
 	"github.com/presscap/presscap/image/tlspin"
 	"github.com/presscap/presscap/image/updater"
 )
@@ -45,7 +48,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: image build|update|info [flags]")
+		fmt.Fprintln(stderr, "usage: image build|update|info|ringdisk|ova [flags]")
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -55,8 +58,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runUpdate(ctx, args[1:], stdout, stderr)
 	case "info":
 		return runInfo(args[1:], stdout, stderr)
+	case "ringdisk":
+		return runRingDisk(ctx, args[1:], stdout, stderr)
+	case "ova":
+		return runOVA(args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown subcommand %q (build, update, info)", args[0])
+	return fmt.Errorf("unknown subcommand %q (build, update, info, ringdisk, ova)", args[0])
 }
 
 // checkProbeConfig validates the probe's configuration file as the probe
@@ -85,6 +92,88 @@ func checkProbeConfig(dst string, data []byte) ([]string, error) {
 	return dirs, nil
 }
 
+// probeConfig is the probe configuration an instance installs (the
+// probe's defaults if it installs none), as the probe will read it.
+func probeConfig(cfg *gokconfig.Config) (probeconfig.Config, error) {
+	pc := cfg.PackageConfig["github.com/presscap/presscap/probe"]
+	for _, dst := range probeconfig.SearchPaths() {
+		if c, ok := pc.ExtraFileContents[dst]; ok {
+			return probeconfig.Parse([]byte(c))
+		}
+		if src, ok := pc.ExtraFilePaths[dst]; ok {
+			b, err := os.ReadFile(cfg.Resolve(src))
+			if err != nil {
+				return probeconfig.Config{}, err
+			}
+			c, err := probeconfig.Parse(b)
+			if err != nil {
+				return probeconfig.Config{}, fmt.Errorf("%s: %w", src, err)
+			}
+			return c, nil
+		}
+	}
+	return probeconfig.DefaultConfig(), nil
+}
+
+// runRingDisk writes the VM edition's ring disk, labelled as the
+// instance's probe configuration looks for it.
+func runRingDisk(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ringdisk", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	instance := fs.String("instance", "gokrazy/presscap-x86", "instance whose probe configuration names the storage label")
+	out := fs.String("o", "ring.img", "disk image to write (sparse)")
+	size := fs.String("size", "8G", "disk size; the ring (the probe config's ring.size) and the saved captures live on it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		return err
+	}
+	cfg, err := gokconfig.Load(*instance)
+	if err != nil {
+		return err
+	}
+	pc, err := probeConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if pc.Storage.Label == "" {
+		return fmt.Errorf("%s: the probe configuration sets no storage.label, so the probe would not find a ring disk by label", *instance)
+	}
+	if err := assemble.RingDisk(ctx, *out, n, pc.Storage.Label); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d MiB, ext4 labelled %s)\n", *out, n>>20, pc.Storage.Label)
+	return nil
+}
+
+// runOVA packs the system and ring disks (streamOptimized VMDKs, made
+// with qemu-img) into an OVA for ESXi, VMware Workstation and VirtualBox.
+func runOVA(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ova", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "presscap-x86", "virtual machine name")
+	out := fs.String("o", "presscap-x86.ova", "OVA to write")
+	system := fs.String("system", "", "system disk, streamOptimized VMDK")
+	ring := fs.String("ring", "", "ring disk, streamOptimized VMDK")
+	cpus := fs.Int("cpus", 2, "virtual CPUs")
+	mem := fs.Int("memory", 1024, "memory in MiB")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *system == "" || *ring == "" {
+		return errors.New("ova: -system and -ring are required")
+	}
+	o := ovf.Options{Name: *name, CPUs: *cpus, MemoryMiB: *mem, Disks: []string{*system, *ring},
+		Networks: []string{"management", "capture"}, ModTime: time.Now().UTC().Truncate(time.Second)}
+	if err := ovf.Write(*out, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}
+
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
 	switch {
@@ -107,7 +196,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("o", "presscap.img", "disk image to write")
 	size := fs.String("size", "2G", "disk image size (sparse file)")
 	ts := fs.String("timestamp", "", "build timestamp, RFC 3339 (default: now)")
-	sdboot := fs.String("systemd-boot", os.Getenv("SYSTEMD_BOOT_EFI"), "systemd-bootaa64.efi for UEFI instances")
+	sdboot := fs.String("systemd-boot", os.Getenv("SYSTEMD_BOOT_EFI"), "systemd-boot for UEFI instances: systemd-bootaa64.efi, or systemd-bootx64.efi for GOARCH=amd64")
 	workdir := fs.String("workdir", "", "where compiled programs and the generated init go (default build/<instance>)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	_ "github.com/gokrazy/gokrazy/cmd/heartbeat"
 	_ "github.com/gokrazy/gokrazy/cmd/ntp"
 	_ "github.com/gokrazy/gokrazy/cmd/randomd"
+	_ "github.com/gokrazy/kernel.amd64"
 	_ "github.com/gokrazy/kernel.arm64"
 	_ "github.com/gokrazy/kernel.rpi"
 	_ "github.com/gokrazy/rpi-eeprom"

@@ -7,6 +7,7 @@ package assemble
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,8 +52,9 @@ type Options struct {
 	// (RepoDir/build/<instance> if empty). It must be inside RepoDir so
 	// that the init package uses RepoDir's go.mod.
 	WorkDir string
-	// SystemdBoot is systemd-bootaa64.efi, needed by instances without
-	// Raspberry Pi firmware (UEFI machines such as QEMU virt).
+	// SystemdBoot is systemd-boot for the instance's architecture
+	// (systemd-bootaa64.efi or systemd-bootx64.efi), needed by instances
+	// without Raspberry Pi firmware (UEFI machines: QEMU virt, x86-64 VMs).
 	SystemdBoot string
 	// CheckFile validates a file destined for the root file system before
 	// anything is written; a non-nil error fails the build. It may return
@@ -110,9 +112,16 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.RepoDir, err = filepath.Abs(o.RepoDir); err != nil {
 		return nil, err
 	}
+	arch, err := cfg.GOARCH()
+	if err != nil {
+		return nil, err
+	}
 	sig := partition.Signature(cfg.Hostname)
 	layout, err := partition.NewLayout(sig, o.Size)
 	if err != nil {
+		return nil, err
+	}
+	if layout, err = layout.ForArch(arch); err != nil {
 		return nil, err
 	}
 	res := &Result{Layout: layout, Timestamp: o.Timestamp.Format(time.RFC3339)}
@@ -139,10 +148,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	} else {
+		u := uefiArch[arch]
 		if o.SystemdBoot == "" {
-			return nil, fmt.Errorf("instance %s has no FirmwarePackage, so it boots through UEFI: pass the systemd-bootaa64.efi from Debian's systemd-boot-efi:arm64 (make fetches it)", o.Instance)
+			return nil, fmt.Errorf("instance %s has no FirmwarePackage, so it boots through UEFI: pass the %s from Debian's systemd-boot-efi:%s (make fetches it)", o.Instance, u.loader, arch)
 		}
-		if _, err := os.Stat(o.SystemdBoot); err != nil {
+		if err := checkPEMachine(o.SystemdBoot, arch); err != nil {
 			return nil, fmt.Errorf("systemd-boot: %w", err)
 		}
 	}
@@ -194,7 +204,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 
 	// Boot file system.
 	res.Cmdline = Cmdline(cfg, sig)
-	boot, err := bootFS(cfg, kernelDir, firmwareDir, o.SystemdBoot, res.Cmdline)
+	boot, err := bootFS(cfg, arch, kernelDir, firmwareDir, o.SystemdBoot, res.Cmdline)
 	if err != nil {
 		return nil, err
 	}
@@ -360,10 +370,10 @@ func moduleDir(ctx context.Context, repo, mod string) (string, error) {
 	return dir, nil
 }
 
-func goBuild(ctx context.Context, o Options, args ...string) error {
+func goBuild(ctx context.Context, o Options, arch string, args ...string) error {
 	cmd := exec.CommandContext(ctx, goTool(), append([]string{"build"}, args...)...)
 	cmd.Dir = o.RepoDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -372,6 +382,10 @@ func goBuild(ctx context.Context, o Options, args ...string) error {
 }
 
 func buildPrograms(ctx context.Context, o Options, cfg *gokconfig.Config, binDir string) error {
+	arch, err := cfg.GOARCH()
+	if err != nil {
+		return err
+	}
 	// Packages without their own build flags are compiled together.
 	var plain []string
 	for _, pkg := range append(cfg.GokrazyPackagesOrDefault(), cfg.Packages...) {
@@ -384,14 +398,14 @@ func buildPrograms(ctx context.Context, o Options, cfg *gokconfig.Config, binDir
 		args := append([]string{"-trimpath", "-tags", strings.Join(tags, ",")}, pc.GoBuildFlags...)
 		args = append(args, "-o", filepath.Join(binDir, gokconfig.Basename(pkg)), pkg)
 		o.logf("go build %s", pkg)
-		if err := goBuild(ctx, o, args...); err != nil {
+		if err := goBuild(ctx, o, arch, args...); err != nil {
 			return err
 		}
 	}
 	if len(plain) > 0 {
 		o.logf("go build %s", strings.Join(plain, " "))
 		args := append([]string{"-trimpath", "-tags", "gokrazy", "-o", binDir + string(filepath.Separator)}, plain...)
-		if err := goBuild(ctx, o, args...); err != nil {
+		if err := goBuild(ctx, o, arch, args...); err != nil {
 			return err
 		}
 	}
@@ -477,8 +491,12 @@ func buildInit(ctx context.Context, o Options, cfg *gokconfig.Config, timestamp,
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("work directory %s must be inside %s", o.WorkDir, o.RepoDir)
 	}
-	o.logf("go build init")
-	return goBuild(ctx, o, "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-o", filepath.Join(binDir, "init"), "./"+filepath.ToSlash(rel))
+	arch, err := cfg.GOARCH()
+	if err != nil {
+		return err
+	}
+	o.logf("go build init (GOARCH=%s)", arch)
+	return goBuild(ctx, o, arch, "-trimpath", "-tags", "gokrazy,netgo,osusergo", "-o", filepath.Join(binDir, "init"), "./"+filepath.ToSlash(rel))
 }
 
 // rootFile is one file of the root file system.
@@ -593,7 +611,7 @@ func rootTree(t *rootfs.Tree, cfg *gokconfig.Config, binDir, kernelDir string, w
 	return release, nil
 }
 
-func bootFS(cfg *gokconfig.Config, kernelDir, firmwareDir, systemdBoot, cmdline string) (*fat.Builder, error) {
+func bootFS(cfg *gokconfig.Config, arch, kernelDir, firmwareDir, systemdBoot, cmdline string) (*fat.Builder, error) {
 	b := fat.NewBuilder()
 	addHost := func(dst, src string) error {
 		data, err := os.ReadFile(src)
@@ -643,7 +661,7 @@ func bootFS(cfg *gokconfig.Config, kernelDir, firmwareDir, systemdBoot, cmdline 
 		}
 	} else {
 		// UEFI: systemd-boot as the removable-media default loader, one entry.
-		if err := addHost("EFI/BOOT/BOOTAA64.EFI", systemdBoot); err != nil {
+		if err := addHost(uefiArch[arch].removable, systemdBoot); err != nil {
 			return nil, err
 		}
 		entry := "title gokrazy\nlinux /vmlinuz\noptions " + padded + "\n"
@@ -652,6 +670,39 @@ func bootFS(cfg *gokconfig.Config, kernelDir, firmwareDir, systemdBoot, cmdline 
 		}
 	}
 	return b, nil
+}
+
+// uefiArch is, per GOARCH, the UEFI removable-media loader path firmware
+// boots without any boot entry, the PE machine type it must have, and
+// systemd-boot's name for it in Debian's systemd-boot-efi package.
+var uefiArch = map[string]struct {
+	removable string
+	machine   uint16
+	loader    string
+}{
+	"arm64": {"EFI/BOOT/BOOTAA64.EFI", 0xaa64, "systemd-bootaa64.efi"},
+	"amd64": {"EFI/BOOT/BOOTX64.EFI", 0x8664, "systemd-bootx64.efi"},
+}
+
+// checkPEMachine refuses a loader built for another architecture: the
+// firmware would skip it and the VM would stop at its boot menu.
+func checkPEMachine(path, arch string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	u := uefiArch[arch]
+	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
+		return fmt.Errorf("%s is not a PE/COFF (EFI) executable", path)
+	}
+	pe := int(binary.LittleEndian.Uint32(b[0x3c:]))
+	if pe+6 > len(b) || string(b[pe:pe+4]) != "PE\x00\x00" {
+		return fmt.Errorf("%s: no PE header at byte %d", path, pe)
+	}
+	if m := binary.LittleEndian.Uint16(b[pe+4:]); m != u.machine {
+		return fmt.Errorf("%s is built for PE machine %#04x, GOARCH %s needs %#04x (%s)", path, m, arch, u.machine, u.loader)
+	}
+	return nil
 }
 
 // ConfigTxt returns the kernel package's config.txt with the UART enabled
@@ -707,7 +758,49 @@ func copyInto(dst *os.File, off int64, src string) error {
 	return nil
 }
 
-func mkfsPerm(ctx context.Context, img string, p partition.Entry, sig uint32) error {
+// RingDisk writes the VM edition's second disk to path: size bytes
+// (sparse), an MBR with one partition from 1 MiB, formatted ext4 with the
+// probe's storage label, so the probe finds it as it finds a USB disk.
+// gokrazy has no mkfs, so the disk ships formatted; the ring survives
+// replacing the system disk.
+func RingDisk(ctx context.Context, path string, size int64, label string) error {
+	if size%partition.SectorSize != 0 {
+		return fmt.Errorf("ring disk size %d is not a multiple of %d bytes", size, partition.SectorSize)
+	}
+	if label == "" || len(label) > 16 {
+		return fmt.Errorf("ring disk label %q: ext4 labels are 1 to 16 bytes", label)
+	}
+	mbr, err := partition.DataDiskMBR(uint64(size/partition.SectorSize), partition.Signature(label))
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(mbr, 0); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	off := int64(partition.DataDiskStart) * partition.SectorSize
+	if err := mkfsExt4(ctx, tmp, off, size-off, label, ""); err != nil {
+		return fmt.Errorf("ring disk: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// mkfsExt4 formats size bytes of img from byte off with label; a non-empty
+// uuid also fixes the file system's UUID and directory hash seed, so a
+// rebuild makes the same bytes.
+func mkfsExt4(ctx context.Context, img string, off, size int64, label, uuid string) error {
 	mkfs, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
 		if _, e := os.Stat("/usr/sbin/mkfs.ext4"); e != nil {
@@ -715,12 +808,22 @@ func mkfsPerm(ctx context.Context, img string, p partition.Entry, sig uint32) er
 		}
 		mkfs = "/usr/sbin/mkfs.ext4"
 	}
-	uuid := partition.PartitionGUID(sig, partition.Perm)
-	cmd := exec.CommandContext(ctx, mkfs, "-q", "-F", "-L", "perm", "-U", uuid,
-		"-E", fmt.Sprintf("offset=%d,nodiscard,root_owner=0:0,hash_seed=%s", p.Offset(), uuid),
-		img, strconv.FormatInt(p.Size()>>10, 10)+"k")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mkfs.ext4 for /perm: %v\n%s", err, out)
+	args := []string{"-q", "-F", "-L", label}
+	ext := fmt.Sprintf("offset=%d,nodiscard,root_owner=0:0", off)
+	if uuid != "" {
+		args = append(args, "-U", uuid)
+		ext += ",hash_seed=" + uuid
+	}
+	args = append(args, "-E", ext, img, strconv.FormatInt(size>>10, 10)+"k")
+	if out, err := exec.CommandContext(ctx, mkfs, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func mkfsPerm(ctx context.Context, img string, p partition.Entry, sig uint32) error {
+	if err := mkfsExt4(ctx, img, p.Offset(), p.Size(), "perm", partition.PartitionGUID(sig, partition.Perm)); err != nil {
+		return fmt.Errorf("/perm: %w", err)
 	}
 	return nil
 }

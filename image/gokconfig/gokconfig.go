@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -76,6 +77,7 @@ type Config struct {
 	Hostname                   string                   `json:"Hostname"`
 	DeviceType                 string                   `json:",omitempty"`
 	Update                     *Update                  `json:",omitempty"`
+	Environment                []string                 `json:",omitempty"`
 	Packages                   []string                 `json:"Packages"`
 	PackageConfig              map[string]PackageConfig `json:",omitempty"`
 	SerialConsole              string                   `json:",omitempty"`
@@ -160,6 +162,9 @@ func (c *Config) check() error {
 			return fmt.Errorf("MountDevices[%d]: Source, Type and an absolute Target are required", i)
 		}
 	}
+	if _, err := c.GOARCH(); err != nil {
+		return err
+	}
 	if c.DeviceType != "" {
 		// gok's device slugs select other boot layouts (Odroid, ...).
 		return fmt.Errorf("DeviceType %q: this image tool builds only Raspberry Pi and UEFI images (leave it empty)", c.DeviceType)
@@ -189,6 +194,35 @@ func checkCompatibilityFlags(raw json.RawMessage) error {
 		return fmt.Errorf("InternalCompatibilityFlags.%s: gok's command-line setting is not honoured by this image tool (use image build/update's flags): remove it", k)
 	}
 	return nil
+}
+
+// Architectures the image tool builds for.
+var goarches = []string{"arm64", "amd64"}
+
+// GOARCH returns the architecture every program in the image is built for:
+// gok's top-level Environment ("GOOS=linux", "GOARCH=amd64"), arm64 if it
+// names none.
+func (c *Config) GOARCH() (string, error) {
+	arch := "arm64"
+	for _, e := range c.Environment {
+		k, v, ok := strings.Cut(e, "=")
+		switch {
+		case !ok:
+			return "", fmt.Errorf("Environment: %q is not KEY=value", e)
+		case k == "GOOS" && v != "linux":
+			return "", fmt.Errorf("Environment: GOOS=%s: gokrazy runs only on linux", v)
+		case k == "GOARCH":
+			if !slices.Contains(goarches, v) {
+				return "", fmt.Errorf("Environment: GOARCH=%s: this image tool builds %s", v, strings.Join(goarches, " or "))
+			}
+			arch = v
+		case k != "GOOS":
+			// gok exports every entry to its own process; here only the
+			// target matters, so anything else would be silently lost.
+			return "", fmt.Errorf("Environment: %s: only GOOS and GOARCH are honoured (set a program's environment in PackageConfig)", k)
+		}
+	}
+	return arch, nil
 }
 
 // Resolve returns a path from the config relative to the instance directory.

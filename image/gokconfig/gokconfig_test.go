@@ -28,6 +28,10 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		{"environment", `{"Hostname": "p", "Packages": ["a/x"], "PackageConfig": {"a/x": {"Environment": ["NOEQUALS"]}}}`, "KEY=value"},
 		{"mount device", `{"Hostname": "p", "Packages": [], "MountDevices": [{"Source": "/dev/sda1"}]}`, "MountDevices[0]"},
 		{"not json", `{"Hostname": "p",`, "config.json"},
+		{"instance environment", `{"Hostname": "p", "Packages": [], "Environment": ["GOARCH"]}`, "Environment"},
+		{"instance GOARCH", `{"Hostname": "p", "Packages": [], "Environment": ["GOARCH=riscv64"]}`, "GOARCH=riscv64"},
+		{"instance GOOS", `{"Hostname": "p", "Packages": [], "Environment": ["GOOS=darwin"]}`, "GOOS=darwin"},
+		{"instance other variable", `{"Hostname": "p", "Packages": [], "Environment": ["CGO_ENABLED=1"]}`, "CGO_ENABLED"},
 		{"device type", `{"Hostname": "p", "Packages": [], "DeviceType": "odroidhc1"}`, "DeviceType"},
 		{"gok insecure", `{"Hostname": "p", "Packages": [], "InternalCompatibilityFlags": {"Insecure": true}}`, "InternalCompatibilityFlags.Insecure"},
 		{"gok update", `{"Hostname": "p", "Packages": [], "InternalCompatibilityFlags": {"Update": "yes"}}`, "InternalCompatibilityFlags.Update"},
@@ -102,5 +106,23 @@ func TestEmptyCompatibilityFlagsAccepted(t *testing.T) {
 	write(t, dir, "config.json", `{"Hostname": "p", "Packages": [], "InternalCompatibilityFlags": {"Overwrite": "", "Insecure": false}}`)
 	if _, err := Load(dir); err != nil {
 		t.Errorf("empty gok flags refused: %v", err)
+	}
+}
+
+func TestGOARCH(t *testing.T) {
+	for _, tt := range []struct{ env, want string }{
+		{``, "arm64"},
+		{`"Environment": ["GOOS=linux", "GOARCH=amd64"],`, "amd64"},
+		{`"Environment": ["GOARCH=arm64"],`, "arm64"},
+	} {
+		dir := t.TempDir()
+		write(t, dir, "config.json", `{"Hostname": "p", `+tt.env+` "Packages": []}`)
+		c, err := Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.env, err)
+		}
+		if got, err := c.GOARCH(); got != tt.want || err != nil {
+			t.Errorf("%s: GOARCH() = %q, %v; want %q", tt.env, got, err, tt.want)
+		}
 	}
 }

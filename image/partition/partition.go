@@ -51,6 +51,7 @@ const (
 const (
 	TypeEFISystem = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 	TypeRootARM64 = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE"
+	TypeRootAMD64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 	TypeLinuxData = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 )
 
@@ -126,6 +127,22 @@ func NewLayout(sig uint32, totalBytes int64) (Layout, error) {
 	return l, nil
 }
 
+// ForArch returns l with root A typed as the Linux root partition of goarch
+// (the Discoverable Partitions Specification's type; gokrazy finds its root
+// by PARTUUID, firmware and tools by type). Root B stays "Linux data" until
+// an update writes it, as gok leaves it.
+func (l Layout) ForArch(goarch string) (Layout, error) {
+	switch goarch {
+	case "arm64":
+		l.Partitions[RootA-1].Type = TypeRootARM64
+	case "amd64":
+		l.Partitions[RootA-1].Type = TypeRootAMD64
+	default:
+		return Layout{}, fmt.Errorf("no root partition type for GOARCH %s", goarch)
+	}
+	return l, nil
+}
+
 // Partition returns partition n (1-based).
 func (l Layout) Partition(n int) Entry { return l.Partitions[n-1] }
 
@@ -140,6 +157,24 @@ func (l Layout) MBR() []byte {
 	putMBREntry(b[446+16:], 0x00, 0xEE, 1, BootStart-1)
 	b[510], b[511] = 0x55, 0xAA
 	return b
+}
+
+// DataDiskStart is where DataDiskMBR's one partition starts (1 MiB, the
+// alignment every partitioning tool uses).
+const DataDiskStart = 2048
+
+// DataDiskMBR returns the MBR of a data disk of totalSectors: one Linux
+// partition (type 0x83) from DataDiskStart to the end, no boot code. The
+// VM edition's ring disk is laid out like this, as fdisk would.
+func DataDiskMBR(totalSectors uint64, signature uint32) ([]byte, error) {
+	if totalSectors <= DataDiskStart || totalSectors > 1<<32 {
+		return nil, fmt.Errorf("data disk of %d sectors: want more than %d and at most 2^32 (2 TiB)", totalSectors, DataDiskStart)
+	}
+	b := make([]byte, SectorSize)
+	binary.LittleEndian.PutUint32(b[440:], signature)
+	putMBREntry(b[446:], 0x00, 0x83, DataDiskStart, uint32(totalSectors-DataDiskStart))
+	b[510], b[511] = 0x55, 0xAA
+	return b, nil
 }
 
 func putMBREntry(b []byte, status, typ byte, lba, sectors uint32) {

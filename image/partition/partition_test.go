@@ -204,3 +204,33 @@ func TestReadRejectsCorruption(t *testing.T) {
 		t.Error("a 1 GiB disk was accepted")
 	}
 }
+
+// TestForArch: the x86-64 image's root A carries the x86-64 root type, as
+// fdisk's table of known types names it.
+func TestForArch(t *testing.T) {
+	sfdisk := testtool.Path(t, "sfdisk", "fdisk")
+	l, err := NewLayout(Signature("presscap-x86"), testDisk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ arch, typ, name string }{
+		{"amd64", TypeRootAMD64, "Linux root (x86-64)"},
+		{"arm64", TypeRootARM64, "Linux root (ARM-64)"},
+	} {
+		la, err := l.ForArch(tt.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := writeDisk(t, la)
+		out, err := exec.Command(sfdisk, "--list", "-o", "Device,Type-UUID,Type", img).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sfdisk --list: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), img+"2 "+tt.typ+" "+tt.name) {
+			t.Errorf("%s: sfdisk does not see root A as %s %s:\n%s", tt.arch, tt.typ, tt.name, out)
+		}
+	}
+	if _, err := l.ForArch("riscv64"); err == nil || !strings.Contains(err.Error(), "riscv64") {
+		t.Errorf("ForArch(riscv64) = %v, want an error naming it", err)
+	}
+}
