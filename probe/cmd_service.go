@@ -17,6 +17,7 @@ import (
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/fleet"
 	"github.com/presscap/presscap/probe/service"
 	"github.com/presscap/presscap/probe/status"
 )
@@ -55,7 +56,8 @@ func runService(ctx context.Context, e env, args []string) error {
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	logger := log.New(e.stdout, "", log.LstdFlags|log.LUTC)
+	msgs := &fleet.Recent{}
+	logger := log.New(&recentLog{w: e.stdout, msgs: msgs}, "", log.LstdFlags|log.LUTC)
 	c, used, err := loadConfig(*path)
 	if err != nil {
 		return badConfig(ctx, logger, *path, err)
@@ -79,7 +81,8 @@ func runService(ctx context.Context, e env, args []string) error {
 	defer fb.Beeper.Close()
 	fb.State("booting")
 
-	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: fb})
+	fl := setupFleet(c, "/", logger.Printf)
+	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: fb, Host: fl.host, FleetID: fl.id.Value})
 	if err != nil {
 		return badConfig(ctx, logger, *path, err)
 	}
@@ -90,14 +93,20 @@ func runService(ctx context.Context, e env, args []string) error {
 		// The installer's checks run on the service's own speaker, LED,
 		// upload configuration and trigger.
 		checks := &status.Checks{Upload: c.Upload, StateDir: c.Storage.StateDir, Beeper: fb.Beeper, LEDs: fb.LEDs}
-		srv := statusServer(c, status.WithChecks(svc, checks), logger.Printf)
+		srv := statusServer(c, fl.host, status.WithChecks(svc, checks), logger.Printf)
 		go func() { srvDone <- srv.Run(ctx) }()
 	} else {
 		srvDone <- nil
 	}
+	repDone := make(chan struct{})
+	go func() {
+		defer close(repDone)
+		runReports(ctx, fl, c, used, svc, fb.LEDs != nil, msgs, logger.Printf)
+	}()
 	err = svc.Run(ctx)
 	cancel()
 	<-srvDone
+	<-repDone
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -105,15 +114,14 @@ func runService(ctx context.Context, e env, args []string) error {
 }
 
 // statusServer is the status listener of the configuration, serving svc.
-func statusServer(c config.Config, svc status.Source, logf func(string, ...any)) *status.Server {
+func statusServer(c config.Config, host string, svc status.Source, logf func(string, ...any)) *status.Server {
 	var capture []string
 	for _, l := range c.Links {
 		capture = append(capture, l.Interface)
 	}
 	return &status.Server{Listen: c.Status.Listen, Logf: logf,
 		Handler: status.Handler(svc, status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles}),
-		// The fleet name (issue 13) is to be added to these names.
-		Hosts:         status.Hosts{Names: status.OwnNames(c.Hostname)},
+		Hosts:         status.Hosts{Names: status.OwnNames(host)},
 		CaptureIfaces: capture,
 	}
 }

@@ -230,7 +230,7 @@ func TestStatusServerWiring(t *testing.T) {
 	c := config.DefaultConfig()
 	c.Hostname = "Probe-17"
 	c.Links = []config.Link{{Interface: "eth0"}, {Interface: "eth1"}}
-	srv := statusServer(c, nil, t.Logf)
+	srv := statusServer(c, c.Hostname, nil, t.Logf)
 	if !slices.Equal(srv.CaptureIfaces, []string{"eth0", "eth1"}) || !slices.Contains(srv.Hosts.Names, "probe-17") {
 		t.Errorf("capture links %q, names %q", srv.CaptureIfaces, srv.Hosts.Names)
 	}

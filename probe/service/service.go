@@ -68,6 +68,12 @@ type Options struct {
 	// OnExport, if set, is called after each window's files are written
 	// (or failed), from the export goroutine.
 	OnExport func(Manifest, error)
+	// Host names files, manifests and the status page; empty: the
+	// configured hostname, else the system's.
+	Host string
+	// FleetID is the probe's id (package identity): the uploader reads
+	// its label from the server with it.
+	FleetID string
 	// OnPending, if set, is called after a window's pending record was
 	// written (op "saved") or removed ("removed"), from the goroutine
 	// that writes them.
@@ -159,7 +165,10 @@ func New(o Options) (*Service, error) {
 	if s.o.WriteWait == 0 {
 		s.o.WriteWait = 5 * time.Second
 	}
-	s.host = c.Hostname
+	s.host = o.Host
+	if s.host == "" {
+		s.host = c.Hostname
+	}
 	if s.host == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -1012,6 +1021,9 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 	u, err := upload.New(s.cfg.Upload, queue, s.cfg.Storage.StateDir, upload.SystemClock{IsSynced: s.clock.Synced}, s.logf)
 	if err != nil {
 		return nil, err
+	}
+	if s.o.FleetID != "" {
+		u.SetID(s.o.FleetID)
 	}
 	u.OnEvent(func(e upload.Event) {
 		s.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/fleet"
 	"github.com/presscap/presscap/ringfs/atomicfile"
 )
@@ -36,15 +37,21 @@ type savedLabel struct {
 // each connection. The label saved by an earlier run for the same id is
 // in force at once.
 func (u *Uploader) SetID(id string) {
-	var s savedLabel
-	if b, err := os.ReadFile(filepath.Join(u.stateDir, labelFile)); err == nil {
-		if json.Unmarshal(b, &s) != nil || s.ID != id {
-			s = savedLabel{}
-		}
-	}
+	label := SavedLabel(u.stateDir, id)
 	u.mu.Lock()
-	u.fleetID, u.label = id, s.Label
+	u.fleetID, u.label = id, label
 	u.mu.Unlock()
+}
+
+// SavedLabel is the label last read for probe id by an uploader with this
+// state dir, "" for none: the service names its files with it from start.
+func SavedLabel(stateDir, id string) string {
+	var s savedLabel
+	b, err := os.ReadFile(filepath.Join(stateDir, labelFile))
+	if err != nil || json.Unmarshal(b, &s) != nil || s.ID != id || filenames.CheckLabel(s.Label) != nil {
+		return ""
+	}
+	return s.Label
 }
 
 // Label is the provider's label for this probe as last read from

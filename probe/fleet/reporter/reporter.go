@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,6 +61,7 @@ type Reporter struct {
 	lastAttempt time.Time // upload attempt last reported on
 	prevLinks   map[string]status.Link
 	reported    map[string]bool // presses (by time) already in a report
+	devices     []string        // trigger devices seen since boot
 }
 
 // Run sends reports until ctx ends.
@@ -140,8 +142,11 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 			Packets: l.Seen - prev.Seen, Drops: l.Drops - prev.Drops})
 	}
 	for _, d := range snap.Devices {
-		rep.TriggerDevices = append(rep.TriggerDevices, d.Name)
+		if !slices.Contains(r.devices, d.Name) {
+			r.devices = append(r.devices, d.Name)
+		}
 	}
+	rep.TriggerDevices = append(rep.TriggerDevices, r.devices...)
 	var keys []string
 	for _, p := range snap.Presses {
 		k := p.Time.UTC().Format(time.RFC3339Nano)

@@ -143,6 +143,10 @@ func TestBuild(t *testing.T) {
 	if len(next.Presses) != 1 || next.Presses[0].Files[0] != "b.pcap" {
 		t.Errorf("presses since the last report: %+v", next.Presses)
 	}
+	snap.Devices = nil // pulled: still seen since boot
+	if d, _ := r.Build(snap); len(d.TriggerDevices) != 1 {
+		t.Errorf("trigger devices seen since boot: %q", d.TriggerDevices)
+	}
 	snap.Storage.Root = ""
 	if d, _ := r.Build(snap); d.Disk.Present {
 		t.Error("no storage root, but a disk present")

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/presscap/presscap/probe/capture"
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/devicepw"
+	"github.com/presscap/presscap/probe/filenames"
+	"github.com/presscap/presscap/probe/fleet"
+	"github.com/presscap/presscap/probe/fleet/reporter"
+	"github.com/presscap/presscap/probe/identity"
+	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/upload"
+)
+
+// fleetSetup is what the service learns about itself for the provider:
+// its id, the name of its files (with the provider's label) and, on
+// gokrazy, its own password.
+type fleetSetup struct {
+	id       identity.ID
+	host     string // for files, manifests, the status page
+	password string // never logged
+}
+
+// setupFleet reads the id and the label saved by the last upload, and on
+// a gokrazy image (which has /etc/gokr-pw.txt) makes sure of the device
+// password in /perm; root is "/" but in tests. A probe without an id keeps
+// the configured or system host name and sends no report.
+func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSetup {
+	var f fleetSetup
+	id, err := identity.Read(root)
+	if err != nil {
+		logf("fleet: %v (no health report; file names use the host name)", err)
+	} else {
+		f.id = id
+		logf("fleet: probe id %s", id)
+	}
+	host := c.Hostname // empty without an id: the service takes the system's
+	if err == nil {
+		host = id.Hostname(c.Hostname)
+		if label := upload.SavedLabel(c.Storage.StateDir, id.Value); label != "" {
+			host = filenames.Host(host, label)
+		}
+	}
+	f.host = host
+	if _, err := os.Stat(filepath.Join(root, "etc/gokr-pw.txt")); err == nil {
+		pw, created, err := devicepw.Ensure(filepath.Join(root, "perm"))
+		switch {
+		case err != nil:
+			logf("fleet: per-device password: %v", err)
+		case created:
+			logf("fleet: per-device password created in /perm/%s (in force from the next boot; the provider finds it in the health report)", devicepw.FileName)
+		}
+		f.password = pw
+	}
+	return f
+}
+
+// runReports sends the health reports until ctx ends, over a connection
+// of its own to the upload server (the service's uploader exists only
+// while a disk is mounted, and a probe without its disk must report too).
+func runReports(ctx context.Context, f fleetSetup, c config.Config, used string, svc status.Source, led bool, msgs *fleet.Recent, logf func(string, ...any)) {
+	if f.id.Value == "" || !c.Upload.Enabled {
+		return
+	}
+	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
+		logf("fleet: no health reports: storage.state_dir: %v", err)
+		return
+	}
+	u, err := upload.New(c.Upload, "", c.Storage.StateDir, nil, func(string, ...any) {})
+	if err != nil {
+		logf("fleet: no health reports: %v", err)
+		return
+	}
+	u.SetID(f.id.Value)
+	ifaces := map[string]string{}
+	for _, l := range c.Links {
+		ifaces[l.LinkName()] = l.Interface
+	}
+	snd, _ := filepath.Glob("/dev/snd/pcmC*D*p")
+	r := &reporter.Reporter{
+		ID: f.id, Source: svc, Send: u, Logf: logf, SysRoot: "/",
+		Versions:       fleet.Versions{Image: os.Getenv("PRESSCAP_IMAGE_BUILD"), Probe: probeVersion()},
+		Config:         configInfo(used),
+		DevicePassword: f.password, SoundCard: len(snd) > 0, LED: led,
+		Ifaces: ifaces, LinkState: capture.InterfaceState, Messages: msgs,
+	}
+	r.Run(ctx)
+}
+
+// configInfo is the configuration file's hash and path.
+func configInfo(used string) fleet.Config {
+	if used == "" {
+		return fleet.Config{Source: "built-in"}
+	}
+	b, err := os.ReadFile(used)
+	if err != nil {
+		return fleet.Config{Source: used}
+	}
+	sum := sha256.Sum256(b)
+	return fleet.Config{Hash: "sha256:" + hex.EncodeToString(sum[:]), Source: used}
+}
+
+func probeVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return strings.TrimSpace(v)
+}
+
+// recentLog passes the log through and keeps its warnings and errors for
+// the health report: lines that say a fault, failure, error or warning.
+type recentLog struct {
+	w    io.Writer
+	msgs *fleet.Recent
+	mu   sync.Mutex
+	buf  []byte
+}
+
+var alarmWords = []string{"error", "fail", "fault", "warning", "cannot", "not running", "refus", "missing"}
+
+func (l *recentLog) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.buf[:i])
+		l.buf = l.buf[i+1:]
+		lower := strings.ToLower(line)
+		for _, w := range alarmWords {
+			if strings.Contains(lower, w) {
+				level := "warning"
+				if strings.Contains(lower, "error") || strings.Contains(lower, "fail") || strings.Contains(lower, "fault") {
+					level = "error"
+				}
+				l.msgs.Add(fleet.Message{Time: time.Now().UTC(), Level: level, Text: line})
+				break
+			}
+		}
+	}
+	return n, err
+}
