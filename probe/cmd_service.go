@@ -120,7 +120,7 @@ func statusServer(c config.Config, host string, svc status.Source, logf func(str
 		capture = append(capture, l.Interface)
 	}
 	return &status.Server{Listen: c.Status.Listen, Logf: logf,
-		Handler: status.Handler(svc, status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles}),
+		Handler:       status.Handler(svc, status.Auth{Token: c.Status.Token, PasswordFiles: c.Status.PasswordFiles}),
 		Hosts:         status.Hosts{Names: status.OwnNames(host)},
 		CaptureIfaces: capture,
 	}
