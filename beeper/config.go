@@ -8,8 +8,11 @@
 package beeper
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
+	"github.com/presscap/presscap/internal/daytime"
 	"github.com/presscap/presscap/internal/field"
 )
 
@@ -30,11 +33,15 @@ type Config struct {
 	// Rate forces a sample rate in Hz (48000 or 44100); 0 tries 48000,
 	// then 44100, whichever the card accepts.
 	Rate int `json:"rate"`
+	// Quiet is "HH:MM-HH:MM", the quiet hours in clock.time_zone: sounds
+	// that do not answer a press (upload done or failed, faults found
+	// alone) are not played then. It may span midnight; "" is never quiet.
+	Quiet string `json:"quiet"`
 }
 
 // DefaultConfig returns the configuration used when the file omits the section.
 func DefaultConfig() Config {
-	return Config{Enable: true, Volume: 70}
+	return Config{Enable: true, Volume: 70, Quiet: "21:00-08:00"}
 }
 
 // Validate reports every problem, each naming its JSON field, as
@@ -49,8 +56,51 @@ func (c Config) Validate() error {
 	default:
 		es.Add("beeper.rate", "%d Hz is not supported (use 0, 44100 or 48000)", c.Rate)
 	}
+	if _, _, err := parseQuiet(c.Quiet); err != nil {
+		es.Add("beeper.quiet", "%v", err)
+	}
 	if strings.ContainsAny(c.Device, "\x00\n") {
 		es.Add("beeper.device", "%q contains a control character", c.Device)
 	}
 	return es.Err()
+}
+
+// QuietAt says whether t, on the clock of its own location, is in the
+// quiet hours. A bad Quiet (refused by Validate) is never quiet.
+func (c Config) QuietAt(t time.Time) bool {
+	from, to, err := parseQuiet(c.Quiet)
+	if err != nil || from == to {
+		return false
+	}
+	m := t.Hour()*60 + t.Minute()
+	if from < to {
+		return m >= from && m < to
+	}
+	return m >= from || m < to // across midnight
+}
+
+// parseQuiet reads "HH:MM-HH:MM" into minutes of the day; "" gives 0, 0.
+func parseQuiet(s string) (from, to int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM (e.g. \"21:00-08:00\"; empty: never quiet)", s)
+	}
+	if from, err = minuteOfDay(a); err == nil {
+		to, err = minuteOfDay(b)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q: %w", s, err)
+	}
+	if from == to {
+		return 0, 0, fmt.Errorf("%q starts and ends at the same time (empty: never quiet)", s)
+	}
+	return from, to, nil
+}
+
+func minuteOfDay(s string) (int, error) {
+	h, m, err := daytime.Parse(strings.TrimSpace(s))
+	return h*60 + m, err
 }

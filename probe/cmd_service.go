@@ -82,7 +82,12 @@ func runService(ctx context.Context, e env, args []string) error {
 	fb.State("booting")
 
 	fl := setupFleet(c, "/", logger.Printf)
-	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: fb, Host: fl.host, FleetID: fl.id.Value})
+	loc, err := c.Clock.Location()
+	if err != nil { // refused by Validate
+		return badConfig(ctx, logger, *path, err)
+	}
+	evening := &service.Evening{Feedback: fb, Quiet: func(t time.Time) bool { return c.Beeper.QuietAt(t.In(loc)) }}
+	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: evening, Host: fl.host, FleetID: fl.id.Value})
 	if err != nil {
 		return badConfig(ctx, logger, *path, err)
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"time"
+
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/capture"
@@ -261,6 +263,18 @@ type Clock struct {
 	// NTPTimefile is where gokrazy's ntp keeps the time of the last
 	// shutdown; a clock step to that time is not a sync.
 	NTPTimefile string `json:"ntp_timefile"`
+	// TimeZone is an IANA zone name ("Europe/Berlin"), "UTC" or "Local"
+	// (the image's /etc/localtime): the local time of beeper.quiet.
+	TimeZone string `json:"time_zone"`
+}
+
+// Location is TimeZone loaded.
+func (c Clock) Location() (*time.Location, error) {
+	switch c.TimeZone {
+	case "", "Local":
+		return time.Local, nil
+	}
+	return time.LoadLocation(c.TimeZone)
 }
 
 // Status is the HTTP status listener.
@@ -317,7 +331,7 @@ func DefaultConfig() Config {
 			SysBlock:   "/sys/class/block",
 			DevDir:     "/dev",
 		},
-		Clock: Clock{Sync: SyncGokrazy, NTPTimefile: "/perm/home/ntp/ntp-time-at-last-shutdown"},
+		Clock: Clock{Sync: SyncGokrazy, NTPTimefile: "/perm/home/ntp/ntp-time-at-last-shutdown", TimeZone: "Local"},
 		Status: Status{
 			Listen:        []string{"private:8080"},
 			PasswordFiles: []string{"/perm/gokr-pw.txt", "/etc/gokr-pw.txt"},

@@ -171,6 +171,8 @@ func TestValidateErrors(t *testing.T) {
 		{"token", func(c *Config) { c.Status.Token = "short" }, "status.token", "shorter than 16"},
 		{"recent", func(c *Config) { c.Status.RecentPresses = -1 }, "status.recent_presses", "negative"},
 		{"beeper section", func(c *Config) { c.Beeper.Volume = 300 }, "beeper.volume", "outside"},
+		{"time zone", func(c *Config) { c.Clock.TimeZone = "Mars/Olympus" }, "clock.time_zone", "IANA name"},
+		{"quiet hours", func(c *Config) { c.Beeper.Quiet = "21:00" }, "beeper.quiet", "not HH:MM-HH:MM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -462,6 +462,9 @@ func (c Config) checkClock() Errors {
 	default:
 		es.Add("clock.sync", "%q is not one of gokrazy, adjtimex, always, never", c.Clock.Sync)
 	}
+	if _, err := c.Clock.Location(); err != nil {
+		es.Add("clock.time_zone", "%v (an IANA name such as \"Europe/Berlin\", \"UTC\" or \"Local\")", err)
+	}
 	return es
 }
 

@@ -1,6 +1,9 @@
 package service
 
 import (
+	"sync"
+	"time"
+
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
 )
@@ -60,5 +63,69 @@ func (f DeviceFeedback) Fault(string) {
 func (f DeviceFeedback) Uploaded() {
 	if f.Beeper != nil {
 		f.Beeper.Play(beeper.Uploaded)
+	}
+}
+
+// The reasons the service passes to Feedback.Fault.
+const (
+	FaultNotSaved = "capture not saved"          // answers a press
+	FaultRecovery = "pending records unreadable" // found at start
+	FaultUpload   = "upload failed"
+)
+
+// Evening keeps the customer's evening quiet: the sounds that do not answer
+// a press (upload done, upload failed, faults found at start) are not
+// played in the quiet hours, and such a fault sounds once until it clears
+// (an upload that fails on every retry, once; again after a success). A
+// press, its save and a failed save always sound.
+type Evening struct {
+	Feedback
+	// Quiet says whether a time is in the quiet hours (beeper.quiet in
+	// clock.time_zone); nil is never quiet.
+	Quiet func(time.Time) bool
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	sounded map[string]bool // faults sounded (or kept quiet) and not cleared
+}
+
+func (e *Evening) quiet() bool {
+	if e.Quiet == nil {
+		return false
+	}
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	return e.Quiet(now())
+}
+
+// Fault sounds a fault that answers a press always, another once until it
+// clears and only outside the quiet hours.
+func (e *Evening) Fault(reason string) {
+	if reason == FaultNotSaved {
+		e.Feedback.Fault(reason)
+		return
+	}
+	e.mu.Lock()
+	again := e.sounded[reason]
+	if e.sounded == nil {
+		e.sounded = map[string]bool{}
+	}
+	e.sounded[reason] = true
+	e.mu.Unlock()
+	if !again && !e.quiet() {
+		e.Feedback.Fault(reason)
+	}
+}
+
+// Uploaded clears the upload fault and sounds outside the quiet hours.
+func (e *Evening) Uploaded() {
+	e.mu.Lock()
+	delete(e.sounded, FaultUpload)
+	e.mu.Unlock()
+	if !e.quiet() {
+		e.Feedback.Uploaded()
 	}
 }

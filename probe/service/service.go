@@ -631,7 +631,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.logf("capture #%d: NOT saved: %v; not retried at the next start (the same export would fail again), pending record removed", w.ID, err)
 			s.persist <- persistOp{remove: w.ID}
 		}
-		s.fb.Fault("capture not saved")
+		s.fb.Fault(FaultNotSaved)
 	} else {
 		s.persist <- persistOp{remove: w.ID}
 		var total uint64
@@ -839,7 +839,7 @@ func (s *Service) recover() []*Window {
 	}
 	if err != nil {
 		s.logf("RECOVERY FAILED: %v: windows pressed before the restart are not saved in this run (their records stay for the next start); a new record never replaces one left there", err)
-		s.fb.Fault("pending records unreadable")
+		s.fb.Fault(FaultRecovery)
 	}
 	synced := s.clock.Synced()
 	now := time.Now()
@@ -1034,7 +1034,7 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 		case upload.Uploaded:
 			s.fb.Uploaded()
 		case upload.Failed:
-			s.fb.Fault("upload failed")
+			s.fb.Fault(FaultUpload)
 		}
 	})
 	return u, nil

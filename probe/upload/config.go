@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/presscap/presscap/internal/daytime"
 	"github.com/presscap/presscap/internal/field"
 
 	// The device has no zoneinfo database; time_zone must still resolve.
@@ -217,16 +218,8 @@ func (c Config) location() (*time.Location, error) {
 type clockTime struct{ hour, min int }
 
 func parseClock(s string) (clockTime, error) {
-	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) != 2 || len(m) != 2 {
-		return clockTime{}, fmt.Errorf("%q is not HH:MM", s)
-	}
-	hh, err1 := strconv.Atoi(h)
-	mm, err2 := strconv.Atoi(m)
-	if err1 != nil || err2 != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
-		return clockTime{}, fmt.Errorf("%q is not a time of day HH:MM (00:00..23:59)", s)
-	}
-	return clockTime{hh, mm}, nil
+	h, m, err := daytime.Parse(s)
+	return clockTime{h, m}, err
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s", "10m")

@@ -1,0 +1,61 @@
+package service
+
+import (
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sounds records what a Feedback was asked to sound.
+type sounds struct {
+	NopFeedback
+	mu   sync.Mutex
+	list []string
+}
+
+func (s *sounds) add(x string) { s.mu.Lock(); s.list = append(s.list, x); s.mu.Unlock() }
+func (s *sounds) Pressed()     { s.add("pressed") }
+func (s *sounds) Saved()       { s.add("saved") }
+func (s *sounds) Uploaded()    { s.add("uploaded") }
+func (s *sounds) Fault(r string) {
+	s.add("fault: " + r)
+}
+
+// TestEvening: in the quiet hours only a press is answered (pressed,
+// saved, not saved); outside them a retried upload failure sounds once,
+// and again only after an upload succeeded.
+func TestEvening(t *testing.T) {
+	var out sounds
+	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
+	e := &Evening{Feedback: &out, Now: func() time.Time { return now },
+		Quiet: func(t time.Time) bool { return t.Hour() >= 21 || t.Hour() < 8 }}
+	var fb Feedback = e
+	fb.Uploaded()
+	fb.Fault(FaultUpload)
+	fb.Fault(FaultRecovery)
+	fb.Pressed()
+	fb.Saved()
+	fb.Fault(FaultNotSaved)
+	want := []string{"pressed", "saved", "fault: " + FaultNotSaved}
+	if !reflect.DeepEqual(out.list, want) {
+		t.Fatalf("at 22:00: %q, want %q", out.list, want)
+	}
+
+	out.list = nil
+	now = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	fb.Fault(FaultUpload) // still the night's fault: not new
+	fb.Uploaded()
+	fb.Fault(FaultUpload)
+	fb.Fault(FaultUpload)
+	fb.Fault(FaultUpload)
+	fb.Uploaded()
+	fb.Fault(FaultUpload)
+	fb.Fault(FaultNotSaved)
+	fb.Fault(FaultNotSaved)
+	want = []string{"uploaded", "fault: " + FaultUpload, "uploaded", "fault: " + FaultUpload,
+		"fault: " + FaultNotSaved, "fault: " + FaultNotSaved}
+	if !reflect.DeepEqual(out.list, want) {
+		t.Fatalf("at 10:00: %q, want %q", out.list, want)
+	}
+}
