@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/presscap/presscap/probe/fleet"
+	"github.com/presscap/presscap/probe/upload"
 )
 
 // runFleet is the provider's overview: one line per probe from a copy of
@@ -16,15 +20,26 @@ import (
 func runFleet(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("fleet", e)
 	asJSON := fs.Bool("json", false, "print the entries as JSON, for scripts")
+	home, _ := os.UserHomeDir()
+	key := fs.String("key", filepath.Join(home, ".ssh", "id_ed25519"), "SSH private key `FILE` for sftp:// (unencrypted)")
+	hostKey := fs.String("host-key", "", "the server's host key for sftp://: a known_hosts `LINE`, public key or SHA256: fingerprint (required)")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError{err: fmt.Errorf("fleet: want one directory (the server's remote_dir or its fleet/status)")}
+		return usageError{err: fmt.Errorf("fleet: want one directory (the server's remote_dir or its fleet/status) or sftp://USER@HOST[:PORT]/REMOTE_DIR")}
 	}
 	dir := fs.Arg(0)
 	if strings.HasPrefix(dir, "sftp://") {
-		return fmt.Errorf("fleet: %s: reading over SFTP is not supported yet; copy the directory first (sftp -r)", dir)
+		tmp, err := os.MkdirTemp("", "presscap-fleet-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if err := fetchFleet(ctx, dir, *key, *hostKey, tmp); err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+		dir = tmp
 	}
 	now := time.Now()
 	entries, err := fleet.ReadDir(dir, now)
@@ -71,4 +86,25 @@ func lastSeen(t, now time.Time) string {
 		s = fmt.Sprintf("%d min ago", int(ago/time.Minute))
 	}
 	return t.UTC().Format("2006-01-02 15:04Z") + " (" + s + ")"
+}
+
+// fetchFleet copies the reports from sftp://USER@HOST[:PORT]/REMOTE_DIR
+// into dir with the upload's connection code (pinned host key).
+func fetchFleet(ctx context.Context, rawURL, key, hostKey, dir string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err
+	}
+	if u.User == nil || u.User.Username() == "" || u.Host == "" || u.Path == "" {
+		return fmt.Errorf("%s: want sftp://USER@HOST[:PORT]/REMOTE_DIR", rawURL)
+	}
+	if _, set := u.User.Password(); set {
+		return fmt.Errorf("%s: a password in the URL is not supported; log in with -key", rawURL)
+	}
+	if hostKey == "" {
+		return fmt.Errorf("-host-key is required for sftp:// (the server's key is pinned, as on the probe)")
+	}
+	cfg := upload.DefaultConfig()
+	cfg.Server, cfg.User, cfg.RemoteDir, cfg.HostKey = u.Host, u.User.Username(), u.Path, hostKey
+	return upload.FetchFleet(ctx, cfg, key, dir)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/presscap/presscap/probe/fleet"
 	"github.com/presscap/presscap/probe/fleet/fleettest"
+	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
 
 // TestFleetCommand: probe fleet prints one line per probe with why it is
@@ -57,5 +60,53 @@ func TestFleetCommand(t *testing.T) {
 	}
 	if err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"fleet", filepath.Join(dir, "missing")}); err == nil {
 		t.Fatal("a missing directory was not an error")
+	}
+}
+
+// TestFleetCommandOverSFTP: probe fleet sftp://... reads the reports with
+// OpenSSH on loopback, pins the host key, keeps the server's times (a stale
+// probe stays stale) and reads labels.json; a wrong host key is refused.
+func TestFleetCommandOverSFTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root and sshd")
+	}
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	keyFile := filepath.Join(t.TempDir(), "id_ed25519")
+	_, line, err := upload.LoadOrCreateKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.AuthorizeLine(line)
+	remote := filepath.Join(srv.Dir, "incoming")
+	status := filepath.Join(remote, "fleet", "status")
+	now := time.Now()
+	fleettest.Write(t, status, fleet.Report{ID: "10000000aaaaaaaa", ClockSynced: true, Disk: fleet.Disk{Present: true},
+		Links: []fleet.Link{{Name: "eth0", State: "up"}}, TriggerDevices: []string{"R400"}}, now.Add(-time.Hour))
+	fleettest.Write(t, status, fleet.Report{ID: "10000000bbbbbbbb", ClockSynced: true, Disk: fleet.Disk{Present: true},
+		Links: []fleet.Link{{Name: "eth0", State: "up"}}, TriggerDevices: []string{"R400"}}, now.Add(-5*24*time.Hour))
+	if err := os.WriteFile(filepath.Join(status, "10000000cccccccc.json.part"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(remote, "fleet", "labels.json"), []byte(`{"10000000bbbbbbbb": "T-9"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := "sftp://root@" + srv.Addr() + remote
+	var out, errb bytes.Buffer
+	err = dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"fleet", "-json", "-key", keyFile, "-host-key", srv.Fingerprint(), url})
+	if err != nil {
+		t.Fatalf("%v: %s", err, errb.String())
+	}
+	var entries []fleet.Entry
+	if err := json.Unmarshal(out.Bytes(), &entries); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if len(entries) != 2 || entries[0].Health != fleet.OK || entries[1].Health != fleet.Fault ||
+		entries[1].Label != "T-9" || !strings.Contains(strings.Join(entries[1].Reasons, ";"), "no report for 5 days") {
+		t.Fatalf("entries %+v", entries)
+	}
+	other := "SHA256:" + strings.Repeat("A", 43)
+	err = dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"fleet", "-key", keyFile, "-host-key", other, url})
+	if err == nil || !strings.Contains(err.Error(), "host key mismatch") {
+		t.Fatalf("a wrong host key gave %v", err)
 	}
 }

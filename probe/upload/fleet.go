@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/fleet"
 	"github.com/presscap/presscap/ringfs/atomicfile"
@@ -151,4 +153,79 @@ func putSmall(c *conn, final string, body []byte) error {
 		return fmt.Errorf("write %s on the server: %w", part, err)
 	}
 	return rename(c, part, final)
+}
+
+// maxFleetFile bounds what FetchFleet reads of one file: a report is a few
+// KiB.
+const maxFleetFile = 1 << 20
+
+// FetchFleet copies <remote_dir>/fleet/status/*.json and
+// fleet/labels.json from the server into dir/fleet/, keeping each file's
+// time on the server (when the probe last reported), for `probe fleet
+// sftp://...` on the provider's side. The key at keyFile must exist: it is
+// never created here. Reports being written (.part) are left out.
+func FetchFleet(ctx context.Context, cfg Config, keyFile, dir string) error {
+	cfg.Enabled = true
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("read SSH key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return fmt.Errorf("parse SSH key %s: %w", keyFile, err)
+	}
+	c, _, err := dial(ctx, cfg, signer)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	status := path.Join(cfg.RemoteDir, fleet.FleetStatusDir)
+	local := filepath.Join(dir, filepath.FromSlash(fleet.FleetStatusDir))
+	if err := os.MkdirAll(local, 0o755); err != nil {
+		return err
+	}
+	entries, err := c.sftp.ReadDir(status)
+	if err != nil {
+		return fmt.Errorf("list %s on the server: %w", status, err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if !e.Mode().IsRegular() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") || strings.ContainsAny(n, `/\`) {
+			continue
+		}
+		if err := fetchOne(c, path.Join(status, n), filepath.Join(local, n)); err != nil {
+			return err
+		}
+	}
+	err = fetchOne(c, path.Join(cfg.RemoteDir, fleet.LabelsPath), filepath.Join(dir, filepath.FromSlash(fleet.LabelsPath)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func fetchOne(c *conn, remote, local string) error {
+	f, err := c.sftp.Open(remote)
+	if err != nil {
+		return fmt.Errorf("open %s on the server: %w", remote, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s on the server: %w", remote, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxFleetFile+1))
+	if err != nil {
+		return fmt.Errorf("read %s on the server: %w", remote, err)
+	}
+	if len(b) > maxFleetFile {
+		return fmt.Errorf("%s on the server is larger than %d bytes", remote, maxFleetFile)
+	}
+	if err := os.WriteFile(local, b, 0o600); err != nil {
+		return err
+	}
+	return os.Chtimes(local, st.ModTime(), st.ModTime())
 }
