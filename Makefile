@@ -263,11 +263,12 @@ qemu:
 	  -monitor unix:build/qemu-monitor.sock,server,nowait -nographic
 
 # Boots the VM image under QEMU, checks the web UI, updates it with a second
-# build and checks the A/B switch and that /perm survived. Needs root for
+# build and checks the A/B switch and that /perm survived; the arm64 and the
+# x86-64 (VM edition, raw and qcow2) images capture, take a press and upload. Needs root for
 # nothing, but the Debian packages of .ci/packages.txt. About 3-6 minutes.
 test: systemtest
-systemtest: $(SDBOOT)
-	$(GO) test -count=1 -tags systemtest -timeout 15m -v ./image/systemtest/
+systemtest: $(SDBOOT) $(SDBOOT_X64)
+	$(GO) test -count=1 -tags systemtest -timeout 20m -v ./image/systemtest/
 
 # Image build time with an empty and with a warm Go build cache, image size
 # (apparent and allocated), then the system tests' boot-to-web-UI,

@@ -63,6 +63,15 @@ func frame(seq int, dport uint16) []byte {
 	return b
 }
 
+// dportOf is the destination port of frame seq: odd ones go to 7777,
+// which the port9999 export filters out.
+func dportOf(seq int) uint16 {
+	if seq%2 == 1 {
+		return 7777
+	}
+	return 9999
+}
+
 var seqRE = regexp.MustCompile(`presscap-e2e seq=(\d{8}) `)
 
 // generator sends frames into the guest's capture NIC through QEMU's UDP
@@ -86,10 +95,7 @@ func startGenerator(t *testing.T, conn *net.UDPConn, to *net.UDPAddr, pps int) *
 				return
 			case <-tick.C:
 			}
-			dport := uint16(9999)
-			if seq%2 == 1 {
-				dport = 7777
-			}
+			dport := dportOf(seq)
 			g.mu.Lock()
 			g.sent = append(g.sent, time.Now())
 			g.mu.Unlock()
@@ -256,6 +262,11 @@ func readSeqs(t *testing.T, path string) []int {
 		if m := seqRE.FindSubmatch(data); m != nil {
 			n, _ := strconv.Atoi(string(m[1]))
 			seqs = append(seqs, n)
+			// Byte for byte what the generator sent (no truncation, no
+			// padding, no corruption on the way through QEMU and back).
+			if want := frame(n, dportOf(n)); !bytes.Equal(data, want) {
+				t.Errorf("%s: seq %d is %d bytes % x, sent %d bytes % x", filepath.Base(path), n, len(data), data, len(want), want)
+			}
 		}
 	}
 	var r gopacket.PacketDataSource
@@ -280,11 +291,23 @@ func readSeqs(t *testing.T, path string) []int {
 	return seqs
 }
 
-func TestCaptureEndToEnd(t *testing.T) {
-	dir, workdir, tool, inst := setup(t, "_systemtest-e2e")
+// e2e is the provider's side of an end-to-end run: OpenSSH on 127.0.0.1
+// as the SFTP server (reached from the guest at 10.0.2.100:22 through an
+// explicit guestfwd) and the directory the probe uploads to.
+type e2e struct {
+	srv    *sshdtest.Server
+	remote string
+	// seen collects the files of earlier presses, so each press's check
+	// sees only its own.
+	seen string
+}
 
-	// The provider's SFTP server: OpenSSH on 127.0.0.1, reached from the
-	// guest at 10.0.2.100:22 through an explicit guestfwd.
+// setupE2E starts the SFTP server and gives the instance inst a probe
+// configuration that captures eth1, takes a press of the QEMU keyboard's
+// PgDn, exports all packets and those to UDP port 9999, and uploads them
+// right after the capture with a key the server accepts.
+func setupE2E(t *testing.T, dir, inst string) *e2e {
+	t.Helper()
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -302,9 +325,11 @@ func TestCaptureEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Authorize(signer.PublicKey())
-	remote := filepath.Join(dir, "incoming")
-	if err := os.Mkdir(remote, 0o755); err != nil {
-		t.Fatal(err)
+	e := &e2e{srv: srv, remote: filepath.Join(dir, "incoming"), seen: filepath.Join(dir, "seen")}
+	for _, d := range []string{e.remote, e.seen} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	probeCfg := map[string]any{
 		"links": []map[string]string{{"interface": "eth1", "name": "capture"}},
@@ -315,7 +340,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 		},
 		"exports": []map[string]string{{"name": "all"}, {"name": "port9999", "filter": "udp dst port 9999"}},
 		"upload": map[string]any{
-			"enable": true, "server": "10.0.2.100:22", "user": "root", "remote_dir": remote,
+			"enable": true, "server": "10.0.2.100:22", "user": "root", "remote_dir": e.remote,
 			"auth": "key", "key_file": "/etc/presscap/upload_key",
 			"host_key":      strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey))),
 			"after_capture": true, "time_zone": "UTC",
@@ -339,42 +364,59 @@ func TestCaptureEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(inst, "config.json"), cb, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
 
-	tsA := time.Now().UTC().Truncate(time.Second)
-	disk := filepath.Join(dir, "a.img")
-	buildImage(t, tool, inst, disk, workdir, tsA)
-	pw := password(t, inst)
+// guestNet are the user-network forwards an end-to-end VM needs: the
+// probe's status page on statusPort, the SFTP server inside the guest.
+func (e *e2e) guestNet(statusPort int) []string {
+	return []string{
+		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080", statusPort),
+		fmt.Sprintf("guestfwd=tcp:10.0.2.100:22-tcp:127.0.0.1:%d", e.srv.Port),
+	}
+}
 
-	// The capture NIC: QEMU's UDP socket backend on loopback. Frames we
-	// send to qemuAddr appear on the guest's eth1.
+// captureNIC is the guest's eth1: QEMU's UDP socket backend on loopback.
+// Frames written to qemuAddr from host appear on the guest's eth1; args
+// attach it.
+type captureNIC struct {
+	host     *net.UDPConn
+	qemuAddr *net.UDPAddr
+	args     []string
+}
+
+func newCaptureNIC(t *testing.T) *captureNIC {
+	t.Helper()
 	host, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer host.Close()
+	t.Cleanup(func() { host.Close() })
 	qemuAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)}
-	statusPort := freePort(t)
-	ring := ringDisk(t, dir)
-	fwds := []string{
-		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080", statusPort),
-		fmt.Sprintf("guestfwd=tcp:10.0.2.100:22-tcp:127.0.0.1:%d", srv.Port),
-	}
-	extra := []string{
+	return &captureNIC{host: host, qemuAddr: qemuAddr, args: []string{
 		"-netdev", fmt.Sprintf("socket,id=cap,udp=%s,localaddr=%s", host.LocalAddr(), qemuAddr),
 		"-device", "virtio-net-pci,netdev=cap,romfile=,mac=52:54:00:12:34:99",
-	}
-	v := startVM(t, inst, disk, ring, dir, fwds, extra)
-	gen := startGenerator(t, host, qemuAddr, 40)
-	_, upDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
-	_, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)
-	t.Logf("bench: QEMU start to web UI %.1f s, to recording %.1f s (TCG, cortex-a72; recording/web UI %.2f)",
-		upDur.Seconds(), recDur.Seconds(), recDur.Seconds()/upDur.Seconds())
+	}}
+}
 
-	// Let the ring fill past the before-window, then press.
+// pressAndCheck lets the ring fill past the before-window, presses the
+// presenter stand-in through the QEMU monitor, and checks what reaches the
+// SFTP server: both exports, valid for capinfos, every packet byte for
+// byte a frame the generator sent inside the window, the filter applied,
+// at most a tenth of the inner window missing. It returns the press time.
+func (e *e2e) pressAndCheck(t *testing.T, v *vm, gen *generator, statusPort int, pw string) time.Time {
+	t.Helper()
+	// Earlier presses' files move aside.
+	old, _ := os.ReadDir(e.remote)
+	for _, f := range old {
+		if err := os.Rename(filepath.Join(e.remote, f.Name()), filepath.Join(e.seen, f.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
 	time.Sleep(12 * time.Second)
 	firstSeq := gen.count()
 	press := time.Now()
-	monitor(t, filepath.Join(dir, "monitor.sock"), "sendkey pgdn")
+	monitor(t, v.monitor, "sendkey pgdn")
 	t.Logf("pressed at seq %d", firstSeq)
 
 	// Files arrive after the after-window, the save and the upload.
@@ -383,18 +425,18 @@ func TestCaptureEndToEnd(t *testing.T) {
 	for time.Now().Before(deadline) {
 		// The manifest goes last, so once it is under its final name the
 		// PCAPs are too; ".part" names are uploads still in flight.
-		manifests, _ := filepath.Glob(filepath.Join(remote, "*_manifest.json"))
-		files = uploadedCaptures(remote)
+		manifests, _ := filepath.Glob(filepath.Join(e.remote, "*_manifest.json"))
+		files = uploadedCaptures(e.remote)
 		if len(manifests) >= 1 && len(files) >= 2 {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	if len(files) < 2 {
-		all, _ := os.ReadDir(remote)
+		all, _ := os.ReadDir(e.remote)
 		s, _ := getProbeStatus(statusPort, pw)
 		t.Fatalf("got %d capture files on the SFTP server (%v), want 2\nstatus: %+v\nsshd: %s\nserial:\n%s",
-			len(files), all, s, tail(srv.Log(), 2000), tail(v.serialLog(t), 5000))
+			len(files), all, s, tail(e.srv.Log(), 2000), tail(v.serialLog(t), 5000))
 	}
 	t.Logf("bench: press to files on the SFTP server %.1f s (after = 5 s)", time.Since(press).Seconds())
 
@@ -436,6 +478,29 @@ func TestCaptureEndToEnd(t *testing.T) {
 			t.Errorf("%s: %d of %d packets sent well inside the window are missing", filepath.Base(f), missing, want)
 		}
 	}
+	return press
+}
+
+func TestCaptureEndToEnd(t *testing.T) {
+	dir, workdir, tool, inst := setup(t, "_systemtest-e2e")
+	e := setupE2E(t, dir, inst)
+
+	tsA := time.Now().UTC().Truncate(time.Second)
+	disk := filepath.Join(dir, "a.img")
+	buildImage(t, tool, inst, disk, workdir, tsA)
+	pw := password(t, inst)
+
+	nic := newCaptureNIC(t)
+	statusPort := freePort(t)
+	ring := ringDisk(t, dir)
+	v := startVM(t, inst, disk, ring, dir, e.guestNet(statusPort), nic.args)
+	gen := startGenerator(t, nic.host, nic.qemuAddr, 40)
+	_, upDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
+	_, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)
+	t.Logf("bench: QEMU start to web UI %.1f s, to recording %.1f s (TCG, cortex-a72; recording/web UI %.2f)",
+		upDur.Seconds(), recDur.Seconds(), recDur.Seconds()/upDur.Seconds())
+
+	press := e.pressAndCheck(t, v, gen, statusPort, pw)
 
 	// Update the running probe; the ring on the USB disk survives.
 	before, err := getProbeStatus(statusPort, pw)

@@ -29,16 +29,37 @@ import (
 	"github.com/presscap/presscap/probe/testtool"
 )
 
-const (
-	repo      = "../.."
-	qemuEFI   = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
-	sdbootRel = "build/systemd-boot/usr/lib/systemd/boot/efi/systemd-bootaa64.efi"
-)
+const repo = "../.."
+
+// platform is what differs between the arm64 QEMU virt VM and the x86-64
+// VM edition: the instance, QEMU, its firmware, the loader the image
+// carries, and how the ring disk is attached.
+type platform struct {
+	instance         string // gokrazy/<instance>, also the host name
+	qemu, qemuPkg    string
+	firmware, fwPkg  string
+	machine          []string
+	sdboot, sdbootMk string // loader relative to the repository; the make target fetching it
+	// ringDevice attaches drive "ring" (the arm64 VM: a USB disk, as on
+	// the Pi; the VM edition: the VM's second disk).
+	ringDevice []string
+}
+
+var arm64Virt = platform{
+	instance: "presscap-vm",
+	qemu:     "qemu-system-aarch64", qemuPkg: "qemu-system-arm",
+	firmware: "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd", fwPkg: "qemu-efi-aarch64",
+	machine: []string{"-machine", "virt", "-cpu", "cortex-a72"},
+	sdboot:  "build/systemd-boot/usr/lib/systemd/boot/efi/systemd-bootaa64.efi", sdbootMk: "make systemtest",
+	ringDevice: []string{"-device", "usb-storage,bus=xhci.0,drive=ring"},
+}
 
 // vm is one QEMU instance booting a disk image.
 type vm struct {
 	cmd    *exec.Cmd
 	serial string
+	// monitor is the QEMU monitor's Unix socket.
+	monitor string
 	// port reaches the guest's port 80 (gokrazy's HTTP port, which
 	// redirects to HTTPS), httpsPort its port 443 (web UI and updates).
 	port, httpsPort int
@@ -63,7 +84,7 @@ func freePort(t *testing.T) int {
 
 // webClient trusts the certificate the build made for inst, under the
 // instance's host name, whatever address it is reached at.
-func webClient(t *testing.T, inst string) *http.Client {
+func webClient(t *testing.T, inst, hostname string) *http.Client {
 	t.Helper()
 	cert, err := os.ReadFile(filepath.Join(inst, gokconfig.StateDir, gokconfig.SelfSignedCertFile))
 	if err != nil {
@@ -74,32 +95,50 @@ func webClient(t *testing.T, inst string) *http.Client {
 		t.Fatalf("%s: no certificate", inst)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "presscap-vm"}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: hostname}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-// startVM boots disk, built from inst. fwds are extra user-network
-// forwards ("hostfwd=...", "guestfwd=..."), extra more QEMU arguments.
+// startVM boots disk on the arm64 virt machine, built from inst. fwds are
+// extra user-network forwards ("hostfwd=...", "guestfwd=..."), extra more
+// QEMU arguments.
 func startVM(t *testing.T, inst, disk, ring, dir string, fwds, extra []string) *vm {
-	t.Helper()
-	q := testtool.Path(t, "qemu-system-aarch64", "qemu-system-arm")
-	if _, err := os.Stat(qemuEFI); err != nil {
-		t.Fatalf("%s: install the Debian package qemu-efi-aarch64", qemuEFI)
+	return startVMOn(t, arm64Virt, inst, disk, ring, dir, fwds, extra)
+}
+
+// diskFormat is QEMU's name for the format of a disk image file.
+func diskFormat(path string) string {
+	if strings.HasSuffix(path, ".qcow2") {
+		return "qcow2"
 	}
-	v := &vm{serial: filepath.Join(dir, "serial.log"), port: freePort(t), httpsPort: freePort(t),
-		web: webClient(t, inst), done: make(chan struct{})}
-	args := []string{
-		"-machine", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024",
-		"-bios", qemuEFI,
-		"-drive", "file=" + disk + ",if=none,format=raw,id=root", "-device", "virtio-blk-pci,drive=root",
+	return "raw"
+}
+
+// startVMOn boots disk on platform p with the ring disk, the presenter
+// stand-in (usb-kbd on xHCI), the management NIC on user networking and
+// the monitor on dir/monitor.sock.
+func startVMOn(t *testing.T, p platform, inst, disk, ring, dir string, fwds, extra []string) *vm {
+	t.Helper()
+	q := testtool.Path(t, p.qemu, p.qemuPkg)
+	if _, err := os.Stat(p.firmware); err != nil {
+		t.Fatalf("%s: install the Debian package %s", p.firmware, p.fwPkg)
+	}
+	v := &vm{serial: filepath.Join(dir, "serial.log"), monitor: filepath.Join(dir, "monitor.sock"), port: freePort(t), httpsPort: freePort(t),
+		web: webClient(t, inst, p.instance), done: make(chan struct{})}
+	args := append(append([]string(nil), p.machine...),
+		"-smp", "2", "-m", "1024",
+		"-bios", p.firmware,
+		"-drive", "file="+disk+",if=none,format="+diskFormat(disk)+",id=root", "-device", "virtio-blk-pci,drive=root",
 		"-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0",
-		"-drive", "file=" + ring + ",if=none,format=raw,id=ring", "-device", "usb-storage,bus=xhci.0,drive=ring",
+		"-drive", "file="+ring+",if=none,format="+diskFormat(ring)+",id=ring")
+	args = append(args, p.ringDevice...)
+	args = append(args,
 		// restrict=on: the guest reaches nothing but the explicit forwards.
 		"-netdev", strings.Join(append([]string{fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:443", v.port, v.httpsPort)}, fwds...), ","),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
-		"-monitor", "unix:" + filepath.Join(dir, "monitor.sock") + ",server,nowait",
-		"-serial", "file:" + v.serial, "-display", "none",
-	}
+		"-monitor", "unix:"+v.monitor+",server,nowait",
+		"-serial", "file:"+v.serial, "-display", "none",
+	)
 	args = append(args, extra...)
 	v.cmd = exec.Command(q, args...)
 	var stderr bytes.Buffer
@@ -187,7 +226,7 @@ func setup(t *testing.T, name string) (dir, workdir, tool, inst string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(workdir) })
-	return dir, workdir, imageTool(t, dir), copyInstance(t, dir)
+	return dir, workdir, imageTool(t, dir), copyInstance(t, dir, arm64Virt.instance)
 }
 
 // password is the gokrazy password the image tool generated for inst.
@@ -219,13 +258,17 @@ func imageTool(t *testing.T, dir string) string {
 }
 
 func buildImage(t *testing.T, tool, inst, out, workdir string, ts time.Time) time.Duration {
+	return buildImageFor(t, arm64Virt, tool, inst, out, workdir, ts)
+}
+
+func buildImageFor(t *testing.T, p platform, tool, inst, out, workdir string, ts time.Time) time.Duration {
 	t.Helper()
-	sdboot, err := filepath.Abs(filepath.Join(repo, sdbootRel))
+	sdboot, err := filepath.Abs(filepath.Join(repo, p.sdboot))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(sdboot); err != nil {
-		t.Fatalf("%v: run make systemtest (it fetches systemd-boot-efi:arm64)", err)
+		t.Fatalf("%v: run %s (it fetches Debian's systemd-boot-efi)", err, p.sdbootMk)
 	}
 	start := time.Now()
 	cmd := exec.Command(tool, "build", "-instance", inst, "-o", out, "-workdir", workdir,
@@ -237,9 +280,9 @@ func buildImage(t *testing.T, tool, inst, out, workdir string, ts time.Time) tim
 	return time.Since(start)
 }
 
-func copyInstance(t *testing.T, dir string) string {
+func copyInstance(t *testing.T, dir, name string) string {
 	t.Helper()
-	dst := filepath.Join(dir, "presscap-vm")
+	dst := filepath.Join(dir, name)
 	if _, err := os.Stat(dst); err == nil {
 		return dst
 	}
@@ -247,7 +290,7 @@ func copyInstance(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"config.json", "probe.json"} {
-		b, err := os.ReadFile(filepath.Join(repo, "gokrazy", "presscap-vm", f))
+		b, err := os.ReadFile(filepath.Join(repo, "gokrazy", name, f))
 		if err != nil {
 			t.Fatal(err)
 		}
