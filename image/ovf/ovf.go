@@ -5,7 +5,9 @@
 //
 // The virtual hardware is what gokrazy/kernel.amd64 drives (docs/vm.md):
 // e1000 NICs and a SATA/AHCI controller, because the kernel has neither
-// vmxnet3 nor PVSCSI; an xHCI controller for the presenter's dongle; UEFI
+// vmxnet3 nor PVSCSI; an xHCI controller for the presenter's dongle (and
+// VMware's usb.generic.allowHID, without which ESXi and Workstation keep a
+// USB keyboard such as the R400's receiver from being passed through); UEFI
 // firmware without Secure Boot.
 package ovf
 
@@ -171,6 +173,7 @@ var descriptor = template.Must(template.New("ovf").Funcs(template.FuncMap{"x": x
 {{- end}}
       <vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/>
       <vmw:Config ovf:required="false" vmw:key="uefi.secureBoot.enabled" vmw:value="false"/>
+      <vmw:ExtraConfig ovf:required="false" vmw:key="usb.generic.allowHID" vmw:value="TRUE"/>
     </VirtualHardwareSection>
   </VirtualSystem>
 </Envelope>

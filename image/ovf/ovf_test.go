@@ -266,8 +266,10 @@ func checkOVA(t *testing.T, ova string) []error {
 	if strings.Join(subtypes["23"], ",") != "vmware.usb.xhci" {
 		bad("USB controllers %v, want one vmware.usb.xhci", subtypes["23"])
 	}
-	if !bytes.Contains(members[0].data, []byte(`vmw:key="firmware" vmw:value="efi"`)) {
-		bad("the descriptor does not ask for UEFI firmware")
+	for _, w := range []string{`vmw:key="firmware" vmw:value="efi"`, `vmw:key="uefi.secureBoot.enabled" vmw:value="false"`, `vmw:key="usb.generic.allowHID" vmw:value="TRUE"`} {
+		if !bytes.Contains(members[0].data, []byte(w)) {
+			bad("the descriptor lacks %s (UEFI without Secure Boot, a USB keyboard passed through)", w)
+		}
 	}
 
 	// Manifest: one SHA-256 line per other member, each digest right.
