@@ -81,7 +81,11 @@ func runService(ctx context.Context, e env, args []string) error {
 	defer fb.Beeper.Close()
 	fb.State("booting")
 
-	fl := setupFleet(c, "/", logger.Printf)
+	root := e.sysRoot
+	if root == "" {
+		root = "/"
+	}
+	fl := setupFleet(c, root, logger.Printf)
 	loc, err := c.Clock.Location()
 	if err != nil { // refused by Validate
 		return badConfig(ctx, logger, *path, err)

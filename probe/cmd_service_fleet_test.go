@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/fleet"
+	"github.com/presscap/presscap/probe/internal/netnstest"
 )
 
 // TestSetupFleet: the service names its files presscap-<id8>, or the
@@ -79,5 +82,58 @@ func TestRecentLog(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "recording on eth0") {
 		t.Fatalf("the log lost a line: %q", out.String())
+	}
+}
+
+// TestRunNamesFilesWithIDAndLabel: a service without a configured hostname
+// names its capture files, manifest and status page presscap-<id8>, with
+// the label the uploader saved for this id.
+func TestRunNamesFilesWithIDAndLabel(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	addr := freeLoopbackAddr(t)
+	c := runConfig(t, pair.Host, addr)
+	c.Hostname = ""
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "proc/device-tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "proc/device-tree/serial-number"), []byte("10000000a1b2c3d4\x00"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Storage.StateDir, "fleet-label.json"), []byte(`{"id": "10000000a1b2c3d4", "label": "T-4711"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath, out := startRunIn(t, c, root)
+	if !strings.Contains(out.String(), "fleet: probe id 10000000a1b2c3d4 (serial-number)") {
+		t.Errorf("the id is not in the log:\n%s", out.String())
+	}
+	pressTrigger(t, cfgPath)
+	waitOutput(t, out, "capture #1 saved")
+	const host = "presscap-a1b2c3d4-T-4711"
+	s := getStatus(t, addr)
+	if s.Host != host || len(s.Presses) != 1 || len(s.Presses[0].Files) == 0 {
+		t.Fatalf("status: host %q, presses %+v", s.Host, s.Presses)
+	}
+	for _, f := range s.Presses[0].Files {
+		if !strings.HasPrefix(f, host+"_") || !filenames.Produced(f) {
+			t.Errorf("file %s is not named %s_... as the upload sends", f, host)
+		}
+	}
+	mans, _ := filepath.Glob(filepath.Join(s.Presses[0].Dir, host+"_*_manifest.json"))
+	if len(mans) != 1 {
+		t.Fatalf("manifests in %s: %q", s.Presses[0].Dir, mans)
+	}
+	b, err := os.ReadFile(mans[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man struct {
+		Host string `json:"host"`
+	}
+	if err := json.Unmarshal(b, &man); err != nil || man.Host != host {
+		t.Fatalf("manifest host %q (%v)", man.Host, err)
 	}
 }

@@ -155,22 +155,10 @@ func TestRunAndTrigger(t *testing.T) {
 	if !strings.Contains(out.String(), "configuration warning: storage.retry: 10ms is below the minimum of 100ms: using 100ms") {
 		t.Errorf("run does not log the corrected storage.retry:\n%s", out.String())
 	}
+	if said := pressTrigger(t, cfgPath); !strings.Contains(said, "capture #1 opened") {
+		t.Errorf("trigger said %q", said)
+	}
 	var tout, terr bytes.Buffer
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		tout.Reset()
-		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("trigger: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !strings.Contains(tout.String(), "capture #1 opened") {
-		t.Errorf("trigger said %q", tout.String())
-	}
 	// A wrong token is refused.
 	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-token", "wrong-token-0123456789"}); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("trigger with a wrong token = %v", err)
@@ -247,6 +235,25 @@ func freeLoopbackAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// pressTrigger runs probe trigger until the service's listener answers and
+// returns what it said.
+func pressTrigger(t *testing.T, cfgPath string) string {
+	t.Helper()
+	var tout, terr bytes.Buffer
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tout.Reset()
+		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
+		if err == nil {
+			return tout.String()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trigger: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // runConfig is a configuration for `probe run` capturing on iface into a
 // temporary /perm, with the status listener on listen.
 func runConfig(t testing.TB, iface string, listen ...string) config.Config {
@@ -279,6 +286,12 @@ func runConfig(t testing.TB, iface string, listen ...string) config.Config {
 // and waits until it records. It returns the file and the service's output.
 func startRun(t testing.TB, c config.Config) (string, *syncBuffer) {
 	t.Helper()
+	return startRunIn(t, c, "")
+}
+
+// startRunIn is startRun with the service's system root (env.sysRoot).
+func startRunIn(t testing.TB, c config.Config, sysRoot string) (string, *syncBuffer) {
+	t.Helper()
 	b, _ := json.Marshal(c)
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
@@ -287,7 +300,9 @@ func startRun(t testing.TB, c config.Config) (string, *syncBuffer) {
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- dispatch(ctx, env{stdout: out, stderr: out}, []string{"run", "-config", cfgPath}) }()
+	go func() {
+		done <- dispatch(ctx, env{stdout: out, stderr: out, sysRoot: sysRoot}, []string{"run", "-config", cfgPath})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

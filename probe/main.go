@@ -22,6 +22,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// sysRoot is where the service finds the probe's id and gokrazy's
+	// files: "" is "/"; tests give a fake tree.
+	sysRoot string
 }
 
 type command struct {
@@ -59,7 +62,7 @@ var subUsage = map[string]string{
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := dispatch(ctx, env{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:])
+	err := dispatch(ctx, env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
