@@ -435,6 +435,8 @@ func main() {
 	if err := gokrazy.Boot(buildTimestamp); err != nil {
 		log.Fatal(err)
 	}
+	// Every service learns the image's build (presscap's health report).
+	os.Setenv("PRESSCAP_IMAGE_BUILD", buildTimestamp)
 	services := []*gokrazy.Service{
 `)
 	svc := func(path, pkg string) {

@@ -30,6 +30,7 @@ func TestInitSource(t *testing.T) {
 	for _, want := range []string{
 		`const buildTimestamp = "2026-11-27T10:00:00Z"`,
 		`gokrazy.Boot(buildTimestamp)`,
+		`os.Setenv("PRESSCAP_IMAGE_BUILD", buildTimestamp)`,
 		`gokrazy.NewService(&exec.Cmd{Path: "/gokrazy/dhcp", Args: []string{"/gokrazy/dhcp"}, Env: os.Environ()})`,
 		`gokrazy.NewWaitForClockService(&exec.Cmd{Path: "/user/probe", Args: []string{"/user/probe", "run", "-x=\"quoted\" \\ back"}, Env: append(os.Environ(), "A=b c")})`,
 		`gokrazy.NewStoppedService(&exec.Cmd{Path: "/user/tool"`,
@@ -38,6 +39,10 @@ func TestInitSource(t *testing.T) {
 		if !strings.Contains(src, want) {
 			t.Errorf("init lacks %s\n%s", want, src)
 		}
+	}
+	// Set before the services' environments are taken.
+	if strings.Index(src, "os.Setenv(") > strings.Index(src, "os.Environ()") {
+		t.Errorf("PRESSCAP_IMAGE_BUILD is set after the services' environments are made:\n%s", src)
 	}
 }
 
