@@ -13,11 +13,13 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
 const (
 	metaName    = "ring.json"
+	maxMeta     = 1 << 20 // bytes; Create writes a few hundred
 	metaFormat  = "presscap-ring/1"
 	maxSegSize  = 1 << 30
 	minSegSize  = 4 << 20
@@ -97,8 +99,13 @@ func CheckLinkName(name string) error {
 }
 
 func readMeta(dir string) (*meta, error) {
-	b, err := os.ReadFile(filepath.Join(dir, metaName))
+	// ring.json is on the customer's disk: a FIFO there must not block the
+	// probe, nor a sparse 20 GB file become a 20 GB allocation.
+	b, err := safefile.ReadFile(filepath.Join(dir, metaName), maxMeta)
 	if err != nil {
+		if errors.Is(err, safefile.ErrNotRegular) {
+			return nil, fmt.Errorf("%w: %w", err, ErrOccupied)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, serr := os.Stat(dir); serr != nil {
 				return nil, fmt.Errorf("ring %s: %w", dir, serr)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/presscap/presscap/internal/safefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -152,18 +153,20 @@ func Create(dir string, o Options) (*Ring, error) {
 		undo()
 		return nil, fmt.Errorf("create ring %s: %w", dir, err)
 	}
+	// ring.json goes before the directory it is in.
+	made = append(made, filepath.Join(dir, metaName))
 	o.MaxAge = 0 // already stored
 	r, err := open(dir, m, o)
 	if err != nil {
 		undo()
-		os.Remove(filepath.Join(dir, metaName))
 		return nil, err
 	}
 	return r, nil
 }
 
 // ErrOccupied means Create found a directory it must not use: a symlink, a
-// file, or one holding something that is not a ring's.
+// file, or one holding something that is not a ring's; or Open found a
+// ring.json or segment that is not a regular file (a FIFO, say).
 var ErrOccupied = errors.New("not a place for a new ring")
 
 // leftoverRE matches the names a cut Create leaves: segment files and
@@ -282,10 +285,13 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 	}
 	for i := range m.Segments {
 		// The ring may be on someone else's disk: a segment that is a
-		// symlink is not followed.
-		f, err := os.OpenFile(m.segPath(dir, i), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		// symlink is not followed, one that is a FIFO not waited on.
+		f, err := safefile.Open(m.segPath(dir, i), os.O_RDONLY)
 		if err != nil {
 			r.closeFiles()
+			if errors.Is(err, safefile.ErrNotRegular) {
+				err = fmt.Errorf("%w: %w", err, ErrOccupied)
+			}
 			return nil, fmt.Errorf("open ring %s: segment %d: %w", dir, i, err)
 		}
 		if st, err := f.Stat(); err != nil || st.Size() < m.SegmentSize {
@@ -346,12 +352,12 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 func (r *Ring) newIOState(buffered bool) (*ioState, error) {
 	m := r.meta
 	w := &ioState{dirty: map[int]bool{}, needSwitch: true, scratch: alignedBuf(64 << 10)}
-	flags := os.O_RDWR | unix.O_NOFOLLOW
+	flags := os.O_RDWR
 	if !buffered {
 		flags |= unix.O_DIRECT
 	}
 	for i := range m.Segments {
-		f, err := os.OpenFile(m.segPath(r.dir, i), flags, 0)
+		f, err := safefile.Open(m.segPath(r.dir, i), flags)
 		if err == nil && i == 0 && flags&unix.O_DIRECT != 0 {
 			// Some filesystems accept O_DIRECT at open and refuse the I/O;
 			// an aligned read of the header page tells.
@@ -362,7 +368,7 @@ func (r *Ring) newIOState(buffered bool) (*ioState, error) {
 		}
 		if err != nil && flags&unix.O_DIRECT != 0 && errors.Is(err, unix.EINVAL) {
 			flags &^= unix.O_DIRECT // e.g. tmpfs
-			f, err = os.OpenFile(m.segPath(r.dir, i), flags, 0)
+			f, err = safefile.Open(m.segPath(r.dir, i), flags)
 		}
 		if err != nil {
 			for _, f := range w.wfiles {

@@ -116,6 +116,27 @@ func customersRing(ring string) diskAttack {
 		want: "not part of a ring", check: unchanged(filepath.Join(ring, "holiday", "photo.jpg"), "jpeg")}
 }
 
+// fifoAttack puts a FIFO in the place of a ring's file (ring.json or a
+// segment): opening it used to block the storage manager, and recording,
+// for ever.
+func fifoAttack(name string) diskAttack {
+	return diskAttack{name: "ring's " + name + " is a FIFO",
+		lay: func(t *testing.T, mnt, _ string) {
+			dir := filepath.Join(mnt, "ring")
+			r, err := ringfs.Create(dir, ringfs.Options{Size: ringfs.MinSize})
+			mustDo(t, err)
+			mustDo(t, r.Close())
+			mustDo(t, os.Remove(filepath.Join(dir, name)))
+			mustDo(t, unix.Mkfifo(filepath.Join(dir, name), 0o644))
+		},
+		want: name + " is a FIFO",
+		check: func(t *testing.T, mnt, _ string) {
+			if st, err := os.Lstat(filepath.Join(mnt, "ring", name)); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+				t.Errorf("the customer's FIFO %s: %v %v", name, st, err)
+			}
+		}}
+}
+
 func fileAttack(path string) diskAttack {
 	return diskAttack{name: path + " is a file",
 		lay:  func(t *testing.T, mnt, _ string) { writeAt(t, filepath.Join(mnt, path), "mine") },
@@ -152,6 +173,8 @@ func TestDiskAttacksRefused(t *testing.T) {
 			fileAttack("upload-queue"),
 			fileAttack("captures"),
 			customersRing("ring"),
+			fifoAttack("ring.json"),
+			fifoAttack("seg-000000"),
 		},
 		// No symlinks on FAT and exFAT: case variants answer for our names.
 		"vfat": {

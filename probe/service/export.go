@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
@@ -234,8 +235,9 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 				c.abort()
 				return nil, fmt.Errorf("resume: partial file %d is export %q, configured is %q", i, fs.Name, spec.Name)
 			}
-			// The disk is the customer's: nothing there is followed.
-			tmp, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+			// The disk is the customer's: nothing there is followed,
+			// and a FIFO in our file's place is not waited on.
+			tmp, err := safefile.Open(path, os.O_RDWR)
 			if err == nil {
 				f.tmp = tmp
 				var st os.FileInfo

@@ -329,6 +329,10 @@ func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
 	opts := ringfs.Options{MaxAge: s.cfg.MaxAge}
 	ring, err := ringfs.Open(dir, opts)
 	if err != nil {
+		// A ring.json or segment that is a FIFO or device is theirs.
+		if errors.Is(err, ringfs.ErrOccupied) {
+			return nil, nil, fmt.Errorf("%w: %w", err, ErrRefusedLayout)
+		}
 		if _, serr := os.Stat(filepath.Join(dir, "ring.json")); serr == nil {
 			return nil, nil, fmt.Errorf("open ring %s: %w", dir, err)
 		}

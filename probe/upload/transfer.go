@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/presscap/presscap/internal/safefile"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
 )
 
 // Transfer tuning. OpenSSH's sftp-server takes writes of up to 256 KiB;
@@ -158,8 +158,8 @@ type finisher func(name string) error
 // remove it once the local file left the queue (removeStaleParts).
 func uploadFile(ctx context.Context, c *conn, cfg Config, queueDir string, name string, finish finisher, parts *partJournal, progress func(int64)) (int64, error) {
 	// The queue is on the customer's disk: a name swapped for a symlink
-	// after the listing is not followed.
-	local, err := os.OpenFile(filepath.Join(queueDir, name), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// or a FIFO after the listing is neither followed nor waited on.
+	local, err := safefile.Open(filepath.Join(queueDir, name), os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, errLocalGone
 	}
