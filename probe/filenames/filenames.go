@@ -62,11 +62,15 @@ func Capture(base, name, format string) string { return base + "_" + name + "." 
 // Manifest is the name of a window's manifest: "<base>_manifest.json".
 func Manifest(base string) string { return base + "_manifest.json" }
 
+// Report is the name of a window's capture report (a self-contained HTML
+// page), uploaded with the captures, before the manifest.
+func Report(base string) string { return base + "_report.html" }
+
 // producedRE matches every name Capture and Manifest give, with a host and
 // an export name as the configuration allows them (letters, digits, '.',
 // '-', '_'). Later kinds of files add an alternative here.
 var producedRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*_[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(` + unsynced + `)?_` +
-	`([A-Za-z0-9][A-Za-z0-9._-]*\.(pcap|pcapng)|manifest\.json)$`)
+	`([A-Za-z0-9][A-Za-z0-9._-]*\.(pcap|pcapng)|manifest\.json|report\.html)$`)
 
 // Produced says whether the probe gives files such a name.
 func Produced(name string) bool { return producedRE.MatchString(name) }

@@ -11,7 +11,7 @@ func TestProducedMatchesWhatIsGiven(t *testing.T) {
 	at := time.Date(2026, 11, 27, 2, 0, 0, 123e6, time.FixedZone("x", 3600))
 	for _, synced := range []bool{true, false} {
 		base := Base("probe-1.lan_x", at, synced)
-		for _, n := range []string{Capture(base, "all", "pcap"), Capture(base, "sip.v4-x_y", "pcapng"), Manifest(base)} {
+		for _, n := range []string{Capture(base, "all", "pcap"), Capture(base, "sip.v4-x_y", "pcapng"), Manifest(base), Report(base)} {
 			if !Produced(n) {
 				t.Errorf("%s is given but not recognised", n)
 			}
@@ -22,7 +22,8 @@ func TestProducedMatchesWhatIsGiven(t *testing.T) {
 	}
 	for _, n := range []string{"holiday.jpg", "h_20261127T010000.123Z_all.txt", "h_20261127T010000Z_all.pcap",
 		"_20261127T010000.123Z_all.pcap", "h_20261127T010000.123Z_.pcap", "h_20261127T010000.123Z_all.pcap.part",
-		".tmp-h_20261127T010000.123Z_manifest.json", "h_20261127T010000.123Z_x.json", "h_20261127T010000.123Z-synced_all.pcap"} {
+		".tmp-h_20261127T010000.123Z_manifest.json", "h_20261127T010000.123Z_x.json", "h_20261127T010000.123Z-synced_all.pcap",
+		"h_20261127T010000.123Z_report.htm", "h_20261127T010000.123Z_x_report.html.part", ".partial-h_20261127T010000.123Z_report.html"} {
 		if Produced(n) {
 			t.Errorf("%s recognised, but the probe never gives it", n)
 		}

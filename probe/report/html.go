@@ -88,6 +88,7 @@ code{background:#edf2f7;padding:0 .3em;font-size:.92em}.note{color:#555}
 </style></head><body>
 <h1>{{.Title}}</h1>
 <p>{{.S.Packets}} packets, {{.S.Bytes}} bytes{{if not .S.First.IsZero}}, {{day .S.First}} to {{ts .S.Last}}{{end}}{{with .S.Press}}; press at {{ts .}}{{end}}.</p>
+{{range .S.Notes}}<p class="note"><b>Note:</b> {{.}}</p>{{end}}
 {{if .S.Findings}}<div id="findings"><h2>Findings</h2>
 <table><tr><th>what</th><th>first</th><th>last</th><th>Wireshark display filter</th></tr>
 {{range .S.Findings}}<tr class="finding"><td class="{{.Severity}}">{{.Text}}</td><td>{{ts .First}}</td><td>{{ts .Last}}</td><td><code>{{.DisplayFilter}}</code></td></tr>

@@ -8,15 +8,17 @@ import (
 // Summary is the analysis of one capture: the manifest's `summary` and the
 // output of `probe report -json`. Its JSON field names are an API.
 type Summary struct {
-	Packets          uint64     `json:"packets"`
-	Bytes            uint64     `json:"bytes"`
-	First            time.Time  `json:"first,omitzero"`
-	Last             time.Time  `json:"last,omitzero"`
-	Start            time.Time  `json:"start,omitzero"`
-	Press            *time.Time `json:"press,omitempty"`
-	SlicedPackets    uint64     `json:"sliced_packets"`
-	SliceNote        string     `json:"slice_note,omitempty"`
-	UndecodedPackets uint64     `json:"undecoded_packets"`
+	Packets uint64     `json:"packets"`
+	Bytes   uint64     `json:"bytes"`
+	First   time.Time  `json:"first,omitzero"`
+	Last    time.Time  `json:"last,omitzero"`
+	Start   time.Time  `json:"start,omitzero"`
+	Press   *time.Time `json:"press,omitempty"`
+	// Notes are what the reader must know about the report's coverage.
+	Notes            []string `json:"notes,omitempty"`
+	SlicedPackets    uint64   `json:"sliced_packets"`
+	SliceNote        string   `json:"slice_note,omitempty"`
+	UndecodedPackets uint64   `json:"undecoded_packets"`
 	// RatePackets and RateBytes are per bin of RateBinSeconds from Start.
 	RateBinSeconds int         `json:"rate_bin_seconds"`
 	RatePackets    []uint64    `json:"rate_packets"`

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/probe/report"
 	"github.com/presscap/presscap/ringfs"
 	"github.com/presscap/presscap/ringfs/atomicfile"
 )
@@ -59,6 +61,9 @@ type Manifest struct {
 	Recovered      bool      `json:"recovered,omitempty"`
 	ServiceStarted time.Time `json:"service_started,omitzero"`
 	Created        time.Time `json:"created"`
+	// Summary is the capture report of the packets the files hold (see
+	// package report); the same object as `probe report -json` prints.
+	Summary *report.Summary `json:"summary,omitempty"`
 }
 
 // CaptureLag says how far the capture was behind when a window was cut.
@@ -145,6 +150,10 @@ type cut struct {
 	files []*exportFile
 	prog  Progress // Files and the counters are filled by sync
 	st    ringfs.ReadStats
+	// an analyses the packets the files take, in the same pass; after a
+	// resume it has seen only those read since.
+	an      *report.Analyzer
+	resumed bool
 }
 
 // partialName is the name a window's file has while it is written: hidden
@@ -201,6 +210,12 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 	}
 	base := FileBase(host, w)
 	links := ring.Links()
+	alinks := make([]report.Link, len(links))
+	for id, l := range links {
+		alinks[id] = report.Link{Name: l.Name, LinkType: l.LinkType}
+	}
+	c.an = report.New(alinks, report.Options{Start: w.From.UnixNano(), Press: w.First().Time.UnixNano(), HeuristicRTP: true})
+	c.resumed = prog != nil
 	for i, spec := range specs {
 		f := &exportFile{spec: spec, links: map[uint16]int{}}
 		c.files = append(c.files, f)
@@ -301,6 +316,14 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 // window's end as it stands (a press may extend it).
 func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bool) error {
 	st, err := ring.Follow(ctx, c.w.From.UnixNano(), to.UnixNano(), &c.prog.Pos, push, func(r ringfs.Record) error {
+		taken := false
+		defer func() {
+			// The report covers what the exports select, nothing else of
+			// the household's traffic.
+			if taken {
+				c.an.Add(int(r.Link), r.Time, r.OrigLen, r.Data)
+			}
+		}()
 		for _, f := range c.files {
 			idx, ok := f.links[r.Link]
 			if !ok {
@@ -316,6 +339,7 @@ func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bo
 			}
 			f.packets++
 			f.bytes += uint64(len(r.Data))
+			taken = true
 		}
 		return nil
 	})
@@ -395,6 +419,19 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
 		}
 	}
+	// The report goes beside the captures before the manifest, so a
+	// manifest means it is there too.
+	base := FileBase(c.host, w)
+	man.Summary = c.an.Summary()
+	if c.resumed {
+		man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+
+			"the report covers only the packets read after the restart (the files hold them all).")
+	}
+	var page bytes.Buffer
+	if err := report.WriteHTML(&page, man.Summary, "Capture report: "+base); err != nil {
+		c.abort()
+		return man, fmt.Errorf("export report: %w", err)
+	}
 	// Only now do the final names appear.
 	for _, f := range c.files {
 		if err := os.Rename(f.tmp.Name(), f.final); err != nil {
@@ -405,12 +442,14 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 		man.Files = append(man.Files, ManifestFile{File: filepath.Base(f.final), Name: f.spec.Name,
 			Filter: f.spec.Filter, Link: f.spec.Link, Packets: f.packets, Bytes: f.bytes})
 	}
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
+		return man, fmt.Errorf("export report: %w", err)
+	}
 	man.Created = time.Now().UTC()
 	b, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {
 		return man, err
 	}
-	base := FileBase(c.host, w)
 	// 0600, the mode the PCAP files get.
 	if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Manifest(base)), append(b, '\n'), 0o600); err != nil {
 		return man, fmt.Errorf("export manifest: %w", err)

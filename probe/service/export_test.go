@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/probe/filenames"
+	"github.com/presscap/presscap/probe/report/reporttest"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -291,5 +294,76 @@ func TestCutResumesFromProgress(t *testing.T) {
 				t.Errorf("partial files left: %v", left)
 			}
 		})
+	}
+}
+
+// TestExportWritesTheReport: the window's capture report is computed in
+// the export's pass over the packets the exports select (a VoIP profile's
+// "udp" export: the calls, RTP and DNS, none of the TCP), put into the
+// manifest's summary and beside the captures as <base>_report.html, a
+// name the upload sends.
+func TestExportWritesTheReport(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, tr := reporttest.Mixed(1)
+	g.Sort()
+	for _, p := range g.Pkts {
+		if err := ring.Append(ringfs.Record{Time: p.TS, Link: link, OrigLen: uint32(len(p.Data)), Data: p.Data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	press := time.Unix(0, g.T0+int64(5*time.Second))
+	win := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: time.Unix(0, g.T0), To: time.Unix(0, g.T0+int64(20*time.Second))}
+	dir := t.TempDir()
+	man, err := Export(context.Background(), ring, win, []ExportSpec{{Name: "voip", Filter: "udp"}}, "probe1", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := man.Summary
+	if s == nil {
+		t.Fatal("no summary in the manifest")
+	}
+	if len(s.RTPStreams) != len(tr.RTP) || s.SIP.Calls != tr.Calls || s.DNS.Queries != tr.DNSQueries {
+		t.Errorf("summary: %d RTP streams, %d calls, %d DNS queries; want %d, %d, %d", len(s.RTPStreams), s.SIP.Calls, s.DNS.Queries,
+			len(tr.RTP), tr.Calls, tr.DNSQueries)
+	}
+	if s.TCP.Packets != 0 || s.Packets != man.Files[0].Packets {
+		t.Errorf("the report describes %d packets (%d TCP), the export holds %d: it must cover only what the exports select",
+			s.Packets, s.TCP.Packets, man.Files[0].Packets)
+	}
+	if s.Press == nil || !s.Press.Equal(press) || !s.Start.Equal(win.From) {
+		t.Errorf("press %v start %v, want %v %v", s.Press, s.Start, press, win.From)
+	}
+	base := FileBase("probe1", win)
+	page, err := os.ReadFile(filepath.Join(dir, filenames.Report(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte(`id="findings"`)) || !bytes.Contains(page, []byte("failed with 486")) || !filenames.Produced(filenames.Report(base)) {
+		t.Errorf("report page %s (%d bytes) lacks its findings or has a name the upload refuses", filenames.Report(base), len(page))
+	}
+	mb, err := os.ReadFile(filepath.Join(dir, filenames.Manifest(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk struct {
+		Summary struct {
+			RTPStreams []struct {
+				SSRC uint32 `json:"ssrc"`
+			} `json:"rtp_streams"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal(mb, &onDisk); err != nil || len(onDisk.Summary.RTPStreams) != len(tr.RTP) {
+		t.Errorf("manifest on disk: %v, %d RTP streams in its summary", err, len(onDisk.Summary.RTPStreams))
 	}
 }
