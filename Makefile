@@ -148,7 +148,8 @@ bench-lan:
 .PHONY: bench-report
 bench: bench-report
 bench-report:
-	$(GO) test -count=1 -run '^$$' -bench 'ReportVsExport|Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/report/
+	$(GO) test -count=1 -run '^$$' -bench 'Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/report/
+	$(GO) test -count=1 -run '^$$' -bench ReportInExport -benchtime 10x -timeout 10m ./probe/service/
 
 # ---- The appliance image (image/, gokrazy/). See README "Building the image".
 # INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.

@@ -151,7 +151,8 @@ type cut struct {
 	prog  Progress // Files and the counters are filled by sync
 	st    ringfs.ReadStats
 	// an analyses the packets the files take, in the same pass; after a
-	// resume it has seen only those read since.
+	// resume it has seen only those read since. nil: no report (the
+	// benchmark's reference).
 	an      *report.Analyzer
 	resumed bool
 }
@@ -320,7 +321,7 @@ func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bo
 		defer func() {
 			// The report covers what the exports select, nothing else of
 			// the household's traffic.
-			if taken {
+			if taken && c.an != nil {
 				c.an.Add(int(r.Link), r.Time, r.OrigLen, r.Data)
 			}
 		}()
@@ -422,15 +423,17 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	// The report goes beside the captures before the manifest, so a
 	// manifest means it is there too.
 	base := FileBase(c.host, w)
-	man.Summary = c.an.Summary()
-	if c.resumed {
-		man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+
-			"the report covers only the packets read after the restart (the files hold them all).")
-	}
 	var page bytes.Buffer
-	if err := report.WriteHTML(&page, man.Summary, "Capture report: "+base); err != nil {
-		c.abort()
-		return man, fmt.Errorf("export report: %w", err)
+	if c.an != nil {
+		man.Summary = c.an.Summary()
+		if c.resumed {
+			man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+
+				"the report covers only the packets read after the restart (the files hold them all).")
+		}
+		if err := report.WriteHTML(&page, man.Summary, "Capture report: "+base); err != nil {
+			c.abort()
+			return man, fmt.Errorf("export report: %w", err)
+		}
 	}
 	// Only now do the final names appear.
 	for _, f := range c.files {
@@ -442,8 +445,10 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 		man.Files = append(man.Files, ManifestFile{File: filepath.Base(f.final), Name: f.spec.Name,
 			Filter: f.spec.Filter, Link: f.spec.Link, Packets: f.packets, Bytes: f.bytes})
 	}
-	if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
-		return man, fmt.Errorf("export report: %w", err)
+	if c.an != nil {
+		if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
+			return man, fmt.Errorf("export report: %w", err)
+		}
 	}
 	man.Created = time.Now().UTC()
 	b, err := json.MarshalIndent(man, "", "  ")

@@ -585,7 +585,7 @@ func TestUploadAfterCapture(t *testing.T) {
 		return u != nil && u.LastError != "" && !u.Running
 	})
 	u := r.svc.Snapshot().Upload
-	if u.Files != 2 || !u.LastSuccess.Equal(s.Upload.LastSuccess) || !u.LastAttempt.After(s.Upload.LastAttempt) ||
+	if u.Files != 3 || !u.LastSuccess.Equal(s.Upload.LastSuccess) || !u.LastAttempt.After(s.Upload.LastAttempt) ||
 		!strings.Contains(u.LastError, "connection refused") {
 		t.Errorf("status upload after a failure: %+v", u)
 	}
