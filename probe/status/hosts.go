@@ -79,17 +79,20 @@ func (h *hostCheck) searchDomains() []string {
 	defer h.mu.Unlock()
 	if now := time.Now(); now.Sub(h.read) >= 10*time.Second {
 		h.read = now
-		h.domains = h.domains[:0]
+		// A new slice: callers still read the one returned before,
+		// outside the lock.
+		var ds []string
 		b, _ := os.ReadFile(h.ResolvConf)
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
 			if len(f) > 1 && (f[0] == "search" || f[0] == "domain") {
 				for _, d := range f[1:] {
-					h.domains = append(h.domains, strings.ToLower(strings.Trim(d, ".")))
+					ds = append(ds, strings.ToLower(strings.Trim(d, ".")))
 				}
 			}
 		}
+		h.domains = ds
 	}
 	return h.domains
 }

@@ -37,6 +37,35 @@ func TestHostCheck(t *testing.T) {
 	}
 }
 
+// TestHostCheckConcurrent: requests check Host while the search domains
+// are read again (run with -race: the refresh used to rewrite the slice
+// the others were reading).
+func TestHostCheckConcurrent(t *testing.T) {
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(resolv, []byte("search fritz.box home.arpa\n"), 0o644)
+	h := newHostCheck(Hosts{Names: []string{"probe-17"}, ResolvConf: resolv})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			h.mu.Lock()
+			h.read = time.Time{} // the next look reads the file again
+			h.mu.Unlock()
+			h.searchDomains()
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if !h.allowed("probe-17.home.arpa") {
+			t.Fatal("probe-17.home.arpa refused while the search domains were read again")
+		}
+	}
+}
+
 func TestOwnNames(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "hostname")
 	os.WriteFile(f, []byte("presscap\n"), 0o644)
@@ -106,7 +135,7 @@ func TestServerRefusesRebinding(t *testing.T) {
 // after reading at most maxHeaderBytes+4 KiB, and a client that does not
 // finish its headers is cut off.
 func TestServerHeaderLimits(t *testing.T) {
-	addr := startServer(t, &Server{Handler: Handler(&fakeSource{}, Auth{})})
+	addr := startServer(t, &Server{Handler: Handler(&fakeSource{}, Auth{}), HeaderTimeout: 300 * time.Millisecond})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -131,9 +160,31 @@ func TestServerHeaderLimits(t *testing.T) {
 	}
 	defer slow.Close()
 	fmt.Fprintf(slow, "GET / HTTP/1.1\r\nHost: %s\r\n", addr)
-	slow.SetReadDeadline(time.Now().Add(headerTimeout + 15*time.Second))
+	slow.SetReadDeadline(time.Now().Add(15 * time.Second))
 	if _, err := io.ReadAll(slow); err != nil {
 		t.Errorf("a client that never ends its headers is not cut off: %v", err)
+	}
+}
+
+// TestServerHalfClosesAfter431: a client that sent its too-large headers
+// whole and then reads gets the 431 and a clean end (the server's FIN),
+// not a reset: the limiter's connection passes CloseWrite on, so the
+// server half-closes before it closes with the rest of the headers unread.
+func TestServerHalfClosesAfter431(t *testing.T) {
+	addr := startServer(t, &Server{Handler: Handler(&fakeSource{}, Auth{})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// 64 KiB fit in loopback's socket buffers: the write completes.
+	if _, err := fmt.Fprintf(c, "GET /status.json HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\n\r\n", addr, strings.Repeat("a", 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	b, err := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 431 ") || err != nil {
+		t.Errorf("read %q, %v; want the 431 and a clean end", b, err)
 	}
 }
 
@@ -154,7 +205,7 @@ func from(addr string) *fakeConn {
 func TestConnLimiter(t *testing.T) {
 	l := newConnLimiter(Limits{MaxConns: 10, PerSource: 3, Loopback: 2}, t.Logf)
 	admit := func(addr string) (*limitedConn, *limitedConn) { return l.admit(from(addr)) }
-	// Per source: the fourth from one address (or one IPv6 /64) is refused.
+	// Per source: the fourth from one address is refused.
 	var a []*limitedConn
 	for i := range 3 {
 		c, ev := admit("192.168.1.10:1000")
@@ -168,14 +219,14 @@ func TestConnLimiter(t *testing.T) {
 	}
 	var v6 []*limitedConn
 	for i := range 3 {
-		c, _ := admit(fmt.Sprintf("[2001:db8::%x]:80", i+1))
+		c, _ := admit(fmt.Sprintf("[2001:db8::1]:%d", 80+i))
 		if c == nil {
-			t.Fatalf("connection %d from the /64 refused", i+1)
+			t.Fatalf("connection %d from one IPv6 address refused", i+1)
 		}
 		v6 = append(v6, c)
 	}
-	if c, _ := admit("[2001:db8::ff]:80"); c != nil {
-		t.Errorf("a 4th connection from one /64 admitted")
+	if c, _ := admit("[2001:db8::1]:90"); c != nil {
+		t.Errorf("a 4th connection from one IPv6 address admitted")
 	}
 	// The LAN's 8 slots: two more fill them.
 	b1, _ := admit("192.168.1.11:1")
@@ -228,9 +279,65 @@ func TestConnLimiter(t *testing.T) {
 	}
 }
 
+// TestConnLimiterIPv6Neighbours: the hosts of a home LAN share one /64
+// (every link-local client fe80::/64): one of them holding all it may, or
+// many addresses of the /64 holding all the LAN's slots, does not keep
+// another out. With the /64 counted as one source, fe80::2 was refused.
+func TestConnLimiterIPv6Neighbours(t *testing.T) {
+	l := newConnLimiter(Limits{MaxConns: 10, PerSource: 3, Loopback: 2}, t.Logf)
+	admit := func(addr string) (*limitedConn, *limitedConn) { return l.admit(from(addr)) }
+	for i := range 3 {
+		if c, _ := admit(fmt.Sprintf("[fe80::1]:%d", 1000+i)); c == nil {
+			t.Fatalf("connection %d from fe80::1 refused", i+1)
+		}
+	}
+	if c, _ := admit("[fe80::1]:2000"); c != nil {
+		t.Error("a 4th connection from fe80::1 admitted")
+	}
+	if c, _ := admit("[fe80::2]:1000"); c == nil {
+		t.Error("fe80::2 refused while fe80::1 holds its connections")
+	}
+	// The attacker takes the LAN's other slots from more addresses of
+	// the /64, and of another /64; a newcomer evicts from the /64 holding
+	// the most.
+	for i := range 3 {
+		if c, _ := admit(fmt.Sprintf("[fe80::%x]:1000", 0x10+i)); c == nil {
+			t.Fatalf("fe80::%x refused", 0x10+i)
+		}
+	}
+	other, _ := admit("[2001:db8::1]:1")
+	if _, lan := l.connections(); lan != 8 || other == nil {
+		t.Fatalf("%d LAN connections, want the 8 slots full", lan)
+	}
+	c, ev := admit("[fe80::3]:1000")
+	if c == nil || ev == nil || ev.group != netip.MustParsePrefix("fe80::/64") {
+		t.Errorf("newcomer with the LAN full: admitted %v, evicted %v; want one of fe80::/64 evicted", c != nil, ev)
+	}
+}
+
+// TestConnLimiterTotal: loopback may use LAN slots that are free, and
+// the LAN then gets no more than what leaves the total within MaxConns.
+func TestConnLimiterTotal(t *testing.T) {
+	l := newConnLimiter(Limits{MaxConns: 4, PerSource: 3, Loopback: 1}, t.Logf)
+	for i := range 3 {
+		if c, _ := l.admit(from(fmt.Sprintf("127.0.0.1:%d", 1000+i))); c == nil {
+			t.Fatalf("loopback connection %d refused", i+1)
+		}
+	}
+	l.admit(from("192.168.1.10:1"))
+	l.admit(from("192.168.1.11:1"))
+	l.admit(from("192.168.1.12:1"))
+	if lo, lan := l.connections(); lo+lan > 4 {
+		t.Errorf("%d loopback + %d LAN connections, over MaxConns 4", lo, lan)
+	}
+}
+
 // TestPrivateSkipsCaptureLinkLocal: "private" listens on a link-local
 // address, but not on one of a capture interface.
 func TestPrivateSkipsCaptureLinkLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root and network namespaces")
+	}
 	p := netnstest.NewPair(t)
 	var x, y int
 	fmt.Sscanf(netnstest.RandomSuffix(4), "%02x%02x", &x, &y)

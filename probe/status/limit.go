@@ -17,8 +17,10 @@ type Limits struct {
 	// MaxConns is the number of connections open at once, from all
 	// sources (default 64).
 	MaxConns int
-	// PerSource is the number one address may hold, an IPv6 /64 counting
-	// as one address (default 8).
+	// PerSource is the number one address may hold (default 8). An IPv6
+	// address counts alone: the hosts of a home LAN share its /64 (and
+	// every link-local client fe80::/64), so one of them must not cap
+	// the rest.
 	PerSource int
 	// Loopback is how many of MaxConns only loopback clients may take
 	// (default 8).
@@ -46,16 +48,18 @@ func (l Limits) withDefaults() Limits {
 
 // connLimiter admits the connections of all of a server's listeners
 // within Limits. A LAN connection that finds the LAN's slots full takes
-// the slot of the oldest connection not in a request (new or idle) of the
-// source holding the most, if that source holds more than the newcomer's:
-// a flood from a few addresses cannot keep a real user out.
+// the slot of the oldest connection not in a request (new or idle) of an
+// address holding more than the newcomer's, preferring the IPv6 /64 (or
+// IPv4 address) that holds the most: a flood from a few addresses, or
+// from many of one /64, cannot keep a real user out.
 type connLimiter struct {
 	lim  Limits
 	logf func(string, ...any)
 
-	mu      sync.Mutex
+	mu      sync.Mutex // also guards each limitedConn's state
 	conns   map[*limitedConn]struct{}
-	bySrc   map[netip.Prefix]int
+	bySrc   map[netip.Addr]int   // per address: admission
+	byGroup map[netip.Prefix]int // per /64: only to rank eviction victims
 	lan     int
 	loop    int
 	seq     uint64
@@ -64,18 +68,30 @@ type connLimiter struct {
 }
 
 func newConnLimiter(lim Limits, logf func(string, ...any)) *connLimiter {
-	return &connLimiter{lim: lim.withDefaults(), logf: logf, conns: map[*limitedConn]struct{}{}, bySrc: map[netip.Prefix]int{}}
+	return &connLimiter{lim: lim.withDefaults(), logf: logf, conns: map[*limitedConn]struct{}{},
+		bySrc: map[netip.Addr]int{}, byGroup: map[netip.Prefix]int{}}
 }
 
 // limitedConn is an admitted connection; closing it frees its slot.
 type limitedConn struct {
 	net.Conn
 	l        *connLimiter
-	src      netip.Prefix
+	src      netip.Addr
+	group    netip.Prefix
 	loopback bool
-	seq      uint64 // admission order: lower is older
-	state    atomic.Int32
+	seq      uint64         // admission order: lower is older
+	state    http.ConnState // under l.mu
 	released atomic.Bool
+}
+
+// CloseWrite lets the http.Server half-close after an error response
+// (431, 400) and so deliver it before the reset that closing with the
+// rest of the request unread brings.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *limitedConn) Close() error {
@@ -87,26 +103,28 @@ func (c *limitedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// source is the address a connection counts against: the IP, or its /64
-// for IPv6, where one host may use a whole prefix.
-func source(a net.Addr) (netip.Prefix, bool) {
+// source is the address a connection counts against, and its group for
+// ranking evictions: the IPv6 /64, where one host may use many addresses,
+// or the IPv4 address itself.
+func source(a net.Addr) (ip netip.Addr, group netip.Prefix, loopback bool) {
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
-		return netip.Prefix{}, false
+		return netip.Addr{}, netip.Prefix{}, false
 	}
-	ip := ap.Addr().Unmap().WithZone("")
-	if ip.Is6() && !ip.IsLoopback() {
-		p, _ := ip.Prefix(64)
-		return p, false
+	ip = ap.Addr().Unmap().WithZone("")
+	if ip.Is6() {
+		group, _ = ip.Prefix(64)
+	} else {
+		group = netip.PrefixFrom(ip, ip.BitLen())
 	}
-	return netip.PrefixFrom(ip, ip.BitLen()), ip.IsLoopback()
+	return ip, group, ip.IsLoopback()
 }
 
 // admit decides about a freshly accepted connection. It returns the
 // connection to serve, or nil when it refused it; a connection it evicted
 // to make room is returned to be closed outside the lock.
 func (l *connLimiter) admit(c net.Conn) (admittedConn *limitedConn, evicted *limitedConn) {
-	src, loopback := source(c.RemoteAddr())
+	src, group, loopback := source(c.RemoteAddr())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -118,7 +136,9 @@ func (l *connLimiter) admit(c net.Conn) (admittedConn *limitedConn, evicted *lim
 	case l.bySrc[src] >= l.lim.PerSource:
 		l.refuse()
 		return nil, nil
-	case l.lan >= l.lim.MaxConns-l.lim.Loopback:
+	// Loopback may have taken more than its reserve: the total stays
+	// within MaxConns all the same.
+	case l.lan >= l.lim.MaxConns-l.lim.Loopback || l.lan+l.loop >= l.lim.MaxConns:
 		evicted = l.victim(l.bySrc[src])
 		if evicted == nil {
 			l.refuse()
@@ -128,35 +148,43 @@ func (l *connLimiter) admit(c net.Conn) (admittedConn *limitedConn, evicted *lim
 		l.remove(evicted)
 	}
 	l.seq++
-	lc := &limitedConn{Conn: c, l: l, src: src, loopback: loopback, seq: l.seq}
-	lc.state.Store(int32(http.StateNew))
+	lc := &limitedConn{Conn: c, l: l, src: src, group: group, loopback: loopback, seq: l.seq, state: http.StateNew}
 	l.conns[lc] = struct{}{}
 	if loopback {
 		l.loop++
 	} else {
 		l.lan++
 		l.bySrc[src]++
+		l.byGroup[group]++
 	}
 	return lc, evicted
 }
 
-// victim picks the LAN connection to evict for a newcomer whose source
-// holds `have` connections: the oldest one outside a request of the source
-// holding the most, if that is more than have.
+// victim picks the LAN connection to evict for a newcomer whose address
+// holds `have` connections: one outside a request of an address holding
+// more than have; of those, one of the /64 holding the most, then of the
+// address holding the most, then the oldest. l.mu is held, so no
+// connection's state changes meanwhile.
 func (l *connLimiter) victim(have int) *limitedConn {
 	var best *limitedConn
 	for c := range l.conns {
 		if c.loopback || c.released.Load() {
 			continue
 		}
-		if s := http.ConnState(c.state.Load()); s != http.StateNew && s != http.StateIdle {
+		if c.state != http.StateNew && c.state != http.StateIdle {
 			continue
 		}
 		n := l.bySrc[c.src]
 		if n <= have {
 			continue
 		}
-		if best == nil || n > l.bySrc[best.src] || (n == l.bySrc[best.src] && c.seq < best.seq) {
+		if best == nil {
+			best = c
+			continue
+		}
+		g, bg := l.byGroup[c.group], l.byGroup[best.group]
+		bn := l.bySrc[best.src]
+		if g > bg || (g == bg && (n > bn || (n == bn && c.seq < best.seq))) {
 			best = c
 		}
 	}
@@ -177,6 +205,9 @@ func (l *connLimiter) remove(c *limitedConn) {
 	if l.bySrc[c.src]--; l.bySrc[c.src] <= 0 {
 		delete(l.bySrc, c.src)
 	}
+	if l.byGroup[c.group]--; l.byGroup[c.group] <= 0 {
+		delete(l.byGroup, c.group)
+	}
 }
 
 // refuse counts a refused connection and logs the count at most once a
@@ -191,10 +222,14 @@ func (l *connLimiter) refuse() {
 }
 
 // trackState is the http.Server's ConnState hook: it tells which
-// connections are inside a request and so not to be evicted.
+// connections are inside a request and so not to be evicted. It takes
+// l.mu, so that victim's choice and a connection's change of state come
+// one after the other.
 func (l *connLimiter) trackState(c net.Conn, s http.ConnState) {
 	if lc, ok := c.(*limitedConn); ok {
-		lc.state.Store(int32(s))
+		l.mu.Lock()
+		lc.state = s
+		l.mu.Unlock()
 	}
 }
 

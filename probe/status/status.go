@@ -173,7 +173,8 @@ func (a Auth) allowed(r *http.Request) (bool, string) {
 	return false, "wrong or missing credentials"
 }
 
-// Handler serves the status page, its JSON and the trigger endpoint.
+// Handler serves the status page, its JSON and the trigger endpoint; a
+// POST from another site's page is refused (sameSite).
 func Handler(src Source, auth Auth) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +207,7 @@ func Handler(src Source, auth Auth) http.Handler {
 	if cs, ok := src.(CheckSource); ok && cs.Checks() != nil {
 		cs.Checks().routes(mux, src, auth)
 	}
-	return mux
+	return sameSite(mux)
 }
 
 var page = template.Must(template.New("status").Funcs(template.FuncMap{
@@ -287,6 +288,9 @@ type Server struct {
 	// their link-local addresses, which face the customer's network
 	// without belonging to the probe's own address plan.
 	CaptureIfaces []string
+	// HeaderTimeout is how long a request's headers may take to arrive
+	// (default 5s).
+	HeaderTimeout time.Duration
 
 	mu        sync.Mutex
 	listening map[string]net.Listener
@@ -294,7 +298,7 @@ type Server struct {
 }
 
 // The HTTP server's limits: a request's headers must arrive within
-// headerTimeout and stay under maxHeaderBytes (Go reads 4 KiB beyond it
+// headerTimeout (unless Server.HeaderTimeout says otherwise) and stay under maxHeaderBytes (Go reads 4 KiB beyond it
 // before answering 431), the whole request within readTimeout; a response
 // must be written within writeTimeout; an idle keep-alive connection is
 // closed after idleTimeout.
@@ -327,13 +331,17 @@ func (s *Server) Run(ctx context.Context) error {
 		rescan = 10 * time.Second
 	}
 	lim := newConnLimiter(s.Limits, s.Logf)
+	hdrTimeout := s.HeaderTimeout
+	if hdrTimeout <= 0 {
+		hdrTimeout = headerTimeout
+	}
 	s.mu.Lock()
 	s.listening = map[string]net.Listener{}
 	s.limiter = lim
 	s.mu.Unlock()
 	srv := &http.Server{
 		Handler:           newHostCheck(s.Hosts).wrap(s.Handler),
-		ReadHeaderTimeout: headerTimeout,
+		ReadHeaderTimeout: hdrTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,

@@ -116,6 +116,25 @@ func TestTriggerAuth(t *testing.T) {
 		"password":     {func(r *http.Request) { r.SetBasicAuth("gokrazy", "s3cret-pw") }, 200},
 		"wrong user":   {func(r *http.Request) { r.SetBasicAuth("root", "s3cret-pw") }, 401},
 		"wrong passwd": {func(r *http.Request) { r.SetBasicAuth("gokrazy", "s3cret") }, 401},
+		// A page of another site, with the password the browser
+		// remembers, must not press; the probe's own page may.
+		"foreign Origin": {func(r *http.Request) {
+			r.SetBasicAuth("gokrazy", "s3cret-pw")
+			r.Header.Set("Origin", "http://evil.example")
+		}, 403},
+		"Origin null": {func(r *http.Request) {
+			r.SetBasicAuth("gokrazy", "s3cret-pw")
+			r.Header.Set("Origin", "null")
+		}, 403},
+		"cross-site fetch": {func(r *http.Request) {
+			r.SetBasicAuth("gokrazy", "s3cret-pw")
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+		}, 403},
+		"own page": {func(r *http.Request) {
+			r.SetBasicAuth("gokrazy", "s3cret-pw")
+			r.Header.Set("Origin", srv.URL)
+			r.Header.Set("Sec-Fetch-Site", "same-origin")
+		}, 200},
 	} {
 		before := src.triggers.Load()
 		if got := post(tc.set); got != tc.want {
