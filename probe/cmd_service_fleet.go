@@ -77,7 +77,14 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used string,
 		logf("fleet: no health reports: storage.state_dir: %v", err)
 		return
 	}
-	u, err := upload.New(c.Upload, "", c.Storage.StateDir, nil, func(string, ...any) {})
+	// Its own uploader logs like the service's (a new label, say), but
+	// the public key only once, from the service's.
+	quiet := func(format string, args ...any) {
+		if !strings.HasPrefix(format, "upload: public key") {
+			logf(format, args...)
+		}
+	}
+	u, err := upload.New(c.Upload, "", c.Storage.StateDir, nil, quiet)
 	if err != nil {
 		logf("fleet: no health reports: %v", err)
 		return
