@@ -110,7 +110,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	repDone := make(chan struct{})
 	go func() {
 		defer close(repDone)
-		runReports(ctx, fl, c, used, svc, fb.LEDs != nil, msgs, logger.Printf)
+		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, logger.Printf)
 	}()
 	err = svc.Run(ctx)
 	cancel()

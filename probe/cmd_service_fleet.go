@@ -69,7 +69,7 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 // runReports sends the health reports until ctx ends, over a connection
 // of its own to the upload server (the service's uploader exists only
 // while a disk is mounted, and a probe without its disk must report too).
-func runReports(ctx context.Context, f fleetSetup, c config.Config, used string, svc status.Source, led bool, msgs *fleet.Recent, logf func(string, ...any)) {
+func runReports(ctx context.Context, f fleetSetup, c config.Config, used, root string, svc status.Source, led bool, msgs *fleet.Recent, logf func(string, ...any)) {
 	if f.id.Value == "" || !c.Upload.Enabled {
 		return
 	}
@@ -96,7 +96,7 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used string,
 	}
 	snd, _ := filepath.Glob("/dev/snd/pcmC*D*p")
 	r := &reporter.Reporter{
-		ID: f.id, Source: svc, Send: u, Logf: logf, SysRoot: "/",
+		ID: f.id, Source: svc, Send: u, Logf: logf, SysRoot: root,
 		Versions:       fleet.Versions{Image: os.Getenv("PRESSCAP_IMAGE_BUILD"), Probe: probeVersion()},
 		Config:         configInfo(used),
 		DevicePassword: f.password, SoundCard: len(snd) > 0, LED: led,

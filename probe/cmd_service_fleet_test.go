@@ -2,17 +2,23 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/fleet"
 	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/upload/sshdtest"
 )
 
 // TestSetupFleet: the service names its files presscap-<id8>, or the
@@ -135,5 +141,73 @@ func TestRunNamesFilesWithIDAndLabel(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &man); err != nil || man.Host != host {
 		t.Fatalf("manifest host %q (%v)", man.Host, err)
+	}
+}
+
+// TestRunReports: probe run on a gokrazy-like tree writes its boot report
+// to the server (OpenSSH on loopback) with its id, name, configuration
+// hash and the device password it made, which is not in the log.
+func TestRunReports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root, namespaces and sshd")
+	}
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	pair := netnstest.NewPair(t)
+	c := runConfig(t, pair.Host)
+	c.Hostname = ""
+	c.Clock.Sync = config.SyncAlways
+	root := t.TempDir()
+	for p, content := range map[string]string{
+		"proc/device-tree/serial-number": "10000000a1b2c3d4\x00",
+		"etc/gokr-pw.txt":                "image-password\n",
+		"perm/.keep":                     "",
+	} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, line, err := upload.LoadOrCreateKey(filepath.Join(c.Storage.StateDir, upload.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.AuthorizeLine(line)
+	remote := filepath.Join(srv.Dir, "incoming")
+	if err := os.Mkdir(remote, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.Upload.Enabled, c.Upload.Server, c.Upload.User, c.Upload.RemoteDir, c.Upload.HostKey = true, srv.Addr(), "root", remote, srv.KnownHostsLine()
+	c.Upload.TimeZone = "UTC"
+	cfgPath, out := startRunIn(t, c, root)
+
+	path := filepath.Join(remote, "fleet", "status", "10000000a1b2c3d4.json")
+	var rep fleet.Report
+	defer func() {
+		if t.Failed() {
+			t.Log(out.String())
+		}
+	}()
+	testtool.WaitFor(t, "the boot report on the server", 30*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		rep, err = fleet.Parse(b)
+		return err == nil
+	})
+	pw, err := os.ReadFile(filepath.Join(root, "perm", "gokr-pw.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgBytes, _ := os.ReadFile(cfgPath)
+	sum := sha256.Sum256(cfgBytes)
+	if rep.Hostname != "presscap-a1b2c3d4" || rep.IDSource != "serial-number" || rep.DevicePassword != strings.TrimSpace(string(pw)) ||
+		rep.Config.Hash != "sha256:"+hex.EncodeToString(sum[:]) || rep.Config.Source != cfgPath || !rep.ClockSynced ||
+		len(rep.Links) != 1 || rep.Links[0].State != "up" || !rep.Disk.Present || rep.Disk.SizeBytes <= 0 || rep.LED {
+		t.Fatalf("report %+v", rep)
+	}
+	waitOutput(t, out, "fleet: health report written")
+	if strings.Contains(out.String(), rep.DevicePassword) {
+		t.Fatalf("the device password is in the log:\n%s", out.String())
 	}
 }

@@ -24,6 +24,7 @@ const (
 	Daily    = 24 * time.Hour   // at least this often
 	Retry    = 10 * time.Minute // after a failed report
 	Tick     = 30 * time.Second // how often Run looks at the snapshot
+	BootTick = time.Second      // the same until the boot report
 )
 
 // Sender writes a report to the server (*upload.Uploader).
@@ -82,20 +83,27 @@ func (r *Reporter) Run(ctx context.Context) error {
 				failedAt = time.Time{}
 			}
 		}
+		// Until the boot report, look often: the disk is mounted and the
+		// clock synced within seconds of each other.
+		wait := Tick
+		if r.lastOK.IsZero() {
+			wait = BootTick
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(Tick):
+		case <-time.After(wait):
 		}
 	}
 }
 
 // due says whether a report should go now: the first once the clock is
-// synced or BootWait passed, one after each finished upload attempt, and
-// one a day.
+// synced and the disk in use (else a boot would report a missing disk that
+// was only being mounted), or when BootWait passed; one after each
+// finished upload attempt; one a day.
 func (r *Reporter) due(snap status.Snapshot, now time.Time) bool {
 	if r.lastOK.IsZero() {
-		return snap.ClockSynced || now.Sub(r.started) >= BootWait
+		return (snap.ClockSynced && snap.Storage.Root != "") || now.Sub(r.started) >= BootWait
 	}
 	if u := snap.Upload; u != nil && !u.Running && !u.LastAttempt.IsZero() && !u.LastAttempt.Equal(r.lastAttempt) {
 		return true

@@ -207,15 +207,23 @@ func TestSchedule(t *testing.T) {
 	})
 }
 
-// TestFirstReportOnceSynced: a synced clock sends the boot report at once.
+// TestFirstReportOnceSynced: the boot report goes as soon as the clock is
+// synced and the disk in use, not while the disk is still being mounted.
 func TestFirstReportOnceSynced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &source{snap: status.Snapshot{ClockSynced: true}}
 		snd := &sender{}
 		defer start(&Reporter{ID: id, Source: src, Send: snd})()
+		time.Sleep(2 * Tick)
+		synctest.Wait()
+		if snd.count() != 0 {
+			t.Fatalf("%d reports before the disk is in use, want 0", snd.count())
+		}
+		src.set(func(s *status.Snapshot) { s.Storage.Root = "/mnt/usb" })
+		time.Sleep(Tick)
 		synctest.Wait()
 		if snd.count() != 1 {
-			t.Fatalf("%d reports at boot with a synced clock, want 1", snd.count())
+			t.Fatalf("%d reports with a synced clock and the disk in use, want 1", snd.count())
 		}
 	})
 }

@@ -41,7 +41,7 @@ func TestReportReachesServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.SetID(id.Value)
-	src := &source{snap: status.Snapshot{Host: "presscap-a1b2c3d4", ClockSynced: true}}
+	src := &source{snap: status.Snapshot{Host: "presscap-a1b2c3d4", ClockSynced: true, Storage: status.Storage{Root: t.TempDir()}}}
 	defer start(&Reporter{ID: id, Source: src, Send: u, DevicePassword: "PW", Logf: t.Logf})()
 	path := filepath.Join(remote, "fleet", "status", id.Value+".json")
 	var rep fleet.Report
