@@ -24,6 +24,12 @@ func findings(s *Summary) []Finding {
 		}
 		add(sev, first, last, filter, format, args...)
 	}
+	if s.CaptureDrops > 0 {
+		add("error", s.First, s.Last, "frame", "The capture lost %d packets inside the window (kernel or disk too slow): every count here may be short by as many", s.CaptureDrops)
+	}
+	if s.Missing != "" {
+		add("error", s.First, s.Last, "frame", "The files lack %s of the window (%s): nothing from that time is described", s.Missing, s.MissingReason)
+	}
 	for _, d := range s.SIP.Dialogs {
 		filter := fmt.Sprintf("sip.Call-ID == %q", d.CallID)
 		switch {

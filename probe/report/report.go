@@ -78,6 +78,9 @@ type Analyzer struct {
 	talkersDropped                    uint64
 	talkCache                         [256]talkerSlot
 	slicedSpan                        span
+	drops                             uint64
+	missing                           time.Duration
+	missingReason                     string
 
 	rtp  rtpTable
 	sip  sipTable
@@ -386,6 +389,13 @@ func (a *Analyzer) talk(addr netip.Addr, n uint32, sent bool) {
 	}
 }
 
+// CaptureLoss tells the analysis what the capture lost that no packet
+// shows: drops inside the window, and how much of the window's time the
+// ring no longer held (and why), for the summary and its findings.
+func (a *Analyzer) CaptureLoss(drops uint64, missing time.Duration, reason string) {
+	a.drops, a.missing, a.missingReason = drops, missing, reason
+}
+
 // Summary returns the analysis of the packets added so far.
 func (a *Analyzer) Summary() *Summary {
 	s := &Summary{
@@ -403,6 +413,10 @@ func (a *Analyzer) Summary() *Summary {
 	}
 	if a.sliced > 0 {
 		s.SliceNote = sliceNote
+	}
+	s.CaptureDrops = a.drops
+	if a.missing > 0 {
+		s.Missing, s.MissingReason = a.missing.String(), a.missingReason
 	}
 	for _, l := range a.links {
 		s.Links = append(s.Links, LinkStats{Name: l.Name, LinkType: l.LinkType, Packets: l.packets,

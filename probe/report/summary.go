@@ -15,10 +15,16 @@ type Summary struct {
 	Start   time.Time  `json:"start,omitzero"`
 	Press   *time.Time `json:"press,omitempty"`
 	// Notes are what the reader must know about the report's coverage.
-	Notes            []string `json:"notes,omitempty"`
-	SlicedPackets    uint64   `json:"sliced_packets"`
-	SliceNote        string   `json:"slice_note,omitempty"`
-	UndecodedPackets uint64   `json:"undecoded_packets"`
+	Notes []string `json:"notes,omitempty"`
+	// CaptureDrops are packets the capture lost inside the window, Missing
+	// the part of the window the ring no longer held (a Go duration) and
+	// MissingReason why: facts the saver passes in (see CaptureLoss).
+	CaptureDrops     uint64 `json:"capture_drops"`
+	Missing          string `json:"missing,omitempty"`
+	MissingReason    string `json:"missing_reason,omitempty"`
+	SlicedPackets    uint64 `json:"sliced_packets"`
+	SliceNote        string `json:"slice_note,omitempty"`
+	UndecodedPackets uint64 `json:"undecoded_packets"`
 	// RatePackets and RateBytes are per bin of RateBinSeconds from Start.
 	RateBinSeconds int         `json:"rate_bin_seconds"`
 	RatePackets    []uint64    `json:"rate_packets"`

@@ -305,3 +305,48 @@ func TestHeuristicRTPMatchesTshark(t *testing.T) {
 		t.Errorf("RTP without SDP or heuristic: %d streams", len(s.RTPStreams))
 	}
 }
+
+// TestBusyLineMatchesTshark: the benchmark's busy line (two calls, DNS,
+// three TCP transfers with retransmissions), 20 s of it, against tshark.
+func TestBusyLineMatchesTshark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g := reporttest.Busy(2, 20*time.Second, 3)
+	path := g.WritePCAP(t, "busy.pcap")
+	s := readSummary(t, path, Options{})
+	if len(s.RTPStreams) != 4 || s.TCP.Retransmissions == 0 {
+		t.Fatalf("busy line: %d RTP streams, %d retransmissions", len(s.RTPStreams), s.TCP.Retransmissions)
+	}
+	compareTshark(t, s, tsharkOn(t, path))
+}
+
+// TestCallVerdicts: a call whose media stops before a re-INVITE, and one
+// cancelled before the answer.
+func TestCallVerdicts(t *testing.T) {
+	g := reporttest.New(5)
+	tr := &reporttest.Truth{RTP: map[uint32]reporttest.RTPTruth{}, SIPFinal: map[string]uint64{}, SIPProvisional: map[string]uint64{}}
+	up := g.Call(tr, 0, "reinvite@x", 200, 41000, 51000)
+	g.RTP(tr, up, "192.168.1.10", 41000, "203.0.113.5", 51000, reporttest.RTPOpts{SSRC: 1, N: 100, FirstSeq: 1})
+	g.RTP(tr, up, "203.0.113.5", 51000, "192.168.1.10", 41000, reporttest.RTPOpts{SSRC: 2, N: 100, FirstSeq: 1})
+	g.UDP(up+5*time.Second, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:bob@example.net SIP/2.0", "reinvite@x", "a", "b", "2 INVITE",
+		reporttest.SDPBody("192.168.1.10", 41000, "0", "")))
+	g.UDP(0, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:carol@example.net SIP/2.0", "cancel@x", "a", "c", "1 INVITE", ""))
+	g.UDP(time.Second, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("CANCEL sip:carol@example.net SIP/2.0", "cancel@x", "a", "c", "1 CANCEL", ""))
+	g.Sort()
+	a := New([]Link{{LinkType: 1}}, Options{})
+	for _, p := range g.Pkts {
+		a.Add(0, p.TS, uint32(len(p.Data)), p.Data)
+	}
+	s := a.Summary()
+	got := map[string]Dialog{}
+	for _, d := range s.SIP.Dialogs {
+		got[d.CallID] = d
+	}
+	if d := got["reinvite@x"]; d.ReInvites != 1 || !strings.Contains(d.Verdict, "no RTP after re-INVITE") {
+		t.Errorf("re-INVITE call: %+v", d)
+	}
+	if d := got["cancel@x"]; d.Ended != "CANCEL" || d.Verdict != "call cancelled before answer" {
+		t.Errorf("cancelled call: %+v", d)
+	}
+}

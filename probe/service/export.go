@@ -425,6 +425,7 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	base := FileBase(c.host, w)
 	var page bytes.Buffer
 	if c.an != nil {
+		c.an.CaptureLoss(c.st.Drops, time.Duration(c.st.Missing), c.st.Reason)
 		man.Summary = c.an.Summary()
 		if c.resumed {
 			man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,6 +176,11 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 	}
 	if len(got) != 11000 || got[0].ts != oldest.UnixNano() {
 		t.Errorf("file holds %d packets from %v, want 11000 from the ring's oldest %v", len(got), time.Unix(0, got[0].ts).UTC(), oldest)
+	}
+	// The report says so too, at the top.
+	if s := man.Summary; s == nil || s.Missing != "20s" || s.MissingReason != ringfs.ReasonNotReached || len(s.Findings) == 0 ||
+		!strings.Contains(s.Findings[0].Text, "lack 20s of the window") {
+		t.Errorf("report of a truncated window: %+v", s)
 	}
 
 	// A window the ring holds whole.
