@@ -120,7 +120,7 @@ func TestRunNamesFilesWithIDAndLabel(t *testing.T) {
 	waitOutput(t, out, "capture #1 saved")
 	const host = "presscap-a1b2c3d4-T-4711"
 	s := getStatus(t, addr)
-	if s.Host != host || len(s.Presses) != 1 || len(s.Presses[0].Files) == 0 {
+	if s.Host != host || s.ID != "10000000a1b2c3d4" || len(s.Presses) != 1 || len(s.Presses[0].Files) == 0 {
 		t.Fatalf("status: host %q, presses %+v", s.Host, s.Presses)
 	}
 	for _, f := range s.Presses[0].Files {

@@ -914,7 +914,7 @@ func (s *Service) showState() {
 // Snapshot implements status.Source.
 func (s *Service) Snapshot() status.Snapshot {
 	st := s.storage.State()
-	snap := status.Snapshot{Host: s.host, Now: time.Now(), Started: s.started, ClockSynced: s.clock.Synced(),
+	snap := status.Snapshot{Host: s.host, ID: s.o.FleetID, Now: time.Now(), Started: s.started, ClockSynced: s.clock.Synced(),
 		Storage: status.Storage{State: st.State, Device: st.Device, Root: st.Root, Error: st.Error, Since: st.Since}}
 	if ring, _, err := s.storage.Ring(); err == nil {
 		if info, err := ring.Info(); err == nil {

@@ -24,7 +24,9 @@ import (
 
 // Snapshot is everything the status page shows. The service fills it.
 type Snapshot struct {
-	Host        string    `json:"host"`
+	Host string `json:"host"`
+	// ID is the probe's stable id (package identity), "" without one.
+	ID          string    `json:"id,omitempty"`
 	Now         time.Time `json:"now"`
 	Started     time.Time `json:"started"`
 	ClockSynced bool      `json:"clock_synced"`
@@ -223,6 +225,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px;text-align:left}</style>
 </head><body>
 <h1>presscap on {{.Host}}</h1>
+{{if .ID}}<p>Probe id {{.ID}}.</p>{{end}}
 <p>Now {{t .Now}}, running since {{t .Started}}. Clock: {{if .ClockSynced}}synced{{else}}<b>not synced</b>{{end}}.</p>
 {{if .Faults}}<h2>Faults</h2><ul>{{range .Faults}}<li><b>{{.}}</b></li>{{end}}</ul>{{end}}
 <h2>Disk</h2>

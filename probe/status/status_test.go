@@ -22,7 +22,7 @@ const testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7e5VhP1t0oZ2HIk8i5
 
 func (f *fakeSource) Snapshot() Snapshot {
 	return Snapshot{
-		Host: "probe-test", Now: time.Unix(1700000000, 0), ClockSynced: false,
+		Host: "probe-test", ID: "10000000a1b2c3d4", Now: time.Unix(1700000000, 0), ClockSynced: false,
 		Storage: Storage{State: "no disk", Error: "no disk found"},
 		Ring:    &Ring{Dir: "/mnt/ring", Size: 1 << 30, Packets: 42, Span: "27.5s"},
 		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
@@ -50,7 +50,7 @@ func TestPages(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"probe-test", "not synced", "no disk found", "Logitech USB Receiver", "a_b_all.pcap", "2023-11-14 22:13:20.000 UTC", "3 files",
+	for _, want := range []string{"probe-test", "Probe id 10000000a1b2c3d4.", "not synced", "no disk found", "Logitech USB Receiver", "a_b_all.pcap", "2023-11-14 22:13:20.000 UTC", "3 files",
 		// The upload section: server, running flag, last attempt and
 		// success, the error (escaped) and the key as one copyable line.
 		"sftp.example.net:22", "uploading now", "2023-11-14 22:15:00.000 UTC: failed: &lt;refused&gt;", "2023-11-14 19:26:40.000 UTC",
@@ -71,7 +71,7 @@ func TestPages(t *testing.T) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"span": "27.5s"`, `"truncated": true`, `"missing": "2.5s"`, `"reason": "ring_did_not_reach_back"`, `"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `} {
+	for _, key := range []string{`"id": "10000000a1b2c3d4"`, `"span": "27.5s"`, `"truncated": true`, `"missing": "2.5s"`, `"reason": "ring_did_not_reach_back"`, `"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `} {
 		if !strings.Contains(string(raw), key) {
 			t.Errorf("JSON lacks %s:\n%s", key, raw)
 		}
