@@ -103,6 +103,13 @@ func TestBadInputGivesAReport(t *testing.T) {
 	if full.SIP.Malformed == 0 {
 		t.Errorf("garbage SIP not counted as malformed: %+v", full.SIP)
 	}
+	// Random bytes that start like RTP make no stream (and no finding of
+	// 100 % loss): a heuristic stream needs two packets in sequence.
+	for _, r := range full.RTPStreams {
+		if strings.HasPrefix(r.Src, "10.7.7.7:") {
+			t.Errorf("a stream from random UDP: %+v", r)
+		}
+	}
 }
 
 // TestTenThousandFlows: every table stops at its cap, says so, and the

@@ -117,13 +117,30 @@ type rtpTable struct {
 	dropped uint64
 	rtcp    RTCPStats
 	first   int64
+	// cand holds the first packet of each would-be heuristic stream: one
+	// is made only when the next packet follows in sequence, so that
+	// encrypted or random UDP that happens to start like RTP does not
+	// fill the table with one-packet "streams" of 100 % loss.
+	cand map[streamKey]candidate
 }
+
+type candidate struct {
+	h  rtpHeader
+	ts int64
+}
+
+// maxCandidates bounds the would-be streams; the table is emptied when
+// full (a flood of random UDP), which only delays a real stream by a
+// packet.
 
 func (t *rtpTable) init(max int) {
 	t.max = max
 	t.streams = map[streamKey]*rtpStream{}
 	t.media = map[netip.AddrPort]*media{}
+	t.cand = map[streamKey]candidate{}
 }
+
+const maxCandidates = 1024
 
 // announce records an SDP media address, so that RTP to or from it is
 // recognised (and RTCP on the next port).
@@ -168,6 +185,19 @@ func (t *rtpTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort, heurist
 	}
 	k := streamKey{src, dst, h.ssrc}
 	s := t.streams[k]
+	var first *candidate
+	if s == nil && m == nil {
+		c, ok := t.cand[k]
+		if !ok || h.seq != c.h.seq+1 {
+			if len(t.cand) >= maxCandidates {
+				clear(t.cand)
+			}
+			t.cand[k] = candidate{h, pi.ts}
+			return
+		}
+		delete(t.cand, k)
+		first = &c
+	}
 	if s == nil {
 		if len(t.streams) >= t.max {
 			t.dropped++
@@ -178,6 +208,10 @@ func (t *rtpTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort, heurist
 			s.callID, s.codecs, s.fromSDP = m.callID, m.codecs, true
 		}
 		t.streams[k] = s
+		if first != nil {
+			s.first = first.ts
+			s.add(first.h, first.ts)
+		}
 	}
 	s.add(h, pi.ts)
 }

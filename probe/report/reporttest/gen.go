@@ -406,6 +406,9 @@ func Flood(seed uint64, n int) *Gen {
 		at := time.Duration(i) * 100 * time.Microsecond
 		b := []byte{0x80, 0, 0, 1, 0, 0, 0, 160, byte(i >> 8), byte(i), 0, 1}
 		g.UDP(at, src, 20000, "10.200.0.1", 20002, append(b, make([]byte, 20)...))
+		b[3], b[7] = 2, 0 // the next packet in sequence: a stream
+		b[6] = 1
+		g.UDP(at+time.Microsecond, src, 20000, "10.200.0.1", 20002, append(b, make([]byte, 20)...))
 		g.TCP(at, src, 40000, "10.200.0.1", 443, layers.TCP{SYN: true, Seq: uint32(i)}, nil)
 		g.UDP(at, src, 40000, "10.200.0.2", 53, DNSMsg(uint16(i), false, 0, "x.example"))
 		g.UDP(at, src, 5060, "10.200.0.3", 5060, SIPMsg("OPTIONS sip:x SIP/2.0", fmt.Sprintf("c%d", i), "a@b", "c@d", "1 OPTIONS", ""))
