@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/identity"
+	"github.com/presscap/presscap/probe/service"
 	"github.com/presscap/presscap/probe/upload"
 )
 
@@ -91,6 +93,13 @@ func runUpload(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// As the service: only files with this probe's names are sent.
+	root := e.sysRoot
+	if root == "" {
+		root = "/"
+	}
+	id, _ := identity.Read(root) // without an id, the configured and system names
+	u.SetHosts(service.FileHosts("", full.Hostname, id.Value)...)
 	before := u.Status()
 	fmt.Fprintf(e.stdout, "queue %s: %d files, %d bytes\n", dir, len(before.Queue), before.QueueBytes)
 	err = u.UploadNow(ctx)

@@ -22,7 +22,7 @@ func TestUploadCommand(t *testing.T) {
 	state, queue := t.TempDir(), t.TempDir()
 	run := func(cfg upload.Config, args ...string) (string, error) {
 		t.Helper()
-		b, _ := json.Marshal(map[string]any{"upload": cfg})
+		b, _ := json.Marshal(map[string]any{"upload": cfg, "hostname": "x"})
 		path := filepath.Join(t.TempDir(), "probe.json")
 		os.WriteFile(path, b, 0o644)
 		var out, errb bytes.Buffer
@@ -63,9 +63,14 @@ func TestUploadCommand(t *testing.T) {
 
 	data := bytes.Repeat([]byte("pcap"), 10000)
 	os.WriteFile(filepath.Join(queue, "x_20261127T020000.000Z_all.pcap"), data, 0o644)
+	// Another probe's name (hostname "y") is not this one's to send.
+	os.WriteFile(filepath.Join(queue, "y_20261127T020000.000Z_all.pcap"), data, 0o644)
 	out, err = run(cfg, "-now", "-queue", queue)
 	if err != nil || !strings.Contains(out, "ok: 1 files") {
 		t.Fatalf("-now: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(remote, "y_20261127T020000.000Z_all.pcap")); err == nil {
+		t.Error("-now sent a file named with another host")
 	}
 	if got, _ := os.ReadFile(filepath.Join(remote, "x_20261127T020000.000Z_all.pcap")); !bytes.Equal(got, data) {
 		t.Fatal("-now: file on the server differs")

@@ -7,6 +7,7 @@ package filenames
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -66,11 +67,43 @@ func Manifest(base string) string { return base + "_manifest.json" }
 // page), uploaded with the captures, before the manifest.
 func Report(base string) string { return base + "_report.html" }
 
-// producedRE matches every name Capture and Manifest give, with a host and
-// an export name as the configuration allows them (letters, digits, '.',
-// '-', '_'). Later kinds of files add an alternative here.
-var producedRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*_[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(` + unsynced + `)?_` +
-	`([A-Za-z0-9][A-Za-z0-9._-]*\.(pcap|pcapng)|manifest\.json|report\.html)$`)
+// tail is what follows "<host>_" in every name Capture, Manifest and
+// Report give, with an export name as the configuration allows it
+// (letters, digits, '.', '-', '_'). Later kinds of files add an
+// alternative here.
+const tail = `[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(` + unsynced + `)?_` +
+	`([A-Za-z0-9][A-Za-z0-9._-]*\.(pcap|pcapng)|manifest\.json|report\.html)`
+
+// producedRE matches every name the probe gives, with a host as the
+// configuration allows it; tailRE the part after the host.
+var (
+	producedRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*_` + tail + `$`)
+	tailRE     = regexp.MustCompile(`^` + tail + `$`)
+)
 
 // Produced says whether the probe gives files such a name.
 func Produced(name string) bool { return producedRE.MatchString(name) }
+
+// ProducedBy says whether name is one the probe gives (Produced) with one
+// of hosts as its host part, alone or with a label (Host): a file named
+// before the provider's label was learned or changed is the probe's too.
+func ProducedBy(name string, hosts []string) bool {
+	if !Produced(name) {
+		return false
+	}
+	for _, h := range hosts {
+		rest, ok := strings.CutPrefix(name, h)
+		if h == "" || !ok {
+			continue
+		}
+		if r, ok := strings.CutPrefix(rest, "_"); ok && tailRE.MatchString(r) {
+			return true
+		}
+		if r, ok := strings.CutPrefix(rest, "-"); ok {
+			if label, t, ok := strings.Cut(r, "_"); ok && CheckLabel(label) == nil && tailRE.MatchString(t) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -59,3 +59,27 @@ func TestLabelledNamesAreSent(t *testing.T) {
 		}
 	}
 }
+
+// TestProducedBy: only the probe's own host part is sent, alone or with
+// any label; another probe's or a made-up host's names are not.
+func TestProducedBy(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	hosts := []string{"presscap-a1b2c3d4", "gokrazy", "probe-1.lan_x"}
+	for _, host := range []string{"presscap-a1b2c3d4", Host("presscap-a1b2c3d4", "T-4711"), Host("presscap-a1b2c3d4", "old.label"),
+		"gokrazy", "probe-1.lan_x", Host("probe-1.lan_x", "L")} {
+		base := Base(host, at, false)
+		for _, n := range []string{Capture(base, "all", "pcap"), Manifest(base), Report(base)} {
+			if !ProducedBy(n, hosts) {
+				t.Errorf("%s is the probe's but not recognised", n)
+			}
+		}
+	}
+	for _, host := range []string{"presscap-a1b2c3d5", "presscap-a1b2c3d", "xgokrazy", "gokrazy-", "gokrazy-a_b", "probe-1.lan", "evil"} {
+		if n := Capture(Base(host, at, true), "all", "pcap"); ProducedBy(n, hosts) {
+			t.Errorf("%s recognised as the probe's", n)
+		}
+	}
+	if ProducedBy(Capture(Base("gokrazy", at, true), "all", "pcap"), nil) {
+		t.Error("recognised with no hosts")
+	}
+}

@@ -533,6 +533,14 @@ func TestUploadAfterCapture(t *testing.T) {
 	if err := sender.Send(netnstest.Frames(3)...); err != nil {
 		t.Fatal(err)
 	}
+	// A file named as another probe names its files is not this one's
+	// to send (the queue is on the customer's disk).
+	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
+	const planted = "otherprobe_20261127T020000.000Z_all.pcap"
+	os.MkdirAll(queue, 0o755)
+	if err := os.WriteFile(filepath.Join(queue, planted), []byte("planted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := r.svc.Trigger("local"); err != nil {
 		t.Fatal(err)
 	}
@@ -540,7 +548,6 @@ func TestUploadAfterCapture(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
 	want := []string{res.man.Files[0].File, strings.TrimSuffix(res.man.Files[0].File, "_all.pcap") + "_manifest.json"}
 	testtool.WaitFor(t, "the upload", 20*time.Second, func() bool {
 		for _, f := range want {
@@ -553,6 +560,12 @@ func TestUploadAfterCapture(t *testing.T) {
 		}
 		return true
 	})
+	if _, err := os.Stat(filepath.Join(remote, planted)); err == nil {
+		t.Errorf("%s, named with another host, was uploaded", planted)
+	}
+	if _, err := os.Stat(filepath.Join(queue, planted)); err != nil {
+		t.Errorf("%s not left in the queue: %v", planted, err)
+	}
 	local, _ := os.ReadFile(filepath.Join(remote, want[0]))
 	if n := len(readPCAP(t, filepath.Join(remote, want[0]))); n != int(res.man.Files[0].Packets) || len(local) == 0 {
 		t.Errorf("uploaded file has %d packets, manifest %d", n, res.man.Files[0].Packets)

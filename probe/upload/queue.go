@@ -34,13 +34,14 @@ func inProgress(name string) bool {
 // filenames: the queue is on the customer's disk) are skipped. A missing
 // directory is an empty queue; a symlink is refused, never followed.
 func ListQueue(dir string) ([]QueueFile, error) {
-	files, _, err := scanQueue(dir)
+	files, _, err := scanQueue(dir, nil)
 	return files, err
 }
 
 // scanQueue is ListQueue, plus the regular files it skipped for their
-// names.
-func scanQueue(dir string) (files []QueueFile, foreign []string, err error) {
+// names. With hosts, a name must also have one of them as its host part
+// (filenames.ProducedBy).
+func scanQueue(dir string, hosts []string) (files []QueueFile, foreign []string, err error) {
 	st, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -62,7 +63,7 @@ func scanQueue(dir string) (files []QueueFile, foreign []string, err error) {
 		if !e.Type().IsRegular() || inProgress(e.Name()) {
 			continue
 		}
-		if !filenames.Produced(e.Name()) {
+		if hosts == nil && !filenames.Produced(e.Name()) || hosts != nil && !filenames.ProducedBy(e.Name(), hosts) {
 			foreign = append(foreign, e.Name())
 			continue
 		}

@@ -53,7 +53,7 @@ func TestListQueueOnlyProducedNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files, foreign, err := scanQueue(dir)
+	files, foreign, err := scanQueue(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,7 +92,8 @@ type Uploader struct {
 	mu      sync.Mutex
 	onEvent func(Event)
 	status  Status
-	foreign map[string]bool // queue files not sent for their names, logged once
+	foreign map[string]bool // queue files not sent for their names, logged once while there
+	hosts   []string        // the host parts sent (SetHosts); nil: any
 	fleetID string          // the probe's id (SetID)
 	label   string          // the provider's label for it (readLabel)
 }
@@ -163,7 +165,7 @@ func (u *Uploader) Kick() {
 
 // Status returns the current state, including a fresh look at the queue.
 func (u *Uploader) Status() Status {
-	files, _ := ListQueue(u.queueDir)
+	files, _, _ := u.queue()
 	u.mu.Lock()
 	s := u.status
 	u.mu.Unlock()
@@ -406,24 +408,58 @@ func (u *Uploader) send(ctx context.Context, files []QueueFile, deadline time.Ti
 	return sent, bytes, nil
 }
 
-// listQueue is ListQueue for a run: it logs each file left out for its
-// name once, so the installer learns why a file the customer put there
-// stays.
+// SetHosts limits the upload to names whose host part is one of hosts,
+// alone or with a label (filenames.ProducedBy): the probe's own, and those
+// it gave files before (another configured hostname, an older label).
+// Without it any host part is sent.
+func (u *Uploader) SetHosts(hosts ...string) {
+	u.mu.Lock()
+	u.hosts = append([]string{}, hosts...)
+	u.mu.Unlock()
+}
+
+// queue is the queue as this uploader sends it, and the regular files it
+// leaves for their names.
+func (u *Uploader) queue() ([]QueueFile, []string, error) {
+	u.mu.Lock()
+	hosts := u.hosts
+	u.mu.Unlock()
+	return scanQueue(u.queueDir, hosts)
+}
+
+// maxForeignLogged is how many new names a run's log line about files
+// left in the queue shows; the rest are counted.
+const maxForeignLogged = 3
+
+// listQueue is the queue for a run: it logs the files left out for their
+// names once, a few by name and the rest counted, so the installer learns
+// why a file the customer put there stays; a name that went is forgotten.
 func (u *Uploader) listQueue() ([]QueueFile, error) {
-	files, foreign, err := scanQueue(u.queueDir)
+	files, foreign, err := u.queue()
+	if err != nil {
+		return files, err
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	now := make(map[string]bool, len(foreign))
+	var fresh []string
 	for _, name := range foreign {
-		if u.foreign[name] {
-			continue
+		now[name] = true
+		if !u.foreign[name] {
+			fresh = append(fresh, fmt.Sprintf("%q", name))
 		}
-		if u.foreign == nil {
-			u.foreign = map[string]bool{}
-		}
-		u.foreign[name] = true
-		u.logf("upload: %s in the queue is not a file the probe wrote (not <host>_<time>_<name>.pcap|pcapng or _manifest.json): not sent, left in place", name)
 	}
-	return files, err
+	u.foreign = now
+	if len(fresh) > 0 {
+		more := ""
+		if len(fresh) > maxForeignLogged {
+			more = fmt.Sprintf(" and %d more", len(fresh)-maxForeignLogged)
+			fresh = fresh[:maxForeignLogged]
+		}
+		u.logf("upload: %s%s in the queue: not files this probe wrote (<host>_<time>_<name>.pcap|pcapng, _report.html, _manifest.json with its own host): not sent, left in place",
+			strings.Join(fresh, ", "), more)
+	}
+	return files, nil
 }
 
 // staleParts returns the recorded .part files (see partJournal) whose local
@@ -443,7 +479,7 @@ func (u *Uploader) staleParts() []string {
 	if st, err := os.Stat(u.queueDir); err != nil || !st.IsDir() {
 		return nil
 	}
-	files, err := ListQueue(u.queueDir)
+	files, _, err := u.queue()
 	if err != nil {
 		return nil
 	}
@@ -543,7 +579,7 @@ func (u *Uploader) cleanOnly(ctx context.Context) {
 }
 
 func (u *Uploader) queueLen() int {
-	files, _ := ListQueue(u.queueDir)
+	files, _, _ := u.queue()
 	return len(files)
 }
 
