@@ -124,7 +124,8 @@ bench-filter:
 # Press-to-files latency and ack latency of the running service on a veth
 # pair, and a window's export against tcpdump -r/-w of the same packets;
 # then the longest `before` a 256 MiB ring saves whole at 100k and 400k
-# packets/s, as a fraction of its span (about a minute).
+# packets/s, as a fraction of its span (about 100 s; BENCH_DISK_MBPS=60 in
+# the environment caps the disk like a slow USB disk).
 # Figures in docs/benchmarks.md ("The service").
 .PHONY: bench-service
 bench: bench-service

@@ -293,6 +293,17 @@ func (r *Ring) overtaken(v view) bool {
 	return !ok || h.gen != v.gen
 }
 
+// Behind tells whether the writer has more blocks waiting for the disk than
+// its normal pipeline holds: the disk is not keeping up with the capture
+// right now. A reader that can wait (a save) should, so the capture keeps
+// the disk. Always false on a read-only ring.
+func (r *Ring) Behind() bool {
+	if r.ro {
+		return false
+	}
+	return len(r.free) < nbufs-2-ioDepth
+}
+
 // ID is the ring's identity, drawn at random when the ring was created and
 // stored in every segment header: it tells this ring from another one made
 // later in the same place (a reformatted or replaced disk).

@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/presscap/presscap/ringfs"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkLongestBefore measures the longest `before` a ring saves whole
@@ -27,7 +29,17 @@ import (
 // the writer ever fell behind its schedule (what the capture would have to
 // buffer), against the same while the ring filled with no save running
 // (idle-writer-lag-ms). Run with -benchtime 1x; it takes about a minute.
+//
+// BENCH_DISK_MBPS=N (root, cgroup v1 blkio) caps this process's direct and
+// read I/O on the ring's disk at N MB/s each way: a slow USB disk.
 func BenchmarkLongestBefore(b *testing.B) {
+	limit := 0
+	if v := os.Getenv("BENCH_DISK_MBPS"); v != "" {
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 {
+			b.Fatalf("BENCH_DISK_MBPS=%q: want a positive number of MB/s", v)
+		}
+	}
 	for _, rate := range []struct {
 		name string
 		pps  int
@@ -36,6 +48,9 @@ func BenchmarkLongestBefore(b *testing.B) {
 	}{{"100kpps", 100_000, 375, 256 << 20}, {"400kpps", 400_000, 128, 256 << 20}} {
 		b.Run(rate.name, func(b *testing.B) {
 			dir := b.TempDir()
+			if limit > 0 {
+				throttleDisk(b, dir, limit)
+			}
 			ring, err := ringfs.Create(filepath.Join(dir, "ring"), ringfs.Options{Size: rate.ring})
 			if err != nil {
 				b.Fatal(err)
@@ -77,7 +92,7 @@ func BenchmarkLongestBefore(b *testing.B) {
 				b.Run(fmt.Sprintf("after=%v", after), func(b *testing.B) {
 					longest := 0.0
 					var spans []time.Duration
-					for _, frac := range []float64{0.90, 0.95, 0.99, 1} {
+					for _, frac := range []float64{0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1} {
 						whole := true
 						for trial := range 2 {
 							// A random phase against the writer's segment switches.
@@ -178,4 +193,35 @@ func pressAndSave(b *testing.B, ring *ringfs.Ring, specs []ExportSpec, dir strin
 	ok := <-done
 	os.RemoveAll(dir)
 	return ok, span
+}
+
+// throttleDisk moves this process into a new blkio cgroup that caps its
+// reads and direct writes on dir's disk at mbps MB/s, until b ends.
+func throttleDisk(b *testing.B, dir string, mbps int) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		b.Fatal(err)
+	}
+	const root = "/sys/fs/cgroup/blkio"
+	cg := filepath.Join(root, "presscap-bench-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		b.Fatalf("blkio cgroup (needs root and cgroup v1 blkio): %v", err)
+	}
+	rule := fmt.Sprintf("%d:%d %d", unix.Major(st.Dev), unix.Minor(st.Dev), mbps*1_000_000)
+	for _, f := range []string{"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"} {
+		if err := os.WriteFile(filepath.Join(cg, f), []byte(rule), 0); err != nil {
+			os.Remove(cg)
+			b.Fatalf("%s %q: %v", f, rule, err)
+		}
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), pid, 0); err != nil {
+		os.Remove(cg)
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		os.WriteFile(filepath.Join(root, "cgroup.procs"), pid, 0)
+		os.Remove(cg)
+	})
+	b.Logf("disk %d:%d capped at %d MB/s", unix.Major(st.Dev), unix.Minor(st.Dev), mbps)
 }

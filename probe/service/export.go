@@ -19,6 +19,7 @@ import (
 	"github.com/presscap/presscap/probe/report"
 	"github.com/presscap/presscap/ringfs"
 	"github.com/presscap/presscap/ringfs/atomicfile"
+	"golang.org/x/sys/unix"
 )
 
 // ExportSpec is one file per window.
@@ -110,6 +111,7 @@ type exportFile struct {
 	pw      pcapfile.PacketWriter // buffers on its own; Flush before Sync
 	final   string
 	hdrLen  int64 // the file header's length (a resumed file has it already)
+	wb      int64 // written back (sync_file_range) up to here
 	packets uint64
 	bytes   uint64
 }
@@ -155,7 +157,13 @@ type cut struct {
 	// benchmark's reference).
 	an      *report.Analyzer
 	resumed bool
+	// unflushed counts the bytes written since the last writeback.
+	unflushed int64
 }
+
+// writebackChunk is how much a cut writes before it hands it to the disk
+// itself (see writeback).
+const writebackChunk = 1 << 20
 
 // partialName is the name a window's file has while it is written: hidden
 // (the upload skips it) and the same after a restart.
@@ -272,7 +280,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 				c.abort()
 				return nil, fmt.Errorf("resume export %s: %w", spec.Name, err)
 			}
-			f.packets, f.bytes, f.hdrLen = fs.Packets, fs.Bytes, fs.Header
+			f.packets, f.bytes, f.hdrLen, f.wb = fs.Packets, fs.Bytes, fs.Header, fs.Size
 			out = &skipWriter{w: tmp, n: fs.Header}
 		} else {
 			// Made anew, never through a symlink: one left by an earlier
@@ -341,9 +349,16 @@ func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bo
 			f.packets++
 			f.bytes += uint64(len(r.Data))
 			taken = true
+			c.unflushed += int64(len(r.Data))
+		}
+		if c.unflushed >= writebackChunk {
+			return c.writeback(ctx, ring)
 		}
 		return nil
 	})
+	if err == nil {
+		err = c.writeback(ctx, ring)
+	}
 	c.st.Drops += st.Drops
 	c.st.Corrupt += st.Corrupt
 	if st.Truncated {
@@ -354,6 +369,36 @@ func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bo
 	}
 	if err != nil {
 		return fmt.Errorf("read window: %w", err)
+	}
+	return nil
+}
+
+// writeback hands what the cut wrote since the last time to the disk and
+// waits for it, from the cut's own thread: its disk priority applies (the
+// follower's is idle), not the kernel flusher's, and no backlog of dirty
+// pages builds up to be flushed at normal priority later. First it waits
+// (up to a second) while the ring's writer has blocks queued for the disk:
+// the capture's writes come first, also on a disk without I/O priorities.
+func (c *cut) writeback(ctx context.Context, ring *ringfs.Ring) error {
+	c.unflushed = 0
+	for end := time.Now().Add(time.Second); ring.Behind() && time.Now().Before(end) && ctx.Err() == nil; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, f := range c.files {
+		if err := f.pw.Flush(); err != nil {
+			return fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		end, err := f.tmp.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		if end > f.wb {
+			const flags = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+			if err := unix.SyncFileRange(int(f.tmp.Fd()), f.wb, end-f.wb, flags); err != nil {
+				return fmt.Errorf("export %s: write back: %w", f.spec.Name, err)
+			}
+			f.wb = end
+		}
 	}
 	return nil
 }
