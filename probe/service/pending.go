@@ -36,9 +36,10 @@ type pendingRecord struct {
 	Progress *Progress `json:"progress,omitempty"`
 }
 
-// maxWindowID bounds window ids: a record (or a stray file name) with a
-// larger one is not taken as the highest id so far, so that the next
-// window's id can never wrap around to a negative number. At one press a
+// maxWindowID bounds window ids: a record (or a stray file name) with this
+// id or a larger one is not taken as the highest id so far, so that the
+// next window's id is always one a record may hold, and never wraps
+// around to a negative number. At one press a
 // second it lasts 68 years.
 const maxWindowID = 1<<31 - 1
 
@@ -168,7 +169,7 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 		name := e.Name()
 		// Records moved aside count too: a new window must not take the
 		// name of one the engineer may still want to look at.
-		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID && id <= maxWindowID {
+		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID && id < maxWindowID {
 			maxID = id
 		}
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") || e.IsDir() {

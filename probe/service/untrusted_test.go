@@ -42,3 +42,33 @@ func TestPendingHugeIDCannotWrapNextID(t *testing.T) {
 		t.Errorf("second start: highest id %d, want 7", maxID)
 	}
 }
+
+// TestPendingIDAtLimit: a stray file named with exactly the highest id a
+// record may hold does not become the highest id so far: the next window
+// would take the id after it, which no record may hold, and be refused at
+// the next start.
+func TestPendingIDAtLimit(t *testing.T) {
+	dir := t.TempDir()
+	st := pendingStore{dir: dir}
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	if err := st.save(Window{ID: 7, From: at.Add(-time.Second), To: at.Add(time.Second), Presses: []PressInfo{{Time: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(maxWindowID)+".json.corrupt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, maxID, err := st.load()
+	if err != nil || maxID != 7 {
+		t.Fatalf("highest id %d (%v), want 7", maxID, err)
+	}
+	var w Windows
+	w.Reserve(maxID)
+	_, got := w.Press(PressInfo{Time: at.Add(time.Hour)})
+	next := at.Add(time.Hour)
+	if err := st.save(Window{ID: got.ID, From: next.Add(-time.Second), To: next.Add(time.Second), Presses: []PressInfo{{Time: next}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ws, bad, _, err := st.load(); err != nil || len(bad) != 0 || len(ws) != 2 || ws[1].ID != 8 {
+		t.Errorf("next start: %d windows, bad %v, err %v; want windows 7 and 8", len(ws), bad, err)
+	}
+}
