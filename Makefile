@@ -240,9 +240,10 @@ flash:
 # and pushes it to the running device (root, boot, switch, reboot, wait),
 # over HTTPS with the device's certificate pinned on first use when the
 # instance sets Update.UseTLS. FROM_HTTP=http://host:port pushes once over
-# plain HTTP to a device whose image predates UseTLS.
+# plain HTTP to a device whose image predates UseTLS. PASSWORD_FILE=file holds
+# the device's own password (its health report's device_password).
 update: image
-	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET)) $(if $(FROM_HTTP),-from-http $(FROM_HTTP))
+	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET)) $(if $(FROM_HTTP),-from-http $(FROM_HTTP)) $(if $(PASSWORD_FILE),-password-file $(PASSWORD_FILE))
 
 # make qemu: boots presscap-vm.img (make image-vm) with a USB ring disk
 # (build/ring.img), a USB keyboard for the presenter, user networking that

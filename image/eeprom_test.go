@@ -123,6 +123,9 @@ type fakeDevice struct {
 	boot   []byte
 	// plainPuts and tlsPuts count the PUTs by transport.
 	plainPuts, tlsPuts int
+	// pwAfterReboot, if set, is the password from the reboot on (the
+	// per-device one the probe made on its first start).
+	pwAfterReboot string
 }
 
 func (d *fakeDevice) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +152,9 @@ func (d *fakeDevice) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, hex.EncodeToString(h[:]))
 	case r.URL.Path == "/reboot":
 		d.build = d.next
+		if d.pwAfterReboot != "" {
+			d.pw = d.pwAfterReboot
+		}
 	case r.URL.Path == "/update/switch":
 	case r.URL.Path == "/":
 		json.NewEncoder(w).Encode(map[string]any{"BuildTimestamp": d.build, "Hostname": "presscap", "EEPROM": d.eeprom})
@@ -260,6 +266,50 @@ func checkUpdateFromHTTP(t *testing.T, b built) {
 	}
 	if _, err := os.Stat(pin); err != nil {
 		t.Errorf("no pin after the new build answered over HTTPS: %v", err)
+	}
+}
+
+// checkUpdatePasswordFile updates devices that use their per-device
+// password: without -password-file the wait after the reboot is refused and
+// the error says where the password is and which flag takes it; with it the
+// update goes through.
+func checkUpdatePasswordFile(t *testing.T, b built) {
+	t.Helper()
+	web, err := tls.LoadX509KeyPair(filepath.Join(b.instance, "state", "web-cert.pem"), filepath.Join(b.instance, "state", "web-key.pem"))
+	if err != nil {
+		t.Fatalf("the instance has no web certificate: %v", err)
+	}
+	start := func(d *fakeDevice) *httptest.Server {
+		srv := httptest.NewUnstartedServer(d)
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{web}}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	const devicePW = "per-device-password"
+	first := &fakeDevice{pw: b.password, pwAfterReboot: devicePW, build: "old", next: b.ts.Format(time.RFC3339)}
+	srv := start(first)
+	err = run(context.Background(), []string{"update", "-instance", b.instance, "-image", b.img, "-target", srv.URL, "-wait", "3s"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "-password-file") || !strings.Contains(err.Error(), "device_password") {
+		t.Errorf("update of a device that switches to its own password: %v", err)
+	}
+	pwFile := filepath.Join(t.TempDir(), "device-pw.txt")
+	if err := os.WriteFile(pwFile, []byte(devicePW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second := &fakeDevice{pw: devicePW, build: "old", next: b.ts.Format(time.RFC3339)}
+	srv = start(second)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"update", "-instance", b.instance, "-image", b.img, "-target", srv.URL, "-password-file", pwFile, "-wait", "10s"}, &out, io.Discard); err != nil {
+		t.Errorf("update with -password-file: %v\n%s", err, out.String())
+	}
+	if second.tlsPuts < 2 {
+		t.Errorf("update with -password-file pushed %d parts", second.tlsPuts)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, []byte(" \n"), 0o600)
+	if err := run(context.Background(), []string{"update", "-instance", b.instance, "-image", b.img, "-target", srv.URL, "-password-file", empty}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty -password-file: %v", err)
 	}
 }
 

@@ -229,6 +229,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	img := fs.String("image", "presscap.img", "disk image built by 'image build'")
 	target := fs.String("target", "", "device URL (default: https://<Hostname>:<HTTPSPort> with Update.UseTLS, else http://<Hostname>:<HTTPPort>)")
 	fromHTTP := fs.String("from-http", "", "plain HTTP URL of a device that still runs an image without TLS: push this update there (the password crosses the network in clear this once), then wait for the new image at -target over HTTPS")
+	pwFile := fs.String("password-file", "", "file holding the device's own password (the per-device one from its health report's device_password) instead of the instance's")
 	mbr := fs.Bool("mbr", false, "also write the MBR (only needed if the partition table changed)")
 	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for the device to come back")
 	if err := fs.Parse(args); err != nil {
@@ -239,7 +240,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
-	t, err := updateTarget(cfg, *target, *fromHTTP, logf)
+	t, err := updateTarget(cfg, updateFlags{target: *target, fromHTTP: *fromHTTP, passwordFile: *pwFile}, logf)
 	if err != nil {
 		return err
 	}
@@ -250,6 +251,11 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer p.Close()
 	fmt.Fprintf(stdout, "updating %s to build %s (root %d KiB, boot %d KiB)\n", t.BaseURL, p.Timestamp, p.RootSize>>10, p.BootSize>>10)
 	if err := t.UpdateFromImage(ctx, p, *mbr, *wait, logf); err != nil {
+		if errors.Is(err, updater.ErrUnauthorized) && *pwFile == "" {
+			// The probe makes a per-device password on its first start;
+			// gokrazy takes it from the next boot on.
+			return fmt.Errorf("%w\nA probe that has started once uses its per-device password (/perm/gokr-pw.txt, sent as device_password in its health report) from its next boot on: put it in a file and pass -password-file (make update PASSWORD_FILE=...)", err)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "device runs build %s\n", p.Timestamp)
@@ -260,11 +266,18 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // it. With TLS the device's certificate is pinned on first use (in the
 // instance's state directory) and must match from then on; the password is
 // never sent over plain HTTP to a device that speaks HTTPS.
-func updateTarget(cfg *gokconfig.Config, target, fromHTTP string, logf func(string, ...any)) (*updater.Target, error) {
+// updateFlags are image update's flags that choose where and how to reach
+// the device.
+type updateFlags struct {
+	target, fromHTTP, passwordFile string
+}
+
+func updateTarget(cfg *gokconfig.Config, f updateFlags, logf func(string, ...any)) (*updater.Target, error) {
 	if cfg.NoPassword() {
 		return nil, errors.New("Update.NoPassword is set: gokrazy then serves its update API only on the device's Unix socket, so the device cannot be updated over the network")
 	}
-	pw, err := cfg.Password()
+	target, fromHTTP := f.target, f.fromHTTP
+	pw, err := updatePassword(cfg, f.passwordFile)
 	if err != nil {
 		return nil, err
 	}
@@ -325,6 +338,23 @@ func updateTarget(cfg *gokconfig.Config, target, fromHTTP string, logf func(stri
 		return &updater.Target{BaseURL: fromHTTP, Password: pw, Client: &http.Client{CheckRedirect: noRedirect}, After: t}, nil
 	}
 	return t, nil
+}
+
+// updatePassword is the device's own password from file, else the
+// instance's.
+func updatePassword(cfg *gokconfig.Config, file string) (string, error) {
+	if file == "" {
+		return cfg.Password()
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("-password-file: %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if pw == "" {
+		return "", fmt.Errorf("-password-file %s is empty", file)
+	}
+	return pw, nil
 }
 
 func runInfo(args []string, stdout, stderr io.Writer) error {

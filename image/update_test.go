@@ -37,7 +37,7 @@ func TestUpdateTargetRefusals(t *testing.T) {
 		{`{}`, "https://127.0.0.1:18443", "no Update.UseTLS"},
 		{`{}`, "127.0.0.1:80", "-target"},
 	} {
-		_, err := updateTarget(instanceWith(t, tt.update), tt.target, "", logf)
+		_, err := updateTarget(instanceWith(t, tt.update), updateFlags{target: tt.target}, logf)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s, -target %q: err = %v, want it to mention %q", tt.update, tt.target, err, tt.want)
 		}
@@ -46,7 +46,7 @@ func TestUpdateTargetRefusals(t *testing.T) {
 		{`{}`, "http://10.1.2.3", "no Update.UseTLS"},
 		{`{"UseTLS": "self-signed"}`, "https://10.1.2.3", "-from-http"},
 	} {
-		_, err := updateTarget(instanceWith(t, tt.update), "", tt.from, logf)
+		_, err := updateTarget(instanceWith(t, tt.update), updateFlags{fromHTTP: tt.from}, logf)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s, -from-http %q: err = %v, want it to mention %q", tt.update, tt.from, err, tt.want)
 		}
@@ -56,13 +56,13 @@ func TestUpdateTargetRefusals(t *testing.T) {
 		{`{"UseTLS": "self-signed"}`, "https://presscap:443"},
 		{`{"UseTLS": "self-signed", "HTTPSPort": "8443", "Hostname": "10.1.2.3"}`, "https://10.1.2.3:8443"},
 	} {
-		tg, err := updateTarget(instanceWith(t, tt.update), "", "", logf)
+		tg, err := updateTarget(instanceWith(t, tt.update), updateFlags{}, logf)
 		if err != nil || tg.BaseURL != tt.want {
 			t.Errorf("%s: default target %v %v, want %s", tt.update, tg, err, tt.want)
 		}
 	}
 	// -from-http: pushed over plain HTTP, awaited over HTTPS on the same host.
-	tg, err := updateTarget(instanceWith(t, `{"UseTLS": "self-signed"}`), "", "http://10.1.2.3:80", logf)
+	tg, err := updateTarget(instanceWith(t, `{"UseTLS": "self-signed"}`), updateFlags{fromHTTP: "http://10.1.2.3:80"}, logf)
 	if err != nil || tg.BaseURL != "http://10.1.2.3:80" || tg.After == nil || tg.After.BaseURL != "https://10.1.2.3:443" {
 		t.Errorf("-from-http: %+v %v", tg, err)
 	}
@@ -98,7 +98,7 @@ func TestUpdateOverTLSPinsTheDevice(t *testing.T) {
 
 	var log []string
 	logf := func(f string, args ...any) { log = append(log, f) }
-	tg, err := updateTarget(c, dev.URL, "", logf)
+	tg, err := updateTarget(c, updateFlags{target: dev.URL}, logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestUpdateOverTLSPinsTheDevice(t *testing.T) {
 		t.Errorf("log %q", log)
 	}
 	before := authed.Load()
-	tg2, err := updateTarget(c, impostor.URL, "", logf)
+	tg2, err := updateTarget(c, updateFlags{target: impostor.URL}, logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestUpdateOverTLSPinsTheDevice(t *testing.T) {
 	// instance without TLS must say so, not follow.
 	redirect := httptest.NewServer(http.RedirectHandler("https://presscap/", http.StatusFound))
 	defer redirect.Close()
-	tg3, err := updateTarget(instanceWith(t, `{"HTTPPassword": "secret"}`), redirect.URL, "", logf)
+	tg3, err := updateTarget(instanceWith(t, `{"HTTPPassword": "secret"}`), updateFlags{target: redirect.URL}, logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -488,12 +488,14 @@ func TestCaptureEndToEnd(t *testing.T) {
 	tsA := time.Now().UTC().Truncate(time.Second)
 	disk := filepath.Join(dir, "a.img")
 	buildImage(t, tool, inst, disk, workdir, tsA)
-	pw := password(t, inst)
+	// The update after the press meets the device's own password.
+	pw, pwFile := seedDevicePassword(t, disk, dir)
 
 	nic := newCaptureNIC(t)
 	statusPort := freePort(t)
 	ring := ringDisk(t, dir)
 	v := startVM(t, inst, disk, ring, dir, e.guestNet(statusPort), nic.args)
+	v.pwFile = pwFile
 	gen := startGenerator(t, nic.host, nic.qemuAddr, 40)
 	_, upDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
 	_, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)

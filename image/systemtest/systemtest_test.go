@@ -70,6 +70,9 @@ type vm struct {
 	started time.Time
 	done    chan struct{} // closed when QEMU has exited; then err is set
 	err     error
+	// pwFile holds the device's own password for make update's
+	// -password-file (see seedDevicePassword).
+	pwFile string
 }
 
 func freePort(t *testing.T) int {
@@ -242,8 +245,11 @@ func password(t *testing.T, inst string) string {
 // pushUpdate runs make update's command: image to the VM over HTTPS,
 // waiting until it runs the new build.
 func pushUpdate(tool, inst, image string, v *vm) ([]byte, error) {
-	return exec.Command(tool, "update", "-instance", inst, "-image", image,
-		"-target", v.webURL(""), "-wait", "5m").CombinedOutput()
+	args := []string{"update", "-instance", inst, "-image", image, "-target", v.webURL(""), "-wait", "5m"}
+	if v.pwFile != "" {
+		args = append(args, "-password-file", v.pwFile)
+	}
+	return exec.Command(tool, args...).CombinedOutput()
 }
 
 func imageTool(t *testing.T, dir string) string {
@@ -340,6 +346,73 @@ func extractPerm(t *testing.T, disk, dir string) string {
 	return out
 }
 
+// seedDevicePassword puts a per-device password into disk's /perm before
+// the first boot, as the probe makes one on its first start (probe/devicepw
+// keeps an existing one): gokrazy reads /perm/gokr-pw.txt before the
+// image's, so the web UI and make update need it, as they need the one a
+// probe made itself (which a provider reads from its health report). It
+// returns the password and a file holding it.
+func seedDevicePassword(t *testing.T, disk, dir string) (string, string) {
+	t.Helper()
+	pw := "systemtest-device-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	file := filepath.Join(dir, "device-pw.txt")
+	if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	perm := extractPerm(t, disk, dir)
+	cmd := exec.Command(testtool.Path(t, "debugfs", "e2fsprogs"), "-w", "-R", "write "+file+" gokr-pw.txt", perm)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("debugfs write gokr-pw.txt: %v\n%s", err, o)
+	}
+	// Write back only what debugfs changed: the disk file stays sparse.
+	st, err := os.Stat(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := partition.NewLayout(0, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := l.Partition(partition.Perm).Offset()
+	src, err := os.Open(perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	changed := 0
+	for pos := int64(0); ; pos += int64(len(a)) {
+		n, err := src.ReadAt(a, pos)
+		if n == 0 {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+		if _, err := dst.ReadAt(b[:n], off+pos); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a[:n], b[:n]) {
+			if _, err := dst.WriteAt(a[:n], off+pos); err != nil {
+				t.Fatal(err)
+			}
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Fatal("debugfs changed nothing in /perm")
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return pw, file
+}
+
 func TestBootAndUpdate(t *testing.T) {
 	dir, workdir, tool, inst := setup(t, "_systemtest")
 
@@ -347,7 +420,8 @@ func TestBootAndUpdate(t *testing.T) {
 	tsA := time.Now().UTC().Truncate(time.Second)
 	diskA := filepath.Join(dir, "a.img")
 	buildDur := buildImage(t, tool, inst, diskA, workdir, tsA)
-	pw := password(t, inst)
+	imagePW := password(t, inst)
+	pw, pwFile := seedDevicePassword(t, diskA, dir)
 	st, _ := os.Stat(diskA)
 	var used int64
 	if out, err := exec.Command("du", "-B1", diskA).Output(); err == nil {
@@ -363,15 +437,18 @@ func TestBootAndUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := startVM(t, inst, diskA, ring, dir, nil, nil)
+	v.pwFile = pwFile
 	status, bootDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
 	t.Logf("bench: QEMU start to web UI %.1f s (TCG, cortex-a72)", bootDur.Seconds())
 	if status.Hostname != "presscap-vm" {
 		t.Errorf("hostname %q", status.Hostname)
 	}
-	// The web UI requires the password: a wrong one is refused.
-	bad := v.target("wrong")
-	if _, err := bad.GetStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
-		t.Errorf("GET / with a wrong password: %v", err)
+	// The web UI requires the password: a wrong one is refused, and so is
+	// the image's once the device has its own.
+	for _, p := range []string{"wrong", imagePW} {
+		if _, err := v.target(p).GetStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("GET / with a wrong password: %v", err)
+		}
 	}
 	// With Update.UseTLS gokrazy's HTTP port only redirects to HTTPS:
 	// nothing, the password included, is served in clear.

@@ -38,6 +38,10 @@ type Target struct {
 	After *Target
 }
 
+// ErrUnauthorized is wrapped by the error for a request the device
+// refused for its password.
+var ErrUnauthorized = errors.New("the device refused the password")
+
 // Features are what GET /update/features announced.
 type Features struct {
 	Raw        string
@@ -85,6 +89,9 @@ func (t *Target) do(ctx context.Context, method, p string, body io.Reader, hdr h
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("%s %s: %s: %w", method, p, resp.Status, ErrUnauthorized)
+		}
 		if loc := resp.Header.Get("Location"); loc != "" {
 			// gokrazy's HTTP port redirects to its HTTPS port when the
 			// image has a web certificate.
@@ -285,7 +292,7 @@ func (t *Target) Wait(ctx context.Context, build string, waitFor time.Duration) 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for build %s: %w (last: %v)", build, ctx.Err(), last)
+			return fmt.Errorf("waiting for build %s: %w (last: %w)", build, ctx.Err(), last)
 		case <-time.After(time.Second):
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -118,7 +119,7 @@ func TestUpdateErrors(t *testing.T) {
 	_, srv := newDevice("partuuid,updatehash,gpt,")
 	defer srv.Close()
 	bad := &Target{BaseURL: srv.URL, Password: "wrong"}
-	if err := bad.Update(context.Background(), payload(), time.Second, nil); err == nil || !strings.Contains(err.Error(), "401") {
+	if err := bad.Update(context.Background(), payload(), time.Second, nil); err == nil || !strings.Contains(err.Error(), "401") || !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("wrong password: %v", err)
 	}
 
