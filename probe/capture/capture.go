@@ -414,6 +414,9 @@ type counters struct {
 	written, bytes, reopens                     atomic.Uint64
 	vlanGuesses                                 atomic.Uint64
 	isOpen                                      atomic.Bool
+	// checks counts the looks at the interface (periodic), so a test
+	// knows that one fell inside a condition it set up.
+	checks atomic.Uint64
 }
 
 // LinkAdder registers links; *ringfs.Ring is one.

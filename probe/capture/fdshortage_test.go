@@ -56,11 +56,18 @@ func TestFDShortageIsNotInterfaceGone(t *testing.T) {
 		t.Fatalf("descriptors not exhausted: open = %v", err)
 	}
 	// The capture looks at its interface every second: let it look twice
-	// while nothing is left, with packets flowing.
+	// while nothing is left, with packets flowing; the count of its looks
+	// says when, however slow the machine.
 	during := netnstest.Frames(80)
-	end := time.Now().Add(2500 * time.Millisecond)
+	checks := &c.links[0].checks
+	from := checks.Load()
+	deadline := time.Now().Add(30 * time.Second)
 	n := 0
-	for ; time.Now().Before(end); n++ {
+	for ; checks.Load() < from+2; n++ {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("the capture looked at its interface %d times in 30 s, want 2", checks.Load()-from)
+		}
 		if err := s.Send(during[n%len(during)]); err != nil {
 			release()
 			t.Fatal(err)

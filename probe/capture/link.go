@@ -254,6 +254,7 @@ func (l *link) periodic(ctx context.Context, now time.Time) bool {
 		return true
 	}
 	l.lastCheck = now
+	defer l.checks.Add(1)
 	// On the packet socket itself: a process out of descriptors (a flood of
 	// connections elsewhere) must not make the check fail.
 	info, err := lookupIfaceOn(l.fd, l.name)
