@@ -192,6 +192,11 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 				if r.overtaken(v) {
 					now, _ := r.snapshotAt(false)
 					st.truncate(ReasonOvertaken, oldest(now))
+					if st.Packets == 0 && pos.Last == 0 {
+						// Nothing of the window delivered yet: what is
+						// delivered begins where the ring reaches now.
+						st.Oldest = oldest(now)
+					}
 					st.Missing += max(0, min(v.tmax, to)-max(e.tmin, from))
 					break
 				}
