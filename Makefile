@@ -178,7 +178,7 @@ SDBOOT_X64_DIR := build/systemd-boot-x64
 SDBOOT_X64 := $(SDBOOT_X64_DIR)/usr/lib/systemd/boot/efi/systemd-bootx64.efi
 INSTANCE_ARCH = $(if $(shell grep -s 'GOARCH=amd64' gokrazy/$(INSTANCE)/config.json),amd64,arm64)
 
-.PHONY: image image-vm image-x86 vm flash update qemu systemtest bench-image
+.PHONY: image image-vm image-x86 vm flash update qemu qemu-x86 systemtest bench-image
 image:
 	@if grep -q '"FirmwarePackage": *""' gokrazy/$(INSTANCE)/config.json; then \
 	  $(MAKE) --no-print-directory $(if $(filter amd64,$(INSTANCE_ARCH)),$(SDBOOT_X64),$(SDBOOT)); fi
@@ -259,6 +259,26 @@ qemu:
 	  -drive file=presscap-vm.img,if=none,format=raw,id=root -device virtio-blk-pci,drive=root \
 	  -device qemu-xhci,id=xhci -device usb-kbd,bus=xhci.0 \
 	  -drive file=build/ring.img,if=none,format=raw,id=ring -device usb-storage,bus=xhci.0,drive=ring \
+	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80,hostfwd=tcp:127.0.0.1:$(QEMU_HTTPS_PORT)-:443 \
+	  -device virtio-net-pci,netdev=net0,romfile= \
+	  -netdev socket,id=cap,udp=127.0.0.1:$(QEMU_CAPTURE_PEER),localaddr=127.0.0.1:$(QEMU_CAPTURE_PORT) \
+	  -device virtio-net-pci,netdev=cap,romfile= \
+	  -monitor unix:build/qemu-monitor.sock,server,nowait -nographic
+
+# make qemu-x86: boots the VM edition from make vm (build/vm/) as make qemu
+# boots the arm64 one: q35 with OVMF, the ring on the second virtio disk,
+# the same ports, capture NIC, serial console and monitor. Changes the raw
+# disks in place. TCG unless QEMU_X86_ACCEL=kvm: nested KVM on the build
+# machines stops in OVMF ("KVM internal error"), which QEMU does not fall
+# back from.
+OVMF ?= /usr/share/ovmf/OVMF.fd
+QEMU_X86_ACCEL ?= tcg
+qemu-x86:
+	@test -f $(VM_DIR)/presscap-x86.img || { echo "$(VM_DIR)/presscap-x86.img does not exist: run make vm first"; exit 1; }
+	qemu-system-x86_64 -machine q35,accel=$(QEMU_X86_ACCEL) -cpu max -smp 2 -m 1024 -bios $(OVMF) \
+	  -drive file=$(VM_DIR)/presscap-x86.img,if=none,format=raw,id=root -device virtio-blk-pci,drive=root \
+	  -drive file=$(VM_DIR)/presscap-ring.img,if=none,format=raw,id=ring -device virtio-blk-pci,drive=ring \
+	  -device qemu-xhci,id=xhci -device usb-kbd,bus=xhci.0 \
 	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80,hostfwd=tcp:127.0.0.1:$(QEMU_HTTPS_PORT)-:443 \
 	  -device virtio-net-pci,netdev=net0,romfile= \
 	  -netdev socket,id=cap,udp=127.0.0.1:$(QEMU_CAPTURE_PEER),localaddr=127.0.0.1:$(QEMU_CAPTURE_PORT) \
