@@ -104,3 +104,42 @@ func TestCreateFailureRemovesOnlyItsOwn(t *testing.T) {
 		t.Errorf("left after two failed creations: %v, want the existing directory and theirs.txt", left)
 	}
 }
+
+// TestCreateUndoAfterOpenFails: a creation that fails after ring.json was
+// written (here: the process runs out of descriptors while opening the
+// segments for writing) leaves no ring.json and no directory it made; the
+// undo used to try the directory while ring.json was still in it.
+func TestCreateUndoAfterOpenFails(t *testing.T) {
+	probe := filepath.Join(t.TempDir(), "ring")
+	r, err := Create(probe, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := len(r.rfiles)
+	r.Close()
+
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for the creation and the read side, not for the write side.
+	lim := old
+	lim.Cur = uint64(len(ents) + segs + 3)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ring")
+	_, err = Create(dir, testOpts())
+	unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	if !errors.Is(err, unix.EMFILE) {
+		t.Fatalf("Create with %d descriptors to spare for %d segments: %v, want EMFILE", segs+3, segs, err)
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		ents, _ := os.ReadDir(dir)
+		t.Errorf("the failed creation left its directory (%v) holding %d entries", err, len(ents))
+	}
+}
