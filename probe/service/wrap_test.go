@@ -24,6 +24,10 @@ import (
 const (
 	wrapFrameLen = 16000
 	wrapRate     = 2000
+	// The oracle's kernel buffer holds 8 s of that line, so a loaded
+	// runner that stalls tcpdump's writer does not make it miss frames
+	// the probe kept.
+	oracleBufKiB = 256 << 10
 )
 
 // writeJumboPcap writes n jumbo frames, each numbered, for tcpreplay.
@@ -74,7 +78,7 @@ func TestFastLineKeepsWindow(t *testing.T) {
 			c.Trigger.Before = config.Duration(tc.before)
 			c.Trigger.After = config.Duration(time.Second)
 			c.Exports = []config.Export{{Name: "all"}}
-			oracle := netnstest.StartTcpdump(t, pair.Host, 262144, "")
+			oracle := netnstest.StartTcpdumpBuffer(t, pair.Host, 262144, "", oracleBufKiB)
 			r := startService(t, c, nil)
 			testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 
@@ -220,7 +224,7 @@ func TestSeparateWindowsFollowOnTheirOwn(t *testing.T) {
 	c.Trigger.Repeat = RepeatSeparate
 	c.Trigger.After = config.Duration(3 * time.Second)
 	c.Exports = []config.Export{{Name: "all"}}
-	oracle := netnstest.StartTcpdump(t, pair.Host, 262144, "")
+	oracle := netnstest.StartTcpdumpBuffer(t, pair.Host, 262144, "", oracleBufKiB)
 	r := startService(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
 	const pps = 300 // 3000 frames: 10 s

@@ -59,6 +59,15 @@ func StartTcpdumpIn(t testing.TB, ns, iface string, snap int, expr string) *Tcpd
 	return startTcpdump(t, ns, iface, snap, expr)
 }
 
+// StartTcpdumpBuffer is StartTcpdump with a kernel buffer of bufKiB
+// instead of 16 MiB, for tests that push tens of MB/s through a veth: a
+// stall of tcpdump's writer then costs the oracle no packet.
+func StartTcpdumpBuffer(t testing.TB, iface string, snap int, expr string, bufKiB int) *Tcpdump {
+	t.Helper()
+	// tcpdump takes the last -B it is given.
+	return startTcpdump(t, "", iface, snap, expr, "-B", strconv.Itoa(bufKiB))
+}
+
 // StartTcpdumpInbound is StartTcpdump of only what arrives on iface
 // (tcpdump -Q in).
 func StartTcpdumpInbound(t testing.TB, iface string, snap int, expr string) *Tcpdump {
