@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,36 +19,63 @@ import (
 	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/fleet"
+	"github.com/presscap/presscap/probe/fleet/fleetconfig"
 	"github.com/presscap/presscap/probe/service"
 	"github.com/presscap/presscap/probe/status"
 )
 
-// loadConfig finds, parses and validates the configuration: -config, then
-// $PRESSCAP_CONFIG, then config.SearchPaths, else the defaults.
+// loadConfig finds, parses and validates the configuration: -config, else
+// $PRESSCAP_CONFIG, else the stack of config.LayerPaths, else the defaults.
+// It names the files used joined by " + ", lowest layer first.
 func loadConfig(flagPath string) (config.Config, string, error) {
+	c, used, err := loadConfigFiles(flagPath)
+	return c, strings.Join(used, " + "), err
+}
+
+// layered says the configuration is the stack of config.LayerPaths (no
+// -config, no $PRESSCAP_CONFIG): only then is there a fleet layer.
+func layered(flagPath string) bool {
+	return flagPath == "" && os.Getenv(config.EnvVar) == ""
+}
+
+func loadConfigFiles(flagPath string) (config.Config, []string, error) {
+	if layered(flagPath) {
+		return loadLayers(config.LayerPaths())
+	}
 	path, err := config.Find(flagPath, os.Getenv)
 	if err != nil {
-		return config.Config{}, "", err
+		return config.Config{}, nil, err
 	}
-	c := config.DefaultConfig()
-	if path != "" {
-		if c, err = config.Load(path); err != nil {
-			return config.Config{}, path, err
-		}
+	c, err := config.Load(path)
+	if err != nil {
+		return config.Config{}, []string{path}, err
 	}
+	return c, []string{path}, validated(c, path)
+}
+
+// loadLayers parses and validates the files of paths that exist, as
+// layers over the defaults.
+func loadLayers(paths []string) (config.Config, []string, error) {
+	c, used, err := config.LoadLayers(paths)
+	if err != nil {
+		return config.Config{}, used, err
+	}
+	return c, used, validated(c, strings.Join(used, " + "))
+}
+
+func validated(c config.Config, name string) error {
 	if err := c.Validate(); err != nil {
-		name := path
 		if name == "" {
 			name = "the built-in defaults"
 		}
-		return config.Config{}, path, fmt.Errorf("config %s is not valid:\n%w", name, err)
+		return fmt.Errorf("config %s is not valid:\n%w", name, err)
 	}
-	return c, path, nil
+	return nil
 }
 
 // configFlag defines -config, the file loadConfig looks at first.
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "configuration `FILE` (default: $"+config.EnvVar+", then "+strings.Join(config.SearchPaths(), ", ")+")")
+	return fs.String("config", "", "configuration `FILE` (default: $"+config.EnvVar+", then the layers "+strings.Join(config.LayerPaths(), " + ")+")")
 }
 
 func runService(ctx context.Context, e env, args []string) error {
@@ -58,14 +86,24 @@ func runService(ctx context.Context, e env, args []string) error {
 	}
 	msgs := &fleet.Recent{}
 	logger := log.New(&recentLog{w: e.stdout, msgs: msgs}, "", log.LstdFlags|log.LUTC)
-	c, used, err := loadConfig(*path)
+	c, used, err := loadConfigFiles(*path)
+	var fleetErr error
+	if err != nil && slices.Contains(used, config.FleetPath) {
+		// The fleet layer was valid when it came; an updated image or a
+		// local edit made the stack invalid. Run without it rather than
+		// not at all, and say so in the report.
+		fleetErr = err
+		logger.Printf("presscap: configuration error with the fleet layer %s, running without it: %v", config.FleetPath, err)
+		c, used, err = loadLayers(slices.DeleteFunc(config.LayerPaths(), func(p string) bool { return p == config.FleetPath }))
+	}
 	if err != nil {
 		return badConfig(ctx, logger, *path, err)
 	}
-	if used == "" {
-		used = "built-in defaults"
+	shown := strings.Join(used, " + ")
+	if shown == "" {
+		shown = "built-in defaults"
 	}
-	logger.Printf("presscap: configuration from %s", used)
+	logger.Printf("presscap: configuration from %s", shown)
 	for _, w := range c.Warnings() {
 		logger.Printf("presscap: configuration warning: %v", w)
 	}
@@ -97,6 +135,18 @@ func runService(ctx context.Context, e env, args []string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var fromServer *fleetconfig.Applier
+	restart := make(chan struct{})
+	if layered(*path) && fl.id.Value != "" && c.Upload.Enabled {
+		fromServer = &fleetconfig.Applier{Below: []string{config.ImagePath}, Above: []string{config.LocalPath},
+			Path: config.FleetPath, Busy: svc.Storage().Busy, Logf: logger.Printf,
+			Restart: func() { close(restart); cancel() }}
+		fromServer.Start()
+		if fleetErr != nil {
+			fromServer.Refused(fleetErr)
+		}
+		go fromServer.Run(ctx, 10*time.Second)
+	}
 	srvDone := make(chan error, 1)
 	if len(c.Status.Listen) > 0 {
 		// The installer's checks run on the service's own speaker, LED,
@@ -110,12 +160,18 @@ func runService(ctx context.Context, e env, args []string) error {
 	repDone := make(chan struct{})
 	go func() {
 		defer close(repDone)
-		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, logger.Printf)
+		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, logger.Printf)
 	}()
 	err = svc.Run(ctx)
 	cancel()
 	<-srvDone
 	<-repDone
+	select {
+	case <-restart:
+		// Not 0 or 125: gokrazy restarts the service only then.
+		return errors.New("presscap: restarting with the configuration from the server")
+	default:
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/presscap/presscap/probe/devicepw"
 	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/fleet"
+	"github.com/presscap/presscap/probe/fleet/fleetconfig"
 	"github.com/presscap/presscap/probe/fleet/reporter"
 	"github.com/presscap/presscap/probe/identity"
 	"github.com/presscap/presscap/probe/status"
@@ -69,7 +70,9 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 // runReports sends the health reports until ctx ends, over a connection
 // of its own to the upload server (the service's uploader exists only
 // while a disk is mounted, and a probe without its disk must report too).
-func runReports(ctx context.Context, f fleetSetup, c config.Config, used, root string, svc status.Source, led bool, msgs *fleet.Recent, logf func(string, ...any)) {
+// With fromServer, each report's connection also fetches the server's
+// configuration for the probe and the report says what became of it.
+func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, logf func(string, ...any)) {
 	if f.id.Value == "" || !c.Upload.Enabled {
 		return
 	}
@@ -90,6 +93,9 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used, root s
 		return
 	}
 	u.SetID(f.id.Value)
+	if fromServer != nil {
+		u.SetConfigReceiver(fromServer.Offer)
+	}
 	ifaces := map[string]string{}
 	for _, l := range c.Links {
 		ifaces[l.LinkName()] = l.Interface
@@ -102,20 +108,27 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used, root s
 		DevicePassword: f.password, SoundCard: len(snd) > 0, LED: led,
 		Ifaces: ifaces, LinkState: capture.InterfaceState, Messages: msgs,
 	}
+	if fromServer != nil {
+		r.FleetConfig = fromServer.Report
+	}
 	r.Run(ctx)
 }
 
-// configInfo is the configuration file's hash and path.
-func configInfo(used string) fleet.Config {
-	if used == "" {
+// configInfo is the hash of the configuration files' bytes, in the order
+// they are layered (one file: its own hash), and their paths.
+func configInfo(used []string) fleet.Config {
+	if len(used) == 0 {
 		return fleet.Config{Source: "built-in"}
 	}
-	b, err := os.ReadFile(used)
-	if err != nil {
-		return fleet.Config{Source: used}
+	h := sha256.New()
+	for _, p := range used {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fleet.Config{Source: strings.Join(used, " + ")}
+		}
+		h.Write(b)
 	}
-	sum := sha256.Sum256(b)
-	return fleet.Config{Hash: "sha256:" + hex.EncodeToString(sum[:]), Source: used}
+	return fleet.Config{Hash: "sha256:" + hex.EncodeToString(h.Sum(nil)), Source: strings.Join(used, " + ")}
 }
 
 func probeVersion() string {

@@ -22,6 +22,41 @@ func SearchPaths() []string {
 	return []string{"/perm/presscap/config.json", "/etc/presscap/config.json"}
 }
 
+// Where the service's layers are, lowest first: the image's file, the
+// provider's fleet file (from the server, see package fleetconfig) and a
+// local edit on the device.
+const (
+	ImagePath = "/etc/presscap/config.json"
+	FleetPath = "/perm/presscap/fleet.json"
+	LocalPath = "/perm/presscap/config.json"
+)
+
+// LayerPaths are the files the service stacks when neither -config nor
+// $PRESSCAP_CONFIG names one: built-in defaults ← image ← fleet ← local.
+func LayerPaths() []string {
+	return []string{ImagePath, FleetPath, LocalPath}
+}
+
+// LoadLayers reads the files of paths that exist and parses them as
+// layers (ParseLayers), returning the paths it used.
+func LoadLayers(paths []string) (Config, []string, error) {
+	var ls []Layer
+	var used []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return Config{}, used, fmt.Errorf("config: %w", err)
+		}
+		ls = append(ls, Layer{Name: "config " + p, Data: b})
+		used = append(used, p)
+	}
+	c, err := ParseLayers(ls)
+	return c, used, err
+}
+
 // Find returns the configuration file to use: flagPath if set, else the
 // file $PRESSCAP_CONFIG names, else the first of SearchPaths that exists.
 // It returns "" (and no error) when no file exists: the defaults apply.
@@ -62,29 +97,59 @@ func Load(path string) (Config, error) {
 // versions accepted and this one corrects are corrected here, each with a
 // warning (Config.Warnings).
 func Parse(data []byte) (Config, error) {
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
-		return Config{}, describeJSONError(data, err)
-	}
-	if _, ok := generic.(map[string]any); !ok {
-		return Config{}, &FieldError{Field: "(top level)", Problem: "must be a JSON object"}
-	}
-	if es := checkUnknown(reflect.TypeOf(Config{}), generic, ""); len(es) > 0 {
-		return Config{}, es
-	}
+	return ParseLayers([]Layer{{Data: data}})
+}
+
+// Layer is one configuration file of a stack (see LayerPaths).
+type Layer struct {
+	Name string // in errors; "" adds nothing
+	Data []byte
+}
+
+// ParseLayers decodes layers over DefaultConfig, each over the ones before
+// as Parse decodes one file over the defaults: an object merges field by
+// field, a value or list a later layer names replaces the earlier one
+// whole. Errors are prefixed with the name of the layer they are in.
+func ParseLayers(layers []Layer) (Config, error) {
 	c := DefaultConfig()
-	saved := map[string]reflect.Value{}
-	clearSlices(reflect.ValueOf(&c).Elem(), saved)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, describeJSONError(data, err)
+	linksSet := false
+	for _, l := range layers {
+		set, err := c.decode(l.Data)
+		if err != nil {
+			if l.Name != "" {
+				err = fmt.Errorf("%s: %w", l.Name, err)
+			}
+			return Config{}, err
+		}
+		linksSet = linksSet || set
 	}
-	linksSet := c.Links != nil
-	restoreSlices(reflect.ValueOf(&c).Elem(), saved)
 	c.network(linksSet)
 	c.upgrade()
 	return c, nil
+}
+
+// decode decodes one layer over c and says whether it named links.
+func (c *Config) decode(data []byte) (bool, error) {
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return false, describeJSONError(data, err)
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return false, &FieldError{Field: "(top level)", Problem: "must be a JSON object"}
+	}
+	if es := checkUnknown(reflect.TypeOf(Config{}), generic, ""); len(es) > 0 {
+		return false, es
+	}
+	saved := map[string]reflect.Value{}
+	clearSlices(reflect.ValueOf(c).Elem(), saved)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return false, describeJSONError(data, err)
+	}
+	linksSet := c.Links != nil
+	restoreSlices(reflect.ValueOf(c).Elem(), saved)
+	return linksSet, nil
 }
 
 // network derives from network.ports what they decide: the capture links

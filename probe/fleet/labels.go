@@ -16,6 +16,11 @@ const (
 	LabelsFile = "labels.json"
 	// LabelsPath is LabelsFile below remote_dir.
 	LabelsPath = "fleet/" + LabelsFile
+	// ConfigDir holds <id>.json, a probe's configuration, else
+	// default.json, every probe's.
+	ConfigDir = "fleet/config"
+	// DefaultConfigFile in ConfigDir serves probes without their own.
+	DefaultConfigFile = "default.json"
 )
 
 // ParseLabels reads fleet/labels.json: {"<id>": "<label>", ...}. A label

@@ -39,6 +39,8 @@ type Report struct {
 	Queue   Queue   `json:"queue"`
 	Upload  Upload  `json:"upload"`
 	Config  Config  `json:"config"`
+	// FleetConfig is the server's configuration for this probe, if any.
+	FleetConfig *FleetConfig `json:"fleet_config,omitempty"`
 	// Messages are the last ten warnings or errors, oldest first.
 	Messages []Message `json:"messages"`
 	// DevicePassword is the per-device gokrazy password: it leaves the
@@ -97,6 +99,16 @@ type Upload struct {
 type Config struct {
 	Hash   string `json:"hash"`   // "sha256:<hex>" of the file's bytes
 	Source string `json:"source"` // the file's path, or "built-in"
+}
+
+// FleetConfig is what became of the configuration the server offers
+// (fleet/config/): in force, waiting for the restart that applies it, or
+// refused with its errors by field (the last good one stays in force).
+type FleetConfig struct {
+	Source string   `json:"source"` // below remote_dir; "" when the server has none
+	Hash   string   `json:"hash"`   // "sha256:<hex>" of the file's bytes
+	State  string   `json:"state"`  // "applied", "restart pending", "refused", "none"
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Message is one warning or error from the log.

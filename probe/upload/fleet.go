@@ -127,7 +127,60 @@ func (u *Uploader) WriteStatus(ctx context.Context, id string, body []byte) erro
 	}
 	defer c.Close()
 	u.readLabel(c)
-	return putSmall(c, u.cfg.StatusPath(id), body)
+	if err := putSmall(c, u.cfg.StatusPath(id), body); err != nil {
+		return err
+	}
+	u.readConfig(c, id)
+	return nil
+}
+
+// MaxFleetConfig bounds a configuration file from the server: the
+// image's is about 2 KiB.
+const MaxFleetConfig = 64 << 10
+
+// SetConfigReceiver has fn called at each health report's connection with
+// the configuration the server offers this probe: fleet/config/<id>.json,
+// else fleet/config/default.json, source "" and no body when neither
+// exists. A file that cannot be read is logged and not passed on; one too
+// large is passed on with its error.
+func (u *Uploader) SetConfigReceiver(fn func(source string, body []byte, err error)) {
+	u.mu.Lock()
+	u.onConfig = fn
+	u.mu.Unlock()
+}
+
+func (u *Uploader) readConfig(c *conn, id string) {
+	u.mu.Lock()
+	fn := u.onConfig
+	u.mu.Unlock()
+	if fn == nil {
+		return
+	}
+	for _, name := range []string{id + ".json", fleet.DefaultConfigFile} {
+		source := path.Join(fleet.ConfigDir, name)
+		p := path.Join(u.cfg.RemoteDir, source)
+		f, err := c.sftp.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			u.logf("upload: %s on the server: %v (configuration not read)", p, err)
+			return
+		}
+		b, err := io.ReadAll(io.LimitReader(f, MaxFleetConfig+1))
+		f.Close()
+		if err != nil {
+			u.logf("upload: %s on the server: %v (configuration not read)", p, err)
+			return
+		}
+		if len(b) > MaxFleetConfig {
+			fn(source, nil, fmt.Errorf("larger than %d bytes", MaxFleetConfig))
+			return
+		}
+		fn(source, b, nil)
+		return
+	}
+	fn("", nil, nil)
 }
 
 // putSmall writes a small file atomically: <final>.part, size check, rename.

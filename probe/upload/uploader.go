@@ -89,13 +89,14 @@ type Uploader struct {
 
 	sessionMu sync.Mutex // one run at a time
 
-	mu      sync.Mutex
-	onEvent func(Event)
-	status  Status
-	foreign map[string]bool // queue files not sent for their names, logged once while there
-	hosts   []string        // the host parts sent (SetHosts); nil: any
-	fleetID string          // the probe's id (SetID)
-	label   string          // the provider's label for it (readLabel)
+	mu       sync.Mutex
+	onEvent  func(Event)
+	status   Status
+	foreign  map[string]bool                             // queue files not sent for their names, logged once while there
+	hosts    []string                                    // the host parts sent (SetHosts); nil: any
+	fleetID  string                                      // the probe's id (SetID)
+	label    string                                      // the provider's label for it (readLabel)
+	onConfig func(source string, body []byte, err error) // SetConfigReceiver
 }
 
 // stateFile records the last scheduled slot that ran, to catch up missed

@@ -45,6 +45,9 @@ type Reporter struct {
 	Logf     func(format string, args ...any)
 	Versions fleet.Versions
 	Config   fleet.Config
+	// FleetConfig says what became of the server's configuration
+	// (fleetconfig.Applier.Report); nil leaves it out.
+	FleetConfig func() *fleet.FleetConfig
 	// DevicePassword goes only into the report.
 	DevicePassword string
 	SoundCard      bool
@@ -139,6 +142,9 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 		UptimeS: r.uptime(snap), Config: r.Config, DevicePassword: r.DevicePassword,
 		SoundCard: r.SoundCard, LED: r.LED,
 		TriggerDevices: []string{}, Links: []fleet.Link{}, Presses: []fleet.Press{}, Messages: []fleet.Message{},
+	}
+	if r.FleetConfig != nil {
+		rep.FleetConfig = r.FleetConfig()
 	}
 	rep.Disk = r.disk(snap)
 	for _, l := range snap.Links {

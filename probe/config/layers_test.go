@@ -1,0 +1,70 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLoadLayersImageFleetLocal: the image's file, the fleet file and a
+// local edit stack over the defaults, later layers winning field by field
+// and a list replaced whole; a missing layer is left out; an error names
+// the layer's file and the field.
+func TestLoadLayersImageFleetLocal(t *testing.T) {
+	dir := t.TempDir()
+	image, fleet, local := filepath.Join(dir, "image.json"), filepath.Join(dir, "fleet.json"), filepath.Join(dir, "local.json")
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(image, `{"hostname": "img", "trigger": {"before": "60s", "after": "20s"}, "ring": {"size": "1GiB"},
+		"exports": [{"name": "all"}, {"name": "dns", "filter": "port 53"}]}`)
+	write(fleet, `{"trigger": {"after": "30s"}, "exports": [{"name": "web", "filter": "port 443"}]}`)
+	write(local, `{"trigger": {"before": "90s"}}`)
+	c, used, err := LoadLayers([]string{image, filepath.Join(dir, "missing.json"), fleet, local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(used, ",") != image+","+fleet+","+local {
+		t.Errorf("used %q", used)
+	}
+	d := DefaultConfig()
+	if c.Hostname != "img" || c.Trigger.Before.D() != 90*time.Second || c.Trigger.After.D() != 30*time.Second ||
+		c.Ring.Size != 1<<30 || c.Trigger.Repeat != d.Trigger.Repeat || c.Trigger.MaxWindow != d.Trigger.MaxWindow {
+		t.Errorf("effective config: hostname %q trigger %+v ring size %d", c.Hostname, c.Trigger, c.Ring.Size)
+	}
+	if len(c.Exports) != 1 || c.Exports[0].Name != "web" || c.Exports[0].Filter != "port 443" {
+		t.Errorf("exports %+v, want the fleet file's list alone", c.Exports)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	write(fleet, `{"trigger": {"aftr": "30s"}}`)
+	_, _, err = LoadLayers([]string{image, fleet, local})
+	var es Errors
+	if err == nil || !strings.Contains(err.Error(), fleet) || !errors.As(err, &es) || es[0].Field != "trigger.aftr" {
+		t.Fatalf("error %v, want one naming %s and trigger.aftr", err, fleet)
+	}
+}
+
+// TestCheckFromServer: a fleet file may not touch upload.* or network.*;
+// each such field is named. Other sections pass.
+func TestCheckFromServer(t *testing.T) {
+	if err := CheckFromServer([]byte(`{"trigger": {"after": "30s"}, "exports": []}`)); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckFromServer([]byte(`{"upload": {"server": "evil:22", "host_key": "x"}, "network": {"mode": "inline"}, "hostname": "h"}`))
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 3 || es[0].Field != "network.mode" || es[1].Field != "upload.host_key" || es[2].Field != "upload.server" {
+		t.Fatalf("got %v, want network.mode, upload.host_key, upload.server refused", err)
+	}
+	if err := CheckFromServer([]byte(`{"Upload": {}}`)); err == nil || !strings.Contains(err.Error(), "Upload") {
+		t.Fatalf("an empty upload section: %v", err)
+	}
+}

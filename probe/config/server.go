@@ -1,0 +1,50 @@
+package config
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+// serverRefused are the sections a configuration from the provider's
+// server may not change until fleet files are signed with the release key:
+// a wrong upload target or network mode would cut the probe off from the
+// server that could put it right.
+var serverRefused = []string{"upload", "network"}
+
+// CheckFromServer refuses a fleet file (see FleetPath) that names a field
+// of a section the server may not change, naming each such field. It does
+// not validate the rest: ParseLayers and Validate do.
+func CheckFromServer(data []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return describeJSONError(data, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var es Errors
+	for _, k := range keys {
+		for _, r := range serverRefused {
+			if !strings.EqualFold(k, r) {
+				continue
+			}
+			sub, _ := m[k].(map[string]any)
+			if len(sub) == 0 {
+				es.Add(k, "not accepted from the server until its files are signed with the release key (set it in the image or by a local edit)")
+				continue
+			}
+			subKeys := make([]string, 0, len(sub))
+			for sk := range sub {
+				subKeys = append(subKeys, sk)
+			}
+			sort.Strings(subKeys)
+			for _, sk := range subKeys {
+				es.Add(k+"."+sk, "not accepted from the server until its files are signed with the release key (set it in the image or by a local edit)")
+			}
+		}
+	}
+	return es.Err()
+}
