@@ -40,6 +40,17 @@ func LayerPaths() []string {
 // LoadLayers reads the files of paths that exist and parses them as
 // layers (ParseLayers), returning the paths it used.
 func LoadLayers(paths []string) (Config, []string, error) {
+	ls, used, err := ReadLayers(paths)
+	if err != nil {
+		return Config{}, used, err
+	}
+	c, err := ParseLayers(ls)
+	return c, used, err
+}
+
+// ReadLayers reads the files of paths that exist, as layers named after
+// them, and returns the paths it read.
+func ReadLayers(paths []string) ([]Layer, []string, error) {
 	var ls []Layer
 	var used []string
 	for _, p := range paths {
@@ -48,13 +59,12 @@ func LoadLayers(paths []string) (Config, []string, error) {
 			continue
 		}
 		if err != nil {
-			return Config{}, used, fmt.Errorf("config: %w", err)
+			return nil, used, fmt.Errorf("config: %w", err)
 		}
 		ls = append(ls, Layer{Name: "config " + p, Data: b})
 		used = append(used, p)
 	}
-	c, err := ParseLayers(ls)
-	return c, used, err
+	return ls, used, nil
 }
 
 // Find returns the configuration file to use: flagPath if set, else the

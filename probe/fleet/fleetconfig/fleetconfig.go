@@ -162,32 +162,22 @@ func (a *Applier) refuse(source, hash string, errs []string) {
 // check validates the stack the file would join (nil: the stack without
 // a fleet layer) and returns its errors, one per field.
 func (a *Applier) check(body []byte) []string {
-	var ls []config.Layer
-	add := func(paths []string) error {
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			ls = append(ls, config.Layer{Name: "config " + p, Data: b})
-		}
-		return nil
+	below, _, err := config.ReadLayers(a.Below)
+	if err != nil {
+		return errorList(err)
 	}
-	if err := add(a.Below); err != nil {
-		return []string{err.Error()}
+	above, _, err := config.ReadLayers(a.Above)
+	if err != nil {
+		return errorList(err)
 	}
+	ls := below
 	if body != nil {
 		if err := config.CheckFromServer(body); err != nil {
 			return errorList(err)
 		}
 		ls = append(ls, config.Layer{Data: body})
 	}
-	if err := add(a.Above); err != nil {
-		return []string{err.Error()}
-	}
+	ls = append(ls, above...)
 	c, err := config.ParseLayers(ls)
 	if err == nil {
 		err = c.Validate()
