@@ -314,7 +314,12 @@ func DefaultConfig() Config {
 			InputDir:  "/dev/input",
 			Rescan:    Duration(5e9),
 			Grab:      true,
-			Devices:   []Device{{Vendor: "046d", Keys: append([]string(nil), r400Keys...)}},
+			// The R400's receiver comes with either product id; any other
+			// Logitech device (an installer's keyboard) is not taken.
+			Devices: []Device{
+				{Vendor: "046d", Product: "c52d", Keys: append([]string(nil), r400Keys...)},
+				{Vendor: "046d", Product: "c538", Keys: append([]string(nil), r400Keys...)},
+			},
 		},
 		Exports: []Export{{Name: "all"}},
 		Storage: Storage{

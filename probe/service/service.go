@@ -250,24 +250,30 @@ func New(o Options) (*Service, error) {
 	}
 	s.capt = capt
 
-	var matches []trigger.Match
-	for _, d := range c.Trigger.Devices {
-		m := trigger.Match{Name: d.Name}
-		fmt.Sscanf(d.Vendor, "%x", &m.Vendor)
-		fmt.Sscanf(d.Product, "%x", &m.Product)
-		for _, k := range d.Keys {
-			code, _ := trigger.KeyCode(k) // validated
-			m.Keys = append(m.Keys, code)
-		}
-		matches = append(matches, m)
-	}
 	s.watcher = &trigger.Watcher{Dir: c.Trigger.InputDir, Rescan: c.Trigger.Rescan.D(), Grab: c.Trigger.Grab,
-		Matches: matches, Identify: o.Identify, Logf: s.logf}
+		Matches: deviceMatches(c.Trigger.Devices), Identify: o.Identify, Logf: s.logf}
 
 	for _, e := range c.Exports {
 		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format})
 	}
 	return s, nil
+}
+
+// deviceMatches turns the configured devices into the watcher's matches;
+// the configuration is validated, so ids and key names parse.
+func deviceMatches(devs []config.Device) []trigger.Match {
+	var matches []trigger.Match
+	for _, d := range devs {
+		m := trigger.Match{Name: d.Name}
+		fmt.Sscanf(d.Vendor, "%x", &m.Vendor)
+		fmt.Sscanf(d.Product, "%x", &m.Product)
+		for _, k := range d.Keys {
+			code, _ := trigger.KeyCode(k)
+			m.Keys = append(m.Keys, code)
+		}
+		matches = append(matches, m)
+	}
+	return matches
 }
 
 // Storage returns the storage manager (for status and tests).
