@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -39,8 +40,13 @@ func layered(flagPath string) bool {
 }
 
 func loadConfigFiles(flagPath string) (config.Config, []string, error) {
+	return loadServiceConfig(flagPath, config.LayerPaths())
+}
+
+// loadServiceConfig is loadConfigFiles with the layers at paths.
+func loadServiceConfig(flagPath string, paths []string) (config.Config, []string, error) {
 	if layered(flagPath) {
-		return loadLayers(config.LayerPaths())
+		return loadLayers(paths)
 	}
 	path, err := config.Find(flagPath, os.Getenv)
 	if err != nil {
@@ -86,18 +92,30 @@ func runService(ctx context.Context, e env, args []string) error {
 	}
 	msgs := &fleet.Recent{}
 	logger := log.New(&recentLog{w: e.stdout, msgs: msgs}, "", log.LstdFlags|log.LUTC)
-	c, used, err := loadConfigFiles(*path)
+	root := e.sysRoot
+	if root == "" {
+		root = "/"
+	}
+	// The layers are below the system root, "/" but in tests.
+	layers := config.LayerPaths()
+	for i := range layers {
+		layers[i] = filepath.Join(root, layers[i])
+	}
+	image, fleetPath, local := layers[0], layers[1], layers[2]
+	reload := func() error { _, _, err := loadServiceConfig(*path, layers); return err }
+	c, used, err := loadServiceConfig(*path, layers)
 	var fleetErr error
-	if err != nil && slices.Contains(used, config.FleetPath) {
+	if err != nil && slices.Contains(used, fleetPath) {
 		// The fleet layer was valid when it came; an updated image or a
 		// local edit made the stack invalid. Run without it rather than
 		// not at all, and say so in the report.
 		fleetErr = err
-		logger.Printf("presscap: configuration error with the fleet layer %s, running without it: %v", config.FleetPath, err)
-		c, used, err = loadLayers(slices.DeleteFunc(config.LayerPaths(), func(p string) bool { return p == config.FleetPath }))
+		logger.Printf("presscap: configuration error with the fleet layer %s, running without it: %v", fleetPath, err)
+		reload = func() error { _, _, err := loadLayers([]string{image, local}); return err }
+		c, used, err = loadLayers([]string{image, local})
 	}
 	if err != nil {
-		return badConfig(ctx, logger, *path, err)
+		return badConfig(ctx, logger, reload, err)
 	}
 	shown := strings.Join(used, " + ")
 	if shown == "" {
@@ -119,27 +137,23 @@ func runService(ctx context.Context, e env, args []string) error {
 	defer fb.Beeper.Close()
 	fb.State("booting")
 
-	root := e.sysRoot
-	if root == "" {
-		root = "/"
-	}
 	fl := setupFleet(c, root, logger.Printf)
 	loc, err := c.Clock.Location()
 	if err != nil { // refused by Validate
-		return badConfig(ctx, logger, *path, err)
+		return badConfig(ctx, logger, reload, err)
 	}
 	evening := &service.Evening{Feedback: fb, Quiet: func(t time.Time) bool { return c.Beeper.QuietAt(t.In(loc)) }}
 	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: evening, Host: fl.host, FleetID: fl.id.Value})
 	if err != nil {
-		return badConfig(ctx, logger, *path, err)
+		return badConfig(ctx, logger, reload, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var fromServer *fleetconfig.Applier
 	restart := make(chan struct{})
 	if layered(*path) && fl.id.Value != "" && c.Upload.Enabled {
-		fromServer = &fleetconfig.Applier{Below: []string{config.ImagePath}, Above: []string{config.LocalPath},
-			Path: config.FleetPath, Busy: svc.Storage().Busy, Logf: logger.Printf,
+		fromServer = &fleetconfig.Applier{Below: []string{image}, Above: []string{local},
+			Path: fleetPath, Busy: svc.Storage().Busy, Logf: logger.Printf,
 			Restart: func() { close(restart); cancel() }}
 		fromServer.Start()
 		if fleetErr != nil {
@@ -195,7 +209,7 @@ func statusServer(c config.Config, host string, svc status.Source, logf func(str
 // on the LED and the reason in the log, instead of exiting into gokrazy's
 // restart loop; when the file changes to a valid one it exits so that
 // gokrazy restarts it with the new one.
-func badConfig(ctx context.Context, logger *log.Logger, flagPath string, cause error) error {
+func badConfig(ctx context.Context, logger *log.Logger, reload func() error, cause error) error {
 	logger.Printf("presscap: NOT RUNNING, bad configuration: %v", cause)
 	if l, err := leds.New(leds.DefaultConfig()); err == nil {
 		l.Set(leds.FaultBadConfig)
@@ -208,7 +222,7 @@ func badConfig(ctx context.Context, logger *log.Logger, flagPath string, cause e
 		case <-ctx.Done():
 			return cause
 		case <-t.C:
-			if _, _, err := loadConfig(flagPath); err == nil {
+			if reload() == nil {
 				return errors.New("configuration fixed: restarting")
 			}
 		}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,10 +146,11 @@ func TestRunNamesFilesWithIDAndLabel(t *testing.T) {
 	}
 }
 
-// TestRunReports: probe run on a gokrazy-like tree writes its boot report
-// to the server (OpenSSH on loopback) with its id, name, configuration
-// hash and the device password it made, which is not in the log.
-func TestRunReports(t *testing.T) {
+// fleetProbe is a probe with id 10000000a1b2c3d4 on a gokrazy-like system
+// root (returned), configured to capture a veth and to upload to a real
+// OpenSSH server's remote_dir (returned).
+func fleetProbe(t *testing.T) (config.Config, string, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs root, namespaces and sshd")
 	}
@@ -178,6 +181,14 @@ func TestRunReports(t *testing.T) {
 	}
 	c.Upload.Enabled, c.Upload.Server, c.Upload.User, c.Upload.RemoteDir, c.Upload.HostKey = true, srv.Addr(), "root", remote, srv.KnownHostsLine()
 	c.Upload.TimeZone = "UTC"
+	return c, root, remote
+}
+
+// TestRunReports: probe run on a gokrazy-like tree writes its boot report
+// to the server (OpenSSH on loopback) with its id, name, configuration
+// hash and the device password it made, which is not in the log.
+func TestRunReports(t *testing.T) {
+	c, root, remote := fleetProbe(t)
 	cfgPath, out := startRunIn(t, c, root)
 
 	path := filepath.Join(remote, "fleet", "status", "10000000a1b2c3d4.json")
@@ -209,5 +220,68 @@ func TestRunReports(t *testing.T) {
 	waitOutput(t, out, "fleet: health report written")
 	if strings.Contains(out.String(), rep.DevicePassword) {
 		t.Fatalf("the device password is in the log:\n%s", out.String())
+	}
+}
+
+// TestRunAppliesConfigFromServer: probe run on the image's configuration
+// (no -config) finds fleet/config/default.json on the server at its boot
+// report, keeps it as /perm/presscap/fleet.json and exits non-zero to be
+// restarted; started again it runs on image + fleet layer and its report
+// says the server's file is applied, with its hash and source.
+func TestRunAppliesConfigFromServer(t *testing.T) {
+	c, root, remote := fleetProbe(t)
+	t.Setenv(config.EnvVar, "")
+	b, _ := json.Marshal(c)
+	image := filepath.Join(root, "etc", "presscap", "config.json")
+	os.MkdirAll(filepath.Dir(image), 0o755)
+	if err := os.WriteFile(image, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"trigger": {"after": "3s"}}`)
+	os.MkdirAll(filepath.Join(remote, "fleet", "config"), 0o755)
+	if err := os.WriteFile(filepath.Join(remote, "fleet", "config", "default.json"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- dispatch(context.Background(), env{stdout: out, stderr: out, sysRoot: root}, []string{"run"})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || exitCode(err, io.Discard) == 0 || !strings.Contains(err.Error(), "restarting with the configuration from the server") {
+			t.Fatalf("run ended with %v, want a restart (non-zero)\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no restart within 60 s:\n%s", out.String())
+	}
+	fleetFile := filepath.Join(root, "perm", "presscap", "fleet.json")
+	if got, err := os.ReadFile(fleetFile); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("fleet layer %q %v", got, err)
+	}
+
+	out = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- dispatch(ctx, env{stdout: out, stderr: out, sysRoot: root}, []string{"run"}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	waitOutput(t, out, "configuration from "+image+" + "+fleetFile)
+	path := filepath.Join(remote, "fleet", "status", "10000000a1b2c3d4.json")
+	var rep fleet.Report
+	testtool.WaitFor(t, "a report with the applied configuration", 30*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		rep, err = fleet.Parse(b)
+		return err == nil && rep.FleetConfig != nil && rep.FleetConfig.State == "applied"
+	})
+	sum := sha256.Sum256(body)
+	if fc := rep.FleetConfig; fc.Source != "fleet/config/default.json" || fc.Hash != "sha256:"+hex.EncodeToString(sum[:]) || rep.Config.Source != image+" + "+fleetFile {
+		t.Fatalf("report: fleet_config %+v, config %+v", fc, rep.Config)
 	}
 }

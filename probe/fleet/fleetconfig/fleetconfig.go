@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -139,6 +140,10 @@ func (a *Applier) Offer(source string, body []byte, readErr error) {
 	}
 	if errs := a.check(body); len(errs) > 0 {
 		a.refuse(source, hash, errs)
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(a.Path), 0o755); err != nil {
+		a.logf("fleet: configuration %s (%s) not kept: %v", source, hash, err)
 		return
 	}
 	if err := atomicfile.WriteFile(a.Path, body, 0o644); err != nil {

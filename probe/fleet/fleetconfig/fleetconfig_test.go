@@ -21,9 +21,6 @@ func applier(t *testing.T) (*Applier, *atomic.Bool, *atomic.Int32) {
 	a := &Applier{Below: []string{image}, Above: []string{filepath.Join(dir, "local.json")},
 		Path: filepath.Join(dir, "perm", "fleet.json"), Busy: busy.Load,
 		Restart: func() { restarts.Add(1) }, Logf: t.Logf}
-	if err := os.MkdirAll(filepath.Dir(a.Path), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	a.Start()
 	return a, busy, restarts
 }
