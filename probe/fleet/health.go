@@ -82,7 +82,24 @@ func Assess(r Report, seen, now time.Time) Entry {
 	if r.Upload.LastError != "" {
 		warn("last upload failed: %s", r.Upload.LastError)
 	}
+	if fc := r.FleetConfig; fc != nil && fc.State == "refused" {
+		why := "?"
+		if len(fc.Errors) > 0 {
+			why = fc.Errors[0]
+		}
+		if len(fc.Errors) > 1 {
+			why += fmt.Sprintf(" (and %d more)", len(fc.Errors)-1)
+		}
+		warn("configuration %s refused: %s", orDefault(fc.Source, "on the probe"), why)
+	}
 	return e
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }
 
 func orUnknown(s string) string {

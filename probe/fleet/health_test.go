@@ -141,3 +141,20 @@ func TestRecentKeepsTheLastTen(t *testing.T) {
 		t.Fatalf("got %v", l)
 	}
 }
+
+// TestAssessRefusedConfig: a configuration from the server that the probe
+// refused is a warning naming the file and its first error.
+func TestAssessRefusedConfig(t *testing.T) {
+	r := healthy("1000000000000000")
+	r.FleetConfig = &fleet.FleetConfig{Source: "fleet/config/default.json", State: "applied"}
+	if e := fleet.Assess(r, now, now); e.Health != fleet.OK {
+		t.Fatalf("applied: %s %q", e.Health, e.Reasons)
+	}
+	r.FleetConfig = &fleet.FleetConfig{Source: "fleet/config/default.json", State: "refused",
+		Errors: []string{"upload.server: not accepted from the server", "trigger.aftr: unknown field"}}
+	e := fleet.Assess(r, now, now)
+	if e.Health != fleet.Warning || len(e.Reasons) != 1 ||
+		e.Reasons[0] != "configuration fleet/config/default.json refused: upload.server: not accepted from the server (and 1 more)" {
+		t.Fatalf("refused: %s %q", e.Health, e.Reasons)
+	}
+}
