@@ -120,3 +120,36 @@ func TestFollowSince(t *testing.T) {
 		t.Errorf("recording since 500 ns into the window: stats %+v, want truncated (%s) at %d, 500 ns missing", st, ReasonYounger, base+500)
 	}
 }
+
+// A step cancelled part way (a shutdown) leaves pos where the blocks it did
+// not deliver begin: the next step delivers the rest, each record once.
+// The service records pos with the files at a stop and continues there.
+func TestFollowCancelledResumes(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(29, 30))
+	recs := genRecords(rng, 20000, func(i int) int64 { return base + int64(i)*1000 })
+	appendAll(t, r, recs)
+	ctx, cancel := context.WithCancel(context.Background())
+	var pos Pos
+	var got []Record
+	_, err = r.Follow(ctx, base, 1<<62, &pos, true, func(rec Record) error {
+		rec.Data = bytes.Clone(rec.Data)
+		got = append(got, rec)
+		if len(got) == 3000 {
+			cancel()
+		}
+		return nil
+	})
+	if err == nil || len(got) >= len(recs) {
+		t.Fatalf("cancelled step: err %v after %d of %d records, want the cancellation before the end", err, len(got), len(recs))
+	}
+	g, st := follow(t, r, base, 1<<62, &pos, true)
+	if st.Truncated {
+		t.Errorf("resumed step: stats %+v", st)
+	}
+	sameRecords(t, "cancelled and resumed", append(got, g...), recs)
+}

@@ -108,7 +108,9 @@ type Pos struct {
 // now, so that calling it again later delivers only what the writer added
 // since. push makes everything appended so far readable first (as Read
 // does); without it Follow sees what the writer has written out, which
-// costs the writer nothing. The first call judges whether the ring still
+// costs the writer nothing. A call that returns an error leaves pos.Next at
+// the block it stopped in (a cancelled one: the first block not delivered).
+// The first call judges whether the ring still
 // reaches back to from; a later one, whether the writer overwrote blocks
 // after pos before they were read. Both show in ReadStats.Truncated.
 func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, fn func(Record) error) (ReadStats, error) {
@@ -131,14 +133,15 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 		st.truncate(ReasonOvertaken, oldest(vs))
 		st.Missing += max(0, min(vs[0].tmin, to)-max(pos.Last, from))
 	}
-	next := pos.Next
+	next, end := pos.Next, pos.Next
 	for _, v := range vs {
-		pos.Next = max(pos.Next, v.firstSeq+uint64(len(v.entries)))
+		end = max(end, v.firstSeq+uint64(len(v.entries)))
 	}
 	if aged && cut > from {
 		from = cut
 	}
 	if from >= to {
+		pos.Next = end
 		return st, nil
 	}
 	var buf []byte
@@ -165,6 +168,9 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 				continue
 			}
 			if err := ctx.Err(); err != nil {
+				// Stopped before this block: the next step starts here,
+				// so files kept with pos lack nothing and repeat nothing.
+				pos.Next = max(next, v.firstSeq+uint64(k))
 				return st, err
 			}
 			if buf == nil {
@@ -182,6 +188,7 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 			st.Blocks++
 			if _, err := r.rfiles[v.slot].ReadAt(b, e.off); err != nil {
 				// The disk failed or went away: that is no torn block.
+				pos.Next = max(next, v.firstSeq+uint64(k))
 				return st, fmt.Errorf("ring %s: read block %d of segment %d: %w", r.dir, v.firstSeq+uint64(k), v.slot, err)
 			}
 			h, rerr := decodeBlock(b, nil)
@@ -218,10 +225,13 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 				return fn(rec)
 			})
 			if err != nil {
+				// fn failed part way through this block.
+				pos.Next = max(next, v.firstSeq+uint64(k))
 				return st, err
 			}
 		}
 	}
+	pos.Next = end
 	return st, nil
 }
 

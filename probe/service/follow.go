@@ -129,10 +129,15 @@ func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced
 	to := w.To
 	s.mu.Unlock()
 	if err := f.c.step(ctx, ring, to, false); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() != nil {
+			// A stop: what is written stays for the next start, which
+			// continues where the step stopped.
+			s.saveProgress(w, f.c)
+			f.c.close()
+		} else {
 			s.logf("capture #%d: reading the window during it: %v; it is cut at its end", w.ID, err)
+			f.c.abort()
 		}
-		f.c.abort()
 		f.c = nil
 		return false
 	}
