@@ -132,6 +132,13 @@ func (a *Applier) Offer(source string, body []byte, readErr error) {
 		return // seen: in force, pending or refused already
 	}
 	if hash == a.current {
+		// The same file under another name (default.json copied to
+		// <id>.json): in force already, only its source changes.
+		if source != a.state.Source {
+			if err := atomicfile.WriteFile(a.Path+sourceSuffix, []byte(source), 0o644); err != nil {
+				a.logf("fleet: %v", err)
+			}
+		}
 		a.state = fleet.FleetConfig{Source: source, Hash: hash, State: StateApplied}
 		if a.restartDue {
 			a.state.State = StatePending

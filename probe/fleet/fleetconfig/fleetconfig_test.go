@@ -61,6 +61,15 @@ func TestRestartOnlyWithNoWindowOpen(t *testing.T) {
 	if r := b.Report(); r.State != StateApplied {
 		t.Fatalf("the same file again: %+v", r)
 	}
+
+	// The same bytes under another name: no restart, the new source kept.
+	b.Offer("fleet/config/default.json", body, nil)
+	c, _, restartsC := applier(t)
+	c.Path = a.Path
+	c.Start()
+	if r := c.Report(); r.State != StateApplied || r.Source != "fleet/config/default.json" || restarts.Load() != 1 || restartsC.Load() != 0 {
+		t.Fatalf("renamed on the server: %+v", r)
+	}
 }
 
 // TestRefused: an invalid file, one touching upload.*, and one too large
