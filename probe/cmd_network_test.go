@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,16 +24,7 @@ func TestNetworkCommandInline(t *testing.T) {
 		t.Fatal(err)
 	}
 	// TestRingCrashChild runs any subcommand in a child process.
-	cmd := exec.Command("ip", "netns", "exec", probe, os.Args[0], "-test.run=^TestRingCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PRESSCAP_CRASH_CHILD="+strings.Join([]string{"network", "-config", cfg, "-watch"}, "\x1f"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, _, stdout := startChild(t, probe, "TestRingCrashChild", "PRESSCAP_CRASH_CHILD="+strings.Join([]string{"network", "-config", cfg, "-watch"}, "\x1f"))
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	lines := netnstest.Follow(stdout)
 	lines.Expect(t, "network: inline mode: br0 over eth0, eth1")

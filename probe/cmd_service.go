@@ -115,6 +115,14 @@ func runService(ctx context.Context, e env, args []string) error {
 		c, used, err = loadLayers([]string{image, local})
 	}
 	if err != nil {
+		// A bad file must not cut the customer's line: the bridge comes
+		// up as the last good configuration had it.
+		if n, from, ok := lastGoodNetwork(*path, layers); ok {
+			logger.Printf("network: from the last good configuration (%s)", from)
+			netCtx, netCancel := context.WithCancel(ctx)
+			wait := startNetworkMode(netCtx, n, logger.Printf)
+			defer func() { netCancel(); wait() }()
+		}
 		return badConfig(ctx, logger, reload, err)
 	}
 	shown := strings.Join(used, " + ")
@@ -122,6 +130,12 @@ func runService(ctx context.Context, e env, args []string) error {
 		shown = "built-in defaults"
 	}
 	logger.Printf("presscap: configuration from %s", shown)
+	if err := saveLastGood(c); err != nil {
+		logger.Printf("network: %v (a bad configuration would not find this one)", err)
+	}
+	netCtx, netCancel := context.WithCancel(ctx)
+	waitNet := startNetworkMode(netCtx, c.Network, logger.Printf)
+	defer func() { netCancel(); waitNet() }()
 	for _, w := range c.Warnings() {
 		logger.Printf("presscap: configuration warning: %v", w)
 	}

@@ -197,7 +197,7 @@ func New(o Options) (*Service, error) {
 	var clinks []capture.Link
 	for i, l := range c.Links {
 		links = append(links, l.LinkName())
-		clinks = append(clinks, capture.Link{Name: l.Interface, ID: uint16(i)})
+		clinks = append(clinks, capture.Link{Name: l.Interface, ID: uint16(i), Inbound: l.Inbound})
 	}
 	// The ring rules run in the kernel; the largest slice they keep is the
 	// ring's and the socket's snap length.

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/testtool"
+)
+
+// runHelperEnv names the configuration TestRunHelper runs `probe run` on.
+const runHelperEnv = "PRESSCAP_RUN_HELPER"
+
+// helperStatus is the status listener in the probe's namespace.
+const helperStatus = "127.0.0.1:8765"
+
+// TestRunHelper is the process TestRunInline starts in the probe's
+// namespace: `probe run` on the configuration, and `probe trigger` for
+// each "press" line on stdin.
+func TestRunHelper(t *testing.T) {
+	cfg := os.Getenv(runHelperEnv)
+	if cfg == "" {
+		t.Skip("helper process of TestRunInline")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- dispatch(ctx, env{stdout: os.Stdout, stderr: os.Stdout}, []string{"run", "-config", cfg})
+	}()
+	in := bufio.NewScanner(os.Stdin)
+	for n := 0; in.Scan(); n++ {
+		switch in.Text() {
+		case "press":
+			var out bytes.Buffer
+			err := dispatch(ctx, env{stdout: &out, stderr: &out}, []string{"trigger", "-config", cfg})
+			fmt.Printf("pressed: %v %s\n", err, strings.TrimSpace(out.String()))
+		case "status":
+			b := []byte("{}")
+			if resp, err := http.Get("http://" + helperStatus + "/status.json"); err == nil {
+				b, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			fmt.Printf("status %d %s\n", n, bytes.ReplaceAll(b, []byte("\n"), nil))
+		}
+	}
+	cancel()
+	fmt.Println("run ended:", <-done)
+}
+
+// TestRunInline is `probe run` in inline mode between a router and a
+// phone, each in a namespace: the service brings the bridge up over its
+// two ports, records each crossing frame exactly once (both ports inbound
+// only), and a press saves files holding exactly the frames tcpdump saw
+// on either cable end, byte for byte. A bad configuration later still
+// brings the bridge up, from the last good one.
+func TestRunInline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root, network namespaces and tcpdump")
+	}
+	netnstest.Require(t, "ip", "tcpdump")
+	probe, router, phone := netnstest.InlineTopology(t)
+	netnstest.Run(t, "ip", "-n", probe, "link", "set", "lo", "up")
+
+	c := runConfig(t, "", helperStatus)
+	c.Links = nil
+	c.Network = config.Network{Mode: config.ModeInline, Ports: []config.Port{{Interface: "eth0", Side: "router"}, {Interface: "eth1", Side: "phone"}}}
+	c.Trigger.Before = config.Duration(time.Second)
+	c.Trigger.After = config.Duration(3 * time.Second)
+	b, _ := json.Marshal(c)
+	cfgPath := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	routerMAC, phoneMAC := macOf(t, router, "lan"), macOf(t, phone, "eth0")
+	brMAC := macOf(t, probe, "eth0") // the bridge takes its first port's address
+	run := startRunHelper(t, probe, cfgPath)
+	run.expect(t, "recording on", "network: port eth0 up", "network: port eth1 up")
+
+	// Frames from both sides until the capture has seen some on each
+	// port, then a quiet while longer than the window's before: the
+	// window holds only what the cable ends' tcpdumps see.
+	toPhone, toRouter := netnstest.NewSenderIn(t, router, "lan"), netnstest.NewSenderIn(t, phone, "eth0")
+	warm := netnstest.Frames(1)[0]
+	testtool.WaitFor(t, "the capture on both ports", time.Minute, func() bool {
+		copy(warm, phoneMAC)
+		toPhone.Send(warm)
+		copy(warm, routerMAC)
+		toRouter.Send(warm)
+		seen := map[string]uint64{}
+		for _, l := range run.status(t).Links {
+			seen[l.Name] = l.Seen
+		}
+		return seen["eth0"] > 0 && seen["eth1"] > 0
+	})
+	expr := "not ether host " + brMAC.String()
+	atRouter := netnstest.StartTcpdumpIn(t, router, "lan", 2048, expr)
+	atPhone := netnstest.StartTcpdumpIn(t, phone, "eth0", 2048, expr)
+	time.Sleep(c.Trigger.Before.D() + time.Second)
+	run.press(t)
+
+	fromPhone := netnstest.Frames(60)[:30]
+	fromRouter := netnstest.Frames(60)[30:]
+	for _, f := range fromPhone {
+		copy(f, routerMAC)
+	}
+	for _, f := range fromRouter {
+		copy(f, phoneMAC)
+	}
+	if err := toRouter.Send(fromPhone...); err != nil {
+		t.Fatal(err)
+	}
+	if err := toPhone.Send(fromRouter...); err != nil {
+		t.Fatal(err)
+	}
+	lastOf := func(f []byte) func([]netnstest.Packet) bool {
+		return func(ps []netnstest.Packet) bool {
+			return slices.ContainsFunc(ps, func(p netnstest.Packet) bool { return bytes.Equal(p.Data, f) })
+		}
+	}
+	phoneSide := atPhone.Settle(t, lastOf(fromRouter[len(fromRouter)-1]))
+	routerSide := atRouter.Settle(t, lastOf(fromPhone[len(fromPhone)-1]))
+
+	run.expect(t, "capture #1 saved")
+	saved := savedFrames(t, c.Storage.PermDir)
+	for _, end := range []struct {
+		name string
+		ps   []netnstest.Packet
+	}{{"router", routerSide}, {"phone", phoneSide}} {
+		var want []string
+		for _, p := range end.ps {
+			want = append(want, hex.EncodeToString(p.Data))
+		}
+		slices.Sort(want)
+		if !slices.Equal(saved, want) {
+			t.Errorf("the press saved %d frames, tcpdump on the %s's end saw %d: %s", len(saved), end.name, len(want), firstDifference(saved, want))
+		}
+	}
+	if len(saved) < len(fromPhone)+len(fromRouter) {
+		t.Errorf("saved %d frames, sent %d", len(saved), len(fromPhone)+len(fromRouter))
+	}
+}
+
+// TestRunInlineBadConfig: a configuration that turns invalid still brings
+// the bridge up, as the last good one had it.
+func TestRunInlineBadConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root and network namespaces")
+	}
+	probe, _, _ := netnstest.InlineTopology(t)
+	netnstest.Run(t, "ip", "-n", probe, "link", "set", "lo", "up")
+	c := runConfig(t, "", helperStatus)
+	c.Links = nil
+	c.Network = config.Network{Mode: config.ModeInline, Ports: []config.Port{{Interface: "eth0"}, {Interface: "eth1"}}}
+	b, _ := json.Marshal(c)
+	cfgPath := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := startRunHelper(t, probe, cfgPath)
+	run.expect(t, "recording on", "network: inline mode over [eth0 eth1]")
+	run.stop(t)
+	netnstest.Run(t, "ip", "-n", probe, "link", "del", "br0")
+
+	// The same file, now with an error elsewhere and the network changed.
+	bad := strings.Replace(string(b), `"mode":"inline"`, `"mode":"mirror"`, 1)
+	bad = strings.Replace(bad, `"exports":[{"name":"all"`, `"exports":[{"name":"a/b"`, 1)
+	if bad == string(b) || !strings.Contains(bad, "a/b") {
+		t.Fatalf("could not spoil the configuration: %s", bad)
+	}
+	if err := os.WriteFile(cfgPath, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run = startRunHelper(t, probe, cfgPath)
+	run.expect(t, "NOT RUNNING, bad configuration", "network: inline mode over [eth0 eth1]")
+	if l := netnstest.Run(t, "ip", "-n", probe, "-o", "link", "show", "eth1"); !strings.Contains(l, "master br0") {
+		t.Errorf("with a bad configuration eth1 is not in the bridge: %s", l)
+	}
+}
+
+// runHelper is TestRunHelper running in a namespace.
+type runHelper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *syncBuffer
+	ended bool
+	asked int // lines written to stdin
+}
+
+// startRunHelper starts `probe run` on cfgPath in the namespace ns, until
+// stop or the end of the test.
+func startRunHelper(t *testing.T, ns, cfgPath string) *runHelper {
+	t.Helper()
+	cmd, stdin, stdout := startChild(t, ns, "TestRunHelper", runHelperEnv+"="+cfgPath)
+	r := &runHelper{cmd: cmd, stdin: stdin, out: &syncBuffer{}}
+	go io.Copy(r.out, stdout)
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// startChild starts the test binary's test named run in the namespace ns
+// with the variable env set, its stderr the test's.
+func startChild(t *testing.T, ns, run, env string) (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+run+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), env)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdin, stdout
+}
+
+// press presses by `probe trigger` in the service's namespace.
+func (r *runHelper) press(t *testing.T) {
+	t.Helper()
+	r.ask(t, "press")
+	r.expect(t, "pressed: <nil>")
+}
+
+// ask sends the helper a command.
+func (r *runHelper) ask(t *testing.T, what string) {
+	t.Helper()
+	if _, err := io.WriteString(r.stdin, what+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	r.asked++
+}
+
+// status returns the service's status page.
+func (r *runHelper) status(t *testing.T) status.Snapshot {
+	t.Helper()
+	r.ask(t, "status")
+	prefix := fmt.Sprintf("status %d ", r.asked-1)
+	var line string
+	testtool.WaitFor(t, "the status page", time.Minute, func() bool {
+		out := r.out.String()
+		i := strings.Index(out, prefix)
+		if i < 0 {
+			return false
+		}
+		line, _, _ = strings.Cut(out[i+len(prefix):], "\n")
+		return true
+	})
+	var snap status.Snapshot
+	if err := json.Unmarshal([]byte(line), &snap); err != nil {
+		t.Fatalf("status page %q: %v", line, err)
+	}
+	return snap
+}
+
+// stop ends the service and waits for it.
+func (r *runHelper) stop(t *testing.T) {
+	if r.ended {
+		return
+	}
+	r.ended = true
+	r.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Errorf("probe run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("probe run said:\n%s", r.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		r.cmd.Process.Kill()
+		<-done
+		t.Errorf("probe run did not end within 30 s of its stop")
+	}
+}
+
+// expect waits up to a minute until the service has said each of want.
+func (r *runHelper) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		testtool.WaitFor(t, fmt.Sprintf("%q from probe run", w), time.Minute, func() bool { return strings.Contains(r.out.String(), w) })
+	}
+}
+
+// macOf returns an interface's address in a namespace.
+func macOf(t *testing.T, ns, dev string) net.HardwareAddr {
+	t.Helper()
+	out := netnstest.Run(t, "ip", "netns", "exec", ns, "cat", "/sys/class/net/"+dev+"/address")
+	mac, err := net.ParseMAC(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("%s in %s: %v", dev, ns, err)
+	}
+	return mac
+}
+
+// savedFrames returns the frames of every capture file under dir, as
+// sorted hex strings, after tshark has read each file whole.
+func savedFrames(t *testing.T, dir string) []string {
+	t.Helper()
+	tshark := testtool.Path(t, "tshark", "tshark")
+	var frames []string
+	files := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".pcap")) {
+			return err
+		}
+		files++
+		if out, err := exec.Command(tshark, "-r", p, "-T", "fields", "-e", "frame.number").CombinedOutput(); err != nil {
+			t.Errorf("tshark -r %s: %v\n%s", p, err, out)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r, err := pcapfile.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		for {
+			pk, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			frames = append(frames, hex.EncodeToString(pk.Data))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatalf("no capture file under %s", dir)
+	}
+	slices.Sort(frames)
+	return frames
+}
+
+// firstDifference names the first frame one sorted list has and the
+// other lacks.
+func firstDifference(a, b []string) string {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return "saved, not seen: " + x[:min(len(x), 60)]
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return "seen, not saved: " + x[:min(len(x), 60)]
+		}
+	}
+	return "the same frames, not as often"
+}
