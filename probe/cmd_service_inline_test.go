@@ -380,3 +380,44 @@ func firstDifference(a, b []string) string {
 	}
 	return "the same frames, not as often"
 }
+
+// TestLastGoodNetworkLayers: with the layers invalid, the bridge comes from
+// the network the service last ran with, else from the image's layer
+// alone.
+func TestLastGoodNetworkLayers(t *testing.T) {
+	t.Setenv(config.EnvVar, "")
+	root, state := t.TempDir(), t.TempDir()
+	layers := config.LayerPaths()
+	for i := range layers {
+		layers[i] = filepath.Join(root, layers[i])
+	}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(layers[0], `{"network": {"mode": "inline", "ports": [{"interface": "eth0"}, {"interface": "eth1"}]}}`)
+	write(layers[2], `{"storage": {"state_dir": "`+state+`"}, "exports": [{"name": "a/b"}]}`)
+	if _, _, err := loadServiceConfig("", layers); err == nil {
+		t.Fatal("the spoiled stack is valid")
+	}
+	n, from, ok := lastGoodNetwork("", layers)
+	if !ok || from != layers[0] || n.Mode != config.ModeInline || len(n.Ports) != 2 {
+		t.Errorf("without a saved network: %+v from %q (%v), want the image's inline", n, from, ok)
+	}
+
+	last := config.DefaultConfig()
+	last.Storage.StateDir = state
+	last.Network = config.Network{Mode: config.ModeMirror, Ports: []config.Port{{Interface: "eth9"}}}
+	if err := saveLastGood(last); err != nil {
+		t.Fatal(err)
+	}
+	n, from, ok = lastGoodNetwork("", layers)
+	if !ok || from != filepath.Join(state, lastGoodFile) || n.Mode != config.ModeMirror || n.Ports[0].Interface != "eth9" {
+		t.Errorf("with a saved network: %+v from %q (%v), want the saved mirror", n, from, ok)
+	}
+}
