@@ -55,12 +55,25 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 	}
 	f.host = host
 	if _, err := os.Stat(filepath.Join(root, "etc/gokr-pw.txt")); err == nil {
-		pw, created, err := devicepw.Ensure(filepath.Join(root, "perm"))
+		// Only a probe that reports to a pinned server makes a password of
+		// its own: elsewhere nobody could learn it, and the bench's
+		// `make update` would be locked out after the next reboot.
+		perm := filepath.Join(root, "perm")
+		var pw string
+		var created bool
+		var err error
+		if c.Upload.Enabled {
+			pw, created, err = devicepw.Ensure(perm)
+		} else {
+			pw, err = devicepw.Read(perm)
+		}
 		switch {
 		case err != nil:
 			logf("fleet: per-device password: %v", err)
 		case created:
 			logf("fleet: per-device password created in /perm/%s (in force from the next boot; the provider finds it in the health report)", devicepw.FileName)
+		case pw == "":
+			logf("fleet: no per-device password while upload is off (no report could tell the provider); the image's password stays in force")
 		}
 		f.password = pw
 	}

@@ -45,6 +45,14 @@ func TestSetupFleet(t *testing.T) {
 	var log bytes.Buffer
 	logf := func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }
 
+	// Upload off: no server could learn a password, so none is made.
+	if f := setupFleet(c, root, logf); f.password != "" {
+		t.Fatal("a device password without upload")
+	}
+	if _, err := os.Stat(filepath.Join(root, "perm", "gokr-pw.txt")); err == nil {
+		t.Fatal("perm/gokr-pw.txt created while upload is off")
+	}
+	c.Upload.Enabled = true
 	f := setupFleet(c, root, logf)
 	if f.id.Value != "10000000a1b2c3d4" || f.host != "presscap-a1b2c3d4-T-4711" {
 		t.Fatalf("id %v, host %q", f.id, f.host)
@@ -61,6 +69,13 @@ func TestSetupFleet(t *testing.T) {
 	if f := setupFleet(c, root, logf); f.host != "lab-7-T-4711" || f.password != strings.TrimSpace(string(b)) {
 		t.Errorf("configured hostname: host %q, password kept %v", f.host, f.password == strings.TrimSpace(string(b)))
 	}
+	// A password made earlier still goes into the report when upload is
+	// switched off and on again.
+	c.Upload.Enabled = false
+	if f := setupFleet(c, root, logf); f.password != strings.TrimSpace(string(b)) {
+		t.Error("upload off: the existing device password was not read")
+	}
+	c.Upload.Enabled = true
 	os.Remove(filepath.Join(root, "proc/device-tree/serial-number"))
 	if f := setupFleet(c, root, logf); f.id.Value != "" || f.host != "lab-7" {
 		t.Errorf("no id: %v, host %q", f.id, f.host)

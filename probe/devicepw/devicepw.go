@@ -47,6 +47,16 @@ func Ensure(dir string) (pw string, created bool, err error) {
 	return pw, true, nil
 }
 
+// Read returns the password in dir/gokr-pw.txt without creating one: ""
+// when there is none.
+func Read(dir string) (string, error) {
+	pw, err := read(filepath.Join(dir, FileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return pw, err
+}
+
 // read returns the password as gokrazy reads it (trimmed), tightening the
 // file's mode to 0600 if someone widened it.
 func read(path string) (string, error) {
