@@ -245,6 +245,15 @@ flash:
 update: image
 	$(IMAGE_TOOL) update -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(TARGET),-target $(TARGET)) $(if $(FROM_HTTP),-from-http $(FROM_HTTP)) $(if $(PASSWORD_FILE),-password-file $(PASSWORD_FILE))
 
+# make release [INSTANCE=presscap] KEY=file|$$PRESSCAP_RELEASE_KEY[_FILE]
+# PREVIOUS=dir [APPROVE_BOOT_CHANGE=1] [URGENT=1] [MBR=1] [RELEASE_DIR=dir]:
+# builds the image and writes its signed update bundle (default
+# build/release/<INSTANCE>) for <remote_dir>/fleet/release/<channel>/. PREVIOUS
+# is the bundle the fleet runs (rollback_safe when the boot files are equal).
+.PHONY: release
+release: image
+	$(IMAGE_TOOL) release -instance gokrazy/$(INSTANCE) -image $(IMG) $(if $(KEY),-key $(KEY)) $(if $(PREVIOUS),-previous $(PREVIOUS)) $(if $(APPROVE_BOOT_CHANGE),-approve-boot-change) $(if $(URGENT),-urgent) $(if $(MBR),-mbr) $(if $(RELEASE_DIR),-o $(RELEASE_DIR))
+
 # make qemu: boots presscap-vm.img (make image-vm) with a USB ring disk
 # (build/ring.img), a USB keyboard for the presenter, user networking that
 # reaches nothing but this machine, a capture NIC fed over loopback UDP (see

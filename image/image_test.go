@@ -485,6 +485,7 @@ func TestPiImageStructure(t *testing.T) {
 	checkUpdateEEPROM(t, b, fs)
 	checkUpdateFromHTTP(t, b)
 	checkUpdatePasswordFile(t, b)
+	checkRelease(t, b)
 }
 
 // standInLoader writes a file that passes for an EFI executable of the

@@ -4,6 +4,7 @@
 //	go run ./image build  -instance gokrazy/presscap -o presscap.img
 //	go run ./image update -instance gokrazy/presscap -image presscap.img -target http://presscap
 //	go run ./image info   -image presscap.img
+//	go run ./image release -instance gokrazy/presscap -image presscap.img -key KEY -previous DIR -o DIR
 //	go run ./image ringdisk -instance gokrazy/presscap-x86 -o ring.img -size 8G
 //	go run ./image ova -name presscap-x86 -system system.vmdk -ring ring.vmdk -o presscap-x86.ova
 package main
@@ -48,7 +49,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: image build|update|info|ringdisk|ova [flags]")
+		fmt.Fprintln(stderr, "usage: image build|update|info|ringdisk|ova|release|release-key [flags]")
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -62,8 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRingDisk(ctx, args[1:], stdout, stderr)
 	case "ova":
 		return runOVA(args[1:], stdout, stderr)
+	case "release":
+		return runRelease(args[1:], stdout, stderr)
+	case "release-key":
+		return runReleaseKey(args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown subcommand %q (build, update, info, ringdisk, ova)", args[0])
+	return fmt.Errorf("unknown subcommand %q (build, update, info, ringdisk, ova, release, release-key)", args[0])
 }
 
 // checkProbeConfig validates the probe's configuration file as the probe

@@ -36,6 +36,8 @@ type Config struct {
 	Beeper beeper.Config `json:"beeper"`
 	Leds   leds.Config   `json:"leds"`
 	Upload upload.Config `json:"upload"`
+	// Release is how the probe trusts the fleet's update bundles.
+	Release Release `json:"release"`
 
 	// fixed are the warnings of what Parse corrected (see upgrade).
 	fixed Errors

@@ -111,6 +111,7 @@ func TestValidateErrors(t *testing.T) {
 		want  string
 	}{
 		{"hostname", func(c *Config) { c.Hostname = "my box" }, "hostname", "not usable in a file name"},
+		{"release key", func(c *Config) { c.Release.PublicKeys = []string{"AAAA"} }, "release.public_keys[0]", "32-byte ed25519 public key"},
 		{"no links", func(c *Config) { c.Links = nil }, "links", "at least one"},
 		{"empty interface", func(c *Config) { c.Links = []Link{{}} }, "links[0].interface", "is empty"},
 		{"bad interface", func(c *Config) { c.Links = []Link{{Interface: "eth0/1"}} }, "links[0].interface", "not an interface name"},

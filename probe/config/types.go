@@ -113,3 +113,10 @@ func ParseSize(str string) (Size, error) {
 	}
 	return Size(n * mult), nil
 }
+
+// Release is the fleet's update bundles (internal/release, issue 14).
+type Release struct {
+	// PublicKeys are the ed25519 keys (base64) whose signature on a
+	// bundle's manifest is trusted; more than one during a key rotation.
+	PublicKeys []string `json:"public_keys"`
+}

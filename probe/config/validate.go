@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/presscap/presscap/internal/field"
+	"github.com/presscap/presscap/internal/release"
 	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/ports"
@@ -58,7 +59,7 @@ func (c Config) Validate() error {
 	var es Errors
 	for _, section := range []func() Errors{
 		c.checkHostname, c.checkNetwork, c.checkLinks, c.checkRing, c.checkTrigger, c.checkExports,
-		c.checkStorage, c.checkClock, c.checkStatus, c.checkSections,
+		c.checkStorage, c.checkClock, c.checkStatus, c.checkRelease, c.checkSections,
 	} {
 		es = append(es, section()...)
 	}
@@ -500,6 +501,16 @@ func tokenProblem(tok string) string {
 		return fmt.Sprintf("has %d distinct characters, fewer than %d: too easy to guess", len(seen), MinTokenDistinct)
 	}
 	return ""
+}
+
+func (c Config) checkRelease() Errors {
+	var es Errors
+	for i, k := range c.Release.PublicKeys {
+		if _, err := release.ParsePublicKey(k); err != nil {
+			es.AddErr(fmt.Sprintf("release.public_keys[%d]", i), "bad key", err)
+		}
+	}
+	return es
 }
 
 // checkSections collects the problems of the sections other packages
