@@ -158,6 +158,13 @@ func TestRunInline(t *testing.T) {
 	if len(saved) < len(fromPhone)+len(fromRouter) {
 		t.Errorf("saved %d frames, sent %d", len(saved), len(fromPhone)+len(fromRouter))
 	}
+
+	// Link loss on the phone's side is logged and on the status page.
+	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "down")
+	run.expect(t, "network: port eth1 down: no link on that side")
+	if f := run.status(t).Faults; len(f) != 1 || !strings.Contains(f[0], "port eth1 (side phone) has no link") {
+		t.Errorf("status faults with the phone's side down: %q", f)
+	}
 }
 
 // TestRunInlineBadConfig: a configuration that turns invalid still brings

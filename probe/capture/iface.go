@@ -18,6 +18,7 @@ const (
 type ifaceInfo struct {
 	index    int
 	up       bool
+	running  bool   // IFF_RUNNING: operationally up, with a carrier
 	hwType   uint16 // ARPHRD_*
 	linkType uint32 // pcap LINKTYPE_*
 }
@@ -50,6 +51,7 @@ func lookupIfaceOn(fd int, name string) (ifaceInfo, error) {
 		return info, fmt.Errorf("interface %q flags: %w", name, err)
 	}
 	info.up = ifr.Uint16()&unix.IFF_UP != 0
+	info.running = ifr.Uint16()&unix.IFF_RUNNING != 0
 	// SIOCGIFHWADDR fills a sockaddr whose family is the ARPHRD type.
 	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
 		return info, fmt.Errorf("interface %q hardware type: %w", name, err)
@@ -84,17 +86,29 @@ func shortage(err error) bool {
 // An error means the kernel could not be asked (the process out of file
 // descriptors): it says nothing about the interface.
 func InterfaceState(name string) (present, up bool, err error) {
-	info, err := lookupIface(name)
+	present, info, err := interfaceFlags(name)
+	return present, info.up, err
+}
+
+// InterfaceCarrier is InterfaceState asking for more: the interface is up
+// and has a carrier (IFF_RUNNING), a cable to a live device.
+func InterfaceCarrier(name string) (present, carrier bool, err error) {
+	present, info, err := interfaceFlags(name)
+	return present, info.up && info.running, err
+}
+
+func interfaceFlags(name string) (present bool, info ifaceInfo, err error) {
+	info, err = lookupIface(name)
 	var errno unix.Errno
 	switch {
 	case err == nil:
-		return true, info.up, nil
+		return true, info, nil
 	case shortage(err):
-		return false, false, err
+		return false, ifaceInfo{}, err
 	case !errors.As(err, &errno):
-		return true, info.up, nil // there, of a hardware type we do not capture
+		return true, info, nil // there, of a hardware type we do not capture
 	default:
-		return false, false, nil
+		return false, ifaceInfo{}, nil
 	}
 }
 

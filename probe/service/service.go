@@ -944,8 +944,8 @@ func (s *Service) Snapshot() status.Snapshot {
 	if st.State != DiskRecording {
 		snap.Faults = append(snap.Faults, "disk: "+st.State+" "+st.Error)
 	}
-	if l := s.missingLink(); l != "" {
-		snap.Faults = append(snap.Faults, "link "+l+" is missing or down")
+	if f := s.missingLink(); f != "" {
+		snap.Faults = append(snap.Faults, f)
 	}
 	s.mu.Lock()
 	for _, w := range s.windows.Pending() {
@@ -1071,15 +1071,22 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 	return u, nil
 }
 
-// missingLink returns the first capture interface that does not exist or
-// is not up, or "". It runs for every status request, so it asks with an
-// ioctl, and a process out of descriptors (a flood of connections) does
-// not make a link look missing.
+// missingLink says what is wrong with the first capture interface that
+// does not exist or is not up, or of a network port (a side of the
+// bridge, a mirror port) that has no carrier, or "". It runs for every
+// status request, so it asks with an ioctl, and a process out of
+// descriptors (a flood of connections) does not make a link look missing.
 func (s *Service) missingLink() string {
 	for _, l := range s.cfg.Links {
+		if l.Side != "" {
+			present, carrier, err := capture.InterfaceCarrier(l.Interface)
+			if err == nil && present && !carrier {
+				return "port " + l.Interface + " (side " + l.Side + ") has no link: the cable or the device on that side"
+			}
+		}
 		present, up, err := capture.InterfaceState(l.Interface)
 		if err == nil && (!present || !up) {
-			return l.Interface
+			return "link " + l.Interface + " is missing or down"
 		}
 	}
 	return ""

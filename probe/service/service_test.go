@@ -722,6 +722,34 @@ func TestMissingLink(t *testing.T) {
 	}
 }
 
+// TestPortWithoutCarrier: a network port whose other end went down (the
+// cable pulled on one side of the bridge) is a no-link fault on the LED
+// and the status page, and the fault goes when the link returns.
+func TestPortWithoutCarrier(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	c.Links[0].Side, c.Links[0].Inbound = "phone", true
+	r := startService(t, c, nil)
+	lastState := func(want string) func() bool {
+		return func() bool {
+			r.fb.mu.Lock()
+			defer r.fb.mu.Unlock()
+			return len(r.fb.states) > 0 && r.fb.states[len(r.fb.states)-1] == want
+		}
+	}
+	testtool.WaitFor(t, "the recording LED", 20*time.Second, lastState("recording"))
+	pair.Exec(t, "ip", "link", "set", pair.Peer, "down")
+	testtool.WaitFor(t, "the no-link LED", 20*time.Second, lastState("no-link"))
+	if s := r.svc.Snapshot(); len(s.Faults) != 1 || !strings.Contains(s.Faults[0], "port "+pair.Host+" (side phone) has no link") {
+		t.Errorf("faults %q", s.Faults)
+	}
+	pair.Exec(t, "ip", "link", "set", pair.Peer, "up")
+	testtool.WaitFor(t, "the recording LED again", 20*time.Second, lastState("recording"))
+	if s := r.svc.Snapshot(); len(s.Faults) != 0 {
+		t.Errorf("faults %q with the link back", s.Faults)
+	}
+}
+
 // TestRingRules: the configuration's ring rules and snap length reach the
 // TestUploaderRetried: an uploader that cannot start (its state dir
 // unusable, as when the process is out of descriptors) is tried again, and
