@@ -159,6 +159,32 @@ func TestRunInline(t *testing.T) {
 		t.Errorf("saved %d frames, sent %d", len(saved), len(fromPhone)+len(fromRouter))
 	}
 
+	// Each frame is on the interface of the port it arrived on, named
+	// after its side, marked inbound; the manifest lists the sides.
+	for _, line := range strings.Split(strings.TrimSpace(tsharkFields(t, c.Storage.PermDir, "eth.src", "frame.interface_name", "frame.interface_description", "frame.packet_flags_direction")), "\n") {
+		f := strings.Split(line, "\t")
+		src, err := net.ParseMAC(f[0])
+		if err != nil || len(f) != 4 {
+			t.Fatalf("tshark line %q", line)
+		}
+		want := "eth1\tphone\t0x00000001" // fromPhone: frames 0-29
+		if src[5] >= 30 {
+			want = "eth0\trouter\t0x00000001"
+		}
+		if got := strings.Join(f[1:], "\t"); got != want {
+			t.Errorf("frame from %s: interface, side, direction %q, want %q", src, got, want)
+		}
+	}
+	var man struct {
+		Links []struct{ Name, Side string } `json:"links"`
+	}
+	if err := json.Unmarshal(readManifest(t, c.Storage.PermDir), &man); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(man.Links) != "[{eth0 router} {eth1 phone}]" {
+		t.Errorf("manifest links %v, want eth0 on the router's side, eth1 on the phone's", man.Links)
+	}
+
 	// Link loss on the phone's side is logged and on the status page.
 	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "down")
 	run.expect(t, "network: port eth1 down: no link on that side")
@@ -333,40 +359,28 @@ func savedFrames(t *testing.T, dir string) []string {
 	t.Helper()
 	tshark := testtool.Path(t, "tshark", "tshark")
 	var frames []string
-	files := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".pcap")) {
-			return err
-		}
-		files++
+	for _, p := range captureFiles(t, dir) {
 		if out, err := exec.Command(tshark, "-r", p, "-T", "fields", "-e", "frame.number").CombinedOutput(); err != nil {
 			t.Errorf("tshark -r %s: %v\n%s", p, err, out)
 		}
-		f, err := os.Open(p)
+		b, err := os.ReadFile(p)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		defer f.Close()
-		r, err := pcapfile.NewReader(f)
+		r, err := pcapfile.NewReader(bytes.NewReader(b))
 		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			t.Fatalf("%s: %v", p, err)
 		}
 		for {
 			pk, err := r.Next()
 			if errors.Is(err, io.EOF) {
-				return nil
+				break
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
+				t.Fatalf("%s: %v", p, err)
 			}
 			frames = append(frames, hex.EncodeToString(pk.Data))
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files == 0 {
-		t.Fatalf("no capture file under %s", dir)
 	}
 	slices.Sort(frames)
 	return frames
@@ -427,4 +441,57 @@ func TestLastGoodNetworkLayers(t *testing.T) {
 	if !ok || from != filepath.Join(state, lastGoodFile) || n.Mode != config.ModeMirror || n.Ports[0].Interface != "eth9" {
 		t.Errorf("with a saved network: %+v from %q (%v), want the saved mirror", n, from, ok)
 	}
+}
+
+// captureFiles returns the capture files under dir.
+func captureFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".pcap")) {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no capture file under %s", dir)
+	}
+	return files
+}
+
+// tsharkFields is tshark's fields of every packet of the capture files
+// under dir.
+func tsharkFields(t *testing.T, dir string, fields ...string) string {
+	t.Helper()
+	tshark := testtool.Path(t, "tshark", "tshark")
+	var out strings.Builder
+	for _, p := range captureFiles(t, dir) {
+		args := []string{"-r", p, "-T", "fields"}
+		for _, f := range fields {
+			args = append(args, "-e", f)
+		}
+		b, err := exec.Command(tshark, args...).Output()
+		if err != nil {
+			t.Fatalf("tshark -r %s: %v", p, err)
+		}
+		out.Write(b)
+	}
+	return out.String()
+}
+
+// readManifest returns the one manifest under dir.
+func readManifest(t *testing.T, dir string) []byte {
+	t.Helper()
+	ms, _ := filepath.Glob(filepath.Join(dir, "*", "*_manifest.json"))
+	if len(ms) != 1 {
+		t.Fatalf("manifests under %s: %q", dir, ms)
+	}
+	b, err := os.ReadFile(ms[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -122,6 +122,25 @@ func TestPCAPNGRoundTripAndTshark(t *testing.T) {
 	}
 }
 
+// TestPCAPNGDirectionAndSide: an inbound interface's packets carry
+// epb_flags direction inbound, its description the side; the reader and
+// tshark read the packets as without them.
+func TestPCAPNGDirectionAndSide(t *testing.T) {
+	ifaces := []Interface{{Name: "eth0", LinkType: 1, Description: "side router", Inbound: true}, {Name: "eth1", LinkType: 1}}
+	b := write(t, "pcapng", ifaces)
+	got, _ := readBack(t, b)
+	for i, w := range pkts {
+		if g := got[i]; g.iface != w.iface || g.t != w.t || g.orig != w.orig || !bytes.Equal(g.data, w.data) {
+			t.Errorf("packet %d: %+v, want %+v", i, g, w)
+		}
+	}
+	out := tshark(t, b, "frame.interface_name", "frame.interface_description", "frame.packet_flags_direction", "frame.len")
+	want := "eth0\tside router\t0x00000001\t60\neth1\t\t\t1500\neth0\tside router\t0x00000001\t3\n" // direction 1: inbound
+	if out != want {
+		t.Errorf("tshark sees\n%s\nwant\n%s", out, want)
+	}
+}
+
 // Files written by editcap in other flavours (microseconds, pcapng with
 // microsecond resolution) read with the right times.
 func TestReadsEditcapFlavours(t *testing.T) {

@@ -17,6 +17,12 @@ type Interface struct {
 	Name     string
 	LinkType uint32 // pcap LINKTYPE_ value
 	SnapLen  uint32 // 0 means 262144
+	// Description goes into pcapng's if_description (the port's side of
+	// the bridge); classic pcap has no place for it.
+	Description string
+	// Inbound: every packet arrived on the interface (a bridge port
+	// captured inbound only), which pcapng's epb_flags says of each.
+	Inbound bool
 }
 
 // DefaultSnapLen is written when an interface has no snap length.
@@ -193,6 +199,9 @@ func (n *NGWriter) AddInterface(ifc Interface) (int, error) {
 	if ifc.Name != "" {
 		opts = appendOption(opts, 2, []byte(ifc.Name)) // if_name
 	}
+	if ifc.Description != "" {
+		opts = appendOption(opts, 3, []byte(ifc.Description)) // if_description
+	}
 	opts = appendOption(opts, 9, []byte{9}) // if_tsresol: 10^-9
 	opts = appendOption(opts, 0, nil)
 	if err := n.block(1, body, opts); err != nil {
@@ -213,6 +222,10 @@ func (n *NGWriter) WritePacket(iface int, ts int64, origLen uint32, data []byte)
 	origLen = max(origLen, uint32(len(data)))
 	pad := (4 - len(data)%4) % 4
 	total := 32 + len(data) + pad
+	inbound := n.ifaces[iface].Inbound
+	if inbound {
+		total += len(epbInbound)
+	}
 	b := n.buf[:0]
 	le := binary.LittleEndian
 	b = le.AppendUint32(b, 6)
@@ -231,10 +244,24 @@ func (n *NGWriter) WritePacket(iface int, ts int64, origLen uint32, data []byte)
 		return err
 	}
 	var tail [8]byte
-	le.PutUint32(tail[pad:], uint32(total))
-	_, err := n.w.Write(tail[:pad+4])
+	if pad > 0 {
+		if _, err := n.w.Write(tail[:pad]); err != nil {
+			return err
+		}
+	}
+	if inbound {
+		if _, err := n.w.Write(epbInbound); err != nil {
+			return err
+		}
+	}
+	le.PutUint32(tail[:], uint32(total))
+	_, err := n.w.Write(tail[:4])
 	return err
 }
+
+// epbInbound is the options of a packet that arrived on its interface:
+// epb_flags (2) with direction 01 (inbound), then opt_endofopt.
+var epbInbound = appendOption(appendOption(nil, 2, binary.LittleEndian.AppendUint32(nil, 1)), 0, nil)
 
 // Flush writes buffered data to the underlying writer.
 func (n *NGWriter) Flush() error { return n.w.Flush() }

@@ -28,6 +28,22 @@ type ExportSpec struct {
 	Filter string // tcpdump expression; "" keeps every packet
 	Link   string // only this link's packets; "" = all links
 	Format string // "pcap" (default) or "pcapng"
+	// Sides are the network ports' sides by ring link name (nil in single
+	// mode): pcapng files name them per interface, and mark the packets
+	// of a link captured inbound only with their direction.
+	Sides map[string]LinkSide
+}
+
+// LinkSide is a ring link's side of the bridge.
+type LinkSide struct {
+	Side    string
+	Inbound bool // captured inbound only: every packet arrived there
+}
+
+// ManifestLink is one ring link of a window and its side.
+type ManifestLink struct {
+	Name string `json:"name"`
+	Side string `json:"side,omitempty"`
 }
 
 // Manifest describes one window's files; it is written beside them, after
@@ -40,6 +56,9 @@ type Manifest struct {
 	To          time.Time      `json:"window_to"`
 	ClockSynced bool           `json:"clock_synced"`
 	Files       []ManifestFile `json:"files"`
+	// Links are the ring's links with their sides (network.ports), so
+	// that "before" is told from "behind"; absent in single mode.
+	Links []ManifestLink `json:"links,omitempty"`
 	// Drops are packets the capture lost inside the window.
 	Drops uint64 `json:"drops_in_window"`
 	// Truncated: part of the window is not in the files because the ring
@@ -151,6 +170,7 @@ type cut struct {
 	dir   string
 	files []*exportFile
 	prog  Progress // Files and the counters are filled by sync
+	links []ManifestLink
 	st    ringfs.ReadStats
 	// an analyses the packets the files take, in the same pass; after a
 	// resume it has seen only those read since. nil: no report (the
@@ -225,6 +245,11 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 	}
 	c.an = report.New(alinks, report.Options{Start: w.From.UnixNano(), Press: w.First().Time.UnixNano(), HeuristicRTP: true})
 	c.resumed = prog != nil
+	if len(specs) > 0 && len(specs[0].Sides) > 0 {
+		for _, l := range links {
+			c.links = append(c.links, ManifestLink{Name: l.Name, Side: specs[0].Sides[l.Name].Side})
+		}
+	}
 	for i, spec := range specs {
 		f := &exportFile{spec: spec, links: map[uint16]int{}}
 		c.files = append(c.files, f)
@@ -244,7 +269,9 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 				continue
 			}
 			f.links[uint16(id)] = len(ifaces)
-			ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen})
+			sd := spec.Sides[l.Name]
+			ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen,
+				Description: sd.Side, Inbound: sd.Inbound})
 		}
 		if len(ifaces) == 0 {
 			c.abort()
@@ -453,7 +480,7 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	w := c.w
 	man := Manifest{Host: c.host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
 		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
-		Recovered: w.Recovered}
+		Recovered: w.Recovered, Links: c.links}
 	if w.Recovered {
 		man.ServiceStarted = w.Restarted.UTC()
 	}

@@ -253,8 +253,17 @@ func New(o Options) (*Service, error) {
 	s.watcher = &trigger.Watcher{Dir: c.Trigger.InputDir, Rescan: c.Trigger.Rescan.D(), Grab: c.Trigger.Grab,
 		Matches: deviceMatches(c.Trigger.Devices), Identify: o.Identify, Logf: s.logf}
 
+	var sides map[string]LinkSide
+	for _, l := range c.Links {
+		if l.Side != "" {
+			if sides == nil {
+				sides = map[string]LinkSide{}
+			}
+			sides[l.LinkName()] = LinkSide{Side: l.Side, Inbound: l.Inbound}
+		}
+	}
 	for _, e := range c.Exports {
-		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format})
+		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides})
 	}
 	return s, nil
 }
