@@ -267,7 +267,7 @@ func checkCmdline(t *testing.T, fs *fat.FS, hostname, console string) {
 	t.Helper()
 	sig := partition.Signature(hostname)
 	want := fmt.Sprintf("console=tty1 console=%s root=PARTUUID=60C24CC1-F3F9-427A-8199-%08X0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic", console, sig) +
-		strings.Repeat(" ", 64)
+		"\n" + strings.Repeat(" ", assemble.CmdlinePadding)
 	got, err := fs.ReadFile("cmdline.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -436,6 +436,7 @@ func TestPiImageStructure(t *testing.T) {
 	tab := checkPartitions(t, b.img, "presscap", partition.TypeRootARM64)
 	fs, part := openBoot(t, b.img, tab)
 	checkCmdline(t, fs, "presscap", "serial0,115200")
+	checkTestboot(t, part, false)
 	checkEEPROM(t, fs, part)
 	ct, err := fs.ReadFile("config.txt")
 	if err != nil {
@@ -519,8 +520,9 @@ func checkUEFIImage(t *testing.T, name, loaderPath, console string, rootType str
 	}
 	b := build(t, name, "-systemd-boot", loaderPath)
 	tab := checkPartitions(t, b.img, name, rootType)
-	fs, _ := openBoot(t, b.img, tab)
+	fs, part := openBoot(t, b.img, tab)
 	checkCmdline(t, fs, name, console)
+	checkTestboot(t, part, true)
 	checkNoEEPROM(t, fs)
 	got, err := fs.ReadFile(removable)
 	if err != nil || !bytes.Equal(got, loaderBytes) {
@@ -531,7 +533,7 @@ func checkUEFIImage(t *testing.T, name, loaderPath, console string, rootType str
 		t.Fatal(err)
 	}
 	cmd, _ := fs.ReadFile("cmdline.txt")
-	if want := "title gokrazy\nlinux /vmlinuz\noptions " + string(cmd) + "\n"; string(entry) != want {
+	if want := "title gokrazy\rlinux /vmlinuz\roptions " + string(cmd); string(entry) != want {
 		t.Errorf("gokrazy.conf = %q, want %q", entry, want)
 	}
 	// The update's root switch rewrites this file through gokrazy's reader.

@@ -32,8 +32,29 @@ import (
 // about 940 MiB of /perm. The file is sparse.
 const DefaultSize = 2 << 30
 
-// CmdlinePadding leaves room so gokrazy can rewrite cmdline.txt in place.
-const CmdlinePadding = 64
+// CmdlinePadding follows the command line's newline in cmdline.txt and the
+// loader entry: gokrazy rewrites both in place, never changing their length,
+// and its test boot (/update/testboot) inserts " gokrazy.try_boot_inactive=1"
+// (28 bytes) before every newline, pushing the file's tail out. The padding
+// is that tail: room for the root switch and for eight test boots (gokrazy
+// leaves a "gokrazy.switch_on_boot=1" behind after each).
+const CmdlinePadding = 256
+
+// BootFileText is cmdline.txt's content: the command line, the one newline
+// gokrazy's test boot needs, then padding. The Pi firmware reads the first
+// line (and the padding would only be whitespace if it read on).
+func BootFileText(cmdline string) string {
+	return cmdline + "\n" + strings.Repeat(" ", CmdlinePadding)
+}
+
+// LoaderEntry is the systemd-boot entry for UEFI instances. Its first lines
+// end in CR, which systemd-boot takes as a line end and gokrazy's edits
+// leave alone: the test boot's insertion before every LF would otherwise
+// turn "linux /vmlinuz" into a path that does not exist. The options line
+// ends in the one LF, followed by padding (a blank line to systemd-boot).
+func LoaderEntry(cmdline string) string {
+	return "title gokrazy\rlinux /vmlinuz\roptions " + BootFileText(cmdline)
+}
 
 // Options control one build.
 type Options struct {
@@ -625,8 +646,7 @@ func bootFS(cfg *gokconfig.Config, arch, kernelDir, firmwareDir, systemdBoot, cm
 	if err := addHost("vmlinuz", filepath.Join(kernelDir, "vmlinuz")); err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
 	}
-	padded := cmdline + strings.Repeat(" ", CmdlinePadding)
-	if err := b.AddFile("cmdline.txt", []byte(padded)); err != nil {
+	if err := b.AddFile("cmdline.txt", []byte(BootFileText(cmdline))); err != nil {
 		return nil, err
 	}
 	if firmwareDir != "" {
@@ -666,8 +686,7 @@ func bootFS(cfg *gokconfig.Config, arch, kernelDir, firmwareDir, systemdBoot, cm
 		if err := addHost(uefiArch[arch].removable, systemdBoot); err != nil {
 			return nil, err
 		}
-		entry := "title gokrazy\nlinux /vmlinuz\noptions " + padded + "\n"
-		if err := b.AddFile("loader/entries/gokrazy.conf", []byte(entry)); err != nil {
+		if err := b.AddFile("loader/entries/gokrazy.conf", []byte(LoaderEntry(cmdline))); err != nil {
 			return nil, err
 		}
 	}
