@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,19 +38,7 @@ func TestDefaultDevicesTakeOnlyTheR400(t *testing.T) {
 	}
 	fifo := map[string]*os.File{}
 	for name := range ids {
-		stage := filepath.Join(t.TempDir(), name)
-		if err := syscall.Mkfifo(stage, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		w, err := os.OpenFile(stage, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close() })
-		if err := os.Rename(stage, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-		fifo[name] = w
+		fifo[name] = plugFIFO(t, dir, name)
 	}
 
 	c := config.DefaultConfig()

@@ -76,7 +76,14 @@ type presenter struct{ w *os.File }
 
 func plugPresenter(t *testing.T, inputDir string) *presenter {
 	t.Helper()
-	stage := filepath.Join(t.TempDir(), "event7")
+	return &presenter{w: plugFIFO(t, inputDir, "event7")}
+}
+
+// plugFIFO makes a FIFO appear in dir under name at once (as a device node
+// does), with a writer attached so the reader sees no end of file.
+func plugFIFO(t *testing.T, dir, name string) *os.File {
+	t.Helper()
+	stage := filepath.Join(t.TempDir(), name)
 	if err := syscall.Mkfifo(stage, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +92,10 @@ func plugPresenter(t *testing.T, inputDir string) *presenter {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	if err := os.Rename(stage, filepath.Join(inputDir, "event7")); err != nil {
+	if err := os.Rename(stage, filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
-	return &presenter{w: w}
+	return w
 }
 
 // press sends a key stroke stamped now and returns the stamp as the
