@@ -27,6 +27,30 @@ const (
 
 var soundNames = map[Sound]string{Ack: "ack", Saved: "saved", Uploaded: "uploaded", Fault: "fault"}
 
+// ackBase + n is AckProfile(n): beyond the named sounds.
+const ackBase Sound = 100
+
+// MaxAckCount is the most beeps AckProfile counts.
+const MaxAckCount = 8
+
+// AckProfile is the press acknowledgement for the profile at position n
+// (1 to MaxAckCount): n short high beeps, so the customer hears which
+// button was taken; Ack for any other n.
+func AckProfile(n int) Sound {
+	if n < 1 || n > MaxAckCount {
+		return Ack
+	}
+	return ackBase + Sound(n)
+}
+
+// ackCount is the beeps of an AckProfile sound, or 0.
+func (s Sound) ackCount() int {
+	if s > ackBase && s <= ackBase+MaxAckCount {
+		return int(s - ackBase)
+	}
+	return 0
+}
+
 // Sounds lists every sound, in the order of the constants.
 func Sounds() []Sound { return []Sound{Ack, Saved, Uploaded, Fault} }
 
@@ -34,6 +58,9 @@ func Sounds() []Sound { return []Sound{Ack, Saved, Uploaded, Fault} }
 func (s Sound) String() string {
 	if n, ok := soundNames[s]; ok {
 		return n
+	}
+	if n := s.ackCount(); n > 0 {
+		return fmt.Sprintf("ack-%d", n)
 	}
 	return fmt.Sprintf("Sound(%d)", int(s))
 }
@@ -51,6 +78,18 @@ func ParseSound(name string) (Sound, error) {
 // Segments returns the tones that make up s.
 func (s Sound) Segments() []tone.Segment {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	if n := s.ackCount(); n > 0 {
+		// Higher and shorter than Ack, a beat apart: countable, and
+		// unlike the fault's long falling tone.
+		var segs []tone.Segment
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				segs = append(segs, tone.Segment{Dur: ms(90)})
+			}
+			segs = append(segs, tone.Segment{Freq: 2093, Dur: ms(60)})
+		}
+		return segs
+	}
 	switch s {
 	case Ack:
 		return []tone.Segment{{Freq: 1760, Dur: ms(120)}}

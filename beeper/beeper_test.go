@@ -332,3 +332,46 @@ func BenchmarkRenderAck(b *testing.B) {
 		tone.Render(Ack.Segments(), 48000, 2, 0.7)
 	}
 }
+
+// TestAckProfileCounts: the acknowledgement of the profile at position n,
+// played on the fake sound device, is n short high beeps, recognised from
+// the samples; none sounds like another sound or another count.
+func TestAckProfileCounts(t *testing.T) {
+	out := &memOutput{rate: 48000, channels: 1}
+	b := NewWithOutput(DefaultConfig(), nil, out)
+	defer b.Close()
+	seen := map[string]Sound{}
+	for _, s := range Sounds() {
+		b.PlayWait(context.Background(), s)
+		all := out.played()
+		lens, freqs, _ := analyse(all[len(all)-1], 48000)
+		seen[fmt.Sprint(len(lens), freqs)] = s
+	}
+	for n := 1; n <= MaxAckCount; n++ {
+		s := AckProfile(n)
+		if err := b.PlayWait(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		all := out.played()
+		lens, freqs, _ := analyse(all[len(all)-1], 48000)
+		if len(lens) != n {
+			t.Fatalf("%v: %d beeps, want %d", s, len(lens), n)
+		}
+		for i := range lens {
+			if math.Abs(freqs[i]-2093) > 2093*0.01 || lens[i] > 60*48 {
+				t.Errorf("%v beep %d: %v Hz for %d frames, want a short 2093 Hz beep", s, i, freqs[i], lens[i])
+			}
+		}
+		key := fmt.Sprint(len(lens), freqs)
+		if other, dup := seen[key]; dup {
+			t.Errorf("%v sounds like %v", s, other)
+		}
+		seen[key] = s
+		if s.String() != fmt.Sprintf("ack-%d", n) {
+			t.Errorf("AckProfile(%d) is called %q", n, s)
+		}
+	}
+	if AckProfile(0) != Ack || AckProfile(MaxAckCount+1) != Ack {
+		t.Error("a count outside 1..MaxAckCount is not the plain ack")
+	}
+}

@@ -31,6 +31,7 @@ type LEDs struct {
 	mu       sync.Mutex
 	steady   State
 	flash    State
+	flashN   int // the flash is PressedCount(flashN) when > 0
 	flashReq bool
 	err      error // the first error of the light, kept for Err
 }
@@ -92,7 +93,18 @@ func (l *LEDs) Flash(s State) {
 		return
 	}
 	l.mu.Lock()
-	l.flash, l.flashReq = s, true
+	l.flash, l.flashN, l.flashReq = s, 0, true
+	l.mu.Unlock()
+	l.wake()
+}
+
+// FlashPressed shows PressedCount(n) once, then the steady state again.
+func (l *LEDs) FlashPressed(n int) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.flash, l.flashN, l.flashReq = Pressed, n, true
 	l.mu.Unlock()
 	l.wake()
 }
@@ -160,9 +172,12 @@ func (l *LEDs) run() {
 			timerC = timer.Chan()
 		}
 	}
-	start := func(s State, flash bool) {
+	start := func(s State, flash bool, n int) {
 		stop()
 		pat, step, shown, flashing = PatternOf(s), 0, s, flash
+		if flash && n > 0 {
+			pat = PressedCount(n)
+		}
 		if flash && pat.Cycle() == 0 {
 			pat = Pattern{Steps: []Step{{pat.Steps[0].On, flashSteady}}, Once: true}
 		}
@@ -179,23 +194,23 @@ func (l *LEDs) run() {
 			return
 		case <-l.notify:
 			l.mu.Lock()
-			steady, flash, req := l.steady, l.flash, l.flashReq
+			steady, flash, n, req := l.steady, l.flash, l.flashN, l.flashReq
 			l.flashReq = false
 			l.mu.Unlock()
 			switch {
 			case req:
-				start(flash, true)
+				start(flash, true, n)
 			case flashing:
 				// The new steady state follows when the flash ends.
 			case steady != shown:
-				start(steady, false)
+				start(steady, false, 0)
 			}
 		case <-timerC:
 			timer, timerC = nil, nil
 			step++
 			if step == len(pat.Steps) {
 				if pat.Once {
-					start(l.State(), false)
+					start(l.State(), false, 0)
 					continue
 				}
 				step = 0

@@ -3,6 +3,7 @@ package leds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -389,5 +390,51 @@ func TestNilLEDs(t *testing.T) {
 	l.Flash(Pressed)
 	if err := l.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestFlashPressedCountsTheProfile: the acknowledgement of the profile
+// at position n flickers n times, very fast, then the steady state comes
+// back; no count looks like another or like a fault's slow blinks.
+func TestFlashPressedCountsTheProfile(t *testing.T) {
+	seen := map[string]int{}
+	for n := 1; n <= MaxPressedCount; n++ {
+		p := PressedCount(n)
+		on, key := 0, ""
+		for _, st := range p.Steps {
+			if st.On {
+				on++
+				if st.Dur > 100*time.Millisecond {
+					t.Errorf("count %d: an on step of %v is no flicker", n, st.Dur)
+				}
+			}
+			if st.Dur < 50*time.Millisecond {
+				t.Errorf("count %d: step of %v", n, st.Dur)
+			}
+			key += fmt.Sprint(st)
+		}
+		if on != n || !p.Once || !strings.Contains(p.Say, fmt.Sprint(n)) {
+			t.Errorf("count %d: %d flickers, once %v, says %q", n, on, p.Once, p.Say)
+		}
+		for _, s := range States() {
+			if fault := PatternOf(s); fmt.Sprint(fault.Steps) == fmt.Sprint(p.Steps) {
+				t.Errorf("count %d looks like %v", n, s)
+			}
+		}
+		if o, dup := seen[key]; dup {
+			t.Errorf("count %d looks like count %d", n, o)
+		}
+		seen[key] = n
+	}
+	if fmt.Sprint(PressedCount(0).Steps) != fmt.Sprint(PatternOf(Pressed).Steps) {
+		t.Error("count 0 is not the plain press pattern")
+	}
+	for _, n := range []int{1, 3} {
+		l, rec, clk := newRig(t, rigs[0])
+		l.Set(Recording)
+		follow(t, rec, clk, 0, []Step{{true, 0}})
+		l.FlashPressed(n)
+		end := follow(t, rec, clk, 0, PressedCount(n).Steps)
+		follow(t, rec, clk, end, []Step{{true, 0}})
 	}
 }

@@ -112,6 +112,22 @@ func repeat(n int, steps ...Step) []Step {
 	return out
 }
 
+// MaxPressedCount is the most flickers PressedCount counts.
+const MaxPressedCount = 8
+
+// PressedCount is the press acknowledgement for the profile at position
+// n: n very fast flickers, then dark, so the count is seen; unlike the
+// faults' slow blinks. n outside 1..MaxPressedCount is Pressed's pattern.
+func PressedCount(n int) Pattern {
+	if n < 1 || n > MaxPressedCount {
+		return PatternOf(Pressed)
+	}
+	p := Pattern{Steps: repeat(n, Step{true, ms(50)}, Step{false, ms(100)}), Once: true,
+		Say: fmt.Sprintf("flickers very fast %d times (press taken for button %d)", n, n)}
+	p.Steps[len(p.Steps)-1].Dur = ms(600)
+	return p
+}
+
 // PatternOf returns the pattern of s. Unknown states look like Off.
 func PatternOf(s State) Pattern {
 	switch s {

@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -308,6 +309,7 @@ func runTrigger(ctx context.Context, e env, args []string) error {
 	path := fs.String("config", "", "configuration `FILE` of the running service")
 	addr := fs.String("addr", "", "status listener host:port (default: from the configuration)")
 	token := fs.String("token", "", "trigger token (default: status.token, else gokrazy's password)")
+	profile := fs.String("profile", "", "press this `NAME`'s button (trigger.profiles; default: the first profile)")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -320,6 +322,9 @@ func runTrigger(ctx context.Context, e env, args []string) error {
 		url = "http://" + *addr + "/trigger"
 	} else if url, err = triggerURL(c); err != nil {
 		return err
+	}
+	if *profile != "" {
+		url += "?profile=" + neturl.QueryEscape(*profile)
 	}
 	req, err := http.NewRequestWithContext(ctx, "POST", url, nil)
 	if err != nil {
@@ -351,6 +356,10 @@ func runTrigger(ctx context.Context, e env, args []string) error {
 	if err := json.Unmarshal(body, &p); err != nil {
 		return fmt.Errorf("trigger: bad answer %q: %w", body, err)
 	}
-	fmt.Fprintf(e.stdout, "pressed at %s: capture #%d %s\n", p.Time.UTC().Format(time.RFC3339Nano), p.Window, p.Decision)
+	prof := ""
+	if p.Profile != "" {
+		prof = " (profile " + p.Profile + ")"
+	}
+	fmt.Fprintf(e.stdout, "pressed at %s%s: capture #%d %s\n", p.Time.UTC().Format(time.RFC3339Nano), prof, p.Window, p.Decision)
 	return nil
 }

@@ -341,3 +341,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestTriggerProfile: `probe trigger -profile NAME` presses that
+// profile's button through the HTTP endpoint; an unknown name is refused
+// (400) and presses nothing.
+func TestTriggerProfile(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	addr := freeLoopbackAddr(t)
+	c := runConfig(t, pair.Host, addr)
+	c.Trigger.Profiles = []config.Profile{{Name: "phone", Keys: []string{"KEY_PAGEUP"}}, {Name: "internet", Keys: []string{"KEY_PAGEDOWN"}}}
+	cfgPath, out := startRun(t, c)
+	var tout, terr bytes.Buffer
+	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-profile", "internet"}); err != nil ||
+		!strings.Contains(tout.String(), "(profile internet): capture #1 opened") {
+		t.Fatalf("trigger -profile internet: %v, said %q", err, tout.String())
+	}
+	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-profile", "tv"}); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("trigger -profile tv = %v, want 400", err)
+	}
+	waitOutput(t, out, "capture #1 saved")
+	s := getStatus(t, addr)
+	if len(s.Presses) != 1 || s.Presses[0].Profile != "internet" || len(s.Presses[0].Files) != 1 || !strings.Contains(s.Presses[0].Files[0], "_internet_") {
+		t.Errorf("status after the press: %+v", s.Presses)
+	}
+}

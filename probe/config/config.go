@@ -179,6 +179,54 @@ type Trigger struct {
 	// Devices are the accepted input devices; a device is accepted if
 	// any entry matches.
 	Devices []Device `json:"devices"`
+	// Profiles give the buttons meaning: a key presses the profile that
+	// lists it, a key in none the first profile. Empty: every key is the
+	// same press, with before, after and exports above.
+	Profiles []Profile `json:"profiles"`
+}
+
+// MaxProfiles bounds the profiles: the acknowledgement counts the
+// profile's position in beeps and flickers.
+const MaxProfiles = 8
+
+// Profile is what one button means.
+type Profile struct {
+	// Name is in file names, the manifest and ?profile=: lower-case
+	// letters, digits, '-'.
+	Name string `json:"name"`
+	// Label is for people ("phone"); empty: the name.
+	Label string `json:"label"`
+	// Keys press this profile; each must be one a device entry accepts.
+	Keys []string `json:"keys"`
+	// Before and After replace trigger.before and trigger.after; 0 keeps
+	// those.
+	Before Duration `json:"before"`
+	After  Duration `json:"after"`
+	// Exports replace the top-level exports; empty keeps those.
+	Exports []Export `json:"exports"`
+}
+
+// ProfileIndex returns the position of the named profile, or -1.
+func (t Trigger) ProfileIndex(name string) int {
+	for i, p := range t.Profiles {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Span returns the profile's before and after, the trigger's where it
+// keeps them.
+func (t Trigger) Span(p Profile) (before, after time.Duration) {
+	before, after = t.Before.D(), t.After.D()
+	if p.Before > 0 {
+		before = p.Before.D()
+	}
+	if p.After > 0 {
+		after = p.After.D()
+	}
+	return before, after
 }
 
 // Device names accepted input devices.

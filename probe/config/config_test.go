@@ -143,6 +143,23 @@ func TestValidateErrors(t *testing.T) {
 		{"product", func(c *Config) { c.Trigger.Devices[0].Product = "12345" }, "trigger.devices[0].product", "hex"},
 		{"any device", func(c *Config) { c.Trigger.Devices = []Device{{}} }, "trigger.devices[0]", "matches every input device"},
 		{"key", func(c *Config) { c.Trigger.Devices[0].Keys = []string{"KEY_PAGEUP", "KEY_NEXTSLIDE"} }, "trigger.devices[0].keys[1]", "unknown key"},
+		{"profile name", func(c *Config) { c.Trigger.Profiles = []Profile{{Name: "Phone_1"}} }, "trigger.profiles[0].name", "not a profile name"},
+		{"profile dup", func(c *Config) { c.Trigger.Profiles = []Profile{{Name: "tv"}, {Name: "tv"}} }, "trigger.profiles[1].name", "used twice"},
+		{"profile key unknown", func(c *Config) { c.Trigger.Profiles = []Profile{{Name: "tv", Keys: []string{"KEY_NOPE"}}} }, "trigger.profiles[0].keys[0]", "unknown key"},
+		{"profile key not sent", func(c *Config) { c.Trigger.Profiles = []Profile{{Name: "tv", Keys: []string{"KEY_A"}}} }, "trigger.profiles[0].keys[0]", "not among the keys"},
+		{"profile key twice", func(c *Config) {
+			c.Trigger.Profiles = []Profile{{Name: "tv", Keys: []string{"KEY_DOT"}}, {Name: "phone", Keys: []string{"KEY_DOT"}}}
+		}, "trigger.profiles[1].keys[0]", `already presses profile "tv"`},
+		{"profile before", func(c *Config) { c.Trigger.Profiles = []Profile{{Name: "tv", Before: Duration(-time.Second)}} }, "trigger.profiles[0].before", "not between"},
+		{"profile max age", func(c *Config) {
+			c.Ring.MaxAge = Duration(5 * time.Minute)
+			c.Trigger.Profiles = []Profile{{Name: "tv", Before: Duration(10 * time.Minute)}}
+		}, "trigger.profiles[0].before", "exceeds ring.max_age"},
+		{"profile max window", func(c *Config) { c.Trigger.Profiles = []Profile{{Name: "tv", Before: Duration(time.Hour)}} }, "trigger.max_window", `profile "tv"`},
+		{"profile export", func(c *Config) {
+			c.Trigger.Profiles = []Profile{{Name: "tv", Exports: []Export{{Name: "a", Filter: "udp portrange 9-"}}}}
+		}, "trigger.profiles[0].exports[0].filter", "does not compile"},
+		{"too many profiles", func(c *Config) { c.Trigger.Profiles = make([]Profile, MaxProfiles+1) }, "trigger.profiles", "at most 8"},
 		{"no exports", func(c *Config) { c.Exports = nil }, "exports", "at least one"},
 		{"export name", func(c *Config) { c.Exports = []Export{{Name: "phone/1"}} }, "exports[0].name", "not usable"},
 		{"export name empty", func(c *Config) { c.Exports = []Export{{}} }, "exports[0].name", "not usable"},

@@ -174,10 +174,16 @@ func (c *Config) network(linksSet bool) {
 		c.Links = c.Network.portLinks()
 	}
 	if c.Network.Mode == ModeInline {
-		for i := range c.Exports {
-			if c.Exports[i].Format == "" {
-				c.Exports[i].Format = "pcapng"
+		pcapng := func(es []Export) {
+			for i := range es {
+				if es[i].Format == "" {
+					es[i].Format = "pcapng"
+				}
 			}
+		}
+		pcapng(c.Exports)
+		for _, p := range c.Trigger.Profiles {
+			pcapng(p.Exports)
 		}
 	}
 }

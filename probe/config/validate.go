@@ -16,6 +16,7 @@ import (
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/internal/release"
 	"github.com/presscap/presscap/probe/capture"
+	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/probe/filter"
 	"github.com/presscap/presscap/probe/ports"
 	"github.com/presscap/presscap/probe/trigger"
@@ -233,7 +234,14 @@ type duration struct {
 }
 
 func (c Config) durations() []duration {
+	// A profile's before and after count with the longest of them.
+	var pb, pa Duration
+	for _, p := range c.Trigger.Profiles {
+		pb, pa = max(pb, p.Before), max(pa, p.After)
+	}
 	return []duration{
+		{"trigger.profiles[].before", pb, true},
+		{"trigger.profiles[].after", pa, true},
 		{"ring.max_age", c.Ring.MaxAge, false},
 		{"trigger.before", c.Trigger.Before, true},
 		{"trigger.after", c.Trigger.After, true},
@@ -308,6 +316,75 @@ func (c Config) checkTrigger() Errors {
 			}
 		}
 	}
+	es = append(es, c.checkProfiles()...)
+	return es
+}
+
+// checkProfiles checks trigger.profiles: names fit file names, each key
+// is one an accepted device may send and presses one profile only.
+func (c Config) checkProfiles() Errors {
+	var es Errors
+	t := c.Trigger
+	if len(t.Profiles) > MaxProfiles {
+		es.Add("trigger.profiles", "%d profiles, at most %d (the acknowledgement counts them)", len(t.Profiles), MaxProfiles)
+	}
+	sendable := func(code uint16) bool {
+		for _, d := range t.Devices {
+			if len(d.Keys) == 0 {
+				return true
+			}
+			for _, k := range d.Keys {
+				if dc, err := trigger.KeyCode(k); err == nil && dc == code {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	names := map[string]bool{}
+	keys := map[uint16]string{}
+	for i, p := range t.Profiles {
+		f := fmt.Sprintf("trigger.profiles[%d]", i)
+		if err := filenames.CheckProfile(p.Name); err != nil {
+			es.AddErr(f+".name", "not usable", err)
+		}
+		if names[p.Name] {
+			es.Add(f+".name", "%q is used twice", p.Name)
+		}
+		names[p.Name] = true
+		for j, k := range p.Keys {
+			kf := fmt.Sprintf("%s.keys[%d]", f, j)
+			code, err := trigger.KeyCode(k)
+			switch {
+			case err != nil:
+				es.AddErr(kf, "unknown key", err)
+			case !sendable(code):
+				es.Add(kf, "%s is not among the keys of any trigger.devices entry", k)
+			case keys[code] != "":
+				es.Add(kf, "%s already presses profile %q", k, keys[code])
+			default:
+				keys[code] = p.Name
+			}
+		}
+		if p.Before < 0 || p.Before.D() > MaxDuration {
+			es.Add(f+".before", "%v is not between 0 (trigger.before) and %v", p.Before.D(), MaxDuration)
+			continue
+		}
+		if p.After < 0 || p.After.D() > MaxDuration {
+			es.Add(f+".after", "%v is not between 0 (trigger.after) and %v", p.After.D(), MaxDuration)
+			continue
+		}
+		before, after := t.Span(p)
+		if c.Ring.MaxAge > 0 && before+after > c.Ring.MaxAge.D() {
+			es.Add(f+".before", "before + after = %v exceeds ring.max_age %v", before+after, c.Ring.MaxAge.D())
+		}
+		if t.Repeat == RepeatExtend && t.MaxWindow.D() < before+after {
+			es.Add("trigger.max_window", "%v is shorter than profile %q's before + after (%v)", t.MaxWindow.D(), p.Name, before+after)
+		}
+		if len(p.Exports) > 0 {
+			es = append(es, c.checkExportList(f+".exports", p.Exports)...)
+		}
+	}
 	return es
 }
 
@@ -328,13 +405,20 @@ func (c Config) checkExports() Errors {
 	if len(c.Exports) == 0 {
 		es.Add("exports", "at least one export is needed")
 	}
+	return append(es, c.checkExportList("exports", c.Exports)...)
+}
+
+// checkExportList checks the exports at field (the top level's or a
+// profile's).
+func (c Config) checkExportList(field string, exports []Export) Errors {
+	var es Errors
 	links := map[string]bool{}
 	for _, l := range c.Links {
 		links[l.LinkName()] = true
 	}
 	names := map[string]bool{}
-	for i, e := range c.Exports {
-		f := fmt.Sprintf("exports[%d]", i)
+	for i, e := range exports {
+		f := fmt.Sprintf("%s[%d]", field, i)
 		if !nameRE.MatchString(e.Name) {
 			es.Add(f+".name", "%q is not usable in a file name (letters, digits, '.', '-', '_')", e.Name)
 		}

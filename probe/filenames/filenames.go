@@ -32,6 +32,32 @@ func Base(host string, t time.Time, synced bool) string {
 	return host + "_" + Stamp(t, synced)
 }
 
+// WithProfile is base with the press's profile ("<base>_<profile>"), or
+// base when the press had none (no profiles configured).
+func WithProfile(base, profile string) string {
+	if profile == "" {
+		return base
+	}
+	return base + "_" + profile
+}
+
+// MaxProfile is the longest profile name.
+const MaxProfile = 20
+
+var profileRE = regexp.MustCompile(`^` + profilePat + `$`)
+
+// profilePat is a profile name: lower-case letters, digits and '-', so
+// that it never reads as the next field of a name.
+const profilePat = `[a-z0-9][a-z0-9-]{0,19}`
+
+// CheckProfile says whether name may name a profile.
+func CheckProfile(name string) error {
+	if !profileRE.MatchString(name) {
+		return fmt.Errorf("%q is not a profile name (1 to %d lower-case letters, digits, '-'; starting with a letter or digit)", name, MaxProfile)
+	}
+	return nil
+}
+
 // MaxLabel is the longest label the provider may give a probe.
 const MaxLabel = 40
 
@@ -68,10 +94,11 @@ func Manifest(base string) string { return base + "_manifest.json" }
 func Report(base string) string { return base + "_report.html" }
 
 // tail is what follows "<host>_" in every name Capture, Manifest and
-// Report give, with an export name as the configuration allows it
+// Report give (after the profile, if any), with an export name as the
+// configuration allows it
 // (letters, digits, '.', '-', '_'). Later kinds of files add an
 // alternative here.
-const tail = `[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(` + unsynced + `)?_` +
+const tail = `[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(` + unsynced + `)?(_` + profilePat + `)?_` +
 	`([A-Za-z0-9][A-Za-z0-9._-]*\.(pcap|pcapng)|manifest\.json|report\.html)`
 
 // producedRE matches every name the probe gives, with a host as the

@@ -11,10 +11,25 @@ func TestProducedMatchesWhatIsGiven(t *testing.T) {
 	at := time.Date(2026, 11, 27, 2, 0, 0, 123e6, time.FixedZone("x", 3600))
 	for _, synced := range []bool{true, false} {
 		base := Base("probe-1.lan_x", at, synced)
-		for _, n := range []string{Capture(base, "all", "pcap"), Capture(base, "sip.v4-x_y", "pcapng"), Manifest(base), Report(base)} {
-			if !Produced(n) {
-				t.Errorf("%s is given but not recognised", n)
+		for _, b := range []string{base, WithProfile(base, "phone"), WithProfile(base, "tv-2")} {
+			for _, n := range []string{Capture(b, "all", "pcap"), Capture(b, "sip.v4-x_y", "pcapng"), Manifest(b), Report(b)} {
+				if !Produced(n) || !ProducedBy(n, []string{"probe-1.lan_x"}) {
+					t.Errorf("%s is given but not recognised", n)
+				}
 			}
+		}
+	}
+	if got := WithProfile("h_20261127T010000.123Z", "phone"); got != "h_20261127T010000.123Z_phone" {
+		t.Errorf("profile base %s", got)
+	}
+	for _, p := range []string{"phone", "a", "tv-2"} {
+		if err := CheckProfile(p); err != nil {
+			t.Errorf("profile %q refused: %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "Phone", "a_b", "-x", "a.b", "../x", "abcdefghijklmnopqrstu"} {
+		if err := CheckProfile(p); err == nil {
+			t.Errorf("profile %q accepted", p)
 		}
 	}
 	if got := Base("h", at, false); got != "h_20261127T010000.123Z-unsynced" {
@@ -23,7 +38,7 @@ func TestProducedMatchesWhatIsGiven(t *testing.T) {
 	for _, n := range []string{"holiday.jpg", "h_20261127T010000.123Z_all.txt", "h_20261127T010000Z_all.pcap",
 		"_20261127T010000.123Z_all.pcap", "h_20261127T010000.123Z_.pcap", "h_20261127T010000.123Z_all.pcap.part",
 		".tmp-h_20261127T010000.123Z_manifest.json", "h_20261127T010000.123Z_x.json", "h_20261127T010000.123Z-synced_all.pcap",
-		"h_20261127T010000.123Z_report.htm", "h_20261127T010000.123Z_x_report.html.part", ".partial-h_20261127T010000.123Z_report.html"} {
+		"h_20261127T010000.123Z_report.htm", "h_20261127T010000.123Z_Phone_manifest.json", "h_20261127T010000.123Z_a_b_manifest.json", "h_20261127T010000.123Z_x_report.html.part", ".partial-h_20261127T010000.123Z_report.html"} {
 		if Produced(n) {
 			t.Errorf("%s recognised, but the probe never gives it", n)
 		}

@@ -15,7 +15,7 @@ type sounds struct {
 }
 
 func (s *sounds) add(x string) { s.mu.Lock(); s.list = append(s.list, x); s.mu.Unlock() }
-func (s *sounds) Pressed()     { s.add("pressed") }
+func (s *sounds) Pressed(int)  { s.add("pressed") }
 func (s *sounds) Saved()       { s.add("saved") }
 func (s *sounds) Uploaded()    { s.add("uploaded") }
 func (s *sounds) Fault(r string) {
@@ -34,7 +34,7 @@ func TestEvening(t *testing.T) {
 	fb.Uploaded()
 	fb.Fault(FaultUpload)
 	fb.Fault(FaultRecovery)
-	fb.Pressed()
+	fb.Pressed(0)
 	fb.Saved()
 	fb.Fault(FaultNotSaved)
 	want := []string{"pressed", "saved", "fault: " + FaultNotSaved}

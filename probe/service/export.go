@@ -49,7 +49,9 @@ type ManifestLink struct {
 // Manifest describes one window's files; it is written beside them, after
 // them, so a manifest means the files are complete.
 type Manifest struct {
-	Host        string         `json:"host"`
+	Host string `json:"host"`
+	// Profile is the button's meaning (trigger.profiles); absent without.
+	Profile     string         `json:"profile,omitempty"`
 	PressTime   time.Time      `json:"press_time"`
 	Presses     []PressInfo    `json:"presses"`
 	From        time.Time      `json:"window_from"`
@@ -107,10 +109,10 @@ type ManifestFile struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// FileBase is "<hostname>_<stamp>", the start of every file of a window
+// FileBase is "<hostname>_<stamp>[_<profile>]", the start of every file of a window
 // (see package filenames).
 func FileBase(host string, w *Window) string {
-	return filenames.Base(host, w.First().Time, w.Synced())
+	return filenames.WithProfile(filenames.Base(host, w.First().Time, w.Synced()), w.Profile)
 }
 
 // setupError is an export failure that comes out the same on every try:
@@ -478,7 +480,7 @@ func (c *cut) abort() {
 // manifest. lag, if not nil, goes into the manifest.
 func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	w := c.w
-	man := Manifest{Host: c.host, PressTime: w.First().Time.UTC(), Presses: w.Presses,
+	man := Manifest{Host: c.host, Profile: c.w.Profile, PressTime: w.First().Time.UTC(), Presses: w.Presses,
 		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
 		Recovered: w.Recovered, Links: c.links}
 	if w.Recovered {

@@ -15,13 +15,18 @@ type DeviceFeedback struct {
 	LEDs   *leds.LEDs
 }
 
-// Pressed beeps and flashes the LED.
-func (f DeviceFeedback) Pressed() {
+// Pressed beeps and flashes the LED: n times for the profile at
+// position n, today's single ack without profiles (n 0).
+func (f DeviceFeedback) Pressed(n int) {
 	if f.Beeper != nil {
-		f.Beeper.Play(beeper.Ack)
+		f.Beeper.Play(beeper.AckProfile(n))
 	}
 	if f.LEDs != nil {
-		f.LEDs.Flash(leds.Pressed)
+		if n > 0 {
+			f.LEDs.FlashPressed(n)
+		} else {
+			f.LEDs.Flash(leds.Pressed)
+		}
 	}
 }
 

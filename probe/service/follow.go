@@ -111,10 +111,10 @@ func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced
 		if prog != nil && (prog.Ring != cur || prog.Dir != dir) {
 			prog = nil
 		}
-		c, err := openCut(ring, wc, s.specs, s.host, dir, prog)
+		c, err := openCut(ring, wc, s.specsFor(wc), s.host, dir, prog)
 		if err != nil && prog != nil {
 			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
-			c, err = openCut(ring, wc, s.specs, s.host, dir, nil)
+			c, err = openCut(ring, wc, s.specsFor(wc), s.host, dir, nil)
 		}
 		if err != nil {
 			s.logf("capture #%d: cannot write its files during the window (%v): they are cut at its end", w.ID, err)

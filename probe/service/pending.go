@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/presscap/presscap/probe/filenames"
 	"github.com/presscap/presscap/ringfs/atomicfile"
 )
 
@@ -23,6 +24,7 @@ const PendingDirName = "pending"
 // export filters are not in it: they come from the configuration.
 type pendingRecord struct {
 	ID        int         `json:"id"`
+	Profile   string      `json:"profile,omitempty"`
 	From      time.Time   `json:"from"`
 	To        time.Time   `json:"to"`
 	Synced    bool        `json:"clock_synced"`
@@ -58,7 +60,7 @@ func (p pendingStore) save(w Window) error {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return fmt.Errorf("pending record: %w", err)
 	}
-	rec := pendingRecord{ID: w.ID, From: w.From.UTC(), To: w.To.UTC(), Synced: w.Synced(),
+	rec := pendingRecord{ID: w.ID, Profile: w.Profile, From: w.From.UTC(), To: w.To.UTC(), Synced: w.Synced(),
 		Recovered: w.Recovered, Restarted: w.Restarted, Ring: w.Ring, BootID: w.BootID, EndBoot: int64(w.EndBoot),
 		Progress: w.progress}
 	for _, pr := range w.Presses {
@@ -139,13 +141,16 @@ func parseRecord(path string, b []byte) (*Window, error) {
 		return nil, bad(-1, "to", fmt.Errorf("%s is not after from %s", rec.To.Format(time.RFC3339Nano), rec.From.Format(time.RFC3339Nano)))
 	case len(rec.Presses) == 0:
 		return nil, bad(-1, "presses", errors.New("no press"))
+	case rec.Profile != "" && filenames.CheckProfile(rec.Profile) != nil:
+		// It goes into file names.
+		return nil, bad(-1, "profile", filenames.CheckProfile(rec.Profile))
 	}
 	for i, pr := range rec.Presses {
 		if pr.Time.IsZero() {
 			return nil, bad(-1, fmt.Sprintf("presses[%d].time", i), errors.New("missing"))
 		}
 	}
-	return &Window{ID: rec.ID, From: rec.From, To: rec.To, Presses: rec.Presses,
+	return &Window{ID: rec.ID, Profile: rec.Profile, From: rec.From, To: rec.To, Presses: rec.Presses,
 		Recovered: rec.Recovered, Restarted: rec.Restarted, Ring: rec.Ring,
 		BootID: rec.BootID, EndBoot: time.Duration(rec.EndBoot), progress: rec.Progress}, nil
 }

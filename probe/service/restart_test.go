@@ -59,7 +59,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 		}
 	})
 	sender, frames, base := warmUp(t, r1, pair)
-	p, err := r1.svc.Trigger("local")
+	p, err := r1.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 	}
 	r3, _ := startStoppable(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r3.svc.Storage().State().State == DiskRecording })
-	p3, err := r3.svc.Trigger("local")
+	p3, err := r3.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestRecoveredOpenWindow(t *testing.T) {
 	}
 	r, _ := startStoppable(t, c, nil)
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
-	p, err := r.svc.Trigger("local")
+	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,10 @@ import (
 
 // Feedback is what the customer sees and hears. Each call returns at once.
 type Feedback interface {
-	// Pressed acknowledges a press (beep and LED flash).
-	Pressed()
+	// Pressed acknowledges a press (beep and LED flash); n is the
+	// profile's position from 1 (as many beeps and flickers), 0 without
+	// profiles.
+	Pressed(n int)
 	// Saved says the files of a capture are written.
 	Saved()
 	// State shows the steady state: "recording", "saving", or a fault
@@ -40,7 +42,7 @@ type Feedback interface {
 // NopFeedback shows nothing.
 type NopFeedback struct{}
 
-func (NopFeedback) Pressed()     {}
+func (NopFeedback) Pressed(int)  {}
 func (NopFeedback) Saved()       {}
 func (NopFeedback) State(string) {}
 func (NopFeedback) Fault(string) {}
@@ -94,8 +96,12 @@ type Service struct {
 	watcher *trigger.Watcher
 	capt    *capture.Capture
 	specs   []ExportSpec
-	started time.Time
-	bootID  string // see readBootID
+	// profSpecs are the profiles' own exports, by profile; keyProfile
+	// the profile each configured key presses, by key name.
+	profSpecs  map[string][]ExportSpec
+	keyProfile map[string]string
+	started    time.Time
+	bootID     string // see readBootID
 
 	presses chan pressReq
 	// pend keeps open windows on disk; persist feeds the one goroutine
@@ -262,10 +268,53 @@ func New(o Options) (*Service, error) {
 			sides[l.LinkName()] = LinkSide{Side: l.Side, Inbound: l.Inbound}
 		}
 	}
-	for _, e := range c.Exports {
-		s.specs = append(s.specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides})
+	s.specs = exportSpecs(c.Exports, sides)
+	s.profSpecs = map[string][]ExportSpec{}
+	s.keyProfile = map[string]string{}
+	for _, p := range c.Trigger.Profiles {
+		if s.windows.Spans == nil {
+			s.windows.Spans = map[string]Span{}
+		}
+		b, a := c.Trigger.Span(p)
+		s.windows.Spans[p.Name] = Span{Before: b, After: a}
+		if len(p.Exports) > 0 {
+			s.profSpecs[p.Name] = exportSpecs(p.Exports, sides)
+		}
+		for _, k := range p.Keys {
+			code, _ := trigger.KeyCode(k) // validated
+			s.keyProfile[trigger.KeyName(code)] = p.Name
+		}
 	}
 	return s, nil
+}
+
+func exportSpecs(es []config.Export, sides map[string]LinkSide) []ExportSpec {
+	var specs []ExportSpec
+	for _, e := range es {
+		specs = append(specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides})
+	}
+	return specs
+}
+
+// specsFor returns the exports of w's profile: its own, else the
+// top-level ones (also for a recovered window whose profile is gone).
+func (s *Service) specsFor(w *Window) []ExportSpec {
+	if sp, ok := s.profSpecs[w.Profile]; ok {
+		return sp
+	}
+	return s.specs
+}
+
+// keyProfile returns the profile a key presses: the one listing it, else
+// the first (the default); "" without profiles.
+func (s *Service) profileOfKey(key string) string {
+	if p, ok := s.keyProfile[key]; ok {
+		return p
+	}
+	if len(s.cfg.Trigger.Profiles) > 0 {
+		return s.cfg.Trigger.Profiles[0].Name
+	}
+	return ""
 }
 
 // deviceMatches turns the configured devices into the watcher's matches;
@@ -413,7 +462,8 @@ func (s *Service) Run(ctx context.Context) error {
 			<-persisted
 			return ctx.Err()
 		case kp := <-keys:
-			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: trigger.KeyName(kp.Key), Received: time.Now()})
+			key := trigger.KeyName(kp.Key)
+			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.profileOfKey(key), Received: time.Now()})
 		case req := <-s.presses:
 			req.reply <- s.press(req.p)
 		case <-timer.C:
@@ -433,11 +483,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// Trigger presses the button on behalf of source (the HTTP endpoint,
-// `probe trigger`). It implements status.Source.
-func (s *Service) Trigger(source string) (status.Press, error) {
+// Trigger presses profile's button (empty: the default profile) on behalf
+// of source (the HTTP endpoint, `probe trigger`). It implements
+// status.Source.
+func (s *Service) Trigger(source, profile string) (status.Press, error) {
+	if profile == "" {
+		profile = s.profileOfKey("")
+	} else if s.cfg.Trigger.ProfileIndex(profile) < 0 {
+		return status.Press{}, fmt.Errorf("%w: %q", status.ErrNoProfile, profile)
+	}
 	now := time.Now()
-	req := pressReq{p: PressInfo{Time: now, Source: source, Received: now}, reply: make(chan status.Press, 1)}
+	req := pressReq{p: PressInfo{Time: now, Source: source, Profile: profile, Received: now}, reply: make(chan status.Press, 1)}
 	select {
 	case s.presses <- req:
 	case <-time.After(5 * time.Second):
@@ -448,11 +504,11 @@ func (s *Service) Trigger(source string) (status.Press, error) {
 
 // press handles one press from the service goroutine.
 func (s *Service) press(p PressInfo) status.Press {
-	s.fb.Pressed() // first: the customer must hear it within 100 ms
+	s.fb.Pressed(s.cfg.Trigger.ProfileIndex(p.Profile) + 1) // first: the customer must hear it within 100 ms
 	p.Synced = s.clock.Synced()
 	s.mu.Lock()
 	d, w := s.windows.Press(p)
-	sp := status.Press{Time: p.Time, Source: p.Source, Synced: p.Synced, Decision: d.String(), Window: w.ID}
+	sp := status.Press{Time: p.Time, Source: p.Source, Profile: p.Profile, Synced: p.Synced, Decision: d.String(), Window: w.ID}
 	s.recent = append(s.recent, sp)
 	if n := s.cfg.Status.RecentPresses; n > 0 && len(s.recent) > n {
 		s.recent = s.recent[len(s.recent)-n:]
@@ -483,6 +539,9 @@ func (s *Service) press(p PressInfo) status.Press {
 	key := ""
 	if p.Key != "" {
 		key = " " + p.Key
+	}
+	if p.Profile != "" {
+		key += " [" + p.Profile + "]"
 	}
 	switch d {
 	case Opened:
@@ -711,7 +770,7 @@ func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *Win
 	}
 	if p := w.progress; c == nil && p != nil && p.Ring == cur && p.Dir == dir {
 		var err error
-		if c, err = openCut(ring, w, s.specs, s.host, dir, p); err != nil {
+		if c, err = openCut(ring, w, s.specsFor(w), s.host, dir, p); err != nil {
 			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
 			c = nil
 		} else {
@@ -719,7 +778,7 @@ func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *Win
 		}
 	}
 	if c == nil {
-		return Export(ctx, ring, w, s.specs, s.host, dir, lag)
+		return Export(ctx, ring, w, s.specsFor(w), s.host, dir, lag)
 	}
 	c.w = w // as it ended, with every press
 	if err := c.step(ctx, ring, w.To, true); err != nil {

@@ -46,14 +46,16 @@ func r400(f *os.File) (trigger.DeviceInfo, error) {
 type fakeFeedback struct {
 	mu      sync.Mutex
 	pressed []time.Time
+	acks    []int // Pressed's n: the profile's position, 0 without
 	saved   int
 	faults  []string
 	states  []string
 }
 
-func (f *fakeFeedback) Pressed() {
+func (f *fakeFeedback) Pressed(n int) {
 	f.mu.Lock()
 	f.pressed = append(f.pressed, time.Now())
+	f.acks = append(f.acks, n)
 	f.mu.Unlock()
 }
 func (f *fakeFeedback) Saved()    { f.mu.Lock(); f.saved++; f.mu.Unlock() }
@@ -452,7 +454,7 @@ func TestPressBeforeClockSync(t *testing.T) {
 	if err := sender.Send(netnstest.Frames(5)...); err != nil {
 		t.Fatal(err)
 	}
-	p, err := r.svc.Trigger("local")
+	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +550,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(queue, planted), []byte("planted"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.Trigger("local"); err != nil {
+	if _, err := r.svc.Trigger("local", ""); err != nil {
 		t.Fatal(err)
 	}
 	res := r.waitExport(t, 20*time.Second)
@@ -594,7 +596,7 @@ func TestUploadAfterCapture(t *testing.T) {
 
 	// Server down: the next capture's upload fails, and the page says why.
 	srv.Stop()
-	if _, err := r.svc.Trigger("local"); err != nil {
+	if _, err := r.svc.Trigger("local", ""); err != nil {
 		t.Fatal(err)
 	}
 	if res := r.waitExport(t, 20*time.Second); res.err != nil {
@@ -656,7 +658,7 @@ func TestDiskFullAtExport(t *testing.T) {
 		}
 	}
 	ff.Close()
-	p1, err := r.svc.Trigger("local")
+	p1, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -697,7 +699,7 @@ func TestDiskFullAtExport(t *testing.T) {
 	if err := sender.Send(netnstest.Frames(5)...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.Trigger("local"); err != nil {
+	if _, err := r.svc.Trigger("local", ""); err != nil {
 		t.Fatal(err)
 	}
 	if res := r.waitExport(t, 20*time.Second); res.err != nil {
@@ -721,7 +723,7 @@ func TestMissingLink(t *testing.T) {
 	if len(s.Faults) != 1 || !strings.Contains(s.Faults[0], c.Links[0].Interface) {
 		t.Errorf("faults %v", s.Faults)
 	}
-	if _, err := r.svc.Trigger("local"); err != nil {
+	if _, err := r.svc.Trigger("local", ""); err != nil {
 		t.Fatal(err)
 	}
 	if res := r.waitExport(t, 20*time.Second); res.err != nil || res.man.Files[0].Packets != 0 {
@@ -827,7 +829,7 @@ func TestRingRules(t *testing.T) {
 		return s.Links[0].Written > 0
 	})
 	time.Sleep(1100 * time.Millisecond)
-	p, err := r.svc.Trigger("local")
+	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -896,7 +898,7 @@ func TestExportPerLink(t *testing.T) {
 		return s.Links[0].Written > 0 && s.Links[1].Written > 0
 	})
 	time.Sleep(1100 * time.Millisecond)
-	if _, err := r.svc.Trigger("local"); err != nil {
+	if _, err := r.svc.Trigger("local", ""); err != nil {
 		t.Fatal(err)
 	}
 	for i, f := range frames {
@@ -945,7 +947,7 @@ func TestAfterZeroIntoStorageRoot(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	p, err := r.svc.Trigger("local")
+	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}

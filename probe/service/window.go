@@ -17,7 +17,9 @@ const (
 
 // Window is one capture: the presses it covers and the interval to cut.
 type Window struct {
-	ID      int
+	ID int
+	// Profile is the button's meaning (trigger.profiles), "" without.
+	Profile string
 	Presses []PressInfo
 	From    time.Time // first press − before
 	To      time.Time // last press + after, at most From + max window
@@ -52,6 +54,8 @@ type PressInfo struct {
 	Synced bool      `json:"clock_synced"`
 	Source string    `json:"source"` // device path, "http" or "local"
 	Key    string    `json:"key,omitempty"`
+	// Profile is the profile the press was for ("" without profiles).
+	Profile string `json:"profile,omitempty"`
 	// Received is when the service got the press (time.Now, with its
 	// monotonic reading); zero means Time.
 	Received time.Time `json:"-"`
@@ -82,14 +86,28 @@ func (w *Window) Synced() bool {
 // the service owns it from one goroutine.
 type Windows struct {
 	Before, After time.Duration
-	MaxWindow     time.Duration // bound on an extended window; 0 = none
-	Repeat        string
+	// Spans are the profiles' before and after, by name; a press for a
+	// profile not in it gets Before and After.
+	Spans     map[string]Span
+	MaxWindow time.Duration // bound on an extended window; 0 = none
+	Repeat    string
 	// Taken, if set, says an id is in use by a record this run could not
 	// list: a new window skips it (up to maxSkip ids in a row).
 	Taken func(id int) bool
 
 	nextID  int
 	pending []*Window
+}
+
+// Span is a profile's window around its press.
+type Span struct{ Before, After time.Duration }
+
+// span returns the before and after of profile.
+func (ws *Windows) span(profile string) (before, after time.Duration) {
+	if sp, ok := ws.Spans[profile]; ok {
+		return sp.Before, sp.After
+	}
+	return ws.Before, ws.After
 }
 
 // maxSkip bounds the ids Press skips for Taken, should everything look
@@ -112,12 +130,13 @@ func (d Decision) String() string {
 // Press adds a press and returns what it did and the window concerned.
 // A press is inside an open window when it comes before the window's end.
 func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
-	if open := ws.openAt(p.Time); open != nil {
+	before, after := ws.span(p.Profile)
+	if open := ws.openAt(p.Time, p.Profile); open != nil {
 		switch ws.Repeat {
 		case RepeatIgnore:
 			return Ignored, open
 		case RepeatExtend, "":
-			to := p.Time.Add(ws.After)
+			to := p.Time.Add(after)
 			if ws.MaxWindow > 0 {
 				if limit := open.From.Add(ws.MaxWindow); to.After(limit) {
 					to = limit
@@ -135,7 +154,7 @@ func (ws *Windows) Press(p PressInfo) (Decision, *Window) {
 	for i := 0; ws.Taken != nil && i < maxSkip && ws.Taken(ws.nextID); i++ {
 		ws.nextID++
 	}
-	w := &Window{ID: ws.nextID, Presses: []PressInfo{p}, From: p.Time.Add(-ws.Before), To: p.Time.Add(ws.After)}
+	w := &Window{ID: ws.nextID, Profile: p.Profile, Presses: []PressInfo{p}, From: p.Time.Add(-before), To: p.Time.Add(after)}
 	w.due = dueFor(p, w.To)
 	ws.pending = append(ws.pending, w)
 	return Opened, w
@@ -164,11 +183,12 @@ func (ws *Windows) Reserve(id int) {
 	}
 }
 
-// openAt returns the newest pending window that t falls into.
-func (ws *Windows) openAt(t time.Time) *Window {
+// openAt returns the newest pending window of profile that t falls
+// into: presses of different profiles never share a window.
+func (ws *Windows) openAt(t time.Time, profile string) *Window {
 	for i := len(ws.pending) - 1; i >= 0; i-- {
 		w := ws.pending[i]
-		if !t.Before(w.Presses[0].Time) && t.Before(w.To) {
+		if w.Profile == profile && !t.Before(w.Presses[0].Time) && t.Before(w.To) {
 			return w
 		}
 	}

@@ -104,7 +104,7 @@ func TestFastLineKeepsWindow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := r.svc.Trigger("local")
+			p, err := r.svc.Trigger("local", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,12 +230,12 @@ func TestSeparateWindowsFollowOnTheirOwn(t *testing.T) {
 	const pps = 300 // 3000 frames: 10 s
 	rp := startReplay(t, pair, pcap, pps, 1)
 	time.Sleep(2 * time.Second)
-	p1, err := r.svc.Trigger("local")
+	p1, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	p2, err := r.svc.Trigger("local")
+	p2, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func stalledEnd(t *testing.T, writeWait time.Duration, waitOut bool) stalledRun 
 	})
 	t.Cleanup(func() { ss.release() }) // before the service stops
 	sender, frames, base := warmUp(t, r, pair)
-	p, err := r.svc.Trigger("local")
+	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}

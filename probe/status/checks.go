@@ -275,7 +275,7 @@ func (c *Checks) upload(ctx context.Context, _ Source, report func(CheckStep)) e
 // press presses as the presenter would and waits until the window is
 // saved, then lists its files.
 func (c *Checks) press(ctx context.Context, src Source, report func(CheckStep)) error {
-	p, err := src.Trigger("installer")
+	p, err := src.Trigger("installer", "")
 	if err != nil {
 		report(step("press", "", err))
 		return nil

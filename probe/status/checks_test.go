@@ -301,7 +301,7 @@ type pressSource struct {
 	fail  error
 }
 
-func (p *pressSource) Trigger(source string) (Press, error) {
+func (p *pressSource) Trigger(source, _ string) (Press, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {

@@ -94,6 +94,7 @@ type Window struct {
 type Press struct {
 	Time     time.Time `json:"time"`
 	Source   string    `json:"source"`
+	Profile  string    `json:"profile,omitempty"` // trigger.profiles
 	Synced   bool      `json:"clock_synced"`
 	Decision string    `json:"decision"` // opened, extended, ignored
 	Window   int       `json:"window"`
@@ -132,9 +133,14 @@ type Upload struct {
 // Source is what the server shows and triggers.
 type Source interface {
 	Snapshot() Snapshot
-	// Trigger presses the button on behalf of source ("http", "local").
-	Trigger(source string) (Press, error)
+	// Trigger presses the button of profile (empty: the default) on
+	// behalf of source ("http", "local"); an unknown profile is
+	// ErrNoProfile.
+	Trigger(source, profile string) (Press, error)
 }
+
+// ErrNoProfile says a trigger named a profile the configuration lacks.
+var ErrNoProfile = errors.New("no such profile")
 
 // Auth decides who may trigger.
 type Auth struct {
@@ -197,10 +203,14 @@ func Handler(src Source, auth Auth) http.Handler {
 			http.Error(w, why, http.StatusUnauthorized)
 			return
 		}
-		p, err := src.Trigger("http")
+		p, err := src.Trigger("http", r.URL.Query().Get("profile"))
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			code := http.StatusServiceUnavailable
+			if errors.Is(err, ErrNoProfile) {
+				code = http.StatusBadRequest
+			}
+			w.WriteHeader(code)
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,9 +36,12 @@ func (f *fakeSource) Snapshot() Snapshot {
 	}
 }
 
-func (f *fakeSource) Trigger(source string) (Press, error) {
+func (f *fakeSource) Trigger(source, profile string) (Press, error) {
 	f.triggers.Add(1)
-	return Press{Source: source, Decision: "opened", Window: 7}, nil
+	if profile == "nosuch" {
+		return Press{}, fmt.Errorf("%w: %q", ErrNoProfile, profile)
+	}
+	return Press{Source: source, Profile: profile, Decision: "opened", Window: 7}, nil
 }
 
 func TestPages(t *testing.T) {
@@ -142,6 +146,23 @@ func TestTriggerAuth(t *testing.T) {
 		}
 		if fired := src.triggers.Load() != before; fired != (tc.want == 200) {
 			t.Errorf("%s: trigger fired = %v", name, fired)
+		}
+	}
+
+	// ?profile= presses that profile's button; an unknown one is the
+	// client's mistake (400), not the service's (503).
+	for profile, want := range map[string]int{"phone": 200, "nosuch": 400} {
+		req, _ := http.NewRequest("POST", srv.URL+"/trigger?profile="+profile, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Press
+		json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 200 && p.Profile != profile {
+			t.Errorf("profile %s: status %d, press %+v; want %d", profile, resp.StatusCode, p, want)
 		}
 	}
 
