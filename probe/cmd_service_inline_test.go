@@ -80,7 +80,8 @@ func TestRunInline(t *testing.T) {
 	probe, router, phone := netnstest.InlineTopology(t)
 	netnstest.Run(t, "ip", "-n", probe, "link", "set", "lo", "up")
 
-	c := runConfig(t, "", helperStatus)
+	// The status page answers on the bridge's address too.
+	c := runConfig(t, "", "0.0.0.0:8765")
 	c.Links = nil
 	c.Network = config.Network{Mode: config.ModeInline, Ports: []config.Port{{Interface: "eth0", Side: "router"}, {Interface: "eth1", Side: "phone"}}}
 	c.Trigger.Before = config.Duration(time.Second)
@@ -95,6 +96,8 @@ func TestRunInline(t *testing.T) {
 	brMAC := macOf(t, probe, "eth0") // the bridge takes its first port's address
 	run := startRunHelper(t, probe, cfgPath)
 	run.expect(t, "recording on", "network: port eth0 up", "network: port eth1 up")
+	netnstest.Run(t, "ip", "-n", probe, "addr", "add", "192.168.77.2/24", "dev", "br0")
+	netnstest.Run(t, "ip", "-n", phone, "addr", "add", "192.168.77.3/24", "dev", "eth0")
 
 	// Frames from both sides until the capture has seen some on each
 	// port, then a quiet while longer than the window's before: the
@@ -137,6 +140,25 @@ func TestRunInline(t *testing.T) {
 			return slices.ContainsFunc(ps, func(p netnstest.Packet) bool { return bytes.Equal(p.Data, f) })
 		}
 	}
+	// The phone fetches the probe's status page through the bridge: the
+	// probe's own traffic, not recorded (network.record_own off), not
+	// crossing, so not in tcpdump's either.
+	var page []byte
+	err := netnstest.DoIn(phone, func() error {
+		conn, err := net.DialTimeout("tcp4", "192.168.77.2:8765", 20*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /status.json HTTP/1.0\r\nHost: 192.168.77.2\r\n\r\n"); err != nil {
+			return err
+		}
+		page, err = io.ReadAll(conn)
+		return err
+	})
+	if err != nil || !bytes.Contains(page, []byte(`"links"`)) {
+		t.Fatalf("the status page through the bridge: %v %.200q", err, page)
+	}
 	phoneSide := atPhone.Settle(t, lastOf(fromRouter[len(fromRouter)-1]))
 	routerSide := atRouter.Settle(t, lastOf(fromPhone[len(fromPhone)-1]))
 
@@ -155,6 +177,11 @@ func TestRunInline(t *testing.T) {
 			t.Errorf("the press saved %d frames, tcpdump on the %s's end saw %d: %s", len(saved), end.name, len(want), firstDifference(saved, want))
 		}
 	}
+	for _, f := range saved {
+		if b, _ := hex.DecodeString(f); bytes.Equal(b[:6], brMAC) || bytes.Equal(b[6:12], brMAC) {
+			t.Errorf("the probe's own frame was recorded: %.60s", f)
+		}
+	}
 	if len(saved) < len(fromPhone)+len(fromRouter) {
 		t.Errorf("saved %d frames, sent %d", len(saved), len(fromPhone)+len(fromRouter))
 	}
@@ -167,9 +194,9 @@ func TestRunInline(t *testing.T) {
 		if err != nil || len(f) != 4 {
 			t.Fatalf("tshark line %q", line)
 		}
-		want := "eth1\tphone\t0x00000001" // fromPhone: frames 0-29
-		if src[5] >= 30 {
-			want = "eth0\trouter\t0x00000001"
+		want := "eth0\trouter\t0x00000001"
+		if bytes.Equal(src, phoneMAC) || bytes.Equal(src[:5], fromPhone[0][6:11]) && src[5] < 30 { // fromPhone: frames 0-29
+			want = "eth1\tphone\t0x00000001"
 		}
 		if got := strings.Join(f[1:], "\t"); got != want {
 			t.Errorf("frame from %s: interface, side, direction %q, want %q", src, got, want)

@@ -26,6 +26,7 @@ package capture
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -53,6 +54,10 @@ type Link struct {
 	// those it sends. On the ports of a bridge every crossing frame is
 	// then recorded once, on the link of the side it came from.
 	Inbound bool
+	// NotTo, if not zero, is a destination MAC address whose frames are
+	// not recorded: the probe's own bridge's, so that with Inbound nothing
+	// of the probe's own traffic is (network.record_own off).
+	NotTo [6]byte
 }
 
 // Config configures a capture.
@@ -198,12 +203,9 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 	if prog == nil {
 		prog = []bpf.Instruction{bpf.RetConstant{Val: uint32(cfg.SnapLen)}}
 	}
-	raw, err := bpf.Assemble(prog)
+	raw, err := assemble(prog)
 	if err != nil {
-		return nil, fmt.Errorf("capture: assemble filter program: %w", err)
-	}
-	if raw, err = adjustVLANSnap(raw); err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
+		return nil, err
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -215,6 +217,11 @@ func New(cfg Config, sink Sink) (*Capture, error) {
 	}
 	for _, l := range cfg.Links {
 		ln := &link{c: c, name: l.Name, id: l.ID, inbound: l.Inbound, prog: raw}
+		if l.NotTo != [6]byte{} {
+			if ln.prog, err = assemble(append(notTo(l.NotTo), prog...)); err != nil {
+				return nil, fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		}
 		c.links = append(c.links, ln)
 	}
 	if !cfg.WaitForLinks {
@@ -447,4 +454,29 @@ func AddLinks(r LinkAdder, names []string, snapLen int, mustExist bool) ([]Link,
 		links = append(links, Link{Name: name, ID: id})
 	}
 	return links, nil
+}
+
+// assemble makes the kernel's program of prog.
+func assemble(prog []bpf.Instruction) ([]bpf.RawInstruction, error) {
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("capture: assemble filter program: %w", err)
+	}
+	if raw, err = adjustVLANSnap(raw); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	return raw, nil
+}
+
+// notTo is the start of a program that discards frames addressed to mac
+// and goes on with A = 0, as a program starts, for any other.
+func notTo(mac [6]byte) []bpf.Instruction {
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 0, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: binary.BigEndian.Uint32(mac[:4]), SkipTrue: 3},
+		bpf.LoadAbsolute{Off: 4, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(binary.BigEndian.Uint16(mac[4:])), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.LoadConstant{Dst: bpf.RegA, Val: 0},
+	}
 }

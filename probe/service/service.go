@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/net/bpf"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -199,11 +200,27 @@ func New(o Options) (*Service, error) {
 	s.windows = &Windows{Before: c.Trigger.Before.D(), After: c.Trigger.After.D(),
 		MaxWindow: c.Trigger.MaxWindow.D(), Repeat: c.Trigger.Repeat}
 
+	// Without record_own, what arrives for the bridge's own address (the
+	// probe's traffic) is not recorded; what it sends the inbound-only
+	// ports never see. The bridge exists: the network mode was applied.
+	var own [6]byte
+	if c.Network.Mode == config.ModeInline && !c.Network.RecordOwn {
+		br := c.Network.Setup().BridgeName()
+		if ifc, err := net.InterfaceByName(br); err != nil || len(ifc.HardwareAddr) != 6 {
+			s.logf("network: bridge %s: %v: its own traffic is recorded", br, err)
+		} else {
+			copy(own[:], ifc.HardwareAddr)
+		}
+	}
 	var links []string
 	var clinks []capture.Link
 	for i, l := range c.Links {
 		links = append(links, l.LinkName())
-		clinks = append(clinks, capture.Link{Name: l.Interface, ID: uint16(i), Inbound: l.Inbound})
+		cl := capture.Link{Name: l.Interface, ID: uint16(i), Inbound: l.Inbound}
+		if l.Inbound {
+			cl.NotTo = own
+		}
+		clinks = append(clinks, cl)
 	}
 	// The ring rules run in the kernel; the largest slice they keep is the
 	// ring's and the socket's snap length.
