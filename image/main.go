@@ -259,7 +259,7 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if errors.Is(err, updater.ErrUnauthorized) && *pwFile == "" {
 			// The probe makes a per-device password on its first start;
 			// gokrazy takes it from the next boot on.
-			return fmt.Errorf("%w\nA probe that has started once uses its per-device password (/perm/gokr-pw.txt, sent as device_password in its health report) from its next boot on: put it in a file and pass -password-file (make update PASSWORD_FILE=...)", err)
+			return fmt.Errorf("%w\nA probe with upload enabled that has started once uses its per-device password (/perm/gokr-pw.txt, sent as device_password in its health report) from its next boot on: put it in a file and pass -password-file (make update PASSWORD_FILE=...)", err)
 		}
 		return err
 	}
