@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/presscap/presscap/image/assemble"
 	"github.com/presscap/presscap/image/gokconfig"
 	"github.com/presscap/presscap/image/updater"
 	"github.com/presscap/presscap/internal/release"
@@ -102,7 +103,7 @@ func runRelease(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	name := filepath.Base(cfg.Dir)
+	name := assemble.InstanceName(cfg)
 	if *out == "" {
 		*out = filepath.Join("build", "release", name)
 	}

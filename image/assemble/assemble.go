@@ -433,6 +433,13 @@ func buildPrograms(ctx context.Context, o Options, cfg *gokconfig.Config, binDir
 	return nil
 }
 
+// InstanceName is the instance directory's name ("presscap"): what a
+// release bundle's manifest names as its target and the device learns as
+// $PRESSCAP_INSTANCE.
+func InstanceName(cfg *gokconfig.Config) string {
+	return filepath.Base(cfg.Dir)
+}
+
 // InitSource returns the generated init program: gokrazy.Boot, one service
 // per program with its flags and environment compiled in, and
 // gokrazy.SuperviseServices.
@@ -456,8 +463,10 @@ func main() {
 	if err := gokrazy.Boot(buildTimestamp); err != nil {
 		log.Fatal(err)
 	}
-	// Every service learns the image's build (presscap's health report).
+	// Every service learns the image's build (presscap's health report)
+	// and instance (which fleet releases are its own).
 	os.Setenv("PRESSCAP_IMAGE_BUILD", buildTimestamp)
+	os.Setenv("PRESSCAP_INSTANCE", ` + strconv.Quote(InstanceName(cfg)) + `)
 	services := []*gokrazy.Service{
 `)
 	svc := func(path, pkg string) {

@@ -17,6 +17,7 @@ import (
 func TestInitSource(t *testing.T) {
 	cfg := &gokconfig.Config{
 		Hostname: "p",
+		Dir:      "gokrazy/presscap-test",
 		Packages: []string{"github.com/presscap/presscap/probe", "example.com/tool"},
 		PackageConfig: map[string]gokconfig.PackageConfig{
 			"github.com/presscap/presscap/probe": {CommandLineFlags: []string{"run", `-x="quoted" \ back`}, Environment: []string{"A=b c"}, WaitForClock: true},
@@ -31,6 +32,7 @@ func TestInitSource(t *testing.T) {
 		`const buildTimestamp = "2026-11-27T10:00:00Z"`,
 		`gokrazy.Boot(buildTimestamp)`,
 		`os.Setenv("PRESSCAP_IMAGE_BUILD", buildTimestamp)`,
+		`os.Setenv("PRESSCAP_INSTANCE", "presscap-test")`,
 		`gokrazy.NewService(&exec.Cmd{Path: "/gokrazy/dhcp", Args: []string{"/gokrazy/dhcp"}, Env: os.Environ()})`,
 		`gokrazy.NewWaitForClockService(&exec.Cmd{Path: "/user/probe", Args: []string{"/user/probe", "run", "-x=\"quoted\" \\ back"}, Env: append(os.Environ(), "A=b c")})`,
 		`gokrazy.NewStoppedService(&exec.Cmd{Path: "/user/tool"`,
