@@ -86,6 +86,8 @@ func TestRunInline(t *testing.T) {
 	c.Network = config.Network{Mode: config.ModeInline, Ports: []config.Port{{Interface: "eth0", Side: "router"}, {Interface: "eth1", Side: "phone"}}}
 	c.Trigger.Before = config.Duration(time.Second)
 	c.Trigger.After = config.Duration(3 * time.Second)
+	// An export of one side, by its name.
+	c.Exports = append(c.Exports, config.Export{Name: "phone", Link: "phone"})
 	b, _ := json.Marshal(c)
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
@@ -163,7 +165,7 @@ func TestRunInline(t *testing.T) {
 	routerSide := atRouter.Settle(t, lastOf(fromPhone[len(fromPhone)-1]))
 
 	run.expect(t, "capture #1 saved")
-	saved := savedFrames(t, c.Storage.PermDir)
+	saved := savedFrames(t, c.Storage.PermDir, "all")
 	for _, end := range []struct {
 		name string
 		ps   []netnstest.Packet
@@ -188,7 +190,7 @@ func TestRunInline(t *testing.T) {
 
 	// Each frame is on the interface of the port it arrived on, named
 	// after its side, marked inbound; the manifest lists the sides.
-	for _, line := range strings.Split(strings.TrimSpace(tsharkFields(t, c.Storage.PermDir, "eth.src", "frame.interface_name", "frame.interface_description", "frame.packet_flags_direction")), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(tsharkFields(t, c.Storage.PermDir, "all", "eth.src", "frame.interface_name", "frame.interface_description", "frame.packet_flags_direction")), "\n") {
 		f := strings.Split(line, "\t")
 		src, err := net.ParseMAC(f[0])
 		if err != nil || len(f) != 4 {
@@ -201,6 +203,16 @@ func TestRunInline(t *testing.T) {
 		if got := strings.Join(f[1:], "\t"); got != want {
 			t.Errorf("frame from %s: interface, side, direction %q, want %q", src, got, want)
 		}
+	}
+	// The side's export holds what arrived on the phone's side, nothing else.
+	var phoneFrames []string
+	for _, line := range strings.Split(strings.TrimSpace(tsharkFields(t, c.Storage.PermDir, "all", "frame.interface_name", "frame.len")), "\n") {
+		if strings.HasPrefix(line, "eth1\t") {
+			phoneFrames = append(phoneFrames, line)
+		}
+	}
+	if got := strings.Split(strings.TrimSpace(tsharkFields(t, c.Storage.PermDir, "phone", "frame.interface_name", "frame.len")), "\n"); len(phoneFrames) < len(fromPhone) || !slices.Equal(got, phoneFrames) {
+		t.Errorf("the phone side's export holds %d frames, the phone's side of the whole export %d", len(got), len(phoneFrames))
 	}
 	var man struct {
 		Links []struct{ Name, Side string } `json:"links"`
@@ -380,13 +392,13 @@ func macOf(t *testing.T, ns, dev string) net.HardwareAddr {
 	return mac
 }
 
-// savedFrames returns the frames of every capture file under dir, as
+// savedFrames returns the frames of the export's capture files under dir, as
 // sorted hex strings, after tshark has read each file whole.
-func savedFrames(t *testing.T, dir string) []string {
+func savedFrames(t *testing.T, dir, export string) []string {
 	t.Helper()
 	tshark := testtool.Path(t, "tshark", "tshark")
 	var frames []string
-	for _, p := range captureFiles(t, dir) {
+	for _, p := range captureFiles(t, dir, export) {
 		if out, err := exec.Command(tshark, "-r", p, "-T", "fields", "-e", "frame.number").CombinedOutput(); err != nil {
 			t.Errorf("tshark -r %s: %v\n%s", p, err, out)
 		}
@@ -470,12 +482,12 @@ func TestLastGoodNetworkLayers(t *testing.T) {
 	}
 }
 
-// captureFiles returns the capture files under dir.
-func captureFiles(t *testing.T, dir string) []string {
+// captureFiles returns the capture files of the export under dir.
+func captureFiles(t *testing.T, dir, export string) []string {
 	t.Helper()
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".pcap")) {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, "_"+export+".pcapng") || strings.HasSuffix(p, "_"+export+".pcap")) {
 			files = append(files, p)
 		}
 		return err
@@ -489,13 +501,13 @@ func captureFiles(t *testing.T, dir string) []string {
 	return files
 }
 
-// tsharkFields is tshark's fields of every packet of the capture files
-// under dir.
-func tsharkFields(t *testing.T, dir string, fields ...string) string {
+// tsharkFields is tshark's fields of every packet of the export's capture
+// files under dir.
+func tsharkFields(t *testing.T, dir, export string, fields ...string) string {
 	t.Helper()
 	tshark := testtool.Path(t, "tshark", "tshark")
 	var out strings.Builder
-	for _, p := range captureFiles(t, dir) {
+	for _, p := range captureFiles(t, dir, export) {
 		args := []string{"-r", p, "-T", "fields"}
 		for _, f := range fields {
 			args = append(args, "-e", f)

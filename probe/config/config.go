@@ -118,6 +118,19 @@ type Link struct {
 	Inbound bool `json:"-"`
 }
 
+// LinksOf returns the links exports[].link = name selects: the link of
+// that name, or every link on the side name (network.ports); links and
+// sides share one namespace (Validate).
+func (c Config) LinksOf(name string) []string {
+	var out []string
+	for _, l := range c.Links {
+		if l.LinkName() == name || l.Side == name {
+			out = append(out, l.LinkName())
+		}
+	}
+	return out
+}
+
 // LinkName returns the name an export refers to.
 func (l Link) LinkName() string {
 	if l.Name != "" {

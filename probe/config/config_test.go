@@ -164,7 +164,7 @@ func TestValidateErrors(t *testing.T) {
 		{"export name", func(c *Config) { c.Exports = []Export{{Name: "phone/1"}} }, "exports[0].name", "not usable"},
 		{"export name empty", func(c *Config) { c.Exports = []Export{{}} }, "exports[0].name", "not usable"},
 		{"export dup", func(c *Config) { c.Exports = []Export{{Name: "a"}, {Name: "a"}} }, "exports[1].name", "used twice"},
-		{"export link", func(c *Config) { c.Exports = []Export{{Name: "a", Link: "wan"}} }, "exports[0].link", "not a link name"},
+		{"export link", func(c *Config) { c.Exports = []Export{{Name: "a", Link: "wan"}} }, "exports[0].link", "not a link name or a side"},
 		{"export format", func(c *Config) { c.Exports[0].Format = "erf" }, "exports[0].format", "not one of pcap, pcapng"},
 		{"no disk", func(c *Config) { c.Storage.Label = ""; c.Storage.FirstUSB = false }, "storage", "no way to find a disk"},
 		{"label", func(c *Config) { c.Storage.Label = "ABCDEFGHIJKLMNOPQ" }, "storage.label", "longer than"},

@@ -46,6 +46,24 @@ func TestNetworkPortsMakeLinks(t *testing.T) {
 	}
 }
 
+// TestExportLinkSide: exports[].link names a link or a side; a side that
+// several mirror ports share selects them all.
+func TestExportLinkSide(t *testing.T) {
+	c, err := Parse([]byte(`{"network": {"mode": "mirror", "ports": [{"interface": "eth1", "side": "lan"}, {"interface": "eth2", "side": "lan"}, {"interface": "eth3", "side": "wan"}]},
+		"exports": [{"name": "lan", "link": "lan"}, {"name": "wan", "link": "wan"}, {"name": "two", "link": "eth2"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	for name, want := range map[string][]string{"lan": {"eth1", "eth2"}, "wan": {"eth3"}, "eth2": {"eth2"}, "nosuch": nil} {
+		if got := c.LinksOf(name); !reflect.DeepEqual(got, want) {
+			t.Errorf("LinksOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
 // TestNetworkErrors: each file breaks one rule of network and must get
 // the named field.
 func TestNetworkErrors(t *testing.T) {
@@ -65,7 +83,7 @@ func TestNetworkErrors(t *testing.T) {
 		{"bad side", `{"network": {"mode": "mirror", "ports": [{"interface": "eth1", "side": "a b"}]}}`, "network.ports[0].side", "not usable in a file name"},
 		{"one side twice", `{"network": {"mode": "inline", "ports": [{"interface": "eth0", "side": "x"}, {"interface": "eth1", "side": "x"}]}}`, "network.ports[1].side", "both sides"},
 		{"side is a port", `{"network": {"mode": "inline", "ports": [{"interface": "eth0", "side": "eth1"}, {"interface": "eth1", "side": "b"}]}}`, "network.ports[0].side", "network.ports[1]'s interface"},
-		{"export of no port", `{"network": {"mode": "mirror", "ports": [{"interface": "eth1"}]}, "exports": [{"name": "a", "link": "eth0"}]}`, "exports[0].link", "not a link name"},
+		{"export of no port", `{"network": {"mode": "mirror", "ports": [{"interface": "eth1"}]}, "exports": [{"name": "a", "link": "eth0"}]}`, "exports[0].link", "not a link name or a side"},
 		{"unknown field", `{"network": {"mode": "mirror", "ports": [{"interface": "eth1", "name": "x"}]}}`, "network.ports[0].name", "unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -412,10 +412,6 @@ func (c Config) checkExports() Errors {
 // profile's).
 func (c Config) checkExportList(field string, exports []Export) Errors {
 	var es Errors
-	links := map[string]bool{}
-	for _, l := range c.Links {
-		links[l.LinkName()] = true
-	}
 	names := map[string]bool{}
 	for i, e := range exports {
 		f := fmt.Sprintf("%s[%d]", field, i)
@@ -436,8 +432,8 @@ func (c Config) checkExportList(field string, exports []Export) Errors {
 		default:
 			es.Add(f+".format", "%q is not one of pcap, pcapng", e.Format)
 		}
-		if e.Link != "" && !links[e.Link] {
-			es.Add(f+".link", "%q is not a link name", e.Link)
+		if e.Link != "" && len(c.LinksOf(e.Link)) == 0 {
+			es.Add(f+".link", "%q is not a link name or a side of network.ports", e.Link)
 		}
 	}
 	return es

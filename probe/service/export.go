@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -28,10 +29,21 @@ type ExportSpec struct {
 	Filter string // tcpdump expression; "" keeps every packet
 	Link   string // only this link's packets; "" = all links
 	Format string // "pcap" (default) or "pcapng"
+	// Links are the ring links Link selects, a side's (config.LinksOf);
+	// nil: the link named Link.
+	Links []string
 	// Sides are the network ports' sides by ring link name (nil in single
 	// mode): pcapng files name them per interface, and mark the packets
 	// of a link captured inbound only with their direction.
 	Sides map[string]LinkSide
+}
+
+// selects says whether the export, with a Link, takes the ring link.
+func (e ExportSpec) selects(link string) bool {
+	if e.Links == nil {
+		return link == e.Link
+	}
+	return slices.Contains(e.Links, link)
 }
 
 // LinkSide is a ring link's side of the bridge.
@@ -267,7 +279,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 		}
 		var ifaces []pcapfile.Interface
 		for id, l := range links {
-			if spec.Link != "" && l.Name != spec.Link {
+			if spec.Link != "" && !spec.selects(l.Name) {
 				continue
 			}
 			f.links[uint16(id)] = len(ifaces)

@@ -285,7 +285,7 @@ func New(o Options) (*Service, error) {
 			sides[l.LinkName()] = LinkSide{Side: l.Side, Inbound: l.Inbound}
 		}
 	}
-	s.specs = exportSpecs(c.Exports, sides)
+	s.specs = exportSpecs(c, c.Exports, sides)
 	s.profSpecs = map[string][]ExportSpec{}
 	s.keyProfile = map[string]string{}
 	for _, p := range c.Trigger.Profiles {
@@ -295,7 +295,7 @@ func New(o Options) (*Service, error) {
 		b, a := c.Trigger.Span(p)
 		s.windows.Spans[p.Name] = Span{Before: b, After: a}
 		if len(p.Exports) > 0 {
-			s.profSpecs[p.Name] = exportSpecs(p.Exports, sides)
+			s.profSpecs[p.Name] = exportSpecs(c, p.Exports, sides)
 		}
 		for _, k := range p.Keys {
 			code, _ := trigger.KeyCode(k) // validated
@@ -305,10 +305,16 @@ func New(o Options) (*Service, error) {
 	return s, nil
 }
 
-func exportSpecs(es []config.Export, sides map[string]LinkSide) []ExportSpec {
+// exportSpecs are the exports es of configuration c; sides are its
+// links' sides.
+func exportSpecs(c config.Config, es []config.Export, sides map[string]LinkSide) []ExportSpec {
 	var specs []ExportSpec
 	for _, e := range es {
-		specs = append(specs, ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides})
+		sp := ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides}
+		if e.Link != "" {
+			sp.Links = c.LinksOf(e.Link)
+		}
+		specs = append(specs, sp)
 	}
 	return specs
 }
