@@ -145,8 +145,8 @@ type Ring struct {
 	Dir string `json:"dir"`
 	// Size is the ring's size on disk.
 	Size Size `json:"size"`
-	// MaxAge discards packets older than this (privacy); 0 keeps
-	// everything the size allows.
+	// MaxAge hides packets older than this (privacy). Default: the
+	// configuration's NeededAge; 0 keeps everything the size allows.
 	MaxAge Duration `json:"max_age"`
 	// ExpectedMbps is the average traffic rate the ring is sized for, in
 	// megabits per second; check uses it to tell whether before + after
@@ -361,7 +361,7 @@ var r400Keys = []string{"KEY_PAGEUP", "KEY_PAGEDOWN", "KEY_F5", "KEY_ESC", "KEY_
 // DefaultConfig returns the configuration used for every field a file
 // does not set. Only the SFTP target (upload) has no working default.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Network: Network{Mode: ModeSingle},
 		Links:   []Link{{Interface: "eth0"}},
 		Ring: Ring{
@@ -409,4 +409,27 @@ func DefaultConfig() Config {
 		Leds:   leds.DefaultConfig(),
 		Upload: upload.DefaultConfig(),
 	}
+	c.Ring.MaxAge = c.NeededAge()
+	return c
+}
+
+// NeededAge is the most history a press can save: the longest before (of
+// the trigger and its profiles) plus max_window, the bound of a window
+// that repeated presses extend, and at least every before + after. It is
+// ring.max_age's default, so that the ring never keeps what no press can
+// need (privacy).
+func (c Config) NeededAge() Duration {
+	before, after := c.Trigger.Before, c.Trigger.After
+	for _, p := range c.Trigger.Profiles {
+		b, a := c.Trigger.Span(p)
+		before, after = max(before, Duration(b)), max(after, Duration(a))
+	}
+	// Capped at MaxDuration: out-of-range values are Validate's to name.
+	sum := func(a, b Duration) Duration {
+		if a < 0 || b < 0 || a.D() > MaxDuration || b.D() > MaxDuration {
+			return Duration(MaxDuration)
+		}
+		return min(a+b, Duration(MaxDuration))
+	}
+	return max(sum(before, c.Trigger.MaxWindow), sum(before, after))
 }

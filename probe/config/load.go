@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -122,6 +123,9 @@ type Layer struct {
 // whole. Errors are prefixed with the name of the layer they are in.
 func ParseLayers(layers []Layer) (Config, error) {
 	c := DefaultConfig()
+	// ring.max_age follows the trigger and its profiles unless a layer
+	// names it.
+	c.Ring.MaxAge = maxAgeUnset
 	linksSet := false
 	for _, l := range layers {
 		set, err := c.decode(l.Data)
@@ -133,10 +137,17 @@ func ParseLayers(layers []Layer) (Config, error) {
 		}
 		linksSet = linksSet || set
 	}
+	if c.Ring.MaxAge == maxAgeUnset {
+		c.Ring.MaxAge = c.NeededAge()
+	}
 	c.network(linksSet)
 	c.upgrade()
 	return c, nil
 }
+
+// maxAgeUnset marks ring.max_age as named by no layer (a negative value,
+// which a layer may not give anyway).
+const maxAgeUnset = Duration(math.MinInt64)
 
 // decode decodes one layer over c and says whether it named links.
 func (c *Config) decode(data []byte) (bool, error) {

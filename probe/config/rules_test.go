@@ -220,7 +220,7 @@ func TestSaveDirRoot(t *testing.T) {
 // holds as much as one can, not a negative span.
 func TestHistoryDoesNotWrap(t *testing.T) {
 	c := DefaultConfig()
-	c.Ring.Size, c.Ring.ExpectedMbps = 1<<40, 1e-9
+	c.Ring.Size, c.Ring.ExpectedMbps, c.Ring.MaxAge = 1<<40, 1e-9, 0
 	if h := c.History(); h < MaxDuration {
 		t.Fatalf("History = %v", h)
 	}
