@@ -263,6 +263,7 @@ func runConfig(t testing.TB, iface string, listen ...string) config.Config {
 	c.Links = []config.Link{{Interface: iface}}
 	c.Ring.Size = 64 << 20
 	c.Ring.ExpectedMbps = 1
+	c.Ring.Rules = nil // whole packets, compared with tcpdump's
 	c.Trigger.Before = config.Duration(time.Second)
 	c.Trigger.After = config.Duration(time.Second)
 	c.Trigger.InputDir = filepath.Join(dir, "input")

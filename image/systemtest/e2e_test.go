@@ -333,7 +333,7 @@ func setupE2E(t *testing.T, dir, inst string) *e2e {
 	}
 	probeCfg := map[string]any{
 		"links": []map[string]string{{"interface": "eth1", "name": "capture"}},
-		"ring":  map[string]any{"size": "256MiB"},
+		"ring":  map[string]any{"size": "256MiB", "rules": []any{}}, // whole packets, compared byte for byte
 		"trigger": map[string]any{
 			"before": "10s", "after": "5s",
 			"devices": []map[string]any{{"name": "QEMU", "keys": []string{"KEY_PAGEDOWN"}}},

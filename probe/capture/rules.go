@@ -126,3 +126,11 @@ func CompileFilter(expr string, snap uint32) ([]bpf.Instruction, int, error) {
 	}
 	return prog, int(snap), nil
 }
+
+// CheckProgram says whether the kernel program of prog can be made: a
+// program whose jumps outgrow BPF's 8 bits once the VLAN snap lengths are
+// added compiles, but fails when the capture starts.
+func CheckProgram(prog []bpf.Instruction) error {
+	_, err := assemble(prog)
+	return err
+}

@@ -368,6 +368,7 @@ func DefaultConfig() Config {
 			Dir:          "ring",
 			Size:         4 << 30,
 			ExpectedMbps: 20,
+			Rules:        DefaultRingRules(),
 		},
 		Trigger: Trigger{
 			Before:    Duration(60e9),
@@ -411,6 +412,27 @@ func DefaultConfig() Config {
 	}
 	c.Ring.MaxAge = c.NeededAge()
 	return c
+}
+
+// HeaderSnap is what the default ring rules keep of a packet whose
+// payload is private: Ethernet (14), two VLAN tags (8), IPv6 (40) and a
+// TCP header with every option (60) make 122 bytes; an RTP header after
+// UDP fits as well.
+const HeaderSnap = 160
+
+// DefaultRingRules keep signalling whole (DNS, SIP, DHCP, DHCPv6 over
+// UDP; ICMP)
+// and cut every other IP packet (TLS, QUIC, bulk TCP, RTP's voice) to its
+// headers: a fault can be told from them, the household's content cannot
+// be read. Frames that are not IP (ARP, PPPoE discovery) stay whole.
+func DefaultRingRules() []RingRule {
+	return []RingRule{
+		// UDP only: with TCP too the program outgrows BPF's 8-bit jumps
+		// once the capture adds its VLAN snap lengths (SIP and DNS over
+		// TCP keep their headers).
+		{Filter: "udp port 53 or udp port 5060 or udp portrange 67-68 or udp portrange 546-547 or icmp or icmp6"},
+		{Filter: "ip or ip6", Snaplen: HeaderSnap},
+	}
 }
 
 // NeededAge is the most history a press can save: the longest before (of

@@ -129,6 +129,9 @@ func TestValidateErrors(t *testing.T) {
 		{"rule both", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "x", Discard: true, Snaplen: 100}} }, "ring.rules[0]", "both discard and snaplen"},
 		{"rule snaplen", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "x", Snaplen: 10}} }, "ring.rules[0].snaplen", "too small"},
 		{"rule snaplen too large", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "udp", Snaplen: 1 << 20}} }, "ring.rules[0].snaplen", "over the maximum"},
+		{"rules too long", func(c *Config) {
+			c.Ring.Rules = []RingRule{{Filter: "port 53 or port 5060 or port 67 or port 68 or port 546 or port 547 or icmp or icmp6"}, {Filter: "ip or ip6", Snaplen: 160}}
+		}, "ring.rules", "jump too long"},
 		{"rule bad filter", func(c *Config) { c.Ring.Rules = []RingRule{{Filter: "udp portrange 9-"}} }, "ring.rules[0].filter", "does not compile"},
 		{"before zero", func(c *Config) { c.Trigger.Before = 0 }, "trigger.before", "positive"},
 		{"after negative", func(c *Config) { c.Trigger.After = Duration(-time.Second) }, "trigger.after", "must not be negative"},

@@ -225,8 +225,10 @@ func (c Config) checkRing() Errors {
 		}
 	}
 	if len(c.Ring.Rules) > 0 && rulesOK && len(es) == 0 {
-		if _, _, err := capture.CompileRules(c.Ring.Rules, c.Ring.Snaplen); err != nil {
+		if prog, _, err := capture.CompileRules(c.Ring.Rules, c.Ring.Snaplen); err != nil {
 			es.AddErr("ring.rules", "do not compile together", err)
+		} else if err := capture.CheckProgram(prog); err != nil {
+			es.AddErr("ring.rules", "too long together", err)
 		}
 	}
 	return es

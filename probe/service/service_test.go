@@ -126,6 +126,7 @@ func testConfig(t *testing.T, iface string) config.Config {
 	c.Links = []config.Link{{Interface: iface}}
 	c.Ring.Size = config.Size(64 << 20)
 	c.Ring.ExpectedMbps = 1
+	c.Ring.Rules = nil // whole packets, compared with tcpdump's
 	c.Trigger.Before = config.Duration(time.Second)
 	c.Trigger.After = config.Duration(time.Second)
 	c.Trigger.InputDir = t.TempDir()
