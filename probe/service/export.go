@@ -202,8 +202,10 @@ const writebackChunk = 1 << 20
 // partialName is the name a window's file has while it is written: hidden
 // (the upload skips it) and the same after a restart.
 func partialName(base string, spec ExportSpec) string {
-	return ".partial-" + filenames.Capture(base, spec.Name, formatOf(spec))
+	return partialPrefix + filenames.Capture(base, spec.Name, formatOf(spec))
 }
+
+const partialPrefix = ".partial-"
 
 func formatOf(spec ExportSpec) string {
 	if spec.Format == "" {

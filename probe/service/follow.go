@@ -29,6 +29,9 @@ type follower struct {
 	// none could be opened) and the ring they were read from.
 	c    *cut
 	ring string
+	// base is the window's file base: its partial files are not stale
+	// (see cleanPartials).
+	base string
 }
 
 // startFollow starts w's follower. Called with s.mu held.
@@ -36,7 +39,7 @@ func (s *Service) startFollow(w *Window) {
 	if s.runCtx == nil || s.follows[w.ID] != nil {
 		return
 	}
-	f := &follower{stop: make(chan struct{}), done: make(chan struct{})}
+	f := &follower{stop: make(chan struct{}), done: make(chan struct{}), base: FileBase(s.host, w)}
 	s.follows[w.ID] = f
 	s.fwg.Add(1)
 	go func() {

@@ -214,3 +214,34 @@ func (p pendingStore) exists(id int) bool {
 	_, err := os.Lstat(p.path(id))
 	return !errors.Is(err, os.ErrNotExist)
 }
+
+// windows reads every record without touching any (unlike load): for
+// knowing which windows are pending while the service runs. Any file it
+// cannot make sense of (a record moved aside at the start among them) is
+// an error.
+func (p pendingStore) windows() ([]*Window, error) {
+	ents, err := os.ReadDir(p.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pending records: %w", err)
+	}
+	var ws []*Window
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // a record being written
+		}
+		path := filepath.Join(p.dir, e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("pending record %s: %w", path, err)
+		}
+		w, err := parseRecord(path, b)
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}

@@ -733,6 +733,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		s.fb.Fault(FaultNotSaved)
 	} else {
 		s.persist <- persistOp{remove: w.ID}
+		s.cleanPartials(dir)
 		var total uint64
 		for _, f := range man.Files {
 			files = append(files, f.File)

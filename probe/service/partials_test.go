@@ -1,0 +1,71 @@
+package service
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestCleanPartials: after a save, partial files no window continues are
+// removed; those of a window with a record, an open window or a follower
+// stay, and so does every name the probe does not give its partial files.
+// While a record cannot be read, nothing is removed.
+func TestCleanPartials(t *testing.T) {
+	dir, pend := t.TempDir(), t.TempDir()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	win := func(id, sec int) *Window {
+		p := base.Add(time.Duration(sec) * time.Second)
+		return &Window{ID: id, Presses: []PressInfo{{Time: p, Synced: true}}, From: p.Add(-time.Second), To: p.Add(time.Second)}
+	}
+	stale, recorded, open, followed := win(1, 0), win(2, 10), win(3, 20), win(4, 30)
+	specs := []ExportSpec{{Name: "all"}, {Name: "sip", Format: "pcapng"}}
+	var names []string
+	for _, w := range []*Window{stale, recorded, open, followed} {
+		for _, spec := range specs {
+			names = append(names, partialName(FileBase("probe", w), spec))
+		}
+	}
+	foreign := []string{".partial-holiday.jpg", ".partial-", "probe_x.pcap", ".tmp-" + names[0][len(partialPrefix):]}
+	for _, n := range append(slices.Clone(names), foreign...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Service{host: "probe", logf: t.Logf, pend: pendingStore{dir: pend},
+		follows: map[int]*follower{followed.ID: {base: FileBase("probe", followed)}},
+		windows: &Windows{pending: []*Window{open}}}
+	if err := s.pend.save(*recorded); err != nil {
+		t.Fatal(err)
+	}
+	left := func() []string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range ents {
+			got = append(got, e.Name())
+		}
+		return got
+	}
+	all := left()
+
+	// A record moved aside: its window's files may be wanted.
+	if err := os.WriteFile(filepath.Join(pend, "9.json.corrupt"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cleanPartials(dir)
+	if got := left(); !slices.Equal(got, all) {
+		t.Errorf("with a record that cannot be read: left %v, want all of %v", got, all)
+	}
+	os.Remove(filepath.Join(pend, "9.json.corrupt"))
+
+	s.cleanPartials(dir)
+	want := slices.Clone(all)
+	want = slices.DeleteFunc(want, func(n string) bool { return n == names[0] || n == names[1] })
+	if got := left(); !slices.Equal(got, want) {
+		t.Errorf("left %v, want %v (the stale window's two partial files removed)", got, want)
+	}
+}
