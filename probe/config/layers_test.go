@@ -67,4 +67,13 @@ func TestCheckFromServer(t *testing.T) {
 	if err := CheckFromServer([]byte(`{"Upload": {}}`)); err == nil || !strings.Contains(err.Error(), "Upload") {
 		t.Fatalf("an empty upload section: %v", err)
 	}
+	// storage.state_dir holds the SSH key: moved, the probe would make a
+	// new key the server refuses. Its other fields pass.
+	if err := CheckFromServer([]byte(`{"storage": {"retry": "1m", "perm_dir": "/perm/x"}}`)); err != nil {
+		t.Fatalf("storage without state_dir: %v", err)
+	}
+	err = CheckFromServer([]byte(`{"storage": {"retry": "1m", "State_Dir": "/perm/elsewhere"}}`))
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "storage.State_Dir" {
+		t.Fatalf("got %v, want storage.State_Dir refused", err)
+	}
 }

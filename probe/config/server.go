@@ -12,6 +12,12 @@ import (
 // server that could put it right.
 var serverRefused = []string{"upload", "network"}
 
+// serverRefusedFields are single fields the server may not change either:
+// storage.state_dir holds the probe's SSH key (upload.key_file's default),
+// so moving it would make a new key the server does not know, and the
+// probe could never fetch the file that moves it back.
+var serverRefusedFields = [][2]string{{"storage", "state_dir"}}
+
 // CheckFromServer refuses a fleet file (see FleetPath) that names a field
 // of a section the server may not change, naming each such field. It does
 // not validate the rest: ParseLayers and Validate do.
@@ -27,6 +33,18 @@ func CheckFromServer(data []byte) error {
 	sort.Strings(keys)
 	var es Errors
 	for _, k := range keys {
+		for _, r := range serverRefusedFields {
+			if !strings.EqualFold(k, r[0]) {
+				continue
+			}
+			sub, _ := m[k].(map[string]any)
+			for sk := range sub {
+				// encoding/json matches field names without case.
+				if strings.EqualFold(sk, r[1]) {
+					es.Add(k+"."+sk, "not accepted from the server: the probe's SSH key is there, a new place would lock it out of the server (set it in the image or by a local edit)")
+				}
+			}
+		}
 		for _, r := range serverRefused {
 			if !strings.EqualFold(k, r) {
 				continue
