@@ -118,6 +118,9 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 				t.Fatalf("%s: packet %d differs from tcpdump's", tc.prof, i)
 			}
 		}
+		if page, err := os.ReadFile(filepath.Join(dir, base+"_report.html")); err != nil || !strings.Contains(string(page), "Capture report: "+base) {
+			t.Errorf("%s: the report does not name the profile (%v)", tc.prof, err)
+		}
 		var mj Manifest
 		b, err := os.ReadFile(filepath.Join(dir, base+"_manifest.json"))
 		if err != nil || json.Unmarshal(b, &mj) != nil || mj.Profile != tc.prof || !strings.Contains(string(b), `"profile": "`+tc.prof+`"`) {
