@@ -67,6 +67,12 @@ func TestCheckFromServer(t *testing.T) {
 	if err := CheckFromServer([]byte(`{"Upload": {}}`)); err == nil || !strings.Contains(err.Error(), "Upload") {
 		t.Fatalf("an empty upload section: %v", err)
 	}
+	// The release keys decide which bundles the probe installs: the
+	// server offering the bundles may not name them.
+	err = CheckFromServer([]byte(`{"release": {"public_keys": ["MCowBQYDK2VwAyEA"]}}`))
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "release.public_keys" {
+		t.Fatalf("got %v, want release.public_keys refused", err)
+	}
 	// storage.state_dir holds the SSH key: moved, the probe would make a
 	// new key the server refuses. Its other fields pass.
 	if err := CheckFromServer([]byte(`{"storage": {"retry": "1m", "perm_dir": "/perm/x"}}`)); err != nil {

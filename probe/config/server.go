@@ -7,10 +7,15 @@ import (
 )
 
 // serverRefused are the sections a configuration from the provider's
-// server may not change until fleet files are signed with the release key:
-// a wrong upload target or network mode would cut the probe off from the
-// server that could put it right.
-var serverRefused = []string{"upload", "network"}
+// server may not change, and why: a wrong upload target or network mode
+// would cut the probe off from the server that could put it right, and
+// the keys that decide which images the probe installs must not come from
+// the server that offers the images.
+var serverRefused = []struct{ section, why string }{
+	{"upload", "not accepted from the server until its files are signed with the release key (set it in the image or by a local edit)"},
+	{"network", "not accepted from the server until its files are signed with the release key (set it in the image or by a local edit)"},
+	{"release", "not accepted from the server: a key it names would let the server's own bundles in (set it in the image or by a local edit)"},
+}
 
 // serverRefusedFields are single fields the server may not change either:
 // storage.state_dir holds the probe's SSH key (upload.key_file's default),
@@ -46,12 +51,12 @@ func CheckFromServer(data []byte) error {
 			}
 		}
 		for _, r := range serverRefused {
-			if !strings.EqualFold(k, r) {
+			if !strings.EqualFold(k, r.section) {
 				continue
 			}
 			sub, _ := m[k].(map[string]any)
 			if len(sub) == 0 {
-				es.Add(k, "not accepted from the server until its files are signed with the release key (set it in the image or by a local edit)")
+				es.Add(k, "%s", r.why)
 				continue
 			}
 			subKeys := make([]string, 0, len(sub))
@@ -60,7 +65,7 @@ func CheckFromServer(data []byte) error {
 			}
 			sort.Strings(subKeys)
 			for _, sk := range subKeys {
-				es.Add(k+"."+sk, "not accepted from the server until its files are signed with the release key (set it in the image or by a local edit)")
+				es.Add(k+"."+sk, "%s", r.why)
 			}
 		}
 	}
