@@ -101,6 +101,37 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseNamesEveryTypeError: values of the wrong type are all named in
+// one run, each by its field (a list element by its index), not only the
+// first the decoder meets.
+func TestParseNamesEveryTypeError(t *testing.T) {
+	_, err := Parse([]byte(`{"trigger": {"after": "xs", "before": 5}, "beeper": {"volume": "a"},
+		"exports": [{"name": 3}, {"name": "a", "filter": 4}], "ring": {"size": "1x", "max_age": 9223372036854775807}}`))
+	want := []string{
+		`beeper.volume: got string, want an integer`,
+		`exports[0].name: got number, want a string`,
+		`exports[1].filter: got number, want a string`,
+		`ring.max_age: bad value 9223372036854775807`,
+		`ring.size: bad value "1x"`,
+		`trigger.after: bad value "xs"`,
+		`trigger.before: bad value 5`,
+	}
+	var es Errors
+	if !errors.As(err, &es) || len(es) != len(want) {
+		t.Fatalf("Parse: %v; want %d field errors", err, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(es[i].Error(), w) {
+			t.Errorf("error %d: %v, want %q", i, es[i], w)
+		}
+	}
+	// Numbers are judged as written: the largest int64 fits an integer.
+	if _, err := Parse([]byte(`{"beeper": {"volume": 9223372036854775807}, "trigger": {"grab": 1}}`)); err == nil ||
+		strings.Contains(err.Error(), "volume") || !strings.Contains(err.Error(), "trigger.grab") {
+		t.Errorf("Parse: %v; want trigger.grab alone", err)
+	}
+}
+
 // TestValidateErrors covers every check Validate makes: each case breaks
 // one thing and must get exactly the named field.
 func TestValidateErrors(t *testing.T) {

@@ -166,6 +166,11 @@ func (c *Config) decode(data []byte) (bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
+		// The decoder stops at the first value of the wrong type: every
+		// one is named, each decoded on its own.
+		if es := typeErrors(data); len(es) > 0 {
+			return false, es
+		}
 		return false, describeJSONError(data, err)
 	}
 	linksSet := c.Links != nil
@@ -299,6 +304,66 @@ func checkUnknown(t reflect.Type, v any, path string) Errors {
 		return es
 	}
 	return nil
+}
+
+// typeErrors decodes every value of data on its own into the field of
+// Config it sets and returns what does not fit, by field.
+func typeErrors(data []byte) Errors {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // numbers as written, not rounded to a float64
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil
+	}
+	return checkTypes(reflect.TypeOf(Config{}), v, "")
+}
+
+func checkTypes(t reflect.Type, v any, path string) Errors {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	unmarshaler := reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
+	custom := t.Implements(unmarshaler) || reflect.PointerTo(t).Implements(unmarshaler)
+	var es Errors
+	switch m, isMap := v.(map[string]any); {
+	case !custom && t.Kind() == reflect.Struct && isMap:
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			name := strings.Split(sf.Tag.Get("json"), ",")[0]
+			if !sf.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = sf.Name
+			}
+			for k, fv := range m {
+				if strings.EqualFold(k, name) {
+					es = append(es, checkTypes(sf.Type, fv, join(path, k))...)
+				}
+			}
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].Field < es[j].Field })
+		return es
+	case !custom && t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8:
+		if a, ok := v.([]any); ok {
+			for i, e := range a {
+				es = append(es, checkTypes(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
+			}
+			return es
+		}
+	}
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(b, reflect.New(t).Interface())
+	}
+	if err != nil {
+		if fe, ok := describeJSONError(b, err).(*FieldError); ok {
+			fe.Field = path
+			return Errors{fe}
+		}
+		es.Add(path, "%v", err)
+	}
+	return es
 }
 
 func join(path, k string) string {
