@@ -441,3 +441,44 @@ func TestCutStoppedMidStep(t *testing.T) {
 			stopped, man.Files[0].Packets, man.Truncated, want.Files[0].Packets)
 	}
 }
+
+// TestExportSaysMaxAgeHidesTheStart: a window reaching back further than
+// ring.max_age is saved from the cut-off on, and the manifest names the
+// reason (max_age), where the file begins and how much is missing.
+func TestExportSaysMaxAgeHidesTheStart(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true,
+		FlushInterval: -1, BlockSize: 64 << 10, MaxAge: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 100 { // one packet every 100 ms: 10 s
+		f := exportFrame(0, byte(i))
+		rec := ringfs.Record{Time: base.Add(time.Duration(i) * 100 * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(f)), Data: f}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	press := base.Add(9 * time.Second)
+	w := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: base, To: press.Add(time.Second)}
+	dir := t.TempDir()
+	man, err := Export(context.Background(), ring, w, []ExportSpec{{Name: "all"}}, "probe", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readPCAP(t, filepath.Join(dir, man.Files[0].File))
+	cut := base.Add(9900 * time.Millisecond).Add(-5 * time.Second) // newest packet - max_age
+	if !man.Truncated || man.Reason != ringfs.ReasonMaxAge || !man.RingOldest.Equal(cut) || man.Missing != "4.9s" ||
+		len(got) == 0 || got[0].ts != cut.UnixNano() {
+		t.Errorf("manifest truncated %v reason %q ring_oldest %v missing %q, %d packets; want true %q %v 4.9s, the file beginning there",
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, len(got), ringfs.ReasonMaxAge, cut)
+	}
+}
