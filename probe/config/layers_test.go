@@ -53,6 +53,27 @@ func TestLoadLayersImageFleetLocal(t *testing.T) {
 	}
 }
 
+// TestLoadLayersUnreadable: a layer that exists but cannot be read is in
+// used with the error, so that the service, finding the fleet layer
+// there, starts without it (and reports) rather than not at all.
+func TestLoadLayersUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	image, fleet := filepath.Join(dir, "image.json"), filepath.Join(dir, "fleet.json")
+	if err := os.WriteFile(image, []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(fleet, 0o755); err != nil { // read(2) fails: EISDIR
+		t.Fatal(err)
+	}
+	_, used, err := LoadLayers([]string{image, fleet, filepath.Join(dir, "local.json")})
+	if err == nil || !strings.Contains(err.Error(), fleet) {
+		t.Fatalf("error %v, want one naming %s", err, fleet)
+	}
+	if strings.Join(used, ",") != image+","+fleet {
+		t.Errorf("used %q, want the image's and the unreadable fleet layer", used)
+	}
+}
+
 // TestCheckFromServer: a fleet file may not touch upload.* or network.*;
 // each such field is named. Other sections pass.
 func TestCheckFromServer(t *testing.T) {

@@ -50,7 +50,8 @@ func LoadLayers(paths []string) (Config, []string, error) {
 }
 
 // ReadLayers reads the files of paths that exist, as layers named after
-// them, and returns the paths it read.
+// them, and returns the paths it read (with the error, the one it could
+// not).
 func ReadLayers(paths []string) ([]Layer, []string, error) {
 	var ls []Layer
 	var used []string
@@ -60,7 +61,9 @@ func ReadLayers(paths []string) ([]Layer, []string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, used, fmt.Errorf("config: %w", err)
+			// Named in used: the service drops an unreadable fleet layer
+			// as it does an invalid one.
+			return nil, append(used, p), fmt.Errorf("config: %w", err)
 		}
 		ls = append(ls, Layer{Name: "config " + p, Data: b})
 		used = append(used, p)
