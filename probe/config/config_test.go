@@ -149,6 +149,9 @@ func TestValidateErrors(t *testing.T) {
 		{"long interface", func(c *Config) { c.Links = []Link{{Interface: "abcdefghijklmnop"}} }, "links[0].interface", "not an interface name"},
 		{"bad link name", func(c *Config) { c.Links = []Link{{Interface: "eth0", Name: "a b"}} }, "links[0].name", "not usable"},
 		{"duplicate link", func(c *Config) { c.Links = []Link{{Interface: "eth0"}, {Interface: "eth1", Name: "eth0"}} }, "links[1].name", "listed twice"},
+		// The capture opens each interface once: passed here, the service
+		// would refuse to start on a configuration probe check accepted.
+		{"interface twice", func(c *Config) { c.Links = []Link{{Interface: "eth0", Name: "a"}, {Interface: "eth0", Name: "b"}} }, "links[1].interface", "listed twice"},
 		{"ring dir abs", func(c *Config) { c.Ring.Dir = "/ring" }, "ring.dir", "relative"},
 		{"ring dir up", func(c *Config) { c.Ring.Dir = "../ring" }, "ring.dir", "leaves the storage root"},
 		{"ring dir empty", func(c *Config) { c.Ring.Dir = "" }, "ring.dir", "is empty"},

@@ -173,12 +173,17 @@ func (c Config) checkLinks() Errors {
 	if len(c.Links) == 0 {
 		es.Add("links", "at least one capture link is needed")
 	}
-	seen := map[string]bool{}
+	seen, ifaces := map[string]bool{}, map[string]bool{}
 	for i, l := range c.Links {
 		f := fmt.Sprintf("links[%d]", i)
 		if problem := interfaceProblem(l.Interface); problem != "" {
 			es.Add(f+".interface", "%s", problem)
+		} else if ifaces[l.Interface] {
+			// The capture opens each interface once and refuses a
+			// second link on it.
+			es.Add(f+".interface", "interface %q is listed twice (one link per interface)", l.Interface)
 		}
+		ifaces[l.Interface] = true
 		n := l.LinkName()
 		if n != "" && !nameRE.MatchString(n) {
 			es.Add(f+".name", "%q is not usable in a file name", n)
