@@ -27,6 +27,11 @@ const (
 	BootTick = time.Second      // the same until the boot report
 )
 
+// MaxTriggerDevices bounds the presenter names a report lists: a USB
+// device names itself, and one that re-enumerates under ever new names
+// must not grow the report (and the probe's memory) without end.
+const MaxTriggerDevices = 16
+
 // Sender writes a report to the server (*upload.Uploader).
 type Sender interface {
 	WriteStatus(ctx context.Context, id string, body []byte) error
@@ -156,7 +161,7 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 			Packets: l.Seen - prev.Seen, Drops: l.Drops - prev.Drops})
 	}
 	for _, d := range snap.Devices {
-		if !slices.Contains(r.devices, d.Name) {
+		if len(r.devices) < MaxTriggerDevices && !slices.Contains(r.devices, d.Name) {
 			r.devices = append(r.devices, d.Name)
 		}
 	}

@@ -3,6 +3,7 @@ package reporter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -147,6 +148,15 @@ func TestBuild(t *testing.T) {
 	if d, _ := r.Build(snap); len(d.TriggerDevices) != 1 {
 		t.Errorf("trigger devices seen since boot: %q", d.TriggerDevices)
 	}
+	// A device that comes back under ever new names lists a bounded few.
+	for i := range 3 * MaxTriggerDevices {
+		snap.Devices = []status.Device{{Name: fmt.Sprintf("presenter %d", i)}}
+		r.Build(snap)
+	}
+	if d, _ := r.Build(snap); len(d.TriggerDevices) != MaxTriggerDevices || d.TriggerDevices[0] != "Logitech USB Receiver" {
+		t.Errorf("%d trigger devices listed, want the first %d: %q", len(d.TriggerDevices), MaxTriggerDevices, d.TriggerDevices)
+	}
+	snap.Devices = nil
 	snap.Storage.Root = ""
 	if d, _ := r.Build(snap); d.Disk.Present {
 		t.Error("no storage root, but a disk present")
