@@ -90,9 +90,9 @@ func TestCheckFromServer(t *testing.T) {
 	}
 	// The release keys decide which bundles the probe installs: the
 	// server offering the bundles may not name them.
-	err = CheckFromServer([]byte(`{"release": {"public_keys": ["MCowBQYDK2VwAyEA"]}}`))
+	err = CheckFromServer([]byte(`{"release": {"public_keys": ["MCowBQYDK2VwAyEA"], "channel": "beta"}}`))
 	if !errors.As(err, &es) || len(es) != 1 || es[0].Field != "release.public_keys" {
-		t.Fatalf("got %v, want release.public_keys refused", err)
+		t.Fatalf("got %v, want release.public_keys refused (and only it)", err)
 	}
 	// storage.state_dir holds the SSH key: moved, the probe would make a
 	// new key the server refuses. Its other fields pass.
