@@ -24,8 +24,11 @@ vet:
 # qemu-user, the QEMU system test), in the order the `test:` lines appear.
 # Needs root (network namespaces, AF_PACKET, loop devices) and the Debian
 # packages in .ci/packages.txt.
-.PHONY: test-go
-test: vet build-arm64 test-go
+.PHONY: test-go deps
+test: deps vet build-arm64 test-go
+# The Debian packages of .ci/packages.txt that are missing (as root).
+deps:
+	@bash .ci/deps
 test-go:
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -180,6 +183,7 @@ INSTANCE_ARCH = $(if $(shell grep -s 'GOARCH=amd64' gokrazy/$(INSTANCE)/config.j
 
 .PHONY: image image-vm image-x86 vm flash update qemu qemu-x86 systemtest bench-image
 image:
+	@bash .ci/deps e2fsprogs ca-certificates
 	@if grep -q '"FirmwarePackage": *""' gokrazy/$(INSTANCE)/config.json; then \
 	  $(MAKE) --no-print-directory $(if $(filter amd64,$(INSTANCE_ARCH)),$(SDBOOT_X64),$(SDBOOT)); fi
 	$(IMAGE_TOOL) build -instance gokrazy/$(INSTANCE) -o $(IMG) $(if $(filter amd64,$(INSTANCE_ARCH)),-systemd-boot $(abspath $(SDBOOT_X64)))
