@@ -1,11 +1,9 @@
 package report
 
 import (
-	"context"
 	"image"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,7 +23,6 @@ func TestReportInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("headless Chromium: not under -short")
 	}
-	chromium := testtool.Path(t, "chromium", "chromium")
 	g, _ := reporttest.Mixed(1)
 	path := g.WritePCAP(t, "mixed.pcap")
 	s := readSummary(t, path, Options{Press: g.T0 + int64(5*time.Second)})
@@ -40,21 +37,8 @@ func TestReportInChromium(t *testing.T) {
 	}
 	f.Close()
 
-	browse := func(args ...string) ([]byte, string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
-			"--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1000,1400"}, args...)
-		cmd := exec.CommandContext(ctx, chromium, append(args, "file://"+page)...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-		}
-		return out, stderr.String()
-	}
+	browser := testtool.NewChromium(t, 1000, 1400)
+	browse := func(args ...string) ([]byte, string) { return browser.Browse("file://"+page, args...) }
 	dom, logs := browse("--dump-dom")
 	if strings.Contains(logs, "CONSOLE") || strings.Contains(logs, "Failed to load") {
 		t.Errorf("the page logged errors:\n%s", logs)

@@ -3,14 +3,12 @@
 package status
 
 import (
-	"context"
 	"encoding/json"
 	"image"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -32,7 +30,7 @@ func TestChecksInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("headless Chromium and sshd: not under -short")
 	}
-	chromium := testtool.Path(t, "chromium", "chromium")
+	testtool.Path(t, "chromium", "chromium") // before sshd: a missing browser fails first
 	srv := sshdtest.Start(t, sshdtest.Options{})
 	remote := filepath.Join(srv.Dir, "in")
 	os.Mkdir(remote, 0o755)
@@ -89,19 +87,9 @@ func TestChecksInChromium(t *testing.T) {
 	})
 
 	dir := t.TempDir()
+	browser := testtool.NewChromium(t, 1000, 3000)
 	browse := func(args ...string) []byte {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-			"--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1000,3000"}, args...)
-		cmd := exec.CommandContext(ctx, chromium, append(args, web.URL+"/")...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-		}
+		out, _ := browser.Browse(web.URL+"/", args...)
 		return out
 	}
 	dom := string(browse("--dump-dom"))
