@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,13 +210,27 @@ func (s *Server) Up() {
 	// Own process group, so Stop can end the sessions too.
 	// Pdeathsig: a test binary that dies (panic, timeout) takes sshd along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		// Pdeathsig fires when the thread that started sshd ends, not the
+		// process, and the Go runtime ends any thread whose goroutine
+		// exits locked to it (the service's window followers do): sshd
+		// is started from a thread of its own that lasts until it exits.
+		runtime.LockOSThread()
+		defer close(exited)
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		s.mu.Unlock()
 		s.t.Fatalf("start sshd: %v", err)
 	}
 	s.cmd = cmd
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	s.mu.Unlock()
 
 	deadline := time.Now().Add(30 * time.Second) // a loaded CI machine starts sshd slowly
