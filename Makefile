@@ -63,7 +63,7 @@ bench: bench-ring
 bench-ring:
 	mkdir -p build
 	$(GO) build -o build/probe-ring ./probe
-	$(GO) build -o build/ringbench ./ringfs/internal/ringbench
+	$(GO) build -o build/ringbench ./internal/bench/ring
 	build/ringbench -probe build/probe-ring -dir build
 
 # probe capture against tcpdump (and dumpcap at the generator's maximum) on a
@@ -75,7 +75,7 @@ bench: bench-capture
 bench-capture:
 	mkdir -p build
 	$(GO) build -o build/probe ./probe
-	$(GO) build -o build/benchcapture ./probe/capture/benchcapture
+	$(GO) build -o build/benchcapture ./internal/bench/capture
 	build/benchcapture -probe build/probe
 
 # inline mode: forwarding through the probe's bridge with the capture off and
@@ -88,7 +88,7 @@ bench: bench-inline
 bench-inline:
 	mkdir -p build
 	$(GO) build -o build/probe ./probe
-	$(GO) build -o build/benchinline ./probe/ports/benchinline
+	$(GO) build -o build/benchinline ./internal/bench/inline
 	build/benchinline -probe build/probe
 
 # upload: a 100 MiB queue (10 files) to a loopback sshd, the Uploader against
@@ -98,7 +98,7 @@ bench-inline:
 .PHONY: bench-upload
 bench: bench-upload
 bench-upload:
-	$(GO) test -count=1 -run '^$$' -bench BenchmarkUploadVsOpenSSH -benchtime 1x -timeout 10m ./probe/upload/
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkUploadVsOpenSSH -benchtime 1x -timeout 10m ./probe/internal/upload/
 
 # beeper: what a press pays for its beep, and rendering, against the ack
 # sound's own length (120 ms).
@@ -117,7 +117,7 @@ bench-feedback:
 .PHONY: bench-filter
 bench: bench-filter
 bench-filter:
-	$(GO) test -run '^$$' -bench 'BenchmarkFilter5/interleaved' -benchtime 20000x -count 7 ./probe/filter/ | tee /dev/stderr | \
+	$(GO) test -run '^$$' -bench 'BenchmarkFilter5/interleaved' -benchtime 20000x -count 7 ./probe/internal/filter/ | tee /dev/stderr | \
 	  awk '/^BenchmarkFilter5\/interleaved/ { n++; for (i=5; i<NF; i+=2) v[$$(i+1), n] = $$i } \
 	    function med(u,  a, i, j, t) { for (i=1;i<=n;i++) a[i]=v[u,i]; \
 	      for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]<a[i]) {t=a[i];a[i]=a[j];a[j]=t}; return a[int((n+1)/2)] } \
@@ -133,8 +133,8 @@ bench-filter:
 .PHONY: bench-service
 bench: bench-service
 bench-service:
-	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/service/
-	$(GO) test -count=1 -run '^$$' -bench 'LongestBefore' -benchtime 1x -timeout 10m ./probe/service/
+	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/internal/service/
+	$(GO) test -count=1 -run '^$$' -bench 'LongestBefore' -benchtime 1x -timeout 10m ./probe/internal/service/
 
 # The status listener under a LAN flood: 300 clients from 40 addresses on a
 # veth link holding keep-alive connections or sending 1 MB headers, 5 s
@@ -152,8 +152,8 @@ bench-lan:
 .PHONY: bench-report
 bench: bench-report
 bench-report:
-	$(GO) test -count=1 -run '^$$' -bench 'Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/report/
-	$(GO) test -count=1 -run '^$$' -bench ReportInExport -benchtime 10x -timeout 10m ./probe/service/
+	$(GO) test -count=1 -run '^$$' -bench 'Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/internal/report/
+	$(GO) test -count=1 -run '^$$' -bench ReportInExport -benchtime 10x -timeout 10m ./probe/internal/service/
 
 # ---- The appliance image (image/, gokrazy/). See README "Building the image".
 # INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/image/eeprom"
-	"github.com/presscap/presscap/image/fat"
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/image/internal/eeprom"
+	"github.com/presscap/presscap/image/internal/fat"
+	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
 var eepromFiles = []string{"pieeprom.upd", "pieeprom.sig", "vl805.bin", "vl805.sig", "recovery.bin"}

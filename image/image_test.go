@@ -15,14 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/image/assemble"
-	"github.com/presscap/presscap/image/fat"
-	"github.com/presscap/presscap/image/partition"
-	"github.com/presscap/presscap/image/rootfs"
-	"github.com/presscap/presscap/image/updater"
+	"github.com/presscap/presscap/image/internal/assemble"
+	"github.com/presscap/presscap/image/internal/fat"
+	"github.com/presscap/presscap/image/internal/partition"
+	"github.com/presscap/presscap/image/internal/rootfs"
+	"github.com/presscap/presscap/image/internal/updater"
+	"github.com/presscap/presscap/internal/disklabel"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	probeconfig "github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/service"
-	"github.com/presscap/presscap/probe/testtool"
 )
 
 // The structural tests build both instances once (compiling for arm64 is
@@ -665,7 +665,7 @@ func TestRingDisk(t *testing.T) {
 	if _, err := f.ReadAt(sb, 0); err != nil {
 		t.Fatal(err)
 	}
-	if label, fstype, err := service.ParseLabel(sb); label != "PRESSCAP" || fstype != "ext4" || err != nil {
+	if label, fstype, err := disklabel.Parse(sb); label != "PRESSCAP" || fstype != "ext4" || err != nil {
 		t.Errorf("the probe reads label %q type %q (%v), want PRESSCAP ext4", label, fstype, err)
 	}
 }

@@ -28,11 +28,11 @@ import (
 
 	probeconfig "github.com/presscap/presscap/probe/config"
 
-	"github.com/presscap/presscap/image/assemble"
-	"github.com/presscap/presscap/image/gokconfig"
-	"github.com/presscap/presscap/image/ovf"
-	"github.com/presscap/presscap/image/tlspin"
-	"github.com/presscap/presscap/image/updater"
+	"github.com/presscap/presscap/image/internal/assemble"
+	"github.com/presscap/presscap/image/internal/gokconfig"
+	"github.com/presscap/presscap/image/internal/ovf"
+	"github.com/presscap/presscap/image/internal/tlspin"
+	"github.com/presscap/presscap/image/internal/updater"
 )
 
 func main() {

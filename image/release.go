@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/presscap/presscap/image/assemble"
-	"github.com/presscap/presscap/image/gokconfig"
-	"github.com/presscap/presscap/image/updater"
+	"github.com/presscap/presscap/image/internal/assemble"
+	"github.com/presscap/presscap/image/internal/gokconfig"
+	"github.com/presscap/presscap/image/internal/updater"
 	"github.com/presscap/presscap/internal/release"
 	"github.com/presscap/presscap/internal/safefile"
 )

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/image/eeprom"
-	"github.com/presscap/presscap/image/fat"
-	"github.com/presscap/presscap/image/partition"
-	"github.com/presscap/presscap/image/updater"
+	"github.com/presscap/presscap/image/internal/eeprom"
+	"github.com/presscap/presscap/image/internal/fat"
+	"github.com/presscap/presscap/image/internal/partition"
+	"github.com/presscap/presscap/image/internal/updater"
 	"github.com/presscap/presscap/internal/release"
 )
 

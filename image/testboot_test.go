@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/image/fat"
+	"github.com/presscap/presscap/image/internal/fat"
 )
 
 // gokrazyEdit changes a boot file the way gokrazy's update handlers do

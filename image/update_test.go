@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/presscap/presscap/image/gokconfig"
-	"github.com/presscap/presscap/image/tlspin"
+	"github.com/presscap/presscap/image/internal/gokconfig"
+	"github.com/presscap/presscap/image/internal/tlspin"
 )
 
 func instanceWith(t *testing.T, update string) *gokconfig.Config {

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/net/bpf"
 
-	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/capture"
 	"github.com/presscap/presscap/ringfs"
 )
 

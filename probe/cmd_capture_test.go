@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/presscap/presscap/probe/internal/filter"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -228,7 +229,7 @@ func TestCaptureCommandFilterAndRulesThroughExtract(t *testing.T) {
 			// tcpdump has the last frame its filter keeps, the kernel has
 			// delivered them to the capture's socket too; packets delivered
 			// before the signal are still written.
-			want := td.Settle(t, netnstest.HasFrame(netnstest.LastKept(t, tc.expr, frames)))
+			want := td.Settle(t, netnstest.HasFrame(netnstest.LastKept(liveMatch(t, tc.expr), frames)))
 			cmd.stop(t)
 			got := captureExtractAll(t, dir, p.Host)
 			if len(want) == 0 || len(want) == 390 {
@@ -262,4 +263,14 @@ func TestCaptureCommandInbound(t *testing.T) {
 		t.Fatalf("tcpdump -Q in captured %d frames, want the 200 received", len(want))
 	}
 	captureSameAsTcpdump(t, captureReadRing(t, dir, p.Host), want)
+}
+
+// liveMatch is expr's match on a live interface, as tcpdump -i applies it.
+func liveMatch(t testing.TB, expr string) func([]byte) bool {
+	t.Helper()
+	m, err := filter.NewLiveMatcher(expr)
+	if err != nil {
+		t.Fatalf("filter %q: %v", expr, err)
+	}
+	return m.Match
 }

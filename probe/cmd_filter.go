@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/presscap/presscap/probe/filter"
+	"github.com/presscap/presscap/probe/internal/filter"
 )
 
 // runFilter compiles a capture filter and prints its program the way

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/probe/filter"
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/internal/filter"
 )
 
 func runFilterCmd(t *testing.T, args ...string) (string, string, error) {

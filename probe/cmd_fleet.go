@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/presscap/presscap/probe/fleet"
-	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // runFleet is the provider's overview: one line per probe from a copy of

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/probe/fleet"
-	"github.com/presscap/presscap/probe/fleet/fleettest"
-	"github.com/presscap/presscap/probe/upload"
-	"github.com/presscap/presscap/probe/upload/sshdtest"
+	"github.com/presscap/presscap/internal/testing/sshdtest"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/fleet/fleettest"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // TestFleetCommand: probe fleet prints one line per probe with why it is

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/presscap/presscap/probe/ports"
+	"github.com/presscap/presscap/probe/internal/ports"
 )
 
 // runNetwork brings the ports into the configuration's network mode

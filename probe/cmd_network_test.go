@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/probe/internal/netnstest"
+	"github.com/presscap/presscap/internal/testing/netnstest"
 )
 
 // TestNetworkCommandInline: `probe network -watch` run in a namespace

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/presscap/presscap/probe/report"
+	"github.com/presscap/presscap/probe/internal/report"
 )
 
 // runReport is `probe report`: the capture report of any pcap or pcapng

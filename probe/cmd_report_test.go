@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/probe/pcapfile"
-	"github.com/presscap/presscap/probe/report/reporttest"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/report/reporttest"
 )
 
 func runReportCmd(t *testing.T, args ...string) (string, string, error) {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/probe/pcapfile"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
 

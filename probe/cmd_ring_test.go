@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/probe/pcapfile"
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
 

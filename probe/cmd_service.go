@@ -20,10 +20,10 @@ import (
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/fleet"
-	"github.com/presscap/presscap/probe/fleet/fleetconfig"
-	"github.com/presscap/presscap/probe/service"
-	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/fleet/fleetconfig"
+	"github.com/presscap/presscap/probe/internal/service"
+	"github.com/presscap/presscap/probe/internal/status"
 )
 
 // loadConfig finds, parses and validates the configuration: -config, else

@@ -12,16 +12,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/presscap/presscap/probe/capture"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/devicepw"
-	"github.com/presscap/presscap/probe/filenames"
-	"github.com/presscap/presscap/probe/fleet"
-	"github.com/presscap/presscap/probe/fleet/fleetconfig"
-	"github.com/presscap/presscap/probe/fleet/reporter"
-	"github.com/presscap/presscap/probe/identity"
-	"github.com/presscap/presscap/probe/status"
-	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/internal/capture"
+	"github.com/presscap/presscap/probe/internal/devicepw"
+	"github.com/presscap/presscap/probe/internal/filenames"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/fleet/fleetconfig"
+	"github.com/presscap/presscap/probe/internal/fleet/reporter"
+	"github.com/presscap/presscap/probe/internal/identity"
+	"github.com/presscap/presscap/probe/internal/status"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // fleetSetup is what the service learns about itself for the provider:

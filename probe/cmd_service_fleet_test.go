@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/netnstest"
+	"github.com/presscap/presscap/internal/testing/sshdtest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/filenames"
-	"github.com/presscap/presscap/probe/fleet"
-	"github.com/presscap/presscap/probe/internal/netnstest"
-	"github.com/presscap/presscap/probe/testtool"
-	"github.com/presscap/presscap/probe/upload"
-	"github.com/presscap/presscap/probe/upload/sshdtest"
+	"github.com/presscap/presscap/probe/internal/filenames"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // TestSetupFleet: the service names its files presscap-<id8>, or the

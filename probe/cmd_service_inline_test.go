@@ -20,11 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/netnstest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/internal/netnstest"
-	"github.com/presscap/presscap/probe/pcapfile"
-	"github.com/presscap/presscap/probe/status"
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/status"
 )
 
 // runHelperEnv names the configuration TestRunHelper runs `probe run` on.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/ports"
+	"github.com/presscap/presscap/probe/internal/ports"
 )
 
 // lastGoodFile keeps, in the state directory, the network section of the

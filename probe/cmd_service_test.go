@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/netnstest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/internal/netnstest"
-	"github.com/presscap/presscap/probe/status"
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/probe/internal/status"
 )
 
 func TestCheckPrintDefaultIsValid(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/identity"
-	"github.com/presscap/presscap/probe/service"
-	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/internal/identity"
+	"github.com/presscap/presscap/probe/internal/service"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // runUpload is `probe upload -config FILE (-now | -test | -key)`: the

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/probe/upload"
-	"github.com/presscap/presscap/probe/upload/sshdtest"
+	"github.com/presscap/presscap/internal/testing/sshdtest"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // TestUploadCommand runs `probe upload` -key, -test and -now against a real

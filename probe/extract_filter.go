@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/presscap/presscap/probe/filter"
+	"github.com/presscap/presscap/probe/internal/filter"
 )
 
 // compileExtractFilter turns a -filter expression into a predicate over

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/internal/netnstest"
 )
 
 // BenchmarkLANFlood measures what a flood of the status listener costs

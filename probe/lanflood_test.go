@@ -20,11 +20,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/internal/netnstest"
-	"github.com/presscap/presscap/probe/pcapfile"
-	"github.com/presscap/presscap/probe/service"
-	"github.com/presscap/presscap/probe/status"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/service"
+	"github.com/presscap/presscap/probe/internal/status"
 )
 
 // floodEnv makes the test binary a flood of LAN clients (runFlood)

@@ -14,7 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/presscap/presscap/internal/safefile"
-	"github.com/presscap/presscap/ringfs/atomicfile"
+	"github.com/presscap/presscap/internal/atomicfile"
 )
 
 const (

@@ -27,8 +27,8 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/probe/testtool"
-	"github.com/presscap/presscap/probe/upload/sshdtest"
+	"github.com/presscap/presscap/internal/testing/sshdtest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
 // frame builds an Ethernet/IPv4/UDP frame 192.0.2.1:5000 -> 192.0.2.2:dport

@@ -21,12 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/image/fat"
-	"github.com/presscap/presscap/image/gokconfig"
-	"github.com/presscap/presscap/image/partition"
-	"github.com/presscap/presscap/image/tlspin"
-	"github.com/presscap/presscap/image/updater"
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/image/internal/fat"
+	"github.com/presscap/presscap/image/internal/gokconfig"
+	"github.com/presscap/presscap/image/internal/partition"
+	"github.com/presscap/presscap/image/internal/tlspin"
+	"github.com/presscap/presscap/image/internal/updater"
+	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
 const repo = "../.."

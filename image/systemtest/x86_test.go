@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/probe/testtool"
+	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
 // x86Accel is QEMU's accelerator for the x86-64 VM: KVM where /dev/kvm

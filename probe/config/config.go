@@ -5,9 +5,9 @@ import (
 
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
-	"github.com/presscap/presscap/probe/capture"
-	"github.com/presscap/presscap/probe/ports"
-	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/internal/capture"
+	"github.com/presscap/presscap/probe/internal/ports"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // Config is the whole probe configuration. Every field has a default

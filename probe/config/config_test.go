@@ -3,7 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
-	"github.com/presscap/presscap/probe/capture"
+	"github.com/presscap/presscap/probe/internal/capture"
 	"os"
 	"path/filepath"
 	"reflect"

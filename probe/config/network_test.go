@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/presscap/presscap/probe/ports"
+	"github.com/presscap/presscap/probe/internal/ports"
 )
 
 func TestNetworkPortsMakeLinks(t *testing.T) {

@@ -3,7 +3,7 @@ package config
 import (
 	"time"
 
-	"github.com/presscap/presscap/probe/upload"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // upgrade corrects, in a configuration just read, what earlier versions

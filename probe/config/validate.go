@@ -15,11 +15,11 @@ import (
 
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/internal/release"
-	"github.com/presscap/presscap/probe/capture"
-	"github.com/presscap/presscap/probe/filenames"
-	"github.com/presscap/presscap/probe/filter"
-	"github.com/presscap/presscap/probe/ports"
-	"github.com/presscap/presscap/probe/trigger"
+	"github.com/presscap/presscap/probe/internal/capture"
+	"github.com/presscap/presscap/probe/internal/filenames"
+	"github.com/presscap/presscap/probe/internal/filter"
+	"github.com/presscap/presscap/probe/internal/ports"
+	"github.com/presscap/presscap/probe/internal/trigger"
 	"github.com/presscap/presscap/ringfs"
 )
 

@@ -1,0 +1,352 @@
+package report
+
+import (
+	"fmt"
+	"github.com/presscap/presscap/probe/internal/report/reporttest"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/internal/testing/testtool"
+)
+
+// tshark is the oracle: its statistics on the same file, with the options
+// named in each test.
+type tsharkStats struct {
+	rtp       map[uint32]tsharkRTP
+	sip       map[string]uint64 // response code -> messages
+	dnsRcodes map[string]uint64 // over every DNS message, queries included
+	dnsQuery  uint64
+	dnsResp   uint64
+	dnsNoResp uint64 // queries without dns.response_in
+	retrans   uint64
+	resets    uint64
+}
+
+type tsharkRTP struct {
+	packets                         uint64
+	lost                            int64
+	maxDelta, maxJitter, meanJitter float64
+}
+
+func runTshark(t *testing.T, file string, args ...string) string {
+	t.Helper()
+	bin := testtool.Path(t, "tshark", "tshark")
+	cmd := exec.Command(bin, append([]string{"-n", "-r", file}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+var (
+	// "  2.04  12.02  192.168.1.10 40000  203.0.113.5 50000 0x00001111  g711U  496  4 (0.8%)  1.000 20.152 123.162 0.075 3.292 20.018 X"
+	rtpLine = regexp.MustCompile(`^\s*\S+\s+\S+\s+\S+\s+\d+\s+\S+\s+\d+\s+0x([0-9A-Fa-f]{8})\s+.*?\s(\d+)\s+(-?\d+)\s+\(\S+%\)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)`)
+	sipLine = regexp.MustCompile(`^\s*SIP (\d{3}) .*:\s+(\d+) Packets`)
+	dnsLine = regexp.MustCompile(`^\s+(No error|No such name|Server failure|Refused|Format error|Not implemented|Query|Response)\s+(\d+)\s`)
+)
+
+var tsharkRcode = map[string]string{"No error": "NoError", "No such name": "NXDomain", "Server failure": "ServFail",
+	"Refused": "Refused", "Format error": "FormErr", "Not implemented": "NotImp"}
+
+func tsharkOn(t *testing.T, file string, opts ...string) tsharkStats {
+	st := tsharkStats{rtp: map[uint32]tsharkRTP{}, sip: map[string]uint64{}, dnsRcodes: map[string]uint64{}}
+	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "rtp,streams")...), "\n") {
+		m := rtpLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		ssrc, _ := strconv.ParseUint(m[1], 16, 32)
+		var r tsharkRTP
+		r.packets, _ = strconv.ParseUint(m[2], 10, 64)
+		r.lost, _ = strconv.ParseInt(m[3], 10, 64)
+		r.maxDelta, _ = strconv.ParseFloat(m[6], 64)
+		r.meanJitter, _ = strconv.ParseFloat(m[8], 64)
+		r.maxJitter, _ = strconv.ParseFloat(m[9], 64)
+		st.rtp[uint32(ssrc)] = r
+	}
+	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "sip,stat")...), "\n") {
+		if m := sipLine.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.ParseUint(m[2], 10, 64)
+			st.sip[m[1]] += n
+		}
+	}
+	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "dns,tree")...), "\n") {
+		m := dnsLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseUint(m[2], 10, 64)
+		switch m[1] {
+		case "Query":
+			st.dnsQuery = n
+		case "Response":
+			st.dnsResp = n
+		default:
+			st.dnsRcodes[tsharkRcode[m[1]]] = n
+		}
+	}
+	// -2: dns.response_in is known only after a first pass.
+	count := func(filter string) uint64 {
+		out := strings.TrimSpace(runTshark(t, file, append(opts, "-2", "-Y", filter, "-T", "fields", "-e", "frame.number")...))
+		if out == "" {
+			return 0
+		}
+		return uint64(len(strings.Split(out, "\n")))
+	}
+	st.retrans = count("tcp.analysis.retransmission")
+	st.resets = count("tcp.flags.reset == 1")
+	st.dnsNoResp = count("dns.flags.response == 0 && !dns.response_in")
+	return st
+}
+
+// within says whether got is within 1 % of want or within the 0.0005 ms
+// tshark's three decimals round to.
+func within(got, want float64) bool {
+	return math.Abs(got-want) <= max(0.01*math.Abs(want), 0.0005+1e-9)
+}
+
+// compareTshark checks every figure the issue names against tshark.
+func compareTshark(t *testing.T, s *Summary, ts tsharkStats) {
+	t.Helper()
+	if len(s.RTPStreams) != len(ts.rtp) {
+		t.Errorf("RTP streams: report has %d, tshark %d", len(s.RTPStreams), len(ts.rtp))
+	}
+	for _, r := range s.RTPStreams {
+		w, ok := ts.rtp[r.SSRC]
+		if !ok {
+			t.Errorf("RTP stream 0x%08x: not in tshark's rtp,streams", r.SSRC)
+			continue
+		}
+		if r.Packets != w.packets || r.Lost != w.lost {
+			t.Errorf("RTP 0x%08x: packets %d lost %d, tshark %d %d", r.SSRC, r.Packets, r.Lost, w.packets, w.lost)
+		}
+		for _, f := range []struct {
+			name      string
+			got, want float64
+		}{{"max delta", r.MaxDeltaMs, w.maxDelta}, {"max jitter", r.MaxJitterMs, w.maxJitter}, {"mean jitter", r.MeanJitterMs, w.meanJitter}} {
+			if !within(f.got, f.want) {
+				t.Errorf("RTP 0x%08x: %s %.3f ms, tshark %.3f ms", r.SSRC, f.name, f.got, f.want)
+			}
+		}
+	}
+	codes := map[string]uint64{}
+	for c, n := range s.SIP.Responses {
+		codes[c] += n
+	}
+	for c, n := range s.SIP.Provisional {
+		codes[c] += n
+	}
+	if fmt.Sprint(codes) != fmt.Sprint(ts.sip) {
+		t.Errorf("SIP responses by code: report %v, tshark sip,stat %v", codes, ts.sip)
+	}
+	if s.DNS.Queries != ts.dnsQuery || s.DNS.Responses != ts.dnsResp {
+		t.Errorf("DNS queries/responses: report %d/%d, tshark %d/%d", s.DNS.Queries, s.DNS.Responses, ts.dnsQuery, ts.dnsResp)
+	}
+	// dns,tree counts a query's rcode (0, No error) too.
+	rc := maps(s.DNS.Rcodes)
+	if ts.dnsQuery > 0 {
+		rc["NoError"] += s.DNS.Queries
+	}
+	if fmt.Sprint(rc) != fmt.Sprint(ts.dnsRcodes) {
+		t.Errorf("DNS rcodes (queries counted as NoError): report %v, tshark dns,tree %v", rc, ts.dnsRcodes)
+	}
+	if s.DNS.Unanswered+s.DNS.PendingAtEnd != ts.dnsNoResp {
+		t.Errorf("DNS unanswered: report %d (+%d pending at the end), tshark %d queries without dns.response_in",
+			s.DNS.Unanswered, s.DNS.PendingAtEnd, ts.dnsNoResp)
+	}
+	if s.TCP.Retransmissions != ts.retrans || s.TCP.Resets != ts.resets {
+		t.Errorf("TCP retransmissions/resets: report %d/%d, tshark tcp.analysis.retransmission %d, tcp.flags.reset %d",
+			s.TCP.Retransmissions, s.TCP.Resets, ts.retrans, ts.resets)
+	}
+}
+
+func readSummary(t testing.TB, path string, opt Options) *Summary {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := Read(f, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestMatchesTsharkAndTruth analyses the generated VoIP, DNS and TCP
+// traffic (SDP in the window, tshark's default options) and checks the
+// figures against the generator's truth and against tshark 4's.
+func TestMatchesTsharkAndTruth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g, tr := reporttest.Mixed(1)
+	path := g.WritePCAP(t, "voip.pcap")
+	s := readSummary(t, path, Options{})
+	compareTshark(t, s, tsharkOn(t, path))
+
+	// The truth the generator injected.
+	for ssrc, want := range tr.RTP {
+		found := false
+		for _, r := range s.RTPStreams {
+			if r.SSRC == ssrc {
+				found = true
+				if r.Packets != want.Packets || r.Lost != want.Lost {
+					t.Errorf("RTP 0x%08x: packets %d lost %d, injected %d %d", ssrc, r.Packets, r.Lost, want.Packets, want.Lost)
+				}
+				if !r.FromSDP {
+					t.Errorf("RTP 0x%08x: not matched to its SDP", ssrc)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("RTP 0x%08x: missing", ssrc)
+		}
+	}
+	if fmt.Sprint(s.SIP.Responses) != fmt.Sprint(tr.SIPFinal) || fmt.Sprint(s.SIP.Provisional) != fmt.Sprint(tr.SIPProvisional) || s.SIP.Calls != tr.Calls {
+		t.Errorf("SIP: responses %v provisional %v calls %d, injected %v %v %d", s.SIP.Responses, s.SIP.Provisional, s.SIP.Calls,
+			tr.SIPFinal, tr.SIPProvisional, tr.Calls)
+	}
+	if s.DNS.Queries != tr.DNSQueries || s.DNS.Unanswered != tr.DNSUnanswered || fmt.Sprint(s.DNS.Rcodes) != fmt.Sprint(tr.DNSRcodes) {
+		t.Errorf("DNS: queries %d unanswered %d rcodes %v, injected %d %d %v", s.DNS.Queries, s.DNS.Unanswered, s.DNS.Rcodes,
+			tr.DNSQueries, tr.DNSUnanswered, tr.DNSRcodes)
+	}
+	if s.TCP.Connections != tr.TCPConnections || s.TCP.Retransmissions != tr.TCPRetrans || s.TCP.Resets != tr.TCPResets || s.TCP.Failed != tr.TCPFailed {
+		t.Errorf("TCP: connections %d retransmissions %d resets %d failed %d, injected %d %d %d %d", s.TCP.Connections,
+			s.TCP.Retransmissions, s.TCP.Resets, s.TCP.Failed, tr.TCPConnections, tr.TCPRetrans, tr.TCPResets, tr.TCPFailed)
+	}
+	// The verdicts and findings an engineer reads first.
+	verdicts := map[string]string{}
+	for _, d := range s.SIP.Dialogs {
+		verdicts[d.CallID] = d.Verdict
+	}
+	for id, want := range map[string]string{
+		"call-ok@192.168.1.10": "12 % loss on the leg to 192.168.1.10:40000",
+		tr.FailedCallID:        "call failed: 486",
+		tr.OneWayCallID:        "one-way audio; no RTP to 192.168.1.10:40004",
+	} {
+		if verdicts[id] != want {
+			t.Errorf("verdict of %s: %q, want %q", id, verdicts[id], want)
+		}
+	}
+	// Every finding's display filter is one Wireshark accepts, and shows
+	// packets of the file inside the finding's first..last.
+	for _, f := range s.Findings {
+		out := strings.TrimSpace(runTshark(t, path, "-2", "-Y", f.DisplayFilter, "-T", "fields", "-e", "frame.time_epoch"))
+		if out == "" {
+			t.Errorf("finding %q: filter %q shows no packet", f.Text, f.DisplayFilter)
+			continue
+		}
+		for _, l := range strings.Split(out, "\n") {
+			sec, _ := strconv.ParseFloat(l, 64)
+			at := time.Unix(0, int64(sec*1e9))
+			if at.Before(f.First.Add(-time.Millisecond)) || at.After(f.Last.Add(time.Millisecond)) {
+				if !strings.Contains(f.DisplayFilter, "sip.Call-ID") {
+					t.Errorf("finding %q: filter %q shows a packet at %v, outside %v..%v", f.Text, f.DisplayFilter, at, f.First, f.Last)
+				}
+				break
+			}
+		}
+	}
+	wantFindings := []string{"failed with 486", "one-way audio", "12.4 % lost", "4 of 40 DNS queries unanswered", "2 of 3 TCP connections failed"}
+	for _, w := range wantFindings {
+		found := false
+		for _, f := range s.Findings {
+			if strings.Contains(f.Text, w) && f.DisplayFilter != "" && !f.First.IsZero() && !f.Last.Before(f.First) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no finding %q with evidence in %+v", w, s.Findings)
+		}
+	}
+}
+
+// TestHeuristicRTPMatchesTshark: RTP with no SDP in the window (the call
+// was set up before it), found by the heuristic, against tshark with
+// -o rtp.heuristic_rtp:TRUE: a sequence wrap, a wild jump, late packets,
+// comfort noise and a marked talk spurt.
+func TestHeuristicRTPMatchesTshark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g := reporttest.New(2)
+	tr := &reporttest.Truth{RTP: map[uint32]reporttest.RTPTruth{}}
+	g.RTP(tr, 0, "10.0.0.2", 16384, "10.0.0.3", 16386, reporttest.RTPOpts{SSRC: 0xdeadbeef, N: 1500, FirstSeq: 65000, LossEvery: 50,
+		Swap: []int{700, 900}, JitterMs: 15, Marker: []int{300}, PT: 8})
+	g.RTP(tr, time.Second, "10.0.0.3", 16386, "10.0.0.2", 16384, reporttest.RTPOpts{SSRC: 0x0badcafe, N: 1000, FirstSeq: 100,
+		Burst: [2]int{200, 260}, Gap: [2]int{500, 400}, PT: 0})
+	// A wild jump: the sender restarts its sequence numbers mid-stream.
+	for i := 0; i < 50; i++ {
+		b := []byte{0x80, 0, byte((30000 + i) >> 8), byte(30000 + i), 0, 0, byte(i >> 8), byte(i), 0x12, 0x34, 0x56, 0x78}
+		if i >= 25 {
+			b[2], b[3] = byte(i), 7
+		}
+		g.UDP(2*time.Second+time.Duration(i)*20*time.Millisecond, "10.0.0.4", 20000, "10.0.0.5", 20002, append(b, make([]byte, 80)...))
+	}
+	path := g.WritePCAP(t, "heuristic.pcap")
+	s := readSummary(t, path, Options{HeuristicRTP: true})
+	ts := tsharkOn(t, path, "-o", "rtp.heuristic_rtp:TRUE")
+	compareTshark(t, s, ts)
+	if len(ts.rtp) != 3 {
+		t.Fatalf("tshark found %d heuristic RTP streams, want 3", len(ts.rtp))
+	}
+	// Without the heuristic and without SDP, no stream.
+	if s := readSummary(t, path, Options{}); len(s.RTPStreams) != 0 {
+		t.Errorf("RTP without SDP or heuristic: %d streams", len(s.RTPStreams))
+	}
+}
+
+// TestBusyLineMatchesTshark: the benchmark's busy line (two calls, DNS,
+// three TCP transfers with retransmissions), 20 s of it, against tshark.
+func TestBusyLineMatchesTshark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g := reporttest.Busy(2, 20*time.Second, 3)
+	path := g.WritePCAP(t, "busy.pcap")
+	s := readSummary(t, path, Options{})
+	if len(s.RTPStreams) != 4 || s.TCP.Retransmissions == 0 {
+		t.Fatalf("busy line: %d RTP streams, %d retransmissions", len(s.RTPStreams), s.TCP.Retransmissions)
+	}
+	compareTshark(t, s, tsharkOn(t, path))
+}
+
+// TestCallVerdicts: a call whose media stops before a re-INVITE, and one
+// cancelled before the answer.
+func TestCallVerdicts(t *testing.T) {
+	g := reporttest.New(5)
+	tr := &reporttest.Truth{RTP: map[uint32]reporttest.RTPTruth{}, SIPFinal: map[string]uint64{}, SIPProvisional: map[string]uint64{}}
+	up := g.Call(tr, 0, "reinvite@x", 200, 41000, 51000)
+	g.RTP(tr, up, "192.168.1.10", 41000, "203.0.113.5", 51000, reporttest.RTPOpts{SSRC: 1, N: 100, FirstSeq: 1})
+	g.RTP(tr, up, "203.0.113.5", 51000, "192.168.1.10", 41000, reporttest.RTPOpts{SSRC: 2, N: 100, FirstSeq: 1})
+	g.UDP(up+5*time.Second, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:bob@example.net SIP/2.0", "reinvite@x", "a", "b", "2 INVITE",
+		reporttest.SDPBody("192.168.1.10", 41000, "0", "")))
+	g.UDP(0, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:carol@example.net SIP/2.0", "cancel@x", "a", "c", "1 INVITE", ""))
+	g.UDP(time.Second, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("CANCEL sip:carol@example.net SIP/2.0", "cancel@x", "a", "c", "1 CANCEL", ""))
+	g.Sort()
+	a := New([]Link{{LinkType: 1}}, Options{})
+	for _, p := range g.Pkts {
+		a.Add(0, p.TS, uint32(len(p.Data)), p.Data)
+	}
+	s := a.Summary()
+	got := map[string]Dialog{}
+	for _, d := range s.SIP.Dialogs {
+		got[d.CallID] = d
+	}
+	if d := got["reinvite@x"]; d.ReInvites != 1 || !strings.Contains(d.Verdict, "no RTP after re-INVITE") {
+		t.Errorf("re-INVITE call: %+v", d)
+	}
+	if d := got["cancel@x"]; d.Ended != "CANCEL" || d.Verdict != "call cancelled before answer" {
+		t.Errorf("cancelled call: %+v", d)
+	}
+}

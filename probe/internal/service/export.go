@@ -1,0 +1,610 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/internal/safefile"
+	"github.com/presscap/presscap/probe/internal/filenames"
+	"github.com/presscap/presscap/probe/internal/filter"
+	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/report"
+	"github.com/presscap/presscap/ringfs"
+	"golang.org/x/sys/unix"
+)
+
+// ExportSpec is one file per window.
+type ExportSpec struct {
+	Name   string
+	Filter string // tcpdump expression; "" keeps every packet
+	Link   string // only this link's packets; "" = all links
+	Format string // "pcap" (default) or "pcapng"
+	// Links are the ring links Link selects, a side's (config.LinksOf);
+	// nil: the link named Link.
+	Links []string
+	// Sides are the network ports' sides by ring link name (nil in single
+	// mode): pcapng files name them per interface, and mark the packets
+	// of a link captured inbound only with their direction.
+	Sides map[string]LinkSide
+}
+
+// selects says whether the export, with a Link, takes the ring link.
+func (e ExportSpec) selects(link string) bool {
+	if e.Links == nil {
+		return link == e.Link
+	}
+	return slices.Contains(e.Links, link)
+}
+
+// LinkSide is a ring link's side of the bridge.
+type LinkSide struct {
+	Side    string
+	Inbound bool // captured inbound only: every packet arrived there
+}
+
+// ManifestLink is one ring link of a window and its side.
+type ManifestLink struct {
+	Name string `json:"name"`
+	Side string `json:"side,omitempty"`
+}
+
+// Manifest describes one window's files; it is written beside them, after
+// them, so a manifest means the files are complete.
+type Manifest struct {
+	Host string `json:"host"`
+	// Profile is the button's meaning (trigger.profiles); absent without.
+	Profile     string         `json:"profile,omitempty"`
+	PressTime   time.Time      `json:"press_time"`
+	Presses     []PressInfo    `json:"presses"`
+	From        time.Time      `json:"window_from"`
+	To          time.Time      `json:"window_to"`
+	ClockSynced bool           `json:"clock_synced"`
+	Files       []ManifestFile `json:"files"`
+	// Links are the ring's links with their sides (network.ports), so
+	// that "before" is told from "behind"; absent in single mode.
+	Links []ManifestLink `json:"links,omitempty"`
+	// Drops are packets the capture lost inside the window.
+	Drops uint64 `json:"drops_in_window"`
+	// Truncated: part of the window is not in the files because the ring
+	// did not hold it; RingOldest says how far back the ring reached,
+	// Reason why (one of the ringfs.Reason values), Missing how much of
+	// the window's time (a Go duration).
+	Truncated     bool      `json:"truncated,omitempty"`
+	RingOldest    time.Time `json:"ring_oldest,omitzero"`
+	Reason        string    `json:"reason,omitempty"`
+	Missing       string    `json:"missing,omitempty"`
+	CorruptBlocks int       `json:"corrupt_blocks,omitempty"`
+	// CaptureNotCaughtUp is set when the window was cut before the capture
+	// had written its end into the ring (a stalled disk outlasted the
+	// service's wait): the files may lack the window's last packets.
+	CaptureNotCaughtUp *CaptureLag `json:"capture_not_caught_up,omitempty"`
+	// Recovered: the window's press came before a restart of the service
+	// (an update, a crash, a power cut) and its files were written after
+	// it, at ServiceStarted or after. Packets from the stop until
+	// ServiceStarted are not in the files.
+	Recovered      bool      `json:"recovered,omitempty"`
+	ServiceStarted time.Time `json:"service_started,omitzero"`
+	Created        time.Time `json:"created"`
+	// Summary is the capture report of the packets the files hold (see
+	// package report); the same object as `probe report -json` prints.
+	Summary *report.Summary `json:"summary,omitempty"`
+}
+
+// CaptureLag says how far the capture was behind when a window was cut.
+type CaptureLag struct {
+	// WrittenUntil: the ring held every packet up to this time (drops
+	// aside); later packets of the window may be missing.
+	WrittenUntil time.Time `json:"written_until"`
+	// Behind is how far that is from the window's end, Waited how long the
+	// export waited for the capture, as Go durations ("1.25s").
+	Behind string `json:"behind"`
+	Waited string `json:"waited"`
+}
+
+// ManifestFile is one file of a window.
+type ManifestFile struct {
+	File    string `json:"file"`
+	Name    string `json:"name"`
+	Filter  string `json:"filter"`
+	Link    string `json:"link,omitempty"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// FileBase is "<hostname>_<stamp>[_<profile>]", the start of every file of a window
+// (see package filenames).
+func FileBase(host string, w *Window) string {
+	return filenames.WithProfile(filenames.Base(host, w.First().Time, w.Synced()), w.Profile)
+}
+
+// setupError is an export failure that comes out the same on every try:
+// a filter that does not compile, a link the ring does not hold, a format
+// that cannot hold the links. Anything else (the disk, the ring's reads)
+// may mend.
+type setupError struct{ err error }
+
+func (e setupError) Error() string { return e.err.Error() }
+func (e setupError) Unwrap() error { return e.err }
+
+type exportFile struct {
+	spec    ExportSpec
+	m       *filter.Matcher
+	links   map[uint16]int // ring link id → interface index in the file
+	tmp     *os.File
+	pw      pcapfile.PacketWriter // buffers on its own; Flush before Sync
+	final   string
+	hdrLen  int64 // the file header's length (a resumed file has it already)
+	wb      int64 // written back (sync_file_range) up to here
+	packets uint64
+	bytes   uint64
+}
+
+// Progress is how far a window's files were written and made durable: the
+// pending record keeps it, so that a restart continues the files from there
+// instead of cutting again from a ring that may no longer hold the start.
+type Progress struct {
+	Ring  string      `json:"ring"` // the ring read (Storage.RingID)
+	Dir   string      `json:"dir"`  // where the files are written
+	Pos   ringfs.Pos  `json:"pos"`
+	Files []FileState `json:"files"`
+	Drops uint64      `json:"drops"`
+	// What the ring lacked so far (see ringfs.ReadStats).
+	Corrupt   int    `json:"corrupt_blocks,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Oldest    int64  `json:"ring_oldest_ns,omitempty"`
+	Missing   int64  `json:"missing_ns,omitempty"`
+}
+
+// FileState is one partial file: its durable length and what it holds.
+type FileState struct {
+	Name    string `json:"name"` // the export's name
+	Size    int64  `json:"size"`
+	Header  int64  `json:"header"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// cut is a window's files being written: opened at the press, fed the
+// window's packets in steps as the ring records them (Follow), finished
+// (renamed, manifest) after the window's end.
+type cut struct {
+	w     *Window
+	host  string
+	dir   string
+	files []*exportFile
+	prog  Progress // Files and the counters are filled by sync
+	links []ManifestLink
+	st    ringfs.ReadStats
+	// an analyses the packets the files take, in the same pass; after a
+	// resume it has seen only those read since. nil: no report (the
+	// benchmark's reference).
+	an      *report.Analyzer
+	resumed bool
+	// unflushed counts the bytes written since the last writeback.
+	unflushed int64
+}
+
+// writebackChunk is how much a cut writes before it hands it to the disk
+// itself (see writeback).
+const writebackChunk = 1 << 20
+
+// partialName is the name a window's file has while it is written: hidden
+// (the upload skips it) and the same after a restart.
+func partialName(base string, spec ExportSpec) string {
+	return partialPrefix + filenames.Capture(base, spec.Name, formatOf(spec))
+}
+
+const partialPrefix = ".partial-"
+
+func formatOf(spec ExportSpec) string {
+	if spec.Format == "" {
+		return "pcap"
+	}
+	return spec.Format
+}
+
+// skipWriter drops the first n bytes written: a resumed file already has
+// the header its writer starts with.
+type skipWriter struct {
+	w *os.File
+	n int64
+}
+
+func (s *skipWriter) Write(b []byte) (int, error) {
+	k := int(min(int64(len(b)), s.n))
+	s.n -= int64(k)
+	if k == len(b) {
+		return k, nil
+	}
+	n, err := s.w.Write(b[k:])
+	return k + n, err
+}
+
+// openCut creates (or, with prog, reopens where prog left them) w's
+// partial files in dir.
+func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, prog *Progress) (*cut, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	c := &cut{w: w, host: host, dir: dir}
+	if prog != nil {
+		c.prog = *prog
+		c.st = ringfs.ReadStats{Drops: prog.Drops, Corrupt: prog.Corrupt, Truncated: prog.Truncated,
+			Reason: prog.Reason, Oldest: prog.Oldest, Missing: prog.Missing}
+		if len(prog.Files) != len(specs) {
+			return nil, fmt.Errorf("resume: %d partial files recorded, %d exports configured", len(prog.Files), len(specs))
+		}
+	}
+	c.prog.Dir = dir
+	if !w.recording.IsZero() && !c.prog.Pos.Started {
+		// A ring recording since before the window's start that never
+		// wrapped lacks nothing: the line was quiet before its oldest
+		// packet.
+		c.prog.Pos.Since = w.recording.UnixNano()
+	}
+	base := FileBase(host, w)
+	links := ring.Links()
+	alinks := make([]report.Link, len(links))
+	for id, l := range links {
+		alinks[id] = report.Link{Name: l.Name, LinkType: l.LinkType}
+	}
+	c.an = report.New(alinks, report.Options{Start: w.From.UnixNano(), Press: w.First().Time.UnixNano(), HeuristicRTP: true})
+	c.resumed = prog != nil
+	if len(specs) > 0 && len(specs[0].Sides) > 0 {
+		for _, l := range links {
+			c.links = append(c.links, ManifestLink{Name: l.Name, Side: specs[0].Sides[l.Name].Side})
+		}
+	}
+	for i, spec := range specs {
+		f := &exportFile{spec: spec, links: map[uint16]int{}}
+		c.files = append(c.files, f)
+		if spec.Filter != "" {
+			// The meaning tcpdump -i gives the filter on the link: the
+			// capture put the outer VLAN tag back into the stored frame.
+			m, err := filter.NewLiveMatcher(spec.Filter)
+			if err != nil {
+				c.abort()
+				return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{err})
+			}
+			f.m = m
+		}
+		var ifaces []pcapfile.Interface
+		for id, l := range links {
+			if spec.Link != "" && !spec.selects(l.Name) {
+				continue
+			}
+			f.links[uint16(id)] = len(ifaces)
+			sd := spec.Sides[l.Name]
+			ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen,
+				Description: sd.Side, Inbound: sd.Inbound})
+		}
+		if len(ifaces) == 0 {
+			c.abort()
+			return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
+		}
+		f.final = filepath.Join(dir, filenames.Capture(base, spec.Name, formatOf(spec)))
+		path := filepath.Join(dir, partialName(base, spec))
+		var out io.Writer
+		if prog != nil {
+			fs := prog.Files[i]
+			if fs.Name != spec.Name {
+				c.abort()
+				return nil, fmt.Errorf("resume: partial file %d is export %q, configured is %q", i, fs.Name, spec.Name)
+			}
+			// The disk is the customer's: nothing there is followed,
+			// and a FIFO in our file's place is not waited on.
+			tmp, err := safefile.Open(path, os.O_RDWR)
+			if err == nil {
+				f.tmp = tmp
+				var st os.FileInfo
+				if st, err = tmp.Stat(); err == nil && st.Size() < fs.Size {
+					err = fmt.Errorf("%s holds %d bytes, %d were made durable", path, st.Size(), fs.Size)
+				}
+				if err == nil {
+					// Whatever came after the last sync is written again.
+					err = tmp.Truncate(fs.Size)
+				}
+				if err == nil {
+					_, err = tmp.Seek(fs.Size, io.SeekStart)
+				}
+			}
+			if err != nil {
+				c.abort()
+				return nil, fmt.Errorf("resume export %s: %w", spec.Name, err)
+			}
+			f.packets, f.bytes, f.hdrLen, f.wb = fs.Packets, fs.Bytes, fs.Header, fs.Size
+			out = &skipWriter{w: tmp, n: fs.Header}
+		} else {
+			// Made anew, never through a symlink: one left by an earlier
+			// try that is not resumed goes first (the name is ours).
+			os.Remove(path)
+			tmp, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+			if err != nil {
+				c.abort()
+				return nil, fmt.Errorf("export %s: %w", spec.Name, err)
+			}
+			f.tmp = tmp
+			out = tmp
+		}
+		comment := ""
+		if !w.Synced() {
+			comment = "presscap: the clock was not NTP-synced at the press; timestamps may be off"
+		}
+		pw, err := pcapfile.NewWriter(out, formatOf(spec), ifaces, comment)
+		if err == nil && prog == nil {
+			// The header alone: a resumed writer skips that many bytes.
+			if err = pw.Flush(); err == nil {
+				f.hdrLen, err = f.tmp.Seek(0, io.SeekCurrent)
+			}
+		}
+		if err != nil {
+			c.abort()
+			var errno syscall.Errno
+			var pe *os.PathError
+			if !errors.As(err, &errno) && !errors.As(err, &pe) {
+				// Not the disk: the format cannot hold these links.
+				err = setupError{err}
+			}
+			return nil, fmt.Errorf("export %s: %w", spec.Name, err)
+		}
+		f.pw = pw
+	}
+	return c, nil
+}
+
+// step writes the window's packets the ring holds beyond the last step
+// (all of them up to now with push; see ringfs.Ring.Follow). to is the
+// window's end as it stands (a press may extend it).
+func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bool) error {
+	st, err := ring.Follow(ctx, c.w.From.UnixNano(), to.UnixNano(), &c.prog.Pos, push, func(r ringfs.Record) error {
+		taken := false
+		defer func() {
+			// The report covers what the exports select, nothing else of
+			// the household's traffic.
+			if taken && c.an != nil {
+				c.an.Add(int(r.Link), r.Time, r.OrigLen, r.Data)
+			}
+		}()
+		for _, f := range c.files {
+			idx, ok := f.links[r.Link]
+			if !ok {
+				continue
+			}
+			// len, less and greater judge the length on the wire, also
+			// for packets a ring rule sliced.
+			if f.m != nil && !f.m.MatchLen(r.Data, int(r.OrigLen)) {
+				continue
+			}
+			if err := f.pw.WritePacket(idx, r.Time, r.OrigLen, r.Data); err != nil {
+				return fmt.Errorf("export %s: %w", f.spec.Name, err)
+			}
+			f.packets++
+			f.bytes += uint64(len(r.Data))
+			taken = true
+			c.unflushed += int64(len(r.Data))
+		}
+		if c.unflushed >= writebackChunk {
+			return c.writeback(ctx, ring)
+		}
+		return nil
+	})
+	if err == nil {
+		err = c.writeback(ctx, ring)
+	}
+	c.st.Drops += st.Drops
+	c.st.Corrupt += st.Corrupt
+	if st.Truncated {
+		if !c.st.Truncated {
+			c.st.Truncated, c.st.Reason, c.st.Oldest = true, st.Reason, st.Oldest
+		}
+		c.st.Missing += st.Missing
+	}
+	if err != nil {
+		return fmt.Errorf("read window: %w", err)
+	}
+	return nil
+}
+
+// writeback hands what the cut wrote since the last time to the disk and
+// waits for it, from the cut's own thread: its disk priority applies (the
+// follower's is idle), not the kernel flusher's, and no backlog of dirty
+// pages builds up to be flushed at normal priority later. First it waits
+// (up to a second) while the ring's writer has blocks queued for the disk:
+// the capture's writes come first, also on a disk without I/O priorities.
+func (c *cut) writeback(ctx context.Context, ring *ringfs.Ring) error {
+	c.unflushed = 0
+	for end := time.Now().Add(time.Second); ring.Behind() && time.Now().Before(end) && ctx.Err() == nil; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, f := range c.files {
+		if err := f.pw.Flush(); err != nil {
+			return fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		end, err := f.tmp.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		if end > f.wb {
+			const flags = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+			if err := unix.SyncFileRange(int(f.tmp.Fd()), f.wb, end-f.wb, flags); err != nil {
+				return fmt.Errorf("export %s: write back: %w", f.spec.Name, err)
+			}
+			f.wb = end
+		}
+	}
+	return nil
+}
+
+// sync makes the files durable as far as they are written and returns the
+// progress a restart may continue from.
+func (c *cut) sync() (Progress, error) {
+	p := c.prog
+	p.Files = nil
+	for _, f := range c.files {
+		if err := f.pw.Flush(); err != nil {
+			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		if err := f.tmp.Sync(); err != nil {
+			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		size, err := f.tmp.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		p.Files = append(p.Files, FileState{Name: f.spec.Name, Size: size, Header: f.hdrLen, Packets: f.packets, Bytes: f.bytes})
+	}
+	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Oldest, p.Missing =
+		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, c.st.Oldest, c.st.Missing
+	return p, syncDir(c.dir)
+}
+
+// close closes the partial files and leaves them for a later start.
+func (c *cut) close() {
+	for _, f := range c.files {
+		if f.tmp != nil {
+			f.tmp.Close()
+			f.tmp = nil
+		}
+	}
+}
+
+// abort closes the partial files and removes them.
+func (c *cut) abort() {
+	for _, f := range c.files {
+		if f.tmp != nil {
+			f.tmp.Close()
+			os.Remove(f.tmp.Name())
+			f.tmp = nil
+		}
+	}
+}
+
+// finish completes the files under their final names and writes the
+// manifest. lag, if not nil, goes into the manifest.
+func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
+	w := c.w
+	man := Manifest{Host: c.host, Profile: c.w.Profile, PressTime: w.First().Time.UTC(), Presses: w.Presses,
+		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
+		Recovered: w.Recovered, Links: c.links}
+	if w.Recovered {
+		man.ServiceStarted = w.Restarted.UTC()
+	}
+	man.Drops, man.CorruptBlocks = c.st.Drops, c.st.Corrupt
+	man.noteLoss(w, c.st)
+	for _, f := range c.files {
+		if err := finish(f); err != nil {
+			c.abort()
+			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+	}
+	// The report goes beside the captures before the manifest, so a
+	// manifest means it is there too.
+	base := FileBase(c.host, w)
+	var page bytes.Buffer
+	if c.an != nil {
+		c.an.CaptureLoss(c.st.Drops, time.Duration(c.st.Missing), c.st.Reason)
+		man.Summary = c.an.Summary()
+		if c.resumed {
+			man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+
+				"the report covers only the packets read after the restart (the files hold them all).")
+		}
+		if err := report.WriteHTML(&page, man.Summary, "Capture report: "+base); err != nil {
+			c.abort()
+			return man, fmt.Errorf("export report: %w", err)
+		}
+	}
+	// Only now do the final names appear.
+	for _, f := range c.files {
+		if err := os.Rename(f.tmp.Name(), f.final); err != nil {
+			c.abort()
+			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		}
+		f.tmp = nil
+		man.Files = append(man.Files, ManifestFile{File: filepath.Base(f.final), Name: f.spec.Name,
+			Filter: f.spec.Filter, Link: f.spec.Link, Packets: f.packets, Bytes: f.bytes})
+	}
+	if c.an != nil {
+		if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
+			return man, fmt.Errorf("export report: %w", err)
+		}
+	}
+	man.Created = time.Now().UTC()
+	b, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return man, err
+	}
+	// 0600, the mode the PCAP files get.
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Manifest(base)), append(b, '\n'), 0o600); err != nil {
+		return man, fmt.Errorf("export manifest: %w", err)
+	}
+	return man, syncDir(c.dir)
+}
+
+// Export cuts the window out of ring into one file per spec in dir, then
+// writes the manifest. Every file is written under a temporary name,
+// synced and renamed, so dir never holds a partial file under a final name.
+// lag, if not nil, goes into the manifest: the capture had not written the
+// whole window yet.
+func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, lag *CaptureLag) (Manifest, error) {
+	c, err := openCut(ring, w, specs, host, dir, nil)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if err := c.step(ctx, ring, w.To, true); err != nil {
+		c.abort()
+		return Manifest{}, err
+	}
+	return c.finish(lag)
+}
+
+// noteLoss puts what the ring lacked of w into the manifest. A ring that
+// began recording in this run after the start (a restart, a new disk)
+// lacks the time before, whatever older packets it still holds.
+func (m *Manifest) noteLoss(w *Window, st ringfs.ReadStats) {
+	from := w.From.UnixNano()
+	if !st.Truncated && !w.Recovered && w.recording.After(w.From) {
+		st.Truncated, st.Reason = true, ringfs.ReasonYounger
+		st.Oldest, st.Missing = w.recording.UnixNano(), min(w.recording.UnixNano(), w.To.UnixNano())-from
+	}
+	if !st.Truncated {
+		return
+	}
+	m.Truncated, m.Reason = true, st.Reason
+	if st.Oldest != 0 {
+		m.RingOldest = time.Unix(0, st.Oldest).UTC()
+	}
+	m.Missing = time.Duration(st.Missing).Round(time.Millisecond).String()
+}
+
+func finish(f *exportFile) error {
+	if err := f.pw.Flush(); err != nil {
+		return err
+	}
+	if err := f.tmp.Sync(); err != nil {
+		return err
+	}
+	return f.tmp.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

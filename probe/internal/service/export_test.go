@@ -1,0 +1,484 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/probe/internal/filenames"
+	"github.com/presscap/presscap/probe/internal/report/reporttest"
+	"github.com/presscap/presscap/ringfs"
+)
+
+// exportFrame is a 100-byte Ethernet/IPv4/UDP frame, with an 802.1Q tag
+// (VLAN vid) when vid > 0; its last byte is id.
+func exportFrame(vid uint16, id byte) []byte {
+	f := []byte{0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2}
+	if vid > 0 {
+		f = binary.BigEndian.AppendUint16(f, 0x8100)
+		f = binary.BigEndian.AppendUint16(f, vid)
+	}
+	f = binary.BigEndian.AppendUint16(f, 0x0800)
+	ip := make([]byte, 20+8)
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(ip[20:], 5000)
+	binary.BigEndian.PutUint16(ip[22:], 6000)
+	f = append(f, ip...)
+	f = append(f, make([]byte, 100-len(f))...)
+	f[99] = id
+	return f
+}
+
+// TestExportFilterLiveMeaningOnSlicedPackets: a ring rule keeps only 100
+// bytes of each packet. An export filter must judge len/less/greater on the
+// packet's length as `tcpdump -i` saw it on the link (the original length,
+// less the outer VLAN tag the kernel had taken out), and `ip` must match a
+// tagged IPv4 frame as it does live. Judging the stored 100 bytes, or the
+// file meaning of the expression, selects other packets.
+func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1, SnapLen: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// Wire lengths as tcpdump -i sees them: A 1000, B 100, C 996, D 496, E 499.
+	recs := []struct {
+		id   byte
+		vid  uint16
+		orig uint32
+	}{{'A', 0, 1000}, {'B', 0, 100}, {'C', 10, 1000}, {'D', 10, 500}, {'E', 0, 499}}
+	origOf := map[byte]uint32{}
+	for i, r := range recs {
+		origOf[r.id] = r.orig
+		rec := ringfs.Record{Time: base.Add(time.Duration(i) * time.Millisecond).UnixNano(), Link: link,
+			OrigLen: r.orig, Data: exportFrame(r.vid, r.id)}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct{ name, filter, want string }{
+		{"greater", "greater 498", "ACE"},           // stored length: none; file meaning: ACDE
+		{"ipless", "ip and less 600", "BDE"},        // stored length: all; file meaning: BE
+		{"vlanbig", "vlan 10 and greater 900", "C"}, // stored length: none
+		{"len", "len = 496", "D"},
+		{"all", "", "ABCDE"},
+	}
+	var specs []ExportSpec
+	for _, c := range cases {
+		specs = append(specs, ExportSpec{Name: c.name, Filter: c.filter})
+	}
+	w := &Window{ID: 1, Presses: []PressInfo{{Time: base, Synced: true}}, From: base.Add(-time.Second), To: base.Add(time.Second)}
+	dir := t.TempDir()
+	man, err := Export(context.Background(), ring, w, specs, "probe", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Files) != len(cases) {
+		t.Fatalf("manifest lists %d files, want %d", len(man.Files), len(cases))
+	}
+	for i, c := range cases {
+		path := filepath.Join(dir, man.Files[i].File)
+		var got []byte
+		for _, p := range readPCAP(t, path) {
+			id := p.data[len(p.data)-1]
+			got = append(got, id)
+			if p.origLen != origOf[id] || len(p.data) != 100 {
+				t.Errorf("%s: packet %c stored as %d of %d bytes, want 100 of %d", c.filter, id, len(p.data), p.origLen, origOf[id])
+			}
+		}
+		if string(got) != c.want {
+			t.Errorf("export %q: packets %q, want %q", c.filter, got, c.want)
+		}
+		if n := validate(t, path); n != len(c.want) {
+			t.Errorf("%s: tshark reads %d packets, want %d", path, n, len(c.want))
+		}
+		if man.Files[i].Packets != uint64(len(c.want)) {
+			t.Errorf("manifest: %s has %d packets, want %d", c.name, man.Files[i].Packets, len(c.want))
+		}
+	}
+}
+
+// smallRing is a 64 MiB ring with 64 KiB blocks and its one link.
+func smallRing(t *testing.T) (*ringfs.Ring, uint16) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1, BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring, link
+}
+
+// TestExportSaysWhatTheRingLacks: a window whose start the ring had
+// already overwritten when it was cut is saved with what is left, and the
+// manifest says it is truncated, why, and where the ring (and so the file)
+// begins. A window older than a ring that never wrapped, or from before
+// the ring began recording in this run, is truncated too; a ring that was
+// recording all along and merely heard nothing lacks nothing.
+func TestExportSaysWhatTheRingLacks(t *testing.T) {
+	ring, link := smallRing(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	frame := exportFrame(0, 'x')
+	frame = append(frame, make([]byte, 900)...)
+	// 1 ms apart, 200 s in all: about three times the ring.
+	const n = 200000
+	for i := range n {
+		rec := ringfs.Record{Time: base.Add(time.Duration(i) * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(frame)), Data: frame}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ring.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldest := time.Unix(0, info.Oldest).UTC()
+	press := oldest.Add(10 * time.Second)
+	specs := []ExportSpec{{Name: "all"}}
+	export := func(w *Window) (Manifest, []pkt) {
+		t.Helper()
+		dir := t.TempDir()
+		man, err := Export(context.Background(), ring, w, specs, "probe", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return man, readPCAP(t, filepath.Join(dir, man.Files[0].File))
+	}
+
+	// 30 s before the press: 20 s of them are gone.
+	w := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: press.Add(-30 * time.Second), To: press.Add(time.Second)}
+	man, got := export(w)
+	if !man.Truncated || man.Reason != ringfs.ReasonNotReached || !man.RingOldest.Equal(oldest) || man.Missing != "20s" {
+		t.Errorf("manifest truncated %v reason %q ring_oldest %v missing %q, want true %q %v 20s",
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonNotReached, oldest)
+	}
+	if len(got) != 11000 || got[0].ts != oldest.UnixNano() {
+		t.Errorf("file holds %d packets from %v, want 11000 from the ring's oldest %v", len(got), time.Unix(0, got[0].ts).UTC(), oldest)
+	}
+	// The report says so too, at the top.
+	if s := man.Summary; s == nil || s.Missing != "20s" || s.MissingReason != ringfs.ReasonNotReached || len(s.Findings) == 0 ||
+		!strings.Contains(s.Findings[0].Text, "lack 20s of the window") {
+		t.Errorf("report of a truncated window: %+v", s)
+	}
+
+	// A window the ring holds whole.
+	w.From = press.Add(-5 * time.Second)
+	if man, got := export(w); man.Truncated || man.Reason != "" || len(got) != 6000 {
+		t.Errorf("whole window: truncated %v (%s), %d packets, want 6000", man.Truncated, man.Reason, len(got))
+	}
+	// The ring began recording in this run after the window's start: the
+	// packets it holds from before (an earlier run) leave a gap.
+	w.recording = press.Add(-2 * time.Second)
+	man, _ = export(w)
+	if !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(w.recording) || man.Missing != "3s" {
+		t.Errorf("ring opened 2 s before the press: truncated %v reason %q ring_oldest %v missing %q, want %q from %v, 3s",
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonYounger, w.recording)
+	}
+
+	// A ring that never wrapped, whose first packet came after the
+	// window's start: lacking if it began recording after the start,
+	// complete if it was recording (and heard nothing) before.
+	ring, link = smallRing(t)
+	rec := ringfs.Record{Time: press.UnixNano(), Link: link, OrigLen: uint32(len(frame)), Data: frame}
+	if err := ring.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	w.recording = time.Time{}
+	if man, _ := export(w); !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(press) {
+		t.Errorf("young ring: truncated %v reason %q ring_oldest %v, want %q from %v", man.Truncated, man.Reason, man.RingOldest, ringfs.ReasonYounger, press)
+	}
+	w.recording = w.From.Add(-time.Second)
+	if man, got := export(w); man.Truncated || len(got) != 1 {
+		t.Errorf("ring recording since before the window: truncated %v (%s), %d packets, want 1", man.Truncated, man.Reason, len(got))
+	}
+}
+
+// TestCutResumesFromProgress: a window's files written in steps, made
+// durable (sync), then continued by a new run from the recorded progress
+// after bytes written past it were left over (a power cut), come out the
+// same as one cut at the end: nothing twice, nothing lost, a valid file.
+func TestCutResumesFromProgress(t *testing.T) {
+	ring, link := smallRing(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			f := exportFrame(uint16(i%2*10), byte(i))
+			rec := ringfs.Record{Time: base.Add(time.Duration(i) * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(f)), Data: f}
+			if err := ring.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w := &Window{ID: 7, Presses: []PressInfo{{Time: base.Add(3 * time.Second), Synced: false}},
+		From: base.Add(time.Second), To: base.Add(5 * time.Second)}
+	for _, format := range []string{"pcap", "pcapng"} {
+		t.Run(format, func(t *testing.T) {
+			specs := []ExportSpec{{Name: "all", Format: format}, {Name: "vlan", Filter: "vlan 10", Format: format}}
+			if format == "pcap" {
+				add(0, 2000)
+			}
+			dir := t.TempDir()
+			c, err := openCut(ring, w, specs, "probe", dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if format == "pcap" {
+				if err := c.step(context.Background(), ring, w.To, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			prog, err := c.sync()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if format == "pcap" {
+				add(2000, 4000)
+			}
+			// Written after the sync, then the power went: the resume
+			// must not keep it.
+			if err := c.step(context.Background(), ring, w.To, true); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range c.files {
+				f.pw.Flush()
+				f.tmp.Write([]byte("torn"))
+			}
+			c.close()
+			if format == "pcap" {
+				add(4000, 6000)
+			}
+			c, err = openCut(ring, w, specs, "probe", dir, &prog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.step(context.Background(), ring, w.To, true); err != nil {
+				t.Fatal(err)
+			}
+			man, err := c.finish(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			once := t.TempDir()
+			want, err := Export(context.Background(), ring, w, specs, "probe", once, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, mf := range man.Files {
+				a, _ := os.ReadFile(filepath.Join(dir, mf.File))
+				b, _ := os.ReadFile(filepath.Join(once, want.Files[i].File))
+				if !bytes.Equal(a, b) || mf.Packets != want.Files[i].Packets || mf.Packets == 0 {
+					t.Errorf("%s: resumed file (%d bytes, %d packets) differs from one cut at once (%d bytes, %d packets)",
+						mf.File, len(a), mf.Packets, len(b), want.Files[i].Packets)
+				}
+				if n := validate(t, filepath.Join(dir, mf.File)); uint64(n) != mf.Packets {
+					t.Errorf("%s: tshark reads %d packets, manifest says %d", mf.File, n, mf.Packets)
+				}
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".partial-*")); len(left) != 0 {
+				t.Errorf("partial files left: %v", left)
+			}
+		})
+	}
+}
+
+// TestExportWritesTheReport: the window's capture report is computed in
+// the export's pass over the packets the exports select (a VoIP profile's
+// "udp" export: the calls, RTP and DNS, none of the TCP), put into the
+// manifest's summary and beside the captures as <base>_report.html, a
+// name the upload sends.
+func TestExportWritesTheReport(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, tr := reporttest.Mixed(1)
+	g.Sort()
+	for _, p := range g.Pkts {
+		if err := ring.Append(ringfs.Record{Time: p.TS, Link: link, OrigLen: uint32(len(p.Data)), Data: p.Data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	press := time.Unix(0, g.T0+int64(5*time.Second))
+	win := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: time.Unix(0, g.T0), To: time.Unix(0, g.T0+int64(20*time.Second))}
+	dir := t.TempDir()
+	man, err := Export(context.Background(), ring, win, []ExportSpec{{Name: "voip", Filter: "udp"}}, "probe1", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := man.Summary
+	if s == nil {
+		t.Fatal("no summary in the manifest")
+	}
+	if len(s.RTPStreams) != len(tr.RTP) || s.SIP.Calls != tr.Calls || s.DNS.Queries != tr.DNSQueries {
+		t.Errorf("summary: %d RTP streams, %d calls, %d DNS queries; want %d, %d, %d", len(s.RTPStreams), s.SIP.Calls, s.DNS.Queries,
+			len(tr.RTP), tr.Calls, tr.DNSQueries)
+	}
+	if s.TCP.Packets != 0 || s.Packets != man.Files[0].Packets {
+		t.Errorf("the report describes %d packets (%d TCP), the export holds %d: it must cover only what the exports select",
+			s.Packets, s.TCP.Packets, man.Files[0].Packets)
+	}
+	if s.Press == nil || !s.Press.Equal(press) || !s.Start.Equal(win.From) {
+		t.Errorf("press %v start %v, want %v %v", s.Press, s.Start, press, win.From)
+	}
+	base := FileBase("probe1", win)
+	page, err := os.ReadFile(filepath.Join(dir, filenames.Report(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte(`id="findings"`)) || !bytes.Contains(page, []byte("failed with 486")) || !filenames.Produced(filenames.Report(base)) {
+		t.Errorf("report page %s (%d bytes) lacks its findings or has a name the upload refuses", filenames.Report(base), len(page))
+	}
+	mb, err := os.ReadFile(filepath.Join(dir, filenames.Manifest(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk struct {
+		Summary struct {
+			RTPStreams []struct {
+				SSRC uint32 `json:"ssrc"`
+			} `json:"rtp_streams"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal(mb, &onDisk); err != nil || len(onDisk.Summary.RTPStreams) != len(tr.RTP) {
+		t.Errorf("manifest on disk: %v, %d RTP streams in its summary", err, len(onDisk.Summary.RTPStreams))
+	}
+}
+
+// stopAfter is a context cancelled after its Err was asked n times: a stop
+// that arrives part way through a step, at a block boundary, every run.
+type stopAfter struct {
+	context.Context
+	n int
+}
+
+func (c *stopAfter) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestCutStoppedMidStep: a stop in the middle of a step (the service
+// shutting down while a window is read) leaves files and progress that a
+// new run continues into the same files one cut at once makes: the blocks
+// the stopped step did not write are read after the restart, not skipped.
+func TestCutStoppedMidStep(t *testing.T) {
+	ring, link := smallRing(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 6000 {
+		f := exportFrame(uint16(i%2*10), byte(i))
+		rec := ringfs.Record{Time: base.Add(time.Duration(i) * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(f)), Data: f}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &Window{ID: 8, Presses: []PressInfo{{Time: base.Add(3 * time.Second), Synced: true}},
+		From: base.Add(time.Second), To: base.Add(5 * time.Second)}
+	specs := []ExportSpec{{Name: "all"}}
+	dir := t.TempDir()
+	c, err := openCut(ring, w, specs, "probe", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.step(&stopAfter{Context: context.Background(), n: 3}, ring, w.To, true); err == nil {
+		t.Fatal("the stopped step did not stop: the window fits in too few blocks for this test")
+	}
+	stopped := c.files[0].packets
+	prog, err := c.sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	if c, err = openCut(ring, w, specs, "probe", dir, &prog); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.step(context.Background(), ring, w.To, true); err != nil {
+		t.Fatal(err)
+	}
+	man, err := c.finish(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Export(context.Background(), ring, w, specs, "probe", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stopped == 0 || stopped >= want.Files[0].Packets {
+		t.Fatalf("the stop came after %d of %d packets, want part way", stopped, want.Files[0].Packets)
+	}
+	if man.Files[0].Packets != want.Files[0].Packets || man.Truncated {
+		t.Errorf("stopped after %d packets and continued: %d packets (truncated %v), one cut at once has %d",
+			stopped, man.Files[0].Packets, man.Truncated, want.Files[0].Packets)
+	}
+}
+
+// TestExportSaysMaxAgeHidesTheStart: a window reaching back further than
+// ring.max_age is saved from the cut-off on, and the manifest names the
+// reason (max_age), where the file begins and how much is missing.
+func TestExportSaysMaxAgeHidesTheStart(t *testing.T) {
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true,
+		FlushInterval: -1, BlockSize: 64 << 10, MaxAge: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	link, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 100 { // one packet every 100 ms: 10 s
+		f := exportFrame(0, byte(i))
+		rec := ringfs.Record{Time: base.Add(time.Duration(i) * 100 * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(f)), Data: f}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	press := base.Add(9 * time.Second)
+	w := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: base, To: press.Add(time.Second)}
+	dir := t.TempDir()
+	man, err := Export(context.Background(), ring, w, []ExportSpec{{Name: "all"}}, "probe", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readPCAP(t, filepath.Join(dir, man.Files[0].File))
+	cut := base.Add(9900 * time.Millisecond).Add(-5 * time.Second) // newest packet - max_age
+	if !man.Truncated || man.Reason != ringfs.ReasonMaxAge || !man.RingOldest.Equal(cut) || man.Missing != "4.9s" ||
+		len(got) == 0 || got[0].ts != cut.UnixNano() {
+		t.Errorf("manifest truncated %v reason %q ring_oldest %v missing %q, %d packets; want true %q %v 4.9s, the file beginning there",
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, len(got), ringfs.ReasonMaxAge, cut)
+	}
+}

@@ -1,0 +1,683 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/internal/testing/netnstest"
+	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/ringfs"
+)
+
+func manifests(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*_manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestPressSurvivesRestart: a press, then the service stops before the
+// window ends. The pending record is there right after the press (after
+// the ack); the stop saves nothing with a cancelled context and keeps the
+// record; the next service on the same ring and state dir saves the window
+// at start, equal to what tcpdump saw, marked recovered, and removes the
+// record; corrupt records are reported and moved aside; a third start does
+// not save the window again and still takes presses.
+func TestPressSurvivesRestart(t *testing.T) {
+	netnstest.Require(t, "ip", "tcpdump", "capinfos", "tshark")
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	// Room for a loaded machine to send the window's frames and stop the
+	// service before the window ends.
+	c.Trigger.After = config.Duration(4 * time.Second)
+	c.Exports = []config.Export{{Name: "all"}}
+	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
+	pendDir := filepath.Join(c.Storage.StateDir, PendingDirName)
+	oracle := netnstest.StartTcpdump(t, pair.Host, 262144, "")
+
+	var mu sync.Mutex
+	var saved []time.Time
+	r1, stop1 := startStoppable(t, c, func(o *Options) {
+		o.OnPending = func(op string, id int, err error) {
+			if op == "saved" && err == nil {
+				mu.Lock()
+				saved = append(saved, time.Now())
+				mu.Unlock()
+			}
+		}
+	})
+	sender, frames, base := warmUp(t, r1, pair)
+	p, err := r1.svc.Trigger("local", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := p.Time.Add(c.Trigger.After.D())
+	rec := filepath.Join(pendDir, "1.json")
+	// Saved means written and synced: OnPending says so, after the file
+	// already shows.
+	testtool.WaitFor(t, "the pending record", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := os.Stat(rec)
+		return err == nil && len(saved) > 0
+	})
+	if !time.Now().Before(to) {
+		t.Fatalf("the machine is too slow for this test: the record appeared after the window's end")
+	}
+	r1.fb.mu.Lock()
+	mu.Lock()
+	if len(r1.fb.pressed) != 1 || len(saved) == 0 || saved[0].Before(r1.fb.pressed[0]) {
+		t.Errorf("ack at %v, pending record saved at %v: the ack must come first", r1.fb.pressed, saved)
+	}
+	mu.Unlock()
+	r1.fb.mu.Unlock()
+	if b, err := os.ReadFile(rec); err != nil {
+		t.Fatal(err)
+	} else if w, err := parseRecord(rec, b); err != nil || w.ID != 1 || !w.From.Equal(p.Time.Add(-time.Second)) || !w.To.Equal(to) || len(w.Presses) != 1 {
+		t.Fatalf("pending record %s: %v %+v", b, err, w)
+	}
+
+	for _, f := range frames[:40] {
+		if err := sender.Send(f); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	testtool.WaitFor(t, "the 40 frames in the ring", 20*time.Second, func() bool {
+		return r1.svc.Snapshot().Links[0].Written >= base+40
+	})
+	stop1()
+	stopped := time.Now()
+	if !stopped.Before(to) {
+		t.Fatalf("the machine is too slow for this test: the service stopped %v after the window's end", stopped.Sub(to))
+	}
+	select {
+	case e := <-r1.exported:
+		t.Fatalf("the stopping service exported: %+v %v", e.man, e.err)
+	default:
+	}
+	if _, err := os.Stat(rec); err != nil {
+		t.Fatalf("pending record after the stop: %v", err)
+	}
+	if l := r1.log.String(); !strings.Contains(l, "capture #1 is still open at the stop") || !strings.Contains(l, "saved at the next start") {
+		t.Errorf("the stop's log does not say the capture is saved at the next start:\n%s", l)
+	}
+	if len(manifests(t, queue)) != 0 {
+		t.Fatal("files written before the window ended")
+	}
+
+	// The window ends while the service is down: the next start saves it.
+	time.Sleep(time.Until(to.Add(200 * time.Millisecond)))
+	r2, stop2 := startStoppable(t, c, nil)
+	res := r2.waitExport(t, 20*time.Second)
+	if res.err != nil {
+		t.Fatalf("recovered export: %v\nlog:\n%s", res.err, r2.log)
+	}
+	m := res.man
+	if m.CaptureNotCaughtUp != nil {
+		t.Errorf("recovered window reported as not caught up: %+v", m.CaptureNotCaughtUp)
+	}
+	if !m.Recovered || m.ServiceStarted.Before(stopped) || m.ServiceStarted.After(res.when) || !m.PressTime.Equal(p.Time) || !m.To.Equal(to) {
+		t.Errorf("manifest: recovered %v, service started %v (stop %v), press %v, to %v", m.Recovered, m.ServiceStarted, stopped, m.PressTime, m.To)
+	}
+	path := filepath.Join(queue, m.Files[0].File)
+	got := readPCAP(t, path)
+	want := inWindow(oracle.Settle(t, windowHolds(m, 40)), m)
+	if len(want) != 40 || len(got) != 40 || m.Files[0].Packets != 40 {
+		t.Fatalf("file %d packets (manifest %d), tcpdump %d in the window, sent 40", len(got), m.Files[0].Packets, len(want))
+	}
+	for i := range got {
+		if got[i].ts != want[i].Time || int(got[i].origLen) != want[i].OrigLen || !bytes.Equal(got[i].data, want[i].Data) {
+			t.Fatalf("packet %d: saved ts %d len %d, tcpdump ts %d len %d", i, got[i].ts, len(got[i].data), want[i].Time, len(want[i].Data))
+		}
+	}
+	if n := validate(t, path); n != 40 {
+		t.Errorf("tshark reads %d packets", n)
+	}
+	mfs := manifests(t, queue)
+	if len(mfs) != 1 {
+		t.Fatalf("manifests %v", mfs)
+	}
+	var raw map[string]any
+	if b, err := os.ReadFile(mfs[0]); err != nil || json.Unmarshal(b, &raw) != nil || raw["recovered"] != true || raw["service_started"] == nil {
+		t.Errorf("manifest file %s does not say recovered and when the service started: %v %v", mfs[0], err, raw)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(rec)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if l := r2.log.String(); !strings.Contains(l, "capture #1 recovered after a restart") || !strings.Contains(l, "packets from the stop until the service started") {
+		t.Errorf("the restart's log does not say the capture was recovered:\n%s", l)
+	}
+	// What the first run wrote from the press on was made durable at the
+	// stop: the restart continues it instead of cutting the window again.
+	if l := r2.log.String(); !strings.Contains(l, "capture #1: continuing the files written before the restart") {
+		t.Errorf("the restart did not continue the files of the first run:\n%s", l)
+	}
+	stop2()
+
+	// Corrupt records: cut short, a wrong type, a field that makes no sense.
+	bad := map[string]string{
+		"7.json": `{"id": 7, "from": "2026-11-27T10:00:00Z", "to": `,
+		"8.json": `{"id": 8, "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:04Z", "presses": "none"}`,
+		"9.json": `{"id": 9, "from": "2026-11-27T10:00:04Z", "to": "2026-11-27T10:00:00Z", "presses": [{"time": "2026-11-27T10:00:01Z"}]}`,
+	}
+	for name, body := range bad {
+		if err := os.WriteFile(filepath.Join(pendDir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r3, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r3.svc.Storage().State().State == DiskRecording })
+	p3, err := r3.svc.Trigger("local", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p3.Window <= 9 || p3.Decision != "opened" {
+		t.Errorf("new press %+v: its window id must be above the records' (9)", p3)
+	}
+	res3 := r3.waitExport(t, 20*time.Second)
+	if res3.err != nil || res3.man.Recovered || !res3.man.PressTime.Equal(p3.Time) {
+		t.Fatalf("third service's export: %v %+v", res3.err, res3.man)
+	}
+	select {
+	case e := <-r3.exported:
+		t.Errorf("a second export after the second restart: %+v", e.man)
+	case <-time.After(time.Second):
+	}
+	if n := len(manifests(t, queue)); n != 2 {
+		t.Errorf("%d manifests, want 2 (the recovered window once, the new press)", n)
+	}
+	l := r3.log.String()
+	for name, what := range map[string]string{"7.json": "at byte", "8.json": "field presses", "9.json": "field to"} {
+		if !strings.Contains(l, filepath.Join(pendDir, name)+": "+what) {
+			t.Errorf("log does not report %s with %q:\n%s", name, what, l)
+		}
+		if _, err := os.Stat(filepath.Join(pendDir, name+".corrupt")); err != nil {
+			t.Errorf("%s not moved aside: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(pendDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still in place: %v", name, err)
+		}
+	}
+	if strings.Contains(l, "capture #1 recovered") {
+		t.Errorf("the second restart recovered capture #1 again:\n%s", l)
+	}
+}
+
+// TestRecoveredOpenWindow: a record whose window is still open at start
+// (synced clock) continues: a new press inside it extends it, and it is
+// saved once, at its end, marked recovered.
+func TestRecoveredOpenWindow(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	// The recorded window is still open for 10 s: room for a loaded
+	// machine to start the service and press; the press extends it.
+	c.Trigger.After = config.Duration(11 * time.Second)
+	c.Exports = []config.Export{{Name: "all"}}
+	now := time.Now()
+	w := Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(10 * time.Second),
+		Presses: []PressInfo{{Time: now.Add(-time.Second), Synced: true, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	p, err := r.svc.Trigger("local", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Decision != "extended" || p.Window != 4 {
+		t.Fatalf("press during the recovered window: %+v, want extended #4", p)
+	}
+	res := r.waitExport(t, 30*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !res.man.Recovered || len(res.man.Presses) != 2 || !res.man.To.Equal(p.Time.Add(11*time.Second)) {
+		t.Errorf("manifest: recovered %v, %d presses, to %v", res.man.Recovered, len(res.man.Presses), res.man.To)
+	}
+	if res.when.Before(res.man.To) {
+		t.Errorf("saved at %v, before the window's end %v", res.when, res.man.To)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(4))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// TestParseRecordNamesTheProblem: bad records name the file and the byte
+// or field; a good one round-trips.
+func TestParseRecordNamesTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	st := pendingStore{dir: dir}
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	w := Window{ID: 3, From: at.Add(-time.Second), To: at.Add(time.Second),
+		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}, Ring: "00c0ffee00c0ffee",
+		BootID: "b", EndBoot: 42 * time.Second}
+	if err := st.save(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "2.json.corrupt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ws, bad, maxID, err := st.load()
+	if err != nil || len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring || ws[0].BootID != "b" || ws[0].EndBoot != w.EndBoot {
+		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "12.json.corrupt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, maxID, _ := st.load(); maxID != 12 {
+		t.Errorf("highest id %d with 12.json.corrupt there, want 12", maxID)
+	}
+	for body, want := range map[string]string{
+		`{"id": "3"}`: `field id at byte`,
+		`{"id": 4, "from": "2026-11-27T10:00:00Z", "`: `at byte`,
+		`{"id": 3}`: `field from: missing`,
+		`{"id": 3, "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:01Z"}`: `field presses`,
+	} {
+		_, err := parseRecord(filepath.Join(dir, "3.json"), []byte(body))
+		var be *BadRecordError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), "3.json") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
+
+// TestRecoveredWindowUnsyncedClock: without a synced clock (the Pi has no
+// RTC) a recovered window's end cannot be judged: it is saved at once,
+// not when a clock that may be far off reaches its end.
+func TestRecoveredWindowUnsyncedClock(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	c.Exports = []config.Export{{Name: "all"}}
+	now := time.Now()
+	// Recovered once already, by a start an hour ago: the manifest must
+	// name this start, where the last gap ends.
+	w := Window{ID: 2, From: now.Add(-time.Second), To: now.Add(time.Minute),
+		Presses: []PressInfo{{Time: now, Source: "local"}}, Recovered: true, Restarted: now.Add(-time.Hour),
+		// Another boot: its boot clock says nothing about this one.
+		BootID: "00000000-0000-0000-0000-000000000000", EndBoot: 1 << 62}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = Fixed(false) })
+	res := r.waitExport(t, 20*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !res.man.Recovered || res.man.ClockSynced || !res.when.Before(w.To) {
+		t.Errorf("recovered %v, synced %v, saved at %v (window end %v)", res.man.Recovered, res.man.ClockSynced, res.when, w.To)
+	}
+	if res.man.ServiceStarted.Before(now) || res.man.ServiceStarted.After(res.when) {
+		t.Errorf("manifest service_started %v, want this start (after %v)", res.man.ServiceStarted, now)
+	}
+	if s := r.svc.Snapshot(); len(s.Pending) != 0 || len(s.Presses) != 1 || s.Presses[0].Decision != "recovered" || !s.Presses[0].Done {
+		t.Errorf("status: pending %+v presses %+v", s.Pending, s.Presses)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(2))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// TestRecoveredWaitsForTheDisk: a recovered window whose end has passed
+// waits while the USB disk is missing (no failed save, the record stays)
+// and is saved as soon as the disk is back and the ring open.
+func TestRecoveredWaitsForTheDisk(t *testing.T) {
+	netnstest.Require(t, "ip", "mkfs.ext4", "losetup")
+	pair := netnstest.NewPair(t)
+	disk := newLoopDisk(t, 160, false)
+	disk.pull(t)
+	c := testConfig(t, pair.Host)
+	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Exports = []config.Export{{Name: "all"}}
+	now := time.Now()
+	w := Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
+		Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	// Missing is also the state before the first look: wait for the
+	// look's verdict (its error), so the wait below covers a seen absence.
+	testtool.WaitFor(t, "no disk found", 20*time.Second, func() bool {
+		st := r.svc.Storage().State()
+		return st.State == DiskMissing && strings.Contains(st.Error, "no disk")
+	})
+	select {
+	case e := <-r.exported:
+		t.Fatalf("saved without a disk: %+v %v", e.man, e.err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if _, err := os.Stat(store.path(5)); err != nil {
+		t.Fatalf("pending record while the disk is missing: %v", err)
+	}
+	plugged := time.Now()
+	disk.plug(t)
+	res := r.waitExport(t, 20*time.Second)
+	if res.err != nil || !res.man.Recovered || res.when.Before(plugged) || len(res.man.Files) != 1 {
+		t.Fatalf("export after the disk came back: %v %+v", res.err, res.man)
+	}
+	if _, err := os.Stat(filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir, res.man.Files[0].File)); err != nil {
+		t.Error(err)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(5))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
+		{fmt.Errorf("read window: %w", syscall.EIO), true},
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}), true},
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENODEV}), true},
+		{fmt.Errorf("read window: %w", syscall.ENXIO), true},
+		{fmt.Errorf("export all: %w", os.ErrClosed), true},
+		{errors.New("something nobody foresaw"), true},
+		{fmt.Errorf("export v: %w", setupError{errors.New("link \"eth9\" is not in the ring")}), false},
+	} {
+		if got := retryable(c.err); got != c.want {
+			t.Errorf("retryable(%v) = %v", c.err, got)
+		}
+	}
+	// What Export itself returns for a filter that does not compile and a
+	// link the ring does not hold.
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	if _, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1, SnapLen: 100}); err != nil {
+		t.Fatal(err)
+	}
+	w := &Window{ID: 1, From: time.Unix(1, 0), To: time.Unix(2, 0), Presses: []PressInfo{{Time: time.Unix(1, 0)}}}
+	for _, spec := range []ExportSpec{{Name: "f", Filter: "tcp port"}, {Name: "l", Link: "nosuch"}} {
+		_, err := Export(t.Context(), ring, w, []ExportSpec{spec}, "h", t.TempDir(), nil)
+		if err == nil || retryable(err) {
+			t.Errorf("export %+v: %v, retryable %v: want a final failure", spec, err, err != nil && retryable(err))
+		}
+	}
+}
+
+// TestRecoveredAlreadySaved: a power cut between a window's files and the
+// removal of its record brings the record back; the next start finds the
+// manifest in the queue or in the upload's sent folder and does not save
+// the window again (the complete files stay as they are), it removes the
+// record and says so.
+func TestRecoveredAlreadySaved(t *testing.T) {
+	netnstest.Require(t, "ip")
+	for _, sent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sent=%v", sent), func(t *testing.T) {
+			pair := netnstest.NewPair(t)
+			c := permConfig(t, pair.Host)
+			c.Exports = []config.Export{{Name: "all"}}
+			dir := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
+			if sent {
+				c.Upload.SentDir = "sent"
+				dir = filepath.Join(dir, "sent")
+			}
+			now := time.Now()
+			w := Window{ID: 6, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
+				Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+			store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+			if err := store.save(w); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			man := filepath.Join(dir, FileBase(c.Hostname, &w)+"_manifest.json")
+			const body = `{"complete": true}` + "\n"
+			if err := os.WriteFile(man, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := startStoppable(t, c, nil)
+			testtool.WaitFor(t, "the pending record removed", 20*time.Second, func() bool {
+				_, err := os.Stat(store.path(6))
+				return errors.Is(err, os.ErrNotExist)
+			})
+			select {
+			case e := <-r.exported:
+				t.Fatalf("saved again: %+v %v", e.man, e.err)
+			case <-time.After(time.Second):
+			}
+			if b, err := os.ReadFile(man); err != nil || string(b) != body {
+				t.Errorf("the manifest saved before the restart changed: %q %v", b, err)
+			}
+			if l := r.log.String(); !strings.Contains(l, "capture #6: already saved before the restart ("+man+" exists)") {
+				t.Errorf("the log does not say the window was already saved:\n%s", l)
+			}
+			if s := r.svc.Snapshot(); len(s.Presses) != 1 || !s.Presses[0].Done {
+				t.Errorf("status presses %+v", s.Presses)
+			}
+		})
+	}
+}
+
+// TestRecoveredWaitsForItsRing: with storage.fallback_perm and the USB
+// disk slow to appear at boot, the ring open at the start is the /perm
+// one, which never held the recovered window: the window waits (record
+// kept, the log says why) and is cut from the USB disk's ring once the
+// disk is plugged and the storage leaves the fallback.
+func TestRecoveredWaitsForItsRing(t *testing.T) {
+	netnstest.Require(t, "ip", "mkfs.ext4", "losetup")
+	pair := netnstest.NewPair(t)
+	disk := newLoopDisk(t, 160, false)
+	c := testConfig(t, pair.Host)
+	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Storage.FallbackPerm = true
+	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
+	c.Exports = []config.Export{{Name: "all"}}
+
+	// The run before the restart: its ring is on the USB disk.
+	r1, stop1 := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording on the disk", 20*time.Second, func() bool {
+		st := r1.svc.Storage().State()
+		return st.State == DiskRecording && st.How != "fallback_perm"
+	})
+	usbRing := r1.svc.Storage().RingID()
+	if usbRing == "" {
+		t.Fatal("no ring identity")
+	}
+	stop1()
+	disk.pull(t)
+
+	now := time.Now()
+	w := Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second), Ring: usbRing,
+		Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "recording on /perm", 20*time.Second, func() bool {
+		st := r.svc.Storage().State()
+		return st.State == DiskRecording && st.How == "fallback_perm"
+	})
+	permRing := r.svc.Storage().RingID()
+	if permRing == "" || permRing == usbRing {
+		t.Fatalf("ring identities: /perm %q, USB disk %q", permRing, usbRing)
+	}
+	testtool.WaitFor(t, "the log saying why the window waits", 10*time.Second, func() bool {
+		return strings.Contains(r.log.String(), "capture #5 waits for the ring it was recorded on ("+usbRing+"): the open ring "+permRing)
+	})
+	select {
+	case e := <-r.exported:
+		t.Fatalf("saved from the /perm ring: %+v %v", e.man, e.err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if _, err := os.Stat(store.path(5)); err != nil {
+		t.Fatalf("pending record while its ring is missing: %v", err)
+	}
+	disk.plug(t)
+	res := r.waitExport(t, 30*time.Second)
+	if res.err != nil || !res.man.Recovered || len(res.man.Files) != 1 {
+		t.Fatalf("export once the disk is back: %v %+v\n%s", res.err, res.man, r.log)
+	}
+	if got := r.svc.Storage().RingID(); got != usbRing {
+		t.Errorf("ring after the plug %q, want the USB disk's %q", got, usbRing)
+	}
+	if _, err := os.Stat(filepath.Join(c.Storage.MountPoint, c.Storage.QueueDir, res.man.Files[0].File)); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(r.log.String(), "leaving the /perm fallback") {
+		t.Errorf("the log does not say the storage left /perm:\n%s", r.log)
+	}
+	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
+		_, err := os.Stat(store.path(5))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// TestPendingLoadReadErrors: a pending directory that cannot be listed is
+// an error (not an empty list: new ids would start at 1 over the records
+// in it); a record that cannot be read is reported and left in place,
+// not moved aside, and its id still counts; a record that makes no sense
+// is moved aside.
+func TestPendingLoadReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ws, bad, maxID, err := (pendingStore{dir: notDir}).load(); err == nil || ws != nil || bad != nil || maxID != 0 {
+		t.Errorf("listing a file: %v %v %d %v, want an error", ws, bad, maxID, err)
+	}
+	if _, _, _, err := (pendingStore{dir: filepath.Join(dir, "none")}).load(); err != nil {
+		t.Errorf("a missing directory is no error: %v", err)
+	}
+	pend := filepath.Join(dir, "pending")
+	if err := os.Mkdir(pend, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A symlink to itself: reading it fails (ELOOP), as an I/O error would.
+	if err := os.Symlink("15.json", filepath.Join(pend, "15.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pend, "4.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ws, bad, maxID, err := (pendingStore{dir: pend}).load()
+	if err != nil || len(ws) != 0 || len(bad) != 2 || maxID != 15 {
+		t.Fatalf("load: %v %v %d %v", ws, bad, maxID, err)
+	}
+	if _, err := os.Lstat(filepath.Join(pend, "15.json")); err != nil {
+		t.Errorf("the unreadable record was not left in place: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(pend, "15.json.corrupt")); err == nil {
+		t.Error("the unreadable record was moved aside")
+	}
+	if _, err := os.Stat(filepath.Join(pend, "4.json.corrupt")); err != nil {
+		t.Errorf("the record that makes no sense was not moved aside: %v", err)
+	}
+	msgs := fmt.Sprint(bad)
+	if !strings.Contains(msgs, "15.json") || !strings.Contains(msgs, "left in place") {
+		t.Errorf("report %q does not name the unreadable record", msgs)
+	}
+}
+
+// TestWindowsSkipTakenIDs: when the records could not be listed, a new
+// window skips ids whose record is there, and gives up skipping after
+// maxSkip ids when every look-up says taken.
+func TestWindowsSkipTakenIDs(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	ws := &Windows{After: time.Second, Taken: func(id int) bool { return id == 1 || id == 2 || id == 4 }}
+	if _, w := ws.Press(PressInfo{Time: at}); w.ID != 3 {
+		t.Errorf("first window id %d, want 3", w.ID)
+	}
+	if _, w := ws.Press(PressInfo{Time: at.Add(time.Minute)}); w.ID != 5 {
+		t.Errorf("second window id %d, want 5", w.ID)
+	}
+	all := &Windows{After: time.Second, Taken: func(int) bool { return true }}
+	if _, w := all.Press(PressInfo{Time: at}); w.ID != maxSkip+1 {
+		t.Errorf("id %d when everything looks taken, want %d", w.ID, maxSkip+1)
+	}
+}
+
+// TestRecoveryFailsLoudly: a pending directory that cannot be listed is
+// logged as a failed recovery and sounds the fault signal.
+func TestRecoveryFailsLoudly(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Storage.StateDir, PendingDirName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, nil)
+	testtool.WaitFor(t, "the failed recovery in the log", 10*time.Second, func() bool {
+		return strings.Contains(r.log.String(), "RECOVERY FAILED: pending records:")
+	})
+	r.fb.mu.Lock()
+	faults := fmt.Sprint(r.fb.faults)
+	r.fb.mu.Unlock()
+	if !strings.Contains(faults, "pending records unreadable") {
+		t.Errorf("faults %s", faults)
+	}
+}
+
+// TestRecoveredSameBootUnsynced: a service that crashed and restarts in
+// the same boot, with the clock not synced (as under clock.sync gokrazy),
+// waits for a still-open window's end on the boot clock instead of
+// saving it at once with its tail cut.
+func TestRecoveredSameBootUnsynced(t *testing.T) {
+	netnstest.Require(t, "ip")
+	pair := netnstest.NewPair(t)
+	c := permConfig(t, pair.Host)
+	c.Exports = []config.Export{{Name: "all"}}
+	boot := readBootID()
+	bt, ok := bootTime()
+	if boot == "" || !ok {
+		t.Fatalf("no boot id (%s) or CLOCK_BOOTTIME on this machine", bootIDFile)
+	}
+	now := time.Now()
+	const left = 4 * time.Second
+	// The wall clock end is a minute away (an unsynced clock may be
+	// anywhere); the boot clock says 4 s.
+	w := Window{ID: 3, From: now.Add(-time.Second), To: now.Add(time.Minute), BootID: boot, EndBoot: bt + left,
+		Presses: []PressInfo{{Time: now, Source: "local"}}}
+	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	if err := store.save(w); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = Fixed(false) })
+	res := r.waitExport(t, 30*time.Second)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.when.Before(now.Add(left)) || !res.when.Before(w.To) {
+		t.Errorf("saved at %v: want after the boot clock's end %v, before the wall clock's %v", res.when, now.Add(left), w.To)
+	}
+	if !res.man.Recovered {
+		t.Error("not marked recovered")
+	}
+	if l := r.log.String(); !strings.Contains(l, "capture #3 recovered after a restart in the same boot") || !strings.Contains(l, "still open for") {
+		t.Errorf("the log does not say the window continues within the same boot:\n%s", l)
+	}
+}
