@@ -266,7 +266,7 @@ func openBoot(t *testing.T, img string, tab *partition.Table) (*fat.FS, string) 
 func checkCmdline(t *testing.T, fs *fat.FS, hostname, console string) {
 	t.Helper()
 	sig := partition.Signature(hostname)
-	want := fmt.Sprintf("console=tty1 console=%s root=PARTUUID=60C24CC1-F3F9-427A-8199-%08X0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic", console, sig) +
+	want := fmt.Sprintf("console=tty1 console=%s root=PARTUUID=60c24cc1-f3f9-427a-8199-%08x0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic", console, sig) +
 		"\n" + strings.Repeat(" ", assemble.CmdlinePadding)
 	got, err := fs.ReadFile("cmdline.txt")
 	if err != nil {

@@ -52,7 +52,7 @@ func TestCmdlineAndConfigTxt(t *testing.T) {
 	cfg := &gokconfig.Config{Hostname: "presscap", BootloaderExtraLines: []string{"dtoverlay=disable-bt"}}
 	sig := partition.Signature("presscap")
 	got := Cmdline(cfg, sig)
-	if !strings.HasPrefix(got, "console=tty1 console=serial0,115200 root=PARTUUID=60C24CC1-F3F9-427A-8199-") ||
+	if !strings.HasPrefix(got, "console=tty1 console=serial0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-") ||
 		!strings.HasSuffix(got, "0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic") {
 		t.Errorf("Cmdline = %q", got)
 	}

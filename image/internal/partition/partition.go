@@ -76,9 +76,11 @@ func PartitionGUID(sig uint32, n int) string {
 }
 
 // RootCmdline returns the root= argument that selects the first root
-// partition; an update rewrites PARTNROFF=1 to PARTNROFF=2 and back.
+// partition; an update rewrites PARTNROFF=1 to PARTNROFF=2 and back. The GUID
+// is in lower case as gok writes it (the kernel and gokrazy's init match
+// either case), so our boot partition compares byte for byte with gok's.
 func RootCmdline(sig uint32) string {
-	return "root=PARTUUID=" + strings.ToUpper(PartitionGUID(sig, Boot)) + "/PARTNROFF=1"
+	return "root=PARTUUID=" + PartitionGUID(sig, Boot) + "/PARTNROFF=1"
 }
 
 // Entry is one partition.

@@ -45,7 +45,7 @@ func TestSignatureAndGUIDs(t *testing.T) {
 	if got, want := PartitionGUID(0xdeadbeef, 3), "60c24cc1-f3f9-427a-8199-deadbeef0003"; got != want {
 		t.Errorf("PartitionGUID = %s, want %s", got, want)
 	}
-	if got, want := RootCmdline(0xdeadbeef), "root=PARTUUID=60C24CC1-F3F9-427A-8199-DEADBEEF0001/PARTNROFF=1"; got != want {
+	if got, want := RootCmdline(0xdeadbeef), "root=PARTUUID=60c24cc1-f3f9-427a-8199-deadbeef0001/PARTNROFF=1"; got != want {
 		t.Errorf("RootCmdline = %s, want %s", got, want)
 	}
 	b, err := GUIDBytes("60c24cc1-f3f9-427a-8199-deadbeef0001")
