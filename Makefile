@@ -57,7 +57,7 @@ bench:
 # extraction from 4 GiB and 8 GiB rings against dd and against dumpcap-style
 # files + mergecap + editcap, peak RSS, reopen time. Creates ~20 GB under
 # build/ (removed at the end); run as root so it can drop the page cache.
-# Figures in docs/benchmarks.md ("The packet ring").
+# Figures in docs/dev/benchmarks.md ("The packet ring").
 .PHONY: bench-ring
 bench: bench-ring
 bench-ring:
@@ -69,7 +69,7 @@ bench-ring:
 # probe capture against tcpdump (and dumpcap at the generator's maximum) on a
 # veth pair between two namespaces: tcpreplay -K at fixed rates and trafgen
 # unthrottled, 64-byte, 1400-byte and mixed frames. Needs root. Figures in
-# docs/benchmarks.md ("Live capture").
+# docs/dev/benchmarks.md ("Live capture").
 .PHONY: bench-capture
 bench: bench-capture
 bench-capture:
@@ -82,7 +82,7 @@ bench-capture:
 # on (probe capture -inbound on both ports) against a plain kernel bridge with
 # and without tcpdump -i on a port; iperf3 TCP and a trafgen flood of 64-byte
 # UDP frames through veth pairs, in one run. Needs root. Figures in
-# docs/benchmarks.md ("Inline bridge").
+# docs/dev/benchmarks.md ("Inline bridge").
 .PHONY: bench-inline
 bench: bench-inline
 bench-inline:
@@ -94,7 +94,7 @@ bench-inline:
 # upload: a 100 MiB queue (10 files) to a loopback sshd, the Uploader against
 # OpenSSH's `sftp -b` on the same files, alternating, 5 rounds each; prints the
 # median throughputs and their ratio. Needs root and openssh-server/-client.
-# Figures in docs/benchmarks.md ("Upload").
+# Figures in docs/dev/benchmarks.md ("Upload").
 .PHONY: bench-upload
 bench: bench-upload
 bench-upload:
@@ -113,7 +113,7 @@ bench-feedback:
 # against x/net/bpf's VM running libpcap's program for the same expression
 # (tcpdump -ddd), same frames, timed in alternation in the same run (the
 # machine is shared); prints the medians and the ratio. Figures in
-# docs/benchmarks.md ("Capture filters").
+# docs/dev/benchmarks.md ("Capture filters").
 .PHONY: bench-filter
 bench: bench-filter
 bench-filter:
@@ -129,7 +129,7 @@ bench-filter:
 # then the longest `before` a 256 MiB ring saves whole at 100k and 400k
 # packets/s, as a fraction of its span (about 100 s; BENCH_DISK_MBPS=60 in
 # the environment caps the disk like a slow USB disk).
-# Figures in docs/benchmarks.md ("The service").
+# Figures in docs/dev/benchmarks.md ("The service").
 .PHONY: bench-service
 bench: bench-service
 bench-service:
@@ -140,7 +140,7 @@ bench-service:
 # veth link holding keep-alive connections or sending 1 MB headers, 5 s
 # each, against `probe run` capturing the link, and the same 5 s without a
 # flood; memory growth (resident, Go heap, live heap) and descriptors. Needs
-# root. Figures in docs/benchmarks.md ("The status listener under a flood").
+# root. Figures in docs/dev/benchmarks.md ("The status listener under a flood").
 .PHONY: bench-lan
 bench: bench-lan
 bench-lan:
@@ -148,14 +148,14 @@ bench-lan:
 
 # The capture report: analysis per packet and for a 2-minute window of a
 # busy line against the export of the same window (goal <= 0.3x), and the
-# memory it holds. Figures in docs/benchmarks.md ("The capture report").
+# memory it holds. Figures in docs/dev/benchmarks.md ("The capture report").
 .PHONY: bench-report
 bench: bench-report
 bench-report:
 	$(GO) test -count=1 -run '^$$' -bench 'Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/internal/report/
 	$(GO) test -count=1 -run '^$$' -bench ReportInExport -benchtime 10x -timeout 10m ./probe/internal/service/
 
-# ---- The appliance image (image/, gokrazy/). See README "Building the image".
+# ---- The appliance image (image/, gokrazy/). See docs/provider/flashing.md and docs/dev/image.md.
 # INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.
 INSTANCE ?= presscap
 IMG ?= $(INSTANCE).img
@@ -201,7 +201,7 @@ $(SDBOOT_X64):
 	  dpkg -x systemd-boot-efi_*_amd64.deb . && rm -f systemd-boot-efi_*_amd64.deb
 	@test -s $(SDBOOT_X64)
 
-# make vm: the VM edition (docs/vm.md) under build/vm/: the system disk and
+# make vm: the VM edition (docs/provider/vm.md) under build/vm/: the system disk and
 # the ring disk (ext4, labelled as the probe looks for it) as raw images,
 # qcow2 (Proxmox/KVM), vhdx, and streamOptimized VMDKs in an OVA with an
 # OVF descriptor (ESXi, VMware Workstation, VirtualBox). Needs qemu-img
@@ -309,7 +309,7 @@ systemtest: $(SDBOOT) $(SDBOOT_X64)
 # Image build time with an empty and with a warm Go build cache, image size
 # (apparent and allocated), then the system tests' boot-to-web-UI,
 # boot-to-recording, press-to-SFTP and update times under QEMU.
-# Figures in docs/benchmarks.md ("The appliance image").
+# Figures in docs/dev/benchmarks.md ("The appliance image").
 bench: bench-image
 bench-image: $(SDBOOT)
 	mkdir -p build

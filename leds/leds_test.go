@@ -350,8 +350,9 @@ func TestParseState(t *testing.T) {
 	}
 }
 
-// TestPatternTable pins each pattern to the README's table ("## LED
-// patterns"): milliseconds on (+) and off (-), 0 for steady.
+// TestPatternTable pins each pattern to the LED table of
+// docs/provider/leds-and-sounds.md ("## LED patterns"): milliseconds on
+// (+) and off (-), 0 for steady.
 func TestPatternTable(t *testing.T) {
 	want := map[State]string{
 		Off:            "-0",
@@ -379,7 +380,7 @@ func TestPatternTable(t *testing.T) {
 			parts = append(parts, "once")
 		}
 		if got := strings.Join(parts, " "); got != want[s] {
-			t.Errorf("%v: pattern %q, README says %q", s, got, want[s])
+			t.Errorf("%v: pattern %q, the LED table says %q", s, got, want[s])
 		}
 	}
 }

@@ -131,7 +131,7 @@ func (g *generator) count() int {
 }
 
 // ringDisk makes a 1 GiB disk with one ext4 partition labelled PRESSCAP,
-// as the README tells the provider to prepare it.
+// as docs/provider/cabling.md tells the provider to prepare it.
 func ringDisk(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "ring.img")

@@ -37,7 +37,7 @@ func jsonPaths(t reflect.Type, prefix string) []string {
 }
 
 // jsonDefaults maps the JSON path of every leaf of v to the forms its
-// value may take in the README (none for empty values); a list of structs
+// value may take in the configuration reference (none for empty values); a list of structs
 // contributes its first element.
 func jsonDefaults(v reflect.Value, prefix string, out map[string][]string) {
 	t := v.Type()
@@ -83,14 +83,17 @@ func durationForms(d time.Duration) []string {
 	return []string{"~", full, short, fmt.Sprintf("%gs", d.Seconds())}
 }
 
+// referenceDoc is the configuration reference that documents every field.
+const referenceDoc = "docs/reference/configuration.md"
+
 // readmeTable returns, for the first markdown table after heading in
-// README.md, each field named in backticks in a row's first cell and that
+// the configuration reference, each field named in backticks in a row's first cell and that
 // row's second cell (the default).
 func readmeTable(t *testing.T, readme, heading string) map[string]string {
 	t.Helper()
 	i := strings.Index(readme, "\n"+heading+"\n")
 	if i < 0 {
-		t.Fatalf("README.md has no heading %q", heading)
+		t.Fatalf("%s has no heading %q", referenceDoc, heading)
 	}
 	rows := map[string]string{}
 	inTable := false
@@ -114,17 +117,17 @@ func readmeTable(t *testing.T, readme, heading string) map[string]string {
 	return rows
 }
 
-// TestReadmeDocumentsEveryField: README.md's configuration reference (and
-// the upload section's table for "upload") names every JSON field of
+// TestReadmeDocumentsEveryField: docs/reference/configuration.md (its
+// "Fields" table, and the "Upload" table for "upload") names every JSON field of
 // Config with its real default, and names no field that does not exist.
 func TestReadmeDocumentsEveryField(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../" + referenceDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	ref := readmeTable(t, readme, "## Configuration reference")
-	up := readmeTable(t, readme, "### Configuration (`\"upload\"`)")
+	ref := readmeTable(t, readme, "## Fields")
+	up := readmeTable(t, readme, "## Upload")
 	paths := jsonPaths(reflect.TypeOf(Config{}), "")
 	for _, p := range paths {
 		table, key := ref, p
@@ -134,9 +137,9 @@ func TestReadmeDocumentsEveryField(t *testing.T) {
 		def, ok := table[key]
 		switch {
 		case !ok:
-			t.Errorf("README.md does not document the field %s", p)
+			t.Errorf("%s does not document the field %s", referenceDoc, p)
 		case def == "":
-			t.Errorf("README.md documents %s without a default", p)
+			t.Errorf("%s documents %s without a default", referenceDoc, p)
 		}
 	}
 	// The documented defaults are the real ones.
@@ -155,24 +158,24 @@ func TestReadmeDocumentsEveryField(t *testing.T) {
 			if !slices.ContainsFunc(forms[1:], func(s string) bool {
 				return strings.Contains(def, "`"+s+"`") || strings.Contains(def, "`\""+s+"\"`")
 			}) {
-				t.Errorf("README.md: %s default %q, want %s", p, def, forms[1])
+				t.Errorf("%s: %s default %q, want %s", referenceDoc, p, def, forms[1])
 			}
 			continue
 		}
 		for _, v := range forms {
 			if !strings.Contains(def, v) {
-				t.Errorf("README.md: %s default %q lacks %q", p, def, v)
+				t.Errorf("%s: %s default %q lacks %q", referenceDoc, p, def, v)
 			}
 		}
 	}
 	for name := range ref {
 		if name != "upload.*" && !slices.Contains(paths, name) {
-			t.Errorf("README.md's configuration reference names %s, which is not a field", name)
+			t.Errorf("%s's Fields table names %s, which is not a field", referenceDoc, name)
 		}
 	}
 	for name := range up {
 		if !slices.Contains(paths, "upload."+name) {
-			t.Errorf("README.md's upload table names %s, which is not a field of upload", name)
+			t.Errorf("%s's Upload table names %s, which is not a field of upload", referenceDoc, name)
 		}
 	}
 }

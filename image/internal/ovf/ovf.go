@@ -3,7 +3,7 @@
 // a USTAR archive in that order, as ESXi, VMware Workstation and VirtualBox
 // import it.
 //
-// The virtual hardware is what gokrazy/kernel.amd64 drives (docs/vm.md):
+// The virtual hardware is what gokrazy/kernel.amd64 drives (docs/provider/vm.md):
 // e1000 NICs and a SATA/AHCI controller, because the kernel has neither
 // vmxnet3 nor PVSCSI; an xHCI controller for the presenter's dongle (and
 // VMware's usb.generic.allowHID, without which ESXi and Workstation keep a

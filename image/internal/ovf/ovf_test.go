@@ -252,7 +252,7 @@ func checkOVA(t *testing.T, ova string) []error {
 			}
 		}
 	}
-	// The hardware gokrazy/kernel.amd64 drives (docs/vm.md): two e1000
+	// The hardware gokrazy/kernel.amd64 drives (docs/provider/vm.md): two e1000
 	// NICs, both disks on a SATA/AHCI controller, an xHCI controller.
 	if count["10"] != 2 || strings.Join(subtypes["10"], ",") != "E1000,E1000" {
 		bad("NICs %v, want two E1000", subtypes["10"])

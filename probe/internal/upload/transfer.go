@@ -20,7 +20,7 @@ import (
 
 // Transfer tuning. OpenSSH's sftp-server takes writes of up to 256 KiB;
 // with many requests in flight the loopback throughput matches OpenSSH's own
-// client (see docs/benchmarks.md).
+// client (see docs/dev/benchmarks.md).
 const (
 	maxPacket     = 64 * 1024
 	maxConcurrent = 64
