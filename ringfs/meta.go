@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/presscap/presscap/internal/safefile"
-	"github.com/presscap/presscap/internal/atomicfile"
 )
 
 const (
@@ -176,22 +175,10 @@ func writeMeta(dir string, m *meta) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, metaName), append(b, '\n'), 0o644); err != nil {
+	if err := safefile.WriteFile(filepath.Join(dir, metaName), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("ring metadata: %w", err)
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return safefile.SyncDir(dir)
 }
 
 func newRingID() uint64 {

@@ -170,7 +170,7 @@ func Create(dir string, o Options) (*Ring, error) {
 var ErrOccupied = errors.New("not a place for a new ring")
 
 // leftoverRE matches the names a cut Create leaves: segment files and
-// atomicfile's temporary for ring.json.
+// safefile.WriteFile's temporary for ring.json.
 var leftoverRE = regexp.MustCompile(`^(seg-[0-9]{6,}|\.tmp-` + regexp.QuoteMeta(metaName) + `)$`)
 
 // Vacant says whether Create may make a ring in dir: nil when dir is

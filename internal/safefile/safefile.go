@@ -1,7 +1,9 @@
-// Package safefile opens files on a disk the probe does not trust (the
-// customer's USB disk): a symlink is not followed, and a FIFO, socket or
-// device put where a file of ours belongs is refused before any I/O that
-// could block on it or read from it without end.
+// Package safefile reads and writes files on a disk the probe does not
+// trust (the customer's USB disk) and may lose power at any time: a symlink
+// is not followed, a FIFO, socket or device put where a file of ours
+// belongs is refused before any I/O that could block on it or read from it
+// without end, and a replaced file holds the old or the new content, never
+// a mix.
 package safefile
 
 import (

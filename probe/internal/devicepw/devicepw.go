@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/presscap/presscap/internal/safefile"
 )
 
 // FileName is the file gokrazy reads in /perm.
@@ -116,17 +118,8 @@ func create(path, pw string, replace bool) error {
 	if err != nil {
 		return fmt.Errorf("device password: create %s: %w", path, err)
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := safefile.SyncDir(dir); err != nil {
 		return fmt.Errorf("device password: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("device password: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/presscap/presscap/internal/atomicfile"
 	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/filter"
@@ -466,7 +465,7 @@ func (c *cut) sync() (Progress, error) {
 	}
 	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Oldest, p.Missing =
 		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, c.st.Oldest, c.st.Missing
-	return p, syncDir(c.dir)
+	return p, safefile.SyncDir(c.dir)
 }
 
 // close closes the partial files and leaves them for a later start.
@@ -535,7 +534,7 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 			Filter: f.spec.Filter, Link: f.spec.Link, Packets: f.packets, Bytes: f.bytes})
 	}
 	if c.an != nil {
-		if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
+		if err := safefile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
 			return man, fmt.Errorf("export report: %w", err)
 		}
 	}
@@ -545,10 +544,10 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 		return man, err
 	}
 	// 0600, the mode the PCAP files get.
-	if err := atomicfile.WriteFile(filepath.Join(c.dir, filenames.Manifest(base)), append(b, '\n'), 0o600); err != nil {
+	if err := safefile.WriteFile(filepath.Join(c.dir, filenames.Manifest(base)), append(b, '\n'), 0o600); err != nil {
 		return man, fmt.Errorf("export manifest: %w", err)
 	}
-	return man, syncDir(c.dir)
+	return man, safefile.SyncDir(c.dir)
 }
 
 // Export cuts the window out of ring into one file per spec in dir, then
@@ -595,16 +594,4 @@ func finish(f *exportFile) error {
 		return err
 	}
 	return f.tmp.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }

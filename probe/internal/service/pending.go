@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
 )
 
@@ -71,10 +71,10 @@ func (p pendingStore) save(w Window) error {
 	if err != nil {
 		return fmt.Errorf("pending record %d: %w", w.ID, err)
 	}
-	if err := atomicfile.WriteFile(p.path(w.ID), append(b, '\n'), 0o600); err != nil {
+	if err := safefile.WriteFile(p.path(w.ID), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("pending record: %w", err)
 	}
-	return syncDir(p.dir)
+	return safefile.SyncDir(p.dir)
 }
 
 // remove deletes w's record; a missing record is no error.
@@ -82,7 +82,7 @@ func (p pendingStore) remove(id int) error {
 	if err := os.Remove(p.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pending record: %w", err)
 	}
-	return syncDir(p.dir)
+	return safefile.SyncDir(p.dir)
 }
 
 // BadRecordError says what is wrong with a pending record file.
@@ -200,7 +200,7 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 		ws = append(ws, w)
 	}
 	if moved {
-		if err := syncDir(p.dir); err != nil {
+		if err := safefile.SyncDir(p.dir); err != nil {
 			bad = append(bad, fmt.Errorf("pending records: %w", err))
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/fleet"
 )
@@ -104,7 +104,7 @@ func (u *Uploader) readLabel(c *conn) {
 	u.mu.Unlock()
 	u.logf("upload: %s labels this probe %q (was %q)", p, label, old)
 	b, _ := json.Marshal(savedLabel{ID: id, Label: label})
-	if err := atomicfile.WriteFile(filepath.Join(u.stateDir, labelFile), b, 0o644); err != nil {
+	if err := safefile.WriteFile(filepath.Join(u.stateDir, labelFile), b, 0o644); err != nil {
 		u.logf("upload: %v", err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/internal/safefile"
 )
 
 // KeyFileName is the private key's name in the state directory.
@@ -68,8 +68,8 @@ func createKey(path string) error {
 		return fmt.Errorf("encode public key: %w", err)
 	}
 	pubLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + keyComment() + "\n"
-	if err := atomicfile.WriteFile(path+".pub", []byte(pubLine), 0o644); err != nil {
+	if err := safefile.WriteFile(path+".pub", []byte(pubLine), 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+	return safefile.WriteFile(path, pem.EncodeToMemory(block), 0o600)
 }

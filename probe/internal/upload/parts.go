@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/presscap/presscap/internal/safefile"
 )
 
 // partsDir, inside the state dir, holds one record per .part file this probe
@@ -104,7 +106,7 @@ func (j *partJournal) write(name string, b []byte) (*os.File, error) {
 			os.Remove(f.Name())
 			return nil, err
 		}
-		return f, syncDir(j.dir)
+		return f, safefile.SyncDir(j.dir)
 	}
 }
 
@@ -141,21 +143,7 @@ func (j *partJournal) mkdir() error {
 	if err := os.MkdirAll(j.dir, 0o700); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(j.dir))
-}
-
-// syncDir makes the renames and creations in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	err = d.Sync()
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return safefile.SyncDir(filepath.Dir(j.dir))
 }
 
 // claimedRecord is a record locked by the clean-up, read from the locked

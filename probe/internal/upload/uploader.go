@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/internal/safefile"
 )
 
 // EventKind is what an Event reports, for the LED and the beeper.
@@ -627,7 +627,7 @@ func (u *Uploader) lastSlot() time.Time {
 
 func (u *Uploader) saveLastSlot(slot time.Time) {
 	b, _ := json.Marshal(persisted{LastSlot: slot})
-	if err := atomicfile.WriteFile(filepath.Join(u.stateDir, stateFile), b, 0o644); err != nil {
+	if err := safefile.WriteFile(filepath.Join(u.stateDir, stateFile), b, 0o644); err != nil {
 		u.logf("upload: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/presscap/presscap/internal/atomicfile"
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/fleet"
 )
@@ -135,7 +135,7 @@ func (a *Applier) Offer(source string, body []byte, readErr error) {
 		// The same file under another name (default.json copied to
 		// <id>.json): in force already, only its source changes.
 		if source != a.state.Source {
-			if err := atomicfile.WriteFile(a.Path+sourceSuffix, []byte(source), 0o644); err != nil {
+			if err := safefile.WriteFile(a.Path+sourceSuffix, []byte(source), 0o644); err != nil {
 				a.logf("fleet: %v", err)
 			}
 		}
@@ -153,11 +153,11 @@ func (a *Applier) Offer(source string, body []byte, readErr error) {
 		a.logf("fleet: configuration %s (%s) not kept: %v", source, hash, err)
 		return
 	}
-	if err := atomicfile.WriteFile(a.Path, body, 0o644); err != nil {
+	if err := safefile.WriteFile(a.Path, body, 0o644); err != nil {
 		a.logf("fleet: configuration %s (%s) not kept: %v", source, hash, err)
 		return
 	}
-	if err := atomicfile.WriteFile(a.Path+sourceSuffix, []byte(source), 0o644); err != nil {
+	if err := safefile.WriteFile(a.Path+sourceSuffix, []byte(source), 0o644); err != nil {
 		a.logf("fleet: %v", err)
 	}
 	a.logf("fleet: configuration %s (%s) accepted; the service restarts with it once no window is open", source, hash)

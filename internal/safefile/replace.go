@@ -1,20 +1,22 @@
-// Package atomicfile replaces small files (metadata, state, manifests,
-// keys) so that a power cut leaves the old or the new content, never a mix.
-package atomicfile
+package safefile
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
+
+// WriteFile and SyncDir replace small files (metadata, state, manifests,
+// keys) so that a power cut leaves the old or the new content, never a mix.
 
 // WriteFile writes data to a temporary file next to path, syncs it and
 // renames it over path. The temporary's name is fixed (".tmp-" + the base
 // name: hidden, so the upload queue never takes it, and reused, so one
 // left by a power cut is overwritten by the next write rather than piling
-// up). The caller syncs the directory when the rename itself must be
-// durable.
+// up). The caller calls SyncDir when the rename itself must be durable.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	// A leftover keeps its own mode through O_TRUNC: start afresh so that
@@ -39,6 +41,22 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// SyncDir makes the renames and creations in dir durable. O_DIRECTORY: a
+// FIFO or device put in a directory's place fails at once instead of
+// blocking the open.
+func SyncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	err = unix.Fsync(fd)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

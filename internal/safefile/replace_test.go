@@ -1,10 +1,12 @@
-package atomicfile
+package safefile
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteFileReplacesAndLeavesNoTemporary(t *testing.T) {
@@ -39,5 +41,26 @@ func TestWriteFileErrorNamesThePath(t *testing.T) {
 	err := WriteFile(p, []byte("x"), 0o644)
 	if err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("error %v does not name %s", err, p)
+	}
+}
+
+func TestSyncDirRefusesWhatIsNotADirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := SyncDir(dir); err != nil {
+		t.Fatalf("SyncDir(%s): %v", dir, err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, file, filepath.Join(dir, "missing")} {
+		err := within(t, func() error { return SyncDir(p) })
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("SyncDir(%s) = %v, want an error naming it", p, err)
+		}
 	}
 }
