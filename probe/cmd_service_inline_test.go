@@ -88,11 +88,7 @@ func TestRunInline(t *testing.T) {
 	c.Trigger.After = config.Duration(3 * time.Second)
 	// An export of one side, by its name.
 	c.Exports = append(c.Exports, config.Export{Name: "phone", Link: "phone"})
-	b, _ := json.Marshal(c)
-	cfgPath := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, c)
 
 	routerMAC, phoneMAC := macOf(t, router, "lan"), macOf(t, phone, "eth0")
 	brMAC := macOf(t, probe, "eth0") // the bridge takes its first port's address
@@ -145,22 +141,7 @@ func TestRunInline(t *testing.T) {
 	// The phone fetches the probe's status page through the bridge: the
 	// probe's own traffic, not recorded (network.record_own off), not
 	// crossing, so not in tcpdump's either.
-	var page []byte
-	err := netnstest.DoIn(phone, func() error {
-		conn, err := net.DialTimeout("tcp4", "192.168.77.2:8765", 20*time.Second)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		if _, err := io.WriteString(conn, "GET /status.json HTTP/1.0\r\nHost: 192.168.77.2\r\n\r\n"); err != nil {
-			return err
-		}
-		page, err = io.ReadAll(conn)
-		return err
-	})
-	if err != nil || !bytes.Contains(page, []byte(`"links"`)) {
-		t.Fatalf("the status page through the bridge: %v %.200q", err, page)
-	}
+	fetchStatusIn(t, phone, "192.168.77.2:8765")
 	phoneSide := atPhone.Settle(t, lastOf(fromRouter[len(fromRouter)-1]))
 	routerSide := atRouter.Settle(t, lastOf(fromPhone[len(fromPhone)-1]))
 
@@ -378,6 +359,29 @@ func (r *runHelper) expect(t *testing.T, want ...string) {
 	t.Helper()
 	for _, w := range want {
 		testtool.WaitFor(t, fmt.Sprintf("%q from probe run", w), time.Minute, func() bool { return strings.Contains(r.out.String(), w) })
+	}
+}
+
+// fetchStatusIn fetches the status page at addr from the namespace ns
+// (through the bridge).
+func fetchStatusIn(t *testing.T, ns, addr string) {
+	t.Helper()
+	var page []byte
+	err := netnstest.DoIn(ns, func() error {
+		conn, err := net.DialTimeout("tcp4", addr, 20*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		host, _, _ := net.SplitHostPort(addr)
+		if _, err := io.WriteString(conn, "GET /status.json HTTP/1.0\r\nHost: "+host+"\r\n\r\n"); err != nil {
+			return err
+		}
+		page, err = io.ReadAll(conn)
+		return err
+	})
+	if err != nil || !bytes.Contains(page, []byte(`"links"`)) {
+		t.Fatalf("the status page at %s from %s: %v %.200q", addr, ns, err, page)
 	}
 }
 

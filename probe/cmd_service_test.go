@@ -293,11 +293,7 @@ func startRun(t testing.TB, c config.Config) (string, *syncBuffer) {
 // startRunIn is startRun with the service's system root (env.sysRoot).
 func startRunIn(t testing.TB, c config.Config, sysRoot string) (string, *syncBuffer) {
 	t.Helper()
-	b, _ := json.Marshal(c)
-	cfgPath := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, c)
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -312,6 +308,17 @@ func startRunIn(t testing.TB, c config.Config, sysRoot string) (string, *syncBuf
 	})
 	waitOutput(t, out, "recording on")
 	return cfgPath, out
+}
+
+// writeConfig writes c to a file of its own and returns its path.
+func writeConfig(t testing.TB, c config.Config) string {
+	t.Helper()
+	b, _ := json.Marshal(c)
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // waitOutput waits until the service has printed want.

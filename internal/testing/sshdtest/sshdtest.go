@@ -1,4 +1,5 @@
-// Package sshdtest runs Debian's OpenSSH server on 127.0.0.1 for tests: a
+// Package sshdtest runs Debian's OpenSSH server on 127.0.0.1 (or on an address
+// in a test's network namespace) for tests: a
 // private sshd with its own host key, authorized_keys and internal-sftp.
 // It needs root (sshd's privilege separation) and the openssh-server
 // package; a missing sshd fails the test, naming the package.
@@ -25,6 +26,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
@@ -44,6 +46,11 @@ type Options struct {
 	SFTPLog bool
 	// Extra lines for sshd_config.
 	Extra []string
+	// Namespace is the network namespace (as `ip netns` names it) sshd
+	// runs in, for a server across a test's topology; "" is the test's.
+	Namespace string
+	// Address is the address sshd listens on; "" is 127.0.0.1.
+	Address string
 }
 
 // Server is one running (or stopped) sshd.
@@ -60,12 +67,20 @@ type Server struct {
 	log *bytes.Buffer
 }
 
-// Addr returns 127.0.0.1:port.
-func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+// Addr returns the listening address and port (127.0.0.1:port unless
+// Options.Address).
+func (s *Server) Addr() string { return net.JoinHostPort(s.host(), strconv.Itoa(s.Port)) }
+
+func (s *Server) host() string {
+	if s.opts.Address != "" {
+		return s.opts.Address
+	}
+	return "127.0.0.1"
+}
 
 // KnownHostsLine returns the host key as a known_hosts line.
 func (s *Server) KnownHostsLine() string {
-	return fmt.Sprintf("[127.0.0.1]:%d %s", s.Port, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.HostKey))))
+	return fmt.Sprintf("[%s]:%d %s", s.host(), s.Port, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.HostKey))))
 }
 
 // Fingerprint returns the host key's SHA256 fingerprint.
@@ -163,7 +178,7 @@ func (s *Server) config() string {
 	}
 	lines := []string{
 		"Port " + strconv.Itoa(s.Port),
-		"ListenAddress 127.0.0.1",
+		"ListenAddress " + s.host(),
 		"HostKey " + filepath.Join(s.Dir, "host_ed25519"),
 		"PidFile none",
 		"AuthorizedKeysFile " + filepath.Join(s.Dir, "authorized_keys"),
@@ -206,6 +221,10 @@ func (s *Server) Up() {
 	}
 	s.log = &bytes.Buffer{}
 	cmd := exec.Command(SSHD, "-f", cfgPath, "-D", "-e")
+	if s.opts.Namespace != "" {
+		// ip execs sshd after entering the namespace: the same process.
+		cmd = exec.Command("ip", "netns", "exec", s.opts.Namespace, SSHD, "-f", cfgPath, "-D", "-e")
+	}
 	cmd.Stderr = &lockedWriter{mu: &s.mu, w: s.log}
 	// Own process group, so Stop can end the sessions too.
 	// Pdeathsig: a test binary that dies (panic, timeout) takes sshd along.
@@ -240,19 +259,35 @@ func (s *Server) Up() {
 			s.t.Fatalf("sshd exited at start:\n%s", s.Log())
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "SSH-") {
-				return
-			}
+		if s.banner() {
+			return
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("sshd did not answer on %s within 30 s:\n%s", s.Addr(), s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// banner tells whether sshd answers with its banner.
+func (s *Server) banner() bool {
+	var line string
+	dial := func() error {
+		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, _ = bufio.NewReader(c).ReadString('\n')
+		return nil
+	}
+	if s.opts.Namespace != "" {
+		netnstest.DoIn(s.opts.Namespace, dial)
+	} else {
+		dial()
+	}
+	return strings.HasPrefix(line, "SSH-")
 }
 
 // Stop kills sshd and all its sessions; the port is closed afterwards.
