@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presscap/presscap/internal/field"
 	probeconfig "github.com/presscap/presscap/probe/config"
 
 	"github.com/presscap/presscap/image/internal/assemble"
@@ -179,19 +180,16 @@ func runOVA(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// parseSize reads a -size flag: a positive size ("2G", "512MiB").
 func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "G")
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	n, err := field.ParseSize(s)
+	if err == nil && n <= 0 {
+		err = fmt.Errorf("%q: want a positive size", s)
 	}
-	var n int64
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional M or G suffix", s)
+	if err != nil {
+		return 0, fmt.Errorf("-size %w", err)
 	}
-	return n * mult, nil
+	return int64(n), nil
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {

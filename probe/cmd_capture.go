@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"golang.org/x/net/bpf"
 
-	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/probe/internal/capture"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -44,9 +42,9 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	}
 	var size int64
 	if *sizeStr != "" {
-		s, err := config.ParseSize(*sizeStr)
+		s, err := field.ParseSize(*sizeStr)
 		if err != nil {
-			return fmt.Errorf("capture: -size: %w", err)
+			return fmt.Errorf("capture: -size %w", err)
 		}
 		size = int64(s)
 	}
@@ -127,19 +125,12 @@ func runCapture(ctx context.Context, e env, args []string) error {
 // openRing opens the ring in dir, or creates one of size bytes if dir
 // holds none.
 func openRing(dir string, size int64) (*ringfs.Ring, error) {
-	if _, err := os.Stat(filepath.Join(dir, "ring.json")); err == nil {
-		r, err := ringfs.Open(dir, ringfs.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("capture: -ring: %w", err)
-		}
-		return r, nil
-	}
-	if size == 0 {
+	r, _, err := ringfs.OpenOrCreate(dir, ringfs.Options{Size: size})
+	if errors.Is(err, ringfs.ErrNoRing) {
 		return nil, fmt.Errorf("capture: -ring %s holds no ring: give -size to create one (at least %d bytes)", dir, ringfs.MinSize)
 	}
-	r, err := ringfs.Create(dir, ringfs.Options{Size: size})
 	if err != nil {
-		return nil, fmt.Errorf("capture: create ring: %w", err)
+		return nil, fmt.Errorf("capture: -ring: %w", err)
 	}
 	return r, nil
 }

@@ -7,14 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -43,7 +42,7 @@ func runRing(ctx context.Context, e env, args []string) error {
 func runRingImport(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("ring import", e)
 	dir := fs.String("ring", "", "ring directory (required)")
-	size := fs.String("size", "", "create the ring with this size if it does not exist (bytes; K, M, G, T suffixes are powers of 1024)")
+	size := fs.String("size", "", "create the ring with this size if it does not exist (bytes, or a unit: K, M, G, T and KiB... are powers of 1024, KB... of 1000)")
 	link := fs.String("link", "import", "link name for interfaces the file does not name")
 	flush := fs.Duration("flush", time.Second, "flush interval of the ring")
 	syncEvery := fs.Int("sync-every", 0, "also flush every N packets and print \"durable N\" (for tests)")
@@ -63,7 +62,7 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
-	r, err := openOrCreate(*dir, *size, *flush)
+	r, created, err := openOrCreate(*dir, *size, *flush)
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
@@ -71,8 +70,8 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 		r.Close()
 		return fmt.Errorf("ring import: %w (nothing imported)", err)
 	}
-	if n, perr := parseSize(*size); *size != "" && perr == nil {
-		if in, ierr := r.Info(); ierr == nil && in.Size != n {
+	if n, perr := field.ParseSize(*size); !created && *size != "" && perr == nil {
+		if in, ierr := r.Info(); ierr == nil && in.Size != int64(n) {
 			fmt.Fprintf(e.stderr, "ring import: %s already holds a ring of %d bytes; -size %s ignored\n", *dir, in.Size, *size)
 		}
 	}
@@ -201,40 +200,22 @@ func (pl *importPlan) fits(r *ringfs.Ring) error {
 	return nil
 }
 
-func openOrCreate(dir, size string, flush time.Duration) (*ringfs.Ring, error) {
+// openOrCreate opens the ring in dir, or creates one of size (a flag's
+// value, "" for none) when dir holds no ring.
+func openOrCreate(dir, size string, flush time.Duration) (r *ringfs.Ring, created bool, err error) {
 	o := ringfs.Options{FlushInterval: flush}
-	r, err := ringfs.Open(dir, o)
-	if err == nil || size == "" {
-		if err != nil && errors.Is(err, fs.ErrNotExist) {
-			err = fmt.Errorf("%w (give -size to create a ring)", err)
+	if size != "" {
+		n, err := field.ParseSize(size)
+		if err != nil {
+			return nil, false, fmt.Errorf("-size %w", err)
 		}
-		return r, err
+		o.Size = int64(n)
 	}
-	if _, serr := os.Stat(filepath.Join(dir, "ring.json")); serr == nil {
-		return nil, err // a ring that does not open must not be replaced
+	r, created, err = ringfs.OpenOrCreate(dir, o)
+	if errors.Is(err, ringfs.ErrNoRing) {
+		err = fmt.Errorf("%w (give -size to create a ring)", err)
 	}
-	n, perr := parseSize(size)
-	if perr != nil {
-		return nil, perr
-	}
-	o.Size = n
-	return ringfs.Create(dir, o)
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "IB"), "B")
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			mult = 1 << (10 * (i + 1))
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("-size %q: want a positive number of bytes, e.g. 4294967296 or 4G", s)
-	}
-	return n * mult, nil
+	return r, created, err
 }
 
 // forEachPacket reads a capture file to its end, calling fn (if not nil)

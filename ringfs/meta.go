@@ -109,7 +109,7 @@ func readMeta(dir string) (*meta, error) {
 			if _, serr := os.Stat(dir); serr != nil {
 				return nil, fmt.Errorf("ring %s: %w", dir, serr)
 			}
-			return nil, fmt.Errorf("ring %s: no %s: %w", dir, metaName, ErrNotRing)
+			return nil, fmt.Errorf("ring %s: %w", dir, ErrNoRing)
 		}
 		return nil, fmt.Errorf("ring %s: %w", dir, err)
 	}

@@ -18,6 +18,7 @@ package ringfs
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -133,7 +134,10 @@ const (
 
 // Errors callers may test with errors.Is.
 var (
-	ErrNotRing   = errors.New("not a presscap ring")
+	ErrNotRing = errors.New("not a presscap ring")
+	// ErrNoRing: the directory holds no ring at all (no ring.json), as
+	// opposed to a ring that does not open. It is also ErrNotRing.
+	ErrNoRing    = fmt.Errorf("no %s: %w", metaName, ErrNotRing)
 	ErrClosed    = errors.New("ring is closed")
 	ErrReadOnly  = errors.New("ring is open read-only")
 	ErrTooLarge  = errors.New("record larger than a block")

@@ -273,6 +273,40 @@ func Open(dir string, o Options) (*Ring, error) {
 	return open(dir, m, o)
 }
 
+// Exists says whether dir holds a ring: a ring.json of any kind (Open says
+// whether it is a valid one). A missing dir holds none; err is for what
+// cannot be told (a disk that fails).
+func Exists(dir string) (bool, error) {
+	_, err := os.Lstat(filepath.Join(dir, metaName))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
+		return false, nil
+	}
+	return false, err
+}
+
+// OpenOrCreate opens the ring in dir or, when dir holds none (Exists) and
+// o.Size is set, creates one of o.Size bytes; created says which. A ring
+// that does not open is an error, never replaced; no ring and no o.Size is
+// an error wrapping ErrNoRing.
+func OpenOrCreate(dir string, o Options) (r *Ring, created bool, err error) {
+	ok, err := Exists(dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("ring %s: %w", dir, err)
+	}
+	if ok {
+		r, err := Open(dir, o)
+		return r, false, err
+	}
+	if o.Size == 0 {
+		return nil, false, fmt.Errorf("ring %s: %w", dir, ErrNoRing)
+	}
+	r, err = Create(dir, o)
+	return r, err == nil, err
+}
+
 func open(dir string, m *meta, o Options) (*Ring, error) {
 	r := &Ring{dir: dir, ro: o.ReadOnly, meta: m, maxAge: m.MaxAge}
 	if o.MaxAge != 0 {

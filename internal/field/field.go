@@ -1,7 +1,9 @@
-// Package field names configuration problems by the JSON field they
-// concern. Each configuration section reports every problem it finds as
-// Errors, so the probe's configuration can list them all in one run without
-// picking field names back out of messages.
+// Package field is what the configuration sections of the probe share: the
+// value types with units (Duration, Size, the one size parser that flags use
+// too, MinPeriod) and the errors that name a problem by its JSON field.
+// Each configuration section reports every problem it finds as Errors, so
+// the probe's configuration can list them all in one run without picking
+// field names back out of messages.
 package field
 
 import (

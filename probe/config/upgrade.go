@@ -1,11 +1,5 @@
 package config
 
-import (
-	"time"
-
-	"github.com/presscap/presscap/probe/internal/upload"
-)
-
 // upgrade corrects, in a configuration just read, what earlier versions
 // accepted and this version's rules refuse although a corrected value
 // does what was meant: the probe still starts after an update, and says
@@ -22,13 +16,13 @@ func (c *Config) upgrade() {
 		}
 	}
 	r := &c.Upload.Retry
-	if r.Initial > 0 && time.Duration(r.Initial) < upload.MinRetry {
-		es.Add("upload.retry.initial", "%v is below the minimum of %v: using %v", r.Initial, upload.MinRetry, upload.MinRetry)
-		if r.Max >= r.Initial && time.Duration(r.Max) < upload.MinRetry {
-			es.Add("upload.retry.max", "%v is below retry.initial's minimum of %v: using %v", r.Max, upload.MinRetry, upload.MinRetry)
-			r.Max = upload.Duration(upload.MinRetry)
+	if r.Initial > 0 && r.Initial.D() < MinPeriod {
+		es.Add("upload.retry.initial", "%v is below the minimum of %v: using %v", r.Initial, MinPeriod, MinPeriod)
+		if r.Max >= r.Initial && r.Max.D() < MinPeriod {
+			es.Add("upload.retry.max", "%v is below retry.initial's minimum of %v: using %v", r.Max, MinPeriod, MinPeriod)
+			r.Max = Duration(MinPeriod)
 		}
-		r.Initial = upload.Duration(upload.MinRetry)
+		r.Initial = Duration(MinPeriod)
 	}
 	// A token earlier versions accepted (16 bytes or more) that is too
 	// easy to guess is not honoured: the trigger endpoint then takes only

@@ -35,10 +35,8 @@ var (
 )
 
 const (
-	// MinPeriod is the shortest polling period (trigger.rescan,
-	// storage.retry): a shorter one spins a core of the probe that the
-	// capture needs.
-	MinPeriod = 100 * time.Millisecond
+	// MinPeriod is the shortest polling or retry period (field.MinPeriod).
+	MinPeriod = field.MinPeriod
 	// MaxDuration bounds every duration, so that sums of them added to a
 	// press time stay far from the int64 nanoseconds the ring's
 	// timestamps are (about 292 years).

@@ -201,17 +201,18 @@ func childPcaps(dir string, pkt int, count int64, gap time.Duration, fileSize in
 }
 
 type geometry struct {
-	SegmentSize int64 `json:"segment_size"`
-	Segments    int   `json:"segments"`
+	SegmentSize int64
+	Segments    int
 }
 
 func ringGeometry(dir string) (geometry, error) {
-	var g geometry
-	b, err := os.ReadFile(filepath.Join(dir, "ring.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &g)
+	r, err := ringfs.Open(dir, ringfs.Options{ReadOnly: true})
+	if err != nil {
+		return geometry{}, err
 	}
-	return g, err
+	defer r.Close()
+	in, err := r.Info()
+	return geometry{SegmentSize: in.SegmentSize, Segments: in.Segments}, err
 }
 
 // floorCopy copies n bytes with dd from the place a fraction frac into the

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -333,7 +334,8 @@ func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		if errors.Is(err, ringfs.ErrOccupied) {
 			return nil, nil, fmt.Errorf("%w: %w", err, ErrRefusedLayout)
 		}
-		if _, serr := os.Stat(filepath.Join(dir, "ring.json")); serr == nil {
+		// A ring that does not open is reported, never replaced.
+		if ok, serr := ringfs.Exists(dir); ok || serr != nil {
 			return nil, nil, fmt.Errorf("open ring %s: %w", dir, err)
 		}
 		// Refused before sizing: the customer's directory under our
@@ -469,8 +471,8 @@ func (s *Storage) check() error {
 			return fmt.Errorf("%s is no longer mounted", root)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, s.cfg.RingDir, "ring.json")); err != nil {
-		return fmt.Errorf("ring vanished: %w", err)
+	if ok, err := ringfs.Exists(filepath.Join(root, s.cfg.RingDir)); err != nil || !ok {
+		return fmt.Errorf("ring vanished: %w", cmp.Or(err, ringfs.ErrNoRing))
 	}
 	return nil
 }

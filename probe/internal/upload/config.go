@@ -7,7 +7,6 @@
 package upload
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -69,14 +68,14 @@ type Config struct {
 	// Retry controls retries of a failed run.
 	Retry RetryConfig `json:"retry"`
 	// ConnectTimeout bounds TCP connect plus SSH handshake and login.
-	ConnectTimeout Duration `json:"connect_timeout"`
+	ConnectTimeout field.Duration `json:"connect_timeout"`
 }
 
 // RetryConfig is the backoff of failed attempts within one run: the wait
 // starts at Initial and doubles up to Max.
 type RetryConfig struct {
-	Initial Duration `json:"initial"`
-	Max     Duration `json:"max"`
+	Initial field.Duration `json:"initial"`
+	Max     field.Duration `json:"max"`
 	// Attempts caps the attempts of one run; 0 means: scheduled runs retry
 	// until the window ends (or the next scheduled time when there is no
 	// window end), after-capture runs try DefaultKickAttempts times.
@@ -94,8 +93,8 @@ func DefaultConfig() Config {
 		Auth:           AuthKey,
 		Time:           "02:00",
 		TimeZone:       "Local",
-		Retry:          RetryConfig{Initial: Duration(30 * time.Second), Max: Duration(10 * time.Minute)},
-		ConnectTimeout: Duration(30 * time.Second),
+		Retry:          RetryConfig{Initial: field.Duration(30 * time.Second), Max: field.Duration(10 * time.Minute)},
+		ConnectTimeout: field.Duration(30 * time.Second),
 	}
 }
 
@@ -128,8 +127,8 @@ func (c Config) Validate() error {
 	}
 	if c.Retry.Initial <= 0 {
 		bad("retry.initial", "%s must be positive", c.Retry.Initial)
-	} else if c.Retry.Initial < Duration(MinRetry) {
-		bad("retry.initial", "%s is below the minimum of %v", c.Retry.Initial, MinRetry)
+	} else if c.Retry.Initial.D() < field.MinPeriod {
+		bad("retry.initial", "%s is below the minimum of %v", c.Retry.Initial, field.MinPeriod)
 	}
 	if c.Retry.Max < c.Retry.Initial {
 		bad("retry.max", "%s is below retry.initial %s", c.Retry.Max, c.Retry.Initial)
@@ -167,10 +166,6 @@ func (c Config) Validate() error {
 	}
 	return es.Err()
 }
-
-// MinRetry is the shortest retry.initial: a shorter backoff would hammer
-// the server (and the probe's CPU) with attempts.
-const MinRetry = 100 * time.Millisecond
 
 // Warnings reports what is harmless but surely not meant, which earlier
 // versions accepted: a SHA256: pin that is no digest (it matches no key,
@@ -220,27 +215,4 @@ type clockTime struct{ hour, min int }
 func parseClock(s string) (clockTime, error) {
 	h, m, err := daytime.Parse(s)
 	return clockTime{h, m}, err
-}
-
-// Duration is a time.Duration written as a Go duration string ("30s", "10m")
-// in JSON.
-type Duration time.Duration
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// UnmarshalJSON accepts a duration string such as "90s" or "5m".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string like \"30s\", got %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
 }

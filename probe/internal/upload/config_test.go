@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/field"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -46,7 +47,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"bandwidth_limit_kbps", func(c *Config) { c.BandwidthLimitKbps = -1 }},
 		{"bandwidth_limit_kbps", func(c *Config) { c.BandwidthLimitKbps = 2 }},
 		{"retry.initial", func(c *Config) { c.Retry.Initial = 0 }},
-		{"retry.max", func(c *Config) { c.Retry.Max = Duration(time.Second) }},
+		{"retry.max", func(c *Config) { c.Retry.Max = field.Duration(time.Second) }},
 		{"retry.attempts", func(c *Config) { c.Retry.Attempts = -2 }},
 		{"connect_timeout", func(c *Config) { c.ConnectTimeout = 0 }},
 		{"server", func(c *Config) { c.Server = "" }},
@@ -59,7 +60,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"host_key", func(c *Config) { c.HostKey = "SHA256:short" }},
 		{"host_key", func(c *Config) { c.HostKey = "example.net ssh-ed25519 notbase64!" }},
 		{"sent_dir", func(c *Config) { c.SentDir = "./" }},
-		{"retry.initial", func(c *Config) { c.Retry.Initial = Duration(99 * time.Millisecond) }},
+		{"retry.initial", func(c *Config) { c.Retry.Initial = field.Duration(99 * time.Millisecond) }},
 		{"host_key", func(c *Config) { c.HostKey = "@revoked sftp.example.net " + testKey }},
 		{"host_key", func(c *Config) { c.HostKey = "@cert-authority *.example.net " + testKey }},
 	} {
@@ -149,7 +150,7 @@ func TestConfigJSON(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Retry.Initial != Duration(time.Minute) || c.ConnectTimeout != DefaultConfig().ConnectTimeout {
+	if c.Retry.Initial != field.Duration(time.Minute) || c.ConnectTimeout != DefaultConfig().ConnectTimeout {
 		t.Fatalf("decoded %+v", c)
 	}
 	if a, _ := c.address(); a != "[2001:db8::1]:2222" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/internal/testing/sshdtest"
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/internal/upload"
@@ -48,9 +49,9 @@ func newRig(t *testing.T, opts sshdtest.Options) *rig {
 	cfg.RemoteDir = r.remoteDir
 	cfg.HostKey = srv.KnownHostsLine()
 	cfg.TimeZone = "UTC"
-	cfg.ConnectTimeout = upload.Duration(10 * time.Second)
-	cfg.Retry.Initial = upload.Duration(time.Minute)
-	cfg.Retry.Max = upload.Duration(8 * time.Minute)
+	cfg.ConnectTimeout = field.Duration(10 * time.Second)
+	cfg.Retry.Initial = field.Duration(time.Minute)
+	cfg.Retry.Max = field.Duration(8 * time.Minute)
 	r.cfg = cfg
 	return r
 }

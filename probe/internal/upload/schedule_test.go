@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/internal/testing/fakeclock"
 	"github.com/presscap/presscap/internal/testing/sshdtest"
 	"github.com/presscap/presscap/probe/internal/upload"
@@ -133,8 +134,8 @@ func TestScheduleRetryInsideWindow(t *testing.T) {
 	r.cfg.Time = "02:00"
 	r.cfg.WindowEnd = "02:30"
 	r.cfg.TimeZone = "UTC"
-	r.cfg.Retry.Initial = upload.Duration(10 * time.Minute)
-	r.cfg.Retry.Max = upload.Duration(20 * time.Minute)
+	r.cfg.Retry.Initial = field.Duration(10 * time.Minute)
+	r.cfg.Retry.Max = field.Duration(20 * time.Minute)
 	utc := func(s string) time.Time {
 		v, _ := time.Parse("2006-01-02 15:04", s)
 		return v
