@@ -610,6 +610,16 @@ func TestBadProbeConfigFailsTheBuild(t *testing.T) {
 		t.Errorf("a probe config the device would correct: %v, want the build refused naming trigger.rescan", err)
 	}
 
+	// Inline mode over the port the instance's DHCP client runs on (eth0,
+	// its default) would leave the probe without an address.
+	if err := os.WriteFile(filepath.Join(inst, "probe.json"), []byte(`{"network": {"mode": "inline", "ports": [{"interface": "eth0"}, {"interface": "eth1"}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"build", "-instance", inst, "-o", img, "-workdir", workDir(t, "bad")}, &stdout, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `network.ports[0].interface: "eth0" is where the image's DHCP client runs`) || !strings.Contains(err.Error(), "cmd/dhcp") {
+		t.Errorf("inline mode over the DHCP client's eth0: %v, want the build refused naming network.ports[0].interface and the DHCP flags", err)
+	}
+
 	// A broken instance config names the field too.
 	if err := os.WriteFile(filepath.Join(inst, "config.json"), []byte(`{"Hostname": "presscap", "Packages": [], "Pakages": []}`), 0o644); err != nil {
 		t.Fatal(err)

@@ -72,10 +72,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown subcommand %q (build, update, info, ringdisk, ova, release, release-key)", args[0])
 }
 
-// checkProbeConfig validates the probe's configuration file as the probe
-// will read it, so a bad config fails the build instead of the device. The
-// storage mount point must exist in the read-only root.
-func checkProbeConfig(dst string, data []byte) ([]string, error) {
+// checkProbeConfig returns the check of the probe's configuration file as
+// the probe will read it on an image whose DHCP client runs on dhcp, so a
+// bad config fails the build instead of the device. The storage mount
+// point must exist in the read-only root.
+func checkProbeConfig(dhcp string) func(dst string, data []byte) ([]string, error) {
+	return func(dst string, data []byte) ([]string, error) {
+		return checkProbeFile(dst, data, dhcp)
+	}
+}
+
+func checkProbeFile(dst string, data []byte, dhcp string) ([]string, error) {
 	if !slices.Contains(probeconfig.SearchPaths(), dst) {
 		return nil, nil
 	}
@@ -85,6 +92,9 @@ func checkProbeConfig(dst string, data []byte) ([]string, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("probe config: %w", err)
+	}
+	if err := c.Network.CheckDHCP(dhcp); err != nil {
+		return nil, fmt.Errorf("probe config against the instance's DHCP client (PackageConfig[%q].CommandLineFlags): %w", gokconfig.DHCPPackage, err)
 	}
 	// The device would correct or put up with these; an image being built
 	// is the moment to fix them instead.
@@ -208,8 +218,12 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	cfg, err := gokconfig.Load(*instance)
+	if err != nil {
+		return err
+	}
 	o := assemble.Options{Instance: *instance, Output: *out, Size: n, SystemdBoot: *sdboot, WorkDir: *workdir,
-		CheckFile: checkProbeConfig, Log: stdout}
+		CheckFile: checkProbeConfig(cfg.DHCPInterface()), Log: stdout}
 	if *ts != "" {
 		t, err := time.Parse(time.RFC3339, *ts)
 		if err != nil {

@@ -70,8 +70,14 @@ func loadLayers(paths []string) (config.Config, []string, error) {
 	return c, used, validated(c, strings.Join(used, " + "))
 }
 
+// validated checks c as the device runs it: valid, and its network mode
+// fits the image's DHCP client (config.DHCPEnv, set by the image's init).
 func validated(c config.Config, name string) error {
-	if err := c.Validate(); err != nil {
+	err := c.Validate()
+	if err == nil {
+		err = c.Network.CheckDHCP(os.Getenv(config.DHCPEnv))
+	}
+	if err != nil {
 		if name == "" {
 			name = "the built-in defaults"
 		}
@@ -167,7 +173,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	var fromServer *fleetconfig.Applier
 	restart := make(chan struct{})
 	if layered(*path) && fl.id.Value != "" && c.Upload.Enabled {
-		fromServer = &fleetconfig.Applier{Below: []string{image}, Above: []string{local},
+		fromServer = &fleetconfig.Applier{Below: []string{image}, Above: []string{local}, DHCP: os.Getenv(config.DHCPEnv),
 			Path: fleetPath, Busy: svc.Storage().Busy, Logf: logger.Printf,
 			Restart: func() { close(restart); cancel() }}
 		fromServer.Start()

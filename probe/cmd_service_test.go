@@ -126,6 +126,26 @@ func TestCheckNamesFieldAndProblem(t *testing.T) {
 	}
 }
 
+// TestCheckRefusesModeAgainstDHCP: probe check on a device whose image
+// runs the DHCP client on eth0 refuses inline mode over eth0, naming the
+// port; with the client on the bridge the same file is valid.
+func TestCheckRefusesModeAgainstDHCP(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "inline.json")
+	os.WriteFile(p, []byte(`{"network": {"mode": "inline", "ports": [{"interface": "eth0"}, {"interface": "eth1"}]}}`), 0o644)
+	check := func() error {
+		var out, errb bytes.Buffer
+		return dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-config", p})
+	}
+	t.Setenv(config.DHCPEnv, "eth0")
+	if err := check(); err == nil || !strings.Contains(err.Error(), `network.ports[0].interface: "eth0" is where the image's DHCP client runs`) {
+		t.Errorf("check with the DHCP client on eth0 = %v", err)
+	}
+	t.Setenv(config.DHCPEnv, "br0")
+	if err := check(); err != nil {
+		t.Errorf("check with the DHCP client on br0 = %v", err)
+	}
+}
+
 func TestRunRefusesBadConfig(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(p, []byte(`{"exports": [{"name": "a/b"}]}`), 0o644)

@@ -463,10 +463,13 @@ func main() {
 	if err := gokrazy.Boot(buildTimestamp); err != nil {
 		log.Fatal(err)
 	}
-	// Every service learns the image's build (presscap's health report)
-	// and instance (which fleet releases are its own).
+	// Every service learns the image's build (presscap's health report),
+	// instance (which fleet releases are its own) and DHCP interface.
 	os.Setenv("PRESSCAP_IMAGE_BUILD", buildTimestamp)
 	os.Setenv("PRESSCAP_INSTANCE", ` + strconv.Quote(InstanceName(cfg)) + `)
+	// The probe refuses a network mode that would take the DHCP client's
+	// interface away (probe/config.DHCPEnv; empty: no client).
+	os.Setenv("PRESSCAP_DHCP_INTERFACE", ` + strconv.Quote(cfg.DHCPInterface()) + `)
 	services := []*gokrazy.Service{
 `)
 	svc := func(path, pkg string) {

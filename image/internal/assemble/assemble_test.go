@@ -33,6 +33,7 @@ func TestInitSource(t *testing.T) {
 		`gokrazy.Boot(buildTimestamp)`,
 		`os.Setenv("PRESSCAP_IMAGE_BUILD", buildTimestamp)`,
 		`os.Setenv("PRESSCAP_INSTANCE", "presscap-test")`,
+		`os.Setenv("PRESSCAP_DHCP_INTERFACE", "eth0")`, // the client's default
 		`gokrazy.NewService(&exec.Cmd{Path: "/gokrazy/dhcp", Args: []string{"/gokrazy/dhcp"}, Env: os.Environ()})`,
 		`gokrazy.NewWaitForClockService(&exec.Cmd{Path: "/user/probe", Args: []string{"/user/probe", "run", "-x=\"quoted\" \\ back"}, Env: append(os.Environ(), "A=b c")})`,
 		`gokrazy.NewStoppedService(&exec.Cmd{Path: "/user/tool"`,

@@ -246,6 +246,44 @@ func (c *Config) GokrazyPackagesOrDefault() []string {
 	return *c.GokrazyPackages
 }
 
+// DHCPPackage is gokrazy's DHCP client.
+const DHCPPackage = "github.com/gokrazy/gokrazy/cmd/dhcp"
+
+// DHCPInterface returns the interface the image's DHCP client obtains its
+// lease on: its -interface flag, eth0 when not given (the client's
+// default), "" when the image does not start the client or gives it a
+// static configuration instead.
+func (c *Config) DHCPInterface() string {
+	if !slices.Contains(c.GokrazyPackagesOrDefault(), DHCPPackage) {
+		return ""
+	}
+	pc := c.PackageConfig[DHCPPackage]
+	if pc.DontStart {
+		return ""
+	}
+	iface := "eth0"
+	flags := pc.CommandLineFlags
+	for i := 0; i < len(flags); i++ {
+		if !strings.HasPrefix(flags[i], "-") || flags[i] == "--" {
+			break // the flag package stops at the first argument
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(flags[i], "-"), "=")
+		if !hasValue && i+1 < len(flags) && name != "" {
+			value = flags[i+1]
+			i++
+		}
+		switch name {
+		case "interface":
+			iface = value
+		case "static_network_config":
+			if value != "" {
+				return ""
+			}
+		}
+	}
+	return iface
+}
+
 // KernelPackageOrDefault returns the kernel module path.
 func (c *Config) KernelPackageOrDefault() string {
 	if c.KernelPackage == nil {

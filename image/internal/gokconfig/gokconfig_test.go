@@ -126,3 +126,31 @@ func TestGOARCH(t *testing.T) {
 		}
 	}
 }
+
+// TestDHCPInterface: the interface gokrazy's DHCP client runs on, from
+// its flags as the flag package reads them.
+func TestDHCPInterface(t *testing.T) {
+	none := []string{"github.com/gokrazy/gokrazy/cmd/ntp"}
+	for _, tc := range []struct {
+		flags     []string
+		dontStart bool
+		packages  *[]string
+		want      string
+	}{
+		{nil, false, nil, "eth0"},
+		{[]string{"-interface", "br0"}, false, nil, "br0"},
+		{[]string{"-interface=br0"}, false, nil, "br0"},
+		{[]string{"--interface=wlan0", "-extra_route_priority", "5"}, false, nil, "wlan0"},
+		{[]string{"-extra_route_priority=5", "-interface", "br0"}, false, nil, "br0"},
+		{[]string{"--", "-interface=br0"}, false, nil, "eth0"},
+		{[]string{"-static_network_config=/etc/net.json"}, false, nil, ""},
+		{[]string{"-interface=br0"}, true, nil, ""},
+		{nil, false, &none, ""},
+	} {
+		c := &Config{GokrazyPackages: tc.packages, PackageConfig: map[string]PackageConfig{
+			DHCPPackage: {CommandLineFlags: tc.flags, DontStart: tc.dontStart}}}
+		if got := c.DHCPInterface(); got != tc.want {
+			t.Errorf("flags %q, DontStart %v, packages %v: %q, want %q", tc.flags, tc.dontStart, tc.packages, got, tc.want)
+		}
+	}
+}

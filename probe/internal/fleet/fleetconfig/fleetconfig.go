@@ -38,6 +38,10 @@ type Applier struct {
 	Below, Above []string
 	// Path is where the fleet layer is kept (config.FleetPath).
 	Path string
+	// DHCP is the interface the image's DHCP client runs on
+	// (config.DHCPEnv): a layer whose network mode contradicts it is
+	// refused.
+	DHCP string
 	// Busy says a capture window is open or being saved.
 	Busy func() bool
 	// Restart makes the service exit to start again with the new stack;
@@ -193,6 +197,9 @@ func (a *Applier) check(body []byte) []string {
 	c, err := config.ParseLayers(ls)
 	if err == nil {
 		err = c.Validate()
+	}
+	if err == nil {
+		err = c.Network.CheckDHCP(a.DHCP)
 	}
 	return errorList(err)
 }

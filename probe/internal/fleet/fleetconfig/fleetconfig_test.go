@@ -128,3 +128,30 @@ func TestRemovedOnServer(t *testing.T) {
 		t.Fatalf("fleet file still there (%v) or %d restarts", err, restartsB.Load())
 	}
 }
+
+// TestRefusesModeAgainstDHCP: the server may not set network.* yet, but
+// the stack a file joins is checked against the image's DHCP client as
+// the service checks it: with a local edit in mirror mode on an image
+// whose DHCP client runs on the bridge, a file is refused naming
+// network.mode, and a file is applied when the client's interface
+// is unknown.
+func TestRefusesModeAgainstDHCP(t *testing.T) {
+	a, _, _ := applier(t)
+	if err := os.WriteFile(a.Above[0], []byte(`{"network": {"mode": "mirror", "ports": [{"interface": "eth1"}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"trigger": {"after": "30s"}}`)
+	a.DHCP = "br0"
+	a.Offer("fleet/config/default.json", body, nil)
+	if r := a.Report(); r == nil || r.State != StateRefused || !strings.Contains(strings.Join(r.Errors, "\n"), `network.mode: "mirror": the image's DHCP client runs on br0`) {
+		t.Fatalf("with DHCP on br0 and a local edit in mirror mode: %+v", r)
+	}
+	if _, err := os.Stat(a.Path); !os.IsNotExist(err) {
+		t.Fatalf("the refused file was kept: %v", err)
+	}
+	a.DHCP = ""
+	a.Offer("fleet/config/default.json", []byte(`{"trigger": {"after": "31s"}}`), nil)
+	if r := a.Report(); r == nil || r.State == StateRefused {
+		t.Fatalf("with the DHCP interface unknown: %+v", r)
+	}
+}
