@@ -7,22 +7,15 @@
 package updater
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/presscap/presscap/image/internal/eeprom"
+	"github.com/presscap/presscap/internal/gokrazyhttp"
 )
 
 // Target is a device's update endpoint.
@@ -40,129 +33,19 @@ type Target struct {
 
 // ErrUnauthorized is wrapped by the error for a request the device
 // refused for its password.
-var ErrUnauthorized = errors.New("the device refused the password")
+var ErrUnauthorized = gokrazyhttp.ErrUnauthorized
 
 // Features are what GET /update/features announced.
-type Features struct {
-	Raw        string
-	PARTUUID   bool
-	UpdateHash bool // the device hashes with CRC-32 when asked
-	GPT        bool
-}
+type Features = gokrazyhttp.Features
 
-func (t *Target) client() *http.Client {
-	if t.Client != nil {
-		return t.Client
-	}
-	return http.DefaultClient
-}
-
-func (t *Target) url(p string) (string, error) {
-	u, err := url.Parse(strings.TrimSuffix(t.BaseURL, "/") + p)
-	if err != nil {
-		return "", fmt.Errorf("update target %q: %w", t.BaseURL, err)
-	}
-	return u.String(), nil
-}
-
-func (t *Target) do(ctx context.Context, method, p string, body io.Reader, hdr http.Header) (*http.Response, error) {
-	u, err := t.url(p)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	user := t.User
-	if user == "" {
-		user = "gokrazy"
-	}
-	req.SetBasicAuth(user, t.Password)
-	resp, err := t.client().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, p, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized {
-			return nil, fmt.Errorf("%s %s: %s: %w", method, p, resp.Status, ErrUnauthorized)
-		}
-		if loc := resp.Header.Get("Location"); loc != "" {
-			// gokrazy's HTTP port redirects to its HTTPS port when the
-			// image has a web certificate.
-			return nil, fmt.Errorf("%s %s: %s to %s (not followed: a redirect to https means the image has TLS, set Update.UseTLS or CertPEM in the instance)", method, p, resp.Status, loc)
-		}
-		return nil, fmt.Errorf("%s %s: %s: %s", method, p, resp.Status, strings.TrimSpace(string(b)))
-	}
-	return resp, nil
+// api is the protocol client for t.
+func (t *Target) api() *gokrazyhttp.Client {
+	return &gokrazyhttp.Client{BaseURL: t.BaseURL, User: t.User, Password: t.Password, HTTP: t.Client}
 }
 
 // GetFeatures asks the device what it supports.
 func (t *Target) GetFeatures(ctx context.Context) (Features, error) {
-	resp, err := t.do(ctx, http.MethodGet, "/update/features", nil, nil)
-	if err != nil {
-		return Features{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return Features{}, err
-	}
-	f := Features{Raw: strings.TrimSpace(string(b))}
-	for _, w := range strings.Split(f.Raw, ",") {
-		switch strings.TrimSpace(w) {
-		case "partuuid":
-			f.PARTUUID = true
-		case "updatehash":
-			f.UpdateHash = true
-		case "gpt":
-			f.GPT = true
-		}
-	}
-	return f, nil
-}
-
-// put streams body to an /update/ endpoint and checks the digest the
-// device answers against the one computed while sending.
-func (t *Target) put(ctx context.Context, p string, body io.Reader, crc bool) (int64, error) {
-	var h hash.Hash = sha256.New()
-	hdr := http.Header{}
-	if crc {
-		h = crc32.NewIEEE()
-		hdr.Set("X-Gokrazy-Update-Hash", "crc32")
-	}
-	cr := &countingReader{r: io.TeeReader(body, h)}
-	resp, err := t.do(ctx, http.MethodPut, p, cr, hdr)
-	if err != nil {
-		return cr.n, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if err != nil {
-		return cr.n, fmt.Errorf("PUT %s: reading the digest: %w", p, err)
-	}
-	got := strings.TrimSpace(string(b))
-	want := hex.EncodeToString(h.Sum(nil))
-	if got != want {
-		return cr.n, fmt.Errorf("PUT %s: device wrote digest %q, sent %q (%d bytes): the transfer was damaged", p, got, want, cr.n)
-	}
-	return cr.n, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	return t.api().GetFeatures(ctx)
 }
 
 // Status is the part of GET / (JSON) the updater reads.
@@ -177,7 +60,7 @@ type Status struct {
 
 // GetStatus returns the device's status.
 func (t *Target) GetStatus(ctx context.Context) (Status, error) {
-	resp, err := t.do(ctx, http.MethodGet, "/", nil, http.Header{"Accept": {"application/json"}})
+	resp, err := t.api().Do(ctx, http.MethodGet, "/", nil, http.Header{"Accept": {"application/json"}})
 	if err != nil {
 		return Status{}, err
 	}
@@ -233,19 +116,17 @@ func (t *Target) Update(ctx context.Context, p Payload, waitFor time.Duration, l
 	}
 	for _, s := range steps {
 		start := time.Now()
-		n, err := t.put(ctx, s.path, s.r, f.UpdateHash)
+		n, err := t.api().Put(ctx, s.path, s.r, f.UpdateHash)
 		if err != nil {
 			return err
 		}
 		log("%s: %d bytes in %s, digest verified", s.path, n, time.Since(start).Round(time.Millisecond))
 	}
-	if err := t.post(ctx, "/update/switch"); err != nil {
+	if err := t.api().Post(ctx, "/update/switch"); err != nil {
 		return err
 	}
 	log("switched to the updated root partition")
-	// gokrazy answers /reboot before it kills the services; the
-	// connection may drop while it does.
-	if err := t.post(ctx, "/reboot"); err != nil && !isDisconnect(err) {
+	if err := t.api().Reboot(ctx); err != nil {
 		return err
 	}
 	if t.After != nil {
@@ -254,20 +135,6 @@ func (t *Target) Update(ctx context.Context, p Payload, waitFor time.Duration, l
 	}
 	log("rebooting; waiting for build %s", p.BuildTimestamp)
 	return t.Wait(ctx, p.BuildTimestamp, waitFor)
-}
-
-func (t *Target) post(ctx context.Context, p string) error {
-	resp, err := t.do(ctx, http.MethodPost, p, bytes.NewReader(nil), nil)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.Body.Close()
-}
-
-func isDisconnect(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "EOF")
 }
 
 // Wait polls GET / until the device reports build, or the time is up.
