@@ -21,3 +21,21 @@ func Parse(s string) (hour, min int, err error) {
 	}
 	return hh, mm, nil
 }
+
+// ParseRange reads "HH:MM-HH:MM" into minutes of the day [from, to),
+// across midnight when from > to.
+func ParseRange(s string) (from, to int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM (e.g. \"03:00-05:00\")", s)
+	}
+	ah, am, err := Parse(strings.TrimSpace(a))
+	if err != nil {
+		return 0, 0, err
+	}
+	bh, bm, err := Parse(strings.TrimSpace(b))
+	if err != nil {
+		return 0, 0, err
+	}
+	return ah*60 + am, bh*60 + bm, nil
+}

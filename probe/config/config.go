@@ -409,6 +409,8 @@ func DefaultConfig() Config {
 		Beeper: beeper.DefaultConfig(),
 		Leds:   leds.DefaultConfig(),
 		Upload: upload.DefaultConfig(),
+		Release: Release{Channel: "stable", CheckInterval: Duration(6 * time.Hour),
+			QuietAfterPress: Duration(30 * time.Minute), Window: "03:00-05:00", ConfirmWithin: Duration(10 * time.Minute)},
 	}
 	c.Ring.MaxAge = c.NeededAge()
 	return c

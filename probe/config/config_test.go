@@ -228,6 +228,13 @@ func TestValidateErrors(t *testing.T) {
 		{"beeper section", func(c *Config) { c.Beeper.Volume = 300 }, "beeper.volume", "outside"},
 		{"time zone", func(c *Config) { c.Clock.TimeZone = "Mars/Olympus" }, "clock.time_zone", "IANA name"},
 		{"quiet hours", func(c *Config) { c.Beeper.Quiet = "21:00" }, "beeper.quiet", "not HH:MM-HH:MM"},
+		{"release channel", func(c *Config) { c.Release.Channel = "../stable" }, "release.channel", "plain directory name"},
+		{"release channel empty", func(c *Config) { c.Release.Channel = "" }, "release.channel", "plain directory name"},
+		{"release check", func(c *Config) { c.Release.CheckInterval = Duration(10 * time.Second) }, "release.check_interval", "shorter than 1m0s"},
+		{"release quiet", func(c *Config) { c.Release.QuietAfterPress = -1 }, "release.quiet_after_press", "negative"},
+		{"release window", func(c *Config) { c.Release.Window = "03:00" }, "release.window", "not HH:MM-HH:MM"},
+		{"release window hour", func(c *Config) { c.Release.Window = "03:00-25:00" }, "release.window", "time of day"},
+		{"release confirm", func(c *Config) { c.Release.ConfirmWithin = Duration(2 * time.Hour) }, "release.confirm_within", "want 30s to 1h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -18,4 +18,18 @@ type Release struct {
 	// PublicKeys are the ed25519 keys (base64) whose signature on a
 	// bundle's manifest is trusted; more than one during a key rotation.
 	PublicKeys []string `json:"public_keys"`
+	// Channel is the directory under <remote_dir>/fleet/release/ the
+	// probe takes its releases from: a few probes can go first.
+	Channel string `json:"channel"`
+	// CheckInterval is how often the channel is read.
+	CheckInterval Duration `json:"check_interval"`
+	// QuietAfterPress is how long after a press the probe does not reboot
+	// into a release (the customer may press again for the same fault).
+	QuietAfterPress Duration `json:"quiet_after_press"`
+	// Window is when a release that is not urgent may reboot the probe,
+	// local time "HH:MM-HH:MM" (across midnight if the end is earlier).
+	Window string `json:"window"`
+	// ConfirmWithin is how long a newly installed build has after its boot
+	// to show it is healthy before the probe boots the previous one again.
+	ConfirmWithin Duration `json:"confirm_within"`
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/presscap/presscap/internal/daytime"
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/internal/release"
 	"github.com/presscap/presscap/probe/internal/capture"
@@ -263,6 +264,9 @@ func (c Config) durations() []duration {
 		{"upload.retry.initial", Duration(c.Upload.Retry.Initial), false},
 		{"upload.retry.max", Duration(c.Upload.Retry.Max), false},
 		{"upload.connect_timeout", Duration(c.Upload.ConnectTimeout), false},
+		{"release.check_interval", c.Release.CheckInterval, false},
+		{"release.quiet_after_press", c.Release.QuietAfterPress, false},
+		{"release.confirm_within", c.Release.ConfirmWithin, false},
 	}
 }
 
@@ -595,12 +599,38 @@ func tokenProblem(tok string) string {
 	return ""
 }
 
+// Bounds of release.check_interval and release.confirm_within.
+const (
+	MinReleaseCheck  = time.Minute
+	MinConfirmWithin = 30 * time.Second
+	MaxConfirmWithin = time.Hour
+)
+
+// channelName is a release channel: one plain directory on the server.
+var channelName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 func (c Config) checkRelease() Errors {
 	var es Errors
 	for i, k := range c.Release.PublicKeys {
 		if _, err := release.ParsePublicKey(k); err != nil {
 			es.AddErr(fmt.Sprintf("release.public_keys[%d]", i), "bad key", err)
 		}
+	}
+	r := c.Release
+	if !channelName.MatchString(r.Channel) {
+		es.Add("release.channel", "%q: want a plain directory name (letters, digits, '.', '_', '-'; e.g. \"stable\")", r.Channel)
+	}
+	if r.CheckInterval.D() < MinReleaseCheck {
+		es.Add("release.check_interval", "%v is shorter than %v (each check is a connection to the server)", r.CheckInterval.D(), MinReleaseCheck)
+	}
+	if r.QuietAfterPress < 0 {
+		es.Add("release.quiet_after_press", "must not be negative")
+	}
+	if _, _, err := daytime.ParseRange(r.Window); err != nil {
+		es.AddErr("release.window", "bad window", err)
+	}
+	if d := r.ConfirmWithin.D(); d < MinConfirmWithin || d > MaxConfirmWithin {
+		es.Add("release.confirm_within", "%v: want %v to %v (the new build's time to show it records before the old one boots again)", d, MinConfirmWithin, MaxConfirmWithin)
 	}
 	return es
 }

@@ -7,7 +7,6 @@ package update
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/presscap/presscap/internal/daytime"
@@ -28,21 +27,7 @@ type Policy struct {
 var DefaultPolicy = Policy{QuietAfterPress: 30 * time.Minute, WindowFrom: 3 * 60, WindowTo: 5 * 60}
 
 // ParseWindow reads release.window ("03:00-05:00").
-func ParseWindow(s string) (from, to int, err error) {
-	a, b, ok := strings.Cut(s, "-")
-	if !ok {
-		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM (e.g. \"03:00-05:00\")", s)
-	}
-	ah, am, err := daytime.Parse(strings.TrimSpace(a))
-	if err != nil {
-		return 0, 0, err
-	}
-	bh, bm, err := daytime.Parse(strings.TrimSpace(b))
-	if err != nil {
-		return 0, 0, err
-	}
-	return ah*60 + am, bh*60 + bm, nil
-}
+func ParseWindow(s string) (from, to int, err error) { return daytime.ParseRange(s) }
 
 // State is what the service knows when it asks.
 type State struct {
