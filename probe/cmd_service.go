@@ -103,6 +103,8 @@ func runService(ctx context.Context, e env, args []string) error {
 	if root == "" {
 		root = "/"
 	}
+	// First: a build on trial is judged even if it gets no further.
+	upd := startUpdates(ctx, root, logger.Printf)
 	// The layers are below the system root, "/" but in tests.
 	layers := config.LayerPaths()
 	for i := range layers {
@@ -182,6 +184,7 @@ func runService(ctx context.Context, e env, args []string) error {
 		}
 		go fromServer.Run(ctx, 10*time.Second)
 	}
+	updReport := upd.run(ctx, c, svc, fl)
 	srvDone := make(chan error, 1)
 	if len(c.Status.Listen) > 0 {
 		// The installer's checks run on the service's own speaker, LED,
@@ -195,7 +198,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	repDone := make(chan struct{})
 	go func() {
 		defer close(repDone)
-		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, logger.Printf)
+		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, updReport, logger.Printf)
 	}()
 	err = svc.Run(ctx)
 	cancel()

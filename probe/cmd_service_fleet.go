@@ -85,7 +85,7 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 // while a disk is mounted, and a probe without its disk must report too).
 // With fromServer, each report's connection also fetches the server's
 // configuration for the probe and the report says what became of it.
-func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, logf func(string, ...any)) {
+func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, upd func() *fleet.Update, logf func(string, ...any)) {
 	if f.id.Value == "" || !c.Upload.Enabled {
 		return
 	}
@@ -93,19 +93,11 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used []strin
 		logf("fleet: no health reports: storage.state_dir: %v", err)
 		return
 	}
-	// Its own uploader logs like the service's (a new label, say), but
-	// the public key only once, from the service's.
-	quiet := func(format string, args ...any) {
-		if !strings.HasPrefix(format, "upload: public key") {
-			logf(format, args...)
-		}
-	}
-	u, err := upload.New(c.Upload, "", c.Storage.StateDir, nil, quiet)
+	u, err := fleetUploader(c, f, logf)
 	if err != nil {
 		logf("fleet: no health reports: %v", err)
 		return
 	}
-	u.SetID(f.id.Value)
 	if fromServer != nil {
 		u.SetConfigReceiver(fromServer.Offer)
 	}
@@ -124,6 +116,7 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used []strin
 	if fromServer != nil {
 		r.FleetConfig = fromServer.Report
 	}
+	r.Update = upd
 	r.Run(ctx)
 }
 

@@ -46,6 +46,8 @@ type Report struct {
 	// DevicePassword is the per-device gokrazy password: it leaves the
 	// probe only here (the pinned server, the probe's own account).
 	DevicePassword string `json:"device_password,omitempty"`
+	// Update is the release channel's state, nil where releases are off.
+	Update *Update `json:"update,omitempty"`
 }
 
 // Versions of what runs.
@@ -168,4 +170,38 @@ func (r *Recent) List() []Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Message{}, r.list...)
+}
+
+// Update is the probe's side of the fleet's releases (issue 14).
+type Update struct {
+	Channel string `json:"channel"`
+	// LastCheck is when the channel was last read.
+	LastCheck time.Time `json:"last_check,omitzero"`
+	// Offered is the release the channel offers, "" if none.
+	Offered string `json:"offered,omitempty"`
+	// State is "current", "downloading", "waiting to reboot: <why>",
+	// "installing", "rebooting", "refused" or "error".
+	State string `json:"state,omitempty"`
+	// Refused is the last release refused, with why (signature, hash,
+	// older, other instance, failed before).
+	Refused *UpdateRefusal `json:"refused,omitempty"`
+	// UpdatedFrom is the build this one replaced, once it confirmed.
+	UpdatedFrom string `json:"updated_from,omitempty"`
+	// Failed are builds that were installed and did not confirm (the
+	// probe booted its previous build again); none is installed again.
+	Failed []UpdateFailure `json:"failed,omitempty"`
+}
+
+// UpdateRefusal is a release the probe would not install.
+type UpdateRefusal struct {
+	Version string    `json:"version,omitempty"`
+	Time    time.Time `json:"time"`
+	Error   string    `json:"error"`
+}
+
+// UpdateFailure is an installed build that did not confirm itself.
+type UpdateFailure struct {
+	Version string    `json:"version"`
+	Time    time.Time `json:"time"`
+	Reason  string    `json:"reason"`
 }

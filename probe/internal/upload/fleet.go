@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/pkg/sftp"
 	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/fleet"
@@ -281,4 +282,18 @@ func fetchOne(c *conn, remote, local string) error {
 		return err
 	}
 	return os.Chtimes(local, st.ModTime(), st.ModTime())
+}
+
+// WithSFTP dials the server (same host key pin and login as the upload)
+// and calls fn over the connection: the release channel's reads.
+func (u *Uploader) WithSFTP(ctx context.Context, fn func(*sftp.Client) error) error {
+	if !u.cfg.Enabled {
+		return fmt.Errorf("upload: not enabled, no server")
+	}
+	c, _, err := dial(ctx, u.cfg, u.signer)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c.sftp)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +52,8 @@ type Reporter struct {
 	// FleetConfig says what became of the server's configuration
 	// (fleetconfig.Applier.Report); nil leaves it out.
 	FleetConfig func() *fleet.FleetConfig
+	// Update is the release channel's state (nil: releases are off).
+	Update func() *fleet.Update
 	// DevicePassword goes only into the report.
 	DevicePassword string
 	SoundCard      bool
@@ -151,6 +152,9 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 	if r.FleetConfig != nil {
 		rep.FleetConfig = r.FleetConfig()
 	}
+	if r.Update != nil {
+		rep.Update = r.Update()
+	}
 	rep.Disk = r.disk(snap)
 	for _, l := range snap.Links {
 		prev := r.prevLinks[l.Name]
@@ -229,12 +233,8 @@ func (r *Reporter) state(link string) string {
 
 // uptime is the system's (/proc/uptime), else the service's.
 func (r *Reporter) uptime(snap status.Snapshot) int64 {
-	if b, err := os.ReadFile(filepath.Join(r.SysRoot, "proc/uptime")); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-				return int64(v)
-			}
-		}
+	if d, err := fleet.Uptime(r.SysRoot); err == nil {
+		return int64(d / time.Second)
 	}
 	return int64(snap.Now.Sub(snap.Started) / time.Second)
 }

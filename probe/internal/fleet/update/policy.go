@@ -21,6 +21,8 @@ type Policy struct {
 	// day [WindowFrom, WindowTo), across midnight when WindowFrom >
 	// WindowTo; equal means any time.
 	WindowFrom, WindowTo int
+	// Location is clock.time_zone's (nil: the process's local time).
+	Location *time.Location
 }
 
 // DefaultPolicy is 30 min after a press, 03:00–05:00 local.
@@ -106,6 +108,9 @@ func (p Policy) WaitToReboot(ctx context.Context, urgent bool, state func() Stat
 	last := ""
 	for {
 		now := time.Now()
+		if p.Location != nil {
+			now = now.In(p.Location)
+		}
 		d := p.Decide(now, state(), urgent)
 		if d.Now {
 			return nil

@@ -1,0 +1,152 @@
+package update
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Device is the local gokrazy's update API (*gokrazyhttp.Client).
+type Device interface {
+	Post(ctx context.Context, path string) error
+}
+
+// Guard decides, at each start of the probe, what an update in progress
+// means for the running build: a build in its test boot confirms itself
+// (gokrazy's /update/switch makes its root permanent) once it shows the
+// health the old build had, or reboots when it cannot within the old
+// build's release.confirm_within after boot, so gokrazy boots the old root
+// again; the old build, back, records the failure so the release is not
+// tried again. It needs no configuration of the running build: a build
+// whose configuration is broken is judged like any other.
+type Guard struct {
+	Store Store
+	// Running is this build's timestamp; BootID the kernel's boot_id.
+	Running, BootID string
+	// Uptime is the time since the kernel booted: the deadline holds
+	// across the probe's restarts, and the clock may not be synced yet.
+	Uptime func() (time.Duration, error)
+	// Health is what the running build shows now.
+	Health func() Health
+	Device Device
+	// Reboot restarts the device (gokrazy's /reboot, else the kernel's).
+	Reboot func(ctx context.Context) error
+	Logf   func(string, ...any)
+	// Tick is how often Health is asked (default 2 s).
+	Tick time.Duration
+}
+
+// Run handles the update state once at start and, in a test boot, watches
+// the new build until it is confirmed (nil) or fails (it reboots and
+// returns the failure's error). It returns at once when no update is in
+// progress.
+func (g *Guard) Run(ctx context.Context) error {
+	st, err := g.Store.Load()
+	if err != nil {
+		// A state that cannot be read confirms nothing: a build on trial
+		// falls back at the next reboot by itself.
+		return fmt.Errorf("update state: %w", err)
+	}
+	tr := st.Trial
+	switch {
+	case tr == nil:
+		return nil
+	case tr.Version == g.Running:
+		return g.trial(ctx, st)
+	case tr.From == g.Running && tr.InstallBoot == g.BootID:
+		return nil // installed in this boot; the reboot is still to come
+	case tr.From == g.Running:
+		reason := "its probe never started (no record of it)"
+		if tr.Started {
+			reason = "it did not confirm itself (the probe stopped before its verdict)"
+		}
+		return g.fail(st, reason, false)
+	default:
+		g.Logf("update: build %s runs, not %s (trial) nor %s: the trial is dropped", g.Running, tr.Version, tr.From)
+		st.Trial = nil
+		return g.Store.Save(st)
+	}
+}
+
+func (g *Guard) trial(ctx context.Context, st Record) error {
+	tr := st.Trial
+	if !tr.Started {
+		tr.Started = true
+		if err := g.Store.Save(st); err != nil {
+			g.Logf("update: %v", err)
+		}
+	}
+	tick := g.Tick
+	if tick <= 0 {
+		tick = 2 * time.Second
+	}
+	up, err := g.Uptime()
+	if err != nil {
+		return g.fail(st, fmt.Sprintf("uptime unknown (%v)", err), true)
+	}
+	left := tr.ConfirmWithin - up
+	g.Logf("update: build %s is on trial (updated from %s): confirms once it shows %s, within %s", tr.Version, tr.From, needList(tr.Need), left.Round(time.Second))
+	deadline := time.Now().Add(left)
+	missing := []string{"restarted after its deadline"}
+	for time.Now().Before(deadline) {
+		missing = tr.Need.Missing(g.Health())
+		if len(missing) == 0 {
+			if err := g.Device.Post(ctx, "/update/switch"); err != nil {
+				g.Logf("update: confirming build %s: %v (trying again)", tr.Version, err)
+			} else {
+				st.Trial = nil
+				st.UpdatedFrom, st.Confirmed = tr.From, tr.Version
+				if err := g.Store.Save(st); err != nil {
+					g.Logf("update: %v", err)
+				}
+				g.Logf("update: build %s confirmed (healthy %s after boot; updated from %s)", tr.Version, (tr.ConfirmWithin - time.Until(deadline)).Round(time.Second), tr.From)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(tick, time.Until(deadline))):
+		}
+	}
+	return g.fail(st, fmt.Sprintf("not healthy within %v of its boot: %s", tr.ConfirmWithin, strings.Join(missing, ", ")), true)
+}
+
+// fail records the trial's build as failed and, on it, reboots into the
+// old root.
+func (g *Guard) fail(st Record, reason string, reboot bool) error {
+	tr := st.Trial
+	st.Trial = nil
+	st.addFailure(Failure{Version: tr.Version, Time: time.Now().UTC(), Reason: reason})
+	err := fmt.Errorf("update: build %s failed its trial: %s", tr.Version, reason)
+	if serr := g.Store.Save(st); serr != nil {
+		g.Logf("update: %v", serr)
+	}
+	if !reboot {
+		g.Logf("%v; build %s runs again and will not install it again", err, g.Running)
+		return err
+	}
+	g.Logf("%v; rebooting into build %s", err, tr.From)
+	if rerr := g.Reboot(context.Background()); rerr != nil {
+		g.Logf("update: reboot: %v", rerr)
+	}
+	return err
+}
+
+func needList(h Health) string {
+	var s []string
+	if h.Recording {
+		s = append(s, "recording")
+	}
+	if h.Disk {
+		s = append(s, "disk mounted")
+	}
+	if h.Server {
+		s = append(s, "server reached")
+	}
+	if len(s) == 0 {
+		return "that its probe runs"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,210 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeDevice records the guard's calls to gokrazy.
+type fakeDevice struct {
+	mu       sync.Mutex
+	posts    []string
+	failLeft int // /update/switch answers an error this many times
+	reboots  int
+}
+
+func (d *fakeDevice) Post(_ context.Context, p string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p == "/update/switch" && d.failLeft > 0 {
+		d.failLeft--
+		return errors.New("500 Internal Server Error")
+	}
+	d.posts = append(d.posts, p)
+	return nil
+}
+
+func (d *fakeDevice) reboot(context.Context) error {
+	d.mu.Lock()
+	d.reboots++
+	d.mu.Unlock()
+	return nil
+}
+
+// guardCase is one start of the probe with a record on /perm.
+type guardCase struct {
+	rec     Record
+	running string
+	boot    string
+	upAt    time.Duration // uptime when the probe starts
+	// healthyAt is when (after start) the build shows health; <0 never.
+	healthyAt time.Duration
+	health    Health
+	failLeft  int
+}
+
+const (
+	buildA = "2026-12-01T00:00:00Z"
+	buildB = "2026-12-06T22:00:00Z"
+)
+
+func trialRecord(need Health, started bool) Record {
+	return Record{Trial: &Trial{Version: buildB, From: buildA, InstallBoot: "boot-1", Started: started,
+		ConfirmWithin: 10 * time.Minute, Need: need}}
+}
+
+// run runs the guard in a bubble and returns what it did and how long it
+// took on the bubble's clock.
+func (gc guardCase) run(t *testing.T) (rec Record, dev *fakeDevice, took time.Duration, err error) {
+	t.Helper()
+	store := Store{Dir: t.TempDir()}
+	if err := store.Save(gc.rec); err != nil {
+		t.Fatal(err)
+	}
+	dev = &fakeDevice{failLeft: gc.failLeft}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		g := &Guard{Store: store, Running: gc.running, BootID: gc.boot, Device: dev, Reboot: dev.reboot,
+			Uptime: func() (time.Duration, error) { return gc.upAt + time.Since(start), nil },
+			Health: func() Health {
+				if gc.healthyAt >= 0 && time.Since(start) >= gc.healthyAt {
+					return gc.health
+				}
+				return Health{}
+			},
+			Logf: t.Logf}
+		err = g.Run(context.Background())
+		took = time.Since(start)
+	})
+	rec, lerr := store.Load()
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	return rec, dev, took, err
+}
+
+// TestGuardConfirmsWhenHealthy: the new build confirms (/update/switch)
+// as soon as it shows what the old build showed, not before, and the
+// record says it was updated from the old build.
+func TestGuardConfirmsWhenHealthy(t *testing.T) {
+	need := Health{Recording: true, Disk: true, Server: true}
+	rec, dev, took, err := guardCase{rec: trialRecord(need, false), running: buildB, boot: "boot-2", upAt: 20 * time.Second,
+		healthyAt: 45 * time.Second, health: need}.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took < 45*time.Second || took > 47*time.Second {
+		t.Errorf("confirmed after %v, want at 45 s (the first health check that passes)", took)
+	}
+	if len(dev.posts) != 1 || dev.posts[0] != "/update/switch" || dev.reboots != 0 {
+		t.Errorf("device calls %v, %d reboots; want one /update/switch, no reboot", dev.posts, dev.reboots)
+	}
+	if rec.Trial != nil || rec.UpdatedFrom != buildA || rec.Confirmed != buildB || len(rec.Failed) != 0 {
+		t.Errorf("record after confirming: %+v", rec)
+	}
+}
+
+// TestGuardPartialHealthIsNotEnough: recording but no server answer by
+// the deadline is a failure naming what was missing; the device reboots
+// into the old root and nothing is confirmed.
+func TestGuardPartialHealthIsNotEnough(t *testing.T) {
+	need := Health{Recording: true, Disk: true, Server: true}
+	rec, dev, took, err := guardCase{rec: trialRecord(need, false), running: buildB, boot: "boot-2", upAt: time.Minute,
+		healthyAt: 0, health: Health{Recording: true, Disk: true}}.run(t)
+	if err == nil || !strings.Contains(err.Error(), "server not reached") {
+		t.Errorf("error %v, want the missing server named", err)
+	}
+	if took != 9*time.Minute {
+		t.Errorf("gave up after %v, want 9m (10m after boot, started 1m after boot)", took)
+	}
+	if len(dev.posts) != 0 || dev.reboots != 1 {
+		t.Errorf("device calls %v, %d reboots; want no switch, one reboot", dev.posts, dev.reboots)
+	}
+	if rec.Trial != nil || len(rec.Failed) != 1 || rec.Failed[0].Version != buildB || !strings.Contains(rec.Failed[0].Reason, "server not reached") {
+		t.Errorf("record after the failure: %+v", rec)
+	}
+}
+
+// TestGuardRestartPastDeadline: a probe that keeps exiting (gokrazy
+// restarts it) is judged at the start after the deadline: reboot at once.
+func TestGuardRestartPastDeadline(t *testing.T) {
+	rec, dev, took, err := guardCase{rec: trialRecord(Health{Recording: true}, true), running: buildB, boot: "boot-2",
+		upAt: 10*time.Minute + time.Second, healthyAt: -1}.run(t)
+	if err == nil || took != 0 || dev.reboots != 1 || len(dev.posts) != 0 {
+		t.Errorf("err %v after %v, %d reboots, posts %v; want an immediate reboot", err, took, dev.reboots, dev.posts)
+	}
+	if len(rec.Failed) != 1 || rec.Trial != nil {
+		t.Errorf("record %+v", rec)
+	}
+}
+
+// TestGuardOldBuildNeedsNoDisk: an old build that had no disk when it
+// installed asks no disk of the new one: a customer who unplugged the disk
+// does not roll back a good build.
+func TestGuardOldBuildNeedsNoDisk(t *testing.T) {
+	rec, dev, _, err := guardCase{rec: trialRecord(Health{Server: true}, false), running: buildB, boot: "boot-2",
+		healthyAt: 5 * time.Second, health: Health{Server: true}}.run(t)
+	if err != nil || len(dev.posts) != 1 || rec.Confirmed != buildB {
+		t.Errorf("err %v, posts %v, record %+v; want confirmed", err, dev.posts, rec)
+	}
+}
+
+// TestGuardRetriesTheSwitch: a switch the device refuses is tried again.
+func TestGuardRetriesTheSwitch(t *testing.T) {
+	rec, dev, _, err := guardCase{rec: trialRecord(Health{}, false), running: buildB, boot: "boot-2",
+		healthyAt: 0, failLeft: 2}.run(t)
+	if err != nil || len(dev.posts) != 1 || rec.Confirmed != buildB {
+		t.Errorf("err %v, posts %v, record %+v; want confirmed on the third try", err, dev.posts, rec)
+	}
+}
+
+// TestGuardOldBuildBack: the old build, back after the trial's boot,
+// records the failure (the new build never got to), does not reboot; in
+// the boot it installed in, it leaves the trial alone.
+func TestGuardOldBuildBack(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		started bool
+		boot    string
+		failed  string // "" no failure
+	}{
+		{"same boot as the install", false, "boot-1", ""},
+		{"new build started, stopped", true, "boot-3", "did not confirm"},
+		{"new build never started", false, "boot-3", "never started"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, dev, _, err := guardCase{rec: trialRecord(Health{Recording: true}, tc.started), running: buildA, boot: tc.boot, healthyAt: 0,
+				health: Health{Recording: true}}.run(t)
+			if dev.reboots != 0 || len(dev.posts) != 0 {
+				t.Errorf("old build: %d reboots, posts %v", dev.reboots, dev.posts)
+			}
+			if tc.failed == "" {
+				if err != nil || rec.Trial == nil || len(rec.Failed) != 0 {
+					t.Errorf("err %v, record %+v; want the trial kept", err, rec)
+				}
+				return
+			}
+			if err == nil || rec.Trial != nil || len(rec.Failed) != 1 || !strings.Contains(rec.Failed[0].Reason, tc.failed) {
+				t.Errorf("err %v, record %+v; want the failure %q", err, rec, tc.failed)
+			}
+		})
+	}
+}
+
+// TestGuardNoTrial: nothing to do without a record, and a record from
+// builds that do not run here (a push by hand) is dropped.
+func TestGuardNoTrial(t *testing.T) {
+	rec, dev, took, err := guardCase{running: buildB, healthyAt: -1}.run(t)
+	if err != nil || took != 0 || len(dev.posts) != 0 || dev.reboots != 0 || rec.Trial != nil {
+		t.Errorf("no record: err %v took %v posts %v reboots %d", err, took, dev.posts, dev.reboots)
+	}
+	rec, dev, _, err = guardCase{rec: trialRecord(Health{}, true), running: "2026-12-07T00:00:00Z", healthyAt: -1}.run(t)
+	if err != nil || rec.Trial != nil || len(rec.Failed) != 0 || dev.reboots != 0 {
+		t.Errorf("foreign build: err %v record %+v reboots %d", err, rec, dev.reboots)
+	}
+}
