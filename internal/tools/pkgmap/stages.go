@@ -20,7 +20,7 @@ type stage struct {
 var stages = []stage{
 	{"shared", "small utilities several stages use", []string{
 		"internal/atomicfile", "internal/safefile", "internal/field", "internal/daytime",
-		"internal/disklabel", "internal/release", "internal/size", "internal/duration",
+		"internal/disklabel", "internal/release", "internal/size", "internal/duration", "internal/gokrazyhttp",
 		"probe/internal/filenames", "probe/internal/identity", "probe/internal/devicepw",
 	}},
 	{"ring", "the packet ring and the disk it lives on", []string{
