@@ -57,3 +57,21 @@ func (es *Errors) Add(field, format string, args ...any) {
 func (es *Errors) AddErr(field, problem string, err error) {
 	*es = append(*es, &Error{Field: field, Problem: problem, Err: err})
 }
+
+// Under records sub, a section's problems named relative to it
+// ("ports[1].interface", or "" for the section itself), as problems of the
+// fields below prefix ("network.ports[1].interface", "network"). A section
+// so validates itself without knowing where the configuration puts it.
+func (es *Errors) Under(prefix string, sub Errors) {
+	for _, e := range sub {
+		f := prefix
+		switch {
+		case e.Field == "":
+		case strings.HasPrefix(e.Field, "["):
+			f += e.Field
+		default:
+			f += "." + e.Field
+		}
+		*es = append(*es, &Error{Field: f, Problem: e.Problem, Err: e.Err})
+	}
+}

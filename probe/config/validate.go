@@ -50,18 +50,48 @@ const (
 
 // Validate checks everything that can be checked without the hardware:
 // filters compile, durations are in range, before + after fits in the
-// history the ring holds, names and paths are sane. Every section reports
-// every problem it finds. It returns Errors, or nil.
+// history the ring holds, names and paths are sane. Each section validates
+// itself, naming its fields relative to it; Validate puts them under the
+// section's key and adds what spans sections. It returns Errors, or nil.
 //
 // Problems that earlier versions accepted and that are harmless are not
 // refused here but reported by Warnings (see Parse for those it corrects).
 func (c Config) Validate() error {
 	var es Errors
-	for _, section := range []func() Errors{
-		c.checkHostname, c.checkNetwork, c.checkLinks, c.checkRing, c.checkTrigger, c.checkExports,
-		c.checkStorage, c.checkClock, c.checkStatus, c.checkRelease, c.checkSections,
-	} {
-		es = append(es, section()...)
+	if c.Hostname != "" && !nameRE.MatchString(c.Hostname) {
+		es.Add("hostname", "%q is not usable in a file name (letters, digits, '.', '-', '_')", c.Hostname)
+	}
+	es.Under("network", c.Network.validate())
+	es = append(es, c.checkLinks()...)
+	es.Under("ring", c.Ring.validate())
+	es.Under("trigger", c.Trigger.validate())
+	es = append(es, c.checkWindow()...)
+	if len(c.Exports) == 0 {
+		es.Add("exports", "at least one export is needed")
+	}
+	es.Under("exports", c.validateExports(c.Exports))
+	for i, p := range c.Trigger.Profiles {
+		es.Under(fmt.Sprintf("trigger.profiles[%d].exports", i), c.validateExports(p.Exports))
+	}
+	es.Under("storage", c.Storage.validate())
+	es = append(es, c.outputOverlaps(true)...)
+	es.Under("clock", c.Clock.validate())
+	es.Under("status", c.Status.validate())
+	es.Under("release", c.Release.validate())
+	// The sections other packages own name their fields under their key
+	// themselves.
+	for _, sec := range []struct {
+		key string
+		err error
+	}{{"beeper", c.Beeper.Validate()}, {"leds", c.Leds.Validate()}, {"upload", c.Upload.Validate()}} {
+		var fes Errors
+		switch {
+		case sec.err == nil:
+		case errors.As(sec.err, &fes):
+			es = append(es, fes...)
+		default:
+			es = append(es, &FieldError{Field: sec.key, Problem: sec.err.Error()})
+		}
 	}
 	return es.Err()
 }
@@ -88,44 +118,33 @@ func (c Config) Warnings() Errors {
 	return es
 }
 
-func (c Config) checkHostname() Errors {
+// validate checks the section alone, naming fields relative to it
+// ("ports[1].interface"), as every section's validate does; Validate adds
+// the checks that span sections.
+func (n Network) validate() Errors {
 	var es Errors
-	if c.Hostname != "" && !nameRE.MatchString(c.Hostname) {
-		es.Add("hostname", "%q is not usable in a file name (letters, digits, '.', '-', '_')", c.Hostname)
-	}
-	return es
-}
-
-func (c Config) checkNetwork() Errors {
-	var es Errors
-	n := c.Network
 	switch n.Mode {
 	case ModeSingle:
 		if len(n.Ports) > 0 {
-			es.Add("network.ports", "only in inline or mirror mode (single mode captures links)")
+			es.Add("ports", "only in inline or mirror mode (single mode captures links)")
 		}
 		return es
 	case ModeInline:
 		if len(n.Ports) != 2 {
-			es.Add("network.ports", "inline mode bridges exactly two ports, %d given", len(n.Ports))
+			es.Add("ports", "inline mode bridges exactly two ports, %d given", len(n.Ports))
 		}
 	case ModeMirror:
 		if len(n.Ports) == 0 {
-			es.Add("network.ports", "mirror mode needs at least one capture port")
+			es.Add("ports", "mirror mode needs at least one capture port")
 		}
 	default:
-		es.Add("network.mode", "%q is not one of inline, mirror, single", n.Mode)
+		es.Add("mode", "%q is not one of inline, mirror, single", n.Mode)
 		return es
-	}
-	if c.linksWithPorts {
-		es.Add("links", "not allowed together with network.ports, which make the links (one per port, named after it)")
-	} else if len(n.Ports) > 0 && !slices.Equal(c.Links, n.portLinks()) {
-		es.Add("links", "are not the links network.ports make (build the configuration with Parse)")
 	}
 	names := map[string]int{}
 	sides := map[string]bool{}
 	for i, p := range n.Ports {
-		f := fmt.Sprintf("network.ports[%d]", i)
+		f := fmt.Sprintf("ports[%d]", i)
 		if problem := interfaceProblem(p.Interface); problem != "" {
 			es.Add(f+".interface", "%s", problem)
 		} else if p.Interface == ports.DefaultBridge {
@@ -147,7 +166,7 @@ func (c Config) checkNetwork() Errors {
 	// a side may not be another port's interface.
 	for i, p := range n.Ports {
 		if j, ok := names[p.Side]; ok && j != i {
-			es.Add(fmt.Sprintf("network.ports[%d].side", i), "%q is network.ports[%d]'s interface", p.Side, j)
+			es.Add(fmt.Sprintf("ports[%d].side", i), "%q is network.ports[%d]'s interface", p.Side, j)
 		}
 	}
 	return es
@@ -164,17 +183,32 @@ func interfaceProblem(n string) string {
 	return ""
 }
 
+// checkLinks checks links: single mode's, or that network.ports made
+// them.
 func (c Config) checkLinks() Errors {
 	var es Errors
-	if c.Network.Mode != ModeSingle && len(c.Network.Ports) > 0 {
-		return nil // made by network.ports, checked there
+	switch n := c.Network; {
+	case n.Mode == ModeSingle || len(n.Ports) == 0:
+		es.Under("links", validateLinks(c.Links))
+	case n.Mode != ModeInline && n.Mode != ModeMirror:
+		// network.mode's problem: its ports make no links.
+	case c.linksWithPorts:
+		es.Add("links", "not allowed together with network.ports, which make the links (one per port, named after it)")
+	case !slices.Equal(c.Links, n.portLinks()):
+		es.Add("links", "are not the links network.ports make (build the configuration with Parse)")
 	}
-	if len(c.Links) == 0 {
-		es.Add("links", "at least one capture link is needed")
+	return es
+}
+
+// validateLinks checks single mode's capture links.
+func validateLinks(links []Link) Errors {
+	var es Errors
+	if len(links) == 0 {
+		es.Add("", "at least one capture link is needed")
 	}
 	seen, ifaces := map[string]bool{}, map[string]bool{}
-	for i, l := range c.Links {
-		f := fmt.Sprintf("links[%d]", i)
+	for i, l := range links {
+		f := fmt.Sprintf("[%d]", i)
 		if problem := interfaceProblem(l.Interface); problem != "" {
 			es.Add(f+".interface", "%s", problem)
 		} else if ifaces[l.Interface] {
@@ -195,44 +229,44 @@ func (c Config) checkLinks() Errors {
 	return es
 }
 
-func (c Config) checkRing() Errors {
+func (r Ring) validate() Errors {
 	var es Errors
-	if err := relPath(c.Ring.Dir, false); err != nil {
-		es.AddErr("ring.dir", "bad path", err)
+	if err := relPath(r.Dir, false); err != nil {
+		es.AddErr("dir", "bad path", err)
 	}
 	// The ring refuses less at creation; the service would only ever
 	// report a full disk.
-	if c.Ring.Size < ringfs.MinSize {
-		es.Add("ring.size", "%v is too small (at least %v)", c.Ring.Size, Size(ringfs.MinSize))
+	if r.Size < ringfs.MinSize {
+		es.Add("size", "%v is too small (at least %v)", r.Size, Size(ringfs.MinSize))
 	}
-	if c.Ring.MaxAge < 0 {
-		es.Add("ring.max_age", "must not be negative")
+	if r.MaxAge < 0 {
+		es.Add("max_age", "must not be negative")
 	}
-	if c.Ring.ExpectedMbps <= 0 {
-		es.Add("ring.expected_mbps", "must be positive")
+	if r.ExpectedMbps <= 0 {
+		es.Add("expected_mbps", "must be positive")
 	}
-	if c.Ring.Snaplen != 0 && c.Ring.Snaplen < 64 {
-		es.Add("ring.snaplen", "%d is too small to hold the headers (at least 64, or 0 for whole packets)", c.Ring.Snaplen)
+	if r.Snaplen != 0 && r.Snaplen < 64 {
+		es.Add("snaplen", "%d is too small to hold the headers (at least 64, or 0 for whole packets)", r.Snaplen)
 	}
 	rulesOK := true
-	for i, r := range c.Ring.Rules {
-		f := fmt.Sprintf("ring.rules[%d]", i)
-		if fld, problem := r.Check(); problem != "" {
+	for i, rule := range r.Rules {
+		f := fmt.Sprintf("rules[%d]", i)
+		if fld, problem := rule.Check(); problem != "" {
 			if fld != "" {
 				f += "." + fld
 			}
 			es.Add(f, "%s", problem)
 			rulesOK = false
-		} else if _, err := filter.NewMatcher(r.Filter); err != nil {
+		} else if _, err := filter.NewMatcher(rule.Filter); err != nil {
 			es.AddErr(f+".filter", "does not compile", err)
 			rulesOK = false
 		}
 	}
-	if len(c.Ring.Rules) > 0 && rulesOK && len(es) == 0 {
-		if prog, _, err := capture.CompileRules(c.Ring.Rules, c.Ring.Snaplen); err != nil {
-			es.AddErr("ring.rules", "do not compile together", err)
+	if len(r.Rules) > 0 && rulesOK && len(es) == 0 {
+		if prog, _, err := capture.CompileRules(r.Rules, r.Snaplen); err != nil {
+			es.AddErr("rules", "do not compile together", err)
 		} else if err := capture.CheckProgram(prog); err != nil {
-			es.AddErr("ring.rules", "too long together", err)
+			es.AddErr("rules", "too long together", err)
 		}
 	}
 	return es
@@ -246,103 +280,115 @@ type duration struct {
 	window bool
 }
 
+// durations are every duration field: the trigger's window ones and the
+// rest, which Warnings bounds.
 func (c Config) durations() []duration {
-	// A profile's before and after count with the longest of them.
-	var pb, pa Duration
-	for _, p := range c.Trigger.Profiles {
-		pb, pa = max(pb, p.Before), max(pa, p.After)
+	var ds []duration
+	for _, d := range c.Trigger.windowDurations() {
+		ds = append(ds, duration{"trigger." + d.field, d.v, true})
 	}
-	return []duration{
-		{"trigger.profiles[].before", pb, true},
-		{"trigger.profiles[].after", pa, true},
+	return append(ds, []duration{
 		{"ring.max_age", c.Ring.MaxAge, false},
-		{"trigger.before", c.Trigger.Before, true},
-		{"trigger.after", c.Trigger.After, true},
-		{"trigger.max_window", c.Trigger.MaxWindow, true},
 		{"trigger.rescan", c.Trigger.Rescan, false},
 		{"storage.retry", c.Storage.Retry, false},
-		{"upload.retry.initial", Duration(c.Upload.Retry.Initial), false},
-		{"upload.retry.max", Duration(c.Upload.Retry.Max), false},
-		{"upload.connect_timeout", Duration(c.Upload.ConnectTimeout), false},
+		{"upload.retry.initial", c.Upload.Retry.Initial, false},
+		{"upload.retry.max", c.Upload.Retry.Max, false},
+		{"upload.connect_timeout", c.Upload.ConnectTimeout, false},
 		{"release.check_interval", c.Release.CheckInterval, false},
 		{"release.quiet_after_press", c.Release.QuietAfterPress, false},
 		{"release.confirm_within", c.Release.ConfirmWithin, false},
-	}
+	}...)
 }
 
-func (c Config) checkTrigger() Errors {
+func (t Trigger) validate() Errors {
 	var es Errors
-	t := c.Trigger
-	inRange := true
-	for _, d := range c.durations() {
-		if d.window && d.v.D() > MaxDuration {
+	for _, d := range t.windowDurations() {
+		if d.v.D() > MaxDuration {
 			es.Add(d.field, "%v is over the maximum of %v", d.v.D(), MaxDuration)
-			inRange = false
 		}
 	}
 	if t.Before <= 0 {
-		es.Add("trigger.before", "must be positive")
+		es.Add("before", "must be positive")
 	}
 	// After 0 ends the window at the press: [press-before, press).
 	if t.After < 0 {
-		es.Add("trigger.after", "must not be negative (0 ends the window at the press)")
-	}
-	// Both are at most MaxDuration when inRange: the sum cannot wrap.
-	window := (t.Before + t.After).D()
-	if inRange && t.Before > 0 && t.After >= 0 {
-		if c.Ring.ExpectedMbps > 0 && c.Ring.Size >= ringfs.MinSize {
-			if hist := c.History(); window > hist {
-				es.Add("trigger.before", "before + after = %v exceeds the %v of history that ring.size %v holds at ring.expected_mbps %g",
-					window, hist.Round(time.Second), c.Ring.Size, c.Ring.ExpectedMbps)
-			}
-		}
-		if c.Ring.MaxAge > 0 && window > c.Ring.MaxAge.D() {
-			es.Add("trigger.before", "before + after = %v exceeds ring.max_age %v", window, c.Ring.MaxAge.D())
-		}
+		es.Add("after", "must not be negative (0 ends the window at the press)")
 	}
 	switch t.Repeat {
 	case RepeatExtend, RepeatSeparate, RepeatIgnore:
 	default:
-		es.Add("trigger.repeat", "%q is not one of extend, separate, ignore", t.Repeat)
+		es.Add("repeat", "%q is not one of extend, separate, ignore", t.Repeat)
 	}
-	if inRange && t.Repeat == RepeatExtend && t.MaxWindow.D() < window {
-		es.Add("trigger.max_window", "%v is shorter than before + after (%v)", t.MaxWindow.D(), window)
+	if window, ok := t.window(); ok && t.Repeat == RepeatExtend && t.MaxWindow.D() < window {
+		es.Add("max_window", "%v is shorter than before + after (%v)", t.MaxWindow.D(), window)
 	}
 	if !filepath.IsAbs(t.InputDir) {
-		es.Add("trigger.input_dir", "%q is not an absolute path", t.InputDir)
+		es.Add("input_dir", "%q is not an absolute path", t.InputDir)
 	}
-	checkPeriod(&es, "trigger.rescan", t.Rescan)
+	checkPeriod(&es, "rescan", t.Rescan)
 	if len(t.Devices) == 0 {
-		es.Add("trigger.devices", "no device is accepted")
+		es.Add("devices", "no device is accepted")
 	}
 	for i, d := range t.Devices {
-		f := fmt.Sprintf("trigger.devices[%d]", i)
-		if d.Vendor != "" && !hexRE.MatchString(d.Vendor) {
-			es.Add(f+".vendor", "%q is not a 4-digit hex USB id", d.Vendor)
-		}
-		if d.Product != "" && !hexRE.MatchString(d.Product) {
-			es.Add(f+".product", "%q is not a 4-digit hex USB id", d.Product)
-		}
-		if d.Vendor == "" && d.Product == "" && d.Name == "" && len(d.Keys) == 0 {
-			es.Add(f, "matches every input device (a keyboard would trigger); name a vendor, product, name or keys")
-		}
-		for j, k := range d.Keys {
-			if _, err := trigger.KeyCode(k); err != nil {
-				es.AddErr(fmt.Sprintf("%s.keys[%d]", f, j), "unknown key", err)
-			}
+		es.Under(fmt.Sprintf("devices[%d]", i), d.validate())
+	}
+	return append(es, t.validateProfiles()...)
+}
+
+// windowDurations are the durations the press window is computed from,
+// whose overflow would wrap the window's ends; a profile's count with the
+// longest of them.
+func (t Trigger) windowDurations() []duration {
+	var pb, pa Duration
+	for _, p := range t.Profiles {
+		pb, pa = max(pb, p.Before), max(pa, p.After)
+	}
+	return []duration{
+		{"profiles[].before", pb, true},
+		{"profiles[].after", pa, true},
+		{"before", t.Before, true},
+		{"after", t.After, true},
+		{"max_window", t.MaxWindow, true},
+	}
+}
+
+// window is before + after, and whether every window duration is at most
+// MaxDuration (so that the sum cannot wrap).
+func (t Trigger) window() (time.Duration, bool) {
+	for _, d := range t.windowDurations() {
+		if d.v.D() > MaxDuration {
+			return 0, false
 		}
 	}
-	es = append(es, c.checkProfiles()...)
+	return (t.Before + t.After).D(), true
+}
+
+func (d Device) validate() Errors {
+	var es Errors
+	if d.Vendor != "" && !hexRE.MatchString(d.Vendor) {
+		es.Add("vendor", "%q is not a 4-digit hex USB id", d.Vendor)
+	}
+	if d.Product != "" && !hexRE.MatchString(d.Product) {
+		es.Add("product", "%q is not a 4-digit hex USB id", d.Product)
+	}
+	if d.Vendor == "" && d.Product == "" && d.Name == "" && len(d.Keys) == 0 {
+		es.Add("", "matches every input device (a keyboard would trigger); name a vendor, product, name or keys")
+	}
+	for j, k := range d.Keys {
+		if _, err := trigger.KeyCode(k); err != nil {
+			es.AddErr(fmt.Sprintf("keys[%d]", j), "unknown key", err)
+		}
+	}
 	return es
 }
 
-// checkProfiles checks trigger.profiles: names fit file names, each key
-// is one an accepted device may send and presses one profile only.
-func (c Config) checkProfiles() Errors {
+// validateProfiles checks profiles: names fit file names, each key is one
+// an accepted device may send and presses one profile only. Their exports
+// name links, which Config checks (validateExports).
+func (t Trigger) validateProfiles() Errors {
 	var es Errors
-	t := c.Trigger
 	if len(t.Profiles) > MaxProfiles {
-		es.Add("trigger.profiles", "%d profiles, at most %d (the acknowledgement counts them)", len(t.Profiles), MaxProfiles)
+		es.Add("profiles", "%d profiles, at most %d (the acknowledgement counts them)", len(t.Profiles), MaxProfiles)
 	}
 	sendable := func(code uint16) bool {
 		for _, d := range t.Devices {
@@ -360,7 +406,7 @@ func (c Config) checkProfiles() Errors {
 	names := map[string]bool{}
 	keys := map[uint16]string{}
 	for i, p := range t.Profiles {
-		f := fmt.Sprintf("trigger.profiles[%d]", i)
+		f := fmt.Sprintf("profiles[%d]", i)
 		if err := filenames.CheckProfile(p.Name); err != nil {
 			es.AddErr(f+".name", "not usable", err)
 		}
@@ -382,23 +428,47 @@ func (c Config) checkProfiles() Errors {
 				keys[code] = p.Name
 			}
 		}
-		if p.Before < 0 || p.Before.D() > MaxDuration {
-			es.Add(f+".before", "%v is not between 0 (trigger.before) and %v", p.Before.D(), MaxDuration)
-			continue
-		}
-		if p.After < 0 || p.After.D() > MaxDuration {
-			es.Add(f+".after", "%v is not between 0 (trigger.after) and %v", p.After.D(), MaxDuration)
+		if !p.inRange() {
+			if p.Before < 0 || p.Before.D() > MaxDuration {
+				es.Add(f+".before", "%v is not between 0 (trigger.before) and %v", p.Before.D(), MaxDuration)
+			} else {
+				es.Add(f+".after", "%v is not between 0 (trigger.after) and %v", p.After.D(), MaxDuration)
+			}
 			continue
 		}
 		before, after := t.Span(p)
-		if c.Ring.MaxAge > 0 && before+after > c.Ring.MaxAge.D() {
-			es.Add(f+".before", "before + after = %v exceeds ring.max_age %v", before+after, c.Ring.MaxAge.D())
-		}
 		if t.Repeat == RepeatExtend && t.MaxWindow.D() < before+after {
-			es.Add("trigger.max_window", "%v is shorter than profile %q's before + after (%v)", t.MaxWindow.D(), p.Name, before+after)
+			es.Add("max_window", "%v is shorter than profile %q's before + after (%v)", t.MaxWindow.D(), p.Name, before+after)
 		}
-		if len(p.Exports) > 0 {
-			es = append(es, c.checkExportList(f+".exports", p.Exports)...)
+	}
+	return es
+}
+
+// inRange says whether the profile's before and after are between 0 and
+// MaxDuration.
+func (p Profile) inRange() bool {
+	return p.Before >= 0 && p.Before.D() <= MaxDuration && p.After >= 0 && p.After.D() <= MaxDuration
+}
+
+// checkWindow checks the press windows against the history the ring
+// holds: the trigger's before + after, and each profile's.
+func (c Config) checkWindow() Errors {
+	var es Errors
+	// A window out of range is the trigger's problem.
+	if window, ok := c.Trigger.window(); ok && c.Trigger.Before > 0 && c.Trigger.After >= 0 {
+		if c.Ring.ExpectedMbps > 0 && c.Ring.Size >= ringfs.MinSize {
+			if hist := c.History(); window > hist {
+				es.Add("trigger.before", "before + after = %v exceeds the %v of history that ring.size %v holds at ring.expected_mbps %g",
+					window, hist.Round(time.Second), c.Ring.Size, c.Ring.ExpectedMbps)
+			}
+		}
+		if c.Ring.MaxAge > 0 && window > c.Ring.MaxAge.D() {
+			es.Add("trigger.before", "before + after = %v exceeds ring.max_age %v", window, c.Ring.MaxAge.D())
+		}
+	}
+	for i, p := range c.Trigger.Profiles {
+		if before, after := c.Trigger.Span(p); p.inRange() && c.Ring.MaxAge > 0 && before+after > c.Ring.MaxAge.D() {
+			es.Add(fmt.Sprintf("trigger.profiles[%d].before", i), "before + after = %v exceeds ring.max_age %v", before+after, c.Ring.MaxAge.D())
 		}
 	}
 	return es
@@ -416,38 +486,18 @@ func checkPeriod(es *Errors, f string, d Duration) {
 	}
 }
 
-func (c Config) checkExports() Errors {
-	var es Errors
-	if len(c.Exports) == 0 {
-		es.Add("exports", "at least one export is needed")
-	}
-	return append(es, c.checkExportList("exports", c.Exports)...)
-}
-
-// checkExportList checks the exports at field (the top level's or a
-// profile's).
-func (c Config) checkExportList(field string, exports []Export) Errors {
+// validateExports checks a list of exports (the top level's or a
+// profile's); their links must be ones the configuration captures.
+func (c Config) validateExports(exports []Export) Errors {
 	var es Errors
 	names := map[string]bool{}
 	for i, e := range exports {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if !nameRE.MatchString(e.Name) {
-			es.Add(f+".name", "%q is not usable in a file name (letters, digits, '.', '-', '_')", e.Name)
-		}
+		f := fmt.Sprintf("[%d]", i)
+		es.Under(f, e.validate())
 		if names[e.Name] {
 			es.Add(f+".name", "%q is used twice", e.Name)
 		}
 		names[e.Name] = true
-		if e.Filter != "" { // empty keeps every packet
-			if _, err := filter.NewMatcher(e.Filter); err != nil {
-				es.AddErr(f+".filter", "does not compile", err)
-			}
-		}
-		switch e.Format {
-		case "", "pcap", "pcapng":
-		default:
-			es.Add(f+".format", "%q is not one of pcap, pcapng", e.Format)
-		}
 		if e.Link != "" && len(c.LinksOf(e.Link)) == 0 {
 			es.Add(f+".link", "%q is not a link name or a side of network.ports", e.Link)
 		}
@@ -455,50 +505,66 @@ func (c Config) checkExportList(field string, exports []Export) Errors {
 	return es
 }
 
-func (c Config) checkStorage() Errors {
+func (e Export) validate() Errors {
 	var es Errors
-	s := c.Storage
+	if !nameRE.MatchString(e.Name) {
+		es.Add("name", "%q is not usable in a file name (letters, digits, '.', '-', '_')", e.Name)
+	}
+	if e.Filter != "" { // empty keeps every packet
+		if _, err := filter.NewMatcher(e.Filter); err != nil {
+			es.AddErr("filter", "does not compile", err)
+		}
+	}
+	switch e.Format {
+	case "", "pcap", "pcapng":
+	default:
+		es.Add("format", "%q is not one of pcap, pcapng", e.Format)
+	}
+	return es
+}
+
+func (s Storage) validate() Errors {
+	var es Errors
 	if s.Label == "" && !s.FirstUSB && s.Device == "" && !s.FallbackPerm {
-		es.Add("storage", "no way to find a disk: set label, first_usb, device or fallback_perm")
+		es.Add("", "no way to find a disk: set label, first_usb, device or fallback_perm")
 	}
 	if len(s.Label) > 16 {
-		es.Add("storage.label", "%q is longer than an ext4 label (16 bytes)", s.Label)
+		es.Add("label", "%q is longer than an ext4 label (16 bytes)", s.Label)
 	}
 	if s.Device != "" && !filepath.IsAbs(s.Device) {
-		es.Add("storage.device", "%q is not an absolute path", s.Device)
+		es.Add("device", "%q is not an absolute path", s.Device)
 	}
 	for _, p := range []struct{ field, v string }{
-		{"storage.mount_point", s.MountPoint}, {"storage.perm_dir", s.PermDir}, {"storage.state_dir", s.StateDir},
-		{"storage.sys_block", s.SysBlock}, {"storage.dev_dir", s.DevDir},
+		{"mount_point", s.MountPoint}, {"perm_dir", s.PermDir}, {"state_dir", s.StateDir},
+		{"sys_block", s.SysBlock}, {"dev_dir", s.DevDir},
 	} {
 		if !filepath.IsAbs(p.v) || filepath.Clean(p.v) == "/" {
 			es.Add(p.field, "%q is not an absolute path below /", p.v)
 		}
 	}
 	if len(s.FSTypes) == 0 {
-		es.Add("storage.fs_types", "is empty")
+		es.Add("fs_types", "is empty")
 	}
 	for i, fs := range s.FSTypes {
 		switch fs {
 		case "ext4", "ext3", "ext2", "vfat", "exfat", "btrfs", "xfs", "f2fs":
 		default:
-			es.Add(fmt.Sprintf("storage.fs_types[%d]", i), "%q is not a supported filesystem", fs)
+			es.Add(fmt.Sprintf("fs_types[%d]", i), "%q is not a supported filesystem", fs)
 		}
 	}
 	switch s.Output {
 	case OutputQueue, OutputRoot:
 	default:
-		es.Add("storage.output", "%q is not one of queue, root", s.Output)
+		es.Add("output", "%q is not one of queue, root", s.Output)
 	}
 	if err := relPath(s.QueueDir, false); err != nil {
-		es.AddErr("storage.queue_dir", "bad path", err)
+		es.AddErr("queue_dir", "bad path", err)
 	}
 	// "." is the storage root itself: the files land beside ring/.
 	if err := relPath(s.SaveDir, true); err != nil {
-		es.AddErr("storage.save_dir", "bad path", err)
+		es.AddErr("save_dir", "bad path", err)
 	}
-	es = append(es, c.outputOverlaps(true)...)
-	checkPeriod(&es, "storage.retry", s.Retry)
+	checkPeriod(&es, "retry", s.Retry)
 	return es
 }
 
@@ -552,31 +618,31 @@ func overlap(a, b string) bool {
 	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
 }
 
-func (c Config) checkClock() Errors {
+func (c Clock) validate() Errors {
 	var es Errors
-	switch c.Clock.Sync {
+	switch c.Sync {
 	case SyncGokrazy, SyncAdjtimex, SyncAlways, SyncNever:
 	default:
-		es.Add("clock.sync", "%q is not one of gokrazy, adjtimex, always, never", c.Clock.Sync)
+		es.Add("sync", "%q is not one of gokrazy, adjtimex, always, never", c.Sync)
 	}
-	if _, err := c.Clock.Location(); err != nil {
-		es.Add("clock.time_zone", "%v (an IANA name such as \"Europe/Berlin\", \"UTC\" or \"Local\")", err)
+	if _, err := c.Location(); err != nil {
+		es.Add("time_zone", "%v (an IANA name such as \"Europe/Berlin\", \"UTC\" or \"Local\")", err)
 	}
 	return es
 }
 
-func (c Config) checkStatus() Errors {
+func (s Status) validate() Errors {
 	var es Errors
-	for i, a := range c.Status.Listen {
+	for i, a := range s.Listen {
 		if err := checkListen(a); err != nil {
-			es.AddErr(fmt.Sprintf("status.listen[%d]", i), "bad address", err)
+			es.AddErr(fmt.Sprintf("listen[%d]", i), "bad address", err)
 		}
 	}
-	if p := tokenProblem(c.Status.Token); p != "" {
-		es.Add("status.token", "%s", p)
+	if p := tokenProblem(s.Token); p != "" {
+		es.Add("token", "%s", p)
 	}
-	if c.Status.RecentPresses < 0 {
-		es.Add("status.recent_presses", "must not be negative")
+	if s.RecentPresses < 0 {
+		es.Add("recent_presses", "must not be negative")
 	}
 	return es
 }
@@ -609,48 +675,27 @@ const (
 // channelName is a release channel: one plain directory on the server.
 var channelName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-func (c Config) checkRelease() Errors {
+func (r Release) validate() Errors {
 	var es Errors
-	for i, k := range c.Release.PublicKeys {
+	for i, k := range r.PublicKeys {
 		if _, err := release.ParsePublicKey(k); err != nil {
-			es.AddErr(fmt.Sprintf("release.public_keys[%d]", i), "bad key", err)
+			es.AddErr(fmt.Sprintf("public_keys[%d]", i), "bad key", err)
 		}
 	}
-	r := c.Release
 	if !channelName.MatchString(r.Channel) {
-		es.Add("release.channel", "%q: want a plain directory name (letters, digits, '.', '_', '-'; e.g. \"stable\")", r.Channel)
+		es.Add("channel", "%q: want a plain directory name (letters, digits, '.', '_', '-'; e.g. \"stable\")", r.Channel)
 	}
 	if r.CheckInterval.D() < MinReleaseCheck {
-		es.Add("release.check_interval", "%v is shorter than %v (each check is a connection to the server)", r.CheckInterval.D(), MinReleaseCheck)
+		es.Add("check_interval", "%v is shorter than %v (each check is a connection to the server)", r.CheckInterval.D(), MinReleaseCheck)
 	}
 	if r.QuietAfterPress < 0 {
-		es.Add("release.quiet_after_press", "must not be negative")
+		es.Add("quiet_after_press", "must not be negative")
 	}
 	if _, _, err := daytime.ParseRange(r.Window); err != nil {
-		es.AddErr("release.window", "bad window", err)
+		es.AddErr("window", "bad window", err)
 	}
 	if d := r.ConfirmWithin.D(); d < MinConfirmWithin || d > MaxConfirmWithin {
-		es.Add("release.confirm_within", "%v: want %v to %v (the new build's time to show it records before the old one boots again)", d, MinConfirmWithin, MaxConfirmWithin)
-	}
-	return es
-}
-
-// checkSections collects the problems of the sections other packages
-// own; each names its fields under its own key.
-func (c Config) checkSections() Errors {
-	var es Errors
-	for _, sec := range []struct {
-		key string
-		err error
-	}{{"beeper", c.Beeper.Validate()}, {"leds", c.Leds.Validate()}, {"upload", c.Upload.Validate()}} {
-		var fes Errors
-		switch {
-		case sec.err == nil:
-		case errors.As(sec.err, &fes):
-			es = append(es, fes...)
-		default:
-			es = append(es, &FieldError{Field: sec.key, Problem: sec.err.Error()})
-		}
+		es.Add("confirm_within", "%v: want %v to %v (the new build's time to show it records before the old one boots again)", d, MinConfirmWithin, MaxConfirmWithin)
 	}
 	return es
 }
