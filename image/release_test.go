@@ -42,13 +42,19 @@ func trustKey(t *testing.T, inst, pub string) {
 	if err := os.WriteFile(dst, nb, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The instance names its file relative to itself or not: set the
+	// entry, not the text.
 	cb, err := os.ReadFile(filepath.Join(inst, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb = bytes.Replace(cb, []byte(src), []byte(dst), 1)
-	if !bytes.Contains(cb, []byte(dst)) {
-		t.Fatalf("config.json does not name %s", src)
+	var gc map[string]any
+	if err := json.Unmarshal(cb, &gc); err != nil {
+		t.Fatal(err)
+	}
+	gc["PackageConfig"].(map[string]any)["github.com/presscap/presscap/probe"].(map[string]any)["ExtraFilePaths"].(map[string]any)["/etc/presscap/config.json"] = dst
+	if cb, err = json.MarshalIndent(gc, "", "    "); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(inst, "config.json"), cb, 0o644); err != nil {
 		t.Fatal(err)
