@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -367,19 +366,7 @@ func TestPatternTable(t *testing.T) {
 		FaultBadConfig: "+300 -300 +300 -300 +300 -300 +300 -300 +300 -2000",
 	}
 	for _, s := range States() {
-		p := PatternOf(s)
-		var parts []string
-		for _, st := range p.Steps {
-			sign := "-"
-			if st.On {
-				sign = "+"
-			}
-			parts = append(parts, sign+strconv.Itoa(int(st.Dur/time.Millisecond)))
-		}
-		if p.Once {
-			parts = append(parts, "once")
-		}
-		if got := strings.Join(parts, " "); got != want[s] {
+		if got := render(PatternOf(s)); got != want[s] {
 			t.Errorf("%v: pattern %q, the LED table says %q", s, got, want[s])
 		}
 	}

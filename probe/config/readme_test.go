@@ -2,13 +2,14 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/internal/testing/doctable"
 )
 
 // jsonPaths lists the JSON path of every leaf field of t, lists written as
@@ -87,31 +88,22 @@ func durationForms(d time.Duration) []string {
 const referenceDoc = "docs/reference/configuration.md"
 
 // readmeTable returns, for the first markdown table after heading in
-// the configuration reference, each field named in backticks in a row's first cell and that
-// row's second cell (the default).
-func readmeTable(t *testing.T, readme, heading string) map[string]string {
+// the configuration reference, each field named in backticks in a row's
+// first cell and that row's second cell (the default).
+func readmeTable(t *testing.T, heading string) map[string]string {
 	t.Helper()
-	i := strings.Index(readme, "\n"+heading+"\n")
-	if i < 0 {
-		t.Fatalf("%s has no heading %q", referenceDoc, heading)
+	table, err := doctable.Read("../../"+referenceDoc, heading)
+	if err != nil {
+		t.Fatal(err)
 	}
 	rows := map[string]string{}
-	inTable := false
 	tick := regexp.MustCompile("`([^`]+)`")
-	for _, line := range strings.Split(readme[i+len(heading)+2:], "\n") {
-		if !strings.HasPrefix(line, "|") {
-			if inTable {
-				break
-			}
+	for _, cells := range table[1:] {
+		if len(cells) < 2 {
 			continue
 		}
-		inTable = true
-		cells := strings.Split(line, "|")
-		if len(cells) < 4 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") {
-			continue
-		}
-		for _, m := range tick.FindAllStringSubmatch(cells[1], -1) {
-			rows[m[1]] = strings.TrimSpace(cells[2])
+		for _, m := range tick.FindAllStringSubmatch(cells[0], -1) {
+			rows[m[1]] = cells[1]
 		}
 	}
 	return rows
@@ -121,13 +113,8 @@ func readmeTable(t *testing.T, readme, heading string) map[string]string {
 // "Fields" table, and the "Upload" table for "upload") names every JSON field of
 // Config with its real default, and names no field that does not exist.
 func TestReadmeDocumentsEveryField(t *testing.T) {
-	b, err := os.ReadFile("../../" + referenceDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	ref := readmeTable(t, readme, "## Fields")
-	up := readmeTable(t, readme, "## Upload")
+	ref := readmeTable(t, "## Fields")
+	up := readmeTable(t, "## Upload")
 	paths := jsonPaths(reflect.TypeOf(Config{}), "")
 	for _, p := range paths {
 		table, key := ref, p
