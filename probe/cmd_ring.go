@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/ringimport"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -56,9 +56,12 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if len(files) == 0 {
 		return errors.New("ring import: no capture files given")
 	}
+	if err := ringfs.CheckLinkName(*link); err != nil {
+		return fmt.Errorf("ring import: -link: %w", err)
+	}
 	// Check every file to its end and every link it needs first, so that
 	// a bad file or a clash found in the last one adds nothing.
-	plan, err := planImport(files, *link)
+	plan, err := ringimport.NewPlan(files, *link)
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
@@ -66,7 +69,7 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
-	if err := plan.fits(r); err != nil {
+	if err := plan.Fits(r); err != nil {
 		r.Close()
 		return fmt.Errorf("ring import: %w (nothing imported)", err)
 	}
@@ -75,128 +78,16 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(e.stderr, "ring import: %s already holds a ring of %d bytes; -size %s ignored\n", *dir, in.Size, *size)
 		}
 	}
-	var total int
-	var durable int
-	for _, name := range files {
-		if err := ctx.Err(); err != nil {
-			r.Close()
-			return err
-		}
-		ids := map[int]uint16{}
-		n, err := forEachPacket(name, func(p pcapfile.Packet, ifaces []pcapfile.Interface) error {
-			id, ok := ids[p.Iface]
-			if !ok {
-				var err error
-				if id, err = importLink(r, ifaces[p.Iface], *link); err != nil {
-					return err
-				}
-				ids[p.Iface] = id
-			}
-			if err := r.Append(ringfs.Record{Time: p.Time, Link: id, OrigLen: p.OrigLen, Data: p.Data}); err != nil {
-				return err
-			}
-			total++
-			if *syncEvery > 0 && total%*syncEvery == 0 {
-				if err := r.Flush(); err != nil {
-					return err
-				}
-				durable = total
-				fmt.Fprintf(e.stdout, "durable %d\n", durable)
-			}
-			return nil
-		})
-		if err != nil {
-			r.Close()
-			return fmt.Errorf("ring import: %s: after %d packets: %w", name, n, err)
-		}
+	total, err := ringimport.Import(ctx, r, files, ringimport.Options{Fallback: *link, SyncEvery: *syncEvery,
+		Durable: func(n int) { fmt.Fprintf(e.stdout, "durable %d\n", n) }})
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("ring import: %w", err)
 	}
 	if err := r.Close(); err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "imported %d packets from %d files into %s\n", total, len(files), *dir)
-	return nil
-}
-
-// importLink maps a file's interface to a ring link by name (planImport
-// has checked that the ring takes it).
-func importLink(r *ringfs.Ring, ifc pcapfile.Interface, fallback string) (uint16, error) {
-	return r.AddLink(linkOf(ifc, fallback))
-}
-
-func linkOf(ifc pcapfile.Interface, fallback string) ringfs.Link {
-	name := ifc.Name
-	if name == "" {
-		name = fallback
-	}
-	return ringfs.Link{Name: name, LinkType: ifc.LinkType, SnapLen: ifc.SnapLen}
-}
-
-// importPlan is what an import will ask of the ring: the links its packets
-// use and its largest packet.
-type importPlan struct {
-	links   []ringfs.Link
-	from    []string // the file that first uses links[i]
-	maxData int
-	maxAt   string // the file and packet of the largest packet
-}
-
-// planImport reads every file to its end: a file that does not read to its
-// end, or two interfaces of one link name with different link types, is
-// an error before anything is imported.
-func planImport(files []string, fallback string) (*importPlan, error) {
-	if err := ringfs.CheckLinkName(fallback); err != nil {
-		return nil, fmt.Errorf("-link: %w", err)
-	}
-	pl := &importPlan{}
-	byName := map[string]int{}
-	for _, name := range files {
-		used := map[int]bool{}
-		k := 0
-		_, err := forEachPacket(name, func(p pcapfile.Packet, ifaces []pcapfile.Interface) error {
-			k++
-			if len(p.Data) > pl.maxData {
-				pl.maxData, pl.maxAt = len(p.Data), fmt.Sprintf("%s: packet %d", name, k)
-			}
-			if used[p.Iface] {
-				return nil
-			}
-			used[p.Iface] = true
-			l := linkOf(ifaces[p.Iface], fallback)
-			if i, ok := byName[l.Name]; !ok {
-				byName[l.Name] = len(pl.links)
-				pl.links = append(pl.links, l)
-				pl.from = append(pl.from, name)
-			} else if pl.links[i].LinkType != l.LinkType {
-				return fmt.Errorf("%s: link %q has link type %d, but %d in %s (choose another name with -link)", name, l.Name, l.LinkType, pl.links[i].LinkType, pl.from[i])
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return pl, nil
-}
-
-// fits checks the plan against the ring's links and block size.
-func (pl *importPlan) fits(r *ringfs.Ring) error {
-	have := r.Links()
-	fresh := 0
-	for i, l := range pl.links {
-		j := slices.IndexFunc(have, func(h ringfs.Link) bool { return h.Name == l.Name })
-		switch {
-		case j < 0:
-			fresh++
-		case have[j].LinkType != l.LinkType:
-			return fmt.Errorf("%s: link %q has link type %d in the ring but %d in the file (choose another name with -link)", pl.from[i], l.Name, have[j].LinkType, l.LinkType)
-		}
-	}
-	if len(have)+fresh > 1<<16 {
-		return fmt.Errorf("the ring has %d links and the files add %d: more than %d", len(have), fresh, 1<<16)
-	}
-	if limit := r.MaxData(); pl.maxData > limit {
-		return fmt.Errorf("%s: %d bytes do not fit the ring's blocks (at most %d)", pl.maxAt, pl.maxData, limit)
-	}
 	return nil
 }
 
@@ -216,36 +107,6 @@ func openOrCreate(dir, size string, flush time.Duration) (r *ringfs.Ring, create
 		err = fmt.Errorf("%w (give -size to create a ring)", err)
 	}
 	return r, created, err
-}
-
-// forEachPacket reads a capture file to its end, calling fn (if not nil)
-// for every packet, and returns how many packets it read.
-func forEachPacket(name string, fn func(pcapfile.Packet, []pcapfile.Interface) error) (int, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	rd, err := pcapfile.NewReader(f)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	n := 0
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, fmt.Errorf("%s: %w", name, err)
-		}
-		if fn != nil {
-			if err := fn(p, rd.Interfaces()); err != nil {
-				return n, err
-			}
-		}
-		n++
-	}
 }
 
 func runRingInfo(e env, args []string) error {
