@@ -20,7 +20,7 @@ type stage struct {
 var stages = []stage{
 	{"shared", "small utilities several stages use", []string{
 		"internal/atomicfile", "internal/safefile", "internal/field", "internal/daytime",
-		"internal/disklabel", "internal/release", "internal/size", "internal/duration", "internal/gokrazyhttp",
+		"internal/disklabel", "internal/release", "internal/gokrazyhttp",
 		"probe/internal/filenames", "probe/internal/identity", "probe/internal/devicepw",
 	}},
 	{"ring", "the packet ring and the disk it lives on", []string{
@@ -38,7 +38,7 @@ var stages = []stage{
 	}},
 	{"export", "window #N cut out of the ring into PCAP files, report and manifest", []string{
 		"probe/internal/export/...", "probe/internal/pcapfile/...", "probe/internal/report/...",
-		"probe/internal/cut/...",
+		"probe/internal/cut/...", "probe/internal/ringimport/...",
 	}},
 	{"fleet reports", "beside the flow: the report format and the pulled updates the upload carries", []string{
 		"probe/internal/fleet", "probe/internal/fleet/update/...",
