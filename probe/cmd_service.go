@@ -20,6 +20,7 @@ import (
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/leds"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/feedback"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/fleet/fleetconfig"
 	"github.com/presscap/presscap/probe/internal/service"
@@ -149,7 +150,7 @@ func runService(ctx context.Context, e env, args []string) error {
 		logger.Printf("presscap: configuration warning: %v", w)
 	}
 
-	var fb service.DeviceFeedback
+	var fb feedback.Device
 	if l, err := leds.New(c.Leds); err != nil {
 		logger.Printf("leds: %v (carrying on without the LED)", err)
 	} else {
@@ -165,7 +166,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	if err != nil { // refused by Validate
 		return badConfig(ctx, logger, reload, err)
 	}
-	evening := &service.Evening{Feedback: fb, Quiet: func(t time.Time) bool { return c.Beeper.QuietAt(t.In(loc)) }}
+	evening := &feedback.Evening{Feedback: fb, Quiet: func(t time.Time) bool { return c.Beeper.QuietAt(t.In(loc)) }}
 	svc, err := service.New(service.Options{Config: c, Logf: logger.Printf, Feedback: evening, Host: fl.host, FleetID: fl.id.Value})
 	if err != nil {
 		return badConfig(ctx, logger, reload, err)

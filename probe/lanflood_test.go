@@ -22,8 +22,8 @@ import (
 
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/export"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
-	"github.com/presscap/presscap/probe/internal/service"
 	"github.com/presscap/presscap/probe/internal/status"
 )
 
@@ -364,14 +364,14 @@ func checkWindow(t *testing.T, statusAddr string, want []netnstest.Packet, n int
 		t.Fatalf("capture #%d: presses %+v", n, s.Presses)
 	}
 	mans, _ := filepath.Glob(filepath.Join(press.Dir, "*_manifest.json"))
-	var m service.Manifest
+	var m export.Manifest
 	found := false
 	for _, p := range mans {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var mm service.Manifest
+		var mm export.Manifest
 		if err := json.Unmarshal(b, &mm); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}

@@ -5,20 +5,8 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-)
-
-// A window's files are written from the press on, not after its end: the
-// part of the window already in the ring ([press − before, press)) is read
-// at once, before a fast line makes the ring overwrite it, and the rest is
-// followed as the capture writes it. Each window has its own follower, so a
-// long window never holds up another's save.
-const (
-	// followStep is how often a follower reads what the ring gained.
-	followStep = 250 * time.Millisecond
-	// followSync is how often it makes its files durable and records how
-	// far they go in the pending record, for a restart to continue there.
-	followSync = 2 * time.Second
+	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/window"
 )
 
 // follower is the goroutine writing one window's files while it is open.
@@ -27,7 +15,7 @@ type follower struct {
 	done chan struct{}
 	// Set by the goroutine, read after done: the files so far (nil if
 	// none could be opened) and the ring they were read from.
-	c    *cut
+	c    *export.Files
 	ring string
 	// base is the window's file base: its partial files are not stale
 	// (see cleanPartials).
@@ -35,11 +23,11 @@ type follower struct {
 }
 
 // startFollow starts w's follower. Called with s.mu held.
-func (s *Service) startFollow(w *Window) {
+func (s *Service) startFollow(w *window.Window) {
 	if s.runCtx == nil || s.follows[w.ID] != nil {
 		return
 	}
-	f := &follower{stop: make(chan struct{}), done: make(chan struct{}), base: FileBase(s.host, w)}
+	f := &follower{stop: make(chan struct{}), done: make(chan struct{}), base: export.FileBase(s.host, w)}
 	s.follows[w.ID] = f
 	s.fwg.Add(1)
 	go func() {
@@ -50,7 +38,7 @@ func (s *Service) startFollow(w *Window) {
 
 // takeFollower stops w's follower, if it has one, and returns what it
 // wrote.
-func (s *Service) takeFollower(id int) (*cut, string) {
+func (s *Service) takeFollower(id int) (*export.Files, string) {
 	s.mu.Lock()
 	f := s.follows[id]
 	delete(s.follows, id)
@@ -65,15 +53,15 @@ func (s *Service) takeFollower(id int) (*cut, string) {
 
 // follow writes w's files as the ring records the window, until stopped.
 // At shutdown it makes them durable and leaves them for the next start.
-func (s *Service) follow(ctx context.Context, w *Window, f *follower) {
+func (s *Service) follow(ctx context.Context, w *window.Window, f *follower) {
 	defer close(f.done)
 	// The ring's writer comes first: this thread's disk I/O (reading the
 	// ring, writing the files) waits while the disk is busy with it.
 	runtime.LockOSThread() // the thread ends with the goroutine, priority and all
-	if err := ioprioIdle(); err != nil {
+	if err := export.IOPrioIdle(); err != nil {
 		s.logf("capture #%d: could not lower the save's disk priority: %v", w.ID, err)
 	}
-	t := time.NewTicker(followStep)
+	t := time.NewTicker(export.FollowStep)
 	defer t.Stop()
 	var synced time.Time
 	failed := false
@@ -87,7 +75,7 @@ func (s *Service) follow(ctx context.Context, w *Window, f *follower) {
 		case <-ctx.Done():
 			if f.c != nil {
 				s.saveProgress(w, f.c)
-				f.c.close()
+				f.c.Close()
 			}
 			return
 		case <-t.C:
@@ -97,7 +85,7 @@ func (s *Service) follow(ctx context.Context, w *Window, f *follower) {
 
 // followStep reads what the ring gained for w; false means following
 // stopped (the files are left to the save at the window's end).
-func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced *time.Time) bool {
+func (s *Service) followStep(ctx context.Context, w *window.Window, f *follower, synced *time.Time) bool {
 	ring, root, cur, err := s.storage.RingWithID()
 	if err != nil || !s.fromRing(w, cur) {
 		return true // no ring (yet), or not this window's: try again
@@ -106,24 +94,24 @@ func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced
 		// A copy: presses extend w meanwhile; the save at the end hands
 		// the cut the window as it ended.
 		s.mu.Lock()
-		wc := w.record()
+		wc := w.Clone()
 		s.mu.Unlock()
-		wc.recording = s.storage.Opened()
+		wc.Recording = s.storage.Opened()
 		dir := s.outputDir(root)
-		prog := wc.progress
+		prog := wc.Progress
 		if prog != nil && (prog.Ring != cur || prog.Dir != dir) {
 			prog = nil
 		}
-		c, err := openCut(ring, wc, s.specsFor(wc), s.host, dir, prog)
+		c, err := export.Open(ring, wc, s.specsFor(wc), s.host, dir, prog)
 		if err != nil && prog != nil {
 			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
-			c, err = openCut(ring, wc, s.specsFor(wc), s.host, dir, nil)
+			c, err = export.Open(ring, wc, s.specsFor(wc), s.host, dir, nil)
 		}
 		if err != nil {
 			s.logf("capture #%d: cannot write its files during the window (%v): they are cut at its end", w.ID, err)
 			return false
 		}
-		c.prog.Ring = cur
+		c.SetRing(cur)
 		f.c, f.ring = c, cur
 	} else if cur != f.ring {
 		return false // the ring changed: the save at the end decides
@@ -138,20 +126,20 @@ func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced
 		// with the end as it is then.
 		return true
 	}
-	if err := f.c.step(ctx, ring, to, false); err != nil {
+	if err := f.c.Step(ctx, ring, to, false); err != nil {
 		if ctx.Err() != nil {
 			// A stop: what is written stays for the next start, which
 			// continues where the step stopped.
 			s.saveProgress(w, f.c)
-			f.c.close()
+			f.c.Close()
 		} else {
 			s.logf("capture #%d: reading the window during it: %v; it is cut at its end", w.ID, err)
-			f.c.abort()
+			f.c.Abort()
 		}
 		f.c = nil
 		return false
 	}
-	if time.Since(*synced) >= followSync {
+	if time.Since(*synced) >= export.FollowSync {
 		*synced = time.Now()
 		s.saveProgress(w, f.c)
 	}
@@ -159,32 +147,15 @@ func (s *Service) followStep(ctx context.Context, w *Window, f *follower, synced
 }
 
 // saveProgress makes c's files durable and records how far they go.
-func (s *Service) saveProgress(w *Window, c *cut) {
-	p, err := c.sync()
+func (s *Service) saveProgress(w *window.Window, c *export.Files) {
+	p, err := c.Sync()
 	if err != nil {
 		s.logf("capture #%d: making its files durable: %v", w.ID, err)
 		return
 	}
 	s.mu.Lock()
-	w.progress = &p
-	rec := w.record()
+	w.Progress = &p
+	rec := w.Clone()
 	s.mu.Unlock()
 	s.persist <- persistOp{w: rec}
-}
-
-// record copies w for its pending record. Called with s.mu held.
-func (w *Window) record() *Window {
-	cp := *w
-	cp.Presses = append([]PressInfo(nil), w.Presses...)
-	return &cp
-}
-
-// ioprioIdle puts the calling thread's disk I/O in the idle class.
-func ioprioIdle() error {
-	const whoProcess, classIdle, classShift = 1, 3, 13
-	_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, whoProcess, 0, classIdle<<classShift)
-	if errno != 0 {
-		return errno
-	}
-	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/status"
+	"github.com/presscap/presscap/probe/internal/storage"
+	"github.com/presscap/presscap/probe/internal/window"
 )
 
 // TestLatePressExtendsWithoutLoss: a press whose key time is just before
@@ -28,7 +30,7 @@ func TestLatePressExtendsWithoutLoss(t *testing.T) {
 	// The save waits 4 s after the window's end: time for the follower to
 	// step past the end several times before the late press arrives.
 	r := startServiceWith(t, c, nil, func(o *Options) { o.ExportDelay = 4 * time.Second })
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	replay := startReplay(t, pair, pcap, rate, 1)
 	testtool.WaitFor(t, "1.5 s of traffic in the ring", 20*time.Second, func() bool {
 		ring, _, err := r.svc.Storage().Ring()
@@ -51,7 +53,7 @@ func TestLatePressExtendsWithoutLoss(t *testing.T) {
 		t.Fatalf("saved before the late press (%v): the export delay did not hold", e.err)
 	default:
 	}
-	late := pressReq{p: PressInfo{Time: end.Add(-time.Millisecond), Source: "late", Received: time.Now()}, reply: make(chan status.Press, 1)}
+	late := pressReq{p: window.PressInfo{Time: end.Add(-time.Millisecond), Source: "late", Received: time.Now()}, reply: make(chan status.Press, 1)}
 	r.svc.presses <- late
 	sp := <-late.reply
 	if sp.Decision != "extended" || sp.Window != p.Window {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/presscap/presscap/probe/internal/export"
 	"github.com/presscap/presscap/probe/internal/filenames"
 )
 
@@ -21,7 +22,7 @@ func (s *Service) cleanPartials(dir string) {
 	}
 	var found []string
 	for _, e := range entries {
-		if name, ok := strings.CutPrefix(e.Name(), partialPrefix); ok && e.Type().IsRegular() && filenames.Produced(name) {
+		if name, ok := strings.CutPrefix(e.Name(), export.PartialPrefix); ok && e.Type().IsRegular() && filenames.Produced(name) {
 			found = append(found, e.Name())
 		}
 	}
@@ -37,37 +38,26 @@ func (s *Service) cleanPartials(dir string) {
 		bases = append(bases, f.base)
 	}
 	for _, w := range s.windows.Pending() {
-		bases = append(bases, FileBase(s.host, &w))
+		bases = append(bases, export.FileBase(s.host, &w))
 	}
 	s.mu.Unlock()
 	if unread {
 		return
 	}
-	ws, err := s.pend.windows()
+	ws, err := s.pend.Windows()
 	if err != nil {
 		return
 	}
 	for _, w := range ws {
-		bases = append(bases, FileBase(s.host, w))
+		bases = append(bases, export.FileBase(s.host, w))
 	}
 	var removed []string
 	for _, name := range found {
-		if !keptPartial(name, bases) && os.Remove(filepath.Join(dir, name)) == nil {
+		if !export.KeptPartial(name, bases) && os.Remove(filepath.Join(dir, name)) == nil {
 			removed = append(removed, name)
 		}
 	}
 	if len(removed) > 0 {
 		s.logf("removed %d partial files no capture window continues from %s: %s", len(removed), dir, strings.Join(removed, ", "))
 	}
-}
-
-// keptPartial says whether the partial file name belongs to one of the
-// windows with these file bases.
-func keptPartial(name string, bases []string) bool {
-	for _, b := range bases {
-		if strings.HasPrefix(name, partialPrefix+b+"_") {
-			return true
-		}
-	}
-	return false
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/window"
 )
 
 // TestCleanPartials: after a save, partial files no window continues are
@@ -15,28 +18,29 @@ import (
 func TestCleanPartials(t *testing.T) {
 	dir, pend := t.TempDir(), t.TempDir()
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	win := func(id, sec int) *Window {
+	win := func(id, sec int) *window.Window {
 		p := base.Add(time.Duration(sec) * time.Second)
-		return &Window{ID: id, Presses: []PressInfo{{Time: p, Synced: true}}, From: p.Add(-time.Second), To: p.Add(time.Second)}
+		return &window.Window{ID: id, Presses: []window.PressInfo{{Time: p, Synced: true}}, From: p.Add(-time.Second), To: p.Add(time.Second)}
 	}
 	stale, recorded, open, followed := win(1, 0), win(2, 10), win(3, 20), win(4, 30)
-	specs := []ExportSpec{{Name: "all"}, {Name: "sip", Format: "pcapng"}}
+	specs := []export.Spec{{Name: "all"}, {Name: "sip", Format: "pcapng"}}
 	var names []string
-	for _, w := range []*Window{stale, recorded, open, followed} {
+	for _, w := range []*window.Window{stale, recorded, open, followed} {
 		for _, spec := range specs {
-			names = append(names, partialName(FileBase("probe", w), spec))
+			names = append(names, export.PartialName(export.FileBase("probe", w), spec))
 		}
 	}
-	foreign := []string{".partial-holiday.jpg", ".partial-", "probe_x.pcap", ".tmp-" + names[0][len(partialPrefix):]}
+	foreign := []string{".partial-holiday.jpg", ".partial-", "probe_x.pcap", ".tmp-" + names[0][len(export.PartialPrefix):]}
 	for _, n := range append(slices.Clone(names), foreign...) {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &Service{host: "probe", logf: t.Logf, pend: pendingStore{dir: pend},
-		follows: map[int]*follower{followed.ID: {base: FileBase("probe", followed)}},
-		windows: &Windows{pending: []*Window{open}}}
-	if err := s.pend.save(*recorded); err != nil {
+	s := &Service{host: "probe", logf: t.Logf, pend: window.Store{Dir: pend},
+		follows: map[int]*follower{followed.ID: {base: export.FileBase("probe", followed)}},
+		windows: &window.Windows{}}
+	s.windows.Restore(open, time.Now())
+	if err := s.pend.Save(*recorded); err != nil {
 		t.Fatal(err)
 	}
 	left := func() []string {

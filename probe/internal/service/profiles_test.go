@@ -14,8 +14,10 @@ import (
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/export"
 	"github.com/presscap/presscap/probe/internal/status"
 	"github.com/presscap/presscap/probe/internal/trigger"
+	"github.com/presscap/presscap/probe/internal/window"
 )
 
 // TestProfilesPressTheirOwnWindows: with trigger.profiles, each button's
@@ -40,10 +42,10 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 	plain := netnstest.StartTcpdump(t, pair.Host, 262144, "ether proto 0x88b5")
 	var recMu sync.Mutex
 	records := map[int]string{}
-	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
+	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
 	r := startServiceWith(t, c, nil, func(o *Options) {
 		o.OnPending = func(op string, id int, err error) {
-			if b, rerr := os.ReadFile(store.path(id)); op == "saved" && err == nil && rerr == nil {
+			if b, rerr := os.ReadFile(store.Path(id)); op == "saved" && err == nil && rerr == nil {
 				recMu.Lock()
 				records[id] = string(b)
 				recMu.Unlock()
@@ -71,7 +73,7 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 	pNet := pres.press(t, trigger.KeyPageDown)
 	time.Sleep(200 * time.Millisecond)
 	pres.press(t, trigger.KeyDot) // in no profile: the first, phone's window
-	byProfile := map[string]Manifest{}
+	byProfile := map[string]export.Manifest{}
 	for range 2 {
 		res := r.waitExport(t, 20*time.Second)
 		if res.err != nil {
@@ -95,7 +97,7 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 	all, plainAll := oracle.Settle(t, settled), plain.Settle(t, settled)
 	stamp := func(p time.Time) string { return p.UTC().Format("20060102T150405.000Z") }
 	for _, tc := range []struct {
-		m         Manifest
+		m         export.Manifest
 		prof, exp string
 		press     time.Time
 		oracle    []netnstest.Packet
@@ -121,7 +123,7 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 		if page, err := os.ReadFile(filepath.Join(dir, base+"_report.html")); err != nil || !strings.Contains(string(page), "Capture report: "+base) {
 			t.Errorf("%s: the report does not name the profile (%v)", tc.prof, err)
 		}
-		var mj Manifest
+		var mj export.Manifest
 		b, err := os.ReadFile(filepath.Join(dir, base+"_manifest.json"))
 		if err != nil || json.Unmarshal(b, &mj) != nil || mj.Profile != tc.prof || !strings.Contains(string(b), `"profile": "`+tc.prof+`"`) {
 			t.Errorf("%s: manifest file %v: %s", tc.prof, err, b)
@@ -129,7 +131,7 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 	}
 	recMu.Lock()
 	for id, rec := range records {
-		w, err := parseRecord(store.path(id), []byte(rec))
+		w, err := window.ParseRecord(store.Path(id), []byte(rec))
 		if err != nil || w.Profile == "" {
 			t.Errorf("pending record %d: profile not kept (%v): %s", id, err, rec)
 		}
@@ -151,20 +153,5 @@ func TestProfilesPressTheirOwnWindows(t *testing.T) {
 	}
 	if _, err := r.svc.Trigger("local", "tv"); !errors.Is(err, status.ErrNoProfile) {
 		t.Errorf("Trigger(tv) = %v, want no such profile", err)
-	}
-}
-
-// TestPendingRecordProfileChecked: a pending record's profile goes into
-// file names, so one that is not a profile name is refused.
-func TestPendingRecordProfileChecked(t *testing.T) {
-	body := `{"id": 3, "profile": "../x", "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:01Z", "presses": [{"time": "2026-11-27T10:00:00.5Z"}]}`
-	_, err := parseRecord("3.json", []byte(body))
-	var be *BadRecordError
-	if !errors.As(err, &be) || be.Field != "profile" {
-		t.Fatalf("record with profile ../x: %v", err)
-	}
-	w, err := parseRecord("3.json", []byte(strings.Replace(body, "../x", "phone", 1)))
-	if err != nil || w.Profile != "phone" {
-		t.Fatalf("record with profile phone: %+v, %v", w, err)
 	}
 }

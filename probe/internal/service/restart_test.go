@@ -9,14 +9,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/loopdisk"
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/ringfs"
+	"github.com/presscap/presscap/probe/internal/clock"
+	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
+	"github.com/presscap/presscap/probe/internal/storage"
+	"github.com/presscap/presscap/probe/internal/window"
 )
 
 func manifests(t *testing.T, dir string) []string {
@@ -44,7 +48,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 	c.Trigger.After = config.Duration(4 * time.Second)
 	c.Exports = []config.Export{{Name: "all"}}
 	queue := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir)
-	pendDir := filepath.Join(c.Storage.StateDir, PendingDirName)
+	pendDir := filepath.Join(c.Storage.StateDir, window.PendingDirName)
 	oracle := netnstest.StartTcpdump(t, pair.Host, 262144, "")
 
 	var mu sync.Mutex
@@ -85,7 +89,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 	r1.fb.mu.Unlock()
 	if b, err := os.ReadFile(rec); err != nil {
 		t.Fatal(err)
-	} else if w, err := parseRecord(rec, b); err != nil || w.ID != 1 || !w.From.Equal(p.Time.Add(-time.Second)) || !w.To.Equal(to) || len(w.Presses) != 1 {
+	} else if w, err := window.ParseRecord(rec, b); err != nil || w.ID != 1 || !w.From.Equal(p.Time.Add(-time.Second)) || !w.To.Equal(to) || len(w.Presses) != 1 {
 		t.Fatalf("pending record %s: %v %+v", b, err, w)
 	}
 
@@ -143,7 +147,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 			t.Fatalf("packet %d: saved ts %d len %d, tcpdump ts %d len %d", i, got[i].ts, len(got[i].data), want[i].Time, len(want[i].Data))
 		}
 	}
-	if n := validate(t, path); n != 40 {
+	if n := pcapfiletest.Validate(t, path); n != 40 {
 		t.Errorf("tshark reads %d packets", n)
 	}
 	mfs := manifests(t, queue)
@@ -180,7 +184,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 		}
 	}
 	r3, _ := startStoppable(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r3.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r3.svc.Storage().State().State == storage.DiskRecording })
 	p3, err := r3.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
@@ -229,14 +233,14 @@ func TestRecoveredOpenWindow(t *testing.T) {
 	c.Trigger.After = config.Duration(11 * time.Second)
 	c.Exports = []config.Export{{Name: "all"}}
 	now := time.Now()
-	w := Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(10 * time.Second),
-		Presses: []PressInfo{{Time: now.Add(-time.Second), Synced: true, Source: "local"}}}
-	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
-	if err := store.save(w); err != nil {
+	w := window.Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(10 * time.Second),
+		Presses: []window.PressInfo{{Time: now.Add(-time.Second), Synced: true, Source: "local"}}}
+	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
+	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := startStoppable(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
@@ -255,48 +259,9 @@ func TestRecoveredOpenWindow(t *testing.T) {
 		t.Errorf("saved at %v, before the window's end %v", res.when, res.man.To)
 	}
 	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
-		_, err := os.Stat(store.path(4))
+		_, err := os.Stat(store.Path(4))
 		return errors.Is(err, os.ErrNotExist)
 	})
-}
-
-// TestParseRecordNamesTheProblem: bad records name the file and the byte
-// or field; a good one round-trips.
-func TestParseRecordNamesTheProblem(t *testing.T) {
-	dir := t.TempDir()
-	st := pendingStore{dir: dir}
-	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	w := Window{ID: 3, From: at.Add(-time.Second), To: at.Add(time.Second),
-		Presses: []PressInfo{{Time: at, Synced: false, Source: "/dev/input/event0", Key: "F5"}}, Ring: "00c0ffee00c0ffee",
-		BootID: "b", EndBoot: 42 * time.Second}
-	if err := st.save(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "2.json.corrupt"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ws, bad, maxID, err := st.load()
-	if err != nil || len(bad) != 0 || len(ws) != 1 || maxID != 3 || !ws[0].To.Equal(w.To) || ws[0].Synced() || ws[0].Presses[0].Key != "F5" || ws[0].Ring != w.Ring || ws[0].BootID != "b" || ws[0].EndBoot != w.EndBoot {
-		t.Fatalf("round trip: %v %+v %d", bad, ws, maxID)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "12.json.corrupt"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, maxID, _ := st.load(); maxID != 12 {
-		t.Errorf("highest id %d with 12.json.corrupt there, want 12", maxID)
-	}
-	for body, want := range map[string]string{
-		`{"id": "3"}`: `field id at byte`,
-		`{"id": 4, "from": "2026-11-27T10:00:00Z", "`: `at byte`,
-		`{"id": 3}`: `field from: missing`,
-		`{"id": 3, "from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:01Z"}`: `field presses`,
-	} {
-		_, err := parseRecord(filepath.Join(dir, "3.json"), []byte(body))
-		var be *BadRecordError
-		if !errors.As(err, &be) || !strings.Contains(err.Error(), "3.json") || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v, want %q", body, err, want)
-		}
-	}
 }
 
 // TestRecoveredWindowUnsyncedClock: without a synced clock (the Pi has no
@@ -310,15 +275,15 @@ func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 	now := time.Now()
 	// Recovered once already, by a start an hour ago: the manifest must
 	// name this start, where the last gap ends.
-	w := Window{ID: 2, From: now.Add(-time.Second), To: now.Add(time.Minute),
-		Presses: []PressInfo{{Time: now, Source: "local"}}, Recovered: true, Restarted: now.Add(-time.Hour),
+	w := window.Window{ID: 2, From: now.Add(-time.Second), To: now.Add(time.Minute),
+		Presses: []window.PressInfo{{Time: now, Source: "local"}}, Recovered: true, Restarted: now.Add(-time.Hour),
 		// Another boot: its boot clock says nothing about this one.
 		BootID: "00000000-0000-0000-0000-000000000000", EndBoot: 1 << 62}
-	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
-	if err := store.save(w); err != nil {
+	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
+	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = Fixed(false) })
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = clock.Fixed(false) })
 	res := r.waitExport(t, 20*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
@@ -333,7 +298,7 @@ func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 		t.Errorf("status: pending %+v presses %+v", s.Pending, s.Presses)
 	}
 	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
-		_, err := os.Stat(store.path(2))
+		_, err := os.Stat(store.Path(2))
 		return errors.Is(err, os.ErrNotExist)
 	})
 }
@@ -344,16 +309,16 @@ func TestRecoveredWindowUnsyncedClock(t *testing.T) {
 func TestRecoveredWaitsForTheDisk(t *testing.T) {
 	netnstest.Require(t, "ip", "mkfs.ext4", "losetup")
 	pair := netnstest.NewPair(t)
-	disk := newLoopDisk(t, 160, false)
-	disk.pull(t)
+	disk := loopdisk.New(t, 160, false)
+	disk.Pull(t)
 	c := testConfig(t, pair.Host)
-	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Storage.Label, c.Storage.DevDir = disk.Label, disk.DevDir
 	c.Exports = []config.Export{{Name: "all"}}
 	now := time.Now()
-	w := Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
-		Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
-	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
-	if err := store.save(w); err != nil {
+	w := window.Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
+		Presses: []window.PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
+	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := startStoppable(t, c, nil)
@@ -361,18 +326,18 @@ func TestRecoveredWaitsForTheDisk(t *testing.T) {
 	// look's verdict (its error), so the wait below covers a seen absence.
 	testtool.WaitFor(t, "no disk found", 20*time.Second, func() bool {
 		st := r.svc.Storage().State()
-		return st.State == DiskMissing && strings.Contains(st.Error, "no disk")
+		return st.State == storage.DiskMissing && strings.Contains(st.Error, "no disk")
 	})
 	select {
 	case e := <-r.exported:
 		t.Fatalf("saved without a disk: %+v %v", e.man, e.err)
 	case <-time.After(1500 * time.Millisecond):
 	}
-	if _, err := os.Stat(store.path(5)); err != nil {
+	if _, err := os.Stat(store.Path(5)); err != nil {
 		t.Fatalf("pending record while the disk is missing: %v", err)
 	}
 	plugged := time.Now()
-	disk.plug(t)
+	disk.Plug(t)
 	res := r.waitExport(t, 20*time.Second)
 	if res.err != nil || !res.man.Recovered || res.when.Before(plugged) || len(res.man.Files) != 1 {
 		t.Fatalf("export after the disk came back: %v %+v", res.err, res.man)
@@ -381,46 +346,9 @@ func TestRecoveredWaitsForTheDisk(t *testing.T) {
 		t.Error(err)
 	}
 	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
-		_, err := os.Stat(store.path(5))
+		_, err := os.Stat(store.Path(5))
 		return errors.Is(err, os.ErrNotExist)
 	})
-}
-
-func TestRetryable(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want bool
-	}{
-		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
-		{fmt.Errorf("read window: %w", syscall.EIO), true},
-		{fmt.Errorf("export all: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}), true},
-		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENODEV}), true},
-		{fmt.Errorf("read window: %w", syscall.ENXIO), true},
-		{fmt.Errorf("export all: %w", os.ErrClosed), true},
-		{errors.New("something nobody foresaw"), true},
-		{fmt.Errorf("export v: %w", setupError{errors.New("link \"eth9\" is not in the ring")}), false},
-	} {
-		if got := retryable(c.err); got != c.want {
-			t.Errorf("retryable(%v) = %v", c.err, got)
-		}
-	}
-	// What Export itself returns for a filter that does not compile and a
-	// link the ring does not hold.
-	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ring.Close() })
-	if _, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1, SnapLen: 100}); err != nil {
-		t.Fatal(err)
-	}
-	w := &Window{ID: 1, From: time.Unix(1, 0), To: time.Unix(2, 0), Presses: []PressInfo{{Time: time.Unix(1, 0)}}}
-	for _, spec := range []ExportSpec{{Name: "f", Filter: "tcp port"}, {Name: "l", Link: "nosuch"}} {
-		_, err := Export(t.Context(), ring, w, []ExportSpec{spec}, "h", t.TempDir(), nil)
-		if err == nil || retryable(err) {
-			t.Errorf("export %+v: %v, retryable %v: want a final failure", spec, err, err != nil && retryable(err))
-		}
-	}
 }
 
 // TestRecoveredAlreadySaved: a power cut between a window's files and the
@@ -441,23 +369,23 @@ func TestRecoveredAlreadySaved(t *testing.T) {
 				dir = filepath.Join(dir, "sent")
 			}
 			now := time.Now()
-			w := Window{ID: 6, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
-				Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
-			store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
-			if err := store.save(w); err != nil {
+			w := window.Window{ID: 6, From: now.Add(-3 * time.Second), To: now.Add(-time.Second),
+				Presses: []window.PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+			store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
+			if err := store.Save(w); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			man := filepath.Join(dir, FileBase(c.Hostname, &w)+"_manifest.json")
+			man := filepath.Join(dir, export.FileBase(c.Hostname, &w)+"_manifest.json")
 			const body = `{"complete": true}` + "\n"
 			if err := os.WriteFile(man, []byte(body), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			r, _ := startStoppable(t, c, nil)
 			testtool.WaitFor(t, "the pending record removed", 20*time.Second, func() bool {
-				_, err := os.Stat(store.path(6))
+				_, err := os.Stat(store.Path(6))
 				return errors.Is(err, os.ErrNotExist)
 			})
 			select {
@@ -486,9 +414,9 @@ func TestRecoveredAlreadySaved(t *testing.T) {
 func TestRecoveredWaitsForItsRing(t *testing.T) {
 	netnstest.Require(t, "ip", "mkfs.ext4", "losetup")
 	pair := netnstest.NewPair(t)
-	disk := newLoopDisk(t, 160, false)
+	disk := loopdisk.New(t, 160, false)
 	c := testConfig(t, pair.Host)
-	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Storage.Label, c.Storage.DevDir = disk.Label, disk.DevDir
 	c.Storage.FallbackPerm = true
 	c.Storage.PermDir = filepath.Join(t.TempDir(), "perm")
 	c.Exports = []config.Export{{Name: "all"}}
@@ -497,26 +425,26 @@ func TestRecoveredWaitsForItsRing(t *testing.T) {
 	r1, stop1 := startStoppable(t, c, nil)
 	testtool.WaitFor(t, "recording on the disk", 20*time.Second, func() bool {
 		st := r1.svc.Storage().State()
-		return st.State == DiskRecording && st.How != "fallback_perm"
+		return st.State == storage.DiskRecording && st.How != "fallback_perm"
 	})
 	usbRing := r1.svc.Storage().RingID()
 	if usbRing == "" {
 		t.Fatal("no ring identity")
 	}
 	stop1()
-	disk.pull(t)
+	disk.Pull(t)
 
 	now := time.Now()
-	w := Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second), Ring: usbRing,
-		Presses: []PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
-	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
-	if err := store.save(w); err != nil {
+	w := window.Window{ID: 5, From: now.Add(-3 * time.Second), To: now.Add(-time.Second), Ring: usbRing,
+		Presses: []window.PressInfo{{Time: now.Add(-2 * time.Second), Synced: true, Source: "local"}}}
+	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
+	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := startStoppable(t, c, nil)
 	testtool.WaitFor(t, "recording on /perm", 20*time.Second, func() bool {
 		st := r.svc.Storage().State()
-		return st.State == DiskRecording && st.How == "fallback_perm"
+		return st.State == storage.DiskRecording && st.How == "fallback_perm"
 	})
 	permRing := r.svc.Storage().RingID()
 	if permRing == "" || permRing == usbRing {
@@ -530,10 +458,10 @@ func TestRecoveredWaitsForItsRing(t *testing.T) {
 		t.Fatalf("saved from the /perm ring: %+v %v", e.man, e.err)
 	case <-time.After(1500 * time.Millisecond):
 	}
-	if _, err := os.Stat(store.path(5)); err != nil {
+	if _, err := os.Stat(store.Path(5)); err != nil {
 		t.Fatalf("pending record while its ring is missing: %v", err)
 	}
-	disk.plug(t)
+	disk.Plug(t)
 	res := r.waitExport(t, 30*time.Second)
 	if res.err != nil || !res.man.Recovered || len(res.man.Files) != 1 {
 		t.Fatalf("export once the disk is back: %v %+v\n%s", res.err, res.man, r.log)
@@ -548,74 +476,9 @@ func TestRecoveredWaitsForItsRing(t *testing.T) {
 		t.Errorf("the log does not say the storage left /perm:\n%s", r.log)
 	}
 	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {
-		_, err := os.Stat(store.path(5))
+		_, err := os.Stat(store.Path(5))
 		return errors.Is(err, os.ErrNotExist)
 	})
-}
-
-// TestPendingLoadReadErrors: a pending directory that cannot be listed is
-// an error (not an empty list: new ids would start at 1 over the records
-// in it); a record that cannot be read is reported and left in place,
-// not moved aside, and its id still counts; a record that makes no sense
-// is moved aside.
-func TestPendingLoadReadErrors(t *testing.T) {
-	dir := t.TempDir()
-	notDir := filepath.Join(dir, "file")
-	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if ws, bad, maxID, err := (pendingStore{dir: notDir}).load(); err == nil || ws != nil || bad != nil || maxID != 0 {
-		t.Errorf("listing a file: %v %v %d %v, want an error", ws, bad, maxID, err)
-	}
-	if _, _, _, err := (pendingStore{dir: filepath.Join(dir, "none")}).load(); err != nil {
-		t.Errorf("a missing directory is no error: %v", err)
-	}
-	pend := filepath.Join(dir, "pending")
-	if err := os.Mkdir(pend, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// A symlink to itself: reading it fails (ELOOP), as an I/O error would.
-	if err := os.Symlink("15.json", filepath.Join(pend, "15.json")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pend, "4.json"), []byte("{"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ws, bad, maxID, err := (pendingStore{dir: pend}).load()
-	if err != nil || len(ws) != 0 || len(bad) != 2 || maxID != 15 {
-		t.Fatalf("load: %v %v %d %v", ws, bad, maxID, err)
-	}
-	if _, err := os.Lstat(filepath.Join(pend, "15.json")); err != nil {
-		t.Errorf("the unreadable record was not left in place: %v", err)
-	}
-	if _, err := os.Lstat(filepath.Join(pend, "15.json.corrupt")); err == nil {
-		t.Error("the unreadable record was moved aside")
-	}
-	if _, err := os.Stat(filepath.Join(pend, "4.json.corrupt")); err != nil {
-		t.Errorf("the record that makes no sense was not moved aside: %v", err)
-	}
-	msgs := fmt.Sprint(bad)
-	if !strings.Contains(msgs, "15.json") || !strings.Contains(msgs, "left in place") {
-		t.Errorf("report %q does not name the unreadable record", msgs)
-	}
-}
-
-// TestWindowsSkipTakenIDs: when the records could not be listed, a new
-// window skips ids whose record is there, and gives up skipping after
-// maxSkip ids when every look-up says taken.
-func TestWindowsSkipTakenIDs(t *testing.T) {
-	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	ws := &Windows{After: time.Second, Taken: func(id int) bool { return id == 1 || id == 2 || id == 4 }}
-	if _, w := ws.Press(PressInfo{Time: at}); w.ID != 3 {
-		t.Errorf("first window id %d, want 3", w.ID)
-	}
-	if _, w := ws.Press(PressInfo{Time: at.Add(time.Minute)}); w.ID != 5 {
-		t.Errorf("second window id %d, want 5", w.ID)
-	}
-	all := &Windows{After: time.Second, Taken: func(int) bool { return true }}
-	if _, w := all.Press(PressInfo{Time: at}); w.ID != maxSkip+1 {
-		t.Errorf("id %d when everything looks taken, want %d", w.ID, maxSkip+1)
-	}
 }
 
 // TestRecoveryFailsLoudly: a pending directory that cannot be listed is
@@ -627,7 +490,7 @@ func TestRecoveryFailsLoudly(t *testing.T) {
 	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(c.Storage.StateDir, PendingDirName), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(c.Storage.StateDir, window.PendingDirName), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := startStoppable(t, c, nil)
@@ -651,22 +514,22 @@ func TestRecoveredSameBootUnsynced(t *testing.T) {
 	pair := netnstest.NewPair(t)
 	c := permConfig(t, pair.Host)
 	c.Exports = []config.Export{{Name: "all"}}
-	boot := readBootID()
-	bt, ok := bootTime()
+	boot := clock.BootID()
+	bt, ok := clock.BootTime()
 	if boot == "" || !ok {
-		t.Fatalf("no boot id (%s) or CLOCK_BOOTTIME on this machine", bootIDFile)
+		t.Fatalf("no boot id (%s) or CLOCK_BOOTTIME on this machine", "/proc/sys/kernel/random/boot_id")
 	}
 	now := time.Now()
 	const left = 4 * time.Second
 	// The wall clock end is a minute away (an unsynced clock may be
 	// anywhere); the boot clock says 4 s.
-	w := Window{ID: 3, From: now.Add(-time.Second), To: now.Add(time.Minute), BootID: boot, EndBoot: bt + left,
-		Presses: []PressInfo{{Time: now, Source: "local"}}}
-	store := pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)}
-	if err := store.save(w); err != nil {
+	w := window.Window{ID: 3, From: now.Add(-time.Second), To: now.Add(time.Minute), BootID: boot, EndBoot: bt + left,
+		Presses: []window.PressInfo{{Time: now, Source: "local"}}}
+	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
+	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = Fixed(false) })
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = clock.Fixed(false) })
 	res := r.waitExport(t, 30*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)

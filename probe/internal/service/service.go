@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/net/bpf"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,49 +11,30 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/capture"
+	"github.com/presscap/presscap/probe/internal/clock"
+	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/feedback"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/filter"
 	"github.com/presscap/presscap/probe/internal/identity"
 	"github.com/presscap/presscap/probe/internal/status"
+	"github.com/presscap/presscap/probe/internal/storage"
 	"github.com/presscap/presscap/probe/internal/trigger"
 	"github.com/presscap/presscap/probe/internal/upload"
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 )
-
-// Feedback is what the customer sees and hears. Each call returns at once.
-type Feedback interface {
-	// Pressed acknowledges a press (beep and LED flash); n is the
-	// profile's position from 1 (as many beeps and flickers), 0 without
-	// profiles.
-	Pressed(n int)
-	// Saved says the files of a capture are written.
-	Saved()
-	// State shows the steady state: "recording", "saving", or a fault
-	// ("no-disk", "disk-full", "no-link", "bad-config").
-	State(state string)
-	// Fault sounds the fault signal once.
-	Fault(reason string)
-	// Uploaded says an upload finished.
-	Uploaded()
-}
-
-// NopFeedback shows nothing.
-type NopFeedback struct{}
-
-func (NopFeedback) Pressed(int)  {}
-func (NopFeedback) Saved()       {}
-func (NopFeedback) State(string) {}
-func (NopFeedback) Fault(string) {}
-func (NopFeedback) Uploaded()    {}
 
 // Options are what the service needs besides the configuration.
 type Options struct {
 	Config   config.Config
 	Logf     func(format string, args ...any)
-	Feedback Feedback
-	Clock    ClockSync // nil: from Config.Clock
+	Feedback feedback.Feedback
+	Clock    clock.Sync // nil: from Config.Clock
 	// Identify overrides the evdev ioctls (tests feed FIFOs).
 	Identify func(*os.File) (trigger.DeviceInfo, error)
 	// ExportDelay is waited after a window's end before it is cut, so the
@@ -72,7 +52,7 @@ type Options struct {
 	WrapSink func(capture.Sink) capture.Sink
 	// OnExport, if set, is called after each window's files are written
 	// (or failed), from the export goroutine.
-	OnExport func(Manifest, error)
+	OnExport func(export.Manifest, error)
 	// Host names files, manifests and the status page; empty: the
 	// configured hostname, else the system's.
 	Host string
@@ -91,15 +71,15 @@ type Service struct {
 	cfg     config.Config
 	host    string
 	logf    func(string, ...any)
-	fb      Feedback
-	clock   ClockSync
-	storage *Storage
+	fb      feedback.Feedback
+	clock   clock.Sync
+	storage *storage.Manager
 	watcher *trigger.Watcher
 	capt    *capture.Capture
-	specs   []ExportSpec
+	specs   []export.Spec
 	// profSpecs are the profiles' own exports, by profile; keyProfile
 	// the profile each configured key presses, by key name.
-	profSpecs  map[string][]ExportSpec
+	profSpecs  map[string][]export.Spec
 	keyProfile map[string]string
 	started    time.Time
 	bootID     string // see readBootID
@@ -107,7 +87,7 @@ type Service struct {
 	presses chan pressReq
 	// pend keeps open windows on disk; persist feeds the one goroutine
 	// that writes them, so the press path never waits for an fsync.
-	pend      pendingStore
+	pend      window.Store
 	persist   chan persistOp
 	ringReady chan struct{}
 	// retry takes back, from the export goroutine, windows whose save
@@ -125,7 +105,7 @@ type Service struct {
 	fwg     sync.WaitGroup
 
 	mu        sync.Mutex
-	windows   *Windows
+	windows   *window.Windows
 	recent    []status.Press
 	saving    int
 	uploading bool
@@ -135,19 +115,19 @@ type Service struct {
 
 // persistOp saves w's record, or removes record remove.
 type persistOp struct {
-	w      *Window
+	w      *window.Window
 	remove int
 }
 
 // retryReq hands a window back to Run: failed says its save failed (it
 // waits a backoff); otherwise the open ring was not the window's.
 type retryReq struct {
-	w      *Window
+	w      *window.Window
 	failed bool
 }
 
 type pressReq struct {
-	p     PressInfo
+	p     window.PressInfo
 	reply chan status.Press
 }
 
@@ -158,15 +138,15 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
-		presses: make(chan pressReq), started: time.Now(), bootID: readBootID(),
-		pend:    pendingStore{dir: filepath.Join(c.Storage.StateDir, PendingDirName)},
+		presses: make(chan pressReq), started: time.Now(), bootID: clock.BootID(),
+		pend:    window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)},
 		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{},
 		follows: map[int]*follower{}}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
 	if s.fb == nil {
-		s.fb = NopFeedback{}
+		s.fb = feedback.Nop{}
 	}
 	if s.o.ExportDelay <= 0 {
 		s.o.ExportDelay = time.Second
@@ -188,16 +168,16 @@ func New(o Options) (*Service, error) {
 	if s.clock == nil {
 		switch c.Clock.Sync {
 		case config.SyncAdjtimex:
-			s.clock = Adjtimex{}
+			s.clock = clock.Adjtimex{}
 		case config.SyncAlways:
-			s.clock = Fixed(true)
+			s.clock = clock.Fixed(true)
 		case config.SyncNever:
-			s.clock = Fixed(false)
+			s.clock = clock.Fixed(false)
 		default:
-			s.clock = &GokrazySync{Timefile: c.Clock.NTPTimefile}
+			s.clock = &clock.GokrazySync{Timefile: c.Clock.NTPTimefile}
 		}
 	}
-	s.windows = &Windows{Before: c.Trigger.Before.D(), After: c.Trigger.After.D(),
+	s.windows = &window.Windows{Before: c.Trigger.Before.D(), After: c.Trigger.After.D(),
 		MaxWindow: c.Trigger.MaxWindow.D(), Repeat: c.Trigger.Repeat}
 
 	// Without record_own, what arrives for the bridge's own address (the
@@ -233,8 +213,8 @@ func New(o Options) (*Service, error) {
 		}
 	}
 	st := c.Storage
-	s.storage = NewStorage(StorageConfig{
-		Finder:       DiskFinder{SysBlock: st.SysBlock, DevDir: st.DevDir, Label: st.Label, FirstUSB: st.FirstUSB, Device: st.Device},
+	s.storage = storage.New(storage.Config{
+		Finder:       storage.DiskFinder{SysBlock: st.SysBlock, DevDir: st.DevDir, Label: st.Label, FirstUSB: st.FirstUSB, Device: st.Device},
 		MountPoint:   st.MountPoint,
 		FSTypes:      st.FSTypes,
 		FallbackPerm: st.FallbackPerm,
@@ -248,7 +228,7 @@ func New(o Options) (*Service, error) {
 		LinkType:     1, // Ethernet
 		SnapLen:      uint32(maxSnap),
 	}, s.logf)
-	s.storage.OnChange = func(StorageState) {
+	s.storage.OnChange = func(storage.State) {
 		s.showState()
 		select {
 		case s.ringReady <- struct{}{}:
@@ -276,24 +256,24 @@ func New(o Options) (*Service, error) {
 	s.watcher = &trigger.Watcher{Dir: c.Trigger.InputDir, Rescan: c.Trigger.Rescan.D(), Grab: c.Trigger.Grab,
 		Matches: deviceMatches(c.Trigger.Devices), Identify: o.Identify, Logf: s.logf}
 
-	var sides map[string]LinkSide
+	var sides map[string]export.LinkSide
 	for _, l := range c.Links {
 		if l.Side != "" {
 			if sides == nil {
-				sides = map[string]LinkSide{}
+				sides = map[string]export.LinkSide{}
 			}
-			sides[l.LinkName()] = LinkSide{Side: l.Side, Inbound: l.Inbound}
+			sides[l.LinkName()] = export.LinkSide{Side: l.Side, Inbound: l.Inbound}
 		}
 	}
 	s.specs = exportSpecs(c, c.Exports, sides)
-	s.profSpecs = map[string][]ExportSpec{}
+	s.profSpecs = map[string][]export.Spec{}
 	s.keyProfile = map[string]string{}
 	for _, p := range c.Trigger.Profiles {
 		if s.windows.Spans == nil {
-			s.windows.Spans = map[string]Span{}
+			s.windows.Spans = map[string]window.Span{}
 		}
 		b, a := c.Trigger.Span(p)
-		s.windows.Spans[p.Name] = Span{Before: b, After: a}
+		s.windows.Spans[p.Name] = window.Span{Before: b, After: a}
 		if len(p.Exports) > 0 {
 			s.profSpecs[p.Name] = exportSpecs(c, p.Exports, sides)
 		}
@@ -307,10 +287,10 @@ func New(o Options) (*Service, error) {
 
 // exportSpecs are the exports es of configuration c; sides are its
 // links' sides.
-func exportSpecs(c config.Config, es []config.Export, sides map[string]LinkSide) []ExportSpec {
-	var specs []ExportSpec
+func exportSpecs(c config.Config, es []config.Export, sides map[string]export.LinkSide) []export.Spec {
+	var specs []export.Spec
 	for _, e := range es {
-		sp := ExportSpec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides}
+		sp := export.Spec{Name: e.Name, Filter: e.Filter, Link: e.Link, Format: e.Format, Sides: sides}
 		if e.Link != "" {
 			sp.Links = c.LinksOf(e.Link)
 		}
@@ -321,7 +301,7 @@ func exportSpecs(c config.Config, es []config.Export, sides map[string]LinkSide)
 
 // specsFor returns the exports of w's profile: its own, else the
 // top-level ones (also for a recovered window whose profile is gone).
-func (s *Service) specsFor(w *Window) []ExportSpec {
+func (s *Service) specsFor(w *window.Window) []export.Spec {
 	if sp, ok := s.profSpecs[w.Profile]; ok {
 		return sp
 	}
@@ -358,7 +338,7 @@ func deviceMatches(devs []config.Device) []trigger.Match {
 }
 
 // Storage returns the storage manager (for status and tests).
-func (s *Service) Storage() *Storage { return s.storage }
+func (s *Service) Storage() *storage.Manager { return s.storage }
 
 // Run runs everything until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
@@ -379,7 +359,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.showState()
 	goRun("storage", s.storage.Run)
 	goRun("capture", s.capt.Run)
-	if g, ok := s.clock.(*GokrazySync); ok {
+	if g, ok := s.clock.(*clock.GokrazySync); ok {
 		goRun("clock watch", func(ctx context.Context) error { return g.Watch(ctx, s.logf) })
 	}
 	goRun("upload", s.runUploads)
@@ -404,7 +384,7 @@ func (s *Service) Run(ctx context.Context) error {
 	notBefore := map[int]time.Time{}
 	otherRing := map[int]string{} // the ring a held window was last logged as waiting on
 
-	exports := make(chan *Window, 64)
+	exports := make(chan *window.Window, 64)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -423,7 +403,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if len(held) > 0 {
 			if _, _, cur, err := s.storage.RingWithID(); err == nil {
 				now := time.Now()
-				var later []*Window
+				var later []*window.Window
 				for _, w := range held {
 					if !s.fromRing(w, cur) {
 						later = append(later, w)
@@ -486,7 +466,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return ctx.Err()
 		case kp := <-keys:
 			key := trigger.KeyName(kp.Key)
-			s.press(PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.profileOfKey(key), Received: time.Now()})
+			s.press(window.PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.profileOfKey(key), Received: time.Now()})
 		case req := <-s.presses:
 			req.reply <- s.press(req.p)
 		case <-timer.C:
@@ -516,7 +496,7 @@ func (s *Service) Trigger(source, profile string) (status.Press, error) {
 		return status.Press{}, fmt.Errorf("%w: %q", status.ErrNoProfile, profile)
 	}
 	now := time.Now()
-	req := pressReq{p: PressInfo{Time: now, Source: source, Profile: profile, Received: now}, reply: make(chan status.Press, 1)}
+	req := pressReq{p: window.PressInfo{Time: now, Source: source, Profile: profile, Received: now}, reply: make(chan status.Press, 1)}
 	select {
 	case s.presses <- req:
 	case <-time.After(5 * time.Second):
@@ -526,7 +506,7 @@ func (s *Service) Trigger(source, profile string) (status.Press, error) {
 }
 
 // press handles one press from the service goroutine.
-func (s *Service) press(p PressInfo) status.Press {
+func (s *Service) press(p window.PressInfo) status.Press {
 	s.fb.Pressed(s.cfg.Trigger.ProfileIndex(p.Profile) + 1) // first: the customer must hear it within 100 ms
 	p.Synced = s.clock.Synced()
 	s.mu.Lock()
@@ -536,18 +516,18 @@ func (s *Service) press(p PressInfo) status.Press {
 	if n := s.cfg.Status.RecentPresses; n > 0 && len(s.recent) > n {
 		s.recent = s.recent[len(s.recent)-n:]
 	}
-	from, to, due := w.From, w.To, w.due
-	if d != Ignored && w.Ring == "" {
+	from, to, due := w.From, w.To, w.Due()
+	if d != window.Ignored && w.Ring == "" {
 		w.Ring = s.storage.RingID()
 	}
-	var rec *Window
-	if d != Ignored {
-		if bt, ok := bootTime(); ok && s.bootID != "" {
+	var rec *window.Window
+	if d != window.Ignored {
+		if bt, ok := clock.BootTime(); ok && s.bootID != "" {
 			w.BootID, w.EndBoot = s.bootID, bt+time.Until(due)
 		}
-		rec = w.record()
+		rec = w.Clone()
 	}
-	if d == Opened {
+	if d == window.Opened {
 		s.startFollow(w)
 	}
 	s.mu.Unlock()
@@ -567,13 +547,13 @@ func (s *Service) press(p PressInfo) status.Press {
 		key += " [" + p.Profile + "]"
 	}
 	switch d {
-	case Opened:
+	case window.Opened:
 		s.logf("press at %s from %s%s (%s): capture #%d opened, window %s .. %s",
 			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
-	case Extended:
+	case window.Extended:
 		s.logf("press at %s from %s%s (%s): extends capture #%d to %s (%d presses)",
 			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID, to.UTC().Format(time.RFC3339Nano), len(w.Presses))
-	case Ignored:
+	case window.Ignored:
 		s.logf("press at %s from %s%s (%s): ignored, capture #%d is still open (trigger.repeat ignore)",
 			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID)
 	}
@@ -609,7 +589,7 @@ func outputDirs(c *config.Config) []string {
 // short if it did not get there. At shutdown (ctx cancelled) a queued
 // window's wait ends at once, which says nothing about the disk: no lag is
 // reported then.
-func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
+func (s *Service) waitWritten(ctx context.Context, w *window.Window) *export.CaptureLag {
 	// The window's end as the packets' clock reads it now: after an NTP
 	// step backwards the packets since carry earlier times than the end,
 	// which the ring will not reach before the step is caught up.
@@ -647,18 +627,18 @@ func (s *Service) waitWritten(ctx context.Context, w *Window) *CaptureLag {
 	if !until.Before(end) {
 		return nil
 	}
-	return &CaptureLag{WrittenUntil: until.UTC(), Behind: end.Sub(until).Round(time.Millisecond).String(),
+	return &export.CaptureLag{WrittenUntil: until.UTC(), Behind: end.Sub(until).Round(time.Millisecond).String(),
 		Waited: time.Since(start).Round(time.Millisecond).String()}
 }
 
-func (s *Service) export(ctx context.Context, w *Window) {
+func (s *Service) export(ctx context.Context, w *window.Window) {
 	start := time.Now()
-	var man Manifest
+	var man export.Manifest
 	if ctx.Err() != nil {
 		s.deferExport(w)
 		return
 	}
-	var lag *CaptureLag
+	var lag *export.CaptureLag
 	// A window that ended before this run started is in the ring as far
 	// as it will ever be: nothing to wait for.
 	if !w.Recovered || !w.To.Before(s.started) {
@@ -690,7 +670,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 		// would replace complete files with a copy marked recovered.
 		if m := s.savedManifest(dir, w); w.Recovered && m != "" {
 			if c, _ := s.takeFollower(w.ID); c != nil {
-				c.abort()
+				c.Abort()
 			}
 			s.logf("capture #%d: already saved before the restart (%s exists): not saved again, pending record removed", w.ID, m)
 			s.persist <- persistOp{remove: w.ID}
@@ -705,10 +685,10 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.showState()
 			return
 		}
-		w.recording = s.storage.Opened()
+		w.Recording = s.storage.Opened()
 		// Made here, one checked directory at a time: the disk is the
 		// customer's (see checkDir).
-		if err = checkDir(root, s.outputRel(), true); err == nil {
+		if err = storage.CheckDir(root, s.outputRel(), true); err == nil {
 			man, err = s.cut(ctx, ring, cur, w, dir, lag)
 		}
 		if err != nil && ctx.Err() != nil {
@@ -718,7 +698,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 	}
 	var files []string
 	if err != nil {
-		if noRing || retryable(err) {
+		if noRing || export.Retryable(err) {
 			// The ring may still hold the window on a disk that comes
 			// back or gets room: this run tries again after a while, and
 			// the record keeps it for the next start.
@@ -730,7 +710,7 @@ func (s *Service) export(ctx context.Context, w *Window) {
 			s.logf("capture #%d: NOT saved: %v; not retried at the next start (the same export would fail again), pending record removed", w.ID, err)
 			s.persist <- persistOp{remove: w.ID}
 		}
-		s.fb.Fault(FaultNotSaved)
+		s.fb.Fault(feedback.FaultNotSaved)
 	} else {
 		s.persist <- persistOp{remove: w.ID}
 		s.cleanPartials(dir)
@@ -786,15 +766,15 @@ func (s *Service) export(ctx context.Context, w *Window) {
 // cut writes w's files: it completes what w's follower wrote during the
 // window, or continues the files a run before the restart made durable,
 // or else cuts the window out of the ring now.
-func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *Window, dir string, lag *CaptureLag) (Manifest, error) {
+func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *window.Window, dir string, lag *export.CaptureLag) (export.Manifest, error) {
 	c, from := s.takeFollower(w.ID)
-	if c != nil && (from != cur || c.dir != dir) {
-		c.abort() // another ring or root: those files do not continue here
+	if c != nil && (from != cur || c.Dir() != dir) {
+		c.Abort() // another ring or root: those files do not continue here
 		c = nil
 	}
-	if p := w.progress; c == nil && p != nil && p.Ring == cur && p.Dir == dir {
+	if p := w.Progress; c == nil && p != nil && p.Ring == cur && p.Dir == dir {
 		var err error
-		if c, err = openCut(ring, w, s.specsFor(w), s.host, dir, p); err != nil {
+		if c, err = export.Open(ring, w, s.specsFor(w), s.host, dir, p); err != nil {
 			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
 			c = nil
 		} else {
@@ -802,22 +782,22 @@ func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *Win
 		}
 	}
 	if c == nil {
-		return Export(ctx, ring, w, s.specsFor(w), s.host, dir, lag)
+		return export.Cut(ctx, ring, w, s.specsFor(w), s.host, dir, lag)
 	}
-	c.w = w // as it ended, with every press
-	if err := c.step(ctx, ring, w.To, true); err != nil {
+	c.SetWindow(w) // as it ended, with every press
+	if err := c.Step(ctx, ring, w.To, true); err != nil {
 		if ctx.Err() != nil {
 			s.saveProgress(w, c) // the next start continues them
-			c.close()
+			c.Close()
 		} else {
-			c.abort()
-			w.progress = nil
+			c.Abort()
+			w.Progress = nil
 		}
-		return Manifest{}, err
+		return export.Manifest{}, err
 	}
-	man, err := c.finish(lag)
+	man, err := c.Finish(lag)
 	if err != nil {
-		w.progress = nil // finish removed the files
+		w.Progress = nil // finish removed the files
 	}
 	return man, err
 }
@@ -840,8 +820,8 @@ func truncReason(reason string) string {
 // savedManifest returns the path of w's manifest if it is already in dir
 // or, for the upload queue, in the upload's sent folder; "" if not. Files
 // an upload without a sent folder took are gone: that is not knowable here.
-func (s *Service) savedManifest(dir string, w *Window) string {
-	name := filenames.Manifest(FileBase(s.host, w))
+func (s *Service) savedManifest(dir string, w *window.Window) string {
+	name := filenames.Manifest(export.FileBase(s.host, w))
 	dirs := []string{dir}
 	if sent := s.cfg.Upload.SentDir; sent != "" && s.cfg.Storage.Output == config.OutputQueue {
 		if !filepath.IsAbs(sent) {
@@ -857,25 +837,16 @@ func (s *Service) savedManifest(dir string, w *Window) string {
 	return ""
 }
 
-// retryable says whether a failed export may succeed later. Only the
-// failures known to repeat (see setupError) are final: a disk that was
-// full, read-only, failing or pulled mid-export (EIO, ENODEV, ENXIO, a
-// closed file), or an error nobody foresaw, keeps the press.
-func retryable(err error) bool {
-	var se setupError
-	return !errors.As(err, &se)
-}
-
 // fromRing says whether w may be cut from the ring identified by cur: a
 // recovered window only from the ring that recorded it (after a restart
 // the /perm fallback may be open while the USB disk is slow to appear).
 // A window of this run is cut from whatever ring is open.
-func (s *Service) fromRing(w *Window, cur string) bool {
+func (s *Service) fromRing(w *window.Window, cur string) bool {
 	return !w.Recovered || w.Ring == "" || w.Ring == cur
 }
 
 // giveBack hands w back to Run to hold (see retryReq).
-func (s *Service) giveBack(ctx context.Context, w *Window, failed bool) {
+func (s *Service) giveBack(ctx context.Context, w *window.Window, failed bool) {
 	select {
 	case s.retry <- retryReq{w, failed}:
 	case <-ctx.Done():
@@ -895,7 +866,7 @@ func retryDelay(n int) time.Duration {
 
 // deferExport leaves a window queued at shutdown for the next start: its
 // pending record stays.
-func (s *Service) deferExport(w *Window) {
+func (s *Service) deferExport(w *window.Window) {
 	s.logf("capture #%d: the service is stopping before its files were written: its pending record stays, it will be saved at the next start", w.ID)
 	s.mu.Lock()
 	s.saving--
@@ -911,15 +882,15 @@ func (s *Service) persistOne(op persistOp) {
 		s.mu.Lock()
 		unread := s.pendUnread
 		s.mu.Unlock()
-		if unread && !s.pendOwn[id] && s.pend.exists(id) {
-			err = fmt.Errorf("pending record %s is there, from before the start, when the records could not be read: not overwritten", s.pend.path(id))
-		} else if err = s.pend.save(*op.w); err == nil {
+		if unread && !s.pendOwn[id] && s.pend.Exists(id) {
+			err = fmt.Errorf("pending record %s is there, from before the start, when the records could not be read: not overwritten", s.pend.Path(id))
+		} else if err = s.pend.Save(*op.w); err == nil {
 			s.pendOwn[id] = true
 		}
 		if err != nil {
 			s.logf("capture #%d: %v (a restart before its files are written loses the press)", id, err)
 		}
-	} else if err = s.pend.remove(id); err != nil {
+	} else if err = s.pend.Remove(id); err != nil {
 		s.logf("capture #%d: %v (the next start may save the window again)", id, err)
 	}
 	if s.o.OnPending != nil {
@@ -932,23 +903,23 @@ func (s *Service) persistOne(op persistOp) {
 // the others are returned, to be saved once the ring is there. Without a
 // synced clock (no RTC on the Pi) an end cannot be judged: they are saved
 // at once rather than waiting on a clock that may be years off.
-func (s *Service) recover() []*Window {
-	ws, bad, maxID, err := s.pend.load()
+func (s *Service) recover() []*window.Window {
+	ws, bad, maxID, err := s.pend.Load()
 	for _, err := range bad {
 		s.logf("%v", err)
 	}
 	if err != nil {
 		s.logf("RECOVERY FAILED: %v: windows pressed before the restart are not saved in this run (their records stay for the next start); a new record never replaces one left there", err)
-		s.fb.Fault(FaultRecovery)
+		s.fb.Fault(feedback.FaultRecovery)
 	}
 	synced := s.clock.Synced()
 	now := time.Now()
-	var held []*Window
+	var held []*window.Window
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pendUnread = err != nil
 	if err != nil {
-		s.windows.Taken = s.pend.exists
+		s.windows.Taken = s.pend.Exists
 	}
 	s.windows.Reserve(maxID)
 	for _, w := range ws {
@@ -962,7 +933,7 @@ func (s *Service) recover() []*Window {
 		// Within the same boot the boot clock says how long the window
 		// still runs, synced wall clock or not (a crashed service comes
 		// back unsynced under clock.sync gokrazy).
-		if bt, ok := bootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
+		if bt, ok := clock.BootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
 			if left := w.EndBoot - bt; left > 0 {
 				s.windows.RestoreDue(w, time.Now().Add(left))
 				s.startFollow(w)
@@ -996,9 +967,9 @@ func (s *Service) showState() {
 	busy, uploading := s.saving > 0, s.uploading
 	s.mu.Unlock()
 	switch {
-	case st.State == DiskMissing || st.State == DiskFailed || st.State == DiskReadOnly:
+	case st.State == storage.DiskMissing || st.State == storage.DiskFailed || st.State == storage.DiskReadOnly:
 		s.fb.State("no-disk")
-	case st.State == DiskFull:
+	case st.State == storage.DiskFull:
 		s.fb.State("disk-full")
 	case s.missingLink() != "":
 		s.fb.State("no-link")
@@ -1033,7 +1004,7 @@ func (s *Service) Snapshot() status.Snapshot {
 		snap.Devices = append(snap.Devices, status.Device{Path: d.Path, Name: d.Name,
 			Vendor: fmt.Sprintf("%04x", d.Vendor), Product: fmt.Sprintf("%04x", d.Product)})
 	}
-	if st.State != DiskRecording {
+	if st.State != storage.DiskRecording {
 		snap.Faults = append(snap.Faults, "disk: "+st.State+" "+st.Error)
 	}
 	if f := s.missingLink(); f != "" {
@@ -1157,7 +1128,7 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 		case upload.Uploaded:
 			s.fb.Uploaded()
 		case upload.Failed:
-			s.fb.Fault(FaultUpload)
+			s.fb.Fault(feedback.FaultUpload)
 		}
 	})
 	return u, nil

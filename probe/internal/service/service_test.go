@@ -17,14 +17,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/loopdisk"
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/internal/testing/sshdtest"
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
-	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/clock"
+	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
 	"github.com/presscap/presscap/probe/internal/status"
+	"github.com/presscap/presscap/probe/internal/storage"
 	"github.com/presscap/presscap/probe/internal/trigger"
 	"github.com/presscap/presscap/probe/internal/upload"
+	"github.com/presscap/presscap/probe/internal/window"
 )
 
 // r400 is the identity a Logitech R400 gives, decoded from the bytes the
@@ -147,26 +152,26 @@ func testConfig(t *testing.T, iface string) config.Config {
 type runningService struct {
 	svc      *Service
 	fb       *fakeFeedback
-	log      *logBuf
+	log      *testtool.Log
 	exported chan exportResult
 }
 
 type exportResult struct {
-	man  Manifest
+	man  export.Manifest
 	err  error
 	when time.Time
 }
 
-func startService(t *testing.T, c config.Config, clock ClockSync) *runningService {
+func startService(t *testing.T, c config.Config, clk clock.Sync) *runningService {
 	t.Helper()
-	return startServiceWith(t, c, clock, nil)
+	return startServiceWith(t, c, clk, nil)
 }
 
 // startServiceWith is startService with options changed by opt.
-func startServiceWith(t *testing.T, c config.Config, clock ClockSync, opt func(*Options)) *runningService {
+func startServiceWith(t *testing.T, c config.Config, clk clock.Sync, opt func(*Options)) *runningService {
 	t.Helper()
 	r, _ := startStoppable(t, c, func(o *Options) {
-		o.Clock = clock
+		o.Clock = clk
 		if opt != nil {
 			opt(o)
 		}
@@ -178,10 +183,10 @@ func startServiceWith(t *testing.T, c config.Config, clock ClockSync, opt func(*
 // (the service's ctx cancelled, as at a reboot), waiting for Run to end.
 func startStoppable(t *testing.T, c config.Config, opt func(*Options)) (*runningService, func()) {
 	t.Helper()
-	r := &runningService{fb: &fakeFeedback{}, log: &logBuf{t: t}, exported: make(chan exportResult, 8)}
-	o := Options{Config: c, Logf: r.log.logf, Feedback: r.fb, Identify: r400,
+	r := &runningService{fb: &fakeFeedback{}, log: &testtool.Log{T: t}, exported: make(chan exportResult, 8)}
+	o := Options{Config: c, Logf: r.log.Logf, Feedback: r.fb, Identify: r400,
 		ExportDelay: 500 * time.Millisecond,
-		OnExport:    func(m Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
+		OnExport:    func(m export.Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
 	if opt != nil {
 		opt(&o)
 	}
@@ -213,7 +218,7 @@ func startStoppable(t *testing.T, c config.Config, opt func(*Options)) (*running
 // returns the sender, 60 test frames and the link's written count.
 func warmUp(t *testing.T, r *runningService, pair *netnstest.Pair) (*netnstest.Sender, [][]byte, uint64) {
 	t.Helper()
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	sender := pair.NewSender(t)
 	frames := netnstest.Frames(60)
 	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
@@ -244,38 +249,11 @@ type pkt struct {
 
 func readPCAP(t *testing.T, path string) []pkt {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapfile.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 	var out []pkt
-	for {
-		p, err := r.Next()
-		if err != nil {
-			break
-		}
-		out = append(out, pkt{p.Time, p.OrigLen, append([]byte(nil), p.Data...)})
+	for _, p := range pcapfiletest.Read(t, path) {
+		out = append(out, pkt{p.Time, p.OrigLen, p.Data})
 	}
 	return out
-}
-
-// validate checks a file with Wireshark's tools and returns tshark's count.
-func validate(t *testing.T, path string) int {
-	t.Helper()
-	netnstest.Require(t, "capinfos", "tshark")
-	if out, err := exec.Command("capinfos", "-M", path).CombinedOutput(); err != nil {
-		t.Fatalf("capinfos %s: %v\n%s", path, err, out)
-	}
-	out, err := exec.Command("tshark", "-n", "-r", path, "-T", "fields", "-e", "frame.number").Output()
-	if err != nil {
-		t.Fatalf("tshark -r %s: %v", path, err)
-	}
-	return len(strings.Fields(string(out)))
 }
 
 // TestEndToEnd: the service captures on a veth pair, two presenter presses
@@ -285,13 +263,13 @@ func validate(t *testing.T, path string) int {
 func TestEndToEnd(t *testing.T) {
 	netnstest.Require(t, "ip", "tcpdump", "capinfos", "tshark", "mkfs.ext4", "losetup")
 	pair := netnstest.NewPair(t)
-	disk := newLoopDisk(t, 160, false)
+	disk := loopdisk.New(t, 160, false)
 
 	// A third filter tests the length as tcpdump -i sees it: without the
 	// VLAN tag the kernel took out (a tagged 500-byte frame is 496 live).
 	filters := map[string]string{"plain": "ether proto 0x88b5", "vlan10": "vlan 10", "big": "greater 498"}
 	c := testConfig(t, pair.Host)
-	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Storage.Label, c.Storage.DevDir = disk.Label, disk.DevDir
 	c.Exports = []config.Export{{Name: "plain", Filter: filters["plain"]}, {Name: "vlan10", Filter: filters["vlan10"]}, {Name: "big", Filter: filters["big"]}}
 
 	oracles := map[string]*netnstest.Tcpdump{}
@@ -299,7 +277,7 @@ func TestEndToEnd(t *testing.T) {
 		oracles[name] = netnstest.StartTcpdump(t, pair.Host, 262144, expr)
 	}
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	pres := plugPresenter(t, c.Trigger.InputDir)
 	testtool.WaitFor(t, "the presenter", 20*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 
@@ -419,14 +397,14 @@ func TestEndToEnd(t *testing.T) {
 				break
 			}
 		}
-		if n := validate(t, path); n != len(got) {
+		if n := pcapfiletest.Validate(t, path); n != len(got) {
 			t.Errorf("%s: tshark reads %d packets, we wrote %d", mf.Name, n, len(got))
 		}
 	}
 	if len(m.Files) != 3 {
 		t.Fatalf("manifest lists %d files", len(m.Files))
 	}
-	var mj Manifest
+	var mj export.Manifest
 	b, err := os.ReadFile(filepath.Join(dir, "probetest_"+p1.UTC().Format("20060102T150405.000Z")+"_manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -449,8 +427,8 @@ func TestPressBeforeClockSync(t *testing.T) {
 	pair := netnstest.NewPair(t)
 	c := permConfig(t, pair.Host)
 	c.Exports = append(c.Exports, config.Export{Name: "ng", Format: "pcapng"})
-	r := startService(t, c, Fixed(false))
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	r := startService(t, c, clock.Fixed(false))
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	sender := pair.NewSender(t)
 	if err := sender.Send(netnstest.Frames(5)...); err != nil {
 		t.Fatal(err)
@@ -473,9 +451,9 @@ func TestPressBeforeClockSync(t *testing.T) {
 	if !strings.Contains(f, "-unsynced_all.pcap") {
 		t.Errorf("file name %s does not say unsynced", f)
 	}
-	validate(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, f))
+	pcapfiletest.Validate(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, f))
 	ng := filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, res.man.Files[1].File)
-	if !strings.HasSuffix(ng, "-unsynced_ng.pcapng") || validate(t, ng) != int(res.man.Files[1].Packets) {
+	if !strings.HasSuffix(ng, "-unsynced_ng.pcapng") || pcapfiletest.Validate(t, ng) != int(res.man.Files[1].Packets) {
 		t.Errorf("pcapng export %s", ng)
 	}
 	if out, _ := exec.Command("capinfos", ng).CombinedOutput(); !strings.Contains(string(out), "not NTP-synced") {
@@ -493,7 +471,7 @@ func TestPressWithoutDisk(t *testing.T) {
 	pair := netnstest.NewPair(t)
 	c := testConfig(t, pair.Host)
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "no disk", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskMissing })
+	testtool.WaitFor(t, "no disk", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskMissing })
 	pres := plugPresenter(t, c.Trigger.InputDir)
 	testtool.WaitFor(t, "the presenter", 20*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 	pres.press(t, trigger.KeyDot)
@@ -539,7 +517,7 @@ func TestUploadAfterCapture(t *testing.T) {
 	c.Upload.HostKey = srv.KnownHostsLine()
 	c.Upload.AfterCapture = true
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	if err := sender.Send(netnstest.Frames(3)...); err != nil {
 		t.Fatal(err)
 	}
@@ -635,11 +613,11 @@ func statusPage(t *testing.T, svc *Service) string {
 func TestDiskFullAtExport(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
-	disk := newLoopDisk(t, 160, false)
+	disk := loopdisk.New(t, 160, false)
 	c := testConfig(t, pair.Host)
-	c.Storage.Label, c.Storage.DevDir = disk.label, disk.devDir
+	c.Storage.Label, c.Storage.DevDir = disk.Label, disk.DevDir
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	sender := pair.NewSender(t)
 	if err := sender.Send(netnstest.Frames(50)...); err != nil {
 		t.Fatal(err)
@@ -679,7 +657,7 @@ func TestDiskFullAtExport(t *testing.T) {
 		t.Errorf("no fault shown or logged:\n%s", r.log)
 	}
 	// A full disk may get room: the record stays, and this run tries again.
-	rec := filepath.Join(c.Storage.StateDir, PendingDirName, "1.json")
+	rec := filepath.Join(c.Storage.StateDir, window.PendingDirName, "1.json")
 	if _, err := os.Stat(rec); err != nil || !strings.Contains(r.log.String(), "it is tried again once the ring is there") {
 		t.Errorf("pending record after a save that failed on a full disk: %v\n%s", err, r.log)
 	}
@@ -714,7 +692,7 @@ func TestMissingLink(t *testing.T) {
 	netnstest.Require(t, "ip")
 	c := permConfig(t, "pcnosuch"+netnstest.RandomSuffix(4))
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	testtool.WaitFor(t, "the no-link LED", 20*time.Second, func() bool {
 		r.fb.mu.Lock()
 		defer r.fb.mu.Unlock()
@@ -820,7 +798,7 @@ func TestRingRules(t *testing.T) {
 	c.Ring.Rules = []config.RingRule{{Filter: "vlan 10", Discard: true}}
 	oracle := netnstest.StartTcpdump(t, pair.Host, 128, "not vlan 10")
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	sender := pair.NewSender(t)
 	frames := netnstest.Frames(60)
 	testtool.WaitFor(t, "packets in the ring", 20*time.Second, func() bool {
@@ -860,12 +838,12 @@ func TestRingRules(t *testing.T) {
 
 // windowHolds is a Settle condition: tcpdump has written at least n
 // packets inside the manifest's window (as many as were sent in it).
-func windowHolds(m Manifest, n int) func([]netnstest.Packet) bool {
+func windowHolds(m export.Manifest, n int) func([]netnstest.Packet) bool {
 	return func(ps []netnstest.Packet) bool { return len(inWindow(ps, m)) >= n }
 }
 
 // inWindow returns the packets of ps inside the manifest's window.
-func inWindow(ps []netnstest.Packet, m Manifest) []netnstest.Packet {
+func inWindow(ps []netnstest.Packet, m export.Manifest) []netnstest.Packet {
 	var out []netnstest.Packet
 	for _, q := range ps {
 		if q.Time >= m.From.UnixNano() && q.Time < m.To.UnixNano() {
@@ -889,7 +867,7 @@ func TestExportPerLink(t *testing.T) {
 	oa := netnstest.StartTcpdump(t, a.Host, 262144, "")
 	ob := netnstest.StartTcpdump(t, b.Host, 262144, "")
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	frames := netnstest.Frames(40)
 	testtool.WaitFor(t, "both links in the ring", 20*time.Second, func() bool {
 		sa.Send(frames[0])
@@ -990,7 +968,7 @@ func TestAfterZeroIntoStorageRoot(t *testing.T) {
 			t.Fatalf("packet %d at %d is not before the press at %d", i, got[i].ts, p.Time.UnixNano())
 		}
 	}
-	if n := validate(t, path); n != len(got) {
+	if n := pcapfiletest.Validate(t, path); n != len(got) {
 		t.Errorf("tshark reads %d packets, we wrote %d", n, len(got))
 	}
 	if _, err := os.Stat(filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, m.Files[0].File)); err == nil {

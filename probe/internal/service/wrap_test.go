@@ -15,6 +15,8 @@ import (
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/storage"
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -80,7 +82,7 @@ func TestFastLineKeepsWindow(t *testing.T) {
 			c.Exports = []config.Export{{Name: "all"}}
 			oracle := netnstest.StartTcpdumpBuffer(t, pair.Host, 262144, "", oracleBufKiB)
 			r := startService(t, c, nil)
-			testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+			testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 
 			// 6 loops of 1.5 s: the ring wraps after about 2 s; the
 			// press comes at 3.5 s, its window ends at 4.5 s, the
@@ -221,12 +223,12 @@ func TestSeparateWindowsFollowOnTheirOwn(t *testing.T) {
 	pcap := writeJumboPcap(t, 3000)
 	pair := jumboPair(t)
 	c := permConfig(t, pair.Host)
-	c.Trigger.Repeat = RepeatSeparate
+	c.Trigger.Repeat = window.RepeatSeparate
 	c.Trigger.After = config.Duration(3 * time.Second)
 	c.Exports = []config.Export{{Name: "all"}}
 	oracle := netnstest.StartTcpdumpBuffer(t, pair.Host, 262144, "", oracleBufKiB)
 	r := startService(t, c, nil)
-	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == DiskRecording })
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	const pps = 300 // 3000 frames: 10 s
 	rp := startReplay(t, pair, pcap, pps, 1)
 	time.Sleep(2 * time.Second)

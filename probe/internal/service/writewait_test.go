@@ -15,6 +15,8 @@ import (
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/capture"
+	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -117,7 +119,7 @@ func stalledEnd(t *testing.T, writeWait time.Duration, waitOut bool) stalledRun 
 	if waitOut {
 		// Still stalled: a window's wait reports the lag, except at
 		// shutdown, where the wait ends at once and says nothing of the disk.
-		w := &Window{ID: 99, From: p.Time, To: to}
+		w := &window.Window{ID: 99, From: p.Time, To: to}
 		if lag := r.svc.waitWritten(context.Background(), w); lag == nil {
 			t.Errorf("waitWritten with the writer stalled reported no lag")
 		}
@@ -167,7 +169,7 @@ func TestExportWaitsForStalledWriter(t *testing.T) {
 				t.Fatalf("packet %d: file ts %d len %d, tcpdump ts %d len %d", i, g.ts, len(g.data), w.Time, len(w.Data))
 			}
 		}
-		if n := validate(t, run.path); n != 50 {
+		if n := pcapfiletest.Validate(t, run.path); n != 50 {
 			t.Errorf("tshark reads %d packets, want 50", n)
 		}
 		if !strings.Contains(run.log, "waited") {

@@ -1,4 +1,8 @@
-package service
+// Package export cuts a capture window out of the ring into one file per
+// export filter, with the capture report and a manifest beside them: the
+// files are written under hidden partial names while the window is open and
+// appear under their final names, manifest last, when it is complete.
+package export
 
 import (
 	"bytes"
@@ -10,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,12 +23,13 @@ import (
 	"github.com/presscap/presscap/probe/internal/filter"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/probe/internal/report"
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 	"golang.org/x/sys/unix"
 )
 
-// ExportSpec is one file per window.
-type ExportSpec struct {
+// Spec is one file per window.
+type Spec struct {
 	Name   string
 	Filter string // tcpdump expression; "" keeps every packet
 	Link   string // only this link's packets; "" = all links
@@ -38,7 +44,7 @@ type ExportSpec struct {
 }
 
 // selects says whether the export, with a Link, takes the ring link.
-func (e ExportSpec) selects(link string) bool {
+func (e Spec) selects(link string) bool {
 	if e.Links == nil {
 		return link == e.Link
 	}
@@ -62,13 +68,13 @@ type ManifestLink struct {
 type Manifest struct {
 	Host string `json:"host"`
 	// Profile is the button's meaning (trigger.profiles); absent without.
-	Profile     string         `json:"profile,omitempty"`
-	PressTime   time.Time      `json:"press_time"`
-	Presses     []PressInfo    `json:"presses"`
-	From        time.Time      `json:"window_from"`
-	To          time.Time      `json:"window_to"`
-	ClockSynced bool           `json:"clock_synced"`
-	Files       []ManifestFile `json:"files"`
+	Profile     string             `json:"profile,omitempty"`
+	PressTime   time.Time          `json:"press_time"`
+	Presses     []window.PressInfo `json:"presses"`
+	From        time.Time          `json:"window_from"`
+	To          time.Time          `json:"window_to"`
+	ClockSynced bool               `json:"clock_synced"`
+	Files       []ManifestFile     `json:"files"`
 	// Links are the ring's links with their sides (network.ports), so
 	// that "before" is told from "behind"; absent in single mode.
 	Links []ManifestLink `json:"links,omitempty"`
@@ -122,7 +128,7 @@ type ManifestFile struct {
 
 // FileBase is "<hostname>_<stamp>[_<profile>]", the start of every file of a window
 // (see package filenames).
-func FileBase(host string, w *Window) string {
+func FileBase(host string, w *window.Window) string {
 	return filenames.WithProfile(filenames.Base(host, w.First().Time, w.Synced()), w.Profile)
 }
 
@@ -135,8 +141,17 @@ type setupError struct{ err error }
 func (e setupError) Error() string { return e.err.Error() }
 func (e setupError) Unwrap() error { return e.err }
 
+// Retryable says whether a failed export may succeed later. Only the
+// failures known to repeat (see setupError) are final: a disk that was
+// full, read-only, failing or pulled mid-export (EIO, ENODEV, ENXIO, a
+// closed file), or an error nobody foresaw, keeps the press.
+func Retryable(err error) bool {
+	var se setupError
+	return !errors.As(err, &se)
+}
+
 type exportFile struct {
-	spec    ExportSpec
+	spec    Spec
 	m       *filter.Matcher
 	links   map[uint16]int // ring link id → interface index in the file
 	tmp     *os.File
@@ -148,41 +163,15 @@ type exportFile struct {
 	bytes   uint64
 }
 
-// Progress is how far a window's files were written and made durable: the
-// pending record keeps it, so that a restart continues the files from there
-// instead of cutting again from a ring that may no longer hold the start.
-type Progress struct {
-	Ring  string      `json:"ring"` // the ring read (Storage.RingID)
-	Dir   string      `json:"dir"`  // where the files are written
-	Pos   ringfs.Pos  `json:"pos"`
-	Files []FileState `json:"files"`
-	Drops uint64      `json:"drops"`
-	// What the ring lacked so far (see ringfs.ReadStats).
-	Corrupt   int    `json:"corrupt_blocks,omitempty"`
-	Truncated bool   `json:"truncated,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	Oldest    int64  `json:"ring_oldest_ns,omitempty"`
-	Missing   int64  `json:"missing_ns,omitempty"`
-}
-
-// FileState is one partial file: its durable length and what it holds.
-type FileState struct {
-	Name    string `json:"name"` // the export's name
-	Size    int64  `json:"size"`
-	Header  int64  `json:"header"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
-}
-
-// cut is a window's files being written: opened at the press, fed the
+// Files are a window's files being written: opened at the press, fed the
 // window's packets in steps as the ring records them (Follow), finished
 // (renamed, manifest) after the window's end.
-type cut struct {
-	w     *Window
+type Files struct {
+	w     *window.Window
 	host  string
 	dir   string
 	files []*exportFile
-	prog  Progress // Files and the counters are filled by sync
+	prog  window.Progress // Files and the counters are filled by sync
 	links []ManifestLink
 	st    ringfs.ReadStats
 	// an analyses the packets the files take, in the same pass; after a
@@ -198,15 +187,16 @@ type cut struct {
 // itself (see writeback).
 const writebackChunk = 1 << 20
 
-// partialName is the name a window's file has while it is written: hidden
+// PartialName is the name a window's file has while it is written: hidden
 // (the upload skips it) and the same after a restart.
-func partialName(base string, spec ExportSpec) string {
-	return partialPrefix + filenames.Capture(base, spec.Name, formatOf(spec))
+func PartialName(base string, spec Spec) string {
+	return PartialPrefix + filenames.Capture(base, spec.Name, formatOf(spec))
 }
 
-const partialPrefix = ".partial-"
+// PartialPrefix starts the name of every partial file.
+const PartialPrefix = ".partial-"
 
-func formatOf(spec ExportSpec) string {
+func formatOf(spec Spec) string {
 	if spec.Format == "" {
 		return "pcap"
 	}
@@ -230,13 +220,13 @@ func (s *skipWriter) Write(b []byte) (int, error) {
 	return k + n, err
 }
 
-// openCut creates (or, with prog, reopens where prog left them) w's
+// Open creates (or, with prog, reopens where prog left them) w's
 // partial files in dir.
-func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, prog *Progress) (*cut, error) {
+func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, prog *window.Progress) (*Files, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	c := &cut{w: w, host: host, dir: dir}
+	c := &Files{w: w, host: host, dir: dir}
 	if prog != nil {
 		c.prog = *prog
 		c.st = ringfs.ReadStats{Drops: prog.Drops, Corrupt: prog.Corrupt, Truncated: prog.Truncated,
@@ -246,11 +236,11 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 		}
 	}
 	c.prog.Dir = dir
-	if !w.recording.IsZero() && !c.prog.Pos.Started {
+	if !w.Recording.IsZero() && !c.prog.Pos.Started {
 		// A ring recording since before the window's start that never
 		// wrapped lacks nothing: the line was quiet before its oldest
 		// packet.
-		c.prog.Pos.Since = w.recording.UnixNano()
+		c.prog.Pos.Since = w.Recording.UnixNano()
 	}
 	base := FileBase(host, w)
 	links := ring.Links()
@@ -273,7 +263,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 			// capture put the outer VLAN tag back into the stored frame.
 			m, err := filter.NewLiveMatcher(spec.Filter)
 			if err != nil {
-				c.abort()
+				c.Abort()
 				return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{err})
 			}
 			f.m = m
@@ -289,16 +279,16 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 				Description: sd.Side, Inbound: sd.Inbound})
 		}
 		if len(ifaces) == 0 {
-			c.abort()
+			c.Abort()
 			return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
 		}
 		f.final = filepath.Join(dir, filenames.Capture(base, spec.Name, formatOf(spec)))
-		path := filepath.Join(dir, partialName(base, spec))
+		path := filepath.Join(dir, PartialName(base, spec))
 		var out io.Writer
 		if prog != nil {
 			fs := prog.Files[i]
 			if fs.Name != spec.Name {
-				c.abort()
+				c.Abort()
 				return nil, fmt.Errorf("resume: partial file %d is export %q, configured is %q", i, fs.Name, spec.Name)
 			}
 			// The disk is the customer's: nothing there is followed,
@@ -319,7 +309,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 				}
 			}
 			if err != nil {
-				c.abort()
+				c.Abort()
 				return nil, fmt.Errorf("resume export %s: %w", spec.Name, err)
 			}
 			f.packets, f.bytes, f.hdrLen, f.wb = fs.Packets, fs.Bytes, fs.Header, fs.Size
@@ -330,7 +320,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 			os.Remove(path)
 			tmp, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 			if err != nil {
-				c.abort()
+				c.Abort()
 				return nil, fmt.Errorf("export %s: %w", spec.Name, err)
 			}
 			f.tmp = tmp
@@ -348,7 +338,7 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 			}
 		}
 		if err != nil {
-			c.abort()
+			c.Abort()
 			var errno syscall.Errno
 			var pe *os.PathError
 			if !errors.As(err, &errno) && !errors.As(err, &pe) {
@@ -362,10 +352,10 @@ func openCut(ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string,
 	return c, nil
 }
 
-// step writes the window's packets the ring holds beyond the last step
+// Step writes the window's packets the ring holds beyond the last step
 // (all of them up to now with push; see ringfs.Ring.Follow). to is the
 // window's end as it stands (a press may extend it).
-func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bool) error {
+func (c *Files) Step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bool) error {
 	st, err := ring.Follow(ctx, c.w.From.UnixNano(), to.UnixNano(), &c.prog.Pos, push, func(r ringfs.Record) error {
 		taken := false
 		defer func() {
@@ -421,7 +411,7 @@ func (c *cut) step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bo
 // pages builds up to be flushed at normal priority later. First it waits
 // (up to a second) while the ring's writer has blocks queued for the disk:
 // the capture's writes come first, also on a disk without I/O priorities.
-func (c *cut) writeback(ctx context.Context, ring *ringfs.Ring) error {
+func (c *Files) writeback(ctx context.Context, ring *ringfs.Ring) error {
 	c.unflushed = 0
 	for end := time.Now().Add(time.Second); ring.Behind() && time.Now().Before(end) && ctx.Err() == nil; {
 		time.Sleep(5 * time.Millisecond)
@@ -445,9 +435,9 @@ func (c *cut) writeback(ctx context.Context, ring *ringfs.Ring) error {
 	return nil
 }
 
-// sync makes the files durable as far as they are written and returns the
+// Sync makes the files durable as far as they are written and returns the
 // progress a restart may continue from.
-func (c *cut) sync() (Progress, error) {
+func (c *Files) Sync() (window.Progress, error) {
 	p := c.prog
 	p.Files = nil
 	for _, f := range c.files {
@@ -461,15 +451,26 @@ func (c *cut) sync() (Progress, error) {
 		if err != nil {
 			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
 		}
-		p.Files = append(p.Files, FileState{Name: f.spec.Name, Size: size, Header: f.hdrLen, Packets: f.packets, Bytes: f.bytes})
+		p.Files = append(p.Files, window.FileState{Name: f.spec.Name, Size: size, Header: f.hdrLen, Packets: f.packets, Bytes: f.bytes})
 	}
 	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Oldest, p.Missing =
 		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, c.st.Oldest, c.st.Missing
 	return p, safefile.SyncDir(c.dir)
 }
 
-// close closes the partial files and leaves them for a later start.
-func (c *cut) close() {
+// SetWindow gives the files the window as it ended, with every press: the
+// manifest says so.
+func (c *Files) SetWindow(w *window.Window) { c.w = w }
+
+// SetRing records the identity of the ring the files are read from, for
+// a restart to continue only from that ring.
+func (c *Files) SetRing(id string) { c.prog.Ring = id }
+
+// Dir is where the files are written.
+func (c *Files) Dir() string { return c.dir }
+
+// Close closes the partial files and leaves them for a later start.
+func (c *Files) Close() {
 	for _, f := range c.files {
 		if f.tmp != nil {
 			f.tmp.Close()
@@ -478,8 +479,8 @@ func (c *cut) close() {
 	}
 }
 
-// abort closes the partial files and removes them.
-func (c *cut) abort() {
+// Abort closes the partial files and removes them.
+func (c *Files) Abort() {
 	for _, f := range c.files {
 		if f.tmp != nil {
 			f.tmp.Close()
@@ -489,9 +490,9 @@ func (c *cut) abort() {
 	}
 }
 
-// finish completes the files under their final names and writes the
+// Finish completes the files under their final names and writes the
 // manifest. lag, if not nil, goes into the manifest.
-func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
+func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 	w := c.w
 	man := Manifest{Host: c.host, Profile: c.w.Profile, PressTime: w.First().Time.UTC(), Presses: w.Presses,
 		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
@@ -502,8 +503,8 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	man.Drops, man.CorruptBlocks = c.st.Drops, c.st.Corrupt
 	man.noteLoss(w, c.st)
 	for _, f := range c.files {
-		if err := finish(f); err != nil {
-			c.abort()
+		if err := finishFile(f); err != nil {
+			c.Abort()
 			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
 		}
 	}
@@ -519,14 +520,14 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 				"the report covers only the packets read after the restart (the files hold them all).")
 		}
 		if err := report.WriteHTML(&page, man.Summary, "Capture report: "+base); err != nil {
-			c.abort()
+			c.Abort()
 			return man, fmt.Errorf("export report: %w", err)
 		}
 	}
 	// Only now do the final names appear.
 	for _, f := range c.files {
 		if err := os.Rename(f.tmp.Name(), f.final); err != nil {
-			c.abort()
+			c.Abort()
 			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
 		}
 		f.tmp = nil
@@ -550,31 +551,31 @@ func (c *cut) finish(lag *CaptureLag) (Manifest, error) {
 	return man, safefile.SyncDir(c.dir)
 }
 
-// Export cuts the window out of ring into one file per spec in dir, then
+// Cut cuts the window out of ring into one file per spec in dir, then
 // writes the manifest. Every file is written under a temporary name,
 // synced and renamed, so dir never holds a partial file under a final name.
 // lag, if not nil, goes into the manifest: the capture had not written the
 // whole window yet.
-func Export(ctx context.Context, ring *ringfs.Ring, w *Window, specs []ExportSpec, host, dir string, lag *CaptureLag) (Manifest, error) {
-	c, err := openCut(ring, w, specs, host, dir, nil)
+func Cut(ctx context.Context, ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, lag *CaptureLag) (Manifest, error) {
+	c, err := Open(ring, w, specs, host, dir, nil)
 	if err != nil {
 		return Manifest{}, err
 	}
-	if err := c.step(ctx, ring, w.To, true); err != nil {
-		c.abort()
+	if err := c.Step(ctx, ring, w.To, true); err != nil {
+		c.Abort()
 		return Manifest{}, err
 	}
-	return c.finish(lag)
+	return c.Finish(lag)
 }
 
 // noteLoss puts what the ring lacked of w into the manifest. A ring that
 // began recording in this run after the start (a restart, a new disk)
 // lacks the time before, whatever older packets it still holds.
-func (m *Manifest) noteLoss(w *Window, st ringfs.ReadStats) {
+func (m *Manifest) noteLoss(w *window.Window, st ringfs.ReadStats) {
 	from := w.From.UnixNano()
-	if !st.Truncated && !w.Recovered && w.recording.After(w.From) {
+	if !st.Truncated && !w.Recovered && w.Recording.After(w.From) {
 		st.Truncated, st.Reason = true, ringfs.ReasonYounger
-		st.Oldest, st.Missing = w.recording.UnixNano(), min(w.recording.UnixNano(), w.To.UnixNano())-from
+		st.Oldest, st.Missing = w.Recording.UnixNano(), min(w.Recording.UnixNano(), w.To.UnixNano())-from
 	}
 	if !st.Truncated {
 		return
@@ -586,7 +587,7 @@ func (m *Manifest) noteLoss(w *Window, st ringfs.ReadStats) {
 	m.Missing = time.Duration(st.Missing).Round(time.Millisecond).String()
 }
 
-func finish(f *exportFile) error {
+func finishFile(f *exportFile) error {
 	if err := f.pw.Flush(); err != nil {
 		return err
 	}
@@ -594,4 +595,39 @@ func finish(f *exportFile) error {
 		return err
 	}
 	return f.tmp.Close()
+}
+
+// KeptPartial says whether the partial file name belongs to one of the
+// windows with these file bases.
+func KeptPartial(name string, bases []string) bool {
+	for _, b := range bases {
+		if strings.HasPrefix(name, PartialPrefix+b+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+// A window's files are written from the press on, not after its end: the
+// part of the window already in the ring ([press − before, press)) is read
+// at once, before a fast line makes the ring overwrite it, and the rest is
+// followed as the capture writes it. Each window has its own follower, so a
+// long window never holds up another's save.
+const (
+	// FollowStep is how often a follower reads what the ring gained.
+	FollowStep = 250 * time.Millisecond
+	// FollowSync is how often it makes its files durable and records how
+	// far they go in the pending record, for a restart to continue there.
+	FollowSync = 2 * time.Second
+)
+
+// IOPrioIdle puts the calling thread's disk I/O in the idle class: a
+// save's reads and writes wait while the ring's writer uses the disk.
+func IOPrioIdle() error {
+	const whoProcess, classIdle, classShift = 1, 3, 13
+	_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, whoProcess, 0, classIdle<<classShift)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }

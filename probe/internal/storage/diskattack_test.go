@@ -1,4 +1,4 @@
-package service
+package storage
 
 import (
 	"os"
@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/loopdisk"
 	"github.com/presscap/presscap/internal/testing/netnstest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/ringfs"
 	"golang.org/x/sys/unix"
 )
@@ -17,15 +19,15 @@ import (
 // exfat without them in the running kernel (this test machine's has
 // neither) with FUSE's fusefat or exfat-fuse: a real FAT or exFAT file
 // system either way, with its folding of case. fuse says which.
-func mountDisk(t *testing.T, d *loopDisk, fstype, dir string) (fuse bool) {
+func mountDisk(t *testing.T, d *loopdisk.Disk, fstype, dir string) (fuse bool) {
 	t.Helper()
 	if fstype == "ext4" || kernelHas(fstype) {
-		mustDo(t, unix.Mount(d.loop, dir, fstype, 0, ""))
+		mustDo(t, unix.Mount(d.Loop, dir, fstype, 0, ""))
 		return false
 	}
 	cmd := map[string][]string{"vfat": {"fusefat", "-o", "rw+"}, "exfat": {"mount.exfat-fuse"}}[fstype]
 	netnstest.Require(t, cmd[0])
-	if out, err := exec.Command(cmd[0], append(cmd[1:], d.loop, dir)...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(cmd[0], append(cmd[1:], d.Loop, dir)...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmd[0], err, out)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
@@ -198,7 +200,7 @@ func TestDiskAttacksRefused(t *testing.T) {
 	for _, fstype := range []string{"ext4", "vfat", "exfat"} {
 		for _, a := range attacks[fstype] {
 			t.Run(fstype+"/"+a.name, func(t *testing.T) {
-				d := newLoopDiskFS(t, fstype, 160, false)
+				d := loopdisk.NewFS(t, fstype, 160, false)
 				mnt, outside := t.TempDir(), t.TempDir()
 				fuse := mountDisk(t, d, fstype, mnt)
 				if a.lay != nil {
@@ -210,7 +212,7 @@ func TestDiskAttacksRefused(t *testing.T) {
 				cfg.FSTypes = []string{fstype}
 				if fstype == "exfat" {
 					// ReadLabel knows ext and FAT labels only.
-					cfg.Finder = DiskFinder{Device: filepath.Join(d.devDir, d.name)}
+					cfg.Finder = DiskFinder{Device: filepath.Join(d.DevDir, d.Name)}
 				}
 				cfg.Dirs = []string{"captures", "upload-queue"}
 				cfg.Retry = time.Hour // one look: the check below mounts the disk
@@ -220,8 +222,8 @@ func TestDiskAttacksRefused(t *testing.T) {
 					mustDo(t, os.MkdirAll(cfg.MountPoint, 0o755))
 					mountDisk(t, d, fstype, cfg.MountPoint)
 				}
-				log := logBuf{t: t}
-				s := NewStorage(cfg, log.logf)
+				log := testtool.Log{T: t}
+				s := New(cfg, log.Logf)
 				runStorage(t, s)
 				// Mounted by the probe (kernel), or found mounted and
 				// remounted (FUSE): the flags hold either way.
@@ -293,14 +295,14 @@ func TestDiskSecondWall(t *testing.T) {
 				target = filepath.Join(outside, "gokr-pw.txt")
 			}
 			mustDo(t, os.Symlink(target, filepath.Join(perm, c.link)))
-			cfg := StorageConfig{
+			cfg := Config{
 				Finder:       DiskFinder{SysBlock: t.TempDir(), DevDir: t.TempDir(), Label: "NOSUCHLABEL"},
 				MountPoint:   filepath.Join(t.TempDir(), "mnt"),
 				FallbackPerm: true, PermDir: perm,
 				RingDir: "ring", Dirs: []string{"upload-queue"},
 				RingSize: ringfs.MinSize, Retry: time.Hour, Links: []string{"eth0"},
 			}
-			s := NewStorage(cfg, t.Logf)
+			s := New(cfg, t.Logf)
 			runStorage(t, s)
 			st := waitState(t, s, DiskFailed)
 			if !strings.Contains(st.Error, c.want) || !errorsIsRefused(st.Error) {

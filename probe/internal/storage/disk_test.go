@@ -1,9 +1,8 @@
-package service
+package storage
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,110 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/loopdisk"
 	"github.com/presscap/presscap/internal/testing/netnstest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/ringfs"
 	"golang.org/x/sys/unix"
 )
 
-// loopDisk is an ext4 filesystem in a file, attached to a loop device,
-// with its node copied into a private dev directory so that the finder
-// sees only it (and the test can "pull" it by removing the node).
-type loopDisk struct {
-	loop   string // /dev/loopN
-	name   string // loopN
-	devDir string
-	rdev   uint64
-	label  string
-}
-
-func newLoopDisk(t *testing.T, sizeMiB int, readOnly bool) *loopDisk {
-	t.Helper()
-	return newLoopDiskFS(t, "ext4", sizeMiB, readOnly)
-}
-
-// newLoopDiskFS is newLoopDisk with fstype "ext4", "vfat" (FAT32) or
-// "exfat".
-func newLoopDiskFS(t *testing.T, fstype string, sizeMiB int, readOnly bool) *loopDisk {
-	t.Helper()
-	mkfs := map[string]string{"ext4": "mkfs.ext4", "vfat": "mkfs.vfat", "exfat": "mkfs.exfat"}[fstype]
-	netnstest.Require(t, mkfs, "losetup")
-	img := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	label := "PC" + strings.ToUpper(netnstest.RandomSuffix(8))
-	args := []string{"-q", "-F", "-L", label, "-m", "0", img}
-	switch fstype {
-	case "vfat":
-		args = []string{"-F", "32", "-n", label, img}
-	case "exfat":
-		args = []string{"-L", label, img}
-	}
-	if out, err := exec.Command(mkfs, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", mkfs, err, out)
-	}
-	args = []string{"--find", "--show"}
-	if readOnly {
-		args = append(args, "--read-only")
-	}
-	out, err := exec.Command("losetup", append(args, img)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup: %v\n%s", err, out)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	var st unix.Stat_t
-	if err := unix.Stat(loop, &st); err != nil {
-		t.Fatal(err)
-	}
-	d := &loopDisk{loop: loop, name: filepath.Base(loop), devDir: t.TempDir(), rdev: st.Rdev, label: label}
-	d.plug(t)
-	return d
-}
-
-func (d *loopDisk) plug(t *testing.T) {
-	t.Helper()
-	if err := unix.Mknod(filepath.Join(d.devDir, d.name), unix.S_IFBLK|0o600, int(d.rdev)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (d *loopDisk) pull(t *testing.T) {
-	t.Helper()
-	if err := os.Remove(filepath.Join(d.devDir, d.name)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-type logBuf struct {
-	mu    sync.Mutex
-	lines []string
-	t     *testing.T
-}
-
-func (l *logBuf) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, sprintf(format, args...))
-	if l.t != nil {
-		l.t.Logf(format, args...)
-	}
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-func storageConfig(d *loopDisk, t *testing.T) StorageConfig {
-	return StorageConfig{
-		Finder:     DiskFinder{SysBlock: "/sys/class/block", DevDir: d.devDir, Label: d.label},
+func storageConfig(d *loopdisk.Disk, t *testing.T) Config {
+	return Config{
+		Finder:     DiskFinder{SysBlock: "/sys/class/block", DevDir: d.DevDir, Label: d.Label},
 		MountPoint: filepath.Join(t.TempDir(), "mnt"),
 		FSTypes:    []string{"ext4"},
 		RingDir:    "ring",
@@ -126,7 +31,7 @@ func storageConfig(d *loopDisk, t *testing.T) StorageConfig {
 	}
 }
 
-func runStorage(t *testing.T, s *Storage) {
+func runStorage(t *testing.T, s *Manager) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -139,7 +44,7 @@ func runStorage(t *testing.T, s *Storage) {
 	})
 }
 
-func waitState(t *testing.T, s *Storage, want string) StorageState {
+func waitState(t *testing.T, s *Manager, want string) State {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -155,14 +60,14 @@ func waitState(t *testing.T, s *Storage, want string) StorageState {
 }
 
 func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
-	d := newLoopDisk(t, 160, false)
+	d := loopdisk.New(t, 160, false)
 	cfg := storageConfig(d, t)
-	var log logBuf
-	s := NewStorage(cfg, log.logf)
+	var log testtool.Log
+	s := New(cfg, log.Logf)
 	var changes []string
 	var errs []string
 	var mu sync.Mutex
-	s.OnChange = func(st StorageState) {
+	s.OnChange = func(st State) {
 		mu.Lock()
 		changes = append(changes, st.State)
 		errs = append(errs, st.Error)
@@ -192,7 +97,7 @@ func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
 	runStorage(t, s)
 
 	st := waitState(t, s, DiskRecording)
-	if st.Device != filepath.Join(d.devDir, d.name) || st.Root != cfg.MountPoint {
+	if st.Device != filepath.Join(d.DevDir, d.Name) || st.Root != cfg.MountPoint {
 		t.Fatalf("state %+v", st)
 	}
 	if src, _ := mountedAt(cfg.MountPoint); src == "" {
@@ -211,7 +116,7 @@ func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
 	}
 
 	// Pulled while recording: the device node goes away.
-	d.pull(t)
+	d.Pull(t)
 	if e := waitChange(DiskFailed, 1); !strings.Contains(e, "gone") {
 		t.Errorf("error %q does not say the device is gone", e)
 	}
@@ -226,7 +131,7 @@ func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
 	}
 
 	// Back: the same ring is reopened, with the packet written before.
-	d.plug(t)
+	d.Plug(t)
 	waitChange(DiskRecording, 2)
 	ring, _, err = s.Ring()
 	if err != nil {
@@ -249,7 +154,7 @@ func TestDiskByLabelRecordPullAndReplug(t *testing.T) {
 
 func TestDiskMissingAndPermFallback(t *testing.T) {
 	netnstest.Require(t)
-	cfg := StorageConfig{
+	cfg := Config{
 		Finder:     DiskFinder{SysBlock: "/sys/class/block", DevDir: t.TempDir(), Label: "NOSUCHLABEL", FirstUSB: true},
 		MountPoint: filepath.Join(t.TempDir(), "mnt"),
 		FSTypes:    []string{"ext4"},
@@ -258,7 +163,7 @@ func TestDiskMissingAndPermFallback(t *testing.T) {
 		Retry:      100 * time.Millisecond,
 		Links:      []string{"eth0"},
 	}
-	s := NewStorage(cfg, t.Logf)
+	s := New(cfg, t.Logf)
 	runStorage(t, s)
 	time.Sleep(300 * time.Millisecond)
 	st := waitState(t, s, DiskMissing)
@@ -271,7 +176,7 @@ func TestDiskMissingAndPermFallback(t *testing.T) {
 
 	cfg.FallbackPerm = true
 	cfg.PermDir = filepath.Join(t.TempDir(), "perm", "presscap")
-	s2 := NewStorage(cfg, t.Logf)
+	s2 := New(cfg, t.Logf)
 	runStorage(t, s2)
 	st = waitState(t, s2, DiskRecording)
 	if st.Root != cfg.PermDir || st.How != "fallback_perm" {
@@ -283,10 +188,10 @@ func TestDiskMissingAndPermFallback(t *testing.T) {
 }
 
 func TestDiskFull(t *testing.T) {
-	d := newLoopDisk(t, 128, false)
+	d := loopdisk.New(t, 128, false)
 	// Fill it: mount, write a big file, unmount.
 	mnt := t.TempDir()
-	if err := unix.Mount(d.loop, mnt, "ext4", 0, ""); err != nil {
+	if err := unix.Mount(d.Loop, mnt, "ext4", 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	fill := exec.Command("fallocate", "-l", "80M", filepath.Join(mnt, "fill"))
@@ -301,7 +206,7 @@ func TestDiskFull(t *testing.T) {
 	// One attempt only: each retry mounts the disk again for the moment
 	// it takes to find it full, and the check below must not land there.
 	cfg.Retry = time.Hour
-	s := NewStorage(cfg, t.Logf)
+	s := New(cfg, t.Logf)
 	runStorage(t, s)
 	st := waitState(t, s, DiskFull)
 	if !strings.Contains(st.Error, "MiB free") {
@@ -313,17 +218,15 @@ func TestDiskFull(t *testing.T) {
 }
 
 func TestDiskReadOnly(t *testing.T) {
-	d := newLoopDisk(t, 96, true)
+	d := loopdisk.New(t, 96, true)
 	cfg := storageConfig(d, t)
-	s := NewStorage(cfg, t.Logf)
+	s := New(cfg, t.Logf)
 	runStorage(t, s)
 	st := waitState(t, s, DiskReadOnly)
 	if !strings.Contains(st.Error, "read-only") {
 		t.Errorf("error %q", st.Error)
 	}
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 // TestFirstUSBPartition uses a sysfs tree shaped like the kernel's: an
 // SD card (mmcblk0) and a USB disk (sda) whose device path runs through

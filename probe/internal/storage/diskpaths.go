@@ -1,4 +1,4 @@
-package service
+package storage
 
 import (
 	"errors"
@@ -15,11 +15,11 @@ import (
 // followed nor used.
 var ErrRefusedLayout = errors.New("refused: the disk is not used until this is renamed or removed")
 
-// checkDir verifies that each existing component of rel under root is a
+// CheckDir verifies that each existing component of rel under root is a
 // real directory with exactly that name. With create, missing components
 // are made (one mkdir each: nothing is followed); without, a missing one
 // is fine. root itself is the probe's (the mount point or /perm).
-func checkDir(root, rel string, create bool) error {
+func CheckDir(root, rel string, create bool) error {
 	rel = filepath.Clean(rel)
 	if rel == "." {
 		return nil

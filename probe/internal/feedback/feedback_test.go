@@ -1,4 +1,4 @@
-package service
+package feedback
 
 import (
 	"sync"
@@ -76,11 +76,11 @@ func (l *lamp) Set(on bool) error {
 }
 func (l *lamp) Close() error { return nil }
 
-// TestDeviceFeedbackCountsProfile: the service's acknowledgement of a
+// TestDeviceCountsProfile: the service's acknowledgement of a
 // press for the profile at position n is n beeps on the sound device and
 // n flickers of the LED; without profiles, today's single beep and the
 // one-second flicker.
-func TestDeviceFeedbackCountsProfile(t *testing.T) {
+func TestDeviceCountsProfile(t *testing.T) {
 	for _, tc := range []struct{ n, beeps, flickers int }{{1, 1, 1}, {2, 2, 2}, {4, 4, 4}, {0, 1, 10}} {
 		// In a bubble the LED's pattern runs on the fake clock.
 		synctest.Test(t, func(t *testing.T) {
@@ -90,7 +90,7 @@ func TestDeviceFeedbackCountsProfile(t *testing.T) {
 			b := beeper.NewWithOutput(cfg, nil, card)
 			l := leds.NewWithLight(led, nil)
 			l.Set(leds.Off)
-			DeviceFeedback{Beeper: b, LEDs: l}.Pressed(tc.n)
+			Device{Beeper: b, LEDs: l}.Pressed(tc.n)
 			time.Sleep(2 * time.Second) // past the longest flicker pattern
 			synctest.Wait()
 			b.Close()

@@ -1,4 +1,6 @@
-package service
+// Package feedback is what the customer sees and hears: the beeper and the
+// LED acknowledge presses and show the probe's state.
+package feedback
 
 import (
 	"sync"
@@ -8,16 +10,42 @@ import (
 	"github.com/presscap/presscap/leds"
 )
 
-// DeviceFeedback is Feedback on the box's speaker and LED. Either may be
+// Feedback is what the customer sees and hears. Each call returns at once.
+type Feedback interface {
+	// Pressed acknowledges a press (beep and LED flash); n is the
+	// profile's position from 1 (as many beeps and flickers), 0 without
+	// profiles.
+	Pressed(n int)
+	// Saved says the files of a capture are written.
+	Saved()
+	// State shows the steady state: "recording", "saving", or a fault
+	// ("no-disk", "disk-full", "no-link", "bad-config").
+	State(state string)
+	// Fault sounds the fault signal once.
+	Fault(reason string)
+	// Uploaded says an upload finished.
+	Uploaded()
+}
+
+// Nop shows nothing.
+type Nop struct{}
+
+func (Nop) Pressed(int)  {}
+func (Nop) Saved()       {}
+func (Nop) State(string) {}
+func (Nop) Fault(string) {}
+func (Nop) Uploaded()    {}
+
+// Device is Feedback on the box's speaker and LED. Either may be
 // nil.
-type DeviceFeedback struct {
+type Device struct {
 	Beeper *beeper.Beeper
 	LEDs   *leds.LEDs
 }
 
 // Pressed beeps and flashes the LED: n times for the profile at
 // position n, today's single ack without profiles (n 0).
-func (f DeviceFeedback) Pressed(n int) {
+func (f Device) Pressed(n int) {
 	if f.Beeper != nil {
 		f.Beeper.Play(beeper.AckProfile(n))
 	}
@@ -31,14 +59,14 @@ func (f DeviceFeedback) Pressed(n int) {
 }
 
 // Saved plays the saved sound.
-func (f DeviceFeedback) Saved() {
+func (f Device) Saved() {
 	if f.Beeper != nil {
 		f.Beeper.Play(beeper.Saved)
 	}
 }
 
 // State shows a steady state on the LED.
-func (f DeviceFeedback) State(s string) {
+func (f Device) State(s string) {
 	if f.LEDs == nil {
 		return
 	}
@@ -58,14 +86,14 @@ func (f DeviceFeedback) State(s string) {
 }
 
 // Fault plays the fault sound.
-func (f DeviceFeedback) Fault(string) {
+func (f Device) Fault(string) {
 	if f.Beeper != nil {
 		f.Beeper.Play(beeper.Fault)
 	}
 }
 
 // Uploaded plays the uploaded sound.
-func (f DeviceFeedback) Uploaded() {
+func (f Device) Uploaded() {
 	if f.Beeper != nil {
 		f.Beeper.Play(beeper.Uploaded)
 	}

@@ -1,14 +1,15 @@
-package service
+package storage
 
 import (
 	"errors"
 	"fmt"
-	"github.com/presscap/presscap/internal/disklabel"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/presscap/presscap/internal/disklabel"
 
 	"golang.org/x/sys/unix"
 )

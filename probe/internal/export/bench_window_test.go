@@ -1,4 +1,4 @@
-package service
+package export
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 	"golang.org/x/sys/unix"
 )
@@ -22,8 +23,8 @@ import (
 // (newest − oldest packet) at the press: a writer appends packets with
 // real-time timestamps at the rate, as the capture does; a press at a
 // random moment opens a window of before = fraction × span and after, whose
-// files are written as the service's follower writes them (openCut, a step
-// every followStep, durable every followSync, at idle disk priority) and
+// files are written as the service's follower writes them (Open, a step
+// every FollowStep, durable every FollowSync, at idle disk priority) and
 // finished after its end. A fraction counts if every press of it saved
 // whole (not truncated). It reports the longest such fraction, and how far
 // the writer ever fell behind its schedule (what the capture would have to
@@ -87,7 +88,7 @@ func BenchmarkLongestBefore(b *testing.B) {
 			}
 			// The writer's delays with no save running, for comparison.
 			idle := float64(maxLag.Swap(0)) / 1e6
-			specs := []ExportSpec{{Name: "all"}}
+			specs := []Spec{{Name: "all"}}
 			for _, after := range []time.Duration{500 * time.Millisecond, 2 * time.Second} {
 				b.Run(fmt.Sprintf("after=%v", after), func(b *testing.B) {
 					longest := 0.0
@@ -149,20 +150,20 @@ func paceWriter(b *testing.B, ring *ringfs.Ring, link uint16, pps, size int, sto
 // pressAndSave presses now with before = frac × the ring's span and saves
 // the window the way the service's follower does; it says whether the save
 // was whole, and the span.
-func pressAndSave(b *testing.B, ring *ringfs.Ring, specs []ExportSpec, dir string, frac float64, after time.Duration) (bool, time.Duration) {
+func pressAndSave(b *testing.B, ring *ringfs.Ring, specs []Spec, dir string, frac float64, after time.Duration) (bool, time.Duration) {
 	in, err := ring.Info()
 	if err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now()
 	span := time.Duration(in.Newest - in.Oldest)
-	w := &Window{ID: 1, Presses: []PressInfo{{Time: now, Synced: true}},
+	w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: now, Synced: true}},
 		From: now.Add(-time.Duration(frac * float64(span))), To: now.Add(after)}
 	done := make(chan bool)
 	go func() {
 		runtime.LockOSThread()
-		_ = ioprioIdle()
-		c, err := openCut(ring, w, specs, "bench", dir, nil)
+		_ = IOPrioIdle()
+		c, err := Open(ring, w, specs, "bench", dir, nil)
 		if err != nil {
 			b.Error(err)
 			done <- false
@@ -170,22 +171,22 @@ func pressAndSave(b *testing.B, ring *ringfs.Ring, specs []ExportSpec, dir strin
 		}
 		synced := time.Now()
 		for time.Now().Before(w.To.Add(200 * time.Millisecond)) {
-			if err := c.step(context.Background(), ring, w.To, false); err != nil {
+			if err := c.Step(context.Background(), ring, w.To, false); err != nil {
 				b.Error(err)
 			}
-			if time.Since(synced) >= followSync {
+			if time.Since(synced) >= FollowSync {
 				synced = time.Now()
-				if _, err := c.sync(); err != nil {
+				if _, err := c.Sync(); err != nil {
 					b.Error(err)
 				}
 			}
-			time.Sleep(followStep)
+			time.Sleep(FollowStep)
 		}
-		if err := c.step(context.Background(), ring, w.To, true); err != nil {
+		if err := c.Step(context.Background(), ring, w.To, true); err != nil {
 			b.Error(err)
 		}
 		whole := !c.st.Truncated
-		if _, err := c.finish(nil); err != nil {
+		if _, err := c.Finish(nil); err != nil {
 			b.Error(err)
 		}
 		done <- whole

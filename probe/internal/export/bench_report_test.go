@@ -1,4 +1,4 @@
-package service
+package export
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/probe/internal/report/reporttest"
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -38,24 +39,24 @@ func BenchmarkReportInExport(b *testing.B) {
 		b.Fatal(err)
 	}
 	first, last := g.Pkts[0].TS, g.Pkts[len(g.Pkts)-1].TS
-	w := &Window{ID: 1, Presses: []PressInfo{{Time: time.Unix(0, first+int64(time.Minute)), Synced: true}},
+	w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: time.Unix(0, first+int64(time.Minute)), Synced: true}},
 		From: time.Unix(0, first), To: time.Unix(0, last+1)}
-	specs := []ExportSpec{{Name: "all"}}
+	specs := []Spec{{Name: "all"}}
 	run := func(withReport bool) time.Duration {
 		out := filepath.Join(dir, "out")
 		os.RemoveAll(out)
 		start := time.Now()
-		c, err := openCut(ring, w, specs, "bench", out, nil)
+		c, err := Open(ring, w, specs, "bench", out, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if !withReport {
 			c.an = nil
 		}
-		if err := c.step(context.Background(), ring, w.To, true); err != nil {
+		if err := c.Step(context.Background(), ring, w.To, true); err != nil {
 			b.Fatal(err)
 		}
-		man, err := c.finish(nil)
+		man, err := c.Finish(nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package service
+package window
 
 import (
 	"testing"
@@ -126,5 +126,23 @@ func TestWindowsAfterZero(t *testing.T) {
 		if due := ws.Due(t0); len(due) != 1 || due[0] != w {
 			t.Fatalf("%s: Due at the press = %v", repeat, due)
 		}
+	}
+}
+
+// TestWindowsSkipTakenIDs: when the records could not be listed, a new
+// window skips ids whose record is there, and gives up skipping after
+// maxSkip ids when every look-up says taken.
+func TestWindowsSkipTakenIDs(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	ws := &Windows{After: time.Second, Taken: func(id int) bool { return id == 1 || id == 2 || id == 4 }}
+	if _, w := ws.Press(PressInfo{Time: at}); w.ID != 3 {
+		t.Errorf("first window id %d, want 3", w.ID)
+	}
+	if _, w := ws.Press(PressInfo{Time: at.Add(time.Minute)}); w.ID != 5 {
+		t.Errorf("second window id %d, want 5", w.ID)
+	}
+	all := &Windows{After: time.Second, Taken: func(int) bool { return true }}
+	if _, w := all.Press(PressInfo{Time: at}); w.ID != maxSkip+1 {
+		t.Errorf("id %d when everything looks taken, want %d", w.ID, maxSkip+1)
 	}
 }

@@ -1,4 +1,4 @@
-package service
+package feedback
 
 import (
 	"reflect"
@@ -9,7 +9,7 @@ import (
 
 // sounds records what a Feedback was asked to sound.
 type sounds struct {
-	NopFeedback
+	Nop
 	mu   sync.Mutex
 	list []string
 }

@@ -1,4 +1,7 @@
-package service
+// Package clock knows whether the wall clock can be trusted (synced by
+// NTP) and reads the boot clock, which a restart within the same boot can
+// compare across runs.
+package clock
 
 import (
 	"bytes"
@@ -11,12 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ClockSync tells whether the wall clock can be trusted at this moment.
-type ClockSync interface {
+// Sync tells whether the wall clock can be trusted at this moment.
+type Sync interface {
 	Synced() bool
 }
 
-// Fixed is a ClockSync with a set answer ("always" and "never", and tests).
+// Fixed is a Sync with a set answer ("always" and "never", and tests).
 type Fixed bool
 
 // Synced returns the fixed answer.
@@ -116,9 +119,9 @@ func (g *GokrazySync) Watch(ctx context.Context, logf func(string, ...any)) erro
 // bootIDFile holds the kernel's random id of the current boot.
 const bootIDFile = "/proc/sys/kernel/random/boot_id"
 
-// readBootID returns the current boot's id, or "" if it cannot be read
+// BootID returns the current boot's id, or "" if it cannot be read
 // (then no record counts as from the same boot).
-func readBootID() string {
+func BootID() string {
 	b, err := os.ReadFile(bootIDFile)
 	if err != nil {
 		return ""
@@ -126,10 +129,10 @@ func readBootID() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// bootTime reads CLOCK_BOOTTIME: time since boot, suspend included, never
+// BootTime reads CLOCK_BOOTTIME: time since boot, suspend included, never
 // stepped. A service restarted within the same boot can compare it with
 // a reading of the run before, which the wall clock cannot promise.
-func bootTime() (time.Duration, bool) {
+func BootTime() (time.Duration, bool) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
 		return 0, false

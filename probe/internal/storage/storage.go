@@ -1,4 +1,9 @@
-package service
+// Package storage keeps the ring on the USB disk: it finds the disk (by
+// label, first USB partition or configured device), mounts it so that
+// nothing on it is followed or run, opens or creates the ring, and when the
+// disk is missing, full, read-only or pulled says so and tries again; the
+// /perm fallback serves while no disk is usable.
+package storage
 
 import (
 	"cmp"
@@ -27,8 +32,8 @@ const (
 // ErrDiskFull means the disk has no room for the ring.
 var ErrDiskFull = errors.New("disk is full")
 
-// StorageState is what the storage manager reports.
-type StorageState struct {
+// State is what the storage manager reports.
+type State struct {
 	State  string    `json:"state"`
 	Device string    `json:"device,omitempty"`
 	How    string    `json:"how,omitempty"` // how the device was chosen
@@ -37,8 +42,8 @@ type StorageState struct {
 	Since  time.Time `json:"since"`
 }
 
-// StorageConfig is what the storage manager needs from the configuration.
-type StorageConfig struct {
+// Config is what the storage manager needs from the configuration.
+type Config struct {
 	Finder       DiskFinder
 	MountPoint   string
 	FSTypes      []string
@@ -57,22 +62,22 @@ type StorageConfig struct {
 	SnapLen  uint32
 }
 
-// Storage keeps a ring open on the USB disk: it finds and mounts the disk,
+// Manager keeps a ring open on the USB disk: it finds and mounts the disk,
 // opens or creates the ring, hands it to the capture through its Sink, and
 // when the disk is missing, full, read-only or pulled it says so and tries
 // again every Retry.
-type Storage struct {
-	cfg  StorageConfig
+type Manager struct {
+	cfg  Config
 	logf func(string, ...any)
 	// OnChange is called (from the storage goroutine) after each state
 	// change, for the LED.
-	OnChange func(StorageState)
+	OnChange func(State)
 	// Busy, if set and true, delays the move off the /perm fallback: a
 	// window open or being saved would be cut from a ring without its start.
 	Busy func() bool
 
 	mu      sync.Mutex
-	state   StorageState
+	state   State
 	ring    *ringfs.Ring
 	ids     []uint16  // capture link index → ring link id
 	ringID  string    // see RingID
@@ -82,17 +87,17 @@ type Storage struct {
 	faults  chan error
 }
 
-// NewStorage returns a manager; Run starts it.
-func NewStorage(cfg StorageConfig, logf func(string, ...any)) *Storage {
+// New returns a manager; Run starts it.
+func New(cfg Config, logf func(string, ...any)) *Manager {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Storage{cfg: cfg, logf: logf, faults: make(chan error, 1),
-		state: StorageState{State: DiskMissing, Since: time.Now()}}
+	return &Manager{cfg: cfg, logf: logf, faults: make(chan error, 1),
+		state: State{State: DiskMissing, Since: time.Now()}}
 }
 
 // State returns the current state.
-func (s *Storage) State() StorageState {
+func (s *Manager) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state
@@ -100,7 +105,7 @@ func (s *Storage) State() StorageState {
 
 // Ring returns the open ring and the storage root, or an error saying why
 // there is none.
-func (s *Storage) Ring() (*ringfs.Ring, string, error) {
+func (s *Manager) Ring() (*ringfs.Ring, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ring == nil {
@@ -115,8 +120,8 @@ func (s *Storage) Ring() (*ringfs.Ring, string, error) {
 
 // RingWithID is Ring plus the open ring's identity (see RingID), taken
 // together so that they belong to the same ring.
-func (s *Storage) RingWithID() (*ringfs.Ring, string, string, error) {
-	ring, root, err := s.Ring()
+func (s *Manager) RingWithID() (ring *ringfs.Ring, root, id string, err error) {
+	ring, root, err = s.Ring()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil || ring != s.ring {
@@ -128,7 +133,7 @@ func (s *Storage) RingWithID() (*ringfs.Ring, string, string, error) {
 // RingID identifies the open ring ("" if none): its ring_id, which ringfs
 // draws at random when it creates a ring, so a ring on the /perm fallback
 // is never taken for the one on the USB disk.
-func (s *Storage) RingID() string {
+func (s *Manager) RingID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ring == nil {
@@ -139,7 +144,7 @@ func (s *Storage) RingID() string {
 
 // Opened is when the open ring began recording in this run (zero if
 // none): it holds nothing from the time before.
-func (s *Storage) Opened() time.Time {
+func (s *Manager) Opened() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ring == nil {
@@ -153,7 +158,7 @@ func ringID(r *ringfs.Ring) string { return fmt.Sprintf("%016x", r.ID()) }
 
 // Append implements the capture's sink: it writes to the current ring, or
 // refuses while there is none (the capture counts those as write drops).
-func (s *Storage) Append(r ringfs.Record) error {
+func (s *Manager) Append(r ringfs.Record) error {
 	s.mu.Lock()
 	ring := s.ring
 	if ring != nil && int(r.Link) < len(s.ids) {
@@ -171,7 +176,7 @@ func (s *Storage) Append(r ringfs.Record) error {
 }
 
 // AddDrops implements the capture's sink.
-func (s *Storage) AddDrops(link uint16, at int64, n uint64) error {
+func (s *Manager) AddDrops(link uint16, at int64, n uint64) error {
 	s.mu.Lock()
 	ring := s.ring
 	if ring != nil && int(link) < len(s.ids) {
@@ -192,7 +197,7 @@ var errNoRing = errors.New("no ring: disk not available")
 
 // faultOn reports err unless ring is no longer the open one (a write that
 // raced with the move off the /perm fallback, whose ring was closed).
-func (s *Storage) faultOn(ring *ringfs.Ring, err error) {
+func (s *Manager) faultOn(ring *ringfs.Ring, err error) {
 	s.mu.Lock()
 	cur := s.ring == ring
 	s.mu.Unlock()
@@ -202,7 +207,7 @@ func (s *Storage) faultOn(ring *ringfs.Ring, err error) {
 }
 
 // fault reports a write error from any goroutine; Run handles it.
-func (s *Storage) fault(err error) {
+func (s *Manager) fault(err error) {
 	select {
 	case s.faults <- err:
 	default:
@@ -211,7 +216,7 @@ func (s *Storage) fault(err error) {
 
 // Run manages the disk until ctx is done, then closes the ring and
 // unmounts.
-func (s *Storage) Run(ctx context.Context) error {
+func (s *Manager) Run(ctx context.Context) error {
 	retry := s.cfg.Retry
 	if retry <= 0 {
 		retry = 5 * time.Second
@@ -240,7 +245,7 @@ func (s *Storage) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Storage) setState(st StorageState) {
+func (s *Manager) setState(st State) {
 	s.mu.Lock()
 	changed := st.State != s.state.State || st.Error != s.state.Error || st.Device != s.state.Device
 	if changed {
@@ -261,7 +266,7 @@ func (s *Storage) setState(st StorageState) {
 }
 
 // attach finds a disk (or /perm), mounts it and opens the ring.
-func (s *Storage) attach() {
+func (s *Manager) attach() {
 	dev, how, err := s.cfg.Finder.Find()
 	var root string
 	if err == nil {
@@ -276,7 +281,7 @@ func (s *Storage) attach() {
 		dev, how, root, err = "/perm", "fallback_perm", s.cfg.PermDir, os.MkdirAll(s.cfg.PermDir, 0o755)
 	}
 	if err != nil {
-		s.setState(StorageState{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
+		s.setState(State{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
 		return
 	}
 	ring, ids, err := s.openRing(root)
@@ -285,7 +290,7 @@ func (s *Storage) attach() {
 			unmount(s.cfg.MountPoint)
 			s.mounted = false
 		}
-		s.setState(StorageState{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
+		s.setState(State{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
 		return
 	}
 	id := ringID(ring)
@@ -297,7 +302,7 @@ func (s *Storage) attach() {
 	case <-s.faults:
 	default:
 	}
-	s.setState(StorageState{State: DiskRecording, Device: dev, How: how, Root: root})
+	s.setState(State{State: DiskRecording, Device: dev, How: how, Root: root})
 }
 
 func stateFor(err error) string {
@@ -314,14 +319,14 @@ func stateFor(err error) string {
 
 // openRing opens the ring under root, or creates it as large as configured
 // and as the free space allows (leaving room for the exported files).
-func (s *Storage) openRing(root string) (*ringfs.Ring, []uint16, error) {
+func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
 	if err := writeTest(root); err != nil {
 		return nil, nil, err
 	}
 	// The disk is the customer's: a directory of ours that is a symlink,
 	// a file or a case variant is theirs, and is neither followed nor used.
 	for _, d := range append([]string{s.cfg.RingDir}, s.cfg.Dirs...) {
-		if err := checkDir(root, d, false); err != nil {
+		if err := CheckDir(root, d, false); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -426,7 +431,7 @@ func writeTest(root string) error {
 
 // leavePerm moves from the /perm fallback to a disk that appeared, once
 // its ring is open: the fallback is only for while no disk is usable.
-func (s *Storage) leavePerm() {
+func (s *Manager) leavePerm() {
 	s.mu.Lock()
 	dev := s.dev
 	s.mu.Unlock()
@@ -455,11 +460,11 @@ func (s *Storage) leavePerm() {
 		s.logf("storage: closing the /perm ring: %v", err)
 	}
 	s.logf("storage: disk %s appeared: leaving the /perm fallback", dev)
-	s.setState(StorageState{State: DiskRecording, Device: dev, How: how, Root: s.cfg.MountPoint})
+	s.setState(State{State: DiskRecording, Device: dev, How: how, Root: s.cfg.MountPoint})
 }
 
 // check notices a disk that went away while no packet was written.
-func (s *Storage) check() error {
+func (s *Manager) check() error {
 	s.mu.Lock()
 	dev, root := s.dev, s.state.Root
 	s.mu.Unlock()
@@ -478,7 +483,7 @@ func (s *Storage) check() error {
 }
 
 // detach closes the ring and unmounts after a fault (or at shutdown).
-func (s *Storage) detach(state string, cause error) {
+func (s *Manager) detach(state string, cause error) {
 	s.mu.Lock()
 	ring := s.ring
 	s.ring, s.ids = nil, nil
@@ -495,6 +500,6 @@ func (s *Storage) detach(state string, cause error) {
 		s.mounted = false
 	}
 	if cause != nil {
-		s.setState(StorageState{State: state, Device: s.dev, Error: cause.Error()})
+		s.setState(State{State: state, Device: s.dev, Error: cause.Error()})
 	}
 }

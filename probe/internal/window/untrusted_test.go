@@ -1,4 +1,4 @@
-package service
+package window
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 // around to a negative number.
 func TestPendingHugeIDCannotWrapNextID(t *testing.T) {
 	dir := t.TempDir()
-	st := pendingStore{dir: dir}
+	st := Store{Dir: dir}
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	if err := st.save(Window{ID: 7, From: at.Add(-time.Second), To: at.Add(time.Second), Presses: []PressInfo{{Time: at}}}); err != nil {
+	if err := st.Save(Window{ID: 7, From: at.Add(-time.Second), To: at.Add(time.Second), Presses: []PressInfo{{Time: at}}}); err != nil {
 		t.Fatal(err)
 	}
 	huge := strconv.Itoa(int(^uint(0) >> 1)) // math.MaxInt
@@ -24,10 +24,10 @@ func TestPendingHugeIDCannotWrapNextID(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, huge+".json"), []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(maxWindowID+1)+".json.corrupt"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(MaxID+1)+".json.corrupt"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ws, bad, maxID, err := st.load()
+	ws, bad, maxID, err := st.Load()
 	if err != nil || len(ws) != 1 || len(bad) != 1 || maxID != 7 {
 		t.Fatalf("load: %d windows, bad %v, highest id %d, err %v; want window 7 and the huge one refused", len(ws), bad, maxID, err)
 	}
@@ -38,7 +38,7 @@ func TestPendingHugeIDCannotWrapNextID(t *testing.T) {
 	}
 	// The refused record is kept aside, and its name does not count on
 	// the next start either.
-	if _, _, maxID, _ := st.load(); maxID != 7 {
+	if _, _, maxID, _ := st.Load(); maxID != 7 {
 		t.Errorf("second start: highest id %d, want 7", maxID)
 	}
 }
@@ -49,15 +49,15 @@ func TestPendingHugeIDCannotWrapNextID(t *testing.T) {
 // the next start.
 func TestPendingIDAtLimit(t *testing.T) {
 	dir := t.TempDir()
-	st := pendingStore{dir: dir}
+	st := Store{Dir: dir}
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	if err := st.save(Window{ID: 7, From: at.Add(-time.Second), To: at.Add(time.Second), Presses: []PressInfo{{Time: at}}}); err != nil {
+	if err := st.Save(Window{ID: 7, From: at.Add(-time.Second), To: at.Add(time.Second), Presses: []PressInfo{{Time: at}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(maxWindowID)+".json.corrupt"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(MaxID)+".json.corrupt"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, maxID, err := st.load()
+	_, _, maxID, err := st.Load()
 	if err != nil || maxID != 7 {
 		t.Fatalf("highest id %d (%v), want 7", maxID, err)
 	}
@@ -65,10 +65,10 @@ func TestPendingIDAtLimit(t *testing.T) {
 	w.Reserve(maxID)
 	_, got := w.Press(PressInfo{Time: at.Add(time.Hour)})
 	next := at.Add(time.Hour)
-	if err := st.save(Window{ID: got.ID, From: next.Add(-time.Second), To: next.Add(time.Second), Presses: []PressInfo{{Time: next}}}); err != nil {
+	if err := st.Save(Window{ID: got.ID, From: next.Add(-time.Second), To: next.Add(time.Second), Presses: []PressInfo{{Time: next}}}); err != nil {
 		t.Fatal(err)
 	}
-	if ws, bad, _, err := st.load(); err != nil || len(bad) != 0 || len(ws) != 2 || ws[1].ID != 8 {
+	if ws, bad, _, err := st.Load(); err != nil || len(bad) != 0 || len(ws) != 2 || ws[1].ID != 8 {
 		t.Errorf("next start: %d windows, bad %v, err %v; want windows 7 and 8", len(ws), bad, err)
 	}
 }

@@ -1,8 +1,8 @@
-// Package service is the probe service: it turns presses into capture
-// windows, cuts them out of the ring into one file per export filter with
-// a manifest, keeps the ring on the USB disk (finding, mounting, losing
-// and regaining it), and knows whether the clock was synced at a press.
-package service
+// Package window turns presses into capture windows (merging, extending,
+// ignoring as trigger.repeat says) and keeps each open window's pending
+// record on disk, so that a restart or a power cut between a press and its
+// files loses no press.
+package window
 
 import (
 	"time"
@@ -28,7 +28,7 @@ type Window struct {
 	// ring holds no packets from the stop until then).
 	Recovered bool
 	Restarted time.Time
-	// Ring identifies the ring that recorded the window (Storage.RingID;
+	// Ring identifies the ring that recorded the window (storage's RingID;
 	// "" unknown): a recovered window is cut from that ring only.
 	Ring string
 	// BootID (the kernel's boot_id) and EndBoot (the window's end on
@@ -36,12 +36,12 @@ type Window struct {
 	// without a synced wall clock.
 	BootID  string
 	EndBoot time.Duration
-	// progress is how far the window's files are written and durable
+	// Progress is how far the window's files are written and durable
 	// (nil: not begun), kept in the pending record.
-	progress *Progress
-	// recording is when the open ring began recording in this run (zero:
+	Progress *Progress
+	// Recording is when the open ring began recording in this run (zero:
 	// unknown): the ring lacks the time before it, whatever it holds.
-	recording time.Time
+	Recording time.Time
 	// due is when the window's end has passed, on the clock presses are
 	// received by (monotonic for real presses), so that a wall clock step
 	// between press and end neither delays nor hurries the cut.
@@ -67,6 +67,17 @@ func dueFor(p PressInfo, to time.Time) time.Time {
 		return to
 	}
 	return p.Received.Add(to.Sub(p.Time))
+}
+
+// Due is when the window's end has passed, on the clock presses are
+// received by.
+func (w *Window) Due() time.Time { return w.due }
+
+// Clone copies w (for its pending record, or a follower's own use).
+func (w *Window) Clone() *Window {
+	cp := *w
+	cp.Presses = append([]PressInfo(nil), w.Presses...)
+	return &cp
 }
 
 // First is the press that opened the window; it names the files.

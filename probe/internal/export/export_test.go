@@ -1,18 +1,23 @@
-package service
+package export
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/presscap/presscap/probe/internal/filenames"
+	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
 	"github.com/presscap/presscap/probe/internal/report/reporttest"
+	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -79,13 +84,13 @@ func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
 		{"len", "len = 496", "D"},
 		{"all", "", "ABCDE"},
 	}
-	var specs []ExportSpec
+	var specs []Spec
 	for _, c := range cases {
-		specs = append(specs, ExportSpec{Name: c.name, Filter: c.filter})
+		specs = append(specs, Spec{Name: c.name, Filter: c.filter})
 	}
-	w := &Window{ID: 1, Presses: []PressInfo{{Time: base, Synced: true}}, From: base.Add(-time.Second), To: base.Add(time.Second)}
+	w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: base, Synced: true}}, From: base.Add(-time.Second), To: base.Add(time.Second)}
 	dir := t.TempDir()
-	man, err := Export(context.Background(), ring, w, specs, "probe", dir, nil)
+	man, err := Cut(context.Background(), ring, w, specs, "probe", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +110,7 @@ func TestExportFilterLiveMeaningOnSlicedPackets(t *testing.T) {
 		if string(got) != c.want {
 			t.Errorf("export %q: packets %q, want %q", c.filter, got, c.want)
 		}
-		if n := validate(t, path); n != len(c.want) {
+		if n := pcapfiletest.Validate(t, path); n != len(c.want) {
 			t.Errorf("%s: tshark reads %d packets, want %d", path, n, len(c.want))
 		}
 		if man.Files[i].Packets != uint64(len(c.want)) {
@@ -156,11 +161,11 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 	}
 	oldest := time.Unix(0, info.Oldest).UTC()
 	press := oldest.Add(10 * time.Second)
-	specs := []ExportSpec{{Name: "all"}}
-	export := func(w *Window) (Manifest, []pkt) {
+	specs := []Spec{{Name: "all"}}
+	export := func(w *window.Window) (Manifest, []pkt) {
 		t.Helper()
 		dir := t.TempDir()
-		man, err := Export(context.Background(), ring, w, specs, "probe", dir, nil)
+		man, err := Cut(context.Background(), ring, w, specs, "probe", dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +173,7 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 	}
 
 	// 30 s before the press: 20 s of them are gone.
-	w := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: press.Add(-30 * time.Second), To: press.Add(time.Second)}
+	w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: press, Synced: true}}, From: press.Add(-30 * time.Second), To: press.Add(time.Second)}
 	man, got := export(w)
 	if !man.Truncated || man.Reason != ringfs.ReasonNotReached || !man.RingOldest.Equal(oldest) || man.Missing != "20s" {
 		t.Errorf("manifest truncated %v reason %q ring_oldest %v missing %q, want true %q %v 20s",
@@ -190,11 +195,11 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 	}
 	// The ring began recording in this run after the window's start: the
 	// packets it holds from before (an earlier run) leave a gap.
-	w.recording = press.Add(-2 * time.Second)
+	w.Recording = press.Add(-2 * time.Second)
 	man, _ = export(w)
-	if !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(w.recording) || man.Missing != "3s" {
+	if !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(w.Recording) || man.Missing != "3s" {
 		t.Errorf("ring opened 2 s before the press: truncated %v reason %q ring_oldest %v missing %q, want %q from %v, 3s",
-			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonYounger, w.recording)
+			man.Truncated, man.Reason, man.RingOldest, man.Missing, ringfs.ReasonYounger, w.Recording)
 	}
 
 	// A ring that never wrapped, whose first packet came after the
@@ -205,11 +210,11 @@ func TestExportSaysWhatTheRingLacks(t *testing.T) {
 	if err := ring.Append(rec); err != nil {
 		t.Fatal(err)
 	}
-	w.recording = time.Time{}
+	w.Recording = time.Time{}
 	if man, _ := export(w); !man.Truncated || man.Reason != ringfs.ReasonYounger || !man.RingOldest.Equal(press) {
 		t.Errorf("young ring: truncated %v reason %q ring_oldest %v, want %q from %v", man.Truncated, man.Reason, man.RingOldest, ringfs.ReasonYounger, press)
 	}
-	w.recording = w.From.Add(-time.Second)
+	w.Recording = w.From.Add(-time.Second)
 	if man, got := export(w); man.Truncated || len(got) != 1 {
 		t.Errorf("ring recording since before the window: truncated %v (%s), %d packets, want 1", man.Truncated, man.Reason, len(got))
 	}
@@ -231,25 +236,25 @@ func TestCutResumesFromProgress(t *testing.T) {
 			}
 		}
 	}
-	w := &Window{ID: 7, Presses: []PressInfo{{Time: base.Add(3 * time.Second), Synced: false}},
+	w := &window.Window{ID: 7, Presses: []window.PressInfo{{Time: base.Add(3 * time.Second), Synced: false}},
 		From: base.Add(time.Second), To: base.Add(5 * time.Second)}
 	for _, format := range []string{"pcap", "pcapng"} {
 		t.Run(format, func(t *testing.T) {
-			specs := []ExportSpec{{Name: "all", Format: format}, {Name: "vlan", Filter: "vlan 10", Format: format}}
+			specs := []Spec{{Name: "all", Format: format}, {Name: "vlan", Filter: "vlan 10", Format: format}}
 			if format == "pcap" {
 				add(0, 2000)
 			}
 			dir := t.TempDir()
-			c, err := openCut(ring, w, specs, "probe", dir, nil)
+			c, err := Open(ring, w, specs, "probe", dir, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if format == "pcap" {
-				if err := c.step(context.Background(), ring, w.To, true); err != nil {
+				if err := c.Step(context.Background(), ring, w.To, true); err != nil {
 					t.Fatal(err)
 				}
 			}
-			prog, err := c.sync()
+			prog, err := c.Sync()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,30 +263,30 @@ func TestCutResumesFromProgress(t *testing.T) {
 			}
 			// Written after the sync, then the power went: the resume
 			// must not keep it.
-			if err := c.step(context.Background(), ring, w.To, true); err != nil {
+			if err := c.Step(context.Background(), ring, w.To, true); err != nil {
 				t.Fatal(err)
 			}
 			for _, f := range c.files {
 				f.pw.Flush()
 				f.tmp.Write([]byte("torn"))
 			}
-			c.close()
+			c.Close()
 			if format == "pcap" {
 				add(4000, 6000)
 			}
-			c, err = openCut(ring, w, specs, "probe", dir, &prog)
+			c, err = Open(ring, w, specs, "probe", dir, &prog)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.step(context.Background(), ring, w.To, true); err != nil {
+			if err := c.Step(context.Background(), ring, w.To, true); err != nil {
 				t.Fatal(err)
 			}
-			man, err := c.finish(nil)
+			man, err := c.Finish(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			once := t.TempDir()
-			want, err := Export(context.Background(), ring, w, specs, "probe", once, nil)
+			want, err := Cut(context.Background(), ring, w, specs, "probe", once, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,7 +297,7 @@ func TestCutResumesFromProgress(t *testing.T) {
 					t.Errorf("%s: resumed file (%d bytes, %d packets) differs from one cut at once (%d bytes, %d packets)",
 						mf.File, len(a), mf.Packets, len(b), want.Files[i].Packets)
 				}
-				if n := validate(t, filepath.Join(dir, mf.File)); uint64(n) != mf.Packets {
+				if n := pcapfiletest.Validate(t, filepath.Join(dir, mf.File)); uint64(n) != mf.Packets {
 					t.Errorf("%s: tshark reads %d packets, manifest says %d", mf.File, n, mf.Packets)
 				}
 			}
@@ -329,9 +334,9 @@ func TestExportWritesTheReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	press := time.Unix(0, g.T0+int64(5*time.Second))
-	win := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: time.Unix(0, g.T0), To: time.Unix(0, g.T0+int64(20*time.Second))}
+	win := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: press, Synced: true}}, From: time.Unix(0, g.T0), To: time.Unix(0, g.T0+int64(20*time.Second))}
 	dir := t.TempDir()
-	man, err := Export(context.Background(), ring, win, []ExportSpec{{Name: "voip", Filter: "udp"}}, "probe1", dir, nil)
+	man, err := Cut(context.Background(), ring, win, []Spec{{Name: "voip", Filter: "udp"}}, "probe1", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,34 +407,34 @@ func TestCutStoppedMidStep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w := &Window{ID: 8, Presses: []PressInfo{{Time: base.Add(3 * time.Second), Synced: true}},
+	w := &window.Window{ID: 8, Presses: []window.PressInfo{{Time: base.Add(3 * time.Second), Synced: true}},
 		From: base.Add(time.Second), To: base.Add(5 * time.Second)}
-	specs := []ExportSpec{{Name: "all"}}
+	specs := []Spec{{Name: "all"}}
 	dir := t.TempDir()
-	c, err := openCut(ring, w, specs, "probe", dir, nil)
+	c, err := Open(ring, w, specs, "probe", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.step(&stopAfter{Context: context.Background(), n: 3}, ring, w.To, true); err == nil {
+	if err := c.Step(&stopAfter{Context: context.Background(), n: 3}, ring, w.To, true); err == nil {
 		t.Fatal("the stopped step did not stop: the window fits in too few blocks for this test")
 	}
 	stopped := c.files[0].packets
-	prog, err := c.sync()
+	prog, err := c.Sync()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.close()
-	if c, err = openCut(ring, w, specs, "probe", dir, &prog); err != nil {
+	c.Close()
+	if c, err = Open(ring, w, specs, "probe", dir, &prog); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.step(context.Background(), ring, w.To, true); err != nil {
+	if err := c.Step(context.Background(), ring, w.To, true); err != nil {
 		t.Fatal(err)
 	}
-	man, err := c.finish(nil)
+	man, err := c.Finish(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Export(context.Background(), ring, w, specs, "probe", t.TempDir(), nil)
+	want, err := Cut(context.Background(), ring, w, specs, "probe", t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,9 +473,9 @@ func TestExportSaysMaxAgeHidesTheStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	press := base.Add(9 * time.Second)
-	w := &Window{ID: 1, Presses: []PressInfo{{Time: press, Synced: true}}, From: base, To: press.Add(time.Second)}
+	w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: press, Synced: true}}, From: base, To: press.Add(time.Second)}
 	dir := t.TempDir()
-	man, err := Export(context.Background(), ring, w, []ExportSpec{{Name: "all"}}, "probe", dir, nil)
+	man, err := Cut(context.Background(), ring, w, []Spec{{Name: "all"}}, "probe", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,4 +486,56 @@ func TestExportSaysMaxAgeHidesTheStart(t *testing.T) {
 		t.Errorf("manifest truncated %v reason %q ring_oldest %v missing %q, %d packets; want true %q %v 4.9s, the file beginning there",
 			man.Truncated, man.Reason, man.RingOldest, man.Missing, len(got), ringfs.ReasonMaxAge, cut)
 	}
+}
+
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
+		{fmt.Errorf("read window: %w", syscall.EIO), true},
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}), true},
+		{fmt.Errorf("export all: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENODEV}), true},
+		{fmt.Errorf("read window: %w", syscall.ENXIO), true},
+		{fmt.Errorf("export all: %w", os.ErrClosed), true},
+		{errors.New("something nobody foresaw"), true},
+		{fmt.Errorf("export v: %w", setupError{errors.New("link \"eth9\" is not in the ring")}), false},
+	} {
+		if got := Retryable(c.err); got != c.want {
+			t.Errorf("Retryable(%v) = %v", c.err, got)
+		}
+	}
+	// What Export itself returns for a filter that does not compile and a
+	// link the ring does not hold.
+	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ring.Close() })
+	if _, err := ring.AddLink(ringfs.Link{Name: "eth0", LinkType: 1, SnapLen: 100}); err != nil {
+		t.Fatal(err)
+	}
+	w := &window.Window{ID: 1, From: time.Unix(1, 0), To: time.Unix(2, 0), Presses: []window.PressInfo{{Time: time.Unix(1, 0)}}}
+	for _, spec := range []Spec{{Name: "f", Filter: "tcp port"}, {Name: "l", Link: "nosuch"}} {
+		_, err := Cut(t.Context(), ring, w, []Spec{spec}, "h", t.TempDir(), nil)
+		if err == nil || Retryable(err) {
+			t.Errorf("export %+v: %v, retryable %v: want a final failure", spec, err, err != nil && Retryable(err))
+		}
+	}
+}
+
+type pkt struct {
+	ts      int64
+	origLen uint32
+	data    []byte
+}
+
+func readPCAP(t *testing.T, path string) []pkt {
+	t.Helper()
+	var out []pkt
+	for _, p := range pcapfiletest.Read(t, path) {
+		out = append(out, pkt{p.Time, p.OrigLen, p.Data})
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package service
+package window
 
 import (
 	"encoding/json"
@@ -38,31 +38,31 @@ type pendingRecord struct {
 	Progress *Progress `json:"progress,omitempty"`
 }
 
-// maxWindowID bounds window ids: a record (or a stray file name) with this
+// MaxID bounds window ids: a record (or a stray file name) with this
 // id or a larger one is not taken as the highest id so far, so that the
 // next window's id is always one a record may hold, and never wraps
 // around to a negative number. At one press a
 // second it lasts 68 years.
-const maxWindowID = 1<<31 - 1
+const MaxID = 1<<31 - 1
 
-// pendingStore keeps the records in dir, one file per window.
-type pendingStore struct {
-	dir string
+// Store keeps the records in dir, one file per window.
+type Store struct {
+	Dir string
 }
 
-func (p pendingStore) path(id int) string {
-	return filepath.Join(p.dir, strconv.Itoa(id)+".json")
+func (p Store) Path(id int) string {
+	return filepath.Join(p.Dir, strconv.Itoa(id)+".json")
 }
 
-// save writes w's record atomically (temporary file, fsync, rename) and
+// Save writes w's record atomically (temporary file, fsync, rename) and
 // syncs the directory, so the record survives a power cut once it returns.
-func (p pendingStore) save(w Window) error {
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+func (p Store) Save(w Window) error {
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return fmt.Errorf("pending record: %w", err)
 	}
 	rec := pendingRecord{ID: w.ID, Profile: w.Profile, From: w.From.UTC(), To: w.To.UTC(), Synced: w.Synced(),
 		Recovered: w.Recovered, Restarted: w.Restarted, Ring: w.Ring, BootID: w.BootID, EndBoot: int64(w.EndBoot),
-		Progress: w.progress}
+		Progress: w.Progress}
 	for _, pr := range w.Presses {
 		pr.Time = pr.Time.UTC()
 		rec.Presses = append(rec.Presses, pr)
@@ -71,18 +71,18 @@ func (p pendingStore) save(w Window) error {
 	if err != nil {
 		return fmt.Errorf("pending record %d: %w", w.ID, err)
 	}
-	if err := safefile.WriteFile(p.path(w.ID), append(b, '\n'), 0o600); err != nil {
+	if err := safefile.WriteFile(p.Path(w.ID), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("pending record: %w", err)
 	}
-	return safefile.SyncDir(p.dir)
+	return safefile.SyncDir(p.Dir)
 }
 
-// remove deletes w's record; a missing record is no error.
-func (p pendingStore) remove(id int) error {
-	if err := os.Remove(p.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+// Remove deletes w's record; a missing record is no error.
+func (p Store) Remove(id int) error {
+	if err := os.Remove(p.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pending record: %w", err)
 	}
-	return safefile.SyncDir(p.dir)
+	return safefile.SyncDir(p.Dir)
 }
 
 // BadRecordError says what is wrong with a pending record file.
@@ -108,9 +108,9 @@ func (e *BadRecordError) Error() string {
 
 func (e *BadRecordError) Unwrap() error { return e.Err }
 
-// parseRecord decodes and checks one record; name is the file's base name,
+// ParseRecord decodes and checks one record; name is the file's base name,
 // which must be the record's id.
-func parseRecord(path string, b []byte) (*Window, error) {
+func ParseRecord(path string, b []byte) (*Window, error) {
 	bad := func(off int64, field string, err error) error {
 		return &BadRecordError{File: path, Offset: off, Field: field, Err: err}
 	}
@@ -129,8 +129,8 @@ func parseRecord(path string, b []byte) (*Window, error) {
 	}
 	base := strings.TrimSuffix(filepath.Base(path), ".json")
 	switch {
-	case rec.ID <= 0 || rec.ID > maxWindowID:
-		return nil, bad(-1, "id", fmt.Errorf("%d is not a window id (1 to %d)", rec.ID, maxWindowID))
+	case rec.ID <= 0 || rec.ID > MaxID:
+		return nil, bad(-1, "id", fmt.Errorf("%d is not a window id (1 to %d)", rec.ID, MaxID))
 	case strconv.Itoa(rec.ID) != base:
 		return nil, bad(-1, "id", fmt.Errorf("%d does not match the file name", rec.ID))
 	case rec.From.IsZero():
@@ -152,17 +152,17 @@ func parseRecord(path string, b []byte) (*Window, error) {
 	}
 	return &Window{ID: rec.ID, Profile: rec.Profile, From: rec.From, To: rec.To, Presses: rec.Presses,
 		Recovered: rec.Recovered, Restarted: rec.Restarted, Ring: rec.Ring,
-		BootID: rec.BootID, EndBoot: time.Duration(rec.EndBoot), progress: rec.Progress}, nil
+		BootID: rec.BootID, EndBoot: time.Duration(rec.EndBoot), Progress: rec.Progress}, nil
 }
 
-// load reads every record, oldest id first. A record that makes no sense
+// Load reads every record, oldest id first. A record that makes no sense
 // is moved aside (renamed to *.corrupt, kept for the engineer) and
 // reported in bad; one that cannot be read (an I/O error) is reported and
 // left in place for the next start. maxID is the highest id among all of
 // them, so new windows do not reuse a name. err says the directory itself
 // could not be read: nothing is known about the records then.
-func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
-	ents, err := os.ReadDir(p.dir)
+func (p Store) Load() (ws []*Window, bad []error, maxID int, err error) {
+	ents, err := os.ReadDir(p.Dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, 0, nil
@@ -174,19 +174,19 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 		name := e.Name()
 		// Records moved aside count too: a new window must not take the
 		// name of one the engineer may still want to look at.
-		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID && id < maxWindowID {
+		if id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(name, ".corrupt"), ".json")); err == nil && id > maxID && id < MaxID {
 			maxID = id
 		}
 		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") || e.IsDir() {
 			continue
 		}
-		path := filepath.Join(p.dir, name)
+		path := filepath.Join(p.Dir, name)
 		b, err := os.ReadFile(path)
 		if err != nil {
 			bad = append(bad, fmt.Errorf("pending record %s: %w; left in place for the next start", path, err))
 			continue
 		}
-		w, err := parseRecord(path, b)
+		w, err := ParseRecord(path, b)
 		if err != nil {
 			if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
 				err = fmt.Errorf("%w (and could not move it aside: %v)", err, rerr)
@@ -200,7 +200,7 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 		ws = append(ws, w)
 	}
 	if moved {
-		if err := safefile.SyncDir(p.dir); err != nil {
+		if err := safefile.SyncDir(p.Dir); err != nil {
 			bad = append(bad, fmt.Errorf("pending records: %w", err))
 		}
 	}
@@ -208,19 +208,19 @@ func (p pendingStore) load() (ws []*Window, bad []error, maxID int, err error) {
 	return ws, bad, maxID, nil
 }
 
-// exists says whether a record for id is there (or cannot be told apart
+// Exists says whether a record for id is there (or cannot be told apart
 // from one: any error but not-exist counts as there).
-func (p pendingStore) exists(id int) bool {
-	_, err := os.Lstat(p.path(id))
+func (p Store) Exists(id int) bool {
+	_, err := os.Lstat(p.Path(id))
 	return !errors.Is(err, os.ErrNotExist)
 }
 
-// windows reads every record without touching any (unlike load): for
+// Windows reads every record without touching any (unlike Load): for
 // knowing which windows are pending while the service runs. Any file it
 // cannot make sense of (a record moved aside at the start among them) is
 // an error.
-func (p pendingStore) windows() ([]*Window, error) {
-	ents, err := os.ReadDir(p.dir)
+func (p Store) Windows() ([]*Window, error) {
+	ents, err := os.ReadDir(p.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -232,12 +232,12 @@ func (p pendingStore) windows() ([]*Window, error) {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue // a record being written
 		}
-		path := filepath.Join(p.dir, e.Name())
+		path := filepath.Join(p.Dir, e.Name())
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("pending record %s: %w", path, err)
 		}
-		w, err := parseRecord(path, b)
+		w, err := ParseRecord(path, b)
 		if err != nil {
 			return nil, err
 		}
