@@ -133,8 +133,8 @@ bench-filter:
 .PHONY: bench-service
 bench: bench-service
 bench-service:
-	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/internal/service/
-	$(GO) test -count=1 -run '^$$' -bench 'LongestBefore' -benchtime 1x -timeout 10m ./probe/internal/service/
+	$(GO) test -count=1 -run '^$$' -bench 'PressToFiles|ExportVsTcpdump' -benchtime 5x -timeout 10m ./probe/internal/service/ ./probe/internal/export/
+	$(GO) test -count=1 -run '^$$' -bench 'LongestBefore' -benchtime 1x -timeout 10m ./probe/internal/export/
 
 # The status listener under a LAN flood: 300 clients from 40 addresses on a
 # veth link holding keep-alive connections or sending 1 MB headers, 5 s
@@ -153,7 +153,7 @@ bench-lan:
 bench: bench-report
 bench-report:
 	$(GO) test -count=1 -run '^$$' -bench 'Analysis|HeldAtCaps' -benchtime 10x -timeout 10m ./probe/internal/report/
-	$(GO) test -count=1 -run '^$$' -bench ReportInExport -benchtime 10x -timeout 10m ./probe/internal/service/
+	$(GO) test -count=1 -run '^$$' -bench ReportInExport -benchtime 10x -timeout 10m ./probe/internal/export/
 
 # ---- The appliance image (image/, gokrazy/). See docs/provider/flashing.md and docs/dev/image.md.
 # INSTANCE selects gokrazy/<INSTANCE>/config.json; the image is <INSTANCE>.img.

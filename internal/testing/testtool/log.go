@@ -23,6 +23,7 @@ func (l *Log) Logf(format string, args ...any) {
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, fmt.Sprintf(format, args...))
 	if l.T != nil {
+		l.T.Helper()
 		l.T.Logf(format, args...)
 	}
 }
