@@ -99,12 +99,12 @@ func (p *Reader) Next() (Packet, error) {
 		return pk, err
 	}
 	start := p.off
-	var h [16]byte
-	if err := p.full(h[:]); err != nil {
-		if errors.Is(err, io.EOF) {
+	h, err := p.r.Peek(16)
+	if err != nil {
+		if len(h) == 0 && errors.Is(err, io.EOF) {
 			return Packet{}, io.EOF
 		}
-		return Packet{}, fmt.Errorf("packet %d at byte %d: record header %s", p.n+1, start, short(err, p.off-start, 16))
+		return Packet{}, fmt.Errorf("packet %d at byte %d: record header %s", p.n+1, start, short(io.ErrUnexpectedEOF, int64(len(h)), 16))
 	}
 	o := p.order
 	sec, frac := int64(o.Uint32(h[0:])), int64(o.Uint32(h[4:]))
@@ -120,6 +120,8 @@ func (p *Reader) Next() (Packet, error) {
 	} else if frac >= 1e9 {
 		return Packet{}, fmt.Errorf("packet %d at byte %d: nanoseconds field %d is not below 1000000000: corrupt file", p.n+1, start, frac)
 	}
+	p.r.Discard(16) // Peeked: cannot fail
+	p.off += 16
 	data, err := p.take(int(capLen))
 	if err != nil {
 		return Packet{}, fmt.Errorf("packet %d at byte %d: data %s", p.n+1, start, short(err, 0, int64(capLen)))
@@ -134,7 +136,23 @@ func (p *Reader) full(b []byte) error {
 	return err
 }
 
+// take returns the next n bytes, from the read buffer itself when they fit
+// in it (valid until the next read, as Packet.Data is), else copied.
 func (p *Reader) take(n int) ([]byte, error) {
+	if n <= p.r.Size() {
+		b, err := p.r.Peek(n)
+		if err != nil {
+			p.r.Discard(len(b))
+			p.off += int64(len(b))
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		p.r.Discard(n)
+		p.off += int64(n)
+		return b, nil
+	}
 	if cap(p.buf) < n {
 		p.buf = make([]byte, n)
 	}

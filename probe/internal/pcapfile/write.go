@@ -2,6 +2,12 @@
 // files (written with nanosecond timestamps) and pcapng. It is what turns ring
 // windows into files for tcpdump, tshark and Wireshark, and what `probe ring
 // import` reads.
+//
+// It is our own rather than gopacket's pcapgo, which writes and reads the same
+// formats: pcapgo's writers cost 2 to 6 times as much a packet and its pcapng
+// writer allocates for each packet with epb_flags (BenchmarkWrite, figures
+// in docs/dev/benchmarks.md), and its readers do not name the packet and byte
+// of bad input or check the if_name a ring link is made from.
 package pcapfile
 
 import (
@@ -166,6 +172,7 @@ type NGWriter struct {
 	w      *bufio.Writer
 	ifaces []Interface
 	buf    []byte
+	tail   [8]byte // in the struct: on the stack it escapes through bufio, an allocation a packet
 }
 
 // NewPCAPNG writes the section header block and returns the writer.
@@ -243,7 +250,8 @@ func (n *NGWriter) WritePacket(iface int, ts int64, origLen uint32, data []byte)
 	if _, err := n.w.Write(data); err != nil {
 		return err
 	}
-	var tail [8]byte
+	tail := n.tail[:]
+	clear(tail)
 	if pad > 0 {
 		if _, err := n.w.Write(tail[:pad]); err != nil {
 			return err
@@ -254,7 +262,7 @@ func (n *NGWriter) WritePacket(iface int, ts int64, origLen uint32, data []byte)
 			return err
 		}
 	}
-	le.PutUint32(tail[:], uint32(total))
+	le.PutUint32(tail, uint32(total))
 	_, err := n.w.Write(tail[:4])
 	return err
 }
