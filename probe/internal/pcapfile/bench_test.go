@@ -27,136 +27,136 @@ var benchFrames = func() []pkt {
 
 var benchIfaces = []Interface{{Name: "eth0", LinkType: 1, Description: "side router", Inbound: true}, {Name: "eth1", LinkType: 1}}
 
-// The writer benchmarks write one packet per op into io.Discard, each
-// writer behind a 256 KiB buffer as the export uses it; ns/op is ns/packet.
-// Run with: go test -run '^$' -bench . -benchmem ./probe/internal/pcapfile/
+// BenchmarkWrite and BenchmarkRead give each side's allocations a packet
+// (-benchmem; ns/op is ns/packet, but timed one after the other: for the
+// ratio see BenchmarkInterleaved). Each writer is behind the same 256 KiB
+// buffer into io.Discard; the readers read a file of 4096 packets over and
+// over, pcapgo's with its zero-copy read, the contract of Reader.Next.
+// Run with: go test -run '^$' -bench 'Write|Read' -benchmem ./probe/internal/pcapfile/
 func BenchmarkWrite(b *testing.B) {
 	for _, format := range []string{"pcap", "pcapng"} {
-		b.Run(format+"/pcapfile", func(b *testing.B) {
-			w, err := NewWriter(io.Discard, format, benchIfaces[:1+btoi(format == "pcapng")], "a window")
+		ifaces := benchIfaces[:1+btoi(format == "pcapng")]
+		ours, err := NewWriter(io.Discard, format, ifaces, "a window")
+		if err != nil {
+			b.Fatal(err)
+		}
+		theirs, err := newPcapgoWriter(format, ifaces)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, side := range []struct {
+			name  string
+			write func(pkt) error
+		}{
+			{"pcapfile", func(p pkt) error { return ours.WritePacket(p.iface, p.t, p.orig, p.data) }},
+			{"pcapgo", theirs},
+		} {
+			b.Run(format+"/"+side.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for i := range b.N {
+					if err := side.write(benchFrame(i, ifaces)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	for _, format := range []string{"pcap", "pcapng"} {
+		file := benchFile(b, format, 4096)
+		for _, side := range []struct {
+			name string
+			open func() (func() error, error)
+		}{
+			{"pcapfile", func() (func() error, error) {
+				r, err := NewReader(bytes.NewReader(file))
+				return func() error { _, err := r.Next(); return err }, err
+			}},
+			{"pcapgo", func() (func() error, error) { return newPcapgoReader(format, file) }},
+		} {
+			b.Run(format+"/"+side.name, func(b *testing.B) {
+				b.ReportAllocs()
+				var next func() error
+				for range b.N {
+					if next == nil {
+						var err error
+						if next, err = side.open(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := next(); err == io.EOF {
+						next = nil
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkInterleaved times our writer and reader and pcapgo's on the same
+// frames in alternation, a turn at a time, so that both see the same load on
+// a shared machine; it reports each side's ns/packet and the ratio
+// pcapgo/pcapfile (above 1: pcapgo is slower).
+// Run with: go test -run '^$' -bench Interleaved -benchtime 300x -count 7 ./probe/internal/pcapfile/
+func BenchmarkInterleaved(b *testing.B) {
+	const turn = 1024
+	for _, format := range []string{"pcap", "pcapng"} {
+		ifaces := benchIfaces[:1+btoi(format == "pcapng")]
+		b.Run("write/"+format, func(b *testing.B) {
+			ours, err := NewWriter(io.Discard, format, ifaces, "a window")
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				p := benchFrames[i%len(benchFrames)]
-				if format == "pcap" {
-					p.iface = 0
-				}
-				if err := w.WritePacket(p.iface, p.t, p.orig, p.data); err != nil {
-					b.Fatal(err)
-				}
-			}
-			w.Flush()
-		})
-	}
-	b.Run("pcap/pcapgo", func(b *testing.B) {
-		bw := bufio.NewWriterSize(io.Discard, bufSize)
-		w := pcapgo.NewWriterNanos(bw)
-		if err := w.WriteFileHeader(DefaultSnapLen, layers.LinkTypeEthernet); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			p := benchFrames[i%len(benchFrames)]
-			ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, p.t), CaptureLength: len(p.data), Length: int(p.orig)}
-			if err := w.WritePacket(ci, p.data); err != nil {
+			theirs, err := newPcapgoWriter(format, ifaces)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		bw.Flush()
-	})
-	b.Run("pcapng/pcapgo", func(b *testing.B) {
-		bw := bufio.NewWriterSize(io.Discard, bufSize)
-		w, err := pcapgo.NewNgWriterInterface(bw, pcapgo.NgInterface{Name: "eth0", Description: "side router", LinkType: layers.LinkTypeEthernet, SnapLength: DefaultSnapLen},
-			pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "presscap", Comment: "a window"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := w.AddInterface(pcapgo.NgInterface{Name: "eth1", LinkType: layers.LinkTypeEthernet, SnapLength: DefaultSnapLen}); err != nil {
-			b.Fatal(err)
-		}
-		inbound := &pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionInbound}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			p := benchFrames[i%len(benchFrames)]
-			ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, p.t), CaptureLength: len(p.data), Length: int(p.orig), InterfaceIndex: p.iface}
-			var opts pcapgo.NgPacketOptions
-			if p.iface == 0 {
-				opts.Flags = inbound
-			}
-			if err := w.WritePacketWithOptions(ci, p.data, opts); err != nil {
-				b.Fatal(err)
-			}
-		}
-		w.Flush()
-		bw.Flush()
-	})
-}
-
-// The reader benchmarks read a file of 4096 packets written by NewWriter
-// over and over (a new reader at each end: amortised, the same for both);
-// ns/op is ns/packet. pcapgo is measured with its zero-copy read, the
-// same contract as Reader.Next (data valid until the next call).
-func BenchmarkRead(b *testing.B) {
-	for _, format := range []string{"pcap", "pcapng"} {
-		var file bytes.Buffer
-		w, err := NewWriter(&file, format, benchIfaces[:1+btoi(format == "pcapng")], "a window")
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := range 4096 {
-			p := benchFrames[i%len(benchFrames)]
-			if format == "pcap" {
-				p.iface = 0
-			}
-			if err := w.WritePacket(p.iface, p.t, p.orig, p.data); err != nil {
-				b.Fatal(err)
-			}
-		}
-		w.Flush()
-		b.Run(format+"/pcapfile", func(b *testing.B) {
-			var r *Reader
-			b.ReportAllocs()
-			for range b.N {
-				if r == nil {
-					if r, err = NewReader(bytes.NewReader(file.Bytes())); err != nil {
+			run := func(write func(pkt) error) time.Duration {
+				t0 := time.Now()
+				for i := range turn {
+					if err := write(benchFrame(i, ifaces)); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if _, err := r.Next(); err == io.EOF {
-					r = nil
-				} else if err != nil {
+				return time.Since(t0)
+			}
+			var a, g time.Duration
+			for range b.N {
+				a += run(func(p pkt) error { return ours.WritePacket(p.iface, p.t, p.orig, p.data) })
+				g += run(theirs)
+			}
+			report(b, a, g, b.N*turn)
+		})
+		b.Run("read/"+format, func(b *testing.B) {
+			// A turn reads a whole file of 8 turns' packets, so that
+			// opening it (a 256 KiB buffer each) weighs little.
+			const packets = 8 * turn
+			file := benchFile(b, format, packets)
+			run := func(next func() error, err error) {
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
-		b.Run(format+"/pcapgo", func(b *testing.B) {
-			var r interface {
-				ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-			}
-			b.ReportAllocs()
-			for range b.N {
-				if r == nil {
-					var err error
-					if format == "pcap" {
-						r, err = pcapgo.NewReader(bytes.NewReader(file.Bytes()))
-					} else {
-						r, err = pcapgo.NewNgReader(bytes.NewReader(file.Bytes()), pcapgo.DefaultNgReaderOptions)
-					}
-					if err != nil {
+				for range packets {
+					if err := next(); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if _, _, err := r.ZeroCopyReadPacketData(); err == io.EOF {
-					r = nil
-				} else if err != nil {
-					b.Fatal(err)
-				}
 			}
+			var a, g time.Duration
+			for range b.N {
+				t0 := time.Now()
+				r, err := NewReader(bytes.NewReader(file))
+				run(func() error { _, err := r.Next(); return err }, err)
+				a += time.Since(t0)
+				t0 = time.Now()
+				run(newPcapgoReader(format, file))
+				g += time.Since(t0)
+			}
+			report(b, a, g, b.N*packets)
 		})
 	}
 }
@@ -166,6 +166,92 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+func benchFrame(i int, ifaces []Interface) pkt {
+	p := benchFrames[i%len(benchFrames)]
+	p.iface = min(p.iface, len(ifaces)-1)
+	return p
+}
+
+// benchFile is a file of n packets written by NewWriter.
+func benchFile(b *testing.B, format string, n int) []byte {
+	ifaces := benchIfaces[:1+btoi(format == "pcapng")]
+	var file bytes.Buffer
+	w, err := NewWriter(&file, format, ifaces, "a window")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		p := benchFrame(i, ifaces)
+		if err := w.WritePacket(p.iface, p.t, p.orig, p.data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return file.Bytes()
+}
+
+// newPcapgoReader opens file with pcapgo and returns its zero-copy read.
+func newPcapgoReader(format string, file []byte) (func() error, error) {
+	var r interface {
+		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}
+	var err error
+	if format == "pcap" {
+		r, err = pcapgo.NewReader(bytes.NewReader(file))
+	} else {
+		r, err = pcapgo.NewNgReader(bytes.NewReader(file), pcapgo.DefaultNgReaderOptions)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func() error { _, _, err := r.ZeroCopyReadPacketData(); return err }, nil
+}
+
+// newPcapgoWriter writes what NewWriter writes, through pcapgo, behind the
+// same 256 KiB buffer, and returns its per-packet function.
+func newPcapgoWriter(format string, ifaces []Interface) (func(pkt) error, error) {
+	bw := bufio.NewWriterSize(io.Discard, bufSize)
+	ci := func(p pkt) gopacket.CaptureInfo {
+		return gopacket.CaptureInfo{Timestamp: time.Unix(0, p.t), CaptureLength: len(p.data), Length: int(p.orig), InterfaceIndex: p.iface}
+	}
+	if format == "pcap" {
+		w := pcapgo.NewWriterNanos(bw)
+		if err := w.WriteFileHeader(DefaultSnapLen, layers.LinkType(ifaces[0].LinkType)); err != nil {
+			return nil, err
+		}
+		return func(p pkt) error { return w.WritePacket(ci(p), p.data) }, nil
+	}
+	ngIface := func(ifc Interface) pcapgo.NgInterface {
+		return pcapgo.NgInterface{Name: ifc.Name, Description: ifc.Description, LinkType: layers.LinkType(ifc.LinkType), SnapLength: snapOf(ifc)}
+	}
+	w, err := pcapgo.NewNgWriterInterface(bw, ngIface(ifaces[0]), pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "presscap", Comment: "a window"}})
+	if err != nil {
+		return nil, err
+	}
+	for _, ifc := range ifaces[1:] {
+		if _, err := w.AddInterface(ngIface(ifc)); err != nil {
+			return nil, err
+		}
+	}
+	inbound := &pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionInbound}
+	return func(p pkt) error {
+		var opts pcapgo.NgPacketOptions
+		if ifaces[p.iface].Inbound {
+			opts.Flags = inbound
+		}
+		return w.WritePacketWithOptions(ci(p), p.data, opts)
+	}, nil
+}
+
+func report(b *testing.B, ours, pcapgo time.Duration, packets int) {
+	b.ReportMetric(float64(ours.Nanoseconds())/float64(packets), "pcapfile-ns/pkt")
+	b.ReportMetric(float64(pcapgo.Nanoseconds())/float64(packets), "pcapgo-ns/pkt")
+	b.ReportMetric(float64(pcapgo)/float64(ours), "pcapgo/pcapfile")
+	b.ReportMetric(0, "ns/op")
 }
 
 // TestNoAllocationPerPacket: writing and reading a packet allocates nothing

@@ -2,8 +2,10 @@ package pcapfile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,5 +196,50 @@ func TestReaderErrorsNameTheByte(t *testing.T) {
 		if errors.Is(err, io.EOF) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestPCAPBytes: the classic file, byte for byte, as it was before pcapgo
+// wrote it: little-endian nanosecond magic, version 2.4, the snap length and
+// link type; times before 1970 and after 2106 clamped, data cut to the snap
+// length with the original length kept.
+func TestPCAPBytes(t *testing.T) {
+	var b bytes.Buffer
+	w, err := NewPCAP(&b, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		ts   int64
+		orig uint32
+		data []byte
+	}{
+		{1_767_225_600_123_456_789, 3, []byte{1, 2, 3}},
+		{-5, 7, []byte{9, 9, 9, 9, 9, 9}},
+		{math.MaxInt64, 2, []byte{7}},
+	} {
+		if err := w.WritePacket(p.ts, p.orig, p.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	le := binary.LittleEndian
+	want := le.AppendUint32(nil, 0xa1b23c4d)
+	want = le.AppendUint16(want, 2)
+	want = le.AppendUint16(want, 4)
+	want = append(want, make([]byte, 8)...)
+	want = le.AppendUint32(want, 4)
+	want = le.AppendUint32(want, 1)
+	rec := func(sec, nsec, capLen, orig uint32, data ...byte) {
+		for _, v := range []uint32{sec, nsec, capLen, orig} {
+			want = le.AppendUint32(want, v)
+		}
+		want = append(want, data...)
+	}
+	rec(1_767_225_600, 123_456_789, 3, 3, 1, 2, 3)
+	rec(0, 0, 4, 7, 9, 9, 9, 9)
+	rec(0xffffffff, 999_999_999, 1, 2, 7)
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("pcap bytes\n% x\nwant\n% x", b.Bytes(), want)
 	}
 }
