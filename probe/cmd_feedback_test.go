@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-func runCmd(t *testing.T, args ...string) (string, string, error) {
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, args)
+	err = dispatch(context.Background(), env{stdout: &out, stderr: &errb}, args)
 	return out.String(), errb.String(), err
 }
 

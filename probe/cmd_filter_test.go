@@ -15,10 +15,10 @@ import (
 	"github.com/presscap/presscap/probe/internal/filter"
 )
 
-func runFilterCmd(t *testing.T, args ...string) (string, string, error) {
+func runFilterCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, append([]string{"filter"}, args...))
+	err = dispatch(context.Background(), env{stdout: &out, stderr: &errb}, append([]string{"filter"}, args...))
 	return out.String(), errb.String(), err
 }
 

@@ -14,10 +14,10 @@ import (
 	"github.com/presscap/presscap/probe/internal/report/reporttest"
 )
 
-func runReportCmd(t *testing.T, args ...string) (string, string, error) {
+func runReportCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, append([]string{"report"}, args...))
+	err = dispatch(context.Background(), env{stdout: &out, stderr: &errb}, append([]string{"report"}, args...))
 	return out.String(), errb.String(), err
 }
 

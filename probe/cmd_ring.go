@@ -271,7 +271,7 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Duration) (int64, int64, error) {
+func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Duration) (fromNs, toNs int64, err error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	parse := func(name, v string) (int64, error) {

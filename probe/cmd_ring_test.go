@@ -176,10 +176,10 @@ func checkCapture(t *testing.T, path string, want int) {
 	}
 }
 
-func probeRun(t *testing.T, args ...string) (string, string, error) {
+func probeRun(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}, args)
+	err = dispatch(context.Background(), env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}, args)
 	return out.String(), errb.String(), err
 }
 

@@ -164,7 +164,7 @@ func TestRunNamesFilesWithIDAndLabel(t *testing.T) {
 // fleetProbe is a probe with id 10000000a1b2c3d4 on a gokrazy-like system
 // root (returned), configured to capture a veth and to upload to a real
 // OpenSSH server's remote_dir (returned).
-func fleetProbe(t *testing.T) (config.Config, string, string) {
+func fleetProbe(t *testing.T) (cfg config.Config, root, remoteDir string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs root, namespaces and sshd")
@@ -174,7 +174,7 @@ func fleetProbe(t *testing.T) (config.Config, string, string) {
 	c := runConfig(t, pair.Host)
 	c.Hostname = ""
 	c.Clock.Sync = config.SyncAlways
-	root := t.TempDir()
+	root = t.TempDir()
 	for p, content := range map[string]string{
 		"proc/device-tree/serial-number": "10000000a1b2c3d4\x00",
 		"etc/gokr-pw.txt":                "image-password\n",

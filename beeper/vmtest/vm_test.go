@@ -252,7 +252,7 @@ func fileExists(p string) bool {
 }
 
 // readWAV reads a PCM S16 WAV file as QEMU's wav audiodev writes it.
-func readWAV(t *testing.T, p string) ([]int16, int, int) {
+func readWAV(t *testing.T, p string) (samples []int16, rate, chans int) {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -262,7 +262,7 @@ func readWAV(t *testing.T, p string) ([]int16, int, int) {
 		t.Fatalf("%s is not a WAV file", p)
 	}
 	le := binary.LittleEndian
-	var rate, chans, bits int
+	var bits int
 	off := 12
 	for off+8 <= len(b) {
 		id, size := string(b[off:off+4]), int(le.Uint32(b[off+4:]))

@@ -352,7 +352,7 @@ func extractPerm(t *testing.T, disk, dir string) string {
 // image's, so the web UI and make update need it, as they need the one a
 // probe made itself (which a provider reads from its health report). It
 // returns the password and a file holding it.
-func seedDevicePassword(t *testing.T, disk, dir string) (string, string) {
+func seedDevicePassword(t *testing.T, disk, dir string) (password, file string) {
 	t.Helper()
 	pw := "systemtest-device-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	file := filepath.Join(dir, "device-pw.txt")

@@ -420,12 +420,12 @@ func describeType(t reflect.Type) string {
 	return t.String()
 }
 
-func lineCol(data []byte, off int64) (int, int) {
+func lineCol(data []byte, off int64) (line, col int) {
 	if off > int64(len(data)) {
 		off = int64(len(data))
 	}
 	before := data[:off]
-	line := bytes.Count(before, []byte("\n")) + 1
-	col := int(off) - bytes.LastIndexByte(before, '\n')
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(off) - bytes.LastIndexByte(before, '\n')
 	return line, col
 }

@@ -191,22 +191,22 @@ func buildCorpus(seed int64) []frame {
 		}
 		return tagSets[r.Intn(len(tagSets))]
 	}
-	pair4 := func() ([4]byte, [4]byte) {
-		a := pick4()
+	pair4 := func() (a, b [4]byte) {
+		a = pick4()
 		if r.Intn(6) == 0 {
 			return a, a
 		}
 		return a, pick4()
 	}
-	pair6 := func() ([16]byte, [16]byte) {
-		a := pick6()
+	pair6 := func() (a, b [16]byte) {
+		a = pick6()
 		if r.Intn(6) == 0 {
 			return a, a
 		}
 		return a, pick6()
 	}
-	portPair := func() (uint16, uint16) {
-		a := port()
+	portPair := func() (a, b uint16) {
+		a = port()
 		if r.Intn(3) == 0 {
 			return a, a
 		}

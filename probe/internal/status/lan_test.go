@@ -204,7 +204,7 @@ func from(addr string) *fakeConn {
 
 func TestConnLimiter(t *testing.T) {
 	l := newConnLimiter(Limits{MaxConns: 10, PerSource: 3, Loopback: 2}, t.Logf)
-	admit := func(addr string) (*limitedConn, *limitedConn) { return l.admit(from(addr)) }
+	admit := func(addr string) (admitted, evicted *limitedConn) { return l.admit(from(addr)) }
 	// Per source: the fourth from one address is refused.
 	var a []*limitedConn
 	for i := range 3 {
@@ -285,7 +285,7 @@ func TestConnLimiter(t *testing.T) {
 // another out. With the /64 counted as one source, fe80::2 was refused.
 func TestConnLimiterIPv6Neighbours(t *testing.T) {
 	l := newConnLimiter(Limits{MaxConns: 10, PerSource: 3, Loopback: 2}, t.Logf)
-	admit := func(addr string) (*limitedConn, *limitedConn) { return l.admit(from(addr)) }
+	admit := func(addr string) (admitted, evicted *limitedConn) { return l.admit(from(addr)) }
 	for i := range 3 {
 		if c, _ := admit(fmt.Sprintf("[fe80::1]:%d", 1000+i)); c == nil {
 			t.Fatalf("connection %d from fe80::1 refused", i+1)

@@ -107,7 +107,7 @@ func TestBuild(t *testing.T) {
 		Versions: fleet.Versions{Probe: "v1"}, Config: fleet.Config{Hash: "sha256:ab", Source: "/etc/presscap/config.json"},
 		DevicePassword: "PW", LED: true,
 		Ifaces: map[string]string{"router": "eth0", "phone": "eth1"},
-		LinkState: func(iface string) (bool, bool, error) {
+		LinkState: func(iface string) (present, up bool, err error) {
 			return iface == "eth0", iface == "eth0", nil
 		},
 	}
