@@ -17,7 +17,7 @@ type Sound int
 const (
 	// Ack: the press was taken (one short high beep).
 	Ack Sound = iota + 1
-	// Saved: the capture files are written (two rising beeps).
+	// Saved: the window's files are written (two rising beeps).
 	Saved
 	// Uploaded: the upload finished (three rising beeps).
 	Uploaded

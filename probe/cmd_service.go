@@ -370,6 +370,6 @@ func runTrigger(ctx context.Context, e env, args []string) error {
 	if p.Profile != "" {
 		prof = " (profile " + p.Profile + ")"
 	}
-	fmt.Fprintf(e.stdout, "pressed at %s%s: capture #%d %s\n", p.Time.UTC().Format(time.RFC3339Nano), prof, p.Window, p.Decision)
+	fmt.Fprintf(e.stdout, "pressed at %s%s: window #%d %s\n", p.Time.UTC().Format(time.RFC3339Nano), prof, p.Window, p.Decision)
 	return nil
 }

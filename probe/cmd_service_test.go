@@ -175,7 +175,7 @@ func TestRunAndTrigger(t *testing.T) {
 	if !strings.Contains(out.String(), "configuration warning: storage.retry: 10ms is below the minimum of 100ms: using 100ms") {
 		t.Errorf("run does not log the corrected storage.retry:\n%s", out.String())
 	}
-	if said := pressTrigger(t, cfgPath); !strings.Contains(said, "capture #1 opened") {
+	if said := pressTrigger(t, cfgPath); !strings.Contains(said, "window #1 opened") {
 		t.Errorf("trigger said %q", said)
 	}
 	var tout, terr bytes.Buffer
@@ -220,7 +220,7 @@ func TestRunAndTrigger(t *testing.T) {
 		}
 		return !runs["press"].Finished.IsZero() && !runs["sounds"].Finished.IsZero()
 	})
-	if p := runs["press"]; !p.OK || len(p.Steps) != 2 || !strings.Contains(p.Steps[0].Detail, "capture #2 opened") ||
+	if p := runs["press"]; !p.OK || len(p.Steps) != 2 || !strings.Contains(p.Steps[0].Detail, "window #2 opened") ||
 		!strings.Contains(p.Steps[1].Detail, "1 files in ") || !strings.Contains(p.Steps[1].Detail, ".pcap") {
 		t.Errorf("press check: %+v", p)
 	}

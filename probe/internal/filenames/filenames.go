@@ -1,5 +1,5 @@
 // Package filenames is the one place that says which names the probe gives
-// the files of a capture window: the export writes them, and the upload
+// the files of a saved window: the export writes them, and the upload
 // sends only names it recognises, so that nothing else a customer leaves in
 // the queue on their USB disk leaves the house.
 package filenames

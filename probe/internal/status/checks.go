@@ -281,10 +281,10 @@ func (c *Checks) press(ctx context.Context, src Source, report func(CheckStep)) 
 		return nil
 	}
 	if p.Decision == "ignored" {
-		report(step("press", "", fmt.Errorf("ignored: capture #%d is still open (trigger.repeat ignore); try again when it is saved", p.Window)))
+		report(step("press", "", fmt.Errorf("ignored: window #%d is still open (trigger.repeat ignore); try again when it is saved", p.Window)))
 		return nil
 	}
-	report(step("press", fmt.Sprintf("at %s: capture #%d %s", p.Time.UTC().Format("15:04:05.000 UTC"), p.Window, p.Decision), nil))
+	report(step("press", fmt.Sprintf("at %s: window #%d %s", p.Time.UTC().Format("15:04:05.000 UTC"), p.Window, p.Decision), nil))
 	poll := c.Poll
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
@@ -295,19 +295,19 @@ func (c *Checks) press(ctx context.Context, src Source, report func(CheckStep)) 
 				continue
 			}
 			if q.Error != "" {
-				report(step("save capture #"+fmt.Sprint(p.Window), "", errors.New(q.Error)))
+				report(step("save window #"+fmt.Sprint(p.Window), "", errors.New(q.Error)))
 				return nil
 			}
 			detail := fmt.Sprintf("%d files in %s: %s", len(q.Files), q.Dir, strings.Join(q.Files, ", "))
 			if len(q.Files) == 0 {
-				report(step("save capture #"+fmt.Sprint(p.Window), "", errors.New("saved, but no file was written")))
+				report(step("save window #"+fmt.Sprint(p.Window), "", errors.New("saved, but no file was written")))
 				return nil
 			}
-			report(step("save capture #"+fmt.Sprint(p.Window), detail, nil))
+			report(step("save window #"+fmt.Sprint(p.Window), detail, nil))
 			return nil
 		}
 		if err := wait(ctx, poll); err != nil {
-			report(step("save capture #"+fmt.Sprint(p.Window), "", fmt.Errorf("not saved in time: %w", err)))
+			report(step("save window #"+fmt.Sprint(p.Window), "", fmt.Errorf("not saved in time: %w", err)))
 			return nil
 		}
 	}

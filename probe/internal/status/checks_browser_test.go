@@ -97,7 +97,7 @@ func TestChecksInChromium(t *testing.T) {
 		"sounds": {"play ack", "play saved", "play uploaded", "play fault"},
 		"leds":   {"show booting", "show recording", "show fault-bad-config", "blinks five times, then pauses: bad configuration"},
 		"upload": {"connect to " + srv.Addr(), srv.Fingerprint() + " matches", "find remote_dir", "read back", "delete"},
-		"press":  {"capture #4 opened", "save capture #4", "20231114T221320Z_4_voip.pcap"},
+		"press":  {"window #4 opened", "save window #4", "20231114T221320Z_4_voip.pcap"},
 	}
 	for _, ch := range checkList {
 		m := regexp.MustCompile(`(?s)<div class="check" id="check-` + ch.name + `">(.*?)</div>`).FindStringSubmatch(dom)

@@ -333,8 +333,8 @@ func TestCheckPress(t *testing.T) {
 	startCheck(t, h, "press", nil)
 	run := finished(t, h, "press")
 	got := stepNames(run)
-	if !run.OK || !strings.Contains(got, "ok press: at ") || !strings.Contains(got, "capture #4 opened") ||
-		!strings.Contains(got, "ok save capture #4: 2 files in /mnt/presscap/captures: 20231114T221320Z_4_all.pcap, 20231114T221320Z_4_voip.pcap") ||
+	if !run.OK || !strings.Contains(got, "ok press: at ") || !strings.Contains(got, "window #4 opened") ||
+		!strings.Contains(got, "ok save window #4: 2 files in /mnt/presscap/captures: 20231114T221320Z_4_all.pcap, 20231114T221320Z_4_voip.pcap") ||
 		strings.Contains(got, "older.pcap") {
 		t.Errorf("press check:\n%s", got)
 	}

@@ -82,7 +82,7 @@ type Device struct {
 	Product string `json:"product"`
 }
 
-// Window is a capture waiting for its end.
+// Window is a saved window waiting for its end.
 type Window struct {
 	ID      int       `json:"id"`
 	From    time.Time `json:"from"`
@@ -256,10 +256,10 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 </table>
 <h2>Trigger devices</h2>
 {{if .Devices}}<ul>{{range .Devices}}<li>{{.Path}}: {{.Name}} ({{.Vendor}}:{{.Product}})</li>{{end}}</ul>{{else}}<p>none seen</p>{{end}}
-<h2>Captures waiting for their end</h2>
+<h2>Windows waiting for their end</h2>
 {{if .Pending}}<ul>{{range .Pending}}<li>#{{.ID}}: {{t .From}} to {{t .To}} ({{.Presses}} presses)</li>{{end}}</ul>{{else}}<p>none</p>{{end}}
 <h2>Recent presses</h2>
-<table><tr><th>time</th><th>source</th><th>clock</th><th>capture</th><th>files</th></tr>
+<table><tr><th>time</th><th>source</th><th>clock</th><th>window</th><th>files</th></tr>
 {{range .Presses}}<tr><td>{{t .Time}}</td><td>{{.Source}}</td><td>{{if .Synced}}synced{{else}}unsynced{{end}}</td><td>#{{.Window}} {{.Decision}}</td>
 <td>{{if .Error}}<b>{{.Error}}</b>{{else if .Done}}{{if .Truncated}}<b>truncated: {{.Missing}} of the window missing ({{.Reason}})</b><br>{{end}}{{range .Files}}{{.}}<br>{{end}}{{else}}waiting{{end}}</td></tr>{{end}}
 </table>

@@ -59,8 +59,10 @@ func TestPages(t *testing.T) {
 		// success, the error (escaped) and the key as one copyable line.
 		"sftp.example.net:22", "uploading now", "2023-11-14 22:15:00.000 UTC: failed: &lt;refused&gt;", "2023-11-14 19:26:40.000 UTC",
 		"<b>ssh: unable to authenticate &lt;publickey&gt;</b>", "<code>" + testPublicKey + "</code>",
-		// The ring's span, and a capture that lacks part of its window.
-		"<th>span</th><td>27.5s", "truncated: 2.5s of the window missing (ring_did_not_reach_back)"} {
+		// The ring's span, and a saved window that lacks part of its span.
+		"<th>span</th><td>27.5s", "truncated: 2.5s of the window missing (ring_did_not_reach_back)",
+		// A saved window is "window #N" (the live recorder is the capture).
+		"<h2>Windows waiting for their end</h2>", "<th>window</th>"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("HTML lacks %q", want)
 		}

@@ -8,7 +8,7 @@ type Clock interface {
 	// After fires once d has passed on this clock.
 	After(d time.Duration) <-chan time.Time
 	// Synced tells whether Now can be trusted (NTP synced). Scheduled runs,
-	// missed ones included, wait for it; after-capture runs do not.
+	// missed ones included, wait for it; after_capture runs do not.
 	Synced() bool
 }
 

@@ -1,6 +1,6 @@
-// Package upload sends the capture queue to the provider's SFTP server at a
-// set time of day (or right after each capture), removing a local file only
-// once the server holds all of it.
+// Package upload sends the queue of saved windows to the provider's SFTP
+// server at a set time of day (or right after each window is saved),
+// removing a local file only once the server holds all of it.
 //
 // This file holds the package's configuration section, which probe/config
 // embeds under the JSON key "upload".
@@ -57,7 +57,7 @@ type Config struct {
 	// WindowEnd, "HH:MM" or empty, is when no new file is started any more
 	// (a file in flight completes). Earlier than Time means the next day.
 	WindowEnd string `json:"window_end,omitempty"`
-	// AfterCapture uploads right after each capture as well (see Kick).
+	// AfterCapture uploads right after each saved window as well (see Kick).
 	AfterCapture bool `json:"after_capture"`
 	// BandwidthLimitKbps caps the upload rate in kbit/s; 0 is unlimited.
 	BandwidthLimitKbps int64 `json:"bandwidth_limit_kbps"`
@@ -78,11 +78,11 @@ type RetryConfig struct {
 	Max     field.Duration `json:"max"`
 	// Attempts caps the attempts of one run; 0 means: scheduled runs retry
 	// until the window ends (or the next scheduled time when there is no
-	// window end), after-capture runs try DefaultKickAttempts times.
+	// window end), after_capture runs try DefaultKickAttempts times.
 	Attempts int `json:"attempts"`
 }
 
-// DefaultKickAttempts is the attempt limit of an after-capture run when
+// DefaultKickAttempts is the attempt limit of an after_capture run when
 // retry.attempts is 0; whatever is left waits for the scheduled run.
 const DefaultKickAttempts = 3
 

@@ -18,7 +18,7 @@ type QueueFile struct {
 }
 
 // isManifest tells manifests, which go last so that the provider's side can
-// treat a manifest's arrival as "all its captures are there".
+// treat a manifest's arrival as "all its window's files are there".
 func isManifest(name string) bool { return strings.HasSuffix(name, ".json") }
 
 // inProgress tells files a writer has not finished: writers create files
@@ -28,7 +28,7 @@ func inProgress(name string) bool {
 }
 
 // ListQueue returns the files of the queue directory in upload order:
-// captures by name (names start with the time, so oldest first), then
+// windows' files by name (names start with the time, so oldest first), then
 // manifests by name. Subdirectories (such as a sent folder), files still
 // being written and files whose names the probe does not give (see package
 // filenames: the queue is on the customer's disk) are skipped. A missing

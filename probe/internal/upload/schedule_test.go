@@ -175,7 +175,7 @@ func TestScheduleRetryInsideWindow(t *testing.T) {
 	}
 }
 
-// TestKickAfterCapture uploads right after a capture, outside the schedule
+// TestKickAfterCapture uploads right after a saved window, outside the schedule
 // and before the clock is synced.
 func TestKickAfterCapture(t *testing.T) {
 	r := newRig(t, sshdtest.Options{})
@@ -186,13 +186,13 @@ func TestKickAfterCapture(t *testing.T) {
 	run.idleUntil(t, clock.Now().Add(5*time.Second))
 	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 1234)
 	run.u.Kick()
-	waitFor(t, "the after-capture upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
+	waitFor(t, "the after_capture upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
 	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
 }
 
 // TestWindowEndsMidRun: the file in flight when the window ends completes;
 // no new file starts, so the rest (and the manifest) waits for the next day.
-// A capture saved during the upload, inside the window, goes in the same run.
+// A window saved during the upload, inside the upload window, goes in the same run.
 func TestWindowEndsMidRun(t *testing.T) {
 	r := newRig(t, sshdtest.Options{})
 	r.cfg.Time, r.cfg.WindowEnd, r.cfg.TimeZone = "02:00", "03:00", "UTC"
@@ -205,7 +205,7 @@ func TestWindowEndsMidRun(t *testing.T) {
 	r.put(t, "b_20261127T020000.000Z_all.pcap", 1000)
 	r.put(t, "b_20261127T020000.000Z_manifest.json", 100)
 
-	// Day 1: while a.pcap is on its way, a capture arrives (c.pcap, sorted
+	// Day 1: while a.pcap is on its way, a saved window arrives (c.pcap, sorted
 	// after b) and is uploaded in the same run.
 	clock.Set(day(27, 2, 0))
 	waitFor(t, "a.pcap.part on the server", func() bool {

@@ -71,7 +71,7 @@ func SelfTest(ctx context.Context, cfg Config, stateDir string, report func(Step
 	}
 	step("find remote_dir "+cfg.RemoteDir, "ok", nil)
 
-	// The test file goes through the same code as a capture, from a
+	// The test file goes through the same code as a saved window, from a
 	// scratch queue, so the test proves what a real upload needs.
 	scratch, err := os.MkdirTemp("", "presscap-upload-test-")
 	if err != nil {

@@ -43,7 +43,7 @@ func (l *logLines) matching(s string) []string {
 }
 
 // TestStalePartRemoved: a cut upload leaves <name>.part on the server; the
-// customer then deletes the capture by hand. The next run removes that
+// customer then deletes the saved window by hand. The next run removes that
 // .part (and logs it) and touches nothing else in the shared remote dir:
 // not another probe's .part, not a .part with this probe's host name that
 // this probe did not write (another box flashed with the same image), and
@@ -103,7 +103,7 @@ func TestStalePartRemoved(t *testing.T) {
 		t.Fatalf("server holds %v, want %v", got, want)
 	}
 
-	// Cut again, the capture is moved away by hand, the queue is empty:
+	// Cut again, the saved window is moved away by hand, the queue is empty:
 	// the run has nothing to send and still removes the .part.
 	const third = "probeA_20261127T040000.000Z_all.pcap"
 	r.put(t, third, 1<<20)

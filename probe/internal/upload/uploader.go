@@ -152,7 +152,7 @@ func (u *Uploader) OnEvent(fn func(Event)) {
 	u.mu.Unlock()
 }
 
-// Kick asks for an upload right after a capture. It does nothing unless
+// Kick asks for an upload right after a window is saved. It does nothing unless
 // after_capture is configured and Run is running; it never blocks.
 func (u *Uploader) Kick() {
 	if !u.cfg.Enabled || !u.cfg.AfterCapture {
@@ -160,7 +160,7 @@ func (u *Uploader) Kick() {
 	}
 	select {
 	case u.kick <- struct{}{}:
-	default: // one pending kick covers all captures so far
+	default: // one pending kick covers all windows saved so far
 	}
 }
 
@@ -189,7 +189,7 @@ const (
 
 // Run uploads on schedule until ctx ends: once the clock is synced it runs a
 // missed scheduled upload (the device was off at the time), then one every
-// day at the configured time; kicks start an after-capture upload at any
+// day at the configured time; kicks start an after_capture upload at any
 // time. It returns nil when ctx ends.
 func (u *Uploader) Run(ctx context.Context) error {
 	if !u.cfg.Enabled {
@@ -322,7 +322,7 @@ func (u *Uploader) session(ctx context.Context, deadline, giveUp time.Time, maxA
 			if sent == 0 {
 				return
 			}
-			// Captures saved during the upload go in the same run.
+			// Windows saved during the upload go in the same run.
 			attempt, backoff = 0, time.Duration(u.cfg.Retry.Initial)
 			continue
 		}

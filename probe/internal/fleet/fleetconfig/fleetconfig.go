@@ -2,7 +2,7 @@
 // a probe (fleet/config/<id>.json, else default.json): a changed file is
 // checked as `probe check` would check the stack it joins, kept on /perm
 // as its own layer when valid, and applied by restarting the service once
-// no capture window is open or being saved. An invalid one is refused with
+// no window is open or being saved. An invalid one is refused with
 // its errors by field; the last good one stays in force.
 package fleetconfig
 
@@ -42,7 +42,7 @@ type Applier struct {
 	// (config.DHCPEnv): a layer whose network mode contradicts it is
 	// refused.
 	DHCP string
-	// Busy says a capture window is open or being saved.
+	// Busy says a window is open or being saved.
 	Busy func() bool
 	// Restart makes the service exit to start again with the new stack;
 	// called at most once.

@@ -33,7 +33,7 @@ func ParseWindow(s string) (from, to int, err error) { return daytime.ParseRange
 
 // State is what the service knows when it asks.
 type State struct {
-	// Busy is true while a capture window is open or being saved.
+	// Busy is true while a window is open or being saved.
 	Busy bool
 	// LastPress is the last press (zero: none since start).
 	LastPress time.Time
@@ -55,7 +55,7 @@ type Decision struct {
 // time). Urgent lifts the window, never the press rules.
 func (p Policy) Decide(now time.Time, s State, urgent bool) Decision {
 	if s.Busy {
-		return Decision{Reason: "a capture window is open or being saved", Retry: now.Add(BusyRecheck)}
+		return Decision{Reason: "a window is open or being saved", Retry: now.Add(BusyRecheck)}
 	}
 	t := now
 	reason := ""

@@ -29,7 +29,7 @@ func TestDecide(t *testing.T) {
 		{"before the window", at(7, 2, 59), State{}, false, at(7, 3, 0), "outside"},
 		{"evening: next morning", at(7, 22, 0), State{}, false, at(8, 3, 0), "outside"},
 		{"urgent ignores the window", at(7, 12, 0), State{}, true, time.Time{}, ""},
-		{"busy, even urgent", at(7, 3, 30), State{Busy: true}, true, at(7, 3, 31), "capture window"},
+		{"busy, even urgent", at(7, 3, 30), State{Busy: true}, true, at(7, 3, 31), "a window is open"},
 		{"press 10 min ago", at(7, 3, 30), State{LastPress: at(7, 3, 20)}, false, at(7, 3, 50), "within 30m0s of the press"},
 		{"press 30 min ago", at(7, 3, 30), State{LastPress: at(7, 3, 0)}, false, time.Time{}, ""},
 		{"quiet runs past the window: next day", at(7, 4, 45), State{LastPress: at(7, 4, 40)}, false, at(8, 3, 0), "within 30m0s"},
@@ -68,7 +68,7 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// A release arriving in the afternoon reboots at 03:00; a capture window
+// A release arriving in the afternoon reboots at 03:00; a window
 // open at 03:00 delays it until saved, and a press during the wait starts
 // the quiet time again.
 func TestWaitToReboot(t *testing.T) {
