@@ -17,7 +17,7 @@ func Read(path, heading string) ([][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, after, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	_, after, ok := strings.Cut("\n"+string(b), "\n"+heading+"\n")
 	if !ok {
 		return nil, fmt.Errorf("%s has no heading %q", path, heading)
 	}

@@ -22,6 +22,9 @@ func TestRead(t *testing.T) {
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("Read = %q, want %q", rows, want)
 	}
+	if rows, err := Read(p, "# T"); err != nil || len(rows) != 2 || rows[1][0] != "x" {
+		t.Errorf("Read of the first line's heading = %q, %v", rows, err)
+	}
 	if _, err := Read(p, "## Missing"); err == nil || !strings.Contains(err.Error(), "## Missing") {
 		t.Errorf("Read of a missing heading: %v", err)
 	}
