@@ -101,15 +101,15 @@ func runUpload(ctx context.Context, e env, args []string) error {
 	id, _ := identity.Read(root) // without an id, the configured and system names
 	u.SetHosts(service.FileHosts("", full.Hostname, id.Value)...)
 	before := u.Status()
-	fmt.Fprintf(e.stdout, "queue %s: %d files, %d bytes\n", dir, len(before.Queue), before.QueueBytes)
+	fmt.Fprintf(e.stdout, "queue %s: %d files, %d bytes\n", dir, before.Files, before.Bytes)
 	err = u.UploadNow(ctx)
 	st := u.Status()
 	fmt.Fprintf(e.stdout, "%s\n", st.LastResult)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	if len(st.Queue) > 0 {
-		return fmt.Errorf("upload: %d files left in the queue", len(st.Queue))
+	if st.Files > 0 {
+		return fmt.Errorf("upload: %d files left in the queue", st.Files)
 	}
 	return nil
 }

@@ -1015,15 +1015,11 @@ func (s *Service) Snapshot() status.Snapshot {
 		snap.Pending = append(snap.Pending, status.Window{ID: w.ID, From: w.From, To: w.To, Presses: len(w.Presses)})
 	}
 	snap.Presses = append(snap.Presses, s.recent...)
-	u, root := s.uploader, s.upRoot
+	u := s.uploader
 	s.mu.Unlock()
 	if u != nil {
 		us := u.Status()
-		up := &status.Upload{Enabled: us.Enabled, Server: us.Server,
-			QueueDir: filepath.Join(root, s.cfg.Storage.QueueDir), Files: len(us.Queue), Bytes: us.QueueBytes,
-			NextUpload: us.NextRun, Running: us.Running, LastAttempt: us.LastAttempt, LastSuccess: us.LastSuccess,
-			Last: us.LastResult, LastError: us.LastError, PublicKey: us.PublicKey}
-		snap.Upload = up
+		snap.Upload = &us
 	}
 	return snap
 }

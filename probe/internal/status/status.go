@@ -20,24 +20,26 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 // Snapshot is everything the status page shows. The service fills it.
 type Snapshot struct {
 	Host string `json:"host"`
 	// ID is the probe's stable id (package identity), "" without one.
-	ID          string    `json:"id,omitempty"`
-	Now         time.Time `json:"now"`
-	Started     time.Time `json:"started"`
-	ClockSynced bool      `json:"clock_synced"`
-	Storage     Storage   `json:"storage"`
-	Ring        *Ring     `json:"ring,omitempty"`
-	Links       []Link    `json:"links"`
-	Devices     []Device  `json:"trigger_devices"`
-	Pending     []Window  `json:"pending_windows"`
-	Presses     []Press   `json:"recent_presses"`
-	Upload      *Upload   `json:"upload,omitempty"`
-	Faults      []string  `json:"faults,omitempty"`
+	ID          string         `json:"id,omitempty"`
+	Now         time.Time      `json:"now"`
+	Started     time.Time      `json:"started"`
+	ClockSynced bool           `json:"clock_synced"`
+	Storage     Storage        `json:"storage"`
+	Ring        *Ring          `json:"ring,omitempty"`
+	Links       []Link         `json:"links"`
+	Devices     []Device       `json:"trigger_devices"`
+	Pending     []Window       `json:"pending_windows"`
+	Presses     []Press        `json:"recent_presses"`
+	Upload      *upload.Status `json:"upload,omitempty"`
+	Faults      []string       `json:"faults,omitempty"`
 	// Checks are the installer's checks' last runs (see Checks).
 	Checks []CheckRun `json:"installer_checks,omitempty"`
 }
@@ -107,27 +109,6 @@ type Press struct {
 	Truncated bool   `json:"truncated,omitempty"`
 	Missing   string `json:"missing,omitempty"`
 	Reason    string `json:"reason,omitempty"`
-}
-
-// Upload is the upload queue and the uploader's state.
-type Upload struct {
-	Enabled    bool      `json:"enabled"`
-	Server     string    `json:"server,omitempty"`
-	QueueDir   string    `json:"queue_dir"`
-	Files      int       `json:"files"`
-	Bytes      int64     `json:"bytes"`
-	NextUpload time.Time `json:"next_upload,omitzero"`
-	// Running: an upload attempt is in progress.
-	Running     bool      `json:"running"`
-	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	LastSuccess time.Time `json:"last_success,omitzero"`
-	// Last is the last attempt's result in one line; LastError is its
-	// error, empty after a success.
-	Last      string `json:"last,omitempty"`
-	LastError string `json:"last_error,omitempty"`
-	// PublicKey is the probe's SSH key as an OpenSSH authorized_keys
-	// line, for the provider to install on the SFTP server.
-	PublicKey string `json:"public_key,omitempty"`
 }
 
 // Source is what the server shows and triggers.
@@ -269,7 +250,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>server</th><td>{{if .Enabled}}{{.Server}}{{else}}upload disabled (upload.enable){{end}}</td></tr>
 <tr><th>next upload</th><td>{{t .NextUpload}}</td></tr>
 <tr><th>running</th><td>{{if .Running}}<b>uploading now</b>{{else}}no{{end}}</td></tr>
-<tr><th>last attempt</th><td>{{t .LastAttempt}}{{if .Last}}: {{.Last}}{{end}}</td></tr>
+<tr><th>last attempt</th><td>{{t .LastAttempt}}{{if .LastResult}}: {{.LastResult}}{{end}}</td></tr>
 <tr><th>last success</th><td>{{t .LastSuccess}}</td></tr>
 <tr><th>last error</th><td>{{if .LastError}}<b>{{.LastError}}</b>{{else}}none{{end}}</td></tr>
 <tr><th>public key</th><td>{{if .PublicKey}}<code>{{.PublicKey}}</code><br>(append this line to the upload user's ~/.ssh/authorized_keys on the SFTP server){{else}}-{{end}}</td></tr>

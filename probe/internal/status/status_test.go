@@ -10,11 +10,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 type fakeSource struct{ triggers atomic.Int32 }
@@ -29,9 +32,9 @@ func (f *fakeSource) Snapshot() Snapshot {
 		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
 		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true,
 			Truncated: true, Missing: "2.5s", Reason: "ring_did_not_reach_back"}},
-		Upload: &Upload{Enabled: true, Server: "sftp.example.net:22", QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0),
+		Upload: &upload.Status{Enabled: true, Server: "sftp.example.net:22", QueueDir: "/q", Files: 3, NextUpload: time.Unix(1700003600, 0),
 			Running: true, LastAttempt: time.Unix(1700000100, 0), LastSuccess: time.Unix(1699990000, 0).UTC(),
-			Last: "failed: <refused>", LastError: "ssh: unable to authenticate <publickey>",
+			LastResult: "failed: <refused>", LastError: "ssh: unable to authenticate <publickey>",
 			PublicKey: testPublicKey},
 	}
 }
@@ -91,6 +94,32 @@ func TestPages(t *testing.T) {
 	}
 	if r, _ := http.Get(srv.URL + "/trigger"); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /trigger = %d", r.StatusCode)
+	}
+}
+
+// TestUploadJSONNames: the upload object of status.json keeps its names
+// (an API) now that it is the uploader's own Status.
+func TestUploadJSONNames(t *testing.T) {
+	snap := (&fakeSource{}).Snapshot()
+	raw, err := json.Marshal(snap.Upload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for k := range m {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	want := []string{"bytes", "enabled", "files", "last", "last_attempt", "last_error", "last_success", "next_upload", "public_key", "queue_dir", "running", "server"}
+	if !slices.Equal(got, want) {
+		t.Errorf("upload JSON names %v, want %v", got, want)
+	}
+	if m["last"] != "failed: <refused>" || m["queue_dir"] != "/q" {
+		t.Errorf("upload JSON = %s", raw)
 	}
 }
 

@@ -112,7 +112,7 @@ func TestSentDir(t *testing.T) {
 	}
 	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), data)
 	assertFile(t, filepath.Join(r.queueDir, "sent", "a_20261127T020000.000Z_all.pcap"), data)
-	if st := u.Status(); len(st.Queue) != 0 {
-		t.Fatalf("sent folder counted as queue: %+v", st.Queue)
+	if st := u.Status(); st.Files != 0 {
+		t.Fatalf("sent folder counted as queue: %+v", st)
 	}
 }

@@ -77,7 +77,7 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 	clock := fakeclock.New(berlin(t, "2026-11-27 01:00:00"))
 	run := startRun(t, r, clock)
 	slot := berlin(t, "2026-11-27 02:00:00")
-	waitFor(t, "the next run in the status", func() bool { return run.u.Status().NextRun.Equal(slot) })
+	waitFor(t, "the next run in the status", func() bool { return run.u.Status().NextUpload.Equal(slot) })
 	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 20000)
 
 	clock.Set(berlin(t, "2026-11-27 01:59:00"))
@@ -89,7 +89,7 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 	waitFor(t, "the scheduled upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
 	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
 	tomorrow := berlin(t, "2026-11-28 02:00:00")
-	waitFor(t, "the next day's run in the status", func() bool { return run.u.Status().NextRun.Equal(tomorrow) })
+	waitFor(t, "the next day's run in the status", func() bool { return run.u.Status().NextUpload.Equal(tomorrow) })
 
 	// Power off before the next run; on at 09:00 the next day with the
 	// clock not yet synced.
@@ -105,7 +105,7 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"b_20261127T020000.000Z_all.pcap"}) {
 		t.Fatalf("uploaded on an unsynced clock: queue %v", got)
 	}
-	if !run.u.Status().NextRun.IsZero() {
+	if !run.u.Status().NextUpload.IsZero() {
 		t.Fatal("next run planned on an unsynced clock")
 	}
 	clock.SetSynced(true)
@@ -113,7 +113,7 @@ func TestScheduleDailyAndMissed(t *testing.T) {
 	waitFor(t, "the catch-up upload", func() bool { return run.ev.count(upload.Uploaded) == 1 })
 	assertFile(t, filepath.Join(r.remoteDir, "b_20261127T020000.000Z_all.pcap"), b)
 	waitFor(t, "the next run after the catch-up", func() bool {
-		return run.u.Status().NextRun.Equal(berlin(t, "2026-11-29 02:00:00"))
+		return run.u.Status().NextUpload.Equal(berlin(t, "2026-11-29 02:00:00"))
 	})
 
 	// A restart the same day does not run again.
@@ -142,7 +142,7 @@ func TestScheduleRetryInsideWindow(t *testing.T) {
 	}
 	clock := fakeclock.New(utc("2026-11-27 01:00"))
 	run := startRun(t, r, clock)
-	waitFor(t, "the next run", func() bool { return run.u.Status().NextRun.Equal(utc("2026-11-27 02:00")) })
+	waitFor(t, "the next run", func() bool { return run.u.Status().NextUpload.Equal(utc("2026-11-27 02:00")) })
 	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 10000)
 	m := r.put(t, "a_20261127T020000.000Z_manifest.json", 100)
 	r.srv.Stop()
@@ -152,13 +152,13 @@ func TestScheduleRetryInsideWindow(t *testing.T) {
 	clock.Set(utc("2026-11-27 02:10"))
 	// The second backoff (20 min) would end at the window's end: give up.
 	waitFor(t, "the end of the day's run", func() bool {
-		return run.u.Status().NextRun.Equal(utc("2026-11-28 02:00"))
+		return run.u.Status().NextUpload.Equal(utc("2026-11-28 02:00"))
 	})
 	if got := run.ev.kinds(); !reflect.DeepEqual(got, []string{"uploading", "failed", "uploading", "failed"}) {
 		t.Fatalf("events %v, want two failed attempts", got)
 	}
 	st := run.u.Status()
-	if len(st.Queue) != 2 || st.LastError == "" {
+	if st.Files != 2 || st.LastError == "" {
 		t.Fatalf("status after failures: %+v", st)
 	}
 	t.Logf("last error: %s", st.LastError)
@@ -200,7 +200,7 @@ func TestWindowEndsMidRun(t *testing.T) {
 	day := func(d, h, m int) time.Time { return time.Date(2026, 11, d, h, m, 0, 0, time.UTC) }
 	clock := fakeclock.New(day(27, 1, 0))
 	run := startRun(t, r, clock)
-	waitFor(t, "the next run", func() bool { return run.u.Status().NextRun.Equal(day(27, 2, 0)) })
+	waitFor(t, "the next run", func() bool { return run.u.Status().NextUpload.Equal(day(27, 2, 0)) })
 	a := r.put(t, "a_20261127T020000.000Z_all.pcap", 1<<20)
 	r.put(t, "b_20261127T020000.000Z_all.pcap", 1000)
 	r.put(t, "b_20261127T020000.000Z_manifest.json", 100)
@@ -213,7 +213,7 @@ func TestWindowEndsMidRun(t *testing.T) {
 		return err == nil
 	})
 	c := r.put(t, "c_20261127T020000.000Z_all.pcap", 500)
-	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextRun.Equal(day(28, 2, 0)) })
+	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextUpload.Equal(day(28, 2, 0)) })
 	assertFile(t, filepath.Join(r.remoteDir, "c_20261127T020000.000Z_all.pcap"), c)
 	if got := names(t, r.queueDir); len(got) != 0 {
 		t.Fatalf("queue after day 1: %v", got)
@@ -229,7 +229,7 @@ func TestWindowEndsMidRun(t *testing.T) {
 		return err == nil
 	})
 	clock.Set(day(28, 3, 0))
-	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextRun.Equal(day(29, 2, 0)) })
+	waitFor(t, "the end of the run", func() bool { return run.u.Status().NextUpload.Equal(day(29, 2, 0)) })
 	assertFile(t, filepath.Join(r.remoteDir, "a_20261127T020000.000Z_all.pcap"), a)
 	assertFile(t, filepath.Join(r.remoteDir, "d_20261127T020000.000Z_all.pcap"), d)
 	if got := names(t, r.queueDir); !reflect.DeepEqual(got, []string{"e_20261127T020000.000Z_all.pcap", "e_20261127T020000.000Z_manifest.json"}) {

@@ -57,7 +57,7 @@ func TestFullUploadByteIdentical(t *testing.T) {
 		t.Fatalf("events %v", k)
 	}
 	st := u.Status()
-	if len(st.Queue) != 0 || !strings.HasPrefix(st.LastResult, "ok: 7 files") || st.LastError != "" {
+	if st.Files != 0 || !strings.HasPrefix(st.LastResult, "ok: 7 files") || st.LastError != "" {
 		t.Fatalf("status after upload: %+v", st)
 	}
 }

@@ -53,24 +53,30 @@ type Event struct {
 	Err       error // for Failed
 }
 
-// Status is the uploader's state for the status page (JSON-ready).
+// Status is the uploader's state. The status page serves it as its
+// "upload" object (status.json): the JSON names are an API.
 type Status struct {
-	Enabled    bool        `json:"enabled"`
-	Server     string      `json:"server,omitempty"`
-	Queue      []QueueFile `json:"queue"`
-	QueueBytes int64       `json:"queue_bytes"`
-	Running    bool        `json:"running"`
-	// NextRun is the next scheduled start (zero until the clock is synced).
-	NextRun     time.Time `json:"next_run"`
-	LastAttempt time.Time `json:"last_attempt"`
-	LastSuccess time.Time `json:"last_success"`
-	// LastResult is one line: "ok: 3 files, 12.0 MB", "failed: ...",
-	// "window ended, 2 files left", "queue empty".
-	LastResult string `json:"last_result"`
+	Enabled  bool   `json:"enabled"`
+	Server   string `json:"server,omitempty"`
+	QueueDir string `json:"queue_dir"`
+	// Files and Bytes are what waits in the queue.
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// NextUpload is the next scheduled start (zero until the clock is
+	// synced).
+	NextUpload time.Time `json:"next_upload,omitzero"`
+	// Running: an upload attempt is in progress.
+	Running     bool      `json:"running"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastResult is the last attempt's result in one line: "ok: 3 files,
+	// 12.0 MB", "failed: ...", "window ended, 2 files left", "queue
+	// empty"; LastError is its error, empty after a success.
+	LastResult string `json:"last,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
-	// PublicKey is the probe's key as an authorized_keys line, for the
-	// provider to install on the server.
-	PublicKey string `json:"public_key"`
+	// PublicKey is the probe's SSH key as an OpenSSH authorized_keys
+	// line, for the provider to install on the SFTP server.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // Uploader runs the upload schedule for one queue directory.
@@ -170,12 +176,9 @@ func (u *Uploader) Status() Status {
 	u.mu.Lock()
 	s := u.status
 	u.mu.Unlock()
-	s.Queue = files
-	if s.Queue == nil {
-		s.Queue = []QueueFile{}
-	}
+	s.QueueDir, s.Files = u.queueDir, len(files)
 	for _, f := range files {
-		s.QueueBytes += f.Size
+		s.Bytes += f.Size
 	}
 	return s
 }
@@ -595,7 +598,7 @@ func (u *Uploader) emit(e Event) {
 
 func (u *Uploader) setNext(t time.Time) {
 	u.mu.Lock()
-	u.status.NextRun = t
+	u.status.NextUpload = t
 	u.mu.Unlock()
 }
 

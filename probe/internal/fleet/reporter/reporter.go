@@ -181,7 +181,7 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 	}
 	if u := snap.Upload; u != nil {
 		rep.Queue = fleet.Queue{Files: u.Files, Bytes: u.Bytes}
-		rep.Upload = fleet.Upload{LastAttempt: u.LastAttempt, LastSuccess: u.LastSuccess, LastResult: u.Last, LastError: u.LastError}
+		rep.Upload = fleet.Upload{LastAttempt: u.LastAttempt, LastSuccess: u.LastSuccess, LastResult: u.LastResult, LastError: u.LastError}
 	}
 	if r.Messages != nil {
 		rep.Messages = r.Messages.List()

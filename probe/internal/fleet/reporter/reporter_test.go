@@ -15,6 +15,7 @@ import (
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/identity"
 	"github.com/presscap/presscap/probe/internal/status"
+	"github.com/presscap/presscap/probe/internal/upload"
 )
 
 var id = identity.ID{Value: "10000000a1b2c3d4", Source: identity.SourceSerial}
@@ -99,7 +100,7 @@ func TestBuild(t *testing.T) {
 			{Time: at.Add(-time.Hour), Done: true, Files: []string{"a.pcap", "a_manifest.json"}},
 			{Time: at.Add(-time.Minute), Done: false},
 		},
-		Upload: &status.Upload{Files: 2, Bytes: 2048, Last: "ok: 1 files, 0.0 MB", LastAttempt: at.Add(-2 * time.Hour)},
+		Upload: &upload.Status{Files: 2, Bytes: 2048, LastResult: "ok: 1 files, 0.0 MB", LastAttempt: at.Add(-2 * time.Hour)},
 	}
 	var msgs fleet.Recent
 	msgs.Add(fleet.Message{Time: at, Level: "error", Text: "upload: failed"})
@@ -192,7 +193,7 @@ func TestSchedule(t *testing.T) {
 		want(1, "unsynced, past BootWait")
 
 		src.set(func(s *status.Snapshot) {
-			s.Upload = &status.Upload{Running: true, LastAttempt: time.Now()}
+			s.Upload = &upload.Status{Running: true, LastAttempt: time.Now()}
 		})
 		step(Tick)
 		want(1, "upload running")
