@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/jonboulle/clockwork"
 )
 
 // Light is one LED.
@@ -22,7 +20,6 @@ type Light interface {
 // goroutine, so that Set and Flash return at once.
 type LEDs struct {
 	light  Light
-	clk    clockwork.Clock
 	notify chan struct{}
 	quit   chan struct{}
 	done   chan struct{}
@@ -54,15 +51,13 @@ func New(cfg Config) (*LEDs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewWithLight(light, nil), nil
+	return NewWithLight(light), nil
 }
 
-// NewWithLight drives light with the time of clk (nil: the real clock).
-func NewWithLight(light Light, clk clockwork.Clock) *LEDs {
-	if clk == nil {
-		clk = clockwork.NewRealClock()
-	}
-	l := &LEDs{light: light, clk: clk, notify: make(chan struct{}, 1),
+// NewWithLight drives light. Its patterns run on the time package's
+// timers, which a test fakes with testing/synctest.
+func NewWithLight(light Light) *LEDs {
+	l := &LEDs{light: light, notify: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
@@ -151,7 +146,7 @@ const flashSteady = time.Second
 func (l *LEDs) run() {
 	defer close(l.done)
 	var (
-		timer    clockwork.Timer
+		timer    *time.Timer
 		timerC   <-chan time.Time
 		pat      Pattern
 		shown    State = -1
@@ -168,8 +163,8 @@ func (l *LEDs) run() {
 		s := pat.Steps[step]
 		l.write(s.On)
 		if s.Dur > 0 {
-			timer = l.clk.NewTimer(s.Dur)
-			timerC = timer.Chan()
+			timer = time.NewTimer(s.Dur)
+			timerC = timer.C
 		}
 	}
 	start := func(s State, flash bool, n int) {

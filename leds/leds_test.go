@@ -1,38 +1,36 @@
 package leds
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
 
 type event struct {
-	at time.Duration // since the test's start on the fake clock
+	at time.Duration // since the test's start on the bubble's fake clock
 	on bool          // as read back from the pin or the brightness file
 }
 
 // recorder passes Set to a real Light and reads back what the hardware
-// stand-in now shows, with the fake clock's time.
+// stand-in now shows, with the time since t0.
 type recorder struct {
 	Light
 	read   func() bool
-	clk    clockwork.Clock
 	t0     time.Time
 	events chan event
 }
 
 func (r *recorder) Set(on bool) error {
 	err := r.Light.Set(on)
-	r.events <- event{r.clk.Since(r.t0), r.read()}
+	r.events <- event{time.Since(r.t0), r.read()}
 	return err
 }
 
@@ -81,13 +79,15 @@ func sysfsTree(t *testing.T, name, max, trigger string) string {
 	return root
 }
 
-func newRig(t *testing.T, r rig) (*LEDs, *recorder, *clockwork.FakeClock) {
+// newRig starts LEDs on r's light. It runs inside a testing/synctest
+// bubble, whose fake clock moves only when every goroutine in it waits: a
+// pattern's step ends exactly at its time, and a test waits no real time.
+func newRig(t *testing.T, r rig) (*LEDs, *recorder) {
 	light, read := r.make(t)
-	clk := clockwork.NewFakeClock()
-	rec := &recorder{Light: light, read: read, clk: clk, t0: clk.Now(), events: make(chan event, 1000)}
-	l := NewWithLight(rec, clk)
+	rec := &recorder{Light: light, read: read, t0: time.Now(), events: make(chan event, 1000)}
+	l := NewWithLight(rec)
 	t.Cleanup(func() { l.Close() })
-	return l, rec, clk
+	return l, rec
 }
 
 func next(t *testing.T, rec *recorder) event {
@@ -101,13 +101,11 @@ func next(t *testing.T, rec *recorder) event {
 	}
 }
 
-// follow checks that the LED shows steps from offset at, advancing the fake
-// clock to each step's end: one step just short of its end would show up as
-// a wrong time on the next event.
-func follow(t *testing.T, rec *recorder, clk *clockwork.FakeClock, at time.Duration, steps []Step) time.Duration {
+// follow checks that the LED shows steps from offset at, sleeping on the
+// bubble's clock to each step's end: a step shorter or longer than its
+// time shows up as a wrong time on the next event.
+func follow(t *testing.T, rec *recorder, at time.Duration, steps []Step) time.Duration {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for i, s := range steps {
 		e := next(t, rec)
 		if e.on != s.On || e.at != at {
@@ -116,11 +114,7 @@ func follow(t *testing.T, rec *recorder, clk *clockwork.FakeClock, at time.Durat
 		if s.Dur == 0 {
 			return at
 		}
-		if err := clk.BlockUntilContext(ctx, 1); err != nil {
-			t.Fatal("no timer for the step's end")
-		}
-		clk.Advance(s.Dur - time.Millisecond)
-		clk.Advance(time.Millisecond)
+		time.Sleep(s.Dur)
 		at += s.Dur
 	}
 	return at
@@ -130,23 +124,25 @@ func TestEveryStatePattern(t *testing.T) {
 	for _, r := range rigs {
 		for _, s := range States() {
 			t.Run(r.name+"/"+s.String(), func(t *testing.T) {
-				l, rec, clk := newRig(t, r)
-				p := PatternOf(s)
-				if p.Once {
-					// A momentary pattern over a steady Recording.
-					l.Set(Recording)
-					follow(t, rec, clk, 0, []Step{{true, 0}})
-					l.Flash(s)
-					end := follow(t, rec, clk, 0, p.Steps)
-					follow(t, rec, clk, end, []Step{{true, 0}})
-					return
-				}
-				l.Set(s)
-				steps := p.Steps
-				if p.Cycle() > 0 {
-					steps = append(append([]Step(nil), p.Steps...), p.Steps...) // two rounds
-				}
-				follow(t, rec, clk, 0, steps)
+				synctest.Test(t, func(t *testing.T) {
+					l, rec := newRig(t, r)
+					p := PatternOf(s)
+					if p.Once {
+						// A momentary pattern over a steady Recording.
+						l.Set(Recording)
+						follow(t, rec, 0, []Step{{true, 0}})
+						l.Flash(s)
+						end := follow(t, rec, 0, p.Steps)
+						follow(t, rec, end, []Step{{true, 0}})
+						return
+					}
+					l.Set(s)
+					steps := p.Steps
+					if p.Cycle() > 0 {
+						steps = append(append([]Step(nil), p.Steps...), p.Steps...) // two rounds
+					}
+					follow(t, rec, 0, steps)
+				})
 			})
 		}
 	}
@@ -194,36 +190,40 @@ func TestPatternsReadableAndDistinct(t *testing.T) {
 // TestFlashThenSet: a Set during a flash waits for the flash to end; a
 // second Flash restarts it.
 func TestFlashThenSet(t *testing.T) {
-	l, rec, clk := newRig(t, rigs[0])
-	l.Set(Recording)
-	follow(t, rec, clk, 0, []Step{{true, 0}})
-	l.Flash(Pressed)
-	p := PatternOf(Pressed).Steps
-	at := follow(t, rec, clk, 0, p[:4]) // 200 ms into the flash
-	l.Set(Saving)
-	if l.State() != Saving {
-		t.Errorf("State() = %v", l.State())
-	}
-	at = follow(t, rec, clk, at, p[4:])
-	// One round of Saving, and the start of the next.
-	at = follow(t, rec, clk, at, append(PatternOf(Saving).Steps, Step{true, 0}))
-	l.Flash(Pressed)
-	// The flash restarts from its first step at the current time.
-	at = follow(t, rec, clk, at, p)
-	follow(t, rec, clk, at, PatternOf(Saving).Steps)
+	synctest.Test(t, func(t *testing.T) {
+		l, rec := newRig(t, rigs[0])
+		l.Set(Recording)
+		follow(t, rec, 0, []Step{{true, 0}})
+		l.Flash(Pressed)
+		p := PatternOf(Pressed).Steps
+		at := follow(t, rec, 0, p[:4]) // 200 ms into the flash
+		l.Set(Saving)
+		if l.State() != Saving {
+			t.Errorf("State() = %v", l.State())
+		}
+		at = follow(t, rec, at, p[4:])
+		// One round of Saving, and the start of the next.
+		at = follow(t, rec, at, append(PatternOf(Saving).Steps, Step{true, 0}))
+		l.Flash(Pressed)
+		// The flash restarts from its first step at the current time.
+		at = follow(t, rec, at, p)
+		follow(t, rec, at, PatternOf(Saving).Steps)
+	})
 }
 
 // TestSameStateDoesNotRestart: the service may Set the same state again;
 // the rhythm must not restart (it would look like a different pattern).
 func TestSameStateDoesNotRestart(t *testing.T) {
-	l, rec, clk := newRig(t, rigs[0])
-	l.Set(Booting)
-	follow(t, rec, clk, 0, PatternOf(Booting).Steps[:1])
-	l.Set(Booting)
-	l.Set(Booting)
-	// The next change is still the end of the first step, not a restart.
-	b := PatternOf(Booting).Steps
-	follow(t, rec, clk, 500*time.Millisecond, append(b[1:], b...))
+	synctest.Test(t, func(t *testing.T) {
+		l, rec := newRig(t, rigs[0])
+		l.Set(Booting)
+		follow(t, rec, 0, PatternOf(Booting).Steps[:1])
+		l.Set(Booting)
+		l.Set(Booting)
+		// The next change is still the end of the first step, not a restart.
+		b := PatternOf(Booting).Steps
+		follow(t, rec, 500*time.Millisecond, append(b[1:], b...))
+	})
 }
 
 func TestSysfsTakesOverAndRestoresTrigger(t *testing.T) {
@@ -257,44 +257,43 @@ func TestSysfsTakesOverAndRestoresTrigger(t *testing.T) {
 }
 
 func TestNewFromConfig(t *testing.T) {
-	root := sysfsTree(t, "ACT", "1", "[mmc0] none")
-	cfg := DefaultConfig()
-	cfg.SysfsRoot = root
-	l, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Set(Recording)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(filepath.Join(root, "ACT", "brightness"))
-		if string(b) == "1" {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		root := sysfsTree(t, "ACT", "1", "[mmc0] none")
+		cfg := DefaultConfig()
+		cfg.SysfsRoot = root
+		l, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
+		t.Cleanup(func() { l.Close() })
+		l.Set(Recording)
+		// The pattern's goroutine has written the LED once it waits again.
+		synctest.Wait()
+		if b, _ := os.ReadFile(filepath.Join(root, "ACT", "brightness")); string(b) != "1" {
 			t.Fatalf("brightness %q after Set(Recording)", b)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := l.Close(); err != nil || l.Err() != nil {
-		t.Fatal(err, l.Err())
-	}
-	if b, _ := os.ReadFile(filepath.Join(root, "ACT", "trigger")); string(b) != "mmc0" {
-		t.Errorf("trigger after Close = %q", b)
-	}
+		if err := l.Close(); err != nil || l.Err() != nil {
+			t.Fatal(err, l.Err())
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "ACT", "trigger")); string(b) != "mmc0" {
+			t.Errorf("trigger after Close = %q", b)
+		}
 
-	cfg.SysfsName = "nope"
-	if _, err := New(cfg); !errors.Is(err, ErrNoLED) || !strings.Contains(err.Error(), "leds.sysfs_name") {
-		t.Errorf("New with a missing LED = %v", err)
-	}
-	cfg = DefaultConfig()
-	cfg.SysfsRoot = filepath.Join(root, "missing")
-	if _, err := New(cfg); !errors.Is(err, ErrNoLED) || !strings.Contains(err.Error(), "ACT or led0") {
-		t.Errorf("New with no ACT/led0 = %v", err)
-	}
-	if _, err := New(Config{Driver: DriverNone}); err != nil {
-		t.Errorf("driver none: %v", err)
-	}
+		cfg.SysfsName = "nope"
+		if _, err := New(cfg); !errors.Is(err, ErrNoLED) || !strings.Contains(err.Error(), "leds.sysfs_name") {
+			t.Errorf("New with a missing LED = %v", err)
+		}
+		cfg = DefaultConfig()
+		cfg.SysfsRoot = filepath.Join(root, "missing")
+		if _, err := New(cfg); !errors.Is(err, ErrNoLED) || !strings.Contains(err.Error(), "ACT or led0") {
+			t.Errorf("New with no ACT/led0 = %v", err)
+		}
+		none, err := New(Config{Driver: DriverNone})
+		if err != nil {
+			t.Fatalf("driver none: %v", err)
+		}
+		none.Close()
+	})
 }
 
 func TestNewGPIOWithoutChip(t *testing.T) {
@@ -418,11 +417,13 @@ func TestFlashPressedCountsTheProfile(t *testing.T) {
 		t.Error("count 0 is not the plain press pattern")
 	}
 	for _, n := range []int{1, 3} {
-		l, rec, clk := newRig(t, rigs[0])
-		l.Set(Recording)
-		follow(t, rec, clk, 0, []Step{{true, 0}})
-		l.FlashPressed(n)
-		end := follow(t, rec, clk, 0, PressedCount(n).Steps)
-		follow(t, rec, clk, end, []Step{{true, 0}})
+		synctest.Test(t, func(t *testing.T) {
+			l, rec := newRig(t, rigs[0])
+			l.Set(Recording)
+			follow(t, rec, 0, []Step{{true, 0}})
+			l.FlashPressed(n)
+			end := follow(t, rec, 0, PressedCount(n).Steps)
+			follow(t, rec, end, []Step{{true, 0}})
+		})
 	}
 }

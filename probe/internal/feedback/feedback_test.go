@@ -88,7 +88,7 @@ func TestDeviceCountsProfile(t *testing.T) {
 			cfg := beeper.DefaultConfig()
 			cfg.Enable = true
 			b := beeper.NewWithOutput(cfg, nil, card)
-			l := leds.NewWithLight(led, nil)
+			l := leds.NewWithLight(led)
 			l.Set(leds.Off)
 			Device{Beeper: b, LEDs: l}.Pressed(tc.n)
 			time.Sleep(2 * time.Second) // past the longest flicker pattern

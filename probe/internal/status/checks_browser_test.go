@@ -47,7 +47,7 @@ func TestChecksInChromium(t *testing.T) {
 	b, _ := soundCard(t)
 	defer b.Close()
 	_, sys := sysfsLED(t)
-	l := leds.NewWithLight(sys, nil)
+	l := leds.NewWithLight(sys)
 	defer l.Close()
 	l.Set(leds.Recording)
 	checks := &Checks{Upload: cfg, StateDir: state, Beeper: b, LEDs: l,

@@ -180,7 +180,7 @@ func TestCheckLEDsOnSysfs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir, sys := sysfsLED(t)
 		light := &timeline{Light: sys}
-		l := leds.NewWithLight(light, nil)
+		l := leds.NewWithLight(light)
 		defer l.Close()
 		l.Set(leds.Recording)
 		h := Handler(WithChecks(&fakeSource{}, &Checks{LEDs: l}), Auth{Token: checkToken})
