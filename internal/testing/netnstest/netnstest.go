@@ -213,12 +213,6 @@ func Run(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-// Do runs fn on an OS thread switched into NS. Sockets fn opens stay in NS
-// after Do returns, so a test can open a socket there and use it anywhere.
-func (p *Pair) Do(fn func() error) error {
-	return DoIn(p.NS, fn)
-}
-
 // DoIn runs fn on an OS thread switched into the named namespace.
 func DoIn(ns string, fn func() error) error {
 	errc := make(chan error, 1)

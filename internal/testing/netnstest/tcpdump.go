@@ -137,20 +137,6 @@ func (td *Tcpdump) Stop(t testing.TB) []Packet {
 	return td.Packets(t)
 }
 
-// WaitFor waits up to 20s until tcpdump has written n packets (-U writes
-// each packet at once), so that stopping it loses nothing it received. It
-// does not fail: the comparison that follows says what is missing.
-func (td *Tcpdump) WaitFor(t testing.TB, n int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(td.Packets(t)) >= n {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // settleQuiet is how long tcpdump's file must stay unchanged before Settle
 // stops it, after the condition on what was sent has held: longer than
 // libpcap's 1 s block timeout, a margin for anything after that frame.

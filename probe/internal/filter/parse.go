@@ -1023,7 +1023,6 @@ type arithCode struct {
 	g      *gen
 	guards []node
 	stmts  []bpf.RawInstruction
-	depth  int
 	err    error
 }
 

@@ -104,9 +104,9 @@ type Analyzer struct {
 
 type linkState struct {
 	Link
-	first            gopacket.LayerType
-	packets, bytes   uint64
-	sliced, overflow uint64
+	first          gopacket.LayerType
+	packets, bytes uint64
+	sliced         uint64
 }
 
 // New returns an analyzer for packets of the given links (indexed as the

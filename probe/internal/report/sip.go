@@ -26,14 +26,12 @@ type dialogState struct {
 }
 
 type sipTable struct {
-	max        int
-	layer      layers.SIP
-	stats      SIPStats
-	dialogs    map[string]*dialogState
-	order      []string
-	dropped    uint64
-	maxMethods int
-	maxCodes   int
+	max     int
+	layer   layers.SIP
+	stats   SIPStats
+	dialogs map[string]*dialogState
+	order   []string
+	dropped uint64
 }
 
 func (t *sipTable) init(max int) {

@@ -348,9 +348,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.Encode(v)
 }
 
-// checksPage is the page's section of the checks, a template of page: ok
-// steps on green, failed ones on red, so they stand out on a phone.
-var checksPage = template.Must(page.New("checks").Parse(`{{if .}}<h2 id="checks">Installer checks</h2>
+// The page's section of the checks, a template of page (named "checks"):
+// ok steps on green, failed ones on red, so they stand out on a phone.
+var _ = template.Must(page.New("checks").Parse(`{{if .}}<h2 id="checks">Installer checks</h2>
 <style>tr.ok td{background:#c6efce}tr.fail td{background:#ffc7ce}span.ok{color:#060}span.fail{color:#c00;font-weight:bold}div.check{margin:0.6em 0}</style>
 <p>Each button asks for the gokrazy password (user gokrazy) or the status token, as a press by HTTP does.</p>
 {{range .}}<div class="check" id="check-{{.Check}}"><form method="post" action="check/{{.Check}}"><button type="submit"{{if .Running}} disabled{{end}}>{{.Title}}</button>

@@ -404,18 +404,6 @@ func isPrivateWildcard(listen []string) bool {
 	return false
 }
 
-// Connections reports the connections open from loopback and from other
-// addresses.
-func (s *Server) Connections() (loopback, lan int) {
-	s.mu.Lock()
-	lim := s.limiter
-	s.mu.Unlock()
-	if lim == nil {
-		return 0, 0
-	}
-	return lim.connections()
-}
-
 // logWriter hands the http.Server's own log lines (accept errors) to Logf.
 type logWriter func(string, ...any)
 

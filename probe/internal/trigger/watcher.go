@@ -36,8 +36,6 @@ type Watcher struct {
 	Identify func(f *os.File) (DeviceInfo, error)
 	// Logf receives one line per event (device seen, grabbed, gone).
 	Logf func(format string, args ...any)
-	// Now is the clock for plausibility checks; nil means time.Now.
-	Now func() time.Time
 
 	mu      sync.Mutex
 	open    map[string]*openDev
@@ -75,13 +73,6 @@ func (w *Watcher) logf(format string, args ...any) {
 	if w.Logf != nil {
 		w.Logf(format, args...)
 	}
-}
-
-func (w *Watcher) now() time.Time {
-	if w.Now != nil {
-		return w.Now()
-	}
-	return time.Now()
 }
 
 // Run watches until ctx is done, sending presses on out. It returns
@@ -269,7 +260,7 @@ func (w *Watcher) read(ctx context.Context, d *openDev, out chan<- Press) error 
 				continue
 			}
 			p := Press{Time: ev.Time, Key: ev.Code, Device: d.info}
-			now := w.now()
+			now := time.Now()
 			if dt := now.Sub(ev.Time); dt < -2*time.Second || dt > 2*time.Second {
 				p.Time = now // the event clock disagrees: trust the read time
 			}

@@ -295,8 +295,6 @@ func (g *Gen) DNS(tr *Truth, at time.Duration, n int) {
 	}
 }
 
-var flagsSyn = layers.TCP{SYN: true}
-
 // tcpTransfer is a connection that sends n segments from the server,
 // losing (after the capture point) the segments in lose, each resent
 // after 300 ms.
