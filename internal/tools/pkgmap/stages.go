@@ -19,7 +19,7 @@ type stage struct {
 // where its imports put it.
 var stages = []stage{
 	{"shared", "small utilities several stages use", []string{
-		"internal/atomicfile", "internal/safefile", "internal/field", "internal/daytime",
+		"internal/safefile", "internal/field", "internal/daytime",
 		"internal/disklabel", "internal/release", "internal/gokrazyhttp",
 		"probe/internal/filenames", "probe/internal/identity", "probe/internal/devicepw",
 	}},
