@@ -381,7 +381,7 @@ func TestTriggerProfile(t *testing.T) {
 	cfgPath, out := startRun(t, c)
 	var tout, terr bytes.Buffer
 	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-profile", "internet"}); err != nil ||
-		!strings.Contains(tout.String(), "(profile internet): capture #1 opened") {
+		!strings.Contains(tout.String(), "(profile internet): window #1 opened") {
 		t.Fatalf("trigger -profile internet: %v, said %q", err, tout.String())
 	}
 	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-profile", "tv"}); err == nil || !strings.Contains(err.Error(), "400") {

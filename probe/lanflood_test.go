@@ -292,9 +292,9 @@ func TestStatusSurvivesLANFlood(t *testing.T) {
 		}
 		var tout, terr bytes.Buffer
 		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
-		pressed := err == nil && strings.Contains(tout.String(), fmt.Sprintf("capture #%d opened", capture))
+		pressed := err == nil && strings.Contains(tout.String(), fmt.Sprintf("window #%d opened", capture))
 		if !pressed {
-			t.Errorf("%s flood: probe trigger: %v, said %q, want capture #%d opened", mode, err, tout.String(), capture)
+			t.Errorf("%s flood: probe trigger: %v, said %q, want window #%d opened", mode, err, tout.String(), capture)
 		}
 		// The flood and the frames go on until after the window's end.
 		for end := time.Now().Add(c.Trigger.After.D() + 500*time.Millisecond); time.Now().Before(end); {
