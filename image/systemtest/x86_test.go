@@ -68,7 +68,9 @@ func x86Q35(t *testing.T) platform {
 // provider replacing the system disk would. Each boot records from a
 // virtio capture NIC fed from the host, takes a press of a USB keyboard on
 // an emulated xHCI controller (a passed-through dongle's path), and
-// uploads PCAPs to OpenSSH on the host that equal what was sent.
+// uploads PCAPs to OpenSSH on the host that equal what was sent. The probe
+// runs in inline mode: the capture NIC is one port of its bridge, and what
+// it receives leaves the second virtio NIC (checkInline).
 func TestX86EndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("_systemtest-x86-%d", os.Getpid())))
@@ -80,6 +82,7 @@ func TestX86EndToEnd(t *testing.T) {
 	x86 := x86Q35(t)
 	inst := copyInstance(t, dir, x86.instance)
 	e := setupE2E(t, dir, inst)
+	setInline(t, inst)
 
 	ts := time.Now().UTC().Truncate(time.Second)
 	raw := filepath.Join(dir, "presscap-x86.img")
@@ -96,7 +99,7 @@ func TestX86EndToEnd(t *testing.T) {
 		t.Fatalf("image ringdisk: %v\n%s", err, out)
 	}
 
-	nic := newCaptureNIC(t)
+	nic := newInlineNICs(t)
 	statusPort := freePort(t)
 	var firstPress time.Time
 	for i, disk := range []string{raw, qcow} {
@@ -105,6 +108,7 @@ func TestX86EndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		v := startVMOn(t, x86, inst, disk, ring, boot, e.guestNet(statusPort), nic.args)
+		nic.reset()
 		gen := startGenerator(t, nic.host, nic.qemuAddr, 40)
 		_, upDur := v.waitUp(t, pw, ts.Format(time.RFC3339), 5*time.Minute)
 		st, recDur := waitRecording(t, v, statusPort, pw, 3*time.Minute)
@@ -118,6 +122,7 @@ func TestX86EndToEnd(t *testing.T) {
 			t.Errorf("after the system disk was replaced the ring starts at %+v, not before the first boot's press at %s: the ring disk was not kept", st.Ring, firstPress)
 		}
 		press := e.pressAndCheck(t, v, gen, statusPort, pw)
+		nic.checkInline(t, e, gen, press)
 		if i == 0 {
 			firstPress = press
 		}

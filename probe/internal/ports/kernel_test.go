@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -79,6 +80,31 @@ func TestKernelsCanBridge(t *testing.T) {
 			if cfg[opt] != "y" {
 				t.Errorf("%s: %s=%q, want y", k.module, opt, cfg[opt])
 			}
+		}
+	}
+}
+
+// TestX86KernelCanBridge: the x86 VM edition's kernel (a bzImage, whose
+// embedded configuration kernelConfig cannot reach) has the bridge, packet
+// sockets and virtio NICs built in, per its modules.builtin: the system
+// test boots it in inline mode over two virtio NICs.
+func TestX86KernelCanBridge(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gokrazy/kernel.amd64").Output()
+	if err != nil {
+		t.Fatalf("go list -m github.com/gokrazy/kernel.amd64: %v", err)
+	}
+	lists, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "lib", "modules", "*", "modules.builtin"))
+	if len(lists) != 1 {
+		t.Fatalf("kernel.amd64's modules.builtin: %q", lists)
+	}
+	b, err := os.ReadFile(lists[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin := strings.Split(string(b), "\n")
+	for _, m := range []string{"kernel/net/bridge/bridge.ko", "kernel/net/packet/af_packet.ko", "kernel/drivers/net/virtio_net.ko"} {
+		if !slices.Contains(builtin, m) {
+			t.Errorf("kernel.amd64 does not build in %s", m)
 		}
 	}
 }
