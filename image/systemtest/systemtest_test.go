@@ -355,7 +355,7 @@ func extractPerm(t *testing.T, disk, dir string) string {
 func seedDevicePassword(t *testing.T, disk, dir string) (password, file string) {
 	t.Helper()
 	pw := "systemtest-device-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	file := filepath.Join(dir, "device-pw.txt")
+	file = filepath.Join(dir, "device-pw.txt")
 	if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
