@@ -167,6 +167,12 @@ func render(pkgs []pkg) string {
 	fmt.Fprintf(&b, "    %s\n\n", strings.Join(names, " → "))
 	fmt.Fprintln(&b, "A package imports only packages of its own stage and of the stages before it, never of a")
 	fmt.Fprintln(&b, "later one (the generator checks this). *Imports* lists the module's packages each one imports.")
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| stage | imports the stages |")
+	fmt.Fprintln(&b, "|---|---|")
+	for _, line := range stageImports(pkgs) {
+		fmt.Fprintln(&b, line)
+	}
 	for i, s := range stages {
 		var in []pkg
 		for _, p := range pkgs {
@@ -196,6 +202,44 @@ func render(pkgs []pkg) string {
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, endMarker)
 	return b.String()
+}
+
+// stageImports lists, for each stage with packages, the other stages its
+// packages import, as table rows.
+func stageImports(pkgs []pkg) []string {
+	stageOfPkg := map[string]int{}
+	for _, p := range pkgs {
+		stageOfPkg[p.Path] = p.Stage
+	}
+	uses := make([]map[int]bool, len(stages))
+	for _, p := range pkgs {
+		if uses[p.Stage] == nil {
+			uses[p.Stage] = map[int]bool{}
+		}
+		for _, imp := range p.Imports {
+			if s, ok := stageOfPkg[imp]; ok && s != p.Stage {
+				uses[p.Stage][s] = true
+			}
+		}
+	}
+	var rows []string
+	for i, u := range uses {
+		if u == nil {
+			continue
+		}
+		var names []string
+		for j := range stages {
+			if u[j] {
+				names = append(names, stages[j].name)
+			}
+		}
+		list := "—"
+		if len(names) > 0 {
+			list = strings.Join(names, ", ")
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s |", stages[i].name, list))
+	}
+	return rows
 }
 
 func upperFirst(s string) string {

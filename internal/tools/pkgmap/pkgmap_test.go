@@ -119,3 +119,22 @@ func TestPurpose(t *testing.T) {
 		}
 	}
 }
+
+// TestStageImports: each stage lists the other stages its packages
+// import, in the table's order, and "—" when it imports none.
+func TestStageImports(t *testing.T) {
+	ring, _ := stageOf("ringfs")
+	capture, _ := stageOf("probe/internal/capture")
+	shared, _ := stageOf("internal/field")
+	pkgs := []pkg{
+		{Path: "internal/field", Stage: shared},
+		{Path: "ringfs", Stage: ring, Imports: []string{"internal/field"}},
+		{Path: "probe/internal/capture", Stage: capture, Imports: []string{"ringfs", "probe/internal/filter", "internal/field"}},
+		{Path: "probe/internal/filter", Stage: capture},
+	}
+	got := strings.Join(stageImports(pkgs), "\n")
+	want := "| shared | — |\n| ring | shared |\n| capture | shared, ring |"
+	if got != want {
+		t.Errorf("stageImports =\n%s\nwant\n%s", got, want)
+	}
+}
