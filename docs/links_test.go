@@ -84,40 +84,82 @@ func anchors(md string) map[string]bool {
 	return out
 }
 
+// relativeLinks returns the relative link targets of a markdown file's
+// prose, each with its line number.
+func relativeLinks(md string) (targets []string, lines []int) {
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for i, line := range prose(md) {
+		for _, m := range link.FindAllStringSubmatch(line, -1) {
+			if strings.Contains(m[1], "://") || strings.HasPrefix(m[1], "mailto:") {
+				continue
+			}
+			targets = append(targets, m[1])
+			lines = append(lines, i+1)
+		}
+	}
+	return targets, lines
+}
+
+// TestEveryPageLinked: every page under docs/ can be reached from
+// README.md by following links, so none is lost after a move.
+func TestEveryPageLinked(t *testing.T) {
+	reached := map[string]bool{"README.md": true}
+	queue := []string{"README.md"}
+	for len(queue) > 0 {
+		f := queue[0]
+		queue = queue[1:]
+		b, err := os.ReadFile(filepath.Join("..", f))
+		if err != nil {
+			continue // reported by TestRelativeLinksResolve
+		}
+		targets, _ := relativeLinks(string(b))
+		for _, target := range targets {
+			path, _, _ := strings.Cut(target, "#")
+			if path == "" || !strings.HasSuffix(path, ".md") {
+				continue
+			}
+			dest := filepath.Join(filepath.Dir(f), path)
+			if !reached[dest] {
+				reached[dest] = true
+				queue = append(queue, dest)
+			}
+		}
+	}
+	for _, f := range markdownFiles(t) {
+		if !reached[f] {
+			t.Errorf("%s is linked from no page reachable from README.md", f)
+		}
+	}
+}
+
 // TestRelativeLinksResolve: every relative link in README.md and docs/
 // names a file that exists and, with a #fragment, a heading in it.
 func TestRelativeLinksResolve(t *testing.T) {
-	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	n := 0
 	for _, f := range markdownFiles(t) {
 		b, err := os.ReadFile(filepath.Join("..", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, line := range prose(string(b)) {
-			for _, m := range link.FindAllStringSubmatch(line, -1) {
-				target := m[1]
-				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+		targets, lines := relativeLinks(string(b))
+		for k, target := range targets {
+			n++
+			path, frag, _ := strings.Cut(target, "#")
+			dest := f
+			if path != "" {
+				dest = filepath.Join(filepath.Dir(f), path)
+			}
+			where := fmt.Sprintf("%s:%d: link %s", f, lines[k], target)
+			db, err := os.ReadFile(filepath.Join("..", dest))
+			if err != nil {
+				if st, serr := os.Stat(filepath.Join("..", dest)); serr == nil && st.IsDir() && frag == "" {
 					continue
 				}
-				n++
-				path, frag, _ := strings.Cut(target, "#")
-				dest := f
-				if path != "" {
-					dest = filepath.Join(filepath.Dir(f), path)
-				}
-				where := fmt.Sprintf("%s:%d: link %s", f, i+1, target)
-				db, err := os.ReadFile(filepath.Join("..", dest))
-				if err != nil {
-					if st, serr := os.Stat(filepath.Join("..", dest)); serr == nil && st.IsDir() && frag == "" {
-						continue
-					}
-					t.Errorf("%s: %s does not exist", where, dest)
-					continue
-				}
-				if frag != "" && !anchors(string(db))[frag] {
-					t.Errorf("%s: %s has no heading with anchor #%s", where, dest, frag)
-				}
+				t.Errorf("%s: %s does not exist", where, dest)
+				continue
+			}
+			if frag != "" && !anchors(string(db))[frag] {
+				t.Errorf("%s: %s has no heading with anchor #%s", where, dest, frag)
 			}
 		}
 	}
