@@ -84,23 +84,11 @@ func parseQuiet(s string) (from, to int, err error) {
 	if s == "" {
 		return 0, 0, nil
 	}
-	a, b, ok := strings.Cut(s, "-")
-	if !ok {
-		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM (e.g. \"21:00-08:00\"; empty: never quiet)", s)
-	}
-	if from, err = minuteOfDay(a); err == nil {
-		to, err = minuteOfDay(b)
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("%q: %w", s, err)
+	if from, to, err = daytime.ParseRange(s); err != nil {
+		return 0, 0, fmt.Errorf("%w (empty: never quiet)", err)
 	}
 	if from == to {
 		return 0, 0, fmt.Errorf("%q starts and ends at the same time (empty: never quiet)", s)
 	}
 	return from, to, nil
-}
-
-func minuteOfDay(s string) (int, error) {
-	h, m, err := daytime.Parse(strings.TrimSpace(s))
-	return h*60 + m, err
 }
