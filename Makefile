@@ -20,6 +20,15 @@ vet:
 	$(GO) vet ./...
 	$(IMAGE_ENV) $(GO) vet ./...
 
+# make check: the quick tier, for every edit, without root (under a
+# minute): the -short tests, where those needing root, namespaces, QEMU,
+# an image build or a missing Debian tool skip, under the race detector
+# (cgo: gcc). Go caches the results of packages that did not change.
+.PHONY: check
+check:
+	@bash .ci/deps gcc
+	$(GO) test -short -race ./...
+
 # All tests: the Go tests, then the extra runs below (portaudio, arm64 under
 # qemu-user, the QEMU system test), in the order the `test:` lines appear.
 # Needs root (network namespaces, AF_PACKET, loop devices) and the Debian

@@ -168,6 +168,7 @@ type built struct {
 
 func build(t *testing.T, name string, extraArgs ...string) built {
 	t.Helper()
+	testtool.NotShort(t, "builds a whole image (half a minute warm) for Debian's checkers")
 	inst := copyInstance(t, name)
 	img := filepath.Join(t.TempDir(), name+".img")
 	ts := time.Date(2026, 11, 27, 9, 30, 15, 0, time.UTC)
@@ -365,6 +366,7 @@ func checkRoot(t *testing.T, b built, tab *partition.Table, hostname, kernelRel 
 		}
 	}
 	ext := filepath.Join(t.TempDir(), "root")
+	testtool.Removable(t, ext)
 	if out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, sq).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
 	}

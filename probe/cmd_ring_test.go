@@ -377,13 +377,19 @@ func TestRingCrashChild(t *testing.T) {
 // prefix of the input in order, and hold at least everything the importer
 // had reported durable before it died.
 func TestRingCrashRecovery(t *testing.T) {
+	// Under -short (make check) four kills, two of each kind, of a
+	// shorter import.
+	frames, iters := 60000, 20
+	if testing.Short() {
+		frames, iters = 12000, 4
+	}
 	dir := t.TempDir()
-	ps := makeFrames(4, 60000, t0, time.Millisecond)
+	ps := makeFrames(4, frames, t0, time.Millisecond)
 	in := filepath.Join(dir, "in.pcap")
 	writePcap(t, in, ps)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	const syncEvery = 1000
-	for iter := range 20 {
+	for iter := range iters {
 		ring := filepath.Join(dir, fmt.Sprintf("ring%d", iter))
 		r, err := ringfs.Create(ring, ringfs.Options{Size: 64 << 20})
 		if err != nil {
@@ -496,8 +502,12 @@ func TestRingCrashRecovery(t *testing.T) {
 // process is filling: every file must be valid, hold input packets only, in
 // order, and at least what the importer had made durable when it started.
 func TestExtractWhileImporting(t *testing.T) {
+	frames := 20000
+	if testing.Short() {
+		frames = 4000 // make check
+	}
 	dir := t.TempDir()
-	ps := makeFrames(6, 20000, t0, time.Millisecond)
+	ps := makeFrames(6, frames, t0, time.Millisecond)
 	in := filepath.Join(dir, "in.pcap")
 	writePcap(t, in, ps)
 	ring := filepath.Join(dir, "ring")
@@ -540,8 +550,8 @@ func TestExtractWhileImporting(t *testing.T) {
 			}
 			lastDurable = n
 			// fdatasync every 50 packets keeps the importer busy for a
-			// while; extract at 10000, 30000 and 50000.
-			if n%20000 != 10000 {
+			// while; extract in the middle of each copy of the input.
+			if n%frames != frames/2 {
 				continue
 			}
 			out := filepath.Join(dir, fmt.Sprintf("w%d.pcap", extracts))

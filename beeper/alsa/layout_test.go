@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/presscap/presscap/beeper/alsa/alsatest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
 // A model of the C layout rules, to compute the kernel's structures from
@@ -263,10 +264,7 @@ func TestLayoutKnownValues(t *testing.T) {
 // kernel headers (<sound/asound.h>) and compares its sizes, offsets and
 // ioctl numbers with both the model and this build's Go values.
 func TestLayoutAgainstHostCompiler(t *testing.T) {
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Fatalf("no C compiler to read the kernel's layout: install the Debian packages gcc and linux-libc-dev (%v)", err)
-	}
+	cc := testtool.Path(t, "cc", "gcc")
 	if _, err := os.Stat("/usr/include/sound/asound.h"); err != nil {
 		t.Fatalf("no kernel sound header: install the Debian package linux-libc-dev (%v)", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/beeper/internal/tonetest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/leds"
 )
 
@@ -174,10 +175,7 @@ func arm64VM(t *testing.T) vmSpec {
 // QEMU monitor and type a line on the guest's console.
 func boot(t *testing.T, dir string, vm vmSpec, cmdline string, onLine func(line string, monitor func(cmd string), reply func(string))) vmResult {
 	t.Helper()
-	qemu, err := exec.LookPath(vm.qemu)
-	if err != nil {
-		t.Fatalf("%s missing: install the Debian package %s", vm.qemu, vm.debianPackage)
-	}
+	qemu := testtool.Path(t, vm.qemu, vm.debianPackage)
 	if runtime.GOOS != "linux" {
 		t.Fatal("the VM test needs Linux")
 	}
@@ -373,6 +371,7 @@ var ledSteps = []struct {
 // TestFeedbackInVM boots one VM (Debian's kernel under QEMU) and checks the
 // beeper and the LEDs on the kernel's real drivers, each in a subtest.
 func TestFeedbackInVM(t *testing.T) {
+	testtool.NotShort(t, "boots a VM under QEMU")
 	steps := "play:ack,play:saved,play:uploaded,play:fault," +
 		"async:fault,sleep:250,unplug,fail:saved,replug,play:ack,busy:ack"
 	for _, l := range ledSteps {
@@ -577,6 +576,7 @@ func comparePattern(t *testing.T, state string, flash bool, tokens []string) {
 // periph's gpioioctl driver, as the probe does on a Pi; debugfs shows the
 // line's level to the guest's sampler, independently of the driver.
 func TestGPIOInArm64VM(t *testing.T) {
+	testtool.NotShort(t, "boots a VM under QEMU")
 	steps := []struct {
 		verb, state string
 		ms          int

@@ -94,6 +94,7 @@ func TestSquashfsTreeModesAndContent(t *testing.T) {
 	}
 
 	ext := filepath.Join(dir, "x")
+	testtool.Removable(t, ext)
 	if out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
 	}
@@ -141,6 +142,7 @@ func TestSquashfsBoundaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	ext := filepath.Join(dir, "x")
+	testtool.Removable(t, ext)
 	if out, err := exec.Command(testtool.Path(t, "unsquashfs", "squashfs-tools"), "-no-xattrs", "-d", ext, img).CombinedOutput(); err != nil {
 		t.Fatalf("unsquashfs: %v\n%s", err, out)
 	}

@@ -212,6 +212,7 @@ var randomLiveExprs = flag.Int("filter.randomlive", 60, "random expressions adde
 // using the kernel's VLAN extensions, against ours, on every complete
 // frame of the corpus as the kernel would present it.
 func TestDifferentialLiveProgram(t *testing.T) {
+	testtool.Root(t, "tcpdump -ddd -i lo (it opens the device)")
 	testtool.Path(t, "tcpdump", "tcpdump")
 	corpus := buildCorpus(2)
 	var wg sync.WaitGroup
