@@ -102,38 +102,3 @@ func itoaCmd(n int) string {
 	}
 	return string(b)
 }
-
-func TestCompileExtractFilter(t *testing.T) {
-	m, err := compileExtractFilter("")
-	if err != nil || m != nil {
-		t.Fatalf("empty filter: %v, %v; want no predicate", m != nil, err)
-	}
-	if _, err := compileExtractFilter("host 1.2.3.4 and"); err == nil || !strings.Contains(err.Error(), "-filter") {
-		t.Fatalf("bad filter: %v", err)
-	}
-	m, err = compileExtractFilter("udp dst port 53")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Ethernet + IPv4 + UDP 1234 -> 53.
-	f := []byte{
-		0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,
-		0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-		0x04, 0xd2, 0, 53, 0, 8, 0, 0,
-	}
-	if !m(f, len(f)) {
-		t.Errorf("UDP to port 53 not matched")
-	}
-	f[37] = 54
-	if m(f, len(f)) {
-		t.Errorf("UDP to port 54 matched")
-	}
-	// A sliced frame: greater judges the original length.
-	m, err = compileExtractFilter("greater 100")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m(f, len(f)) || !m(f, 1000) {
-		t.Errorf("greater 100 on a %d-byte frame cut from 1000: %v, %v; want false, true", len(f), m(f, len(f)), m(f, 1000))
-	}
-}

@@ -9,11 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/presscap/presscap/internal/field"
-	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/filter"
 	"github.com/presscap/presscap/probe/internal/ringimport"
 	"github.com/presscap/presscap/ringfs"
 )
@@ -166,7 +166,7 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	after := fs.Duration("after", 0, "window length after -at")
 	link := fs.String("link", "", "only packets of this link")
 	format := fs.String("format", "pcap", "output format: pcap or pcapng")
-	filter := fs.String("filter", "", "only packets matching this capture filter expression")
+	expr := fs.String("filter", "", "only packets matching this capture filter expression")
 	out := fs.String("o", "", "output file, - for standard output (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -181,72 +181,29 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
-	match, err := compileExtractFilter(*filter)
-	if err != nil {
-		return fmt.Errorf("extract: %w", err)
-	}
 	r, err := ringfs.Open(*dir, ringfs.Options{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
 	defer r.Close()
-
-	links := r.Links()
-	var ifaces []pcapfile.Interface
-	ifaceOf := make([]int, len(links)) // ring link id -> file interface, -1 if excluded
-	found := *link == ""
-	for i, l := range links {
-		ifaceOf[i] = -1
-		if *link != "" && l.Name != *link {
-			continue
-		}
-		found = true
-		ifaceOf[i] = len(ifaces)
-		ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen})
+	// The filter reads the frames as a capture file holds them (tcpdump -r).
+	spec := export.Spec{Name: "extract", Filter: *expr, Link: *link, Format: *format}
+	cut, err := export.NewCutter(r.Links(), []export.Spec{spec}, filter.Offline)
+	if err != nil {
+		return extractSetupError(err, map[string]string{"filter": *expr, "link": *link, "format": *format})
 	}
-	if !found {
-		names := make([]string, len(links))
-		for i, l := range links {
-			names[i] = l.Name
-		}
-		return fmt.Errorf("extract: -link %q: the ring has no such link (it has: %s)", *link, strings.Join(names, ", "))
-	}
-	if len(ifaces) == 0 {
-		return errors.New("extract: the ring has no links yet (nothing was ever recorded)")
-	}
-	if *format == "pcap" {
-		for _, ifc := range ifaces[1:] {
-			if ifc.LinkType != ifaces[0].LinkType {
-				return fmt.Errorf("extract: links %q (link type %d) and %q (%d) cannot share a classic pcap file: use -link or -format pcapng",
-					ifaces[0].Name, ifaces[0].LinkType, ifc.Name, ifc.LinkType)
-			}
-		}
-	}
-
 	dst, commit, abort, err := createOutput(*out, e.stdout)
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
 	comment := fmt.Sprintf("presscap window %s to %s", fmtTime(start), fmtTime(end))
-	pw, err := pcapfile.NewWriter(dst, *format, ifaces, comment)
-	if err != nil {
+	if err := cut.Open(0, dst, comment); err != nil {
 		abort()
 		return fmt.Errorf("extract: %w", err)
 	}
-	var unknown int
-	st, err := r.Read(ctx, start, end, func(rec ringfs.Record) error {
-		if int(rec.Link) >= len(ifaceOf) {
-			unknown++ // a link the recorder added after we read ring.json
-			return nil
-		}
-		i := ifaceOf[rec.Link]
-		if i < 0 || (match != nil && !match(rec.Data, int(rec.OrigLen))) {
-			return nil
-		}
-		return pw.WritePacket(i, rec.Time, rec.OrigLen, rec.Data)
-	})
+	st, err := cut.Read(ctx, r, start, end, &ringfs.Pos{}, true, nil)
 	if err == nil {
-		err = pw.Flush()
+		err = cut.Flush()
 	}
 	if err == nil {
 		err = commit()
@@ -256,6 +213,7 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
+	unknown := cut.Unknown
 	fmt.Fprintf(e.stderr, "extract: window %s to %s: %d packets in the window, %d drops recorded\n",
 		fmtTime(start), fmtTime(end), st.Packets, st.Drops)
 	if st.Truncated {
@@ -269,6 +227,19 @@ func runExtract(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "extract: warning: %d corrupt blocks were skipped\n", st.Corrupt)
 	}
 	return nil
+}
+
+// extractSetupError names the flag whose value the cut refused (the
+// spec's field: filter, link or format).
+func extractSetupError(err error, flags map[string]string) error {
+	var se *export.SetupError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("extract: %w", err)
+	}
+	if flags[se.Field] == "" {
+		return fmt.Errorf("extract: %w", se.Err)
+	}
+	return fmt.Errorf("extract: -%s %q: %w", se.Field, flags[se.Field], se.Err)
 }
 
 func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Duration) (fromNs, toNs int64, err error) {

@@ -21,7 +21,6 @@ import (
 	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/filter"
-	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/probe/internal/report"
 	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
@@ -132,35 +131,22 @@ func FileBase(host string, w *window.Window) string {
 	return filenames.WithProfile(filenames.Base(host, w.First().Time, w.Synced()), w.Profile)
 }
 
-// setupError is an export failure that comes out the same on every try:
-// a filter that does not compile, a link the ring does not hold, a format
-// that cannot hold the links. Anything else (the disk, the ring's reads)
-// may mend.
-type setupError struct{ err error }
-
-func (e setupError) Error() string { return e.err.Error() }
-func (e setupError) Unwrap() error { return e.err }
-
 // Retryable says whether a failed export may succeed later. Only the
-// failures known to repeat (see setupError) are final: a disk that was
+// failures known to repeat (see SetupError) are final: a disk that was
 // full, read-only, failing or pulled mid-export (EIO, ENODEV, ENXIO, a
 // closed file), or an error nobody foresaw, keeps the press.
 func Retryable(err error) bool {
-	var se setupError
+	var se *SetupError
 	return !errors.As(err, &se)
 }
 
+// exportFile is one of a window's files on disk.
 type exportFile struct {
-	spec    Spec
-	m       *filter.Matcher
-	links   map[uint16]int // ring link id → interface index in the file
-	tmp     *os.File
-	pw      pcapfile.PacketWriter // buffers on its own; Flush before Sync
-	final   string
-	hdrLen  int64 // the file header's length (a resumed file has it already)
-	wb      int64 // written back (sync_file_range) up to here
-	packets uint64
-	bytes   uint64
+	*Out
+	tmp    *os.File
+	final  string
+	hdrLen int64 // the file header's length (a resumed file has it already)
+	wb     int64 // written back (sync_file_range) up to here
 }
 
 // Files are a window's files being written: opened at the press, fed the
@@ -170,6 +156,7 @@ type Files struct {
 	w     *window.Window
 	host  string
 	dir   string
+	cut   *Cutter
 	files []*exportFile
 	prog  window.Progress // Files and the counters are filled by sync
 	links []ManifestLink
@@ -255,33 +242,16 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 			c.links = append(c.links, ManifestLink{Name: l.Name, Side: specs[0].Sides[l.Name].Side})
 		}
 	}
+	// The meaning tcpdump -i gives the filters on the link: the capture
+	// put the outer VLAN tag back into the stored frame.
+	cut, err := NewCutter(links, specs, filter.Live)
+	if err != nil {
+		return nil, err
+	}
+	c.cut = cut
 	for i, spec := range specs {
-		f := &exportFile{spec: spec, links: map[uint16]int{}}
+		f := &exportFile{Out: cut.Outs[i]}
 		c.files = append(c.files, f)
-		if spec.Filter != "" {
-			// The meaning tcpdump -i gives the filter on the link: the
-			// capture put the outer VLAN tag back into the stored frame.
-			m, err := filter.NewLiveMatcher(spec.Filter)
-			if err != nil {
-				c.Abort()
-				return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{err})
-			}
-			f.m = m
-		}
-		var ifaces []pcapfile.Interface
-		for id, l := range links {
-			if spec.Link != "" && !spec.selects(l.Name) {
-				continue
-			}
-			f.links[uint16(id)] = len(ifaces)
-			sd := spec.Sides[l.Name]
-			ifaces = append(ifaces, pcapfile.Interface{Name: l.Name, LinkType: l.LinkType, SnapLen: l.SnapLen,
-				Description: sd.Side, Inbound: sd.Inbound})
-		}
-		if len(ifaces) == 0 {
-			c.Abort()
-			return nil, fmt.Errorf("export %s: %w", spec.Name, setupError{fmt.Errorf("link %q is not in the ring", spec.Link)})
-		}
 		f.final = filepath.Join(dir, filenames.Capture(base, spec.Name, formatOf(spec)))
 		path := filepath.Join(dir, PartialName(base, spec))
 		var out io.Writer
@@ -312,7 +282,7 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 				c.Abort()
 				return nil, fmt.Errorf("resume export %s: %w", spec.Name, err)
 			}
-			f.packets, f.bytes, f.hdrLen, f.wb = fs.Packets, fs.Bytes, fs.Header, fs.Size
+			f.Packets, f.Bytes, f.hdrLen, f.wb = fs.Packets, fs.Bytes, fs.Header, fs.Size
 			out = &skipWriter{w: tmp, n: fs.Header}
 		} else {
 			// Made anew, never through a symlink: one left by an earlier
@@ -330,10 +300,10 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 		if !w.Synced() {
 			comment = "presscap: the clock was not NTP-synced at the press; timestamps may be off"
 		}
-		pw, err := pcapfile.NewWriter(out, formatOf(spec), ifaces, comment)
+		err := cut.Open(i, out, comment)
 		if err == nil && prog == nil {
 			// The header alone: a resumed writer skips that many bytes.
-			if err = pw.Flush(); err == nil {
+			if err = f.W.Flush(); err == nil {
 				f.hdrLen, err = f.tmp.Seek(0, io.SeekCurrent)
 			}
 		}
@@ -343,11 +313,10 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 			var pe *os.PathError
 			if !errors.As(err, &errno) && !errors.As(err, &pe) {
 				// Not the disk: the format cannot hold these links.
-				err = setupError{err}
+				err = &SetupError{Field: "format", Err: err}
 			}
 			return nil, fmt.Errorf("export %s: %w", spec.Name, err)
 		}
-		f.pw = pw
 	}
 	return c, nil
 }
@@ -356,33 +325,13 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 // (all of them up to now with push; see ringfs.Ring.Follow). to is the
 // window's end as it stands (a press may extend it).
 func (c *Files) Step(ctx context.Context, ring *ringfs.Ring, to time.Time, push bool) error {
-	st, err := ring.Follow(ctx, c.w.From.UnixNano(), to.UnixNano(), &c.prog.Pos, push, func(r ringfs.Record) error {
-		taken := false
-		defer func() {
-			// The report covers what the exports select, nothing else of
-			// the household's traffic.
-			if taken && c.an != nil {
-				c.an.Add(int(r.Link), r.Time, r.OrigLen, r.Data)
-			}
-		}()
-		for _, f := range c.files {
-			idx, ok := f.links[r.Link]
-			if !ok {
-				continue
-			}
-			// len, less and greater judge the length on the wire, also
-			// for packets a ring rule sliced.
-			if f.m != nil && !f.m.MatchLen(r.Data, int(r.OrigLen)) {
-				continue
-			}
-			if err := f.pw.WritePacket(idx, r.Time, r.OrigLen, r.Data); err != nil {
-				return fmt.Errorf("export %s: %w", f.spec.Name, err)
-			}
-			f.packets++
-			f.bytes += uint64(len(r.Data))
-			taken = true
-			c.unflushed += int64(len(r.Data))
+	st, err := c.cut.Read(ctx, ring, c.w.From.UnixNano(), to.UnixNano(), &c.prog.Pos, push, func(r ringfs.Record, files int) error {
+		// The report covers what the exports select, nothing else of the
+		// household's traffic.
+		if files > 0 && c.an != nil {
+			c.an.Add(int(r.Link), r.Time, r.OrigLen, r.Data)
 		}
+		c.unflushed += int64(files * len(r.Data))
 		if c.unflushed >= writebackChunk {
 			return c.writeback(ctx, ring)
 		}
@@ -417,17 +366,17 @@ func (c *Files) writeback(ctx context.Context, ring *ringfs.Ring) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, f := range c.files {
-		if err := f.pw.Flush(); err != nil {
-			return fmt.Errorf("export %s: %w", f.spec.Name, err)
+		if err := f.W.Flush(); err != nil {
+			return fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 		end, err := f.tmp.Seek(0, io.SeekCurrent)
 		if err != nil {
-			return fmt.Errorf("export %s: %w", f.spec.Name, err)
+			return fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 		if end > f.wb {
 			const flags = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
 			if err := unix.SyncFileRange(int(f.tmp.Fd()), f.wb, end-f.wb, flags); err != nil {
-				return fmt.Errorf("export %s: write back: %w", f.spec.Name, err)
+				return fmt.Errorf("export %s: write back: %w", f.Spec.Name, err)
 			}
 			f.wb = end
 		}
@@ -441,17 +390,17 @@ func (c *Files) Sync() (window.Progress, error) {
 	p := c.prog
 	p.Files = nil
 	for _, f := range c.files {
-		if err := f.pw.Flush(); err != nil {
-			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+		if err := f.W.Flush(); err != nil {
+			return p, fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 		if err := f.tmp.Sync(); err != nil {
-			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+			return p, fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 		size, err := f.tmp.Seek(0, io.SeekCurrent)
 		if err != nil {
-			return p, fmt.Errorf("export %s: %w", f.spec.Name, err)
+			return p, fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
-		p.Files = append(p.Files, window.FileState{Name: f.spec.Name, Size: size, Header: f.hdrLen, Packets: f.packets, Bytes: f.bytes})
+		p.Files = append(p.Files, window.FileState{Name: f.Spec.Name, Size: size, Header: f.hdrLen, Packets: f.Packets, Bytes: f.Bytes})
 	}
 	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Oldest, p.Missing =
 		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, c.st.Oldest, c.st.Missing
@@ -505,7 +454,7 @@ func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 	for _, f := range c.files {
 		if err := finishFile(f); err != nil {
 			c.Abort()
-			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
+			return man, fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 	}
 	// The report goes beside the captures before the manifest, so a
@@ -528,11 +477,11 @@ func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 	for _, f := range c.files {
 		if err := os.Rename(f.tmp.Name(), f.final); err != nil {
 			c.Abort()
-			return man, fmt.Errorf("export %s: %w", f.spec.Name, err)
+			return man, fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 		f.tmp = nil
-		man.Files = append(man.Files, ManifestFile{File: filepath.Base(f.final), Name: f.spec.Name,
-			Filter: f.spec.Filter, Link: f.spec.Link, Packets: f.packets, Bytes: f.bytes})
+		man.Files = append(man.Files, ManifestFile{File: filepath.Base(f.final), Name: f.Spec.Name,
+			Filter: f.Spec.Filter, Link: f.Spec.Link, Packets: f.Packets, Bytes: f.Bytes})
 	}
 	if c.an != nil {
 		if err := safefile.WriteFile(filepath.Join(c.dir, filenames.Report(base)), page.Bytes(), 0o600); err != nil {
@@ -588,7 +537,7 @@ func (m *Manifest) noteLoss(w *window.Window, st ringfs.ReadStats) {
 }
 
 func finishFile(f *exportFile) error {
-	if err := f.pw.Flush(); err != nil {
+	if err := f.W.Flush(); err != nil {
 		return err
 	}
 	if err := f.tmp.Sync(); err != nil {

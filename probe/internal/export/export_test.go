@@ -267,7 +267,7 @@ func TestCutResumesFromProgress(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, f := range c.files {
-				f.pw.Flush()
+				f.W.Flush()
 				f.tmp.Write([]byte("torn"))
 			}
 			c.Close()
@@ -418,7 +418,7 @@ func TestCutStoppedMidStep(t *testing.T) {
 	if err := c.Step(&stopAfter{Context: context.Background(), n: 3}, ring, w.To, true); err == nil {
 		t.Fatal("the stopped step did not stop: the window fits in too few blocks for this test")
 	}
-	stopped := c.files[0].packets
+	stopped := c.files[0].Packets
 	prog, err := c.Sync()
 	if err != nil {
 		t.Fatal(err)
@@ -500,7 +500,7 @@ func TestRetryable(t *testing.T) {
 		{fmt.Errorf("read window: %w", syscall.ENXIO), true},
 		{fmt.Errorf("export all: %w", os.ErrClosed), true},
 		{errors.New("something nobody foresaw"), true},
-		{fmt.Errorf("export v: %w", setupError{errors.New("link \"eth9\" is not in the ring")}), false},
+		{fmt.Errorf("export v: %w", &SetupError{Field: "link", Err: errors.New("link \"eth9\" is not in the ring")}), false},
 	} {
 		if got := Retryable(c.err); got != c.want {
 			t.Errorf("Retryable(%v) = %v", c.err, got)
