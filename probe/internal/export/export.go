@@ -463,6 +463,7 @@ func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 	var page bytes.Buffer
 	if c.an != nil {
 		c.an.CaptureLoss(c.st.Drops, time.Duration(c.st.Missing), c.st.Reason)
+		c.an.SetEnd(w.To.UnixNano())
 		man.Summary = c.an.Summary()
 		if c.resumed {
 			man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+

@@ -35,7 +35,8 @@ func findings(s *Summary) []Finding {
 		switch {
 		case d.FinalCode >= 300:
 			add("error", d.First, d.Last, filter, "Call %s → %s failed with %d", d.From, d.To, d.FinalCode)
-		case strings.Contains(d.Verdict, "one-way") || strings.Contains(d.Verdict, "no RTP") || strings.Contains(d.Verdict, "loss"):
+		case strings.Contains(d.Verdict, "one-way") || strings.Contains(d.Verdict, "no RTP") || strings.Contains(d.Verdict, "loss") ||
+			strings.Contains(d.Verdict, "timeout"):
 			add("error", d.First, d.Last, filter+mediaFilter(d.Media), "Call %s → %s: %s", d.From, d.To, d.Verdict)
 		case d.Verdict == "no final response to the INVITE":
 			add("warning", d.First, d.Last, filter, "Call %s → %s: %s", d.From, d.To, d.Verdict)

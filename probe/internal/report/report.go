@@ -23,6 +23,9 @@ type Options struct {
 	// Start and Press, when known, anchor the rate bins and mark the press
 	// (Unix ns; 0 when not known).
 	Start, Press int64
+	// End, when known, is the window's end (Unix ns): a call silent or
+	// unanswered until then timed out even if no packet came after.
+	End int64
 	// HeuristicRTP takes version-2 UDP payloads between unprivileged ports
 	// for RTP when no SDP in the window announced them, as tshark's
 	// rtp.heuristic_rtp does.
@@ -396,6 +399,10 @@ func (a *Analyzer) CaptureLoss(drops uint64, missing time.Duration, reason strin
 	a.drops, a.missing, a.missingReason = drops, missing, reason
 }
 
+// SetEnd gives the window's end (Unix ns) once it is known: a press may
+// extend the window after the analysis began.
+func (a *Analyzer) SetEnd(ns int64) { a.opt.End = ns }
+
 // Summary returns the analysis of the packets added so far.
 func (a *Analyzer) Summary() *Summary {
 	s := &Summary{
@@ -435,7 +442,7 @@ func (a *Analyzer) Summary() *Summary {
 	})
 	s.TopTalkers = tl[:min(len(tl), topTalkers)]
 	s.RTPStreams, s.RTCP = a.rtp.summary(a.first)
-	s.SIP = a.sip.summary(a.first, a.last, s.RTPStreams)
+	s.SIP = a.sip.summary(a.first, max(a.last, a.opt.End), s.RTPStreams)
 	s.DNS = a.dns.summary(a.last)
 	s.TCP = a.tcp.summary()
 	s.ICMP, s.DHCP, s.ARP = a.misc.summary()

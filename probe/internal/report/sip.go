@@ -23,6 +23,7 @@ type dialogState struct {
 	final      int
 	media      []netip.AddrPort
 	reInviteAt int64
+	responded  bool // any response to the first INVITE, provisional too
 }
 
 type sipTable struct {
@@ -115,7 +116,10 @@ func (t *sipTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort, rtp *rt
 				d.Ended = "CANCEL"
 			}
 		}
+	case method == "INVITE" && s.ResponseCode < 200:
+		d.responded = true
 	case method == "INVITE" && s.ResponseCode >= 200 && d.final == 0:
+		d.responded = true
 		d.final = s.ResponseCode
 		if s.ResponseCode < 300 {
 			d.answeredAt = pi.ts
@@ -248,8 +252,12 @@ func (t *sipTable) summary(first, last int64, streams []RTPStream) SIPStats {
 				if dl.Ended == "" {
 					dl.Ended = "failed"
 				}
+			case d.final == 0 && dl.Ended == "" && !d.responded && last-d.inviteAt >= sipTimerB:
+				dl.Ended = "timeout"
 			case d.final == 0 && dl.Ended == "":
 				dl.Ended = "no final response"
+			case dl.Ended == "" && rtpStopped(d, streams, last):
+				dl.Ended = "timeout"
 			}
 		}
 		dl.Verdict = verdict(d, streams, last)
@@ -263,6 +271,56 @@ func (t *sipTable) summary(first, last int64, streams []RTPStream) SIPStats {
 	return st
 }
 
+// Timeouts (RFC 3261 §17.1.1.2): an INVITE without any response is given
+// up after Timer B, 64·T1 = 32 s. An answered call whose media all
+// stopped rtpTimeout before the window's end with no BYE counts as ended
+// by timeout too: a phone or PBX hung up on silence, or the line died.
+const (
+	sipTimerB  = 32e9
+	rtpTimeout = 5e9
+)
+
+// callRTP is the last RTP packet time of the streams to the call's media
+// (0: none).
+func callRTP(d *dialogState, streams []RTPStream) int64 {
+	var last int64
+	for _, ap := range d.media {
+		for _, s := range streams {
+			if s.Dst == ap.String() {
+				last = max(last, s.Last.UnixNano())
+			}
+		}
+	}
+	return last
+}
+
+// rtpStopped says whether an answered call's RTP began and then stopped
+// rtpTimeout or more before the window's end.
+func rtpStopped(d *dialogState, streams []RTPStream, last int64) bool {
+	l := callRTP(d, streams)
+	return d.answeredAt != 0 && l != 0 && last-l >= rtpTimeout && l > d.reInviteAt
+}
+
+// leg names the direction of the media sent to ap: a private (RFC 1918,
+// ULA) address is the customer's side, so media to it is the downstream
+// leg and media from it to a public one the upstream leg.
+func leg(ap netip.AddrPort, media []netip.AddrPort) string {
+	priv := func(a netip.Addr) bool { return a.IsPrivate() || a.IsLinkLocalUnicast() }
+	others := false
+	for _, m := range media {
+		if m != ap && priv(m.Addr()) != priv(ap.Addr()) {
+			others = true
+		}
+	}
+	switch {
+	case others && priv(ap.Addr()):
+		return "the downstream leg (to " + ap.String() + ")"
+	case others:
+		return "the upstream leg (to " + ap.String() + ")"
+	}
+	return "the leg to " + ap.String()
+}
+
 // verdict is the one line an engineer wants about a call.
 func verdict(d *dialogState, streams []RTPStream, last int64) string {
 	if d.inviteAt == 0 {
@@ -273,6 +331,8 @@ func verdict(d *dialogState, streams []RTPStream, last int64) string {
 		return fmt.Sprintf("call failed: %d", d.final)
 	case d.final == 0 && d.Ended == "CANCEL":
 		return "call cancelled before answer"
+	case d.final == 0 && !d.responded && last-d.inviteAt >= sipTimerB:
+		return "timeout: no response to the INVITE within 32 s"
 	case d.final == 0:
 		return "no final response to the INVITE"
 	}
@@ -292,12 +352,12 @@ func verdict(d *dialogState, streams []RTPStream, last int64) string {
 			}
 		}
 		if pkts == 0 {
-			parts = append(parts, "no RTP to "+ap.String())
+			parts = append(parts, "no RTP on "+leg(ap, d.media))
 			continue
 		}
 		toAny++
 		if expected > 0 && lost*100 >= expected {
-			parts = append(parts, fmt.Sprintf("%d %% loss on the leg to %s", lost*100/expected, ap))
+			parts = append(parts, fmt.Sprintf("%d %% loss on %s", lost*100/expected, leg(ap, d.media)))
 		}
 	}
 	if len(d.media) >= 2 && toAny == 1 {
@@ -305,6 +365,8 @@ func verdict(d *dialogState, streams []RTPStream, last int64) string {
 	}
 	if d.reInviteAt != 0 && lastRTP != 0 && lastRTP < d.reInviteAt {
 		parts = append(parts, "no RTP after re-INVITE")
+	} else if d.Ended == "" && rtpStopped(d, streams, last) {
+		parts = append(parts, fmt.Sprintf("RTP stopped %.0f s before the window's end without BYE (timeout)", float64(last-lastRTP)/1e9))
 	}
 	if len(parts) == 0 {
 		if d.Ended != "" {

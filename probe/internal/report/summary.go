@@ -134,11 +134,14 @@ type Dialog struct {
 	Methods   []string  `json:"methods"`
 	FinalCode int       `json:"final_code,omitempty"` // of the first INVITE
 	SetupMs   float64   `json:"setup_ms,omitempty"`   // INVITE to its 200
-	Ended     string    `json:"ended,omitempty"`      // "BYE", "CANCEL", "failed", "no final response", or "" (still up)
-	Media     []string  `json:"media,omitempty"`      // SDP addresses and ports
-	ReInvites int       `json:"re_invites"`
-	Verdict   string    `json:"verdict"`
-	StreamsIn []uint32  `json:"rtp_ssrcs,omitempty"`
+	// Ended is "BYE", "CANCEL", "failed", "timeout" (no response to the
+	// INVITE within 32 s, or RTP stopped 5 s or more before the window's
+	// end without BYE), "no final response" (still ringing), or "" (up).
+	Ended     string   `json:"ended,omitempty"`
+	Media     []string `json:"media,omitempty"` // SDP addresses and ports
+	ReInvites int      `json:"re_invites"`
+	Verdict   string   `json:"verdict"`
+	StreamsIn []uint32 `json:"rtp_ssrcs,omitempty"`
 }
 
 // DNSStats counts DNS over UDP.

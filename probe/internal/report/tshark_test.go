@@ -230,9 +230,9 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 		verdicts[d.CallID] = d.Verdict
 	}
 	for id, want := range map[string]string{
-		"call-ok@192.168.1.10": "12 % loss on the leg to 192.168.1.10:40000",
+		"call-ok@192.168.1.10": "12 % loss on the downstream leg (to 192.168.1.10:40000)",
 		tr.FailedCallID:        "call failed: 486",
-		tr.OneWayCallID:        "one-way audio; no RTP to 192.168.1.10:40004",
+		tr.OneWayCallID:        "one-way audio; no RTP on the downstream leg (to 192.168.1.10:40004)",
 	} {
 		if verdicts[id] != want {
 			t.Errorf("verdict of %s: %q, want %q", id, verdicts[id], want)
@@ -348,5 +348,60 @@ func TestCallVerdicts(t *testing.T) {
 	}
 	if d := got["cancel@x"]; d.Ended != "CANCEL" || d.Verdict != "call cancelled before answer" {
 		t.Errorf("cancelled call: %+v", d)
+	}
+}
+
+// TestCallTimeouts: calls that ended by timeout inside the window, and
+// the ones that did not (yet). The generator's truth: an INVITE
+// retransmitted as Timer A does with no response at all (Timer B fires
+// at 32 s); a call answered whose RTP stops both ways at 4 s with no BYE;
+// a call still ringing (180, no final response); a call with a BYE; one
+// with upstream loss. The window (End) runs to 40 s.
+func TestCallTimeouts(t *testing.T) {
+	g := reporttest.New(6)
+	tr := &reporttest.Truth{RTP: map[uint32]reporttest.RTPTruth{}, SIPFinal: map[string]uint64{}, SIPProvisional: map[string]uint64{}}
+	for _, at := range []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond, 7500 * time.Millisecond, 15500 * time.Millisecond} {
+		g.UDP(at, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:dave@example.net SIP/2.0", "nobody@x", "a", "d", "1 INVITE", ""))
+	}
+	up := g.Call(tr, 0, "silent@x", 200, 42000, 52000)
+	g.RTP(tr, up, "192.168.1.10", 42000, "203.0.113.5", 52000, reporttest.RTPOpts{SSRC: 3, N: 100, FirstSeq: 1})
+	g.RTP(tr, up, "203.0.113.5", 52000, "192.168.1.10", 42000, reporttest.RTPOpts{SSRC: 4, N: 100, FirstSeq: 1})
+	g.UDP(20*time.Second, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:erin@example.net SIP/2.0", "ringing@x", "a", "e", "1 INVITE", ""))
+	g.UDP(20*time.Second+100*time.Millisecond, "203.0.113.5", 5060, "192.168.1.10", 5060, reporttest.SIPMsg("SIP/2.0 180 Ringing", "ringing@x", "a", "e", "1 INVITE", ""))
+	up = g.Call(tr, 10*time.Second, "upstream@x", 200, 43000, 53000)
+	g.RTP(tr, up, "192.168.1.10", 43000, "203.0.113.5", 53000, reporttest.RTPOpts{SSRC: 5, N: 1400, FirstSeq: 1, LossEvery: 20})
+	g.RTP(tr, up, "203.0.113.5", 53000, "192.168.1.10", 43000, reporttest.RTPOpts{SSRC: 6, N: 1400, FirstSeq: 1})
+	g.Bye(tr, up+28*time.Second+100*time.Millisecond, "upstream@x")
+	g.Sort()
+	end := g.T0 + int64(40*time.Second)
+	a := New([]Link{{LinkType: 1}}, Options{})
+	for _, p := range g.Pkts {
+		a.Add(0, p.TS, uint32(len(p.Data)), p.Data)
+	}
+	// Without the window's end, the last packet (the BYE's answer at 40.2 s) ends it.
+	a.SetEnd(end)
+	s := a.Summary()
+	got := map[string]Dialog{}
+	for _, d := range s.SIP.Dialogs {
+		got[d.CallID] = d
+	}
+	for id, want := range map[string][2]string{
+		"nobody@x":   {"timeout", "timeout: no response to the INVITE within 32 s"},
+		"silent@x":   {"timeout", "RTP stopped"},
+		"ringing@x":  {"no final response", "no final response to the INVITE"},
+		"upstream@x": {"BYE", "5 % loss on the upstream leg (to 203.0.113.5:53000)"},
+	} {
+		if d := got[id]; d.Ended != want[0] || !strings.Contains(d.Verdict, want[1]) {
+			t.Errorf("%s: ended %q verdict %q, want %q and %q", id, d.Ended, d.Verdict, want[0], want[1])
+		}
+	}
+	for _, w := range []string{"timeout: no response", "RTP stopped 3"} {
+		found := false
+		for _, f := range s.Findings {
+			found = found || strings.Contains(f.Text, w) && f.Severity == "error"
+		}
+		if !found {
+			t.Errorf("no error finding %q in %+v", w, s.Findings)
+		}
 	}
 }
