@@ -134,7 +134,7 @@ func TestRunNamesFilesWithIDAndLabel(t *testing.T) {
 		t.Errorf("the id is not in the log:\n%s", out.String())
 	}
 	pressTrigger(t, cfgPath)
-	waitOutput(t, out, "capture #1 saved")
+	waitOutput(t, out, "window #1 saved")
 	const host = "presscap-a1b2c3d4-T-4711"
 	s := getStatus(t, addr)
 	if s.Host != host || s.ID != "10000000a1b2c3d4" || len(s.Presses) != 1 || len(s.Presses[0].Files) == 0 {

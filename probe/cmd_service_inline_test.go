@@ -145,7 +145,7 @@ func TestRunInline(t *testing.T) {
 	phoneSide := atPhone.Settle(t, lastOf(fromRouter[len(fromRouter)-1]))
 	routerSide := atRouter.Settle(t, lastOf(fromPhone[len(fromPhone)-1]))
 
-	run.expect(t, "capture #1 saved")
+	run.expect(t, "window #1 saved")
 	saved := savedFrames(t, c.Storage.PermDir, "all")
 	for _, end := range []struct {
 		name string

@@ -83,7 +83,7 @@ func TestRunMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := append(at1.Settle(t, netnstest.HasFrame(39)), at2.Settle(t, netnstest.HasFrame(79))...)
-	run.expect(t, "capture #1 saved")
+	run.expect(t, "window #1 saved")
 
 	var want []string
 	for _, p := range seen {

@@ -73,15 +73,15 @@ func TestRunInlineOwnTrafficNotRecorded(t *testing.T) {
 		}
 	}
 	run.press(t)
-	run.expect(t, "capture #1 saved")
-	testtool.WaitFor(t, "the first capture on the router's SFTP server", time.Minute, uploaded(1))
+	run.expect(t, "window #1 saved")
+	testtool.WaitFor(t, "the first window on the router's SFTP server", time.Minute, uploaded(1))
 
 	// The phone fetches the status page through the bridge.
 	fetchStatusIn(t, phone, "192.168.77.2:8765")
 
 	run.press(t)
-	run.expect(t, "capture #2 saved")
-	testtool.WaitFor(t, "the second capture on the router's SFTP server", time.Minute, uploaded(2))
+	run.expect(t, "window #2 saved")
+	testtool.WaitFor(t, "the second window on the router's SFTP server", time.Minute, uploaded(2))
 
 	// The second window, and what the cable ends saw of the upload and of
 	// the status page in it.
@@ -122,7 +122,7 @@ func TestRunInlineOwnTrafficNotRecorded(t *testing.T) {
 	// server's port or the status page's.
 	fields := strings.TrimSpace(tsharkFields(t, remote, "all", "eth.src", "eth.dst", "tcp.port"))
 	if fields == "" {
-		t.Fatal("the captures hold no frame at all")
+		t.Fatal("the saved windows hold no frame at all")
 	}
 	for _, line := range strings.Split(fields, "\n") {
 		f := strings.Split(line, "\t")

@@ -185,7 +185,7 @@ func TestRunAndTrigger(t *testing.T) {
 	}
 	// The window closes a second after the press and is cut a second
 	// later (the default export delay).
-	waitOutput(t, out, "capture #1 saved")
+	waitOutput(t, out, "window #1 saved")
 	s := getStatus(t, addr)
 	if len(s.Presses) != 1 || !s.Presses[0].Done || len(s.Presses[0].Files) != 1 || s.Storage.State != "recording" {
 		t.Errorf("status after the press: %+v", s)
@@ -224,8 +224,8 @@ func TestRunAndTrigger(t *testing.T) {
 		!strings.Contains(p.Steps[1].Detail, "1 files in ") || !strings.Contains(p.Steps[1].Detail, ".pcap") {
 		t.Errorf("press check: %+v", p)
 	}
-	if strings.Count(out.String(), "capture #2 saved") != 1 {
-		t.Errorf("the test press's capture was not saved once:\n%s", out.String())
+	if strings.Count(out.String(), "window #2 saved") != 1 {
+		t.Errorf("the test press's window was not saved once:\n%s", out.String())
 	}
 	if snd := runs["sounds"]; snd.OK || len(snd.Steps) != 4 || !strings.Contains(snd.Steps[0].Error, "beeper.enable") {
 		t.Errorf("sounds check with the beeper off: %+v", snd)
@@ -387,7 +387,7 @@ func TestTriggerProfile(t *testing.T) {
 	if err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath, "-profile", "tv"}); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("trigger -profile tv = %v, want 400", err)
 	}
-	waitOutput(t, out, "capture #1 saved")
+	waitOutput(t, out, "window #1 saved")
 	s := getStatus(t, addr)
 	if len(s.Presses) != 1 || s.Presses[0].Profile != "internet" || len(s.Presses[0].Files) != 1 || !strings.Contains(s.Presses[0].Files[0], "_internet_") {
 		t.Errorf("status after the press: %+v", s.Presses)

@@ -280,7 +280,7 @@ func TestStatusSurvivesLANFlood(t *testing.T) {
 	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
 
 	for n, mode := range []string{"idle", "headers"} {
-		capture := n + 1
+		win := n + 1
 		td := netnstest.StartTcpdump(t, pair.Host, 262144, frames)
 		stopSending := sendFrames(t, sender)
 		f := startFlood(t, pair.NS, floodSpec{Mode: mode, Target: lan, Sources: sources, Clients: 300, Backoff: 200 * time.Millisecond})
@@ -292,9 +292,9 @@ func TestStatusSurvivesLANFlood(t *testing.T) {
 		}
 		var tout, terr bytes.Buffer
 		err := dispatch(context.Background(), env{stdout: &tout, stderr: &terr}, []string{"trigger", "-config", cfgPath})
-		pressed := err == nil && strings.Contains(tout.String(), fmt.Sprintf("window #%d opened", capture))
+		pressed := err == nil && strings.Contains(tout.String(), fmt.Sprintf("window #%d opened", win))
 		if !pressed {
-			t.Errorf("%s flood: probe trigger: %v, said %q, want window #%d opened", mode, err, tout.String(), capture)
+			t.Errorf("%s flood: probe trigger: %v, said %q, want window #%d opened", mode, err, tout.String(), win)
 		}
 		// The flood and the frames go on until after the window's end.
 		for end := time.Now().Add(c.Trigger.After.D() + 500*time.Millisecond); time.Now().Before(end); {
@@ -317,8 +317,8 @@ func TestStatusSurvivesLANFlood(t *testing.T) {
 		if !pressed {
 			break
 		}
-		waitOutput(t, out, fmt.Sprintf("capture #%d saved", capture))
-		checkWindow(t, loop, td.Settle(t, netnstest.HasFrame(last)), capture)
+		waitOutput(t, out, fmt.Sprintf("window #%d saved", win))
+		checkWindow(t, loop, td.Settle(t, netnstest.HasFrame(last)), win)
 	}
 	// The running service refuses a request whose Host is a name pointed
 	// at it by someone else (DNS rebinding), and answers to its own.
@@ -349,7 +349,7 @@ func TestStatusSurvivesLANFlood(t *testing.T) {
 	}
 }
 
-// checkWindow requires capture n's file to hold exactly the frames tcpdump
+// checkWindow requires window #n's file to hold exactly the frames tcpdump
 // saw in its window, and its manifest to count no drop.
 func checkWindow(t *testing.T, statusAddr string, want []netnstest.Packet, n int) {
 	t.Helper()
@@ -361,7 +361,7 @@ func checkWindow(t *testing.T, statusAddr string, want []netnstest.Packet, n int
 		}
 	}
 	if press == nil || !press.Done || press.Error != "" || len(press.Files) != 1 {
-		t.Fatalf("capture #%d: presses %+v", n, s.Presses)
+		t.Fatalf("window #%d: presses %+v", n, s.Presses)
 	}
 	mans, _ := filepath.Glob(filepath.Join(press.Dir, "*_manifest.json"))
 	var m export.Manifest
@@ -380,10 +380,10 @@ func checkWindow(t *testing.T, statusAddr string, want []netnstest.Packet, n int
 		}
 	}
 	if !found || len(m.Files) != 1 {
-		t.Fatalf("capture #%d: no manifest with one file among %q", n, mans)
+		t.Fatalf("window #%d: no manifest with one file among %q", n, mans)
 	}
 	if m.Drops != 0 || m.CaptureNotCaughtUp != nil || m.Truncated {
-		t.Errorf("capture #%d: %d drops in the window, not caught up %+v, truncated %v", n, m.Drops, m.CaptureNotCaughtUp, m.Truncated)
+		t.Errorf("window #%d: %d drops in the window, not caught up %+v, truncated %v", n, m.Drops, m.CaptureNotCaughtUp, m.Truncated)
 	}
 	var inWin []netnstest.Packet
 	for _, p := range want {
@@ -411,13 +411,13 @@ func checkWindow(t *testing.T, statusAddr string, want []netnstest.Packet, n int
 			if i < len(inWin) {
 				tcpdump = fmt.Sprintf("frame %d at %v", netnstest.FrameID(inWin[i].Data), time.Duration(inWin[i].Time-m.From.UnixNano()))
 			}
-			t.Errorf("capture #%d: packet %d differs: file frame %d at %v, tcpdump %s after the window's start (tcpdump %d in the window)",
+			t.Errorf("window #%d: packet %d differs: file frame %d at %v, tcpdump %s after the window's start (tcpdump %d in the window)",
 				n, i, netnstest.FrameID(p.Data), time.Duration(p.Time-m.From.UnixNano()), tcpdump, len(inWin))
 			return
 		}
 	}
 	if i != len(inWin) || i < 200 {
-		t.Errorf("capture #%d: %d frames in the file, tcpdump saw %d in the window (want ≥ 200)", n, i, len(inWin))
+		t.Errorf("window #%d: %d frames in the file, tcpdump saw %d in the window (want ≥ 200)", n, i, len(inWin))
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package export cuts a capture window out of the ring into one file per
+// Package export cuts a window out of the ring into one file per
 // export filter, with the capture report and a manifest beside them: the
 // files are written under hidden partial names while the window is open and
 // appear under their final names, manifest last, when it is complete.
@@ -457,7 +457,7 @@ func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 			return man, fmt.Errorf("export %s: %w", f.Spec.Name, err)
 		}
 	}
-	// The report goes beside the captures before the manifest, so a
+	// The report goes beside the window's files before the manifest, so a
 	// manifest means it is there too.
 	base := FileBase(c.host, w)
 	var page bytes.Buffer

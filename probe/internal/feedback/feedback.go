@@ -16,7 +16,7 @@ type Feedback interface {
 	// profile's position from 1 (as many beeps and flickers), 0 without
 	// profiles.
 	Pressed(n int)
-	// Saved says the files of a capture are written.
+	// Saved says the files of a window are written.
 	Saved()
 	// State shows the steady state: "recording", "saving", or a fault
 	// ("no-disk", "disk-full", "no-link", "bad-config").
@@ -101,7 +101,7 @@ func (f Device) Uploaded() {
 
 // The reasons the service passes to Feedback.Fault.
 const (
-	FaultNotSaved = "capture not saved"          // answers a press
+	FaultNotSaved = "window not saved"           // answers a press
 	FaultRecovery = "pending records unreadable" // found at start
 	FaultUpload   = "upload failed"
 )

@@ -59,7 +59,7 @@ func (s *Service) follow(ctx context.Context, w *window.Window, f *follower) {
 	// ring, writing the files) waits while the disk is busy with it.
 	runtime.LockOSThread() // the thread ends with the goroutine, priority and all
 	if err := export.IOPrioIdle(); err != nil {
-		s.logf("capture #%d: could not lower the save's disk priority: %v", w.ID, err)
+		s.logf("window #%d: could not lower the save's disk priority: %v", w.ID, err)
 	}
 	t := time.NewTicker(export.FollowStep)
 	defer t.Stop()
@@ -104,11 +104,11 @@ func (s *Service) followStep(ctx context.Context, w *window.Window, f *follower,
 		}
 		c, err := export.Open(ring, wc, s.specsFor(wc), s.host, dir, prog)
 		if err != nil && prog != nil {
-			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
+			s.logf("window #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
 			c, err = export.Open(ring, wc, s.specsFor(wc), s.host, dir, nil)
 		}
 		if err != nil {
-			s.logf("capture #%d: cannot write its files during the window (%v): they are cut at its end", w.ID, err)
+			s.logf("window #%d: cannot write its files during the window (%v): they are cut at its end", w.ID, err)
 			return false
 		}
 		c.SetRing(cur)
@@ -133,7 +133,7 @@ func (s *Service) followStep(ctx context.Context, w *window.Window, f *follower,
 			s.saveProgress(w, f.c)
 			f.c.Close()
 		} else {
-			s.logf("capture #%d: reading the window during it: %v; it is cut at its end", w.ID, err)
+			s.logf("window #%d: reading the window during it: %v; it is cut at its end", w.ID, err)
 			f.c.Abort()
 		}
 		f.c = nil
@@ -150,7 +150,7 @@ func (s *Service) followStep(ctx context.Context, w *window.Window, f *follower,
 func (s *Service) saveProgress(w *window.Window, c *export.Files) {
 	p, err := c.Sync()
 	if err != nil {
-		s.logf("capture #%d: making its files durable: %v", w.ID, err)
+		s.logf("window #%d: making its files durable: %v", w.ID, err)
 		return
 	}
 	s.mu.Lock()

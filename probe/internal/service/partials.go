@@ -58,6 +58,6 @@ func (s *Service) cleanPartials(dir string) {
 		}
 	}
 	if len(removed) > 0 {
-		s.logf("removed %d partial files no capture window continues from %s: %s", len(removed), dir, strings.Join(removed, ", "))
+		s.logf("removed %d partial files no window continues from %s: %s", len(removed), dir, strings.Join(removed, ", "))
 	}
 }

@@ -115,7 +115,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 	if _, err := os.Stat(rec); err != nil {
 		t.Fatalf("pending record after the stop: %v", err)
 	}
-	if l := r1.log.String(); !strings.Contains(l, "capture #1 is still open at the stop") || !strings.Contains(l, "saved at the next start") {
+	if l := r1.log.String(); !strings.Contains(l, "window #1 is still open at the stop") || !strings.Contains(l, "saved at the next start") {
 		t.Errorf("the stop's log does not say the capture is saved at the next start:\n%s", l)
 	}
 	if len(manifests(t, queue)) != 0 {
@@ -162,12 +162,12 @@ func TestPressSurvivesRestart(t *testing.T) {
 		_, err := os.Stat(rec)
 		return errors.Is(err, os.ErrNotExist)
 	})
-	if l := r2.log.String(); !strings.Contains(l, "capture #1 recovered after a restart") || !strings.Contains(l, "packets from the stop until the service started") {
+	if l := r2.log.String(); !strings.Contains(l, "window #1 recovered after a restart") || !strings.Contains(l, "packets from the stop until the service started") {
 		t.Errorf("the restart's log does not say the capture was recovered:\n%s", l)
 	}
 	// What the first run wrote from the press on was made durable at the
 	// stop: the restart continues it instead of cutting the window again.
-	if l := r2.log.String(); !strings.Contains(l, "capture #1: continuing the files written before the restart") {
+	if l := r2.log.String(); !strings.Contains(l, "window #1: continuing the files written before the restart") {
 		t.Errorf("the restart did not continue the files of the first run:\n%s", l)
 	}
 	stop2()
@@ -216,8 +216,8 @@ func TestPressSurvivesRestart(t *testing.T) {
 			t.Errorf("%s still in place: %v", name, err)
 		}
 	}
-	if strings.Contains(l, "capture #1 recovered") {
-		t.Errorf("the second restart recovered capture #1 again:\n%s", l)
+	if strings.Contains(l, "window #1 recovered") {
+		t.Errorf("the second restart recovered window #1 again:\n%s", l)
 	}
 }
 
@@ -396,7 +396,7 @@ func TestRecoveredAlreadySaved(t *testing.T) {
 			if b, err := os.ReadFile(man); err != nil || string(b) != body {
 				t.Errorf("the manifest saved before the restart changed: %q %v", b, err)
 			}
-			if l := r.log.String(); !strings.Contains(l, "capture #6: already saved before the restart ("+man+" exists)") {
+			if l := r.log.String(); !strings.Contains(l, "window #6: already saved before the restart ("+man+" exists)") {
 				t.Errorf("the log does not say the window was already saved:\n%s", l)
 			}
 			if s := r.svc.Snapshot(); len(s.Presses) != 1 || !s.Presses[0].Done {
@@ -451,7 +451,7 @@ func TestRecoveredWaitsForItsRing(t *testing.T) {
 		t.Fatalf("ring identities: /perm %q, USB disk %q", permRing, usbRing)
 	}
 	testtool.WaitFor(t, "the log saying why the window waits", 10*time.Second, func() bool {
-		return strings.Contains(r.log.String(), "capture #5 waits for the ring it was recorded on ("+usbRing+"): the open ring "+permRing)
+		return strings.Contains(r.log.String(), "window #5 waits for the ring it was recorded on ("+usbRing+"): the open ring "+permRing)
 	})
 	select {
 	case e := <-r.exported:
@@ -540,7 +540,7 @@ func TestRecoveredSameBootUnsynced(t *testing.T) {
 	if !res.man.Recovered {
 		t.Error("not marked recovered")
 	}
-	if l := r.log.String(); !strings.Contains(l, "capture #3 recovered after a restart in the same boot") || !strings.Contains(l, "still open for") {
+	if l := r.log.String(); !strings.Contains(l, "window #3 recovered after a restart in the same boot") || !strings.Contains(l, "still open for") {
 		t.Errorf("the log does not say the window continues within the same boot:\n%s", l)
 	}
 }

@@ -409,7 +409,7 @@ func (s *Service) Run(ctx context.Context) error {
 						later = append(later, w)
 						if otherRing[w.ID] != cur {
 							otherRing[w.ID] = cur
-							s.logf("capture #%d waits for the ring it was recorded on (%s): the open ring %s (%s) is another one, its packets are not there",
+							s.logf("window #%d waits for the ring it was recorded on (%s): the open ring %s (%s) is another one, its packets are not there",
 								w.ID, w.Ring, cur, s.storage.State().Device)
 						}
 						continue
@@ -452,11 +452,11 @@ func (s *Service) Run(ctx context.Context) error {
 			open := s.windows.Pending()
 			s.mu.Unlock()
 			for _, w := range open {
-				s.logf("capture #%d is still open at the stop (window %s .. %s): its pending record stays, it will be saved at the next start",
+				s.logf("window #%d is still open at the stop (%s .. %s): its pending record stays, it will be saved at the next start",
 					w.ID, w.From.UTC().Format(time.RFC3339Nano), w.To.UTC().Format(time.RFC3339Nano))
 			}
 			for _, w := range held {
-				s.logf("capture #%d was not saved before the stop (no ring yet, or waiting to try again): it will be saved at the next start", w.ID)
+				s.logf("window #%d was not saved before the stop (no ring yet, or waiting to try again): it will be saved at the next start", w.ID)
 			}
 			close(exports)
 			wg.Wait()
@@ -481,7 +481,7 @@ func (s *Service) Run(ctx context.Context) error {
 			failures[w.ID]++
 			d := retryDelay(failures[w.ID])
 			notBefore[w.ID] = time.Now().Add(d)
-			s.logf("capture #%d: tried again in %v once the ring is there (failed %d times)", w.ID, d, failures[w.ID])
+			s.logf("window #%d: tried again in %v once the ring is there (failed %d times)", w.ID, d, failures[w.ID])
 		}
 	}
 }
@@ -548,13 +548,13 @@ func (s *Service) press(p window.PressInfo) status.Press {
 	}
 	switch d {
 	case window.Opened:
-		s.logf("press at %s from %s%s (%s): capture #%d opened, window %s .. %s",
+		s.logf("press at %s from %s%s (%s): window #%d opened, %s .. %s",
 			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
 	case window.Extended:
-		s.logf("press at %s from %s%s (%s): extends capture #%d to %s (%d presses)",
+		s.logf("press at %s from %s%s (%s): extends window #%d to %s (%d presses)",
 			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID, to.UTC().Format(time.RFC3339Nano), len(w.Presses))
 	case window.Ignored:
-		s.logf("press at %s from %s%s (%s): ignored, capture #%d is still open (trigger.repeat ignore)",
+		s.logf("press at %s from %s%s (%s): ignored, window #%d is still open (trigger.repeat ignore)",
 			p.Time.UTC().Format(time.RFC3339Nano), p.Source, key, clk, w.ID)
 	}
 	return sp
@@ -608,7 +608,7 @@ func (s *Service) waitWritten(ctx context.Context, w *window.Window) *export.Cap
 		switch {
 		case err == nil:
 			if d := time.Since(start); d > 100*time.Millisecond {
-				s.logf("capture #%d: waited %v for the capture to write the window's end into the ring", w.ID, d.Round(time.Millisecond))
+				s.logf("window #%d: waited %v for the capture to write the window's end into the ring", w.ID, d.Round(time.Millisecond))
 			}
 			return nil
 		case ctx.Err() != nil:
@@ -662,7 +662,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 	noRing := err != nil
 	if err == nil {
 		if ferr := ring.Flush(); ferr != nil {
-			s.logf("capture #%d: ring flush: %v", w.ID, ferr)
+			s.logf("window #%d: ring flush: %v", w.ID, ferr)
 		}
 		dir = s.outputDir(root)
 		// The record is removed after the files are written: a power cut
@@ -672,7 +672,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 			if c, _ := s.takeFollower(w.ID); c != nil {
 				c.Abort()
 			}
-			s.logf("capture #%d: already saved before the restart (%s exists): not saved again, pending record removed", w.ID, m)
+			s.logf("window #%d: already saved before the restart (%s exists): not saved again, pending record removed", w.ID, m)
 			s.persist <- persistOp{remove: w.ID}
 			s.mu.Lock()
 			s.saving--
@@ -702,12 +702,12 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 			// The ring may still hold the window on a disk that comes
 			// back or gets room: this run tries again after a while, and
 			// the record keeps it for the next start.
-			s.logf("capture #%d: NOT saved: %v; its pending record stays, it is tried again once the ring is there", w.ID, err)
+			s.logf("window #%d: NOT saved: %v; its pending record stays, it is tried again once the ring is there", w.ID, err)
 			defer s.giveBack(ctx, w, true)
 		} else {
 			// Filters, links and the ring's content come out the same on
 			// a retry: do not repeat the failure at every start.
-			s.logf("capture #%d: NOT saved: %v; not retried at the next start (the same export would fail again), pending record removed", w.ID, err)
+			s.logf("window #%d: NOT saved: %v; not retried at the next start (the same export would fail again), pending record removed", w.ID, err)
 			s.persist <- persistOp{remove: w.ID}
 		}
 		s.fb.Fault(feedback.FaultNotSaved)
@@ -733,7 +733,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 			trunc += fmt.Sprintf("; recovered after a restart: packets from the stop until the service started at %s are missing",
 				w.Restarted.UTC().Format(time.RFC3339Nano))
 		}
-		s.logf("capture #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
+		s.logf("window #%d saved in %v to %s: %d files, %d packets, %d drops in the window%s",
 			w.ID, time.Since(start).Round(time.Millisecond), dir, len(files), total, man.Drops, trunc)
 		s.fb.Saved()
 		s.mu.Lock()
@@ -775,10 +775,10 @@ func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *win
 	if p := w.Progress; c == nil && p != nil && p.Ring == cur && p.Dir == dir {
 		var err error
 		if c, err = export.Open(ring, w, s.specsFor(w), s.host, dir, p); err != nil {
-			s.logf("capture #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
+			s.logf("window #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
 			c = nil
 		} else {
-			s.logf("capture #%d: continuing the files written before the restart", w.ID)
+			s.logf("window #%d: continuing the files written before the restart", w.ID)
 		}
 	}
 	if c == nil {
@@ -867,7 +867,7 @@ func retryDelay(n int) time.Duration {
 // deferExport leaves a window queued at shutdown for the next start: its
 // pending record stays.
 func (s *Service) deferExport(w *window.Window) {
-	s.logf("capture #%d: the service is stopping before its files were written: its pending record stays, it will be saved at the next start", w.ID)
+	s.logf("window #%d: the service is stopping before its files were written: its pending record stays, it will be saved at the next start", w.ID)
 	s.mu.Lock()
 	s.saving--
 	s.mu.Unlock()
@@ -888,10 +888,10 @@ func (s *Service) persistOne(op persistOp) {
 			s.pendOwn[id] = true
 		}
 		if err != nil {
-			s.logf("capture #%d: %v (a restart before its files are written loses the press)", id, err)
+			s.logf("window #%d: %v (a restart before its files are written loses the press)", id, err)
 		}
 	} else if err = s.pend.Remove(id); err != nil {
-		s.logf("capture #%d: %v (the next start may save the window again)", id, err)
+		s.logf("window #%d: %v (the next start may save the window again)", id, err)
 	}
 	if s.o.OnPending != nil {
 		s.o.OnPending(opName, id, err)
@@ -937,24 +937,24 @@ func (s *Service) recover() []*window.Window {
 			if left := w.EndBoot - bt; left > 0 {
 				s.windows.RestoreDue(w, time.Now().Add(left))
 				s.startFollow(w)
-				s.logf("capture #%d recovered after a restart in the same boot (window %s, %d presses): still open for %v, continues; packets from the stop until now are missing",
+				s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): still open for %v, continues; packets from the stop until now are missing",
 					w.ID, span, len(w.Presses), left.Round(time.Millisecond))
 				continue
 			}
 			held = append(held, w)
-			s.logf("capture #%d recovered after a restart in the same boot (window %s, %d presses): ended, saved as soon as the ring is there; packets from the stop until now are missing",
+			s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): ended, saved as soon as the ring is there; packets from the stop until now are missing",
 				w.ID, span, len(w.Presses))
 			continue
 		}
 		if synced && w.To.After(now) {
 			s.windows.Restore(w, now)
 			s.startFollow(w)
-			s.logf("capture #%d recovered after a restart (window %s, %d presses): still open, continues; packets from the stop until now are missing",
+			s.logf("window #%d recovered after a restart (%s, %d presses): still open, continues; packets from the stop until now are missing",
 				w.ID, span, len(w.Presses))
 			continue
 		}
 		held = append(held, w)
-		s.logf("capture #%d recovered after a restart (window %s, %d presses): saved as soon as the ring is there; packets from the stop until now are missing",
+		s.logf("window #%d recovered after a restart (%s, %d presses): saved as soon as the ring is there; packets from the stop until now are missing",
 			w.ID, span, len(w.Presses))
 	}
 	return held

@@ -340,7 +340,7 @@ func TestEndToEnd(t *testing.T) {
 	if !m.From.Equal(from) || !m.To.Equal(to) || len(m.Presses) != 2 || !m.ClockSynced || !m.PressTime.Equal(p1) {
 		t.Fatalf("manifest window %v..%v presses %d synced %v press %v; want %v..%v, 2, true, %v", m.From, m.To, len(m.Presses), m.ClockSynced, m.PressTime, from, to, p1)
 	}
-	if !strings.Contains(r.log.String(), "extends capture #1") {
+	if !strings.Contains(r.log.String(), "extends window #1") {
 		t.Errorf("log does not say the second press extended the capture:\n%s", r.log)
 	}
 	r.fb.mu.Lock()
@@ -667,7 +667,7 @@ func TestDiskFullAtExport(t *testing.T) {
 	if res.err != nil || !res.man.PressTime.Equal(p1.Time) {
 		t.Fatalf("the failed window tried again once there is room: %v %+v\n%s", res.err, res.man, r.log)
 	}
-	if !strings.Contains(r.log.String(), "capture #1: tried again in 2s") {
+	if !strings.Contains(r.log.String(), "window #1: tried again in 2s") {
 		t.Errorf("the log does not say when the failed window is tried again:\n%s", r.log)
 	}
 	testtool.WaitFor(t, "the pending record removed", 10*time.Second, func() bool {

@@ -16,7 +16,7 @@ import (
 )
 
 // PendingDirName is the directory under storage.state_dir that holds one
-// record per capture window whose files are not written yet.
+// record per window whose files are not written yet.
 const PendingDirName = "pending"
 
 // pendingRecord is a window as it is kept on disk between a press and its

@@ -1,4 +1,4 @@
-// Package window turns presses into capture windows (merging, extending,
+// Package window turns presses into windows (merging, extending,
 // ignoring as trigger.repeat says) and keeps each open window's pending
 // record on disk, so that a restart or a power cut between a press and its
 // files loses no press.
@@ -15,7 +15,8 @@ const (
 	RepeatIgnore   = "ignore"
 )
 
-// Window is one capture: the presses it covers and the interval to cut.
+// Window is one saved window, "window #N" in logs and on the status page:
+// the presses it covers and the interval to cut.
 type Window struct {
 	ID int
 	// Profile is the button's meaning (trigger.profiles), "" without.
