@@ -22,7 +22,7 @@ type Config struct {
 	Links []Link `json:"links"`
 	// Ring is the on-disk packet ring.
 	Ring Ring `json:"ring"`
-	// Trigger is the presenter input and the capture window.
+	// Trigger is the presenter input and the window a press saves.
 	Trigger Trigger `json:"trigger"`
 	// Exports are the files written per press: one per entry.
 	Exports []Export `json:"exports"`
@@ -170,7 +170,7 @@ const (
 	RepeatIgnore   = "ignore"   // the later press is only logged
 )
 
-// Trigger is the presenter input and the capture window.
+// Trigger is the presenter input and the window a press saves.
 type Trigger struct {
 	// Before is how much history before the press is saved.
 	Before Duration `json:"before"`
