@@ -47,30 +47,36 @@ func (m *miscTable) by(a netip.Addr) *icmpSrc {
 	return s
 }
 
+// addICMP4 and addICMP6 count the ICMP messages that tell of a path's
+// trouble, destination unreachable and time exceeded, by sender.
 func (m *miscTable) addICMP4(l *layers.ICMPv4, pi packetInfo) {
 	switch l.TypeCode.Type() {
 	case layers.ICMPv4TypeDestinationUnreachable:
-		m.icmp.Unreachable++
-		m.by(pi.src).unreach++
-		m.unreachSpan.add(pi.ts)
+		m.addUnreachable(pi)
 	case layers.ICMPv4TypeTimeExceeded:
-		m.icmp.TTLExceeded++
-		m.by(pi.src).ttl++
-		m.ttlSpan.add(pi.ts)
+		m.addTTLExceeded(pi)
 	}
 }
 
 func (m *miscTable) addICMP6(l *layers.ICMPv6, pi packetInfo) {
 	switch l.TypeCode.Type() {
 	case layers.ICMPv6TypeDestinationUnreachable:
-		m.icmp.Unreachable++
-		m.by(pi.src).unreach++
-		m.unreachSpan.add(pi.ts)
+		m.addUnreachable(pi)
 	case layers.ICMPv6TypeTimeExceeded:
-		m.icmp.TTLExceeded++
-		m.by(pi.src).ttl++
-		m.ttlSpan.add(pi.ts)
+		m.addTTLExceeded(pi)
 	}
+}
+
+func (m *miscTable) addUnreachable(pi packetInfo) {
+	m.icmp.Unreachable++
+	m.by(pi.src).unreach++
+	m.unreachSpan.add(pi.ts)
+}
+
+func (m *miscTable) addTTLExceeded(pi packetInfo) {
+	m.icmp.TTLExceeded++
+	m.by(pi.src).ttl++
+	m.ttlSpan.add(pi.ts)
 }
 
 func (m *miscTable) addDHCP(b []byte, pi packetInfo) {
