@@ -134,19 +134,11 @@ func probeConfig(cfg *gokconfig.Config) (probeconfig.Config, error) {
 // runRingDisk writes the VM edition's ring disk, labelled as the
 // instance's probe configuration looks for it.
 func runRingDisk(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ringdisk", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ringdisk", stderr)
 	instance := fs.String("instance", "gokrazy/presscap-x86", "instance whose probe configuration names the storage label")
 	out := fs.String("o", "ring.img", "disk image to write (sparse)")
 	size := fs.String("size", "8G", "disk size; the ring (the probe config's ring.size) and the saved captures live on it")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	n, err := parseSize(*size)
-	if err != nil {
-		return err
-	}
-	cfg, err := gokconfig.Load(*instance)
+	cfg, n, err := parseDiskFlags(fs, args, instance, size)
 	if err != nil {
 		return err
 	}
@@ -167,8 +159,7 @@ func runRingDisk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // runOVA packs the system and ring disks (streamOptimized VMDKs, made
 // with qemu-img) into an OVA for ESXi, VMware Workstation and VirtualBox.
 func runOVA(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ova", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ova", stderr)
 	name := fs.String("name", "presscap-x86", "virtual machine name")
 	out := fs.String("o", "presscap-x86.ova", "OVA to write")
 	system := fs.String("system", "", "system disk, streamOptimized VMDK")
@@ -190,6 +181,27 @@ func runOVA(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// parseDiskFlags parses the flags of a command that writes a disk of
+// -size bytes for an -instance (build, ringdisk), and loads the instance.
+func parseDiskFlags(fs *flag.FlagSet, args []string, instance, size *string) (*gokconfig.Config, int64, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, 0, err
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg, err := gokconfig.Load(*instance)
+	return cfg, n, err
+}
+
+// newFlagSet is the flag set of the subcommand name, reporting to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
 // parseSize reads a -size flag: a positive size ("2G", "512MiB").
 func parseSize(s string) (int64, error) {
 	n, err := field.ParseSize(s)
@@ -203,22 +215,14 @@ func parseSize(s string) (int64, error) {
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("build", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("build", stderr)
 	instance := fs.String("instance", "gokrazy/presscap", "instance directory holding config.json")
 	out := fs.String("o", "presscap.img", "disk image to write")
 	size := fs.String("size", "2G", "disk image size (sparse file)")
 	ts := fs.String("timestamp", "", "build timestamp, RFC 3339 (default: now)")
 	sdboot := fs.String("systemd-boot", os.Getenv("SYSTEMD_BOOT_EFI"), "systemd-boot for UEFI instances: systemd-bootaa64.efi, or systemd-bootx64.efi for GOARCH=amd64")
 	workdir := fs.String("workdir", "", "where compiled programs and the generated init go (default build/<instance>)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	n, err := parseSize(*size)
-	if err != nil {
-		return err
-	}
-	cfg, err := gokconfig.Load(*instance)
+	cfg, n, err := parseDiskFlags(fs, args, instance, size)
 	if err != nil {
 		return err
 	}
@@ -240,8 +244,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("update", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("update", stderr)
 	instance := fs.String("instance", "gokrazy/presscap", "instance directory (for the password and port)")
 	img := fs.String("image", "presscap.img", "disk image built by 'image build'")
 	target := fs.String("target", "", "device URL (default: https://<Hostname>:<HTTPSPort> with Update.UseTLS, else http://<Hostname>:<HTTPPort>)")
@@ -375,8 +378,7 @@ func updatePassword(cfg *gokconfig.Config, file string) (string, error) {
 }
 
 func runInfo(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("info", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("info", stderr)
 	img := fs.String("image", "presscap.img", "disk image")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +27,7 @@ const (
 
 // runReleaseKey writes a new signing key and prints its public key.
 func runReleaseKey(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("release-key", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("release-key", stderr)
 	out := fs.String("o", "", "signing key file to create (keep it outside the repository)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -86,8 +84,7 @@ func signingKey(path string) (ed25519.PrivateKey, error) {
 // runRelease writes an image's update bundle (internal/release) into a
 // directory the provider uploads to <remote_dir>/fleet/release/<channel>/.
 func runRelease(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("release", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("release", stderr)
 	instance := fs.String("instance", "gokrazy/presscap", "instance directory the image was built from")
 	img := fs.String("image", "presscap.img", "disk image built by 'image build'")
 	out := fs.String("o", "", "bundle directory to write (default build/release/<instance>)")
