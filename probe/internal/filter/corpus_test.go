@@ -267,6 +267,10 @@ func buildCorpus(seed int64) []frame {
 		sa, da := pair4()
 		add(fmt.Sprintf("arp-%d", i), eth(macs[r.Intn(3)], macA, tagSets[i%4/3], et, arpBody(uint16(1+r.Intn(2)), sa, da)))
 	}
+	// IGRP, which the random IPv4 frames do not carry.
+	for i, tags := range tagSets[:2] {
+		add(fmt.Sprintf("igrp-%d", i), eth(macA, macB, tags, ethIP, ipv4([4]byte{10, 0, 0, 1}, [4]byte{224, 0, 0, 10}, ipprotoIGRP, nil, 0, make([]byte, 20))))
+	}
 	// Non-IP Ethernet II and 802.3/LLC frames.
 	others := []struct {
 		name  string
@@ -278,6 +282,10 @@ func buildCorpus(seed int64) []frame {
 		{"atalk-ii", ethATalk, make([]byte, 30)},
 		{"aarp-ii", ethAARP, make([]byte, 30)},
 		{"decnet", 0x6003, make([]byte, 30)},
+		{"lat", 0x6004, make([]byte, 30)},
+		{"sca", 0x6007, make([]byte, 30)},
+		{"moprc", 0x6002, make([]byte, 30)},
+		{"mopdl", 0x6001, make([]byte, 30)},
 		{"loopback", 0x9000, make([]byte, 30)},
 		{"stp", 38, []byte{0x42, 0x42, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{"llc-ipx", 40, append([]byte{0xe0, 0xe0, 0x03}, make([]byte, 37)...)},

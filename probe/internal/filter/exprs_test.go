@@ -73,6 +73,7 @@ var diffExprs = []string{
 	// Protocols.
 	"ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp",
 	"pim", "vrrp", "ah", "esp", "atalk", "aarp", "decnet", "ipx", "iso", "stp", "netbeui",
+	"igrp", "carp", "lat", "sca", "moprc", "mopdl",
 	"ip proto 47",
 	"ip proto \\tcp",
 	"ip proto \\udp",

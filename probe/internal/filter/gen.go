@@ -388,65 +388,34 @@ func (g *gen) proto(v uint32, p pq) (node, error) {
 	return nil, fmt.Errorf("'%s proto' is not supported (only ip, ip6 and ether encapsulate protocols)", p)
 }
 
+// abbrevs are the protocol names used alone (tcp, ip6, arp, ...) as the
+// `[ip|ip6|ether] proto N` each stands for; in is pDefault for IPv4 and
+// IPv6, pLink for an EtherType or (below 0x600) an LLC SAP.
+var abbrevs = map[pq]struct {
+	in pq
+	v  uint32
+}{
+	pTCP: {pDefault, ipprotoTCP}, pUDP: {pDefault, ipprotoUDP}, pSCTP: {pDefault, ipprotoSCTP},
+	pPIM: {pDefault, ipprotoPIM}, pAH: {pDefault, ipprotoAH}, pESP: {pDefault, ipprotoESP},
+	pICMP: {pIP, ipprotoICMP}, pIGMP: {pIP, ipprotoIGMP}, pIGRP: {pIP, ipprotoIGRP},
+	pVRRP: {pIP, ipprotoVRRP}, pCARP: {pIP, ipprotoVRRP}, pICMP6: {pIP6, ipprotoICMPv6},
+	pIP: {pLink, ethIP}, pIP6: {pLink, ethIPv6}, pARP: {pLink, ethARP}, pRARP: {pLink, ethRARP},
+	pATalk: {pLink, ethATalk}, pAARP: {pLink, ethAARP}, pDECnet: {pLink, 0x6003},
+	pLAT: {pLink, 0x6004}, pSCA: {pLink, 0x6007}, pMOPRC: {pLink, 0x6002}, pMOPDL: {pLink, 0x6001},
+	pISO: {pLink, llcSAPISONS}, pSTP: {pLink, 0x42}, pIPX: {pLink, llcSAPIPX},
+	pNetBEUI: {pLink, llcSAPNetBEUI},
+}
+
 // abbrev is a protocol name used alone: tcp, ip6, arp, ...
 func (g *gen) abbrev(p pq) (node, error) {
-	switch p {
-	case pTCP:
-		return g.proto(ipprotoTCP, pDefault)
-	case pUDP:
-		return g.proto(ipprotoUDP, pDefault)
-	case pSCTP:
-		return g.proto(ipprotoSCTP, pDefault)
-	case pICMP:
-		return g.protoV4(ipprotoICMP), nil
-	case pICMP6:
-		return g.protoV6(ipprotoICMPv6), nil
-	case pIGMP:
-		return g.protoV4(ipprotoIGMP), nil
-	case pIGRP:
-		return g.protoV4(ipprotoIGRP), nil
-	case pPIM:
-		return g.proto(ipprotoPIM, pDefault)
-	case pVRRP, pCARP:
-		return g.protoV4(ipprotoVRRP), nil
-	case pAH:
-		return g.proto(ipprotoAH, pDefault)
-	case pESP:
-		return g.proto(ipprotoESP, pDefault)
-	case pIP:
-		return g.linkTypeTest(ethIP), nil
-	case pIP6:
-		return g.linkTypeTest(ethIPv6), nil
-	case pARP:
-		return g.linkTypeTest(ethARP), nil
-	case pRARP:
-		return g.linkTypeTest(ethRARP), nil
-	case pATalk:
-		return g.linkTypeTest(ethATalk), nil
-	case pAARP:
-		return g.linkTypeTest(ethAARP), nil
-	case pDECnet:
-		return g.linkTypeTest(0x6003), nil
-	case pLAT:
-		return g.linkTypeTest(0x6004), nil
-	case pSCA:
-		return g.linkTypeTest(0x6007), nil
-	case pMOPRC:
-		return g.linkTypeTest(0x6002), nil
-	case pMOPDL:
-		return g.linkTypeTest(0x6001), nil
-	case pISO:
-		return g.linkTypeTest(llcSAPISONS), nil
-	case pSTP:
-		return g.linkTypeTest(0x42), nil
-	case pIPX:
-		return g.linkTypeTest(llcSAPIPX), nil
-	case pNetBEUI:
-		return g.linkTypeTest(llcSAPNetBEUI), nil
-	case pLink:
+	if p == pLink {
 		return nil, fmt.Errorf("'ether' alone is not a test: use ether host, ether proto, ether broadcast ...")
 	}
-	return nil, fmt.Errorf("protocol %s is not supported", p)
+	a, ok := abbrevs[p]
+	if !ok {
+		return nil, fmt.Errorf("protocol %s is not supported", p)
+	}
+	return g.proto(a.v, a.in)
 }
 
 // Direction qualifiers.
