@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/gopacket/gopacket/layers"
 	"github.com/presscap/presscap/probe/internal/report/reporttest"
 	"math/rand/v2"
 	"net/netip"
@@ -167,6 +168,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte{0x80, 0x00, 0x00, 0x01, 0, 0, 0, 160, 1, 2, 3, 4})
 	f.Add([]byte{0x81, 200, 0x00, 0x0c, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 64, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add(reporttest.DNSMsg(7, true, 3, "a.example"))
+	f.Add([]byte("\x00\x05hello\x00\x02hi\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a := New(nil, Options{HeuristicRTP: true})
 		pi := packetInfo{ts: 1e9, src: netip.MustParseAddr("10.0.0.1"), dst: netip.MustParseAddr("10.0.0.2"), l4Len: len(b)}
@@ -176,6 +178,14 @@ func FuzzDecoders(f *testing.F) {
 			a.rtp.add(b, pi, src, dst, true)
 			a.dns.add(b, pi, src, dst)
 			a.misc.addDHCP(b, pi)
+			// DNS over TCP: b as a stream in two segments, then again
+			// (a retransmission), with its length prefixes as they fall.
+			k := len(b) / 3
+			for j, seg := range [][]byte{b[:k], b[k:]} {
+				h := layers.TCP{Seq: uint32(1000 + j*k), SYN: i == 0 && j == 0}
+				h.Payload = seg
+				a.dns.addTCP(&h, len(seg), pi, src, netip.MustParseAddrPort("10.0.0.2:53"))
+			}
 			pi.ts += 20e6
 		}
 		a.Summary()

@@ -10,7 +10,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// DNS over UDP port 53, decoded with gopacket's DNS layer.
+// DNS over port 53, UDP and TCP (see dnstcp.go), decoded with gopacket's
+// DNS layer.
 
 const (
 	dnsTimeout = 2e9   // a query with no response within this is unanswered
@@ -38,6 +39,7 @@ type dnsTable struct {
 
 	unansweredSpan, failureSpan, slowSpan span
 	dropped                               uint64
+	tcp                                   dnsTCP
 }
 
 func (t *dnsTable) init(max int) {
@@ -76,6 +78,16 @@ func (t *dnsTable) server(a netip.Addr) *dnsServer {
 		t.servers[a] = s
 	}
 	return s
+}
+
+// addTCP takes a segment of a DNS-over-TCP connection: its whole
+// messages count as UDP ones do, at the time of the segment that
+// completes each (as Wireshark's reassembly dates them).
+func (t *dnsTable) addTCP(h *layers.TCP, seglen int, pi packetInfo, src, dst netip.AddrPort) {
+	t.tcp.add(h, seglen, src, dst, func(m []byte) {
+		t.stats.TCPMessages++
+		t.add(m, pi, src, dst)
+	})
 }
 
 func (t *dnsTable) add(b []byte, pi packetInfo, src, dst netip.AddrPort) {
@@ -152,6 +164,7 @@ func (t *dnsTable) expire(now int64) {
 func (t *dnsTable) summary(last int64) DNSStats {
 	st := t.stats
 	st.Rcodes = maps(t.stats.Rcodes)
+	st.TCPLost = t.tcp.lost
 	late := map[netip.Addr]uint64{}
 	for k, sent := range t.pending {
 		if last-sent > dnsTimeout {

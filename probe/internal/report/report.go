@@ -340,6 +340,9 @@ func (a *Analyzer) dispatch(ts int64, origLen uint32, sliced bool) {
 		a.tcp.add(&a.tcpL, pi, seglen)
 		src := netip.AddrPortFrom(pi.src, uint16(a.tcpL.SrcPort))
 		dst := netip.AddrPortFrom(pi.dst, uint16(a.tcpL.DstPort))
+		if a.tcpL.SrcPort == 53 || a.tcpL.DstPort == 53 {
+			a.dns.addTCP(&a.tcpL, seglen, pi, src, dst)
+		}
 		if (a.tcpL.SrcPort == 5060 || a.tcpL.DstPort == 5060) && len(a.tcpL.Payload) > 0 {
 			a.sip.add(a.tcpL.Payload, pi, src, dst, &a.rtp)
 		}

@@ -144,12 +144,17 @@ type Dialog struct {
 	StreamsIn []uint32 `json:"rtp_ssrcs,omitempty"`
 }
 
-// DNSStats counts DNS over UDP.
+// DNSStats counts DNS over UDP and TCP.
 type DNSStats struct {
-	Queries   uint64            `json:"queries"`
-	Responses uint64            `json:"responses"`
-	Malformed uint64            `json:"malformed"`
-	Rcodes    map[string]uint64 `json:"rcodes"` // responses by response code name
+	Queries   uint64 `json:"queries"`
+	Responses uint64 `json:"responses"`
+	Malformed uint64 `json:"malformed"`
+	// TCPMessages of the above came over TCP, reassembled; TCPLost are
+	// messages over TCP cut by a segment the capture lacks (or sliced),
+	// not counted.
+	TCPMessages uint64            `json:"tcp_messages"`
+	TCPLost     uint64            `json:"tcp_lost"`
+	Rcodes      map[string]uint64 `json:"rcodes"` // responses by response code name
 	// Unanswered queries had no response within 2 s; PendingAtEnd were
 	// sent less than 2 s before the capture's end and had none yet.
 	Unanswered   uint64      `json:"unanswered"`

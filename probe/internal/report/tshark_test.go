@@ -405,3 +405,31 @@ func TestCallTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSOverTCPMatchesTshark: DNS over TCP with length prefixes alone in
+// a segment, split across segments, two messages in one segment, a query
+// never answered and a response sent twice, beside DNS over UDP: counted
+// as tshark's dns,tree counts them (with its TCP reassembly) and as the
+// generator injected them.
+func TestDNSOverTCPMatchesTshark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tshark: not under -short")
+	}
+	g := reporttest.New(7)
+	tr := &reporttest.Truth{RTP: map[uint32]reporttest.RTPTruth{}, DNSRcodes: map[string]uint64{}}
+	g.DNS(tr, 0, 12)
+	g.DNSOverTCP(tr, 500*time.Millisecond)
+	path := g.WritePCAP(t, "dnstcp.pcap")
+	s := readSummary(t, path, Options{})
+	compareTshark(t, s, tsharkOn(t, path))
+	if s.DNS.Queries != tr.DNSQueries || s.DNS.Unanswered != tr.DNSUnanswered || fmt.Sprint(s.DNS.Rcodes) != fmt.Sprint(tr.DNSRcodes) {
+		t.Errorf("DNS: queries %d unanswered %d rcodes %v, injected %d %d %v", s.DNS.Queries, s.DNS.Unanswered, s.DNS.Rcodes,
+			tr.DNSQueries, tr.DNSUnanswered, tr.DNSRcodes)
+	}
+	if s.DNS.TCPMessages != 7 || s.DNS.TCPLost != 0 || s.DNS.Malformed != 0 {
+		t.Errorf("DNS over TCP: %d messages, %d lost, %d malformed; want 7 (4 queries, 3 responses), 0, 0", s.DNS.TCPMessages, s.DNS.TCPLost, s.DNS.Malformed)
+	}
+	if s.TCP.Retransmissions != tr.TCPRetrans || s.TCP.Connections != tr.TCPConnections {
+		t.Errorf("TCP: %d retransmissions %d connections, injected %d %d", s.TCP.Retransmissions, s.TCP.Connections, tr.TCPRetrans, tr.TCPConnections)
+	}
+}

@@ -414,3 +414,89 @@ func Flood(seed uint64, n int) *Gen {
 	g.Sort()
 	return g
 }
+
+// tcpSide is one direction of a generated TCP connection: the next
+// sequence number it sends.
+type tcpSide struct {
+	addr string
+	port uint16
+	seq  uint32
+}
+
+// send emits a segment of payload from s to r (ACKing all r sent) and
+// advances s.
+func (g *Gen) send(at time.Duration, s, r *tcpSide, h layers.TCP, payload []byte) {
+	h.Seq, h.Ack, h.ACK = s.seq, r.seq, true
+	g.TCP(at, s.addr, s.port, r.addr, r.port, h, payload)
+	s.seq += uint32(len(payload))
+	if h.FIN {
+		s.seq++
+	}
+}
+
+func lenPrefixed(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = append(b, byte(len(m)>>8), byte(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// DNSOverTCP is DNS over TCP (RFC 7766) in three connections to the
+// resolver: two pipelined queries whose first length prefix comes alone
+// and whose responses (NoError, NXDomain) are split across three segments,
+// one cutting the second length prefix in half; a query never answered
+// (the client gives up with FIN after 3 s); and a query whose response the
+// server sends again (a retransmission: counted once).
+func (g *Gen) DNSOverTCP(tr *Truth, at time.Duration) {
+	conn := func(at time.Duration, cport uint16) (c, s *tcpSide) {
+		c, s = &tcpSide{phone, cport, 7000}, &tcpSide{"192.168.1.1", 53, 9000}
+		tr.TCPConnections++
+		g.TCP(at, c.addr, c.port, s.addr, s.port, layers.TCP{SYN: true, Seq: c.seq}, nil)
+		c.seq++
+		g.TCP(at+time.Millisecond, s.addr, s.port, c.addr, c.port, layers.TCP{SYN: true, ACK: true, Seq: s.seq, Ack: c.seq}, nil)
+		s.seq++
+		g.send(at+2*time.Millisecond, c, s, layers.TCP{}, nil)
+		return c, s
+	}
+	end := func(at time.Duration, c, s *tcpSide) {
+		g.send(at, c, s, layers.TCP{FIN: true}, nil)
+		g.send(at+time.Millisecond, s, c, layers.TCP{FIN: true}, nil)
+		g.send(at+2*time.Millisecond, c, s, layers.TCP{}, nil)
+	}
+
+	c, s := conn(at, 53001)
+	q1, q2 := lenPrefixed(DNSMsg(0x5001, false, 0, "tcp1.example.net")), lenPrefixed(DNSMsg(0x5002, false, 0, "tcp2.example.net"))
+	g.send(at+10*time.Millisecond, c, s, layers.TCP{PSH: true}, q1[:2])
+	g.send(at+11*time.Millisecond, c, s, layers.TCP{PSH: true}, append(q1[2:], q2...))
+	tr.DNSQueries += 2
+	r := lenPrefixed(DNSMsg(0x5001, true, 0, "tcp1.example.net"), DNSMsg(0x5002, true, 3, "tcp2.example.net"))
+	r1len := 2 + int(r[0])<<8 + int(r[1])
+	g.send(at+40*time.Millisecond, s, c, layers.TCP{}, r[:12])
+	g.send(at+41*time.Millisecond, s, c, layers.TCP{}, r[12:r1len+1])
+	g.send(at+42*time.Millisecond, s, c, layers.TCP{PSH: true}, r[r1len+1:])
+	tr.DNSRcodes["NoError"]++
+	tr.DNSRcodes["NXDomain"]++
+	g.send(at+43*time.Millisecond, c, s, layers.TCP{}, nil)
+	end(at+100*time.Millisecond, c, s)
+
+	c, s = conn(at+200*time.Millisecond, 53002)
+	g.send(at+210*time.Millisecond, c, s, layers.TCP{PSH: true}, lenPrefixed(DNSMsg(0x5003, false, 0, "tcp3.example.net")))
+	g.send(at+215*time.Millisecond, s, c, layers.TCP{}, nil)
+	tr.DNSQueries++
+	tr.DNSUnanswered++
+	end(at+3210*time.Millisecond, c, s)
+
+	c, s = conn(at+400*time.Millisecond, 53003)
+	g.send(at+410*time.Millisecond, c, s, layers.TCP{PSH: true}, lenPrefixed(DNSMsg(0x5004, false, 0, "tcp4.example.net")))
+	tr.DNSQueries++
+	resp := lenPrefixed(DNSMsg(0x5004, true, 0, "tcp4.example.net"))
+	g.send(at+430*time.Millisecond, s, c, layers.TCP{PSH: true}, resp)
+	s.seq -= uint32(len(resp)) // the ACK was lost beyond the probe: sent again
+	g.send(at+730*time.Millisecond, s, c, layers.TCP{PSH: true}, resp)
+	tr.TCPRetrans++
+	tr.DNSRcodes["NoError"]++
+	g.send(at+731*time.Millisecond, c, s, layers.TCP{}, nil)
+	end(at+800*time.Millisecond, c, s)
+}
