@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -24,12 +25,17 @@ func (s *sounds) Fault(r string) {
 
 // TestEvening: in the quiet hours only a press is answered (pressed,
 // saved, not saved); outside them a retried upload failure sounds once,
-// and again only after an upload succeeded.
+// and again only after an upload succeeded. The synctest bubble's clock
+// starts at midnight UTC.
 func TestEvening(t *testing.T) {
+	synctest.Test(t, testEvening)
+}
+
+func testEvening(t *testing.T) {
 	var out sounds
-	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
-	e := &Evening{Feedback: &out, Now: func() time.Time { return now },
-		Quiet: func(t time.Time) bool { return t.Hour() >= 21 || t.Hour() < 8 }}
+	time.Sleep(22 * time.Hour)
+	e := &Evening{Feedback: &out,
+		Quiet: func(t time.Time) bool { return t.UTC().Hour() >= 21 || t.UTC().Hour() < 8 }}
 	var fb Feedback = e
 	fb.Uploaded()
 	fb.Fault(FaultUpload)
@@ -43,7 +49,7 @@ func TestEvening(t *testing.T) {
 	}
 
 	out.list = nil
-	now = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	time.Sleep(12 * time.Hour) // 10:00 the next day
 	fb.Fault(FaultUpload) // still the night's fault: not new
 	fb.Uploaded()
 	fb.Fault(FaultUpload)

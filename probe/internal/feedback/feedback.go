@@ -116,8 +116,6 @@ type Evening struct {
 	// Quiet says whether a time is in the quiet hours (beeper.quiet in
 	// clock.time_zone); nil is never quiet.
 	Quiet func(time.Time) bool
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
 
 	mu      sync.Mutex
 	sounded map[string]bool // faults sounded (or kept quiet) and not cleared
@@ -127,11 +125,7 @@ func (e *Evening) quiet() bool {
 	if e.Quiet == nil {
 		return false
 	}
-	now := time.Now
-	if e.Now != nil {
-		now = e.Now
-	}
-	return e.Quiet(now())
+	return e.Quiet(time.Now())
 }
 
 // Fault sounds a fault that answers a press always, another once until it
