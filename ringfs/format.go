@@ -15,7 +15,11 @@ import (
 //	[pageSize, dataOff)      index area: entry k (64 bytes) describes block k
 //	[dataOff, segmentSize)   data area: blocks, each pageSize-aligned, back to back
 //
-// Segment header: magic[8] "PRSEG001", crc u32 (over bytes 12..64), reserved u32,
+// Format 2 (ring.json "presscap-ring/2") added the gap record, the block's
+// key epoch and flags, the index entry's flags and sealed payloads; a ring
+// of format 1 is refused like any other format (ErrNotRing).
+//
+// Segment header: magic[8] "PRSEG002", crc u32 (over bytes 12..64), reserved u32,
 // ringID u64, gen u64 (≥ 1; 0 = never used), firstSeq u64.
 //
 // Block: an 80-byte header, records, zero padding up to blockLen (a multiple of
@@ -23,24 +27,37 @@ import (
 // header bytes 8..80, so the payload's part is computed while the block waits
 // for its place in the ring),
 // gen u32, nrec u32, seq u64, tmin i64, tmax i64, payloadLen u32, blockLen u32,
-// packets u32, reserved u32, bytes u64, drops u64, reserved u64.
+// packets u32, epoch u32, bytes u64, drops u64, flags u32, reserved u32.
+// payloadLen counts the payload as stored: in a sealed ring (ring.json
+// "encrypted") the records' ciphertext followed by the AEAD's tag; the
+// checksum covers the stored bytes, so a torn block is found without the key.
+// epoch is the key's writer epoch in a sealed ring (0 otherwise); flags bit 0
+// says the block holds a gap record.
 //
 // Record: time i64, origLen u32, capLen u32, link u16, kind u16, then capLen
 // bytes. kind 0 is a packet; kind 1 is a drop report whose 8 data bytes hold
-// the number of packets lost.
+// the number of packets lost; kind 2 is a gap: the link was down from the
+// first i64 of its 16 data bytes to the second (0: not back yet).
 //
-// Index entry: crc u32 (over bytes 4..64), blockLen u32, gen u32, packets u32,
-// seq u64, off u64, tmin i64, tmax i64, bytes u64, drops u64.
+// Index entry: crc u32 (over bytes 4..64), blockLen/4096 u16, flags u16,
+// gen u32, packets u32, seq u64, off u64, tmin i64, tmax i64, bytes u64, drops u64.
 const (
 	pageSize       = 4096
-	segMagic       = "PRSEG001"
-	blockMagic     = 0x31425250 // "PRB1"
+	segMagic       = "PRSEG002"
+	blockMagic     = 0x32425250 // "PRB2"
 	blockHdrSize   = 80
 	recHdrSize     = 20
 	indexEntrySize = 64
 
 	kindPacket = 0
 	kindDrops  = 1
+	kindGap    = 2
+
+	gapDataLen = 16
+
+	// flagGaps marks a block (header and index entry) holding a gap
+	// record, so that Gaps reads only those blocks.
+	flagGaps = 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -54,8 +71,10 @@ type blockHeader struct {
 	payloadLen uint32
 	blockLen   uint32
 	packets    uint32
+	epoch      uint32
 	bytes      uint64
 	drops      uint64
+	flags      uint32
 }
 
 // payloadCRC is the first part of a block's checksum.
@@ -75,10 +94,11 @@ func putBlockHeader(b []byte, h *blockHeader, pcrc uint32) {
 	le.PutUint32(b[40:], h.payloadLen)
 	le.PutUint32(b[44:], h.blockLen)
 	le.PutUint32(b[48:], h.packets)
-	le.PutUint32(b[52:], 0)
+	le.PutUint32(b[52:], h.epoch)
 	le.PutUint64(b[56:], h.bytes)
 	le.PutUint64(b[64:], h.drops)
-	le.PutUint64(b[72:], 0)
+	le.PutUint32(b[72:], h.flags)
+	le.PutUint32(b[76:], 0)
 	le.PutUint32(b[4:], crc32.Update(pcrc, castagnoli, b[8:blockHdrSize]))
 }
 
@@ -101,8 +121,10 @@ func parseBlockHeader(b []byte) (blockHeader, error) {
 	h.payloadLen = le.Uint32(b[40:])
 	h.blockLen = le.Uint32(b[44:])
 	h.packets = le.Uint32(b[48:])
+	h.epoch = le.Uint32(b[52:])
 	h.bytes = le.Uint64(b[56:])
 	h.drops = le.Uint64(b[64:])
+	h.flags = le.Uint32(b[72:])
 	if h.blockLen == 0 || h.blockLen%pageSize != 0 {
 		return h, fmt.Errorf("block header: block length %d is not a positive multiple of %d", h.blockLen, pageSize)
 	}
@@ -148,6 +170,7 @@ func walkRecords(p []byte, h blockHeader, fn func(kind uint16, r Record) error) 
 	le := binary.LittleEndian
 	off := 0
 	var n, packets uint32
+	var gaps bool
 	for off < len(p) {
 		if len(p)-off < recHdrSize {
 			return fmt.Errorf("block %d: record %d: header truncated at payload byte %d", h.seq, n, off)
@@ -172,6 +195,11 @@ func walkRecords(p []byte, h blockHeader, fn func(kind uint16, r Record) error) 
 			if capLen != 8 {
 				return fmt.Errorf("block %d: record %d: drop report with %d data bytes, want 8", h.seq, n, capLen)
 			}
+		case kindGap:
+			if capLen != gapDataLen {
+				return fmt.Errorf("block %d: record %d: gap with %d data bytes, want %d", h.seq, n, capLen, gapDataLen)
+			}
+			gaps = true
 		default:
 			return fmt.Errorf("block %d: record %d: unknown kind %d", h.seq, n, kind)
 		}
@@ -187,6 +215,9 @@ func walkRecords(p []byte, h blockHeader, fn func(kind uint16, r Record) error) 
 	}
 	if n != h.nrec || packets != h.packets {
 		return fmt.Errorf("block %d: holds %d records (%d packets), header says %d (%d)", h.seq, n, packets, h.nrec, h.packets)
+	}
+	if gaps != (h.flags&flagGaps != 0) {
+		return fmt.Errorf("block %d: gap records %v, header flags %#x", h.seq, gaps, h.flags)
 	}
 	return nil
 }
@@ -236,12 +267,14 @@ type entry struct {
 	tmin, tmax int64
 	bytes      uint64
 	drops      uint64
+	flags      uint16
 	pmax       int64 // largest tmax of this and all earlier blocks of the segment
 }
 
 func putIndexEntry(b []byte, gen uint32, seq uint64, e *entry) {
 	le := binary.LittleEndian
-	le.PutUint32(b[4:], e.blockLen)
+	le.PutUint16(b[4:], uint16(e.blockLen/pageSize))
+	le.PutUint16(b[6:], e.flags)
 	le.PutUint32(b[8:], gen)
 	le.PutUint32(b[12:], e.packets)
 	le.PutUint64(b[16:], seq)
@@ -258,7 +291,8 @@ func parseIndexEntry(b []byte) (gen uint32, seq uint64, e entry, ok bool) {
 	if le.Uint32(b[0:]) != crc32.Checksum(b[4:indexEntrySize], castagnoli) {
 		return 0, 0, e, false
 	}
-	e.blockLen = le.Uint32(b[4:])
+	e.blockLen = uint32(le.Uint16(b[4:])) * pageSize
+	e.flags = le.Uint16(b[6:])
 	gen = le.Uint32(b[8:])
 	e.packets = le.Uint32(b[12:])
 	seq = le.Uint64(b[16:])
@@ -271,5 +305,5 @@ func parseIndexEntry(b []byte) (gen uint32, seq uint64, e entry, ok bool) {
 }
 
 func entryFromHeader(off int64, h *blockHeader) entry {
-	return entry{off: off, blockLen: h.blockLen, packets: h.packets, tmin: h.tmin, tmax: h.tmax, bytes: h.bytes, drops: h.drops}
+	return entry{off: off, blockLen: h.blockLen, packets: h.packets, tmin: h.tmin, tmax: h.tmax, bytes: h.bytes, drops: h.drops, flags: uint16(h.flags)}
 }

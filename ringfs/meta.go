@@ -19,7 +19,7 @@ import (
 const (
 	metaName    = "ring.json"
 	maxMeta     = 1 << 20 // bytes; Create writes a few hundred
-	metaFormat  = "presscap-ring/1"
+	metaFormat  = "presscap-ring/2"
 	maxSegSize  = 1 << 30
 	minSegSize  = 4 << 20
 	wantSegs    = 16

@@ -191,10 +191,7 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 				pos.Next = max(next, v.firstSeq+uint64(k))
 				return st, fmt.Errorf("ring %s: read block %d of segment %d: %w", r.dir, v.firstSeq+uint64(k), v.slot, err)
 			}
-			h, rerr := decodeBlock(b, nil)
-			if rerr == nil && (h.gen != uint32(v.gen) || h.seq != v.firstSeq+uint64(k)) {
-				rerr = errors.New("block from another generation")
-			}
+			h, recs, rerr := r.openBlock(b, v.slot, e.off, v.gen, v.firstSeq+uint64(k))
 			if rerr != nil {
 				if r.overtaken(v) {
 					now, _ := r.snapshotAt(false)
@@ -212,13 +209,16 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 			}
 			pos.Last = max(pos.Last, e.tmax)
 			// Validated above: walk the records without checking again.
-			err := walkRecords(b[blockHdrSize:blockHdrSize+int(h.payloadLen)], h, func(kind uint16, rec Record) error {
+			err := walkRecords(recs, h, func(kind uint16, rec Record) error {
 				if rec.Time < from || rec.Time >= to {
 					return nil
 				}
-				if kind == kindDrops {
+				switch kind {
+				case kindDrops:
 					st.Drops += binary.LittleEndian.Uint64(rec.Data)
 					return nil
+				case kindGap:
+					return nil // Gaps reports them
 				}
 				st.Packets++
 				st.Bytes += uint64(len(rec.Data))
@@ -233,6 +233,20 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 	}
 	pos.Next = end
 	return st, nil
+}
+
+// openBlock checks a block read from slot's offset off, which the index
+// says is block seq of generation gen, and returns its records' bytes.
+// Any error means the block is not served: torn, corrupt or overwritten.
+func (r *Ring) openBlock(b []byte, slot int, off int64, gen, seq uint64) (blockHeader, []byte, error) {
+	h, err := decodeBlock(b, nil)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.gen != uint32(gen) || h.seq != seq {
+		return h, nil, errors.New("block from another generation")
+	}
+	return h, b[blockHdrSize : blockHdrSize+int(h.payloadLen)], nil
 }
 
 // judgeStart tells whether the ring still holds the start of [from, to) and,

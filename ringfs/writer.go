@@ -545,11 +545,14 @@ func (r *Ring) add(kind uint16, rec *Record, drops uint64) error {
 		h.tmax = rec.Time
 	}
 	h.nrec++
-	if kind == kindPacket {
+	switch kind {
+	case kindPacket:
 		h.packets++
 		h.bytes += uint64(len(rec.Data))
-	} else {
+	case kindDrops:
 		h.drops += drops
+	case kindGap:
+		h.flags |= flagGaps
 	}
 	r.mu.Unlock()
 	return nil
