@@ -311,7 +311,7 @@ func TestCutResumesFromProgress(t *testing.T) {
 // TestExportWritesTheReport: the window's capture report is computed in
 // the export's pass over the packets the exports select (a VoIP profile's
 // "udp" export: the calls, RTP and DNS, none of the TCP), put into the
-// manifest's summary and beside the captures as <base>_report.html, a
+// manifest's summary and beside the window's files as <base>_report.html, a
 // name the upload sends.
 func TestExportWritesTheReport(t *testing.T) {
 	ring, err := ringfs.Create(filepath.Join(t.TempDir(), "ring"), ringfs.Options{Size: ringfs.MinSize, Buffered: true, FlushInterval: -1})

@@ -116,7 +116,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 		t.Fatalf("pending record after the stop: %v", err)
 	}
 	if l := r1.log.String(); !strings.Contains(l, "window #1 is still open at the stop") || !strings.Contains(l, "saved at the next start") {
-		t.Errorf("the stop's log does not say the capture is saved at the next start:\n%s", l)
+		t.Errorf("the stop's log does not say the window is saved at the next start:\n%s", l)
 	}
 	if len(manifests(t, queue)) != 0 {
 		t.Fatal("files written before the window ended")
@@ -163,7 +163,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 		return errors.Is(err, os.ErrNotExist)
 	})
 	if l := r2.log.String(); !strings.Contains(l, "window #1 recovered after a restart") || !strings.Contains(l, "packets from the stop until the service started") {
-		t.Errorf("the restart's log does not say the capture was recovered:\n%s", l)
+		t.Errorf("the restart's log does not say the window was recovered:\n%s", l)
 	}
 	// What the first run wrote from the press on was made durable at the
 	// stop: the restart continues it instead of cutting the window again.

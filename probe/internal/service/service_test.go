@@ -341,7 +341,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("manifest window %v..%v presses %d synced %v press %v; want %v..%v, 2, true, %v", m.From, m.To, len(m.Presses), m.ClockSynced, m.PressTime, from, to, p1)
 	}
 	if !strings.Contains(r.log.String(), "extends window #1") {
-		t.Errorf("log does not say the second press extended the capture:\n%s", r.log)
+		t.Errorf("log does not say the second press extended the window:\n%s", r.log)
 	}
 	r.fb.mu.Lock()
 	if len(r.fb.pressed) != 2 || r.fb.saved != 1 {
@@ -421,7 +421,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // TestPressBeforeClockSync: a press while the clock is not synced still
-// captures, and says so in the file name, the manifest and the log.
+// saves a window, and says so in the file name, the manifest and the log.
 func TestPressBeforeClockSync(t *testing.T) {
 	netnstest.Require(t, "ip", "capinfos", "tshark")
 	pair := netnstest.NewPair(t)
@@ -493,7 +493,7 @@ func TestPressWithoutDisk(t *testing.T) {
 	}
 }
 
-// TestUploadAfterCapture: with upload.after_capture, a capture's files go
+// TestUploadAfterCapture: with upload.after_capture, a window's files go
 // to a real OpenSSH SFTP server on loopback and leave the queue.
 func TestUploadAfterCapture(t *testing.T) {
 	netnstest.Require(t, "ip") // sshdtest names openssh-server itself
