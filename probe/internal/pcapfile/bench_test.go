@@ -35,22 +35,11 @@ var benchIfaces = []Interface{{Name: "eth0", LinkType: 1, Description: "side rou
 // Run with: go test -run '^$' -bench 'Write|Read' -benchmem ./probe/internal/pcapfile/
 func BenchmarkWrite(b *testing.B) {
 	for _, format := range []string{"pcap", "pcapng"} {
-		ifaces := benchIfaces[:1+btoi(format == "pcapng")]
-		ours, err := NewWriter(io.Discard, format, ifaces, "a window")
-		if err != nil {
-			b.Fatal(err)
-		}
-		theirs, err := newPcapgoWriter(format, ifaces)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ifaces, ours, theirs := benchWriters(b, format)
 		for _, side := range []struct {
 			name  string
 			write func(pkt) error
-		}{
-			{"pcapfile", func(p pkt) error { return ours.WritePacket(p.iface, p.t, p.orig, p.data) }},
-			{"pcapgo", theirs},
-		} {
+		}{{"pcapfile", ours}, {"pcapgo", theirs}} {
 			b.Run(format+"/"+side.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for i := range b.N {
@@ -105,16 +94,8 @@ func BenchmarkRead(b *testing.B) {
 func BenchmarkInterleaved(b *testing.B) {
 	const turn = 1024
 	for _, format := range []string{"pcap", "pcapng"} {
-		ifaces := benchIfaces[:1+btoi(format == "pcapng")]
 		b.Run("write/"+format, func(b *testing.B) {
-			ours, err := NewWriter(io.Discard, format, ifaces, "a window")
-			if err != nil {
-				b.Fatal(err)
-			}
-			theirs, err := newPcapgoWriter(format, ifaces)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ifaces, ours, theirs := benchWriters(b, format)
 			run := func(write func(pkt) error) time.Duration {
 				t0 := time.Now()
 				for i := range turn {
@@ -126,7 +107,7 @@ func BenchmarkInterleaved(b *testing.B) {
 			}
 			var a, g time.Duration
 			for range b.N {
-				a += run(func(p pkt) error { return ours.WritePacket(p.iface, p.t, p.orig, p.data) })
+				a += run(ours)
 				g += run(theirs)
 			}
 			report(b, a, g, b.N*turn)
@@ -209,6 +190,21 @@ func newPcapgoReader(format string, file []byte) (func() error, error) {
 		return nil, err
 	}
 	return func() error { _, _, err := r.ZeroCopyReadPacketData(); return err }, nil
+}
+
+// benchWriters returns a format's interfaces and the per-packet functions
+// of our writer and pcapgo's, both writing into io.Discard.
+func benchWriters(b *testing.B, format string) (ifaces []Interface, ours, theirs func(pkt) error) {
+	ifaces = benchIfaces[:1+btoi(format == "pcapng")]
+	w, err := NewWriter(io.Discard, format, ifaces, "a window")
+	if err != nil {
+		b.Fatal(err)
+	}
+	theirs, err = newPcapgoWriter(format, ifaces)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ifaces, func(p pkt) error { return w.WritePacket(p.iface, p.t, p.orig, p.data) }, theirs
 }
 
 // newPcapgoWriter writes what NewWriter writes, through pcapgo, behind the
