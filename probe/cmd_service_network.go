@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/ports"
 )
@@ -30,11 +31,7 @@ func saveLastGood(c config.Config) error {
 	if err := os.MkdirAll(c.Storage.StateDir, 0o755); err != nil {
 		return fmt.Errorf("last good network: %w", err)
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("last good network: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := safefile.WriteFile(p, b, 0o644); err != nil {
 		return fmt.Errorf("last good network: %w", err)
 	}
 	return nil

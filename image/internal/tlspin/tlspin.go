@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/presscap/presscap/internal/safefile"
 )
 
 // ErrChanged is wrapped by the error for a certificate that differs from
@@ -121,12 +123,7 @@ func (s *Store) write(fp string) error {
 	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
 		return fmt.Errorf("certificate pin: %w", err)
 	}
-	tmp := s.Path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fp+"\n"), 0o600); err != nil {
-		return fmt.Errorf("certificate pin: %w", err)
-	}
-	if err := os.Rename(tmp, s.Path); err != nil {
-		os.Remove(tmp)
+	if err := safefile.WriteFile(s.Path, []byte(fp+"\n"), 0o600); err != nil {
 		return fmt.Errorf("certificate pin: %w", err)
 	}
 	return nil

@@ -50,7 +50,7 @@ func testEvening(t *testing.T) {
 
 	out.list = nil
 	time.Sleep(12 * time.Hour) // 10:00 the next day
-	fb.Fault(FaultUpload) // still the night's fault: not new
+	fb.Fault(FaultUpload)      // still the night's fault: not new
 	fb.Uploaded()
 	fb.Fault(FaultUpload)
 	fb.Fault(FaultUpload)
