@@ -87,7 +87,7 @@ func (s *Service) follow(ctx context.Context, w *window.Window, f *follower) {
 // stopped (the files are left to the save at the window's end).
 func (s *Service) followStep(ctx context.Context, w *window.Window, f *follower, synced *time.Time) bool {
 	ring, root, cur, err := s.storage.RingWithID()
-	if err != nil || !s.fromRing(w, cur) {
+	if err != nil || !fromRing(w, cur) {
 		return true // no ring (yet), or not this window's: try again
 	}
 	if f.c == nil {

@@ -379,10 +379,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// Windows recovered after a restart whose end has passed, and windows
 	// whose save failed on the disk, wait here for the ring; a failed one
 	// not before notBefore (its backoff).
-	held := s.recover()
-	failures := map[int]int{}
-	notBefore := map[int]time.Time{}
-	otherRing := map[int]string{} // the ring a held window was last logged as waiting on
+	held := newHeld(s.recover())
 
 	exports := make(chan *window.Window, 64)
 	wg.Add(1)
@@ -400,33 +397,19 @@ func (s *Service) Run(ctx context.Context) error {
 	defer refresh.Stop()
 	for {
 		var retryAt time.Time
-		if len(held) > 0 {
+		if len(held.Windows()) > 0 {
 			if _, _, cur, err := s.storage.RingWithID(); err == nil {
-				now := time.Now()
-				var later []*window.Window
-				for _, w := range held {
-					if !s.fromRing(w, cur) {
-						later = append(later, w)
-						if otherRing[w.ID] != cur {
-							otherRing[w.ID] = cur
-							s.logf("window #%d waits for the ring it was recorded on (%s): the open ring %s (%s) is another one, its packets are not there",
-								w.ID, w.Ring, cur, s.storage.State().Device)
-						}
-						continue
-					}
-					if t := notBefore[w.ID]; now.Before(t) {
-						later = append(later, w)
-						if retryAt.IsZero() || t.Before(retryAt) {
-							retryAt = t
-						}
-						continue
-					}
-					s.mu.Lock()
-					s.saving++
-					s.mu.Unlock()
+				var ready []*window.Window
+				ready, retryAt = held.Due(time.Now(), cur, func(w *window.Window) {
+					s.logf("window #%d waits for the ring it was recorded on (%s): the open ring %s (%s) is another one, its packets are not there",
+						w.ID, w.Ring, cur, s.storage.State().Device)
+				})
+				s.mu.Lock()
+				s.saving += len(ready)
+				s.mu.Unlock()
+				for _, w := range ready {
 					exports <- w
 				}
-				held = later
 			}
 		}
 		s.mu.Lock()
@@ -455,7 +438,7 @@ func (s *Service) Run(ctx context.Context) error {
 				s.logf("window #%d is still open at the stop (%s .. %s): its pending record stays, it will be saved at the next start",
 					w.ID, w.From.UTC().Format(time.RFC3339Nano), w.To.UTC().Format(time.RFC3339Nano))
 			}
-			for _, w := range held {
+			for _, w := range held.Windows() {
 				s.logf("window #%d was not saved before the stop (no ring yet, or waiting to try again): it will be saved at the next start", w.ID)
 			}
 			close(exports)
@@ -473,15 +456,9 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-refresh.C:
 		case <-s.ringReady:
 		case req := <-s.retry:
-			w := req.w
-			held = append(held, w)
-			if !req.failed {
-				break
+			if wait, n := held.Add(req.w, req.failed, time.Now()); req.failed {
+				s.logf("window #%d: tried again in %v once the ring is there (failed %d times)", req.w.ID, wait, n)
 			}
-			failures[w.ID]++
-			d := retryDelay(failures[w.ID])
-			notBefore[w.ID] = time.Now().Add(d)
-			s.logf("window #%d: tried again in %v once the ring is there (failed %d times)", w.ID, d, failures[w.ID])
 		}
 	}
 }
@@ -649,7 +626,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 		return
 	}
 	ring, root, cur, err := s.storage.RingWithID()
-	if err == nil && !s.fromRing(w, cur) {
+	if err == nil && !fromRing(w, cur) {
 		// A recovered window still open at the start, due while another
 		// ring is open: Run holds it until its own ring is back.
 		s.mu.Lock()
@@ -837,31 +814,12 @@ func (s *Service) savedManifest(dir string, w *window.Window) string {
 	return ""
 }
 
-// fromRing says whether w may be cut from the ring identified by cur: a
-// recovered window only from the ring that recorded it (after a restart
-// the /perm fallback may be open while the USB disk is slow to appear).
-// A window of this run is cut from whatever ring is open.
-func (s *Service) fromRing(w *window.Window, cur string) bool {
-	return !w.Recovered || w.Ring == "" || w.Ring == cur
-}
-
 // giveBack hands w back to Run to hold (see retryReq).
 func (s *Service) giveBack(ctx context.Context, w *window.Window, failed bool) {
 	select {
 	case s.retry <- retryReq{w, failed}:
 	case <-ctx.Done():
 	}
-}
-
-// retryDelay is the wait before the n-th retry of a failed save: 2 s,
-// doubling, at most 10 minutes, so a disk that keeps failing is not
-// hammered and a mended one is used soon.
-func retryDelay(n int) time.Duration {
-	d := 2 * time.Second
-	for i := 1; i < n && d < 10*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 10*time.Minute)
 }
 
 // deferExport leaves a window queued at shutdown for the next start: its
