@@ -139,3 +139,27 @@ func BootTime() (time.Duration, bool) {
 	}
 	return time.Duration(ts.Nano()), true
 }
+
+// Time is the clock a component's timing runs on: Real, or in tests one
+// the test moves (internal/testing/fakeclock), so that a wait of seconds
+// takes none.
+type Time interface {
+	Now() time.Time
+	// After fires once d has passed on this clock.
+	After(d time.Duration) <-chan time.Time
+	// BootTime is CLOCK_BOOTTIME on this clock (see the function
+	// BootTime), false if it cannot be read.
+	BootTime() (time.Duration, bool)
+}
+
+// Real is the system's clock.
+type Real struct{}
+
+// Now is time.Now.
+func (Real) Now() time.Time { return time.Now() }
+
+// After is time.After.
+func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// BootTime reads the kernel's boot clock.
+func (Real) BootTime() (time.Duration, bool) { return BootTime() }

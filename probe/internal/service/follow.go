@@ -119,7 +119,7 @@ func (s *Service) followStep(ctx context.Context, w *window.Window, f *follower,
 	s.mu.Lock()
 	to := w.To
 	s.mu.Unlock()
-	if !time.Now().Before(to) {
+	if !s.time.Now().Before(to) {
 		// Past the window's end a step would pass blocks whose later
 		// packets a press still in flight (its key time before the end)
 		// could add to the window: the save at the end reads on from here

@@ -122,9 +122,9 @@ func TestPressSurvivesRestart(t *testing.T) {
 		t.Fatal("files written before the window ended")
 	}
 
-	// The window ends while the service is down: the next start saves it.
-	time.Sleep(time.Until(to.Add(200 * time.Millisecond)))
-	r2, stop2 := startStoppable(t, c, nil)
+	// The window ends while the service is down: the next start, on a
+	// clock past the end, saves it.
+	r2, stop2 := startStoppable(t, c, func(o *Options) { o.Time = newFakeTime(t, to.Add(200*time.Millisecond)) })
 	res := r2.waitExport(t, 20*time.Second)
 	if res.err != nil {
 		t.Fatalf("recovered export: %v\nlog:\n%s", res.err, r2.log)
@@ -183,7 +183,8 @@ func TestPressSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r3, _ := startStoppable(t, c, nil)
+	fc3 := newFakeTime(t, time.Now())
+	r3, _ := startStoppable(t, c, func(o *Options) { o.Time = fc3 })
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r3.svc.Storage().State().State == storage.DiskRecording })
 	p3, err := r3.svc.Trigger("local", "")
 	if err != nil {
@@ -192,6 +193,7 @@ func TestPressSurvivesRestart(t *testing.T) {
 	if p3.Window <= 9 || p3.Decision != "opened" {
 		t.Errorf("new press %+v: its window id must be above the records' (9)", p3)
 	}
+	fc3.Set(p3.Time.Add(c.Trigger.After.D() + time.Second))
 	res3 := r3.waitExport(t, 20*time.Second)
 	if res3.err != nil || res3.man.Recovered || !res3.man.PressTime.Equal(p3.Time) {
 		t.Fatalf("third service's export: %v %+v", res3.err, res3.man)
@@ -223,36 +225,49 @@ func TestPressSurvivesRestart(t *testing.T) {
 
 // TestRecoveredOpenWindow: a record whose window is still open at start
 // (synced clock) continues: a new press inside it extends it, and it is
-// saved once, at its end, marked recovered.
+// saved once, at its end, marked recovered. The service runs on a fake
+// clock: the window's 11 s pass when the test says so.
 func TestRecoveredOpenWindow(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
 	c := permConfig(t, pair.Host)
-	// The recorded window is still open for 10 s: room for a loaded
-	// machine to start the service and press; the press extends it.
 	c.Trigger.After = config.Duration(11 * time.Second)
 	c.Exports = []config.Export{{Name: "all"}}
-	now := time.Now()
+	fc := newFakeTime(t, time.Now())
+	now := fc.Now()
 	w := window.Window{ID: 4, From: now.Add(-2 * time.Second), To: now.Add(10 * time.Second),
 		Presses: []window.PressInfo{{Time: now.Add(-time.Second), Synced: true, Source: "local"}}}
 	store := window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)}
 	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := startStoppable(t, c, nil)
+	const delay = 500 * time.Millisecond // startStoppable's ExportDelay
+	r, _ := startStoppable(t, c, func(o *Options) { o.Time = fc })
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	p, err := r.svc.Trigger("local", "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	end := p.Time.Add(11 * time.Second)
 	if p.Decision != "extended" || p.Window != 4 {
 		t.Fatalf("press during the recovered window: %+v, want extended #4", p)
 	}
+
+	// Just before the extended end (past the recorded one) the window
+	// stays open: once the service has looked at the clock again (a new
+	// wait registered), it is still pending.
+	fc.Set(end.Add(delay - time.Millisecond))
+	fc.lookedAt(t, fc.Waiters())
+	if pend := r.svc.Snapshot().Pending; len(pend) != 1 || pend[0].ID != 4 || !pend[0].To.Equal(end) {
+		t.Fatalf("before the end: pending %+v, want #4 until %v", pend, end)
+	}
+
+	fc.Set(end.Add(delay))
 	res := r.waitExport(t, 30*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if !res.man.Recovered || len(res.man.Presses) != 2 || !res.man.To.Equal(p.Time.Add(11*time.Second)) {
+	if !res.man.Recovered || len(res.man.Presses) != 2 || !res.man.To.Equal(end) {
 		t.Errorf("manifest: recovered %v, %d presses, to %v", res.man.Recovered, len(res.man.Presses), res.man.To)
 	}
 	if res.when.Before(res.man.To) {
@@ -508,19 +523,22 @@ func TestRecoveryFailsLoudly(t *testing.T) {
 // TestRecoveredSameBootUnsynced: a service that crashed and restarts in
 // the same boot, with the clock not synced (as under clock.sync gokrazy),
 // waits for a still-open window's end on the boot clock instead of
-// saving it at once with its tail cut.
+// saving it at once with its tail cut. The service runs on a fake clock
+// whose boot clock moves with it.
 func TestRecoveredSameBootUnsynced(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
 	c := permConfig(t, pair.Host)
 	c.Exports = []config.Export{{Name: "all"}}
 	boot := clock.BootID()
-	bt, ok := clock.BootTime()
-	if boot == "" || !ok {
-		t.Fatalf("no boot id (%s) or CLOCK_BOOTTIME on this machine", "/proc/sys/kernel/random/boot_id")
+	fc := newFakeTime(t, time.Now())
+	bt, _ := fc.BootTime()
+	if boot == "" {
+		t.Fatalf("no boot id (%s) on this machine", "/proc/sys/kernel/random/boot_id")
 	}
-	now := time.Now()
+	now := fc.Now()
 	const left = 4 * time.Second
+	const delay = 500 * time.Millisecond // startStoppable's ExportDelay
 	// The wall clock end is a minute away (an unsynced clock may be
 	// anywhere); the boot clock says 4 s.
 	w := window.Window{ID: 3, From: now.Add(-time.Second), To: now.Add(time.Minute), BootID: boot, EndBoot: bt + left,
@@ -529,7 +547,15 @@ func TestRecoveredSameBootUnsynced(t *testing.T) {
 	if err := store.Save(w); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := startStoppable(t, c, func(o *Options) { o.Clock = clock.Fixed(false) })
+	r, _ := startStoppable(t, c, func(o *Options) { o.Clock, o.Time = clock.Fixed(false), fc })
+	testtool.WaitFor(t, "the recovered window", 20*time.Second, func() bool { return len(r.svc.Snapshot().Pending) == 1 })
+	// Just before the boot clock's end it is still open.
+	fc.Set(now.Add(left + delay - time.Millisecond))
+	fc.lookedAt(t, fc.Waiters())
+	if pend := r.svc.Snapshot().Pending; len(pend) != 1 || pend[0].ID != 3 {
+		t.Fatalf("before the boot clock's end: pending %+v, want #3", pend)
+	}
+	fc.Set(now.Add(left + delay))
 	res := r.waitExport(t, 30*time.Second)
 	if res.err != nil {
 		t.Fatal(res.err)

@@ -35,6 +35,9 @@ type Options struct {
 	Logf     func(format string, args ...any)
 	Feedback feedback.Feedback
 	Clock    clock.Sync // nil: from Config.Clock
+	// Time is the clock presses are received by and windows end on
+	// (tests move it); nil: the real one.
+	Time clock.Time
 	// Identify overrides the evdev ioctls (tests feed FIFOs).
 	Identify func(*os.File) (trigger.DeviceInfo, error)
 	// ExportDelay is waited after a window's end before it is cut, so the
@@ -73,6 +76,7 @@ type Service struct {
 	logf    func(string, ...any)
 	fb      feedback.Feedback
 	clock   clock.Sync
+	time    clock.Time // see Options.Time
 	storage *storage.Manager
 	watcher *trigger.Watcher
 	capt    *capture.Capture
@@ -137,8 +141,12 @@ func New(o Options) (*Service, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock,
-		presses: make(chan pressReq), started: time.Now(), bootID: clock.BootID(),
+	tm := o.Time
+	if tm == nil {
+		tm = clock.Real{}
+	}
+	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock, time: tm,
+		presses: make(chan pressReq), started: tm.Now(), bootID: clock.BootID(),
 		pend:    window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)},
 		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{},
 		follows: map[int]*follower{}}
@@ -390,8 +398,6 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	// The LED follows states nobody announces (a link unplugged).
 	refresh := time.NewTicker(2 * time.Second)
 	defer refresh.Stop()
@@ -400,7 +406,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if len(held.Windows()) > 0 {
 			if _, _, cur, err := s.storage.RingWithID(); err == nil {
 				var ready []*window.Window
-				ready, retryAt = held.Due(time.Now(), cur, func(w *window.Window) {
+				ready, retryAt = held.Due(s.time.Now(), cur, func(w *window.Window) {
 					s.logf("window #%d waits for the ring it was recorded on (%s): the open ring %s (%s) is another one, its packets are not there",
 						w.ID, w.Ring, cur, s.storage.State().Device)
 				})
@@ -413,7 +419,8 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 		s.mu.Lock()
-		due := s.windows.Due(time.Now().Add(-s.o.ExportDelay))
+		now := s.time.Now()
+		due := s.windows.Due(now.Add(-s.o.ExportDelay))
 		s.saving += len(due)
 		next, ok := s.windows.Next()
 		s.mu.Unlock()
@@ -423,12 +430,12 @@ func (s *Service) Run(ctx context.Context) error {
 		s.showState()
 		wait := time.Hour
 		if ok {
-			wait = max(time.Until(next.Add(s.o.ExportDelay)), 0)
+			wait = max(next.Add(s.o.ExportDelay).Sub(now), 0)
 		}
 		if !retryAt.IsZero() {
-			wait = max(min(wait, time.Until(retryAt)), 0)
+			wait = max(min(wait, retryAt.Sub(now)), 0)
 		}
-		timer.Reset(wait)
+		wake := s.time.After(wait)
 		select {
 		case <-ctx.Done():
 			s.mu.Lock()
@@ -449,14 +456,14 @@ func (s *Service) Run(ctx context.Context) error {
 			return ctx.Err()
 		case kp := <-keys:
 			key := trigger.KeyName(kp.Key)
-			s.press(window.PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.profileOfKey(key), Received: time.Now()})
+			s.press(window.PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.profileOfKey(key), Received: s.time.Now()})
 		case req := <-s.presses:
 			req.reply <- s.press(req.p)
-		case <-timer.C:
+		case <-wake:
 		case <-refresh.C:
 		case <-s.ringReady:
 		case req := <-s.retry:
-			if wait, n := held.Add(req.w, req.failed, time.Now()); req.failed {
+			if wait, n := held.Add(req.w, req.failed, s.time.Now()); req.failed {
 				s.logf("window #%d: tried again in %v once the ring is there (failed %d times)", req.w.ID, wait, n)
 			}
 		}
@@ -472,7 +479,7 @@ func (s *Service) Trigger(source, profile string) (status.Press, error) {
 	} else if s.cfg.Trigger.ProfileIndex(profile) < 0 {
 		return status.Press{}, fmt.Errorf("%w: %q", status.ErrNoProfile, profile)
 	}
-	now := time.Now()
+	now := s.time.Now()
 	req := pressReq{p: window.PressInfo{Time: now, Source: source, Profile: profile, Received: now}, reply: make(chan status.Press, 1)}
 	select {
 	case s.presses <- req:
@@ -499,8 +506,8 @@ func (s *Service) press(p window.PressInfo) status.Press {
 	}
 	var rec *window.Window
 	if d != window.Ignored {
-		if bt, ok := clock.BootTime(); ok && s.bootID != "" {
-			w.BootID, w.EndBoot = s.bootID, bt+time.Until(due)
+		if bt, ok := s.time.BootTime(); ok && s.bootID != "" {
+			w.BootID, w.EndBoot = s.bootID, bt+due.Sub(s.time.Now())
 		}
 		rec = w.Clone()
 	}
@@ -871,7 +878,7 @@ func (s *Service) recover() []*window.Window {
 		s.fb.Fault(feedback.FaultRecovery)
 	}
 	synced := s.clock.Synced()
-	now := time.Now()
+	now := s.time.Now()
 	var held []*window.Window
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -891,9 +898,9 @@ func (s *Service) recover() []*window.Window {
 		// Within the same boot the boot clock says how long the window
 		// still runs, synced wall clock or not (a crashed service comes
 		// back unsynced under clock.sync gokrazy).
-		if bt, ok := clock.BootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
+		if bt, ok := s.time.BootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
 			if left := w.EndBoot - bt; left > 0 {
-				s.windows.RestoreDue(w, time.Now().Add(left))
+				s.windows.RestoreDue(w, now.Add(left))
 				s.startFollow(w)
 				s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): still open for %v, continues; packets from the stop until now are missing",
 					w.ID, span, len(w.Presses), left.Round(time.Millisecond))

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/fakeclock"
 	"github.com/presscap/presscap/internal/testing/loopdisk"
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/internal/testing/sshdtest"
@@ -184,11 +185,17 @@ func startServiceWith(t *testing.T, c config.Config, clk clock.Sync, opt func(*O
 func startStoppable(t *testing.T, c config.Config, opt func(*Options)) (*runningService, func()) {
 	t.Helper()
 	r := &runningService{fb: &fakeFeedback{}, log: &testtool.Log{T: t}, exported: make(chan exportResult, 8)}
+	// An export is timed on the service's clock (a test's fake one, or
+	// the real one).
+	var tm clock.Time = clock.Real{}
 	o := Options{Config: c, Logf: r.log.Logf, Feedback: r.fb, Identify: r400,
 		ExportDelay: 500 * time.Millisecond,
-		OnExport:    func(m export.Manifest, err error) { r.exported <- exportResult{m, err, time.Now()} }}
+		OnExport:    func(m export.Manifest, err error) { r.exported <- exportResult{m, err, tm.Now()} }}
 	if opt != nil {
 		opt(&o)
+	}
+	if o.Time != nil {
+		tm = o.Time
 	}
 	svc, err := New(o)
 	if err != nil {
@@ -609,14 +616,19 @@ func statusPage(t *testing.T, svc *Service) string {
 
 // TestDiskFullAtExport: when the disk fills up after the ring was made,
 // the save fails cleanly (no partial files, a fault, the reason in the
-// log) and the next press saves again once there is room.
+// log) and the next press saves again once there is room. The service
+// runs on a fake clock: the windows' ends and the retry's backoff pass
+// when the test says so.
 func TestDiskFullAtExport(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
 	disk := loopdisk.New(t, 160, false)
 	c := testConfig(t, pair.Host)
 	c.Storage.Label, c.Storage.DevDir = disk.Label, disk.DevDir
-	r := startService(t, c, nil)
+	fc := newFakeTime(t, time.Now())
+	r := startServiceWith(t, c, nil, func(o *Options) { o.Time = fc })
+	// past returns the clock past the end of the window p opened.
+	past := func(p status.Press) time.Time { return p.Time.Add(c.Trigger.After.D() + time.Second) }
 	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
 	sender := pair.NewSender(t)
 	if err := sender.Send(netnstest.Frames(50)...); err != nil {
@@ -641,6 +653,10 @@ func TestDiskFullAtExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The press's pending record is written while the window runs.
+	rec := filepath.Join(c.Storage.StateDir, window.PendingDirName, "1.json")
+	testtool.WaitFor(t, "the pending record", 10*time.Second, func() bool { _, err := os.Stat(rec); return err == nil })
+	fc.Set(past(p1))
 	res := r.waitExport(t, 20*time.Second)
 	if res.err == nil || !strings.Contains(res.err.Error(), "no space left") {
 		t.Fatalf("export on a full disk: %v", res.err)
@@ -657,12 +673,15 @@ func TestDiskFullAtExport(t *testing.T) {
 		t.Errorf("no fault shown or logged:\n%s", r.log)
 	}
 	// A full disk may get room: the record stays, and this run tries again.
-	rec := filepath.Join(c.Storage.StateDir, window.PendingDirName, "1.json")
 	if _, err := os.Stat(rec); err != nil || !strings.Contains(r.log.String(), "it is tried again once the ring is there") {
 		t.Errorf("pending record after a save that failed on a full disk: %v\n%s", err, r.log)
 	}
 
 	os.Remove(filler)
+	testtool.WaitFor(t, "the retry's backoff", 10*time.Second, func() bool {
+		return strings.Contains(r.log.String(), "window #1: tried again in 2s")
+	})
+	fc.Advance(2 * time.Second)
 	res = r.waitExport(t, 20*time.Second)
 	if res.err != nil || !res.man.PressTime.Equal(p1.Time) {
 		t.Fatalf("the failed window tried again once there is room: %v %+v\n%s", res.err, res.man, r.log)
@@ -674,13 +693,18 @@ func TestDiskFullAtExport(t *testing.T) {
 		_, err := os.Stat(rec)
 		return errors.Is(err, os.ErrNotExist)
 	})
-	time.Sleep(2100 * time.Millisecond) // out of the first window
+	// The clock is out of the first window: this press opens another.
 	if err := sender.Send(netnstest.Frames(5)...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.svc.Trigger("local", ""); err != nil {
+	p2, err := r.svc.Trigger("local", "")
+	if err != nil {
 		t.Fatal(err)
 	}
+	if p2.Decision != "opened" {
+		t.Fatalf("press after the first window: %+v, want a new window", p2)
+	}
+	fc.Set(past(p2))
 	if res := r.waitExport(t, 20*time.Second); res.err != nil {
 		t.Fatalf("export after making room: %v", res.err)
 	}
@@ -974,4 +998,33 @@ func TestAfterZeroIntoStorageRoot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, m.Files[0].File)); err == nil {
 		t.Error("the file is in the upload queue too")
 	}
+}
+
+// fakeTime is a clock the test moves, for the service's presses and
+// windows, whose boot clock moves with it (from the real one at the
+// start), so that a window's seconds pass when the test says so.
+type fakeTime struct {
+	*fakeclock.Clock
+	at   time.Time     // the fake clock's start
+	boot time.Duration // the real boot clock then
+}
+
+// newFakeTime starts a fake clock at start.
+func newFakeTime(t *testing.T, start time.Time) *fakeTime {
+	t.Helper()
+	bt, ok := clock.BootTime()
+	if !ok {
+		t.Fatal("no CLOCK_BOOTTIME on this machine")
+	}
+	// The boot clock as it will read at start.
+	return &fakeTime{Clock: fakeclock.New(start), at: start, boot: bt + time.Until(start)}
+}
+
+func (f *fakeTime) BootTime() (time.Duration, bool) { return f.boot + f.Now().Sub(f.at), true }
+
+// lookedAt waits until the service has looked at the clock since the
+// test last set it: it registered a new wait on it.
+func (f *fakeTime) lookedAt(t *testing.T, since int) {
+	t.Helper()
+	testtool.WaitFor(t, "the service to look at the clock", 10*time.Second, func() bool { return f.Waiters() > since })
 }
