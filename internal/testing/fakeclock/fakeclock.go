@@ -1,5 +1,8 @@
-// Package fakeclock is a manual clock for tests of time-driven code such as
-// the upload schedule: time moves only when the test says so.
+// Package fakeclock is the manual clock for tests of time-driven code that
+// does real I/O (the upload schedule against sshd, the service on real
+// disks and FIFOs), where a testing/synctest bubble cannot tell waiting on
+// time from waiting on I/O: time moves only when the test says so. Pure
+// logic is tested in a synctest bubble instead.
 package fakeclock
 
 import (
@@ -7,7 +10,8 @@ import (
 	"time"
 )
 
-// Clock implements upload.Clock with manually set time.
+// Clock implements upload.Clock, and with a boot clock added clock.Time,
+// with manually set time.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
