@@ -1,8 +1,8 @@
-// Package fakeclock is the manual clock for tests of time-driven code that
-// does real I/O (the upload schedule against sshd, the service on real
-// disks and FIFOs), where a testing/synctest bubble cannot tell waiting on
-// time from waiting on I/O: time moves only when the test says so. Pure
-// logic is tested in a synctest bubble instead.
+// Package fakeclock is the manual clock for timing tests of code on real
+// I/O: time moves only when the test says so. The upload schedule against
+// sshd and the service on real disks and FIFOs use it, where a
+// testing/synctest bubble cannot tell waiting on time from waiting on I/O;
+// pure logic is tested in a synctest bubble instead.
 package fakeclock
 
 import (
