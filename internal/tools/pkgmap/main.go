@@ -120,12 +120,14 @@ func purpose(doc string) string {
 		words = words[2:]
 	}
 	s := strings.TrimPrefix(strings.Join(words, " "), "is ")
+	// Cut at the first clause that says enough on its own (four words or
+	// more): "the probe's HTTP status listener", not "`make bench-ring`".
 	for _, sep := range []string{": ", "; ", ". "} {
-		if i := strings.Index(s, sep); i > 0 {
+		if i := strings.Index(s, sep); i > 0 && len(strings.Fields(s[:i])) >= 4 {
 			s = s[:i]
 		}
 	}
-	s = strings.TrimSuffix(s, ".")
+	s = strings.TrimRight(s, ".:")
 	const max = 150
 	if len(s) > max {
 		cut := strings.LastIndex(s[:max], " ")

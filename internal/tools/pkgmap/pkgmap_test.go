@@ -22,6 +22,11 @@ func TestMapIsCurrent(t *testing.T) {
 	for _, v := range violations(pkgs) {
 		t.Errorf("import against the stages: %s", v)
 	}
+	for _, p := range pkgs {
+		if p.Doc == "" {
+			t.Errorf("package %s has no package comment: the map takes its purpose from it", p.Path)
+		}
+	}
 	doc, err := os.ReadFile(filepath.Join(root, archDoc))
 	if err != nil {
 		t.Fatal(err)
@@ -109,9 +114,11 @@ func TestUnplacedPackageFails(t *testing.T) {
 // TestPurpose: one line from a package comment.
 func TestPurpose(t *testing.T) {
 	for doc, want := range map[string]string{
-		"Package config is the probe's one JSON configuration: its types, the defaults.": "the probe's one JSON configuration",
-		"Package tone renders short beeps as 16-bit PCM samples.":                        "renders short beeps as 16-bit PCM samples",
-		"Command probe is the presscap back-in-time capture probe.":                      "the presscap back-in-time capture probe",
+		"Package config is the probe's one JSON configuration: its types, the defaults.":   "the probe's one JSON configuration",
+		"Package tone renders short beeps as 16-bit PCM samples.":                          "renders short beeps as 16-bit PCM samples",
+		"Command probe is the presscap back-in-time capture probe.":                        "the presscap back-in-time capture probe",
+		"Command image builds presscap's gokrazy disk images and updates running devices:": "builds presscap's gokrazy disk images and updates running devices",
+		"Command benchring is `make bench-ring`: it measures the ring against dd.":         "`make bench-ring`: it measures the ring against dd",
 		"": "",
 	} {
 		if got := purpose(doc); got != want {
