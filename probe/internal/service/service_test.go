@@ -473,15 +473,19 @@ func TestPressBeforeClockSync(t *testing.T) {
 
 // TestPressWithoutDisk: with no disk the trigger still works, the press is
 // acknowledged and logged, and the failed save is a fault, not a crash.
+// The service runs on a fake clock: the window ends when the test says.
 func TestPressWithoutDisk(t *testing.T) {
 	netnstest.Require(t, "ip")
 	pair := netnstest.NewPair(t)
 	c := testConfig(t, pair.Host)
-	r := startService(t, c, nil)
+	fc := newFakeTime(t, time.Now())
+	r := startServiceWith(t, c, nil, func(o *Options) { o.Time = fc })
 	testtool.WaitFor(t, "no disk", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskMissing })
 	pres := plugPresenter(t, c.Trigger.InputDir)
 	testtool.WaitFor(t, "the presenter", 20*time.Second, func() bool { return len(r.svc.watcher.Devices()) == 1 })
 	pres.press(t, trigger.KeyDot)
+	testtool.WaitFor(t, "the press's window", 20*time.Second, func() bool { return len(r.svc.Snapshot().Pending) == 1 })
+	fc.Advance(c.Trigger.After.D() + time.Second)
 	res := r.waitExport(t, 20*time.Second)
 	if res.err == nil || !strings.Contains(res.err.Error(), "no disk") {
 		t.Fatalf("export without disk: %v", res.err)
