@@ -144,6 +144,24 @@ var errChecksum = errors.New("checksum mismatch")
 // a block that fails any check: validation completes before the first call.
 // rec.Data aliases b.
 func decodeBlock(b []byte, fn func(kind uint16, r Record) error) (blockHeader, error) {
+	h, err := checkBlock(b)
+	if err != nil {
+		return h, err
+	}
+	end := blockHdrSize + int(h.payloadLen)
+	// Validate all record bounds first so fn never sees part of a bad block.
+	if err := walkRecords(b[blockHdrSize:end], h, nil); err != nil {
+		return h, err
+	}
+	if fn == nil {
+		return h, nil
+	}
+	return h, walkRecords(b[blockHdrSize:end], h, fn)
+}
+
+// checkBlock checks a block's header and its checksum over the stored
+// bytes (in a sealed ring, the ciphertext).
+func checkBlock(b []byte) (blockHeader, error) {
 	h, err := parseBlockHeader(b)
 	if err != nil {
 		return h, err
@@ -156,14 +174,7 @@ func decodeBlock(b []byte, fn func(kind uint16, r Record) error) (blockHeader, e
 	if want := binary.LittleEndian.Uint32(b[4:]); got != want {
 		return h, fmt.Errorf("block %d: %w (stored %#08x, computed %#08x)", h.seq, errChecksum, want, got)
 	}
-	// Validate all record bounds first so fn never sees part of a bad block.
-	if err := walkRecords(b[blockHdrSize:end], h, nil); err != nil {
-		return h, err
-	}
-	if fn == nil {
-		return h, nil
-	}
-	return h, walkRecords(b[blockHdrSize:end], h, fn)
+	return h, nil
 }
 
 func walkRecords(p []byte, h blockHeader, fn func(kind uint16, r Record) error) error {

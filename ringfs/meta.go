@@ -40,6 +40,10 @@ type meta struct {
 	BlockSize   int           `json:"block_size"`
 	MaxAge      time.Duration `json:"max_age_ns"`
 	Links       []Link        `json:"links"`
+	// Encrypted: blocks are sealed under the key whose id KeyID is, kept
+	// in a key file outside the ring (see seal.go).
+	Encrypted bool   `json:"encrypted,omitempty"`
+	KeyID     string `json:"key_id,omitempty"`
 }
 
 // dataOff is where a segment's data area starts: after the header page and an
@@ -148,6 +152,9 @@ func (m *meta) check() error {
 	}
 	if m.Segments != n {
 		return fmt.Errorf("segments %d: a ring of size %d with block_size %d has %d", m.Segments, m.Size, m.BlockSize, n)
+	}
+	if m.Encrypted != (m.KeyID != "") {
+		return fmt.Errorf("encrypted %v with key_id %q: an encrypted ring names its key, a clear one none", m.Encrypted, m.KeyID)
 	}
 	if m.MaxAge < 0 {
 		return fmt.Errorf("max_age_ns %d is negative", m.MaxAge)

@@ -238,15 +238,22 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 // openBlock checks a block read from slot's offset off, which the index
 // says is block seq of generation gen, and returns its records' bytes.
 // Any error means the block is not served: torn, corrupt or overwritten.
+// A sealed ring's block is opened in place: b no longer holds the ciphertext.
 func (r *Ring) openBlock(b []byte, slot int, off int64, gen, seq uint64) (blockHeader, []byte, error) {
-	h, err := decodeBlock(b, nil)
+	h, err := checkBlock(b)
 	if err != nil {
 		return h, nil, err
 	}
 	if h.gen != uint32(gen) || h.seq != seq {
 		return h, nil, errors.New("block from another generation")
 	}
-	return h, b[blockHdrSize : blockHdrSize+int(h.payloadLen)], nil
+	recs := b[blockHdrSize : blockHdrSize+int(h.payloadLen)]
+	if r.seal != nil {
+		if recs, err = r.seal.open(b, &h, slot, off); err != nil {
+			return h, nil, err
+		}
+	}
+	return h, recs, walkRecords(recs, h, nil)
 }
 
 // judgeStart tells whether the ring still holds the start of [from, to) and,
@@ -349,7 +356,7 @@ func (r *Ring) Info() (Info, error) {
 	r.metaMu.Lock()
 	m := r.meta // AddLink replaces it under metaMu
 	in := Info{Dir: r.dir, Size: m.Size, SegmentSize: m.SegmentSize, Segments: m.Segments,
-		BlockSize: m.BlockSize, MaxAge: r.maxAge, Links: slices.Clone(r.meta.Links)}
+		BlockSize: m.BlockSize, MaxAge: r.maxAge, Links: slices.Clone(r.meta.Links), Encrypted: m.Encrypted}
 	r.metaMu.Unlock()
 	vs, err := r.snapshotAt(false)
 	if err != nil {

@@ -126,8 +126,8 @@ func (r *Ring) walkTail(slot int, s *segState, blockBuf []byte) error {
 		if _, err := f.ReadAt(b, off); err != nil {
 			return fmt.Errorf("ring %s: read block in segment %d at %d: %w", r.dir, slot, off, err)
 		}
-		if _, err := decodeBlock(b, nil); err != nil {
-			return nil // torn: the log of this segment ends here
+		if _, _, err := r.openBlock(b, slot, off, s.gen, h.seq); err != nil {
+			return nil // torn (or, sealed, not authentic): the log of this segment ends here
 		}
 		s.add(entryFromHeader(off, &h))
 		off += int64(h.blockLen)

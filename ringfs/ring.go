@@ -61,6 +61,14 @@ type Options struct {
 	// BlockSize is the largest block in bytes for Create (a multiple of 4096,
 	// 64 KiB to 16 MiB; default 1 MiB). Packets larger than a block are refused.
 	BlockSize int
+	// Encrypt makes Create seal every block (ChaCha20-Poly1305) under a
+	// new random key kept in KeyDir, never in the ring's directory.
+	Encrypt bool
+	// KeyDir holds the key files of encrypted rings (the probe's state
+	// directory on the SD card). Create with Encrypt writes the key there;
+	// Open of an encrypted ring reads it (ErrNoKey, ErrWrongKey), and the
+	// writer keeps its session's epoch in it. Unused for a clear ring.
+	KeyDir string
 	// Buffered disables O_DIRECT writes (for filesystems without it, e.g. tmpfs,
 	// where it is also chosen automatically).
 	Buffered bool
@@ -78,6 +86,7 @@ type Info struct {
 	BlockSize   int           `json:"block_size"`
 	MaxAge      time.Duration `json:"max_age_ns"`
 	Links       []Link        `json:"links"`
+	Encrypted   bool          `json:"encrypted"`
 	// Oldest and Newest are the smallest and largest record timestamps (Unix ns)
 	// in the ring; they are zero when the ring holds no packets.
 	Oldest  int64  `json:"oldest_ns"`

@@ -22,6 +22,8 @@ type Ring struct {
 	dir    string
 	ro     bool
 	maxAge time.Duration
+	seal   *sealer // nil: a clear ring
+	tail   int     // bytes a block keeps free after its records (the seal's tag)
 
 	metaMu sync.Mutex
 	meta   *meta
@@ -114,7 +116,7 @@ const nbufs = 6
 // file is created anew (O_EXCL, O_NOFOLLOW), and a creation that fails
 // removes what it created and nothing else: the directory may be on a disk
 // that also holds someone else's files.
-func Create(dir string, o Options) (*Ring, error) {
+func Create(dir string, o Options) (_ *Ring, err error) {
 	segSize, segs, err := geometry(o.Size, o.BlockSize)
 	if err != nil {
 		return nil, err
@@ -137,6 +139,20 @@ func Create(dir string, o Options) (*Ring, error) {
 	}
 	m := &meta{Format: metaFormat, RingID: newRingID(), Size: o.Size, SegmentSize: segSize,
 		Segments: segs, BlockSize: o.BlockSize, MaxAge: o.MaxAge, Links: []Link{}}
+	if o.Encrypt {
+		// The key goes to KeyDir first: a ring.json never names a key
+		// that was not kept.
+		if m.KeyID, err = newKey(o.KeyDir, m.RingID); err != nil {
+			undo()
+			return nil, fmt.Errorf("create ring %s: %w", dir, err)
+		}
+		m.Encrypted = true
+		defer func() {
+			if err != nil {
+				os.Remove(KeyPath(o.KeyDir, m.RingID))
+			}
+		}()
+	}
 	zero := make([]byte, pageSize)
 	for i := range segs {
 		p := m.segPath(dir, i)
@@ -309,6 +325,13 @@ func OpenOrCreate(dir string, o Options) (r *Ring, created bool, err error) {
 
 func open(dir string, m *meta, o Options) (*Ring, error) {
 	r := &Ring{dir: dir, ro: o.ReadOnly, meta: m, maxAge: m.MaxAge}
+	if m.Encrypted {
+		s, err := loadSealer(o.KeyDir, m, !o.ReadOnly)
+		if err != nil {
+			return nil, fmt.Errorf("open ring %s: %w", dir, err)
+		}
+		r.seal, r.tail = s, sealTag
+	}
 	if o.MaxAge != 0 {
 		switch {
 		case !o.ReadOnly:
@@ -496,7 +519,7 @@ func (r *Ring) Append(rec Record) error {
 func (r *Ring) MaxData() int {
 	r.metaMu.Lock()
 	defer r.metaMu.Unlock()
-	return r.meta.BlockSize - blockHdrSize - recHdrSize
+	return r.meta.BlockSize - blockHdrSize - recHdrSize - r.tail
 }
 
 // AddDrops records that the capture lost n packets on link around time at
@@ -527,11 +550,11 @@ func (r *Ring) add(kind uint16, rec *Record, drops uint64) error {
 		return *p
 	}
 	bs := len(r.cur.b)
-	if blockHdrSize+n > bs {
+	if blockHdrSize+n+r.tail > bs {
 		r.mu.Unlock()
 		return fmt.Errorf("append %d-byte packet: %w of %d bytes", len(rec.Data), ErrTooLarge, bs)
 	}
-	if r.fill+n > bs {
+	if r.fill+n+r.tail > bs {
 		r.sealLocked()
 	}
 	putRecord(r.cur.b[r.fill:], kind, rec)
@@ -566,8 +589,9 @@ func (r *Ring) sealLocked() {
 	}
 	b := r.cur
 	h := r.hdr
-	h.payloadLen = uint32(r.fill - blockHdrSize)
-	h.blockLen = uint32((r.fill + pageSize - 1) / pageSize * pageSize)
+	end := r.fill + r.tail
+	h.payloadLen = uint32(end - blockHdrSize)
+	h.blockLen = uint32((end + pageSize - 1) / pageSize * pageSize)
 	clear(b.b[r.fill:h.blockLen])
 	b.hdr = h
 	r.jobs <- job{buf: b}
@@ -667,7 +691,9 @@ func (r *Ring) closeFiles() {
 func (r *Ring) crcLoop() {
 	defer close(r.ioJobs)
 	for j := range r.jobs {
-		if j.buf != nil {
+		if j.buf != nil && r.seal == nil {
+			// A sealed block's checksum covers its ciphertext: the
+			// writes compute it after sealing.
 			j.buf.pcrc = payloadCRC(j.buf.b, j.buf.hdr.payloadLen)
 		}
 		r.ioJobs <- j
@@ -686,6 +712,11 @@ func (r *Ring) ioLoop() {
 	for range ioDepth {
 		go func() {
 			for f := range wq {
+				if r.seal != nil {
+					// Sealed here, two blocks at once, off the appender's
+					// and the placing goroutine's path.
+					r.seal.seal(f.buf.b, &f.buf.hdr, f.slot, f.e.off)
+				}
 				_, err := w.wfiles[f.slot].WriteAt(f.buf.b[:f.buf.hdr.blockLen], f.e.off)
 				f.done <- err
 			}
@@ -742,7 +773,9 @@ func (r *Ring) writeBlock(b *wbuf) error {
 	}
 	h.gen = uint32(w.gen)
 	h.seq = w.nextSeq
-	putBlockHeader(b.b, h, b.pcrc)
+	if r.seal == nil {
+		putBlockHeader(b.b, h, b.pcrc)
+	}
 	f := &w.flights[w.nflight%len(w.flights)]
 	*f = flight{buf: b, slot: w.slot, e: entryFromHeader(w.off, h), done: f.done}
 	if f.done == nil {
