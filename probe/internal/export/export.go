@@ -79,6 +79,10 @@ type Manifest struct {
 	Links []ManifestLink `json:"links,omitempty"`
 	// Drops are packets the capture lost inside the window.
 	Drops uint64 `json:"drops_in_window"`
+	// LinkGaps are the times a link was down inside the window (the ring's
+	// gap records): that link's file has no packet then because there was
+	// none, not because any was lost.
+	LinkGaps []LinkGap `json:"link_gaps,omitempty"`
 	// Truncated: part of the window is not in the files because the ring
 	// did not hold it; RingOldest says how far back the ring reached,
 	// Reason why (one of the ringfs.Reason values), Missing how much of
@@ -102,6 +106,37 @@ type Manifest struct {
 	// Summary is the capture report of the packets the files hold (see
 	// package report); the same object as `probe report -json` prints.
 	Summary *report.Summary `json:"summary,omitempty"`
+}
+
+// LinkGap is a time a link was down that overlaps a window, unclipped.
+type LinkGap struct {
+	Link string    `json:"link"`
+	From time.Time `json:"from"`
+	// To is when it came back; absent when the ring holds no record of
+	// its return (still down when the window was cut, or the probe
+	// stopped before it came back).
+	To time.Time `json:"to,omitzero"`
+}
+
+// LinkGaps returns the gaps of ring's links that overlap [from, to).
+func LinkGaps(ctx context.Context, ring *ringfs.Ring, from, to time.Time) ([]LinkGap, error) {
+	gs, err := ring.Gaps(ctx, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("link gaps: %w", err)
+	}
+	links := ring.Links()
+	var out []LinkGap
+	for _, g := range gs {
+		lg := LinkGap{Link: fmt.Sprintf("link %d", g.Link), From: time.Unix(0, g.From).UTC()}
+		if int(g.Link) < len(links) {
+			lg.Link = links[g.Link].Name
+		}
+		if g.To != 0 {
+			lg.To = time.Unix(0, g.To).UTC()
+		}
+		out = append(out, lg)
+	}
+	return out, nil
 }
 
 // CaptureLag says how far the capture was behind when a window was cut.
@@ -166,6 +201,8 @@ type Files struct {
 	// benchmark's reference).
 	an      *report.Analyzer
 	resumed bool
+	// gaps are the window's link gaps, as of the last step that pushed.
+	gaps []LinkGap
 	// unflushed counts the bytes written since the last writeback.
 	unflushed int64
 }
@@ -340,6 +377,12 @@ func (c *Files) Step(ctx context.Context, ring *ringfs.Ring, to time.Time, push 
 	if err == nil {
 		err = c.writeback(ctx, ring)
 	}
+	if err == nil && push {
+		// The steps that push are the ones that complete a window (the
+		// follower's do not): the gaps are asked for then, once the ring
+		// holds every gap record up to now.
+		c.gaps, err = LinkGaps(ctx, ring, c.w.From, to)
+	}
 	c.st.Drops += st.Drops
 	c.st.Corrupt += st.Corrupt
 	if st.Truncated {
@@ -383,6 +426,10 @@ func (c *Files) writeback(ctx context.Context, ring *ringfs.Ring) error {
 	}
 	return nil
 }
+
+// Gaps are the times a link was down in the window (see LinkGap), known
+// once a step with push has run.
+func (c *Files) Gaps() []LinkGap { return c.gaps }
 
 // Sync makes the files durable as far as they are written and returns the
 // progress a restart may continue from.
@@ -445,7 +492,7 @@ func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 	w := c.w
 	man := Manifest{Host: c.host, Profile: c.w.Profile, PressTime: w.First().Time.UTC(), Presses: w.Presses,
 		From: w.From.UTC(), To: w.To.UTC(), ClockSynced: w.Synced(), CaptureNotCaughtUp: lag,
-		Recovered: w.Recovered, Links: c.links}
+		Recovered: w.Recovered, Links: c.links, LinkGaps: c.gaps}
 	if w.Recovered {
 		man.ServiceStarted = w.Restarted.UTC()
 	}

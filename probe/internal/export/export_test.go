@@ -539,3 +539,71 @@ func readPCAP(t *testing.T, path string) []pkt {
 	}
 	return out
 }
+
+// TestManifestLinkGaps: the manifest lists the gaps of the ring's links
+// that overlap the window (link_gaps, by link name; no "to" for a link not
+// back), and no other.
+func TestManifestLinkGaps(t *testing.T) {
+	ring, eth0 := smallRing(t)
+	eth1, err := ring.AddLink(ringfs.Link{Name: "eth1", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(d time.Duration) int64 { return base.Add(d).UnixNano() }
+	frame := exportFrame(0, 'x')
+	gaps := map[int]ringfs.Gap{
+		5:   {Link: eth1, From: at(-100 * time.Second), To: at(-90 * time.Second)},
+		20:  {Link: eth1, From: at(time.Second)},
+		30:  {Link: eth1, From: at(time.Second), To: at(2 * time.Second)},
+		110: {Link: eth0, From: at(10 * time.Second)},
+	}
+	for i := range 150 {
+		if g, ok := gaps[i]; ok {
+			if err := ring.AddGap(g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec := ringfs.Record{Time: at(time.Duration(i-100) * time.Second / 10), Link: eth0, OrigLen: uint32(len(frame)), Data: frame}
+		if err := ring.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := func(from, to time.Duration) (Manifest, []byte) {
+		t.Helper()
+		dir := t.TempDir()
+		w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: base.Add(from), Synced: true}}, From: base.Add(from), To: base.Add(to)}
+		man, err := Cut(context.Background(), ring, w, []Spec{{Name: "all"}}, "probe", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, filenames.Manifest(FileBase("probe", w))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return man, b
+	}
+	man, b := cut(0, 5*time.Second)
+	want := []LinkGap{{Link: "eth1", From: base.Add(time.Second), To: base.Add(2 * time.Second)}}
+	if fmt.Sprint(man.LinkGaps) != fmt.Sprint(want) {
+		t.Errorf("window [0 s, 5 s): gaps %+v, want %+v", man.LinkGaps, want)
+	}
+	if !strings.Contains(string(b), `"link_gaps": [`) || !strings.Contains(string(b), `"link": "eth1"`) ||
+		!strings.Contains(string(b), `"from": "2026-01-02T03:04:06Z"`) || !strings.Contains(string(b), `"to": "2026-01-02T03:04:07Z"`) {
+		t.Errorf("manifest JSON lacks the gap:\n%s", b)
+	}
+	man, b = cut(3*time.Second, 12*time.Second)
+	want = []LinkGap{{Link: "eth0", From: base.Add(10 * time.Second)}}
+	if fmt.Sprint(man.LinkGaps) != fmt.Sprint(want) {
+		t.Errorf("window [3 s, 12 s): gaps %+v, want %+v", man.LinkGaps, want)
+	}
+	var raw struct {
+		LinkGaps []map[string]any `json:"link_gaps"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil || len(raw.LinkGaps) != 1 || raw.LinkGaps[0]["to"] != nil {
+		t.Errorf("a link not back has no \"to\": %v %+v", err, raw.LinkGaps)
+	}
+	if man, b := cut(-80*time.Second, -70*time.Second); man.LinkGaps != nil || strings.Contains(string(b), "link_gaps") {
+		t.Errorf("window without gaps: %+v", man.LinkGaps)
+	}
+}
