@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/presscap/presscap/internal/testing/netnstest"
 )
@@ -66,4 +68,24 @@ func TestNetworkCommandBadConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "network.ports") {
 		t.Errorf("probe network with one inline port: %v, want an error naming network.ports", err)
 	}
+}
+
+// TestLinkEventsBeforeService: the link changes seen before the service
+// exists reach it, in order, when it attaches, and later ones directly; a
+// nil carrier drops them.
+func TestLinkEventsBeforeService(t *testing.T) {
+	var l linkEvents
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l.event("eth1", false, t0)
+	l.event("eth1", true, t0.Add(time.Second))
+	var got []string
+	l.attach(func(port string, up bool, at time.Time) {
+		got = append(got, fmt.Sprintf("%s %v %s", port, up, at.Sub(t0)))
+	})
+	l.event("eth0", false, t0.Add(2*time.Second))
+	if want := "[eth1 false 0s eth1 true 1s eth0 false 2s]"; fmt.Sprint(got) != want {
+		t.Errorf("events %v, want %s", got, want)
+	}
+	var none *linkEvents
+	none.event("eth0", true, t0) // must not panic
 }

@@ -46,6 +46,8 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	link := fs.String("link", "import", "link name for interfaces the file does not name")
 	flush := fs.Duration("flush", time.Second, "flush interval of the ring")
 	syncEvery := fs.Int("sync-every", 0, "also flush every N packets and print \"durable N\" (for tests)")
+	encrypt := fs.Bool("encrypt", false, "create the ring encrypted, its key kept in -key-dir")
+	keyDir := keyDirFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
-	r, created, err := openOrCreate(*dir, *size, *flush)
+	r, created, err := openOrCreate(*dir, *size, ringfs.Options{FlushInterval: *flush, Encrypt: *encrypt, KeyDir: *keyDir})
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
@@ -93,8 +95,7 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 
 // openOrCreate opens the ring in dir, or creates one of size (a flag's
 // value, "" for none) when dir holds no ring.
-func openOrCreate(dir, size string, flush time.Duration) (r *ringfs.Ring, created bool, err error) {
-	o := ringfs.Options{FlushInterval: flush}
+func openOrCreate(dir, size string, o ringfs.Options) (r *ringfs.Ring, created bool, err error) {
 	if size != "" {
 		n, err := field.ParseSize(size)
 		if err != nil {
@@ -106,20 +107,41 @@ func openOrCreate(dir, size string, flush time.Duration) (r *ringfs.Ring, create
 	if errors.Is(err, ringfs.ErrNoRing) {
 		err = fmt.Errorf("%w (give -size to create a ring)", err)
 	}
-	return r, created, err
+	return r, created, keyHint(err, o.KeyDir)
+}
+
+// keyDirFlag is the -key-dir flag of the commands that open a ring.
+func keyDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("key-dir", "", "directory holding an encrypted ring's key (on the probe: storage.state_dir)")
+}
+
+// keyHint says which flag gives an encrypted ring's key.
+func keyHint(err error, keyDir string) error {
+	if errors.Is(err, ringfs.ErrNoKey) && keyDir == "" {
+		return fmt.Errorf("%w (give -key-dir)", err)
+	}
+	return err
+}
+
+// openReadOnly opens the ring in dir for reading, with its key from keyDir
+// if it is encrypted.
+func openReadOnly(dir, keyDir string) (*ringfs.Ring, error) {
+	r, err := ringfs.Open(dir, ringfs.Options{ReadOnly: true, KeyDir: keyDir})
+	return r, keyHint(err, keyDir)
 }
 
 func runRingInfo(e env, args []string) error {
 	fs := newFlagSet("ring info", e)
 	dir := fs.String("ring", "", "ring directory (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	keyDir := keyDirFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return errors.New("ring info: -ring is required")
 	}
-	r, err := ringfs.Open(*dir, ringfs.Options{ReadOnly: true})
+	r, err := openReadOnly(*dir, *keyDir)
 	if err != nil {
 		return fmt.Errorf("ring info: %w", err)
 	}
@@ -145,6 +167,9 @@ func runRingInfo(e env, args []string) error {
 	fmt.Fprintf(w, "packets   %d\n", in.Packets)
 	fmt.Fprintf(w, "bytes     %d\n", in.Bytes)
 	fmt.Fprintf(w, "drops     %d\n", in.Drops)
+	if in.Encrypted {
+		fmt.Fprintf(w, "encrypted yes\n")
+	}
 	if in.MaxAge > 0 {
 		fmt.Fprintf(w, "max age   %s\n", in.MaxAge)
 	}
@@ -168,6 +193,7 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	format := fs.String("format", "pcap", "output format: pcap or pcapng")
 	expr := fs.String("filter", "", "only packets matching this capture filter expression")
 	out := fs.String("o", "", "output file, - for standard output (required)")
+	keyDir := keyDirFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -181,7 +207,7 @@ func runExtract(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
-	r, err := ringfs.Open(*dir, ringfs.Options{ReadOnly: true})
+	r, err := openReadOnly(*dir, *keyDir)
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}

@@ -375,7 +375,8 @@ func TestRingCrashChild(t *testing.T) {
 // TestRingCrashRecovery kills `probe ring import` with SIGKILL at 20 random
 // points. After each kill the ring must reopen, return a byte-identical
 // prefix of the input in order, and hold at least everything the importer
-// had reported durable before it died.
+// had reported durable before it died. Every other pair of kills is of an
+// encrypted ring (issue 17), whose key is in a directory beside it.
 func TestRingCrashRecovery(t *testing.T) {
 	// Under -short (make check) four kills, two of each kind, of a
 	// shorter import.
@@ -391,14 +392,16 @@ func TestRingCrashRecovery(t *testing.T) {
 	const syncEvery = 1000
 	for iter := range iters {
 		ring := filepath.Join(dir, fmt.Sprintf("ring%d", iter))
-		r, err := ringfs.Create(ring, ringfs.Options{Size: 64 << 20})
+		encrypted := iter/2%2 == 1
+		keys := filepath.Join(dir, fmt.Sprintf("keys%d", iter))
+		r, err := ringfs.Create(ring, ringfs.Options{Size: 64 << 20, Encrypt: encrypted, KeyDir: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Close()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRingCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "PRESSCAP_CRASH_CHILD="+strings.Join(
-			[]string{"ring", "import", "-ring", ring, "-flush", "20ms", "-sync-every", strconv.Itoa(syncEvery), in}, "\x1f"))
+			[]string{"ring", "import", "-ring", ring, "-key-dir", keys, "-flush", "20ms", "-sync-every", strconv.Itoa(syncEvery), in}, "\x1f"))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -454,9 +457,12 @@ func TestRingCrashRecovery(t *testing.T) {
 			t.Fatalf("iteration %d: importer failed on its own: %v\n%s", iter, werr, stderr.String())
 		}
 
-		r, err = ringfs.Open(ring, ringfs.Options{FlushInterval: -1})
+		r, err = ringfs.Open(ring, ringfs.Options{FlushInterval: -1, KeyDir: keys})
 		if err != nil {
 			t.Fatalf("iteration %d: reopen after kill: %v", iter, err)
+		}
+		if in, _ := r.Info(); in.Encrypted != encrypted {
+			t.Fatalf("iteration %d: ring encrypted %v, want %v", iter, in.Encrypted, encrypted)
 		}
 		var got []testPacket
 		st, err := r.Read(context.Background(), ps[0].t, 1<<62, func(rec ringfs.Record) error {
@@ -479,7 +485,7 @@ func TestRingCrashRecovery(t *testing.T) {
 		if byTime {
 			how = delay.String()
 		}
-		t.Logf("iteration %d: killed after %s: %d packets durable, %d recovered", iter, how, durable, len(got))
+		t.Logf("iteration %d (encrypted %v): killed after %s: %d packets durable, %d recovered", iter, encrypted, how, durable, len(got))
 		// The reopened ring takes new packets after the recovered ones.
 		extra := makeFrames(5, 10, t0+1000e9, time.Millisecond)
 		for _, p := range extra {
@@ -643,5 +649,56 @@ func TestExtractFilterSlicedPackets(t *testing.T) {
 		extracted, _ := readCapture(t, f)
 		f.Close()
 		samePackets(t, "extract -filter "+c.expr, extracted, byTcpdump)
+	}
+}
+
+// TestExtractEncryptedEqualsClear (issue 17): the same capture imported into
+// a clear ring and into an encrypted one extracts to byte-identical files
+// (pcap and pcapng, a filter too); without the key, or with the key of
+// another ring, the extraction fails naming the key and writes nothing.
+func TestExtractEncryptedEqualsClear(t *testing.T) {
+	dir := t.TempDir()
+	ps := makeFrames(3, 4000, t0, 10*time.Millisecond)
+	in := filepath.Join(dir, "in.pcap")
+	writePcap(t, in, ps)
+	clear, sealed, keys := filepath.Join(dir, "clear"), filepath.Join(dir, "sealed"), filepath.Join(dir, "keys")
+	mustRun(t, "ring", "import", "-ring", clear, "-size", "64M", in)
+	mustRun(t, "ring", "import", "-ring", sealed, "-size", "64M", "-encrypt", "-key-dir", keys, in)
+	if text := mustRun(t, "ring", "info", "-ring", sealed, "-key-dir", keys); !strings.Contains(text, "encrypted yes") || !strings.Contains(text, "packets   4000") {
+		t.Errorf("ring info of the encrypted ring:\n%s", text)
+	}
+	from, to := rfc(t0+5e9), rfc(t0+31e9)
+	for _, args := range [][]string{
+		{"-format", "pcap"},
+		{"-format", "pcapng"},
+		{"-filter", "udp and greater 300"},
+	} {
+		a := mustRun(t, append([]string{"extract", "-ring", clear, "-from", from, "-to", to, "-o", "-"}, args...)...)
+		b := mustRun(t, append([]string{"extract", "-ring", sealed, "-key-dir", keys, "-from", from, "-to", to, "-o", "-"}, args...)...)
+		if a != b || len(a) < 1000 {
+			t.Errorf("extract %v: the encrypted ring gives %d bytes, the clear one %d: not the same", args, len(b), len(a))
+		}
+	}
+	// A clear and an encrypted ring's extraction agree with the input too.
+	got, _ := readCapture(t, strings.NewReader(mustRun(t, "extract", "-ring", sealed, "-key-dir", keys, "-from", from, "-to", to, "-o", "-")))
+	samePackets(t, "encrypted ring's window", got, window(ps, t0+5e9, t0+31e9))
+
+	other := filepath.Join(dir, "other")
+	mustRun(t, "ring", "import", "-ring", filepath.Join(dir, "ring3"), "-size", "64M", "-encrypt", "-key-dir", other, in)
+	for _, c := range []struct {
+		keyArgs []string
+		want    string
+	}{
+		{nil, "give -key-dir"},
+		{[]string{"-key-dir", other}, "does not exist"},
+	} {
+		outFile := filepath.Join(dir, "w.pcap")
+		_, _, err := probeRun(t, append([]string{"extract", "-ring", sealed, "-from", from, "-to", to, "-o", outFile}, c.keyArgs...)...)
+		if err == nil || !strings.Contains(err.Error(), "encrypted") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("extract with key flags %v: %v, want an error saying %q", c.keyArgs, err, c.want)
+		}
+		if _, serr := os.Stat(outFile); serr == nil {
+			t.Errorf("extract with key flags %v left %s", c.keyArgs, outFile)
+		}
 	}
 }

@@ -130,7 +130,7 @@ func runService(ctx context.Context, e env, args []string) error {
 		if n, from, ok := lastGoodNetwork(*path, layers); ok {
 			logger.Printf("network: from the last good configuration (%s)", from)
 			netCtx, netCancel := context.WithCancel(ctx)
-			wait := startNetworkMode(netCtx, n, logger.Printf)
+			wait := startNetworkMode(netCtx, n, logger.Printf, nil)
 			defer func() { netCancel(); wait() }()
 		}
 		return badConfig(ctx, logger, reload, err)
@@ -144,7 +144,8 @@ func runService(ctx context.Context, e env, args []string) error {
 		logger.Printf("network: %v (a bad configuration would not find this one)", err)
 	}
 	netCtx, netCancel := context.WithCancel(ctx)
-	waitNet := startNetworkMode(netCtx, c.Network, logger.Printf)
+	links := &linkEvents{}
+	waitNet := startNetworkMode(netCtx, c.Network, logger.Printf, links)
 	defer func() { netCancel(); waitNet() }()
 	for _, w := range c.Warnings() {
 		logger.Printf("presscap: configuration warning: %v", w)
@@ -171,6 +172,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return badConfig(ctx, logger, reload, err)
 	}
+	links.attach(svc.LinkChanged)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var fromServer *fleetconfig.Applier

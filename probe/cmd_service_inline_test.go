@@ -205,11 +205,40 @@ func TestRunInline(t *testing.T) {
 		t.Errorf("manifest links %v, want eth0 on the router's side, eth1 on the phone's", man.Links)
 	}
 
-	// Link loss on the phone's side is logged and on the status page.
+	// Link loss on the phone's side is logged and on the status page,
+	// and the next window's manifest reports the gap (issue 12).
+	run.press(t)
+	pressed := time.Now()
 	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "down")
 	run.expect(t, "network: port eth1 down: no link on that side")
 	if f := run.status(t).Faults; len(f) != 1 || !strings.Contains(f[0], "port eth1 (side phone) has no link") {
 		t.Errorf("status faults with the phone's side down: %q", f)
+	}
+	netnstest.Run(t, "ip", "-n", phone, "link", "set", "eth0", "up")
+	run.expect(t, "window #2 saved")
+	ms, _ := filepath.Glob(filepath.Join(c.Storage.PermDir, "*", "*_manifest.json"))
+	var gaps []string
+	for _, m := range ms {
+		b, _ := os.ReadFile(m)
+		var man struct {
+			From     time.Time `json:"window_from"`
+			LinkGaps []struct {
+				Link     string
+				From, To time.Time
+			} `json:"link_gaps"`
+		}
+		if err := json.Unmarshal(b, &man); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range man.LinkGaps {
+			gaps = append(gaps, g.Link)
+			if g.From.Before(pressed.Add(-time.Second)) || g.From.After(time.Now()) || !g.To.IsZero() && g.To.Before(g.From) {
+				t.Errorf("gap %+v: not after the press at %v", g, pressed)
+			}
+		}
+	}
+	if len(ms) != 2 || fmt.Sprint(gaps) != "[eth1]" {
+		t.Errorf("%d manifests report link gaps %v, want one gap of eth1 in the second", len(ms), gaps)
 	}
 }
 

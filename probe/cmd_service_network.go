@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/presscap/presscap/internal/safefile"
@@ -77,7 +78,7 @@ func lastGoodNetwork(flagPath string, layers []string) (config.Network, string, 
 // links in the background until ctx ends, logging each change (a port that
 // comes back is set up again by ports.Watch). wait waits for the watch to
 // end after ctx has.
-func startNetworkMode(ctx context.Context, n config.Network, logf func(string, ...any)) (wait func()) {
+func startNetworkMode(ctx context.Context, n config.Network, logf func(string, ...any), links *linkEvents) (wait func()) {
 	s := n.Setup()
 	if s.Mode == ports.Single {
 		return func() {}
@@ -90,16 +91,17 @@ func startNetworkMode(ctx context.Context, n config.Network, logf func(string, .
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watchPorts(ctx, s, logf)
+		watchPorts(ctx, s, logf, links)
 	}()
 	return func() { <-done }
 }
 
 // watchPorts logs the ports' link changes until ctx ends, watching again
 // when the kernel's notifications fail.
-func watchPorts(ctx context.Context, s ports.Setup, logf func(string, ...any)) {
+func watchPorts(ctx context.Context, s ports.Setup, logf func(string, ...any), links *linkEvents) {
 	for {
 		err := ports.Watch(ctx, s, func(ev ports.Event) {
+			links.event(ev.Port, ev.State == ports.Up, time.Now())
 			switch {
 			case ev.Err != nil:
 				logf("network: port %s %s (setting it up again failed: %v)", ev.Port, ev.State, ev.Err)
@@ -119,4 +121,43 @@ func watchPorts(ctx context.Context, s ports.Setup, logf func(string, ...any)) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// linkEvents carries the ports' link changes to the service (its
+// LinkChanged, which records the gaps in the ring), keeping those seen
+// before the service exists: the bridge comes up first. A nil one drops
+// them.
+type linkEvents struct {
+	mu      sync.Mutex
+	to      func(port string, up bool, at time.Time)
+	pending []linkEvent
+}
+
+type linkEvent struct {
+	port string
+	up   bool
+	at   time.Time
+}
+
+func (l *linkEvents) event(port string, up bool, at time.Time) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.to == nil {
+		l.pending = append(l.pending, linkEvent{port, up, at})
+		return
+	}
+	l.to(port, up, at)
+}
+
+// attach passes the changes kept so far to fn, and every later one.
+func (l *linkEvents) attach(fn func(port string, up bool, at time.Time)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.pending {
+		fn(e.port, e.up, e.at)
+	}
+	l.to, l.pending = fn, nil
 }

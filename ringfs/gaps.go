@@ -49,7 +49,7 @@ func (r *Ring) Gaps(ctx context.Context, from, to int64) ([]Gap, error) {
 		return nil, err
 	}
 	var all []Gap
-	open := map[Gap]int{} // a gap not closed yet (To 0) → its place in all
+	seen := map[Gap]int{} // a gap's start (To 0) → its place in all
 	var buf []byte
 	for _, v := range vs {
 		for k := range v.entries {
@@ -77,17 +77,16 @@ func (r *Ring) Gaps(ctx context.Context, from, to int64) ([]Gap, error) {
 				}
 				g := Gap{Link: rec.Link, From: int64(binary.LittleEndian.Uint64(rec.Data)),
 					To: int64(binary.LittleEndian.Uint64(rec.Data[8:]))}
+				// The start and the end pair up in either order, and a
+				// start recorded again (a reopened ring) adds nothing.
 				start := Gap{Link: g.Link, From: g.From}
-				if i, ok := open[start]; ok {
-					all[i] = g
+				if i, ok := seen[start]; ok {
 					if g.To != 0 {
-						delete(open, start)
+						all[i] = g
 					}
 					return nil
 				}
-				if g.To == 0 {
-					open[start] = len(all)
-				}
+				seen[start] = len(all)
 				all = append(all, g)
 				return nil
 			})

@@ -189,3 +189,6 @@ func (s *sealer) open(b []byte, h *blockHeader, slot int, off int64) ([]byte, er
 }
 
 var errAuth = errors.New("authentication failed (wrong key, or the block was altered or moved)")
+
+// Encrypted says whether the ring's blocks are sealed.
+func (r *Ring) Encrypted() bool { return r.seal != nil }

@@ -154,6 +154,10 @@ type Ring struct {
 	ExpectedMbps float64 `json:"expected_mbps"`
 	// Snaplen is what packets that match no rule keep; 0 = whole packet.
 	Snaplen uint32 `json:"snaplen"`
+	// Encrypt seals a ring created from now on (ChaCha20-Poly1305) with a
+	// key kept in storage.state_dir on the SD card, so a lost USB disk
+	// reveals no packet. A ring already on the disk stays as it is.
+	Encrypt bool `json:"encrypt"`
 	// Rules are applied in order in the kernel: the first rule whose
 	// filter matches decides the packet's snap length, or discards it.
 	Rules []RingRule `json:"rules"`
@@ -369,6 +373,7 @@ func DefaultConfig() Config {
 			Size:         4 << 30,
 			ExpectedMbps: 20,
 			Rules:        DefaultRingRules(),
+			Encrypt:      true,
 		},
 		Trigger: Trigger{
 			Before:    Duration(60e9),

@@ -231,6 +231,8 @@ func New(o Options) (*Service, error) {
 		Dirs:         outputDirs(&c),
 		RingSize:     int64(c.Ring.Size),
 		MaxAge:       c.Ring.MaxAge.D(),
+		Encrypt:      c.Ring.Encrypt,
+		KeyDir:       st.StateDir,
 		Retry:        st.Retry.D(),
 		Links:        links,
 		LinkType:     1, // Ethernet
@@ -1093,6 +1095,19 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 		}
 	})
 	return u, nil
+}
+
+// LinkChanged records that the network port went down (up false) or came
+// back at at, as a gap of the ring links captured on it (see
+// storage.Manager.LinkChanged): the manifest of a window then says the
+// link had nothing to capture. It is called for each change ports.Watch
+// reports.
+func (s *Service) LinkChanged(port string, up bool, at time.Time) {
+	for _, l := range s.cfg.Links {
+		if l.Interface == port {
+			s.storage.LinkChanged(l.LinkName(), up, at)
+		}
+	}
 }
 
 // missingLink says what is wrong with the first capture interface that

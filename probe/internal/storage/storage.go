@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +58,10 @@ type Config struct {
 	Dirs     []string
 	RingSize int64
 	MaxAge   time.Duration
+	// Encrypt creates the ring encrypted; KeyDir (the state directory on
+	// the SD card, never the USB disk) keeps the keys of encrypted rings.
+	Encrypt bool
+	KeyDir  string
 	Retry    time.Duration
 	Links    []string // capture link names, in capture id order
 	LinkType uint32
@@ -85,6 +91,9 @@ type Manager struct {
 	dev     string
 	mounted bool
 	faults  chan error
+	// down holds the links that are down (LinkChanged), since when (Unix
+	// ns): a ring opened later records their gap too.
+	down map[string]int64
 }
 
 // New returns a manager; Run starts it.
@@ -92,7 +101,7 @@ func New(cfg Config, logf func(string, ...any)) *Manager {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Manager{cfg: cfg, logf: logf, faults: make(chan error, 1),
+	return &Manager{cfg: cfg, logf: logf, faults: make(chan error, 1), down: map[string]int64{},
 		state: State{State: DiskMissing, Since: time.Now()}}
 }
 
@@ -195,6 +204,94 @@ func (s *Manager) AddDrops(link uint16, at int64, n uint64) error {
 
 var errNoRing = errors.New("no ring: disk not available")
 
+// LinkChanged records that the ring link name went down (up false) or came
+// back at at: a gap record when it goes down, and one with its end when
+// it comes back, so that a window's manifest can tell a link with nothing
+// to capture from a capture that lost packets. Without a ring now, the
+// gap is recorded when one opens (see resumeGaps).
+func (s *Manager) LinkChanged(name string, up bool, at time.Time) {
+	s.mu.Lock()
+	from, wasDown := s.down[name]
+	switch {
+	case !up && !wasDown:
+		s.down[name] = at.UnixNano()
+		from = at.UnixNano()
+	case up && wasDown:
+		delete(s.down, name)
+	default:
+		s.mu.Unlock()
+		return // no change
+	}
+	ring := s.ring
+	s.mu.Unlock()
+	if ring == nil {
+		return
+	}
+	g := ringfs.Gap{From: from}
+	if up {
+		g.To = max(from, at.UnixNano())
+	}
+	s.addGap(ring, name, g)
+}
+
+// addGap writes g for the link name to ring.
+func (s *Manager) addGap(ring *ringfs.Ring, name string, g ringfs.Gap) {
+	id := slices.IndexFunc(ring.Links(), func(l ringfs.Link) bool { return l.Name == name })
+	if id < 0 {
+		return // not a captured link
+	}
+	g.Link = uint16(id)
+	if err := ring.AddGap(g); err != nil {
+		s.logf("storage: link %s gap not recorded: %v", name, err)
+		s.faultOn(ring, err)
+	}
+}
+
+// openGaps reads the gaps a ring just opened holds open (a probe stopped
+// while a link was down), for resumeGapsLocked.
+func (s *Manager) openGaps(ring *ringfs.Ring) []ringfs.Gap {
+	gs, err := ring.Gaps(context.Background(), math.MinInt64, math.MaxInt64)
+	if err != nil {
+		s.logf("storage: gaps of the ring: %v", err)
+	}
+	return slices.DeleteFunc(gs, func(g ringfs.Gap) bool { return g.To != 0 })
+}
+
+// resumeGapsLocked brings the ring just installed up to date with the
+// links' state, under s.mu so that no LinkChanged falls between: a gap it
+// holds open continues if the link is down now, or else ends now, the
+// earliest the probe saw it back; a link that went down while there was
+// no ring gets its gap.
+func (s *Manager) resumeGapsLocked(ring *ringfs.Ring, open []ringfs.Gap, now time.Time) {
+	links := ring.Links()
+	continued := map[string]bool{}
+	for _, g := range open {
+		if int(g.Link) >= len(links) {
+			continue
+		}
+		name := links[g.Link].Name
+		if since, down := s.down[name]; down {
+			s.down[name] = min(since, g.From)
+			continued[name] = true
+			continue
+		}
+		g.To = max(g.From, now.UnixNano())
+		if err := ring.AddGap(g); err != nil {
+			s.logf("storage: link %s gap not closed: %v", name, err)
+		}
+	}
+	for name, since := range s.down {
+		if continued[name] {
+			continue
+		}
+		if id := slices.IndexFunc(links, func(l ringfs.Link) bool { return l.Name == name }); id >= 0 {
+			if err := ring.AddGap(ringfs.Gap{Link: uint16(id), From: since}); err != nil {
+				s.logf("storage: link %s gap not recorded: %v", name, err)
+			}
+		}
+	}
+}
+
 // faultOn reports err unless ring is no longer the open one (a write that
 // raced with the move off the /perm fallback, whose ring was closed).
 func (s *Manager) faultOn(ring *ringfs.Ring, err error) {
@@ -294,8 +391,10 @@ func (s *Manager) attach() {
 		return
 	}
 	id := ringID(ring)
+	open := s.openGaps(ring)
 	s.mu.Lock()
 	s.ring, s.ids, s.dev, s.ringID, s.opened = ring, ids, dev, id, time.Now()
+	s.resumeGapsLocked(ring, open, s.opened)
 	s.mu.Unlock()
 	// Drain a fault left from the previous disk.
 	select {
@@ -332,8 +431,11 @@ func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
 	}
 
 	dir := filepath.Join(root, s.cfg.RingDir)
-	opts := ringfs.Options{MaxAge: s.cfg.MaxAge}
+	opts := ringfs.Options{MaxAge: s.cfg.MaxAge, KeyDir: s.cfg.KeyDir}
 	ring, err := ringfs.Open(dir, opts)
+	if err == nil && s.cfg.Encrypt && !ring.Encrypted() {
+		s.logf("storage: the ring in %s is not encrypted (ring.encrypt applies to a ring when it is created)", dir)
+	}
 	if err != nil {
 		// A ring.json or segment that is a FIFO or device is theirs.
 		if errors.Is(err, ringfs.ErrOccupied) {
@@ -362,7 +464,7 @@ func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		if size < s.cfg.RingSize {
 			s.logf("storage: only %d MiB free on %s: ring of %d MiB instead of %d MiB", free>>20, root, size>>20, s.cfg.RingSize>>20)
 		}
-		opts.Size = size
+		opts.Size, opts.Encrypt = size, s.cfg.Encrypt
 		ring, err = ringfs.Create(dir, opts)
 		if err != nil {
 			// Create removed what it made, and only that.
