@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -152,4 +153,66 @@ func TestFollowCancelledResumes(t *testing.T) {
 		t.Errorf("resumed step: stats %+v", st)
 	}
 	sameRecords(t, "cancelled and resumed", append(got, g...), recs)
+}
+
+// A read that begins where the ring reaches back to (the window's start is
+// gone) and is then overtaken by the writer part way through has a hole
+// after its first records: ReadStats names both reasons, Reason still the
+// first (so Oldest is where the records delivered begin), and Missing
+// covers the hole as well as the start.
+func TestFollowOvertakenAfterNotReached(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(31, 32))
+	recs := genRecords(rng, 150000, func(i int) int64 { return base + int64(i)*1000 })
+	appendAll(t, r, recs)
+	more := genRecords(rng, 30000, func(i int) int64 { return base + int64(len(recs)+i)*1000 })
+	var pos Pos
+	var got []Record
+	st, err := r.Follow(context.Background(), base, recs[len(recs)-1].Time+1, &pos, true, func(rec Record) error {
+		rec.Data = bytes.Clone(rec.Data)
+		got = append(got, rec)
+		if len(got) == 1 {
+			// The writer laps the reader in the ring's oldest segments
+			// while it is still in the first of them.
+			appendAll(t, r, more)
+			if err := r.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 {
+		t.Fatal("nothing delivered")
+	}
+	first := int((got[0].Time - base) / 1000)
+	hole, holeAt := 0, -1
+	for i := range got {
+		k := int((got[i].Time - base) / 1000)
+		if i > 0 && k != int((got[i-1].Time-base)/1000)+1 {
+			if holeAt >= 0 {
+				t.Fatalf("a second hole at record %d", i)
+			}
+			holeAt, hole = i, k-int((got[i-1].Time-base)/1000)-1
+		}
+		sameRecords(t, "delivered", got[i:i+1], recs[k:k+1])
+	}
+	if holeAt < 0 || got[len(got)-1].Time != recs[len(recs)-1].Time {
+		t.Fatalf("delivered %d records from %d without a hole or short of the end (last %d)", len(got), first, got[len(got)-1].Time)
+	}
+	want := []string{ReasonNotReached, ReasonOvertaken}
+	if !st.Truncated || st.Reason != ReasonNotReached || !slices.Equal(st.Reasons, want) || st.Oldest != got[0].Time {
+		t.Errorf("stats %+v, want truncated, reason %s, reasons %v, oldest %d (where the records begin)", st, ReasonNotReached, want, got[0].Time)
+	}
+	// The hole's part is the time range of the blocks lost, short of the
+	// hole by the steps between blocks (1 µs here): allow 1%.
+	if lack := int64(first)*1000 + int64(hole)*990; st.Missing < lack {
+		t.Errorf("missing %d ns, want at least the start's %d ns and about the hole's %d ns", st.Missing, int64(first)*1000, int64(hole)*1000)
+	}
 }

@@ -167,6 +167,13 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 			if e.tmax < from {
 				continue
 			}
+			if !r.ro && r.overtaken(v) {
+				// The writer has begun this segment again: its blocks
+				// are lost, and reading them would only give the writer
+				// more time to overtake the blocks after them too.
+				r.lost(v, e, from, to, pos, &st)
+				break
+			}
 			if err := ctx.Err(); err != nil {
 				// Stopped before this block: the next step starts here,
 				// so files kept with pos lack nothing and repeat nothing.
@@ -194,14 +201,7 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 			h, recs, rerr := r.openBlock(b, v.slot, e.off, v.gen, v.firstSeq+uint64(k))
 			if rerr != nil {
 				if r.overtaken(v) {
-					now, _ := r.snapshotAt(false)
-					st.truncate(ReasonOvertaken, oldest(now))
-					if st.Packets == 0 && pos.Last == 0 {
-						// Nothing of the window delivered yet: what is
-						// delivered begins where the ring reaches now.
-						st.Oldest = oldest(now)
-					}
-					st.Missing += max(0, min(v.tmax, to)-max(e.tmin, from))
+					r.lost(v, e, from, to, pos, &st)
 					break
 				}
 				st.Corrupt++
@@ -233,6 +233,19 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 	}
 	pos.Next = end
 	return st, nil
+}
+
+// lost notes that the writer overwrote v's segment from block e on before
+// it was read: the rest of the segment's part of [from, to) is missing.
+func (r *Ring) lost(v view, e *entry, from, to int64, pos *Pos, st *ReadStats) {
+	now, _ := r.snapshotAt(false)
+	st.truncate(ReasonOvertaken, oldest(now))
+	if st.Packets == 0 && pos.Last == 0 {
+		// Nothing of the window delivered yet: what is delivered begins
+		// where the ring reaches now.
+		st.Oldest = oldest(now)
+	}
+	st.Missing += max(0, min(v.tmax, to)-max(e.tmin, from))
 }
 
 // openBlock checks a block read from slot's offset off, which the index
@@ -293,11 +306,14 @@ func (r *Ring) judgeStart(vs []view, from, to, cut int64, aged bool, since int64
 	st.Missing = min(st.Oldest, to) - from
 }
 
-// truncate marks st truncated; the first reason found is the one kept,
-// with how far back the ring reached then.
+// truncate marks st truncated; the first reason found is Reason, with how
+// far back the ring reached then; Reasons gains every new one.
 func (st *ReadStats) truncate(reason string, oldest int64) {
 	if !st.Truncated {
 		st.Truncated, st.Reason, st.Oldest = true, reason, oldest
+	}
+	if !slices.Contains(st.Reasons, reason) {
+		st.Reasons = append(st.Reasons, reason)
 	}
 }
 

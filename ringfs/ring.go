@@ -107,9 +107,13 @@ type ReadStats struct {
 	// it no longer reached back to the window's start when the read began
 	// (or never did), max_age hid it, or the writer overwrote part of the
 	// window while it was being read. The records delivered are still
-	// correct and in order. Reason says which (one of the Reason values).
+	// correct and in order. Reason says which (one of the Reason values):
+	// the first found; Reasons lists every one found, in that order (a
+	// ring that did not reach back to the start may also be overtaken
+	// later in the window, leaving a hole inside what is delivered).
 	Truncated bool
 	Reason    string
+	Reasons   []string
 	// Oldest, when Truncated, is how far back the ring reached (Unix ns):
 	// the oldest record time it held, or max_age's limit; 0 if the ring
 	// held nothing.

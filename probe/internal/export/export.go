@@ -86,10 +86,14 @@ type Manifest struct {
 	// Truncated: part of the window is not in the files because the ring
 	// did not hold it; RingOldest says how far back the ring reached,
 	// Reason why (one of the ringfs.Reason values), Missing how much of
-	// the window's time (a Go duration).
+	// the window's time (a Go duration). Reasons names every reason, Reason
+	// first: a window whose start the ring no longer held can also lose
+	// blocks later, to a writer that overtook the save (a hole in the
+	// files after RingOldest).
 	Truncated     bool      `json:"truncated,omitempty"`
 	RingOldest    time.Time `json:"ring_oldest,omitzero"`
 	Reason        string    `json:"reason,omitempty"`
+	Reasons       []string  `json:"reasons,omitempty"`
 	Missing       string    `json:"missing,omitempty"`
 	CorruptBlocks int       `json:"corrupt_blocks,omitempty"`
 	// CaptureNotCaughtUp is set when the window was cut before the capture
@@ -254,7 +258,7 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 	if prog != nil {
 		c.prog = *prog
 		c.st = ringfs.ReadStats{Drops: prog.Drops, Corrupt: prog.Corrupt, Truncated: prog.Truncated,
-			Reason: prog.Reason, Oldest: prog.Oldest, Missing: prog.Missing}
+			Reason: prog.Reason, Reasons: slices.Clone(prog.Reasons), Oldest: prog.Oldest, Missing: prog.Missing}
 		if len(prog.Files) != len(specs) {
 			return nil, fmt.Errorf("resume: %d partial files recorded, %d exports configured", len(prog.Files), len(specs))
 		}
@@ -389,6 +393,8 @@ func (c *Files) Step(ctx context.Context, ring *ringfs.Ring, to time.Time, push 
 		if !c.st.Truncated {
 			c.st.Truncated, c.st.Reason, c.st.Oldest = true, st.Reason, st.Oldest
 		}
+		c.st.Reasons = addReasons(c.st.Reasons, st.Reason)
+		c.st.Reasons = addReasons(c.st.Reasons, st.Reasons...)
 		c.st.Missing += st.Missing
 	}
 	if err != nil {
@@ -449,8 +455,8 @@ func (c *Files) Sync() (window.Progress, error) {
 		}
 		p.Files = append(p.Files, window.FileState{Name: f.Spec.Name, Size: size, Header: f.hdrLen, Packets: f.Packets, Bytes: f.Bytes})
 	}
-	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Oldest, p.Missing =
-		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, c.st.Oldest, c.st.Missing
+	p.Drops, p.Corrupt, p.Truncated, p.Reason, p.Reasons, p.Oldest, p.Missing =
+		c.st.Drops, c.st.Corrupt, c.st.Truncated, c.st.Reason, slices.Clone(c.st.Reasons), c.st.Oldest, c.st.Missing
 	return p, safefile.SyncDir(c.dir)
 }
 
@@ -578,10 +584,21 @@ func (m *Manifest) noteLoss(w *window.Window, st ringfs.ReadStats) {
 		return
 	}
 	m.Truncated, m.Reason = true, st.Reason
+	m.Reasons = addReasons([]string{st.Reason}, st.Reasons...)
 	if st.Oldest != 0 {
 		m.RingOldest = time.Unix(0, st.Oldest).UTC()
 	}
 	m.Missing = time.Duration(st.Missing).Round(time.Millisecond).String()
+}
+
+// addReasons appends to list the reasons it lacks, in order.
+func addReasons(list []string, reasons ...string) []string {
+	for _, r := range reasons {
+		if r != "" && !slices.Contains(list, r) {
+			list = append(list, r)
+		}
+	}
+	return list
 }
 
 func finishFile(f *exportFile) error {

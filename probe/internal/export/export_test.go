@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -274,17 +275,7 @@ func TestCutResumesFromProgress(t *testing.T) {
 			if format == "pcap" {
 				add(4000, 6000)
 			}
-			c, err = Open(ring, w, specs, "probe", dir, &prog)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Step(context.Background(), ring, w.To, true); err != nil {
-				t.Fatal(err)
-			}
-			man, err := c.Finish(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			man := resumeAndFinish(t, ring, w, specs, dir, prog)
 			once := t.TempDir()
 			want, err := Cut(context.Background(), ring, w, specs, "probe", once, nil)
 			if err != nil {
@@ -424,16 +415,7 @@ func TestCutStoppedMidStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if c, err = Open(ring, w, specs, "probe", dir, &prog); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Step(context.Background(), ring, w.To, true); err != nil {
-		t.Fatal(err)
-	}
-	man, err := c.Finish(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	man := resumeAndFinish(t, ring, w, specs, dir, prog)
 	want, err := Cut(context.Background(), ring, w, specs, "probe", t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -606,4 +588,89 @@ func TestManifestLinkGaps(t *testing.T) {
 	if man, b := cut(-80*time.Second, -70*time.Second); man.LinkGaps != nil || strings.Contains(string(b), "link_gaps") {
 		t.Errorf("window without gaps: %+v", man.LinkGaps)
 	}
+}
+
+// TestExportNamesEveryReason: a window whose start the ring no longer held
+// at the press, whose files are then overtaken by the writer between two
+// steps (a save too slow for the line), has a hole after ring_oldest: the
+// manifest names both reasons (reason stays the first, ring_oldest where
+// the files begin), also when the files were continued after a restart,
+// and missing covers the hole too.
+func TestExportNamesEveryReason(t *testing.T) {
+	ring, link := smallRing(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	frame := append(exportFrame(0, 'x'), make([]byte, 900)...)
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			rec := ringfs.Record{Time: base.Add(time.Duration(i) * time.Millisecond).UnixNano(), Link: link, OrigLen: uint32(len(frame)), Data: frame}
+			if err := ring.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ring.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(0, 100000) // 100 s, about 1.5 rings
+	info, err := ring.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldest := time.Unix(0, info.Oldest).UTC()
+	press := base.Add(100 * time.Second)
+	w := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: press, Synced: true}}, From: oldest.Add(-10 * time.Second), To: press.Add(200 * time.Second)}
+	specs := []Spec{{Name: "all"}}
+	dir := t.TempDir()
+	c, err := Open(ring, w, specs, "probe", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(context.Background(), ring, w.To, false); err != nil {
+		t.Fatal(err)
+	}
+	prog, err := c.Sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// The writer laps the files (and the service restarts) before the
+	// next step.
+	add(100000, 200000)
+	man := resumeAndFinish(t, ring, w, specs, dir, prog)
+	got := readPCAP(t, filepath.Join(dir, man.Files[0].File))
+	held := int(press.Sub(oldest) / time.Millisecond) // what the first step saved
+	hole := 0
+	for i := 1; i < len(got); i++ {
+		if d := time.Duration(got[i].ts - got[i-1].ts); d > time.Millisecond {
+			hole += int(d/time.Millisecond) - 1
+		}
+	}
+	want := []string{ringfs.ReasonNotReached, ringfs.ReasonOvertaken}
+	if !man.Truncated || man.Reason != ringfs.ReasonNotReached || !slices.Equal(man.Reasons, want) || !man.RingOldest.Equal(oldest) ||
+		len(got) == 0 || got[0].ts != oldest.UnixNano() || hole == 0 || len(got) < held {
+		t.Errorf("manifest truncated %v reason %q reasons %v ring_oldest %v; file of %d packets from %v with a hole of %d ms; want %q, %v, %v where the file begins, a hole after the %d packets saved first",
+			man.Truncated, man.Reason, man.Reasons, man.RingOldest, len(got), time.Unix(0, got[0].ts).UTC(), hole, ringfs.ReasonNotReached, want, oldest, held)
+	}
+	missing, err := time.ParseDuration(man.Missing)
+	if lack := 10*time.Second + time.Duration(hole)*990*time.Microsecond; err != nil || missing < lack {
+		t.Errorf("missing %q, want at least the start's 10s and about the hole's %dms", man.Missing, hole)
+	}
+}
+
+// resumeAndFinish continues w's files in dir from prog, as a new run does,
+// reads the rest of the window and finishes them.
+func resumeAndFinish(t *testing.T, ring *ringfs.Ring, w *window.Window, specs []Spec, dir string, prog window.Progress) Manifest {
+	t.Helper()
+	c, err := Open(ring, w, specs, "probe", dir, &prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(context.Background(), ring, w.To, true); err != nil {
+		t.Fatal(err)
+	}
+	man, err := c.Finish(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return man
 }

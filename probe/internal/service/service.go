@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -708,7 +709,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 		trunc := ""
 		if man.Truncated {
 			trunc = fmt.Sprintf("; TRUNCATED: %s of the window is missing (%s; the ring reached back to %s)",
-				man.Missing, truncReason(man.Reason), man.RingOldest.Format(time.RFC3339Nano))
+				man.Missing, truncReasons(man), man.RingOldest.Format(time.RFC3339Nano))
 		}
 		if lag != nil {
 			// The lag's one log line: the save that follows it says where.
@@ -786,6 +787,19 @@ func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *win
 		w.Progress = nil // finish removed the files
 	}
 	return man, err
+}
+
+// truncReasons says in words every reason a window is truncated.
+func truncReasons(man export.Manifest) string {
+	reasons := man.Reasons
+	if len(reasons) == 0 {
+		reasons = []string{man.Reason}
+	}
+	words := make([]string, len(reasons))
+	for i, r := range reasons {
+		words[i] = truncReason(r)
+	}
+	return strings.Join(words, "; and ")
 }
 
 // truncReason says in words why a window is truncated.

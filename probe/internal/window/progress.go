@@ -12,11 +12,12 @@ type Progress struct {
 	Files []FileState `json:"files"`
 	Drops uint64      `json:"drops"`
 	// What the ring lacked so far (see ringfs.ReadStats).
-	Corrupt   int    `json:"corrupt_blocks,omitempty"`
-	Truncated bool   `json:"truncated,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	Oldest    int64  `json:"ring_oldest_ns,omitempty"`
-	Missing   int64  `json:"missing_ns,omitempty"`
+	Corrupt   int      `json:"corrupt_blocks,omitempty"`
+	Truncated bool     `json:"truncated,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	Reasons   []string `json:"reasons,omitempty"`
+	Oldest    int64    `json:"ring_oldest_ns,omitempty"`
+	Missing   int64    `json:"missing_ns,omitempty"`
 }
 
 // FileState is one partial file: its durable length and what it holds.
