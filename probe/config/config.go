@@ -41,6 +41,9 @@ type Config struct {
 
 	// fixed are the warnings of what Parse corrected (see upgrade).
 	fixed Errors
+	// zoneConflict is an earlier version's upload.time_zone that differs
+	// from clock.time_zone (see oneTimeZone), refused by Validate.
+	zoneConflict string
 	// linksWithPorts says the file named links besides network.ports,
 	// which make the links.
 	linksWithPorts bool
@@ -331,7 +334,8 @@ type Clock struct {
 	// shutdown; a clock step to that time is not a sync.
 	NTPTimefile string `json:"ntp_timefile"`
 	// TimeZone is an IANA zone name ("Europe/Berlin"), "UTC" or "Local"
-	// (the image's /etc/localtime): the local time of beeper.quiet.
+	// (the image's /etc/localtime): the one local time of upload.time,
+	// beeper.quiet and release.window.
 	TimeZone string `json:"time_zone"`
 }
 
@@ -418,6 +422,7 @@ func DefaultConfig() Config {
 			QuietAfterPress: Duration(30 * time.Minute), Window: "03:00-05:00", ConfirmWithin: Duration(10 * time.Minute)},
 	}
 	c.Ring.MaxAge = c.NeededAge()
+	c.Upload.TimeZone = c.Clock.TimeZone // the one zone (see oneTimeZone)
 	return c
 }
 

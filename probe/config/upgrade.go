@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // upgrade corrects, in a configuration just read, what earlier versions
 // accepted and this version's rules refuse although a corrected value
 // does what was meant: the probe still starts after an update, and says
@@ -33,5 +35,34 @@ func (c *Config) upgrade() {
 			c.Status.Token = ""
 		}
 	}
+	es = append(es, c.oneTimeZone()...)
 	c.fixed = es
+}
+
+// oneTimeZone moves an earlier version's upload.time_zone to
+// clock.time_zone, which now serves upload.time, beeper.quiet and
+// release.window alike, and gives the upload the one zone. A file that
+// names two different zones is left for Validate to refuse: it used to
+// mean the upload in one zone and the quiet hours in another, and
+// either choice would move one of them by hours without a word.
+func (c *Config) oneTimeZone() Errors {
+	var es Errors
+	old := c.Upload.TimeZone
+	clockUnset := c.Clock.TimeZone == "" || c.Clock.TimeZone == "Local"
+	_, bad := time.LoadLocation(old)
+	switch {
+	case old == "" || old == "Local" || old == c.Clock.TimeZone:
+		// Nothing moves: "Local" is the default, and a configuration
+		// written out holds both zones, equal.
+	case bad != nil:
+		return es // upload.Validate names it
+	case clockUnset:
+		es.Add("upload.time_zone", "deprecated: %q now set as clock.time_zone, the one zone of upload.time, beeper.quiet and release.window (move it there)", old)
+		c.Clock.TimeZone = old
+	default:
+		c.zoneConflict = old
+		return es
+	}
+	c.Upload.TimeZone = c.Clock.TimeZone
+	return es
 }

@@ -76,6 +76,9 @@ func (c Config) Validate() error {
 	es.Under("storage", c.Storage.validate())
 	es = append(es, c.outputOverlaps(true)...)
 	es.Under("clock", c.Clock.validate())
+	if c.zoneConflict != "" {
+		es.Add("upload.time_zone", "%q differs from clock.time_zone %q: one zone now serves upload.time, beeper.quiet and release.window; remove upload.time_zone (or set clock.time_zone to the zone meant)", c.zoneConflict, c.Clock.TimeZone)
+	}
 	es.Under("status", c.Status.validate())
 	es.Under("release", c.Release.validate())
 	// The sections other packages own name their fields under their key

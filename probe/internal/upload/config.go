@@ -52,8 +52,11 @@ type Config struct {
 	HostKey string `json:"host_key"`
 	// Time is the daily start time, "HH:MM" (24 h), in TimeZone.
 	Time string `json:"time"`
-	// TimeZone is an IANA zone name ("Europe/Berlin"), "UTC" or "Local".
-	TimeZone string `json:"time_zone"`
+	// TimeZone is an IANA zone name ("Europe/Berlin"), "UTC" or "Local"
+	// (also ""). The probe's configuration sets it from clock.time_zone,
+	// the one zone of the probe; a file naming upload.time_zone is an
+	// earlier version's (see probe/config's upgrade).
+	TimeZone string `json:"time_zone,omitempty"`
 	// WindowEnd, "HH:MM" or empty, is when no new file is started any more
 	// (a file in flight completes). Earlier than Time means the next day.
 	WindowEnd string `json:"window_end,omitempty"`
@@ -92,7 +95,6 @@ func DefaultConfig() Config {
 		Enabled:        false,
 		Auth:           AuthKey,
 		Time:           "02:00",
-		TimeZone:       "Local",
 		Retry:          RetryConfig{Initial: field.Duration(30 * time.Second), Max: field.Duration(10 * time.Minute)},
 		ConnectTimeout: field.Duration(30 * time.Second),
 	}
