@@ -21,6 +21,7 @@ import (
 
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
 	"github.com/presscap/presscap/ringfs"
 )
 
@@ -138,8 +139,9 @@ func window(ps []testPacket, from, to int64) []testPacket {
 	return w
 }
 
-// checkCapture validates a file we wrote with capinfos and tshark and
-// returns the packet count both agree on.
+// checkCapture validates a file we wrote with capinfos and tshark, checks
+// that both count want packets, and holds the report's figures on it
+// against tshark's.
 func checkCapture(t *testing.T, path string, want int) {
 	t.Helper()
 	out, err := exec.Command(testtool.Path(t, "capinfos", "wireshark-common"), "-c", "-M", path).CombinedOutput()
@@ -174,6 +176,7 @@ func checkCapture(t *testing.T, path string, want int) {
 			t.Fatalf("tshark -r %s: packet %d dissected as %q, want a UDP packet to port 6000", path, i+1, l)
 		}
 	}
+	pcapfiletest.CheckReport(t, path)
 }
 
 func probeRun(t *testing.T, args ...string) (stdout, stderr string, err error) {

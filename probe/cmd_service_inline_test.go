@@ -24,6 +24,7 @@ import (
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
 	"github.com/presscap/presscap/probe/internal/status"
 )
 
@@ -435,6 +436,7 @@ func savedFrames(t *testing.T, dir, export string) []string {
 		if out, err := exec.Command(tshark, "-r", p, "-T", "fields", "-e", "frame.number").CombinedOutput(); err != nil {
 			t.Errorf("tshark -r %s: %v\n%s", p, err, out)
 		}
+		pcapfiletest.CheckReport(t, p)
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package report
+package report_test
 
 import (
 	"image"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/internal/report"
+	"github.com/presscap/presscap/probe/internal/report/reportcheck"
 	"github.com/presscap/presscap/probe/internal/report/reporttest"
 )
 
@@ -25,14 +27,14 @@ func TestReportInChromium(t *testing.T) {
 	}
 	g, _ := reporttest.Mixed(1)
 	path := g.WritePCAP(t, "mixed.pcap")
-	s := readSummary(t, path, Options{Press: g.T0 + int64(5*time.Second)})
+	s := reportcheck.Read(t, path, report.Options{Press: g.T0 + int64(5*time.Second)})
 	dir := t.TempDir()
 	page := filepath.Join(dir, "report.html")
 	f, err := os.Create(page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteHTML(f, s, "Capture report: mixed.pcap"); err != nil {
+	if err := report.WriteHTML(f, s, "Capture report: mixed.pcap"); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

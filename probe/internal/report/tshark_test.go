@@ -1,186 +1,16 @@
-package report
+package report_test
 
 import (
 	"fmt"
-	"github.com/presscap/presscap/probe/internal/report/reporttest"
-	"math"
-	"os"
-	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/internal/report"
+	"github.com/presscap/presscap/probe/internal/report/reportcheck"
+	"github.com/presscap/presscap/probe/internal/report/reporttest"
 )
-
-// tshark is the oracle: its statistics on the same file, with the options
-// named in each test.
-type tsharkStats struct {
-	rtp       map[uint32]tsharkRTP
-	sip       map[string]uint64 // response code -> messages
-	dnsRcodes map[string]uint64 // over every DNS message, queries included
-	dnsQuery  uint64
-	dnsResp   uint64
-	dnsNoResp uint64 // queries without dns.response_in
-	retrans   uint64
-	resets    uint64
-}
-
-type tsharkRTP struct {
-	packets                         uint64
-	lost                            int64
-	maxDelta, maxJitter, meanJitter float64
-}
-
-func runTshark(t *testing.T, file string, args ...string) string {
-	t.Helper()
-	bin := testtool.Path(t, "tshark", "tshark")
-	cmd := exec.Command(bin, append([]string{"-n", "-r", file}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v", strings.Join(args, " "), err)
-	}
-	return string(out)
-}
-
-var (
-	// "  2.04  12.02  192.168.1.10 40000  203.0.113.5 50000 0x00001111  g711U  496  4 (0.8%)  1.000 20.152 123.162 0.075 3.292 20.018 X"
-	rtpLine = regexp.MustCompile(`^\s*\S+\s+\S+\s+\S+\s+\d+\s+\S+\s+\d+\s+0x([0-9A-Fa-f]{8})\s+.*?\s(\d+)\s+(-?\d+)\s+\(\S+%\)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)`)
-	sipLine = regexp.MustCompile(`^\s*SIP (\d{3}) .*:\s+(\d+) Packets`)
-	dnsLine = regexp.MustCompile(`^\s+(No error|No such name|Server failure|Refused|Format error|Not implemented|Query|Response)\s+(\d+)\s`)
-)
-
-var tsharkRcode = map[string]string{"No error": "NoError", "No such name": "NXDomain", "Server failure": "ServFail",
-	"Refused": "Refused", "Format error": "FormErr", "Not implemented": "NotImp"}
-
-func tsharkOn(t *testing.T, file string, opts ...string) tsharkStats {
-	st := tsharkStats{rtp: map[uint32]tsharkRTP{}, sip: map[string]uint64{}, dnsRcodes: map[string]uint64{}}
-	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "rtp,streams")...), "\n") {
-		m := rtpLine.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		ssrc, _ := strconv.ParseUint(m[1], 16, 32)
-		var r tsharkRTP
-		r.packets, _ = strconv.ParseUint(m[2], 10, 64)
-		r.lost, _ = strconv.ParseInt(m[3], 10, 64)
-		r.maxDelta, _ = strconv.ParseFloat(m[6], 64)
-		r.meanJitter, _ = strconv.ParseFloat(m[8], 64)
-		r.maxJitter, _ = strconv.ParseFloat(m[9], 64)
-		st.rtp[uint32(ssrc)] = r
-	}
-	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "sip,stat")...), "\n") {
-		if m := sipLine.FindStringSubmatch(line); m != nil {
-			n, _ := strconv.ParseUint(m[2], 10, 64)
-			st.sip[m[1]] += n
-		}
-	}
-	for _, line := range strings.Split(runTshark(t, file, append(opts, "-q", "-z", "dns,tree")...), "\n") {
-		m := dnsLine.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.ParseUint(m[2], 10, 64)
-		switch m[1] {
-		case "Query":
-			st.dnsQuery = n
-		case "Response":
-			st.dnsResp = n
-		default:
-			st.dnsRcodes[tsharkRcode[m[1]]] = n
-		}
-	}
-	// -2: dns.response_in is known only after a first pass.
-	count := func(filter string) uint64 {
-		out := strings.TrimSpace(runTshark(t, file, append(opts, "-2", "-Y", filter, "-T", "fields", "-e", "frame.number")...))
-		if out == "" {
-			return 0
-		}
-		return uint64(len(strings.Split(out, "\n")))
-	}
-	st.retrans = count("tcp.analysis.retransmission")
-	st.resets = count("tcp.flags.reset == 1")
-	st.dnsNoResp = count("dns.flags.response == 0 && !dns.response_in")
-	return st
-}
-
-// within says whether got is within 1 % of want or within the 0.0005 ms
-// tshark's three decimals round to.
-func within(got, want float64) bool {
-	return math.Abs(got-want) <= max(0.01*math.Abs(want), 0.0005+1e-9)
-}
-
-// compareTshark checks every figure the issue names against tshark.
-func compareTshark(t *testing.T, s *Summary, ts tsharkStats) {
-	t.Helper()
-	if len(s.RTPStreams) != len(ts.rtp) {
-		t.Errorf("RTP streams: report has %d, tshark %d", len(s.RTPStreams), len(ts.rtp))
-	}
-	for _, r := range s.RTPStreams {
-		w, ok := ts.rtp[r.SSRC]
-		if !ok {
-			t.Errorf("RTP stream 0x%08x: not in tshark's rtp,streams", r.SSRC)
-			continue
-		}
-		if r.Packets != w.packets || r.Lost != w.lost {
-			t.Errorf("RTP 0x%08x: packets %d lost %d, tshark %d %d", r.SSRC, r.Packets, r.Lost, w.packets, w.lost)
-		}
-		for _, f := range []struct {
-			name      string
-			got, want float64
-		}{{"max delta", r.MaxDeltaMs, w.maxDelta}, {"max jitter", r.MaxJitterMs, w.maxJitter}, {"mean jitter", r.MeanJitterMs, w.meanJitter}} {
-			if !within(f.got, f.want) {
-				t.Errorf("RTP 0x%08x: %s %.3f ms, tshark %.3f ms", r.SSRC, f.name, f.got, f.want)
-			}
-		}
-	}
-	codes := map[string]uint64{}
-	for c, n := range s.SIP.Responses {
-		codes[c] += n
-	}
-	for c, n := range s.SIP.Provisional {
-		codes[c] += n
-	}
-	if fmt.Sprint(codes) != fmt.Sprint(ts.sip) {
-		t.Errorf("SIP responses by code: report %v, tshark sip,stat %v", codes, ts.sip)
-	}
-	if s.DNS.Queries != ts.dnsQuery || s.DNS.Responses != ts.dnsResp {
-		t.Errorf("DNS queries/responses: report %d/%d, tshark %d/%d", s.DNS.Queries, s.DNS.Responses, ts.dnsQuery, ts.dnsResp)
-	}
-	// dns,tree counts a query's rcode (0, No error) too.
-	rc := maps(s.DNS.Rcodes)
-	if ts.dnsQuery > 0 {
-		rc["NoError"] += s.DNS.Queries
-	}
-	if fmt.Sprint(rc) != fmt.Sprint(ts.dnsRcodes) {
-		t.Errorf("DNS rcodes (queries counted as NoError): report %v, tshark dns,tree %v", rc, ts.dnsRcodes)
-	}
-	if s.DNS.Unanswered+s.DNS.PendingAtEnd != ts.dnsNoResp {
-		t.Errorf("DNS unanswered: report %d (+%d pending at the end), tshark %d queries without dns.response_in",
-			s.DNS.Unanswered, s.DNS.PendingAtEnd, ts.dnsNoResp)
-	}
-	if s.TCP.Retransmissions != ts.retrans || s.TCP.Resets != ts.resets {
-		t.Errorf("TCP retransmissions/resets: report %d/%d, tshark tcp.analysis.retransmission %d, tcp.flags.reset %d",
-			s.TCP.Retransmissions, s.TCP.Resets, ts.retrans, ts.resets)
-	}
-}
-
-func readSummary(t testing.TB, path string, opt Options) *Summary {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := Read(f, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // TestMatchesTsharkAndTruth analyses the generated VoIP, DNS and TCP
 // traffic (SDP in the window, tshark's default options) and checks the
@@ -191,8 +21,8 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 	}
 	g, tr := reporttest.Mixed(1)
 	path := g.WritePCAP(t, "voip.pcap")
-	s := readSummary(t, path, Options{})
-	compareTshark(t, s, tsharkOn(t, path))
+	s := reportcheck.Read(t, path, report.Options{})
+	reportcheck.Compare(t, s, reportcheck.Stats(t, path))
 
 	// The truth the generator injected.
 	for ssrc, want := range tr.RTP {
@@ -241,7 +71,7 @@ func TestMatchesTsharkAndTruth(t *testing.T) {
 	// Every finding's display filter is one Wireshark accepts, and shows
 	// packets of the file inside the finding's first..last.
 	for _, f := range s.Findings {
-		out := strings.TrimSpace(runTshark(t, path, "-2", "-Y", f.DisplayFilter, "-T", "fields", "-e", "frame.time_epoch"))
+		out := strings.TrimSpace(reportcheck.Run(t, path, "-2", "-Y", f.DisplayFilter, "-T", "fields", "-e", "frame.time_epoch"))
 		if out == "" {
 			t.Errorf("finding %q: filter %q shows no packet", f.Text, f.DisplayFilter)
 			continue
@@ -294,14 +124,14 @@ func TestHeuristicRTPMatchesTshark(t *testing.T) {
 		g.UDP(2*time.Second+time.Duration(i)*20*time.Millisecond, "10.0.0.4", 20000, "10.0.0.5", 20002, append(b, make([]byte, 80)...))
 	}
 	path := g.WritePCAP(t, "heuristic.pcap")
-	s := readSummary(t, path, Options{HeuristicRTP: true})
-	ts := tsharkOn(t, path, "-o", "rtp.heuristic_rtp:TRUE")
-	compareTshark(t, s, ts)
-	if len(ts.rtp) != 3 {
-		t.Fatalf("tshark found %d heuristic RTP streams, want 3", len(ts.rtp))
+	s := reportcheck.Read(t, path, report.Options{HeuristicRTP: true})
+	ts := reportcheck.Stats(t, path, "-o", "rtp.heuristic_rtp:TRUE")
+	reportcheck.Compare(t, s, ts)
+	if len(ts.RTP) != 3 {
+		t.Fatalf("tshark found %d heuristic RTP streams, want 3", len(ts.RTP))
 	}
 	// Without the heuristic and without SDP, no stream.
-	if s := readSummary(t, path, Options{}); len(s.RTPStreams) != 0 {
+	if s := reportcheck.Read(t, path, report.Options{}); len(s.RTPStreams) != 0 {
 		t.Errorf("RTP without SDP or heuristic: %d streams", len(s.RTPStreams))
 	}
 }
@@ -314,11 +144,11 @@ func TestBusyLineMatchesTshark(t *testing.T) {
 	}
 	g := reporttest.Busy(2, 20*time.Second, 3)
 	path := g.WritePCAP(t, "busy.pcap")
-	s := readSummary(t, path, Options{})
+	s := reportcheck.Read(t, path, report.Options{})
 	if len(s.RTPStreams) != 4 || s.TCP.Retransmissions == 0 {
 		t.Fatalf("busy line: %d RTP streams, %d retransmissions", len(s.RTPStreams), s.TCP.Retransmissions)
 	}
-	compareTshark(t, s, tsharkOn(t, path))
+	reportcheck.Compare(t, s, reportcheck.Stats(t, path))
 }
 
 // TestCallVerdicts: a call whose media stops before a re-INVITE, and one
@@ -334,12 +164,12 @@ func TestCallVerdicts(t *testing.T) {
 	g.UDP(0, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("INVITE sip:carol@example.net SIP/2.0", "cancel@x", "a", "c", "1 INVITE", ""))
 	g.UDP(time.Second, "192.168.1.10", 5060, "203.0.113.5", 5060, reporttest.SIPMsg("CANCEL sip:carol@example.net SIP/2.0", "cancel@x", "a", "c", "1 CANCEL", ""))
 	g.Sort()
-	a := New([]Link{{LinkType: 1}}, Options{})
+	a := report.New([]report.Link{{LinkType: 1}}, report.Options{})
 	for _, p := range g.Pkts {
 		a.Add(0, p.TS, uint32(len(p.Data)), p.Data)
 	}
 	s := a.Summary()
-	got := map[string]Dialog{}
+	got := map[string]report.Dialog{}
 	for _, d := range s.SIP.Dialogs {
 		got[d.CallID] = d
 	}
@@ -374,14 +204,14 @@ func TestCallTimeouts(t *testing.T) {
 	g.Bye(tr, up+28*time.Second+100*time.Millisecond, "upstream@x")
 	g.Sort()
 	end := g.T0 + int64(40*time.Second)
-	a := New([]Link{{LinkType: 1}}, Options{})
+	a := report.New([]report.Link{{LinkType: 1}}, report.Options{})
 	for _, p := range g.Pkts {
 		a.Add(0, p.TS, uint32(len(p.Data)), p.Data)
 	}
 	// Without the window's end, the last packet (the BYE's answer at 40.2 s) ends it.
 	a.SetEnd(end)
 	s := a.Summary()
-	got := map[string]Dialog{}
+	got := map[string]report.Dialog{}
 	for _, d := range s.SIP.Dialogs {
 		got[d.CallID] = d
 	}
@@ -420,8 +250,8 @@ func TestDNSOverTCPMatchesTshark(t *testing.T) {
 	g.DNS(tr, 0, 12)
 	g.DNSOverTCP(tr, 500*time.Millisecond)
 	path := g.WritePCAP(t, "dnstcp.pcap")
-	s := readSummary(t, path, Options{})
-	compareTshark(t, s, tsharkOn(t, path))
+	s := reportcheck.Read(t, path, report.Options{})
+	reportcheck.Compare(t, s, reportcheck.Stats(t, path))
 	if s.DNS.Queries != tr.DNSQueries || s.DNS.Unanswered != tr.DNSUnanswered || fmt.Sprint(s.DNS.Rcodes) != fmt.Sprint(tr.DNSRcodes) {
 		t.Errorf("DNS: queries %d unanswered %d rcodes %v, injected %d %d %v", s.DNS.Queries, s.DNS.Unanswered, s.DNS.Rcodes,
 			tr.DNSQueries, tr.DNSUnanswered, tr.DNSRcodes)

@@ -4,13 +4,16 @@
 package pcapfiletest
 
 import (
+	"crypto/sha256"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
+	"github.com/presscap/presscap/probe/internal/report/reportcheck"
 )
 
 // Read returns every packet of the pcap or pcapng file at path, up to the
@@ -39,7 +42,9 @@ func Read(t testing.TB, path string) []pcapfile.Packet {
 }
 
 // Validate checks a file with Wireshark's tools (capinfos, tshark) and
-// returns tshark's count of its packets.
+// returns tshark's count of its packets. It also holds the capture
+// report's figures on the file against tshark's (reportcheck.File): every
+// file a test writes is a test of the report.
 func Validate(t testing.TB, path string) int {
 	t.Helper()
 	netnstest.Require(t, "capinfos", "tshark")
@@ -50,5 +55,24 @@ func Validate(t testing.TB, path string) int {
 	if err != nil {
 		t.Fatalf("tshark -r %s: %v", path, err)
 	}
+	CheckReport(t, path)
 	return len(strings.Fields(string(out)))
 }
+
+// CheckReport holds the capture report's figures on the file at path
+// against tshark's (reportcheck.File), once per content in a test binary:
+// tests that write the same file again (a resumed cut against one cut at
+// once, the same window extracted twice) pay for the comparison once.
+func CheckReport(t testing.TB, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, seen := checked.LoadOrStore(sha256.Sum256(b), true); !seen {
+		reportcheck.File(t, path)
+	}
+}
+
+// checked holds the hashes of the files whose report was compared.
+var checked sync.Map
