@@ -62,7 +62,9 @@ test-arm64-feedback:
 .PHONY: bench
 bench:
 
-# ringfs: append throughput against dd oflag=direct, 2-minute window
+# ringfs: the encrypted ring (ring.encrypt) against the clear one and dd
+# (append and a cold window; `build/ringbench -encrypted-only` runs only
+# these rows); append throughput against dd oflag=direct, 2-minute window
 # extraction from 4 GiB and 8 GiB rings against dd and against dumpcap-style
 # files + mergecap + editcap, peak RSS, reopen time. Creates ~20 GB under
 # build/ (removed at the end); run as root so it can drop the page cache.

@@ -38,6 +38,7 @@ func main() {
 	probe := flag.String("probe", "build/probe", "probe binary for extractions")
 	size := flag.Int64("size", 4<<30, "size of the smaller ring (the larger one is twice this)")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
+	encOnly := flag.Bool("encrypted-only", false, "measure only the encrypted ring against the clear one and dd")
 	// Child flags.
 	ring := flag.String("ring", "", "")
 	pkt := flag.Int("pkt", 1500, "")
@@ -45,11 +46,12 @@ func main() {
 	gap := flag.Duration("gap", 0, "")
 	fileSize := flag.Int64("filesize", 100e6, "")
 	flag.IntVar(&blockSize, "block", 0, "ring block size (0: the default)")
+	flag.BoolVar(&encrypt, "encrypt", false, "create the ring encrypted (key beside it, in RING.keys)")
 	flag.Parse()
 	var err error
 	switch *child {
 	case "":
-		err = orchestrate(*dir, *probe, *size, *keep)
+		err = orchestrate(*dir, *probe, *size, *keep, *encOnly)
 	case "fill":
 		err = childFill(*ring, *size, *pkt, *count, *gap)
 	case "reopen":
@@ -84,10 +86,16 @@ type fillResult struct {
 	HWM     int64   `json:"vm_hwm_kib"`
 }
 
-var blockSize int
+var (
+	blockSize int
+	encrypt   bool
+)
+
+// keyDir is where an encrypted ring of the benchmark keeps its key.
+func keyDir(ring string) string { return ring + ".keys" }
 
 func childFill(dir string, size int64, pkt int, count int64, gap time.Duration) error {
-	r, err := ringfs.Create(dir, ringfs.Options{Size: size, BlockSize: blockSize})
+	r, err := ringfs.Create(dir, ringfs.Options{Size: size, BlockSize: blockSize, Encrypt: encrypt, KeyDir: keyDir(dir)})
 	if err != nil {
 		return err
 	}
@@ -306,7 +314,7 @@ func median(n int, f func() (run, error)) (run, error) {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-func orchestrate(parent, probe string, size int64, keep bool) error {
+func orchestrate(parent, probe string, size int64, keep, encOnly bool) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
@@ -339,13 +347,19 @@ func orchestrate(parent, probe string, size int64, keep bool) error {
 		out.Flush()
 	}
 	fsType, _ := exec.Command("stat", "-f", "-c", "%T", tmp).Output()
-	say("Temporary directory %s (filesystem %s), ring sizes %d MiB and %d MiB.\n\n", tmp, strings.TrimSpace(string(fsType)), size>>20, size>>19)
+	say("Temporary directory %s (filesystem %s).\n\n", tmp, strings.TrimSpace(string(fsType)))
+	if !encOnly {
+		say("Ring sizes %d MiB and %d MiB.\n\n", size>>20, size>>19)
+	}
 	cached := dropCaches()
 	if !cached {
 		say("Warning: could not drop the page cache (not root): reads may come from memory.\n\n")
 	}
 
 	say("| measurement | result | reference | ratio |\n|---|---|---|---|\n")
+	if err := encryptedRows(tmp, probe, say); err != nil || encOnly {
+		return err
+	}
 	// Append throughput against the floor, dd with O_DIRECT: the machine is
 	// shared, so each fill of a fresh 1 GiB ring is paired with a dd of the
 	// same size right after it, and the median ratio of the pairs counts.
@@ -548,5 +562,103 @@ func orchestrate(parent, probe string, size int64, keep bool) error {
 		say("| reopen the %d MiB ring, cold cache (%d blocks, %d packets) | read-only open + Info %.1f ms, writer open %.1f ms | | |\n",
 			rr.size>>20, ro.Info.Blocks, ro.Info.Packets, ro.RO*1000, ro.RW*1000)
 	}
+	return nil
+}
+
+// fill runs a child filling a fresh ring of 1 GiB with n 1500-byte packets
+// 1 ms apart, and returns its rate in bytes of packet data a second.
+func fill(ring string, n int64, encrypted bool) (float64, error) {
+	r, err := self("-child", "fill", "-ring", ring, "-size", fmt.Sprint(1<<30), "-pkt", "1500",
+		"-count", fmt.Sprint(n), "-gap", "1ms", fmt.Sprintf("-encrypt=%v", encrypted))
+	if err != nil {
+		return 0, err
+	}
+	var fr fillResult
+	if err := json.Unmarshal(r.out, &fr); err != nil {
+		return 0, err
+	}
+	return float64(fr.Bytes) / fr.Seconds, nil
+}
+
+// encryptedRows measures the encrypted ring (ring.encrypt) against the
+// clear one and dd, in triples run back to back: appending 1500-byte
+// packets to a fresh 1 GiB ring, and extracting a cold 2-minute window.
+func encryptedRows(tmp, probe string, say func(string, ...any)) error {
+	const n = 600_000 // 10 minutes at 1 ms, 858 MiB of packets
+	clearRing, sealedRing := filepath.Join(tmp, "ring-clear"), filepath.Join(tmp, "ring-sealed")
+	var vsClear, vsDD []float64
+	for i := range 5 {
+		os.RemoveAll(clearRing)
+		os.RemoveAll(sealedRing)
+		os.RemoveAll(keyDir(sealedRing))
+		c, err := fill(clearRing, n, false)
+		if err != nil {
+			return err
+		}
+		e, err := fill(sealedRing, n, true)
+		if err != nil {
+			return err
+		}
+		dd, err := runCmd("dd", "if=/dev/zero", "of="+filepath.Join(tmp, "dd.bin"), "bs=1M", "count=1024", "oflag=direct")
+		if err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(tmp, "dd.bin"))
+		d := float64(1<<30) / dd.wall.Seconds()
+		say("| triple %d: append %d 1500-byte packets to a fresh 1 GiB ring, encrypted / clear / dd if=/dev/zero bs=1M count=1024 oflag=direct | %.0f MiB/s | %.0f MiB/s clear, %.0f MiB/s dd | %.2f of clear, %.2f of dd |\n",
+			i+1, n, e/(1<<20), c/(1<<20), d/(1<<20), e/c, e/d)
+		vsClear, vsDD = append(vsClear, e/c), append(vsDD, e/d)
+	}
+	slices.Sort(vsClear)
+	slices.Sort(vsDD)
+	say("| **append to the encrypted ring, median of the triples** | | | **%.2f** of the clear ring, **%.2f** of dd |\n", vsClear[2], vsDD[2])
+
+	// The last triple's rings hold the same 10 minutes: cut minutes 4 to 6.
+	from, to := start+int64(4*time.Minute), start+int64(6*time.Minute)
+	rfc := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+	geo, err := ringGeometry(clearRing)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(tmp, "window.pcap")
+	vsClear, vsDD = vsClear[:0], vsDD[:0]
+	for i := range 5 {
+		var walls [2]time.Duration
+		var size int64
+		for k, args := range [][]string{{"-ring", clearRing}, {"-ring", sealedRing, "-key-dir", keyDir(sealedRing)}} {
+			dropCaches()
+			r, err := runCmd(probe, append([]string{"extract", "-from", rfc(from), "-to", rfc(to), "-o", out}, args...)...)
+			if err != nil {
+				return err
+			}
+			walls[k] = r.wall
+			st, err := os.Stat(out)
+			if err != nil {
+				return err
+			}
+			if k == 1 && st.Size() != size {
+				return fmt.Errorf("the encrypted ring's window is %d bytes, the clear ring's %d", st.Size(), size)
+			}
+			size = st.Size()
+			os.Remove(out)
+		}
+		dropCaches()
+		fl, err := floorCopy(clearRing, geo, 0.4*float64(n*1520)/float64(1<<30), size, filepath.Join(tmp, "floor.bin"))
+		if err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(tmp, "floor.bin"))
+		say("| triple %d: probe extract of a cold 2-minute window (%.0f MiB) from the encrypted / clear 1 GiB ring / cold dd of the same bytes | %.3f s | %.3f s clear, %.3f s dd | %.2f of clear, %.2f of dd |\n",
+			i+1, mib(size), walls[1].Seconds(), walls[0].Seconds(), fl.wall.Seconds(),
+			walls[1].Seconds()/walls[0].Seconds(), walls[1].Seconds()/fl.wall.Seconds())
+		vsClear = append(vsClear, walls[1].Seconds()/walls[0].Seconds())
+		vsDD = append(vsDD, walls[1].Seconds()/fl.wall.Seconds())
+	}
+	slices.Sort(vsClear)
+	slices.Sort(vsDD)
+	say("| **extraction from the encrypted ring, median of the triples** | | | **%.2f×** the clear ring's time, **%.2f×** dd's |\n", vsClear[2], vsDD[2])
+	os.RemoveAll(clearRing)
+	os.RemoveAll(sealedRing)
+	os.RemoveAll(keyDir(sealedRing))
 	return nil
 }
