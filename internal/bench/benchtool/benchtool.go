@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,4 +203,15 @@ func CountPcaps(dir string) (uint64, error) {
 		f.Close()
 	}
 	return n, nil
+}
+
+// Median returns the middle value of v (the lower one of the middle two
+// for an even count), leaving v unchanged.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
 }
