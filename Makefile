@@ -1,11 +1,13 @@
-# presscap build, test and benchmark entry points. See README.md.
+# presscap build, test and benchmark entry points. See README.md and
+# docs/dev/testing.md. Go must be on PATH (make deps says where to get it).
 SHELL := /bin/bash
-export PATH := $(PATH):/usr/local/go/bin
+# A pipeline fails when any command in it fails (bench-filter's).
+.SHELLFLAGS := -o pipefail -c
 GO ?= go
 # Everything that goes into the image is built like this.
 IMAGE_ENV := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 
-.PHONY: all test vet bench build build-arm64
+.PHONY: all check test deps vet bench build build-arm64
 all: build
 
 build:
@@ -15,36 +17,46 @@ build-arm64:
 	$(IMAGE_ENV) $(GO) build ./...
 
 vet:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
-	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	@bash .ci/gofmt
 	$(GO) vet ./...
 	$(IMAGE_ENV) $(GO) vet ./...
 
 # make check: the quick tier, for every edit, without root (under a
 # minute): the -short tests, where those needing root, namespaces, QEMU,
 # an image build or a missing Debian tool skip, under the race detector
-# (cgo: gcc). Go caches the results of packages that did not change.
-.PHONY: check
+# (cgo: gcc). Go caches the results of packages that did not change;
+# -s -w spares the linker the symbol table and DWARF, which halves the
+# link time of the sixty race-enabled test binaries.
 check:
 	@bash .ci/deps gcc
-	$(GO) test -short -race ./...
+	$(GO) test -short -race -ldflags='-s -w' ./...
 
-# All tests: the Go tests, then the extra runs below (portaudio, arm64 under
-# qemu-user, the QEMU system test), in the order the `test:` lines appear.
-# Needs root (network namespaces, AF_PACKET, loop devices) and the Debian
-# packages in .ci/packages.txt.
-.PHONY: test-go deps
-test: deps vet build-arm64 test-go
-# The Debian packages of .ci/packages.txt that are missing (as root).
+# make test: the whole suite, in this order. Needs root (network
+# namespaces, AF_PACKET, loop devices) and the Debian packages of
+# .ci/packages.txt, which deps installs.
+test: deps vet build-arm64 test-go test-race test-portaudio test-arm64-feedback systemtest
+
+# What the tests need that this machine lacks, as root: the Debian packages
+# of .ci/packages.txt, arm64 as a dpkg architecture and systemd-boot's EFI
+# loaders under build/ (for the VM images). Quiet when all is there.
 deps:
 	@bash .ci/deps
+	@bash .ci/systemd-boot arm64 $(SDBOOT_DIR)
+	@bash .ci/systemd-boot amd64 $(SDBOOT_X64_DIR)
+
+.PHONY: test-go test-race
 test-go:
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The race detector on the whole tests of the packages whose code starts
+# goroutines or shares state between them (.ci/race-packages finds them, so
+# the list follows the code).
+test-race:
+	$(GO) test -race -count=1 -timeout 20m $(shell bash .ci/race-packages)
 
 # beeper's portaudio backend (cgo, libportaudio: Debian portaudio19-dev); it
 # never goes into the image, so it is built and tested only here.
 .PHONY: test-portaudio
-test: test-portaudio
 test-portaudio:
 	$(GO) vet -tags portaudio ./beeper/...
 	$(GO) test -count=1 -tags portaudio ./beeper/
@@ -52,7 +64,6 @@ test-portaudio:
 # beeper and leds again as arm64 binaries under qemu-user: the ALSA structures,
 # ioctl numbers and fake-device playback as the image's GOARCH lays them out.
 .PHONY: test-arm64-feedback
-test: test-arm64-feedback
 test-arm64-feedback:
 	@command -v qemu-aarch64 >/dev/null || { echo "qemu-aarch64 missing: install the Debian package qemu-user"; exit 1; }
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -exec qemu-aarch64 -count=1 ./beeper/ ./beeper/alsa/... ./beeper/tone/ ./leds/...
@@ -112,13 +123,11 @@ bench-upload:
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkUploadVsOpenSSH -benchtime 1x -timeout 10m ./probe/internal/upload/
 
 # beeper: what a press pays for its beep, and rendering, against the ack
-# sound's own length (120 ms).
+# sound's own length (120 ms): the benchmarks report it as ack-lengths/op.
 .PHONY: bench-feedback
 bench: bench-feedback
 bench-feedback:
-	$(GO) test -run '^$$' -bench . -benchtime 20000x ./beeper/ | tee /dev/stderr | \
-	  awk '/^BenchmarkPlayWhileBusy/ {p=$$3} /^BenchmarkRenderAck/ {r=$$3} \
-	    END {printf "Play while busy / ack length: %.1e\nrender ack / ack length: %.1e\n", p/120e6, r/120e6}'
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./beeper/
 
 # filter: ns per packet for a 5-primitive export filter through filter.Matcher
 # against x/net/bpf's VM running libpcap's program for the same expression
@@ -128,12 +137,8 @@ bench-feedback:
 .PHONY: bench-filter
 bench: bench-filter
 bench-filter:
-	$(GO) test -run '^$$' -bench 'BenchmarkFilter5/interleaved' -benchtime 20000x -count 7 ./probe/internal/filter/ | tee /dev/stderr | \
-	  awk '/^BenchmarkFilter5\/interleaved/ { n++; for (i=5; i<NF; i+=2) v[$$(i+1), n] = $$i } \
-	    function med(u,  a, i, j, t) { for (i=1;i<=n;i++) a[i]=v[u,i]; \
-	      for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]<a[i]) {t=a[i];a[i]=a[j];a[j]=t}; return a[int((n+1)/2)] } \
-	    END { printf "median ns/packet: Matcher %.1f, x/net/bpf VM with libpcap'"'"'s program %.1f; median ratio Matcher/VM(libpcap) %.2f\n", \
-	      med("matcher-ns/pkt"), med("libpcap-vm-ns/pkt"), med("ratio") }'
+	$(GO) test -run '^$$' -bench 'BenchmarkFilter5/interleaved' -benchtime 20000x -count 7 ./probe/internal/filter/ | \
+	  $(GO) run ./internal/bench/medians
 
 # Press-to-files latency and ack latency of the running service on a veth
 # pair, and a window's export against tcpdump -r/-w of the same packets;
@@ -206,11 +211,7 @@ image-x86:
 	$(MAKE) --no-print-directory image INSTANCE=presscap-x86
 
 $(SDBOOT_X64):
-	mkdir -p $(SDBOOT_X64_DIR)
-	cd $(SDBOOT_X64_DIR) && { apt-get download systemd-boot-efi:amd64 2>/dev/null || \
-	  { apt-get update -qq && apt-get download systemd-boot-efi:amd64; }; } && \
-	  dpkg -x systemd-boot-efi_*_amd64.deb . && rm -f systemd-boot-efi_*_amd64.deb
-	@test -s $(SDBOOT_X64)
+	bash .ci/systemd-boot amd64 $(SDBOOT_X64_DIR)
 
 # make vm: the VM edition (docs/provider/vm.md) under build/vm/: the system disk and
 # the ring disk (ext4, labelled as the probe looks for it) as raw images,
@@ -234,12 +235,7 @@ vm:
 	@ls -ls $(VM_DIR)
 
 $(SDBOOT):
-	mkdir -p $(SDBOOT_DIR)
-	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-	cd $(SDBOOT_DIR) && { apt-get download systemd-boot-efi:arm64 2>/dev/null || \
-	  { apt-get update -qq && apt-get download systemd-boot-efi:arm64; }; } && \
-	  dpkg -x systemd-boot-efi_*_arm64.deb . && rm -f systemd-boot-efi_*_arm64.deb
-	@test -s $(SDBOOT)
+	bash .ci/systemd-boot arm64 $(SDBOOT_DIR)
 
 # make flash DEV=/dev/sdX: writes $(IMG) to a whole SD card after asking.
 flash:
@@ -313,7 +309,6 @@ qemu-x86:
 # build and checks the A/B switch and that /perm survived; the arm64 and the
 # x86-64 (VM edition, raw and qcow2) images capture, take a press and upload. Needs root for
 # nothing, but the Debian packages of .ci/packages.txt. About 3-6 minutes.
-test: systemtest
 systemtest: $(SDBOOT) $(SDBOOT_X64)
 	$(GO) test -count=1 -tags systemtest -timeout 20m -v ./image/systemtest/
 
@@ -322,18 +317,7 @@ systemtest: $(SDBOOT) $(SDBOOT_X64)
 # boot-to-recording, press-to-SFTP and update times under QEMU.
 # Figures in docs/dev/benchmarks.md ("The appliance image").
 bench: bench-image
-bench-image: $(SDBOOT)
+bench-image: $(SDBOOT) $(SDBOOT_X64)
 	mkdir -p build
 	$(GO) build -o build/imagetool ./image
-	@cache=$$(mktemp -d); \
-	  s=$$(date +%s.%N); GOCACHE=$$cache build/imagetool build -instance gokrazy/presscap -o build/bench.img -workdir build/_bench >/dev/null || exit 1; \
-	  c=$$(echo "$$(date +%s.%N) - $$s" | bc); rm -rf $$cache; \
-	  s=$$(date +%s.%N); build/imagetool build -instance gokrazy/presscap -o build/bench.img -workdir build/_bench >/dev/null || exit 1; \
-	  w=$$(echo "$$(date +%s.%N) - $$s" | bc); \
-	  printf "bench: image build, empty Go cache %.1f s, warm %.1f s (warm/cold %.2f)\n" $$c $$w $$(echo "$$w / $$c" | bc -l); \
-	  printf "bench: presscap.img %d MiB apparent, %d MiB allocated; root squashfs %d KiB, boot FAT used %d KiB\n" \
-	    $$(( $$(stat -c %s build/bench.img) >> 20 )) $$(( $$(du -B1 build/bench.img | cut -f1) >> 20 )) \
-	    $$(( $$(build/imagetool info -image build/bench.img | awk '/^root/ {print $$2}') >> 10 )) \
-	    $$(( $$(build/imagetool info -image build/bench.img | awk '/^boot/ {print $$2}') >> 10 )); \
-	  rm -rf build/bench.img build/_bench
-	$(GO) test -count=1 -tags systemtest -timeout 15m -v ./image/systemtest/ | grep -E 'bench:|^--- |^ok|^FAIL'
+	$(GO) run ./internal/bench/image -imagetool build/imagetool -instance gokrazy/presscap -dir build -go $(GO)
