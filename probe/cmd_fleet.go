@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,29 +19,29 @@ import (
 // runFleet is the provider's overview: one line per probe from a copy of
 // the server's fleet/status reports.
 func runFleet(ctx context.Context, e env, args []string) error {
+	// The provider's other tools; a directory of such a name is ./NAME.
+	if len(args) > 0 {
+		switch args[0] {
+		case "password":
+			return runFleetPassword(ctx, e, args[1:])
+		case "password-key":
+			return runFleetPasswordKey(ctx, e, args[1:])
+		}
+	}
 	fs := newFlagSet("fleet", e)
 	asJSON := fs.Bool("json", false, "print the entries as JSON, for scripts")
-	home, _ := os.UserHomeDir()
-	key := fs.String("key", filepath.Join(home, ".ssh", "id_ed25519"), "SSH private key `FILE` for sftp:// (unencrypted)")
-	hostKey := fs.String("host-key", "", "the server's host key for sftp://: a known_hosts `LINE`, public key or SHA256: fingerprint (required)")
+	src := fleetSourceFlags(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{err: fmt.Errorf("fleet: want one directory (the server's remote_dir or its fleet/status) or sftp://USER@HOST[:PORT]/REMOTE_DIR")}
 	}
-	dir := fs.Arg(0)
-	if strings.HasPrefix(dir, "sftp://") {
-		tmp, err := os.MkdirTemp("", "presscap-fleet-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		if err := fetchFleet(ctx, dir, *key, *hostKey, tmp); err != nil {
-			return fmt.Errorf("fleet: %w", err)
-		}
-		dir = tmp
+	dir, done, err := src.local(ctx, fs.Arg(0))
+	if err != nil {
+		return err
 	}
+	defer done()
 	now := time.Now()
 	entries, err := fleet.ReadDir(dir, now)
 	if err != nil {
@@ -86,6 +87,36 @@ func lastSeen(t, now time.Time) string {
 		s = fmt.Sprintf("%d min ago", int(ago/time.Minute))
 	}
 	return t.UTC().Format("2006-01-02 15:04Z") + " (" + s + ")"
+}
+
+// fleetSource is where the provider's commands read the reports: a
+// directory, or the server over SFTP with these flags.
+type fleetSource struct{ key, hostKey *string }
+
+func fleetSourceFlags(fs *flag.FlagSet) fleetSource {
+	home, _ := os.UserHomeDir()
+	return fleetSource{
+		key:     fs.String("key", filepath.Join(home, ".ssh", "id_ed25519"), "SSH private key `FILE` for sftp:// (unencrypted)"),
+		hostKey: fs.String("host-key", "", "the server's host key for sftp://: a known_hosts `LINE`, public key or SHA256: fingerprint (required)"),
+	}
+}
+
+// local is dir itself, or a temporary copy of the server's reports for an
+// sftp:// URL, removed by done.
+func (s fleetSource) local(ctx context.Context, dir string) (string, func(), error) {
+	if !strings.HasPrefix(dir, "sftp://") {
+		return dir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "presscap-fleet-")
+	if err != nil {
+		return "", nil, err
+	}
+	done := func() { os.RemoveAll(tmp) }
+	if err := fetchFleet(ctx, dir, *s.key, *s.hostKey, tmp); err != nil {
+		done()
+		return "", nil, fmt.Errorf("fleet: %w", err)
+	}
+	return tmp, done, nil
 }
 
 // fetchFleet copies the reports from sftp://USER@HOST[:PORT]/REMOTE_DIR

@@ -110,7 +110,7 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used []strin
 		ID: f.id, Source: svc, Send: u, Logf: logf, SysRoot: root,
 		Versions:       fleet.Versions{Image: os.Getenv("PRESSCAP_IMAGE_BUILD"), Probe: probeVersion()},
 		Config:         configInfo(used),
-		DevicePassword: f.password, SoundCard: len(snd) > 0, LED: led,
+		DevicePassword: f.password, PasswordRecipient: c.Upload.PasswordRecipient, SoundCard: len(snd) > 0, LED: led,
 		Ifaces: ifaces, LinkState: capture.InterfaceState, Messages: msgs,
 	}
 	if fromServer != nil {

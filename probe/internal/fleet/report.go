@@ -46,6 +46,10 @@ type Report struct {
 	// DevicePassword is the per-device gokrazy password: it leaves the
 	// probe only here (the pinned server, the probe's own account).
 	DevicePassword string `json:"device_password,omitempty"`
+	// DevicePasswordSealed replaces DevicePassword where the image names
+	// upload.password_recipient (probes sharing one account): the password
+	// in a NaCl anonymous box to the provider's key, base64.
+	DevicePasswordSealed string `json:"device_password_sealed,omitempty"`
 	// Update is the release channel's state, nil where releases are off.
 	Update *Update `json:"update,omitempty"`
 }

@@ -129,3 +129,13 @@ func firstMAC(dir string) (string, bool) {
 
 // String is "<id> (<source>)" for the log.
 func (id ID) String() string { return fmt.Sprintf("%s (%s)", id.Value, id.Source) }
+
+// Check says whether s is an id as Read gives them (lower-case hex in
+// groups, at most 64 characters): the provider's tools take ids from a
+// command line and from file names on the server, and make paths of them.
+func Check(s string) error {
+	if v, ok := clean(s); !ok || v != s {
+		return fmt.Errorf("%q is not a probe id (lower-case hex digits, groups joined by '-', at most 64)", s)
+	}
+	return nil
+}

@@ -60,8 +60,8 @@ type Config struct {
 	MaxAge   time.Duration
 	// Encrypt creates the ring encrypted; KeyDir (the state directory on
 	// the SD card, never the USB disk) keeps the keys of encrypted rings.
-	Encrypt bool
-	KeyDir  string
+	Encrypt  bool
+	KeyDir   string
 	Retry    time.Duration
 	Links    []string // capture link names, in capture id order
 	LinkType uint32

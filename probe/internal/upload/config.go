@@ -16,6 +16,7 @@ import (
 
 	"github.com/presscap/presscap/internal/daytime"
 	"github.com/presscap/presscap/internal/field"
+	"github.com/presscap/presscap/probe/internal/devicepw"
 
 	// The device has no zoneinfo database; time_zone must still resolve.
 	_ "time/tzdata"
@@ -72,6 +73,11 @@ type Config struct {
 	Retry RetryConfig `json:"retry"`
 	// ConnectTimeout bounds TCP connect plus SSH handshake and login.
 	ConnectTimeout field.Duration `json:"connect_timeout"`
+	// PasswordRecipient, for probes that share one account, is the
+	// provider's X25519 public key (base64, `probe fleet password-key`):
+	// the health report then carries the device password sealed to it,
+	// never in clear. Like every upload field, never from the server.
+	PasswordRecipient string `json:"password_recipient,omitempty"`
 }
 
 // RetryConfig is the backoff of failed attempts within one run: the wait
@@ -140,6 +146,11 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectTimeout <= 0 {
 		bad("connect_timeout", "%s must be positive", c.ConnectTimeout)
+	}
+	if c.PasswordRecipient != "" {
+		if _, err := devicepw.ParseKey(c.PasswordRecipient); err != nil {
+			bad("password_recipient", "%v (the public key `probe fleet password-key` prints)", err)
+		}
 	}
 	if !c.Enabled {
 		return es.Err()

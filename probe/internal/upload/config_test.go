@@ -50,6 +50,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"retry.max", func(c *Config) { c.Retry.Max = field.Duration(time.Second) }},
 		{"retry.attempts", func(c *Config) { c.Retry.Attempts = -2 }},
 		{"connect_timeout", func(c *Config) { c.ConnectTimeout = 0 }},
+		{"password_recipient", func(c *Config) { c.PasswordRecipient = "c2hvcnQ=" }},
 		{"server", func(c *Config) { c.Server = "" }},
 		{"server", func(c *Config) { c.Server = "host:99999" }},
 		{"server", func(c *Config) { c.Server = "host:ssh" }},

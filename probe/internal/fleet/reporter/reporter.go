@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presscap/presscap/probe/internal/devicepw"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/identity"
 	"github.com/presscap/presscap/probe/internal/status"
@@ -54,10 +55,12 @@ type Reporter struct {
 	FleetConfig func() *fleet.FleetConfig
 	// Update is the release channel's state (nil: releases are off).
 	Update func() *fleet.Update
-	// DevicePassword goes only into the report.
-	DevicePassword string
-	SoundCard      bool
-	LED            bool
+	// DevicePassword goes only into the report: sealed to
+	// PasswordRecipient (devicepw.Seal) when that is set.
+	DevicePassword    string
+	PasswordRecipient string
+	SoundCard         bool
+	LED               bool
 	// Ifaces maps capture link names to interfaces, for their state.
 	Ifaces    map[string]string
 	LinkState LinkState
@@ -145,10 +148,11 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 	rep := fleet.Report{
 		ID: r.ID.Value, IDSource: r.ID.Source, Hostname: snap.Host, Label: r.Send.Label(),
 		Time: snap.Now, ClockSynced: snap.ClockSynced, Versions: r.Versions,
-		UptimeS: r.uptime(snap), Config: r.Config, DevicePassword: r.DevicePassword,
+		UptimeS: r.uptime(snap), Config: r.Config,
 		SoundCard: r.SoundCard, LED: r.LED,
 		TriggerDevices: []string{}, Links: []fleet.Link{}, Presses: []fleet.Press{}, Messages: []fleet.Message{},
 	}
+	rep.DevicePassword, rep.DevicePasswordSealed = r.password()
 	if r.FleetConfig != nil {
 		rep.FleetConfig = r.FleetConfig()
 	}
@@ -209,6 +213,21 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 		}
 	}
 	return rep, commit
+}
+
+// password is the device password for the report: in clear for a probe
+// with an account of its own, else sealed; a failed seal leaves it out
+// rather than send it in clear.
+func (r *Reporter) password() (clear, sealed string) {
+	if r.DevicePassword == "" || r.PasswordRecipient == "" {
+		return r.DevicePassword, ""
+	}
+	s, err := devicepw.Seal(r.DevicePassword, r.PasswordRecipient)
+	if err != nil {
+		r.logf("fleet: %v (the report goes without the password)", err)
+		return "", ""
+	}
+	return "", s
 }
 
 func (r *Reporter) state(link string) string {

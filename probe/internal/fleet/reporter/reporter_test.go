@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/presscap/presscap/probe/internal/devicepw"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/identity"
 	"github.com/presscap/presscap/probe/internal/status"
@@ -237,4 +239,31 @@ func TestFirstReportOnceSynced(t *testing.T) {
 			t.Fatalf("%d reports with a synced clock and the disk in use, want 1", snd.count())
 		}
 	})
+}
+
+// TestReportSealsPassword: with upload.password_recipient the report
+// holds the password only sealed, and the provider's key opens it.
+func TestReportSealsPassword(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "provider.key")
+	pub, err := devicepw.GenerateKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := status.Snapshot{Host: "presscap-a1b2c3d4", Now: time.Now()}
+	r := &Reporter{ID: identity.ID{Value: "10000000a1b2c3d4"}, Send: &sender{}, SysRoot: t.TempDir(), DevicePassword: "PW-of-this-probe", PasswordRecipient: pub}
+	rep, _ := r.Build(snap)
+	b, err := rep.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DevicePassword != "" || strings.Contains(string(b), "PW-of-this-probe") || rep.DevicePasswordSealed == "" {
+		t.Fatalf("report with a recipient: %s", b)
+	}
+	if pw, err := devicepw.Open(rep.DevicePasswordSealed, keyFile); err != nil || pw != "PW-of-this-probe" {
+		t.Fatalf("Open = %q, %v", pw, err)
+	}
+	r.PasswordRecipient = ""
+	if rep, _ := r.Build(snap); rep.DevicePassword != "PW-of-this-probe" || rep.DevicePasswordSealed != "" {
+		t.Fatalf("report without a recipient: %+v", rep)
+	}
 }
