@@ -7,13 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/presscap/presscap/internal/testing/netnstest"
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/export"
 	"github.com/presscap/presscap/probe/internal/pcapfile"
 	"github.com/presscap/presscap/probe/internal/storage"
 	"github.com/presscap/presscap/probe/internal/window"
@@ -66,6 +69,14 @@ func writeJumboPcap(t *testing.T, n int) string {
 // more before than the ring holds, the files begin at the ring's oldest
 // packet at the press, and the manifest says so (truncated, ring_oldest,
 // reason ring_did_not_reach_back).
+//
+// On a loaded runner the save may copy the ring slower than the line fills
+// it, and the writer overtakes it: the oldest segment at the press is
+// rewritten about 0.1 s after it, so a save that begins late loses it.
+// Such an attempt must be honest (the manifest names
+// writer_overtook_reader, missing covers every hole, the file holds only
+// packets tcpdump saw, in order), but it shows nothing about keeping the
+// window, so the press is made again, up to fastLineAttempts times.
 func TestFastLineKeepsWindow(t *testing.T) {
 	netnstest.Require(t, "ip", "tcpdump", "tcpreplay", "capinfos", "tshark")
 	pcap := writeJumboPcap(t, 3000)
@@ -75,78 +86,159 @@ func TestFastLineKeepsWindow(t *testing.T) {
 		whole  bool
 	}{{"before 1s", time.Second, true}, {"before 4s, longer than the ring", 4 * time.Second, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			pair := jumboPair(t)
-			c := permConfig(t, pair.Host)
-			c.Trigger.Before = config.Duration(tc.before)
-			c.Trigger.After = config.Duration(time.Second)
-			c.Exports = []config.Export{{Name: "all"}}
-			oracle := netnstest.StartTcpdumpBuffer(t, pair.Host, 262144, "", oracleBufKiB)
-			r := startService(t, c, nil)
-			testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
-
-			// 6 loops of 1.5 s: the ring wraps after about 2 s; the
-			// press comes at 3.5 s, its window ends at 4.5 s, the
-			// traffic at 9 s.
-			replay := startReplay(t, pair, pcap, wrapRate, 6)
-			start := time.Now()
-			testtool.WaitFor(t, "the ring to wrap", 20*time.Second, func() bool {
-				ring, _, err := r.svc.Storage().Ring()
-				if err != nil {
-					return false
+			var overtaken []string
+			for i := 1; i <= fastLineAttempts; i++ {
+				note := ""
+				t.Run(fmt.Sprintf("attempt %d", i), func(t *testing.T) { note = fastLineWindow(t, pcap, tc.before, tc.whole) })
+				if note == "" {
+					return // kept, or failed for another reason
 				}
-				in, err := ring.Info()
-				return err == nil && in.Oldest > start.UnixNano()+int64(500*time.Millisecond)
-			})
-			time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
-			ring, _, err := r.svc.Storage().Ring()
-			if err != nil {
-				t.Fatal(err)
+				t.Logf("attempt %d: the writer overtook the save: %s", i, note)
+				overtaken = append(overtaken, note)
 			}
-			atPress, err := ring.Info()
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := r.svc.Trigger("local", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			from, to := p.Time.Add(-tc.before), p.Time.Add(time.Second)
-			res := r.waitExport(t, 30*time.Second)
-			if res.err != nil {
-				t.Fatalf("export: %v\nlog:\n%s", res.err, r.log)
-			}
-			replay.wait(t)
-			seen := oracle.Settle(t, func(ps []netnstest.Packet) bool {
-				return len(ps) > 0 && ps[len(ps)-1].Time >= to.UnixNano()
-			})
-			m := res.man
-			got := readPCAP(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, m.Files[0].File))
-			if len(got) == 0 {
-				t.Fatalf("empty file; log:\n%s", r.log)
-			}
-			first := from.UnixNano()
-			if tc.whole {
-				if m.Truncated {
-					t.Errorf("manifest: truncated (%s, %s missing, ring_oldest %v), want the whole window", m.Reason, m.Missing, m.RingOldest)
-				}
-			} else {
-				// The ring's oldest packet just before the press and
-				// just after: the follower read it between the two.
-				after, _ := ring.Info()
-				if !m.Truncated || m.Reason != ringfs.ReasonNotReached || m.RingOldest.UnixNano() < atPress.Oldest ||
-					m.RingOldest.UnixNano() > after.Oldest || got[0].ts != m.RingOldest.UnixNano() {
-					t.Errorf("manifest truncated %v reason %q ring_oldest %v, file begins %v; want %q, ring_oldest between %v and %v where the file begins",
-						m.Truncated, m.Reason, m.RingOldest, time.Unix(0, got[0].ts).UTC(), ringfs.ReasonNotReached,
-						time.Unix(0, atPress.Oldest).UTC(), time.Unix(0, after.Oldest).UTC())
-				}
-				first = m.RingOldest.UnixNano()
-			}
-			samePackets(t, got, m.Files[0].Packets, seen, first, to.UnixNano(), wrapRate)
-			if m.Drops != 0 {
-				t.Errorf("the capture dropped %d packets in the window", m.Drops)
-			}
+			t.Errorf("the writer overtook the save in all %d attempts: %s", len(overtaken), strings.Join(overtaken, "; "))
 		})
 	}
+}
+
+// fastLineAttempts is how many windows TestFastLineKeepsWindow tries
+// while the writer overtakes the save: on a 2-core runner shared by 8 test
+// runs (load 11-16) it overtook 1 before_4s attempt in 4 to 6, at load 21
+// 4 in 5.
+const fastLineAttempts = 4
+
+// fastLineWindow is one attempt of TestFastLineKeepsWindow: it returns
+// what the writer overtook, or "" if it overtook nothing.
+func fastLineWindow(t *testing.T, pcap string, before time.Duration, whole bool) string {
+	pair := jumboPair(t)
+	c := permConfig(t, pair.Host)
+	c.Trigger.Before = config.Duration(before)
+	c.Trigger.After = config.Duration(time.Second)
+	c.Exports = []config.Export{{Name: "all"}}
+	oracle := netnstest.StartTcpdumpBuffer(t, pair.Host, 262144, "", oracleBufKiB)
+	r := startService(t, c, nil)
+	testtool.WaitFor(t, "recording", 20*time.Second, func() bool { return r.svc.Storage().State().State == storage.DiskRecording })
+
+	// 6 loops of 1.5 s: the ring wraps after about 2 s; the
+	// press comes at 3.5 s, its window ends at 4.5 s, the
+	// traffic at 9 s.
+	replay := startReplay(t, pair, pcap, wrapRate, 6)
+	start := time.Now()
+	testtool.WaitFor(t, "the ring to wrap", 20*time.Second, func() bool {
+		ring, _, err := r.svc.Storage().Ring()
+		if err != nil {
+			return false
+		}
+		in, err := ring.Info()
+		return err == nil && in.Oldest > start.UnixNano()+int64(500*time.Millisecond)
+	})
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	ring, _, err := r.svc.Storage().Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	atPress, err := ring.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.svc.Trigger("local", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := p.Time.Add(-before), p.Time.Add(time.Second)
+	res := r.waitExport(t, 30*time.Second)
+	if res.err != nil {
+		t.Fatalf("export: %v\nlog:\n%s", res.err, r.log)
+	}
+	replay.wait(t)
+	seen := oracle.Settle(t, func(ps []netnstest.Packet) bool {
+		return len(ps) > 0 && ps[len(ps)-1].Time >= to.UnixNano()
+	})
+	m := res.man
+	got := readPCAP(t, filepath.Join(c.Storage.PermDir, c.Storage.QueueDir, m.Files[0].File))
+	if len(got) == 0 {
+		t.Fatalf("empty file; log:\n%s", r.log)
+	}
+	overtaken := slices.Contains(m.Reasons, ringfs.ReasonOvertaken)
+	first := from.UnixNano()
+	if whole {
+		if m.Truncated && !(overtaken && len(m.Reasons) == 1) {
+			t.Errorf("manifest: truncated (%v, %s missing, ring_oldest %v), want the whole window", m.Reasons, m.Missing, m.RingOldest)
+		}
+	} else {
+		// The ring's oldest packet just before the press and
+		// just after: the follower read it between the two.
+		after, _ := ring.Info()
+		if !m.Truncated || m.Reason != ringfs.ReasonNotReached || m.RingOldest.UnixNano() < atPress.Oldest ||
+			m.RingOldest.UnixNano() > after.Oldest || got[0].ts != m.RingOldest.UnixNano() {
+			t.Errorf("manifest truncated %v reason %q ring_oldest %v, file begins %v; want %q, ring_oldest between %v and %v where the file begins",
+				m.Truncated, m.Reason, m.RingOldest, time.Unix(0, got[0].ts).UTC(), ringfs.ReasonNotReached,
+				time.Unix(0, atPress.Oldest).UTC(), time.Unix(0, after.Oldest).UTC())
+		}
+		first = m.RingOldest.UnixNano()
+	}
+	if m.Drops != 0 {
+		t.Errorf("the capture dropped %d packets in the window", m.Drops)
+	}
+	if overtaken {
+		return overtakenHonestly(t, m, got, seen, from.UnixNano(), first, to.UnixNano())
+	}
+	if !samePackets(t, got, m.Files[0].Packets, seen, first, to.UnixNano(), wrapRate) {
+		// Kernel drops are stored when the capture notices them (once a
+		// second), which may be after the window: the capture's own count.
+		t.Logf("capture: %+v", r.svc.Snapshot().Links)
+	}
+	return ""
+}
+
+// overtakenHonestly checks a window whose save the writer overtook: the
+// file holds packets tcpdump saw in [first, to), in order, from first
+// on, and the manifest's missing covers the time before first (from
+// from) and every run of packets the file lacks. It returns what was lost.
+func overtakenHonestly(t *testing.T, m export.Manifest, got []pkt, seen []netnstest.Packet, from, first, to int64) string {
+	t.Helper()
+	var want []netnstest.Packet
+	for _, p := range seen {
+		if p.Time >= first && p.Time < to {
+			want = append(want, p)
+		}
+	}
+	j, holes, lost := 0, 0, 0
+	var holeTime int64
+	hole := func(a, b int) { // want[a:b] is not in the file
+		if b > a {
+			holes++
+			lost += b - a
+			holeTime += want[b-1].Time - want[a].Time
+		}
+	}
+	for i, g := range got {
+		k := j
+		for k < len(want) && (want[k].Time != g.ts || !bytes.Equal(want[k].Data, g.data)) {
+			k++
+		}
+		if k == len(want) {
+			t.Errorf("the writer overtook the save, and file packet %d (at %v) is not one tcpdump saw in the window after the file's %d before it",
+				i, time.Unix(0, g.ts).UTC(), i)
+			return ""
+		}
+		if i == 0 && k != 0 {
+			t.Errorf("the file begins at %v, after %d packets tcpdump saw from %v", time.Unix(0, g.ts).UTC(), k, time.Unix(0, first).UTC())
+		}
+		hole(j, k)
+		j = k + 1
+	}
+	hole(j, len(want))
+	missing, err := time.ParseDuration(m.Missing)
+	// The manifest counts the time range of each block lost, which falls
+	// short of the hole's by the steps between blocks (one in 65 packets
+	// here); missing is rounded to the millisecond.
+	lack := time.Duration(first-from) + time.Duration(holeTime)*9/10 - time.Millisecond
+	if err != nil || missing < lack {
+		t.Errorf("the writer overtook the save: the file lacks %d packets in %d holes (%v) after %v, %v before; manifest missing %q, want at least %v",
+			lost, holes, time.Duration(holeTime), time.Unix(0, first).UTC(), time.Duration(first-from), m.Missing, lack)
+	}
+	return fmt.Sprintf("%d packets in %d holes (%v), manifest reasons %v, missing %s", lost, holes, time.Duration(holeTime), m.Reasons, m.Missing)
 }
 
 // jumboPair is a veth pair whose MTU takes the jumbo frames.
@@ -184,8 +276,8 @@ func (r *replay) wait(t *testing.T) {
 
 // samePackets compares a window's file (n packets by its manifest) with
 // what tcpdump saw in [from, to), packet for packet; tcpdump must have seen
-// at least least of them.
-func samePackets(t *testing.T, got []pkt, n uint64, seen []netnstest.Packet, from, to int64, least int) {
+// at least least of them. It says whether they were the same.
+func samePackets(t *testing.T, got []pkt, n uint64, seen []netnstest.Packet, from, to int64, least int) bool {
 	t.Helper()
 	var want []pkt
 	for _, p := range seen {
@@ -202,15 +294,18 @@ func samePackets(t *testing.T, got []pkt, n uint64, seen []netnstest.Packet, fro
 	if len(want) < least {
 		t.Fatalf("tcpdump saw only %d packets in the window (%s)", len(want), span(want))
 	}
+	ok := true
 	if len(got) != len(want) || n != uint64(len(got)) {
 		t.Errorf("file has %d packets (%s), manifest %d; tcpdump saw %d (%s)", len(got), span(got), n, len(want), span(want))
+		ok = false
 	}
 	for i := 0; i < min(len(got), len(want)); i++ {
 		if got[i].ts != want[i].ts || got[i].origLen != want[i].origLen || !bytes.Equal(got[i].data, want[i].data) {
 			t.Errorf("packet %d differs: file ts %d, tcpdump ts %d", i, got[i].ts, want[i].ts)
-			break
+			return false
 		}
 	}
+	return ok
 }
 
 // TestSeparateWindowsFollowOnTheirOwn: with trigger.repeat separate, two
