@@ -43,7 +43,7 @@ func TestDefaultDevicesTakeOnlyTheR400(t *testing.T) {
 
 	c := config.DefaultConfig()
 	w := &trigger.Watcher{Dir: dir, Rescan: 100 * time.Millisecond, Grab: c.Trigger.Grab,
-		Matches: deviceMatches(c.Trigger.Devices), Identify: identify, Logf: t.Logf}
+		Matches: c.Trigger.Matches(), Identify: identify, Logf: t.Logf}
 	ctx, cancel := context.WithCancel(context.Background())
 	presses := make(chan trigger.Press, 8)
 	done := make(chan error, 1)

@@ -82,12 +82,10 @@ type Service struct {
 	watcher *trigger.Watcher
 	capt    *capture.Capture
 	specs   []export.Spec
-	// profSpecs are the profiles' own exports, by profile; keyProfile
-	// the profile each configured key presses, by key name.
-	profSpecs  map[string][]export.Spec
-	keyProfile map[string]string
-	started    time.Time
-	bootID     string // see readBootID
+	// profSpecs are the profiles' own exports, by profile.
+	profSpecs map[string][]export.Spec
+	started   time.Time
+	bootID    string // see readBootID
 
 	presses chan pressReq
 	// pend keeps open windows on disk; persist feeds the one goroutine
@@ -265,7 +263,7 @@ func New(o Options) (*Service, error) {
 	s.capt = capt
 
 	s.watcher = &trigger.Watcher{Dir: c.Trigger.InputDir, Rescan: c.Trigger.Rescan.D(), Grab: c.Trigger.Grab,
-		Matches: deviceMatches(c.Trigger.Devices), Identify: o.Identify, Logf: s.logf}
+		Matches: c.Trigger.Matches(), Identify: o.Identify, Logf: s.logf}
 
 	var sides map[string]export.LinkSide
 	for _, l := range c.Links {
@@ -278,7 +276,6 @@ func New(o Options) (*Service, error) {
 	}
 	s.specs = exportSpecs(c, c.Exports, sides)
 	s.profSpecs = map[string][]export.Spec{}
-	s.keyProfile = map[string]string{}
 	for _, p := range c.Trigger.Profiles {
 		if s.windows.Spans == nil {
 			s.windows.Spans = map[string]window.Span{}
@@ -287,10 +284,6 @@ func New(o Options) (*Service, error) {
 		s.windows.Spans[p.Name] = window.Span{Before: b, After: a}
 		if len(p.Exports) > 0 {
 			s.profSpecs[p.Name] = exportSpecs(c, p.Exports, sides)
-		}
-		for _, k := range p.Keys {
-			code, _ := trigger.KeyCode(k) // validated
-			s.keyProfile[trigger.KeyName(code)] = p.Name
 		}
 	}
 	return s, nil
@@ -317,35 +310,6 @@ func (s *Service) specsFor(w *window.Window) []export.Spec {
 		return sp
 	}
 	return s.specs
-}
-
-// keyProfile returns the profile a key presses: the one listing it, else
-// the first (the default); "" without profiles.
-func (s *Service) profileOfKey(key string) string {
-	if p, ok := s.keyProfile[key]; ok {
-		return p
-	}
-	if len(s.cfg.Trigger.Profiles) > 0 {
-		return s.cfg.Trigger.Profiles[0].Name
-	}
-	return ""
-}
-
-// deviceMatches turns the configured devices into the watcher's matches;
-// the configuration is validated, so ids and key names parse.
-func deviceMatches(devs []config.Device) []trigger.Match {
-	var matches []trigger.Match
-	for _, d := range devs {
-		m := trigger.Match{Name: d.Name}
-		fmt.Sscanf(d.Vendor, "%x", &m.Vendor)
-		fmt.Sscanf(d.Product, "%x", &m.Product)
-		for _, k := range d.Keys {
-			code, _ := trigger.KeyCode(k)
-			m.Keys = append(m.Keys, code)
-		}
-		matches = append(matches, m)
-	}
-	return matches
 }
 
 // Storage returns the storage manager (for status and tests).
@@ -459,7 +423,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return ctx.Err()
 		case kp := <-keys:
 			key := trigger.KeyName(kp.Key)
-			s.press(window.PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.profileOfKey(key), Received: s.time.Now()})
+			s.press(window.PressInfo{Time: kp.Time, Source: kp.Device.Path, Key: key, Profile: s.cfg.Trigger.ProfileOfKey(kp.Key), Received: s.time.Now()})
 		case req := <-s.presses:
 			req.reply <- s.press(req.p)
 		case <-wake:
@@ -478,7 +442,7 @@ func (s *Service) Run(ctx context.Context) error {
 // status.Source.
 func (s *Service) Trigger(source, profile string) (status.Press, error) {
 	if profile == "" {
-		profile = s.profileOfKey("")
+		profile = s.cfg.Trigger.ProfileOfKey(0) // no key: the default
 	} else if s.cfg.Trigger.ProfileIndex(profile) < 0 {
 		return status.Press{}, fmt.Errorf("%w: %q", status.ErrNoProfile, profile)
 	}
