@@ -6,8 +6,10 @@
 // whose changes the kernel timestamps; and a second VM (gokrazy's arm64
 // kernel on QEMU's virt machine) where the leds package drives a line of the
 // PL061, a real /dev/gpiochip0, through periph's gpioioctl driver. The
-// package holds the tests and the initramfs writer; the VMs' /init is in
-// vmtest/guest.
+// first VM also runs the probe's trigger watcher against the kernel's
+// input layer (probe/internal/trigger/vmcheck: an R400 and a Logitech
+// keyboard made with uinput). The package holds the tests and the
+// initramfs writer; the VMs' /init is in vmtest/guest.
 package vmtest
 
 import (

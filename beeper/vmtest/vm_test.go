@@ -7,12 +7,15 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,22 +79,36 @@ func closure(t *testing.T, modDir string, mods ...string) []string {
 	return order
 }
 
-// initramfs builds the guest /init and packs it with the modules.
-func initramfs(t *testing.T, dir, goarch, modDir string, mods []string) string {
+// build builds a guest program for goarch.
+func build(t *testing.T, dir, goarch, pkg string) []byte {
 	t.Helper()
-	bin := filepath.Join(dir, "init")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/presscap/presscap/beeper/vmtest/guest")
+	bin := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build guest: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
 	}
-	var buf bytes.Buffer
-	c := newCPIO(&buf)
-	initBin, err := os.ReadFile(bin)
+	b, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.file("init", 0o755, initBin)
+	return b
+}
+
+// initramfs builds the guest /init and packs it with the modules and the
+// machine's extra files (by path in the guest; programs are executable).
+func initramfs(t *testing.T, dir, goarch, modDir string, mods []string, extra map[string][]byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	c := newCPIO(&buf)
+	c.file("init", 0o755, build(t, dir, goarch, "github.com/presscap/presscap/beeper/vmtest/guest"))
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		mode := uint32(0o644)
+		if strings.HasPrefix(name, "bin/") {
+			mode = 0o755
+		}
+		c.file(name, mode, extra[name])
+	}
 	for _, d := range []string{"proc", "sys", "dev"} {
 		c.mkdirAll(d)
 	}
@@ -125,21 +142,34 @@ type vmSpec struct {
 	qemu, debianPackage string // the emulator and where it comes from
 	goarch              string // of the guest program
 	kernel, modDir      string
-	mods                []string // to load, in order, from modDir
+	mods                []string          // to load, in order, from modDir
+	extra               map[string][]byte // more files for the initramfs
 	console             string
 	args                []string // machine and devices
 }
 
 // amd64VM is Debian's kernel with QEMU's USB audio device behind xHCI and
 // two WAV recorders: a replugged device records through the second, since
-// device_add on the first one would start its file again.
+// device_add on the first one would start its file again. uinput and evdev
+// (both modules in Debian's kernel) serve the LED and the trigger check,
+// which runs the probe's trigger watcher (/bin/vmcheck) with the Pi
+// image's configuration.
 func amd64VM(t *testing.T, dir string) vmSpec {
 	vmlinuz, modDir := kernel(t)
 	wav, wav2 := filepath.Join(dir, "out.wav"), filepath.Join(dir, "out2.wav")
+	image, err := os.ReadFile(filepath.Join("..", "..", "gokrazy", "presscap", "probe.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return vmSpec{
 		qemu: "qemu-system-x86_64", debianPackage: "qemu-system-x86", goarch: "amd64",
 		kernel: vmlinuz, modDir: modDir, console: "ttyS0",
-		mods: closure(t, modDir, "kernel/drivers/usb/host/xhci-pci.ko", "kernel/sound/usb/snd-usb-audio.ko", "kernel/drivers/input/misc/uinput.ko"),
+		mods: closure(t, modDir, "kernel/drivers/usb/host/xhci-pci.ko", "kernel/sound/usb/snd-usb-audio.ko",
+			"kernel/drivers/input/misc/uinput.ko", "kernel/drivers/input/evdev.ko"),
+		extra: map[string][]byte{
+			"bin/vmcheck":              build(t, dir, "amd64", "github.com/presscap/presscap/probe/internal/trigger/vmcheck"),
+			"etc/presscap/config.json": image,
+		},
 		args: []string{
 			"-audiodev", "wav,id=a0,path=" + wav + ",out.frequency=48000,out.channels=2,out.format=s16",
 			"-audiodev", "wav,id=a1,path=" + wav2 + ",out.frequency=48000,out.channels=2,out.format=s16",
@@ -179,7 +209,7 @@ func boot(t *testing.T, dir string, vm vmSpec, cmdline string, onLine func(line 
 	if runtime.GOOS != "linux" {
 		t.Fatal("the VM test needs Linux")
 	}
-	initrd := initramfs(t, dir, vm.goarch, vm.modDir, vm.mods)
+	initrd := initramfs(t, dir, vm.goarch, vm.modDir, vm.mods, vm.extra)
 	mon := filepath.Join(dir, "mon.sock")
 	args := append([]string{
 		"-m", "512", "-display", "none", "-serial", "stdio", "-no-reboot",
@@ -373,7 +403,7 @@ var ledSteps = []struct {
 func TestFeedbackInVM(t *testing.T) {
 	testtool.NotShort(t, "boots a VM under QEMU")
 	steps := "play:ack,play:saved,play:uploaded,play:fault," +
-		"async:fault,sleep:250,unplug,fail:saved,replug,play:ack,busy:ack"
+		"async:fault,sleep:250,unplug,fail:saved,replug,play:ack,busy:ack,trigger"
 	for _, l := range ledSteps {
 		verb := "led"
 		if l.flash {
@@ -398,6 +428,26 @@ func TestFeedbackInVM(t *testing.T) {
 	}
 	t.Run("sounds-and-unplug", func(t *testing.T) { checkSounds(t, r) })
 	t.Run("leds", func(t *testing.T) { checkLEDs(t, r) })
+	t.Run("trigger", func(t *testing.T) { checkTrigger(t, r) })
+}
+
+// checkTrigger reads the trigger check's verdicts (vmcheck): each must be
+// there and ok.
+func checkTrigger(t *testing.T, r vmResult) {
+	t.Logf("trigger:\n%s", grep(r.console, "TRIGGER"))
+	checks := []string{"takes-r400", "grab", "keyboard-ignored",
+		"key-KEY_ESC", "key-KEY_DOT", "key-KEY_F5", "key-KEY_PAGEUP", "key-KEY_PAGEDOWN", "held-once", "replug"}
+	for _, c := range checks {
+		switch line := lastLine(r.console, "TRIGGER-CHECK "+c+" "); {
+		case line == "":
+			t.Errorf("%s: not checked", c)
+		case !strings.HasSuffix(line, " ok"):
+			t.Errorf("%s", line)
+		}
+	}
+	if line := lastLine(r.console, "TRIGGER-CHECK run "); line != "" {
+		t.Errorf("%s", line)
+	}
 }
 
 // checkSounds finds each tone of each sound in QEMU's recording, in order,

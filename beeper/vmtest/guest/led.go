@@ -9,10 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/presscap/presscap/internal/testing/uinput"
 	"github.com/presscap/presscap/leds"
 )
 
@@ -21,14 +19,8 @@ import (
 // /sys/class/leds/inputN::capslock, and every change of that LED comes back
 // to the uinput file as an EV_LED event with the kernel's timestamp.
 
-// uinput ioctls (include/uapi/linux/uinput.h), x86_64 and arm64 alike.
 const (
-	uiDevCreate = 0x5501     // _IO('U', 1)
-	uiDevSetup  = 0x405c5503 // _IOW('U', 3, struct uinput_setup): 92 bytes
-	uiSetEvBit  = 0x40045564 // _IOW('U', 100, int)
-	uiSetLedBit = 0x40045569 // _IOW('U', 105, int)
-
-	evLED    = 0x11
+	evLED    = uinput.EvLed
 	ledCapsL = 0x01
 )
 
@@ -57,34 +49,12 @@ type fakeLED struct {
 	events chan ledEvent
 }
 
-func ioctlInt(fd uintptr, req, v uintptr) error {
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, req, v); e != 0 {
-		return e
-	}
-	return nil
-}
-
 func newFakeLED() (*fakeLED, error) {
-	f, err := os.OpenFile("/dev/uinput", os.O_RDWR, 0)
+	d, err := uinput.Create(uinput.Setup{Name: "presscap test LED", Bus: uinput.BusVirtual, Leds: []uint16{ledCapsL}})
 	if err != nil {
 		return nil, err
 	}
-	fd := f.Fd()
-	if err := ioctlInt(fd, uiSetEvBit, evLED); err != nil {
-		return nil, fmt.Errorf("UI_SET_EVBIT: %w", err)
-	}
-	if err := ioctlInt(fd, uiSetLedBit, ledCapsL); err != nil {
-		return nil, fmt.Errorf("UI_SET_LEDBIT: %w", err)
-	}
-	var setup [92]byte
-	binary.LittleEndian.PutUint16(setup[0:], 0x06) // BUS_VIRTUAL
-	copy(setup[8:], "presscap test LED")
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uiDevSetup, uintptr(unsafe.Pointer(&setup[0]))); e != 0 {
-		return nil, fmt.Errorf("UI_DEV_SETUP: %w", e)
-	}
-	if err := ioctlInt(fd, uiDevCreate, 0); err != nil {
-		return nil, fmt.Errorf("UI_DEV_CREATE: %w", err)
-	}
+	f := d.File
 	var name string
 	for i := 0; i < 100 && name == ""; i++ {
 		// Not the emulated PS/2 keyboard's LED: ours, by the device's name.

@@ -23,12 +23,16 @@
 //	gpiobad:LINE       leds.New must refuse line LINE, naming leds.gpio_line
 //	busy:NAME          hold the USB card's PCM open: PlayWait must fail at
 //	                   once; then release it: PlayWait must play
+//	trigger            run /bin/vmcheck /etc/presscap/config.json (the
+//	                   probe's trigger watcher on uinput devices), whose
+//	                   TRIGGER-CHECK lines the host judges
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -214,6 +218,11 @@ func do(bp *beeper.Beeper, step string) error {
 			return fmt.Errorf("after the card was released: %w", err)
 		}
 		fmt.Printf("PLAYED %v in %v\n", snd, took())
+	case "trigger":
+		cmd := exec.Command("/bin/vmcheck", "/etc/presscap/config.json")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+		err := cmd.Run()
+		fmt.Printf("TRIGGER-EXIT %v in %v\n", err, took())
 	case "sleep":
 		ms, err := strconv.Atoi(arg)
 		if err != nil {
