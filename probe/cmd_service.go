@@ -295,6 +295,19 @@ func runCheck(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "export %s: %s on %s\n", x.Name, f, link)
 	}
+	// What each button saves, as the acknowledgement counts them.
+	for i, p := range c.Trigger.Profiles {
+		b, a := c.Trigger.Span(p)
+		var names []string
+		for _, x := range p.Exports {
+			names = append(names, x.Name)
+		}
+		exports := strings.Join(names, ", ")
+		if len(names) == 0 {
+			exports = "the exports above"
+		}
+		fmt.Fprintf(e.stdout, "profile %d %s (%s): %v before + %v after; %s\n", i+1, p.Name, strings.Join(p.Keys, " "), b, a, exports)
+	}
 	return nil
 }
 

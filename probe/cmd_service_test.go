@@ -91,6 +91,23 @@ func TestCheckWarns(t *testing.T) {
 	}
 }
 
+// TestCheckShippedButtons: check passes the Pi image's configuration
+// without a warning and lists what each button saves, in the order the
+// acknowledgement counts.
+func TestCheckShippedButtons(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := dispatch(context.Background(), env{stdout: &out, stderr: &errb}, []string{"check", "-config", "../gokrazy/presscap/probe.json"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "profile 1 phone (KEY_PAGEUP): 2m0s before + 30s after; voip\n" +
+		"profile 2 internet (KEY_PAGEDOWN): 1m0s before + 1m0s after; the exports above\n" +
+		"profile 3 tv (KEY_F5 KEY_ESC): 1m0s before + 1m0s after; the exports above\n" +
+		"profile 4 other (KEY_DOT): 1m0s before + 30s after; the exports above\n"
+	if !strings.HasSuffix(out.String(), want) || strings.Contains(out.String(), "warning") {
+		t.Errorf("check output:\n%s\nwant it to end with:\n%s", out.String(), want)
+	}
+}
+
 // TestCheckAfterZero: a window that ends at the press passes check, which
 // still holds before + 0 against the history the ring holds.
 func TestCheckAfterZero(t *testing.T) {

@@ -104,3 +104,38 @@ func TestCheckFromServer(t *testing.T) {
 		t.Fatalf("got %v, want storage.State_Dir refused", err)
 	}
 }
+
+// TestLayerWithoutProfilesDropsTheImages: the image's profiles stay under
+// a layer that changes something else, and give way to one that says what
+// a press saves (exports, before, after) without profiles, so that such a
+// file behaves as before profiles existed; a layer's own profiles replace
+// them whole.
+func TestLayerWithoutProfilesDropsTheImages(t *testing.T) {
+	image := Layer{Name: "image", Data: []byte(`{"trigger": {"profiles": [
+		{"name": "phone", "keys": ["KEY_PAGEUP"], "before": "2m", "exports": [{"name": "voip", "filter": "udp"}]},
+		{"name": "internet", "keys": ["KEY_PAGEDOWN"]}]}}`)}
+	for fleet, want := range map[string]string{
+		`{"ring": {"size": "8GiB"}}`:                                              "phone internet",
+		`{"trigger": {"devices": [{"vendor": "046d"}]}}`:                          "phone internet",
+		`{"exports": [{"name": "phone1", "filter": "host 192.0.2.7"}]}`:           "",
+		`{"trigger": {"before": "5m"}}`:                                           "",
+		`{"trigger": {"after": "10s"}}`:                                           "",
+		`{"trigger": {"profiles": []}}`:                                           "",
+		`{"trigger": {"profiles": [{"name": "tv"}]}, "exports": [{"name": "x"}]}`: "tv",
+	} {
+		c, err := ParseLayers([]Layer{image, {Name: "fleet", Data: []byte(fleet)}})
+		if err != nil {
+			t.Fatalf("%s: %v", fleet, err)
+		}
+		var names []string
+		for _, p := range c.Trigger.Profiles {
+			names = append(names, p.Name)
+		}
+		if got := strings.Join(names, " "); got != want {
+			t.Errorf("image + %s: profiles %q, want %q", fleet, got, want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("image + %s: %v", fleet, err)
+		}
+	}
+}

@@ -123,7 +123,10 @@ type Layer struct {
 // ParseLayers decodes layers over DefaultConfig, each over the ones before
 // as Parse decodes one file over the defaults: an object merges field by
 // field, a value or list a later layer names replaces the earlier one
-// whole. Errors are prefixed with the name of the layer they are in.
+// whole. A layer that sets the top-level exports, trigger.before or
+// trigger.after and not trigger.profiles drops the profiles below it (see
+// pressWithoutProfiles). Errors are prefixed with the name of the layer
+// they are in.
 func ParseLayers(layers []Layer) (Config, error) {
 	c := DefaultConfig()
 	// ring.max_age follows the trigger and its profiles unless a layer
@@ -131,6 +134,7 @@ func ParseLayers(layers []Layer) (Config, error) {
 	c.Ring.MaxAge = maxAgeUnset
 	linksSet := false
 	for _, l := range layers {
+		below := c.Trigger.Profiles
 		set, err := c.decode(l.Data)
 		if err != nil {
 			if l.Name != "" {
@@ -139,6 +143,9 @@ func ParseLayers(layers []Layer) (Config, error) {
 			return Config{}, err
 		}
 		linksSet = linksSet || set
+		if len(below) > 0 && pressWithoutProfiles(l.Data) {
+			c.Trigger.Profiles = nil
+		}
 	}
 	if c.Ring.MaxAge == maxAgeUnset {
 		c.Ring.MaxAge = c.NeededAge()
@@ -146,6 +153,28 @@ func ParseLayers(layers []Layer) (Config, error) {
 	c.network(linksSet)
 	c.upgrade()
 	return c, nil
+}
+
+// pressWithoutProfiles says whether a layer says what a press saves (the
+// top-level exports, trigger.before or trigger.after) without naming
+// trigger.profiles: a file written for one kind of press. The profiles of
+// the layers below it (the image's buttons) would hide what it says, each
+// with its own exports and window, so they are dropped: without profiles,
+// every key is the same press, as before profiles existed.
+func pressWithoutProfiles(data []byte) bool {
+	var top struct {
+		Exports json.RawMessage `json:"exports"`
+		Trigger struct {
+			Before   json.RawMessage `json:"before"`
+			After    json.RawMessage `json:"after"`
+			Profiles json.RawMessage `json:"profiles"`
+		} `json:"trigger"`
+	}
+	if json.Unmarshal(data, &top) != nil {
+		return false // decode has named the error
+	}
+	t := top.Trigger
+	return t.Profiles == nil && (top.Exports != nil || t.Before != nil || t.After != nil)
 }
 
 // maxAgeUnset marks ring.max_age as named by no layer (a negative value,
