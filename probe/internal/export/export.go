@@ -275,6 +275,9 @@ func Open(ring *ringfs.Ring, w *window.Window, specs []Spec, host, dir string, p
 	alinks := make([]report.Link, len(links))
 	for id, l := range links {
 		alinks[id] = report.Link{Name: l.Name, LinkType: l.LinkType}
+		if len(specs) > 0 {
+			alinks[id].Side = specs[0].Sides[l.Name].Side
+		}
 	}
 	c.an = report.New(alinks, report.Options{Start: w.From.UnixNano(), Press: w.First().Time.UnixNano(), HeuristicRTP: true})
 	c.resumed = prog != nil
@@ -517,6 +520,13 @@ func (c *Files) Finish(lag *CaptureLag) (Manifest, error) {
 	if c.an != nil {
 		c.an.CaptureLoss(c.st.Drops, time.Duration(c.st.Missing), c.st.Reason)
 		c.an.SetEnd(w.To.UnixNano())
+		for _, g := range c.gaps {
+			to := int64(0) // not back
+			if !g.To.IsZero() {
+				to = g.To.UnixNano()
+			}
+			c.an.LinkDown(g.Link, g.From.UnixNano(), to)
+		}
 		man.Summary = c.an.Summary()
 		if c.resumed {
 			man.Summary.Notes = append(man.Summary.Notes, "The service restarted while this window was saved: "+

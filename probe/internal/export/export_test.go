@@ -17,6 +17,8 @@ import (
 
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/pcapfile/pcapfiletest"
+	"github.com/presscap/presscap/probe/internal/report"
+	"github.com/presscap/presscap/probe/internal/report/reportcheck"
 	"github.com/presscap/presscap/probe/internal/report/reporttest"
 	"github.com/presscap/presscap/probe/internal/window"
 	"github.com/presscap/presscap/ringfs"
@@ -673,4 +675,97 @@ func resumeAndFinish(t *testing.T, ring *ringfs.Ring, w *window.Window, specs []
 		t.Fatal(err)
 	}
 	return man
+}
+
+// TestExportReportPerLinkAndSide: a window over two bridge ports (the
+// router's side inbound on eth0, the device's on eth1) whose device side
+// lost its link for 3 s inside the window (a gap record in the ring, as
+// the service writes it from the ports' watch): the summary describes each
+// link with its side, packets, rate and talkers, the gap inside the window
+// (not the one before it), with an error finding; the page draws each
+// link's rate and shades the gap; the pcapng file names the sides, and the
+// report read back from it gives the same per-link figures.
+func TestExportReportPerLinkAndSide(t *testing.T) {
+	ring, eth0 := smallRing(t)
+	eth1, err := ring.AddLink(ringfs.Link{Name: "eth1", LinkType: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := reporttest.Mixed(1)
+	g.Sort()
+	// What the phone sends arrives on the device's side, the rest on the
+	// router's.
+	want := map[string]uint64{}
+	for _, p := range g.Pkts {
+		link, name := eth0, "eth0"
+		if bytes.Equal(p.Data[26:30], []byte{192, 168, 1, 10}) {
+			link, name = eth1, "eth1"
+		}
+		want[name]++
+		if err := ring.Append(ringfs.Record{Time: p.TS, Link: link, OrigLen: uint32(len(p.Data)), Data: p.Data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(0, g.T0)
+	win := &window.Window{ID: 1, Presses: []window.PressInfo{{Time: t0.Add(5 * time.Second), Synced: true}}, From: t0, To: t0.Add(20 * time.Second)}
+	sides := map[string]LinkSide{"eth0": {Side: "router", Inbound: true}, "eth1": {Side: "device", Inbound: true}}
+	for _, g := range []ringfs.Gap{
+		{Link: eth1, From: t0.Add(-30 * time.Second).UnixNano(), To: t0.Add(-20 * time.Second).UnixNano()}, // before the window
+		{Link: eth1, From: t0.Add(14 * time.Second).UnixNano(), To: t0.Add(17 * time.Second).UnixNano()},
+	} {
+		if err := ring.AddGap(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ring.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	man, err := Cut(context.Background(), ring, win, []Spec{{Name: "all", Format: "pcapng", Sides: sides}}, "probe1", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := man.Summary
+	if len(s.Links) != 2 {
+		t.Fatalf("summary links %+v, want eth0 and eth1", s.Links)
+	}
+	for _, l := range s.Links {
+		var rate uint64
+		for _, v := range l.RatePackets {
+			rate += v
+		}
+		if l.Packets != want[l.Name] || rate != l.Packets || l.Side != sides[l.Name].Side || len(l.TopTalkers) == 0 {
+			t.Errorf("link %s: side %q, %d packets (%d in its rate bins), %d talkers; want %q, %d", l.Name, l.Side, l.Packets, rate,
+				len(l.TopTalkers), sides[l.Name].Side, want[l.Name])
+		}
+	}
+	if d := s.Links[1].Down; len(d) != 1 || d[0].Duration != "3s" || !d[0].From.Equal(t0.Add(14*time.Second)) || len(s.Links[0].Down) != 0 {
+		t.Errorf("down: eth0 %+v, eth1 %+v; want eth1 down 3 s from 14 s", s.Links[0].Down, d)
+	}
+	found := false
+	for _, f := range s.Findings {
+		found = found || f.Severity == "error" && strings.Contains(f.Text, "Link eth1 (device side) was down for 3s") && f.First.Equal(t0.Add(14*time.Second))
+	}
+	if !found {
+		t.Errorf("no finding of eth1's link down in %+v", s.Findings)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, filenames.Report(FileBase("probe1", win))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte(`id="rate-link-1"`)) || !bytes.Contains(page, []byte(`class="down"`)) || !bytes.Contains(page, []byte("(device side)")) {
+		t.Errorf("the page lacks the per-link graphs or the link-down time")
+	}
+	// The file on its own: its interfaces name the sides.
+	path := filepath.Join(dir, man.Files[0].File)
+	pcapfiletest.Validate(t, path)
+	back := reportcheck.Read(t, path, report.Options{HeuristicRTP: true})
+	for i, l := range back.Links {
+		if l.Name != s.Links[i].Name || l.Side != s.Links[i].Side || l.Packets != s.Links[i].Packets {
+			t.Errorf("read back from %s: link %+v, the window's %+v", man.Files[0].File, l, s.Links[i])
+		}
+	}
 }

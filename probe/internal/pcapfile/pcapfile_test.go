@@ -126,11 +126,14 @@ func TestPCAPNGRoundTripAndTshark(t *testing.T) {
 
 // TestPCAPNGDirectionAndSide: an inbound interface's packets carry
 // epb_flags direction inbound, its description the side; the reader and
-// tshark read the packets as without them.
+// tshark read the packets as without them, and the reader the side.
 func TestPCAPNGDirectionAndSide(t *testing.T) {
 	ifaces := []Interface{{Name: "eth0", LinkType: 1, Description: "side router", Inbound: true}, {Name: "eth1", LinkType: 1}}
 	b := write(t, "pcapng", ifaces)
-	got, _ := readBack(t, b)
+	got, back := readBack(t, b)
+	if len(back) != 2 || back[0].Description != "side router" || back[1].Description != "" {
+		t.Errorf("interfaces read back %+v: the side is lost", back)
+	}
 	for i, w := range pkts {
 		if g := got[i]; g.iface != w.iface || g.t != w.t || g.orig != w.orig || !bytes.Equal(g.data, w.data) {
 			t.Errorf("packet %d: %+v, want %+v", i, g, w)

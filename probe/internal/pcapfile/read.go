@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"strings"
 
 	"github.com/presscap/presscap/ringfs"
 )
@@ -248,6 +249,9 @@ func (p *Reader) ngBlocksUntilPacket(pk *Packet) error {
 	}
 }
 
+// maxDescription bounds an interface description read from a file.
+const maxDescription = 200
+
 func (p *Reader) ngInterface(body []byte, start int64) error {
 	if len(body) < 8 {
 		return fmt.Errorf("pcapng interface description at byte %d: too short", start)
@@ -273,6 +277,10 @@ func (p *Reader) ngInterface(body []byte, start int64) error {
 				return fmt.Errorf("pcapng interface description at byte %d: if_name at byte %d: %w", start, at, err)
 			}
 			ifc.Name = string(v)
+		case code == 3 && l > 0:
+			// if_description: the port's side in our files; shown, never
+			// acted on, and clipped.
+			ifc.Description = strings.ToValidUTF8(string(v[:min(l, maxDescription)]), "?")
 		case code == 9 && l >= 1:
 			res.pow2, res.exp = v[0]&0x80 != 0, v[0]&0x7f
 			if (!res.pow2 && res.exp > 18) || (res.pow2 && res.exp > 63) {

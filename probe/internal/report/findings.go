@@ -30,6 +30,16 @@ func findings(s *Summary) []Finding {
 	if s.Missing != "" {
 		add("error", s.First, s.Last, "frame", "The files lack %s of the window (%s): nothing from that time is described", s.Missing, s.MissingReason)
 	}
+	for _, l := range s.Links {
+		for _, g := range l.Down {
+			side := ""
+			if l.Side != "" {
+				side = " (" + l.Side + " side)"
+			}
+			add("error", g.From, g.To, fmt.Sprintf("frame.time_epoch >= %.3f && frame.time_epoch <= %.3f", float64(g.From.UnixNano())/1e9, float64(g.To.UnixNano())/1e9),
+				"Link %s%s was down for %s inside the window: no traffic could pass on that side", l.Name, side, g.Duration)
+		}
+	}
 	for _, d := range s.SIP.Dialogs {
 		filter := fmt.Sprintf("sip.Call-ID == %q", d.CallID)
 		switch {

@@ -11,11 +11,18 @@ import (
 // WriteHTML writes the summary as one self-contained HTML page (inline CSS
 // and SVG, no script, nothing fetched), findings first.
 func WriteHTML(w io.Writer, s *Summary, title string) error {
+	var links []template.HTML
+	if len(s.Links) > 1 {
+		for i := range s.Links {
+			links = append(links, linkSVG(s, i))
+		}
+	}
 	return page.Execute(w, struct {
-		Title string
-		S     *Summary
-		Rate  template.HTML
-	}{title, s, rateSVG(s)})
+		Title     string
+		S         *Summary
+		Rate      template.HTML
+		LinkRates []template.HTML
+	}{title, s, rateSVG(s), links})
 }
 
 const (
@@ -26,36 +33,62 @@ const (
 	svgBarsWidth = svgW - svgPadL - 10
 )
 
-// rateSVG draws the packet rate per bin with the press marked. Its
-// numbers come from the summary only, never from packet bytes.
+// rateSVG draws the packet rate per bin of the whole capture with the
+// press marked and, in grey, the times a link was down. Its numbers come
+// from the summary only, never from packet bytes.
 func rateSVG(s *Summary) template.HTML {
+	var down []LinkGap
+	for _, l := range s.Links {
+		down = append(down, l.Down...)
+	}
+	return drawRate(s, "rate", s.RatePackets, down, svgH)
+}
+
+// linkSVG draws one link's rate, smaller, with its own down times.
+func linkSVG(s *Summary, i int) template.HTML {
+	return drawRate(s, fmt.Sprintf("rate-link-%d", i), s.Links[i].RatePackets, s.Links[i].Down, svgH/2+svgPadB)
+}
+
+func drawRate(s *Summary, id string, bins []uint64, down []LinkGap, height int) template.HTML {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg id="rate" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="packets per %d s">`,
-		svgW, svgH, svgW, svgH, s.RateBinSeconds)
-	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#fafafa"/>`, svgW, svgH)
+	fmt.Fprintf(&b, `<svg id="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="packets per %d s">`,
+		id, svgW, height, svgW, height, s.RateBinSeconds)
+	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#fafafa"/>`, svgW, height)
 	var peak uint64
-	for _, v := range s.RatePackets {
+	for _, v := range bins {
 		peak = max(peak, v)
 	}
-	n := len(s.RatePackets)
-	plotH := float64(svgH - svgPadB - svgPadT)
-	if n > 0 && peak > 0 {
+	// The x axis spans the whole capture's bins, so the links line up.
+	n := max(len(s.RatePackets), len(bins))
+	plotH := float64(height - svgPadB - svgPadT)
+	if n > 0 {
 		bw := float64(svgBarsWidth) / float64(n)
-		for i, v := range s.RatePackets {
+		x := func(t time.Time) float64 {
+			return float64(svgPadL) + t.Sub(s.Start).Seconds()/float64(s.RateBinSeconds)*bw
+		}
+		for _, g := range down {
+			x0, x1 := max(x(g.From), svgPadL), min(x(g.To), svgW-10)
+			fmt.Fprintf(&b, `<rect class="down" x="%.2f" y="%d" width="%.2f" height="%.2f" fill="#a0aec0"><title>link down %s</title></rect>`,
+				x0, svgPadT, max(x1-x0, 1), plotH, g.Duration)
+		}
+		for i, v := range bins {
+			if peak == 0 {
+				break
+			}
 			h := float64(v) / float64(peak) * plotH
 			fmt.Fprintf(&b, `<rect class="bar" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="#2b6cb0"><title>%d s: %d packets</title></rect>`,
-				float64(svgPadL)+float64(i)*bw, float64(svgH-svgPadB)-h, max(bw-0.5, 0.5), h, i*s.RateBinSeconds, v)
+				float64(svgPadL)+float64(i)*bw, float64(height-svgPadB)-h, max(bw-0.5, 0.5), h, i*s.RateBinSeconds, v)
 		}
 		if s.Press != nil {
-			x := float64(svgPadL) + s.Press.Sub(s.Start).Seconds()/float64(s.RateBinSeconds)*bw
-			fmt.Fprintf(&b, `<line id="press" x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#e53e3e" stroke-width="3"/>`, x, svgPadT-4, x, svgH-svgPadB)
-			fmt.Fprintf(&b, `<text x="%.2f" y="%d" font-size="11" fill="#e53e3e">press</text>`, x+4, svgPadT+6)
+			px := x(*s.Press)
+			fmt.Fprintf(&b, `<line class="press" x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#e53e3e" stroke-width="3"/>`, px, svgPadT-4, px, height-svgPadB)
+			fmt.Fprintf(&b, `<text x="%.2f" y="%d" font-size="11" fill="#e53e3e">press</text>`, px+4, svgPadT+6)
 		}
 	}
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, svgPadL, svgH-svgPadB, svgW-10, svgH-svgPadB)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, svgPadL, height-svgPadB, svgW-10, height-svgPadB)
 	fmt.Fprintf(&b, `<text x="4" y="%d" font-size="11">%d/bin</text>`, svgPadT+6, peak)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">0 s</text>`, svgPadL, svgH-4)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end">%d s</text>`, svgW-10, svgH-4, n*s.RateBinSeconds)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">0 s</text>`, svgPadL, height-4)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end">%d s</text>`, svgW-10, height-4, n*s.RateBinSeconds)
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
@@ -78,7 +111,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 <title>{{.Title}}</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1a202c;max-width:1100px}
-h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ddd}
+h1{font-size:1.4em;margin:0 0 .3em}h3{font-size:1em;margin:1em 0 .2em}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.3em 0}td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 th{background:#f3f4f6}.num{text-align:right;font-variant-numeric:tabular-nums}
 #findings{border:2px solid #c53030;background:#fff5f5;padding:.5em 1em;margin:1em 0}
@@ -96,10 +129,16 @@ code{background:#edf2f7;padding:0 .3em;font-size:.92em}.note{color:#555}
 <h2>Traffic</h2>
 {{.Rate}}
 <p class="note">Packets per {{.S.RateBinSeconds}} s{{if .S.Press}}; the red line is the press{{end}}.{{if .S.SlicedPackets}} {{.S.SlicedPackets}} packets were sliced: {{.S.SliceNote}}{{end}}</p>
-<table><tr><th>link</th><th class="num">packets</th><th class="num">bytes</th><th class="num">sliced</th></tr>
-{{range .S.Links}}<tr><td>{{.Name}}</td><td class="num">{{.Packets}}</td><td class="num">{{.Bytes}}</td><td class="num">{{.SlicedPackets}}</td></tr>{{end}}</table>
+<table><tr><th>link</th><th>side</th><th class="num">packets</th><th class="num">bytes</th><th class="num">sliced</th><th>down inside the window</th></tr>
+{{range .S.Links}}<tr class="link"><td>{{.Name}}</td><td>{{.Side}}</td><td class="num">{{.Packets}}</td><td class="num">{{.Bytes}}</td><td class="num">{{.SlicedPackets}}</td><td>{{range .Down}}<span class="error">{{ts .From}} to {{ts .To}} ({{.Duration}})</span> {{end}}</td></tr>{{end}}</table>
+<p class="note">Capture drops inside the window: {{.S.CaptureDrops}}.{{if .S.Missing}} Missing: {{.S.Missing}} ({{.S.MissingReason}}).{{end}}</p>
 <table><tr><th>top talkers</th><th class="num">packets sent</th><th class="num">bytes sent</th><th class="num">packets received</th><th class="num">bytes received</th></tr>
 {{range .S.TopTalkers}}<tr><td>{{.Addr}}</td><td class="num">{{.PacketsSent}}</td><td class="num">{{.BytesSent}}</td><td class="num">{{.PacketsReceived}}</td><td class="num">{{.BytesReceived}}</td></tr>{{end}}</table>
+{{range $i, $r := .LinkRates}}{{with index $.S.Links $i}}<h3>Link {{.Name}}{{with .Side}} ({{.}} side){{end}}</h3>
+{{$r}}
+<table><tr><th>top talkers on {{.Name}}</th><th class="num">packets sent</th><th class="num">bytes sent</th><th class="num">packets received</th><th class="num">bytes received</th></tr>
+{{range .TopTalkers}}<tr><td>{{.Addr}}</td><td class="num">{{.PacketsSent}}</td><td class="num">{{.BytesSent}}</td><td class="num">{{.PacketsReceived}}</td><td class="num">{{.BytesReceived}}</td></tr>{{end}}</table>{{end}}
+{{end}}
 <h2>VoIP</h2>
 <p>SIP: {{.S.SIP.Messages}} messages ({{.S.SIP.Malformed}} malformed), {{.S.SIP.Calls}} calls, {{.S.SIP.Failed}} failed. Final responses: {{range $k, $v := .S.SIP.Responses}}{{$k}}&times;{{$v}} {{end}}</p>
 {{if .S.SIP.Dialogs}}<table><tr><th>Call-ID</th><th>from → to</th><th>methods</th><th>final</th><th class="num">setup ms</th><th>ended</th><th>verdict</th></tr>

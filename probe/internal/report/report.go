@@ -44,6 +44,7 @@ const (
 	DefaultMaxTalkers = 4096
 	maxRateBins       = 600
 	maxFindings       = 20
+	maxGaps           = 64 // link-down intervals a link keeps
 	topTalkers        = 10
 )
 
@@ -60,10 +61,13 @@ func (o *Options) defaults() {
 	def(&o.MaxTalkers, DefaultMaxTalkers)
 }
 
-// Link names one capture interface: its name and pcap LINKTYPE_ value.
+// Link names one capture interface: its name, pcap LINKTYPE_ value and,
+// with network.ports, its side of the bridge (a pcapng interface's
+// description).
 type Link struct {
 	Name     string
 	LinkType uint32
+	Side     string
 }
 
 // Analyzer consumes packets in time order (as a capture file or ring window
@@ -77,9 +81,11 @@ type Analyzer struct {
 	binWidth                          int64 // seconds per rate bin
 	bins                              []uint64
 	binBytes                          []uint64
-	talkers                           map[[16]byte]*Talker // by address, As16: a cheap key
+	talkers                           map[talkerKey]*Talker // by address and link: a cheap key
+	cur                               uint8                 // the link of the packet being analysed
 	talkersDropped                    uint64
 	talkCache                         [256]talkerSlot
+	down                              map[string][]span // link-down intervals by link name
 	slicedSpan                        span
 	drops                             uint64
 	missing                           time.Duration
@@ -110,13 +116,17 @@ type linkState struct {
 	first          gopacket.LayerType
 	packets, bytes uint64
 	sliced         uint64
+	bins           []uint64 // packets per rate bin, as Analyzer.bins
 }
+
+// talkerKey is an address (As16) and the index of the link it was seen on.
+type talkerKey [17]byte
 
 // New returns an analyzer for packets of the given links (indexed as the
 // capture file's interfaces are).
 func New(links []Link, opt Options) *Analyzer {
 	opt.defaults()
-	a := &Analyzer{opt: opt, binWidth: 1, talkers: map[[16]byte]*Talker{}}
+	a := &Analyzer{opt: opt, binWidth: 1, talkers: map[talkerKey]*Talker{}, down: map[string][]span{}}
 	a.rtp.init(opt.MaxStreams)
 	a.sip.init(opt.MaxDialogs)
 	a.dns.init(opt.MaxQueries)
@@ -214,12 +224,17 @@ func (a *Analyzer) Add(link int, ts int64, origLen uint32, data []byte) {
 		a.sliced++
 		a.slicedSpan.add(ts)
 	}
-	a.bin(ts, origLen)
+	i := a.bin(ts, origLen)
 	if link < 0 || link >= len(a.links) {
 		a.undecoded++
 		return
 	}
 	ls := &a.links[link]
+	for int64(len(ls.bins)) <= i {
+		ls.bins = append(ls.bins, 0)
+	}
+	ls.bins[i]++
+	a.cur = uint8(min(link, 255))
 	ls.packets++
 	ls.bytes += uint64(origLen)
 	if sliced {
@@ -239,7 +254,8 @@ func (a *Analyzer) Add(link int, ts int64, origLen uint32, data []byte) {
 	a.dispatch(ts, origLen, sliced)
 }
 
-func (a *Analyzer) bin(ts int64, origLen uint32) {
+// bin counts the packet in its rate bin and returns the bin's index.
+func (a *Analyzer) bin(ts int64, origLen uint32) int64 {
 	sec := (ts - a.opt.Start) / int64(time.Second)
 	if sec < 0 {
 		sec = 0
@@ -247,16 +263,10 @@ func (a *Analyzer) bin(ts int64, origLen uint32) {
 	i := sec / a.binWidth
 	for i >= maxRateBins {
 		// Keep the bins bounded for long files: halve the resolution.
-		n := (len(a.bins) + 1) / 2
-		for j := 0; j < n; j++ {
-			a.bins[j] = a.bins[2*j]
-			a.binBytes[j] = a.binBytes[2*j]
-			if 2*j+1 < len(a.bins) {
-				a.bins[j] += a.bins[2*j+1]
-				a.binBytes[j] += a.binBytes[2*j+1]
-			}
+		a.bins, a.binBytes = halve(a.bins), halve(a.binBytes)
+		for k := range a.links {
+			a.links[k].bins = halve(a.links[k].bins)
 		}
-		a.bins, a.binBytes = a.bins[:n], a.binBytes[:n]
 		a.binWidth *= 2
 		i = sec / a.binWidth
 	}
@@ -266,10 +276,23 @@ func (a *Analyzer) bin(ts int64, origLen uint32) {
 	}
 	a.bins[i]++
 	a.binBytes[i] += uint64(origLen)
+	return i
+}
+
+// halve merges each two neighbouring bins into one.
+func halve(b []uint64) []uint64 {
+	n := (len(b) + 1) / 2
+	for j := 0; j < n; j++ {
+		b[j] = b[2*j]
+		if 2*j+1 < len(b) {
+			b[j] += b[2*j+1]
+		}
+	}
+	return b[:n]
 }
 
 type talkerSlot struct {
-	key [16]byte
+	key talkerKey
 	t   *Talker
 }
 
@@ -369,10 +392,12 @@ func (a *Analyzer) udpPacket(pi packetInfo) {
 }
 
 func (a *Analyzer) talk(addr netip.Addr, n uint32, sent bool) {
-	key := addr.As16()
+	var key talkerKey
+	*(*[16]byte)(key[:16]) = addr.As16()
+	key[16] = a.cur
 	// A small direct-mapped cache in front of the map: a line has few
 	// busy addresses, and two map lookups a packet were a fifth of the cost.
-	slot := &a.talkCache[key[15]^key[13]<<4]
+	slot := &a.talkCache[key[15]^key[13]<<4^key[16]<<7]
 	t := slot.t
 	if t == nil || slot.key != key {
 		t = a.talkers[key]
@@ -406,6 +431,47 @@ func (a *Analyzer) CaptureLoss(drops uint64, missing time.Duration, reason strin
 // extend the window after the analysis began.
 func (a *Analyzer) SetEnd(ns int64) { a.opt.End = ns }
 
+// LinkDown tells the analysis that the link (a ring link's name) had no
+// carrier from..to (Unix ns; to 0: still down at the window's end). Only
+// the part inside the window counts.
+func (a *Analyzer) LinkDown(link string, from, to int64) {
+	if len(a.down[link]) < maxGaps {
+		a.down[link] = append(a.down[link], span{from, to})
+	}
+}
+
+// gaps are the link's down intervals clipped to the window.
+func (a *Analyzer) gaps(link string) []LinkGap {
+	start, end := a.opt.Start, max(a.opt.End, a.last)
+	out := []LinkGap{}
+	for _, g := range a.down[link] {
+		from, to := max(g.first, start), g.last
+		if to == 0 || to > end {
+			to = end
+		}
+		if to <= from {
+			continue
+		}
+		out = append(out, LinkGap{From: stamp(from), To: stamp(to), Duration: time.Duration(to - from).Round(time.Millisecond).String()})
+	}
+	return out
+}
+
+// top returns the busiest talkers, most bytes first.
+func top(tl []Talker) []Talker {
+	sort.Slice(tl, func(i, j int) bool {
+		bi, bj := tl[i].BytesSent+tl[i].BytesReceived, tl[j].BytesSent+tl[j].BytesReceived
+		if bi != bj {
+			return bi > bj
+		}
+		return tl[i].Addr < tl[j].Addr
+	})
+	if tl == nil {
+		return []Talker{}
+	}
+	return tl[:min(len(tl), topTalkers)]
+}
+
 // Summary returns the analysis of the packets added so far.
 func (a *Analyzer) Summary() *Summary {
 	s := &Summary{
@@ -428,22 +494,48 @@ func (a *Analyzer) Summary() *Summary {
 	if a.missing > 0 {
 		s.Missing, s.MissingReason = a.missing.String(), a.missingReason
 	}
-	for _, l := range a.links {
-		s.Links = append(s.Links, LinkStats{Name: l.Name, LinkType: l.LinkType, Packets: l.packets,
-			Bytes: l.bytes, SlicedPackets: l.sliced, Decoded: l.first != gopacket.LayerTypeZero})
+	// Per link: its talkers, and the whole's by address.
+	perLink := make([][]Talker, len(a.links))
+	byAddr := map[string]*Talker{}
+	for k, t := range a.talkers {
+		if int(k[16]) < len(perLink) {
+			perLink[k[16]] = append(perLink[k[16]], *t)
+		}
+		if m := byAddr[t.Addr]; m != nil {
+			m.PacketsSent += t.PacketsSent
+			m.BytesSent += t.BytesSent
+			m.PacketsReceived += t.PacketsReceived
+			m.BytesReceived += t.BytesReceived
+		} else {
+			c := *t
+			byAddr[t.Addr] = &c
+		}
 	}
-	tl := make([]Talker, 0, len(a.talkers))
-	for _, t := range a.talkers {
+	tl := make([]Talker, 0, len(byAddr))
+	for _, t := range byAddr {
 		tl = append(tl, *t)
 	}
-	sort.Slice(tl, func(i, j int) bool {
-		bi, bj := tl[i].BytesSent+tl[i].BytesReceived, tl[j].BytesSent+tl[j].BytesReceived
-		if bi != bj {
-			return bi > bj
+	s.TopTalkers = top(tl)
+	named := map[string]bool{}
+	for i, l := range a.links {
+		named[l.Name] = true
+		ls := LinkStats{Name: l.Name, Side: l.Side, LinkType: l.LinkType, Packets: l.packets,
+			Bytes: l.bytes, SlicedPackets: l.sliced, Decoded: l.first != gopacket.LayerTypeZero,
+			RatePackets: append([]uint64{}, l.bins...), TopTalkers: top(perLink[i]), Down: a.gaps(l.Name)}
+		s.Links = append(s.Links, ls)
+	}
+	// A link that was down the whole window may have no packet, and in a
+	// file of another link's export no interface: it is listed all the same.
+	var other []string
+	for name := range a.down {
+		if !named[name] {
+			other = append(other, name)
 		}
-		return tl[i].Addr < tl[j].Addr
-	})
-	s.TopTalkers = tl[:min(len(tl), topTalkers)]
+	}
+	sort.Strings(other)
+	for _, name := range other {
+		s.Links = append(s.Links, LinkStats{Name: name, RatePackets: []uint64{}, TopTalkers: []Talker{}, Down: a.gaps(name)})
+	}
 	s.RTPStreams, s.RTCP = a.rtp.summary(a.first)
 	s.SIP = a.sip.summary(a.first, max(a.last, a.opt.End), s.RTPStreams)
 	s.DNS = a.dns.summary(a.last)
@@ -503,7 +595,7 @@ func Read(r io.Reader, opt Options) (*Summary, error) {
 		if ifs := rd.Interfaces(); len(ifs) != nlinks {
 			links := make([]Link, len(ifs))
 			for i, ifc := range ifs {
-				links[i] = Link{Name: ifc.Name, LinkType: ifc.LinkType}
+				links[i] = Link{Name: ifc.Name, LinkType: ifc.LinkType, Side: ifc.Description}
 			}
 			if a == nil {
 				a = New(links, opt)

@@ -56,14 +56,30 @@ type Finding struct {
 	DisplayFilter string    `json:"display_filter"`
 }
 
-// LinkStats counts one capture interface's packets.
+// LinkStats is one capture interface's (ring link's) traffic.
 type LinkStats struct {
-	Name          string `json:"name"`
+	Name string `json:"name"`
+	// Side is the link's side of the bridge (network.ports), "" without.
+	Side          string `json:"side,omitempty"`
 	LinkType      uint32 `json:"link_type"`
 	Packets       uint64 `json:"packets"`
 	Bytes         uint64 `json:"bytes"`
 	SlicedPackets uint64 `json:"sliced_packets"`
 	Decoded       bool   `json:"decoded"`
+	// RatePackets are the link's packets per bin, the bins of
+	// Summary.RatePackets.
+	RatePackets []uint64 `json:"rate_packets"`
+	TopTalkers  []Talker `json:"top_talkers"`
+	// Down are the times inside the window the link had no carrier, as
+	// the service saw its port (network.ports; none without).
+	Down []LinkGap `json:"down"`
+}
+
+// LinkGap is a time a link was down; Duration is a Go duration.
+type LinkGap struct {
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Duration string    `json:"duration"`
 }
 
 // Talker is one IP address's share of the traffic.
