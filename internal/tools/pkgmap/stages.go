@@ -67,7 +67,7 @@ var stages = []stage{
 	{"tests and benchmarks", "imported by tests and bench programs only", []string{
 		"internal/testing/...", "internal/bench/...", "internal/tools/...", "docs",
 		"probe/internal/fleet/fleettest", "probe/internal/report/reporttest", "probe/internal/report/reportcheck", "probe/internal/pcapfile/pcapfiletest",
-		"beeper/alsa/alsatest", "beeper/internal/tonetest", "beeper/vmtest/...",
+		"beeper/alsa/alsatest", "beeper/internal/tonetest", "beeper/vmtest/...", "probe/internal/trigger/vmcheck",
 		"image/systemtest/...",
 	}},
 }
