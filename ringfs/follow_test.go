@@ -216,3 +216,56 @@ func TestFollowOvertakenAfterNotReached(t *testing.T) {
 		t.Errorf("missing %d ns, want at least the start's %d ns and about the hole's %d ns", st.Missing, int64(first)*1000, int64(hole)*1000)
 	}
 }
+
+// A follower overtaken in the blocks after the last it delivered, and
+// lapped again before its next step, counts each lost stretch of the
+// window once: Missing is the time the delivered records do not cover,
+// never more than the window.
+func TestFollowCountsLossOnce(t *testing.T) {
+	r, err := Create(t.TempDir(), testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(33, 34))
+	at := func(i int) int64 { return base + int64(i)*1000 }
+	recs := genRecords(rng, 60000, at)
+	appendAll(t, r, recs)
+	more := genRecords(rng, 120000, func(i int) int64 { return at(len(recs) + i) })
+	from, to := at(-10000), at(len(recs)+len(more))
+	var pos Pos
+	var got []Record
+	step := func(onFirst func()) ReadStats {
+		n := 0
+		st, err := r.Follow(context.Background(), from, to, &pos, true, func(rec Record) error {
+			if n++; n == 1 && onFirst != nil {
+				onFirst()
+			}
+			rec.Data = bytes.Clone(rec.Data)
+			got = append(got, rec)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// The writer laps the whole ring while the first block is delivered:
+	// every later block of the step is lost, and so are the next ones
+	// before the second step.
+	st1 := step(func() { appendAll(t, r, more[:100000]) })
+	appendAll(t, r, more[100000:])
+	st2 := step(nil)
+	missing := st1.Missing + st2.Missing
+	var lack int64 = got[0].Time - from
+	for i := 1; i < len(got); i++ {
+		lack += got[i].Time - got[i-1].Time - 1000
+	}
+	lack += to - 1000 - got[len(got)-1].Time
+	// Lost blocks are counted by their time ranges, short of the hole by
+	// the 1 µs steps between blocks.
+	if missing > lack || missing < lack*99/100 || !slices.Contains(st1.Reasons, ReasonOvertaken) || !slices.Contains(st2.Reasons, ReasonOvertaken) {
+		t.Errorf("missing %d + %d ns, want about the %d ns the %d records delivered leave uncovered of the %d ns window (reasons %v, %v)",
+			st1.Missing, st2.Missing, lack, len(got), to-from, st1.Reasons, st2.Reasons)
+	}
+}

@@ -96,6 +96,10 @@ type Pos struct {
 	// Last is the latest block end time read (Unix ns), where a gap left
 	// by the writer would begin.
 	Last int64 `json:"last_ns"`
+	// Counted is the latest block end time of the blocks the writer
+	// overwrote unread that Missing already counts: a later gap begins
+	// after it too, so no lost time is counted twice.
+	Counted int64 `json:"counted_ns,omitempty"`
 	// Since, if not zero, is set by the caller: the ring has been
 	// recording since then (Unix ns). A ring that never wrapped and whose
 	// oldest record is younger than the window's start then lacks nothing
@@ -131,7 +135,7 @@ func (r *Ring) Follow(ctx context.Context, from, to int64, pos *Pos, push bool, 
 		// Blocks appended after the last step were overwritten before
 		// this one: they may have held part of the window.
 		st.truncate(ReasonOvertaken, oldest(vs))
-		st.Missing += max(0, min(vs[0].tmin, to)-max(pos.Last, from))
+		st.Missing += max(0, min(vs[0].tmin, to)-max(pos.Last, pos.Counted, from))
 	}
 	next, end := pos.Next, pos.Next
 	for _, v := range vs {
@@ -245,7 +249,8 @@ func (r *Ring) lost(v view, e *entry, from, to int64, pos *Pos, st *ReadStats) {
 		// where the ring reaches now.
 		st.Oldest = oldest(now)
 	}
-	st.Missing += max(0, min(v.tmax, to)-max(e.tmin, from))
+	st.Missing += max(0, min(v.tmax, to)-max(e.tmin, from, pos.Counted))
+	pos.Counted = max(pos.Counted, v.tmax)
 }
 
 // openBlock checks a block read from slot's offset off, which the index

@@ -234,9 +234,9 @@ func overtakenHonestly(t *testing.T, m export.Manifest, got []pkt, seen []netnst
 	// short of the hole's by the steps between blocks (one in 65 packets
 	// here); missing is rounded to the millisecond.
 	lack := time.Duration(first-from) + time.Duration(holeTime)*9/10 - time.Millisecond
-	if err != nil || missing < lack {
-		t.Errorf("the writer overtook the save: the file lacks %d packets in %d holes (%v) after %v, %v before; manifest missing %q, want at least %v",
-			lost, holes, time.Duration(holeTime), time.Unix(0, first).UTC(), time.Duration(first-from), m.Missing, lack)
+	if err != nil || missing < lack || missing > time.Duration(to-from)+time.Millisecond {
+		t.Errorf("the writer overtook the save: the file lacks %d packets in %d holes (%v) after %v, %v before; manifest missing %q, want at least %v and at most the window's %v",
+			lost, holes, time.Duration(holeTime), time.Unix(0, first).UTC(), time.Duration(first-from), m.Missing, lack, time.Duration(to-from))
 	}
 	return fmt.Sprintf("%d packets in %d holes (%v), manifest reasons %v, missing %s", lost, holes, time.Duration(holeTime), m.Reasons, m.Missing)
 }
