@@ -11,7 +11,8 @@ import (
 
 // TestMaxAgeDefaultFollowsTheTrigger: ring.max_age, unless a file names
 // it, is the longest before (trigger or profile) plus max_window; check
-// warns when a configuration keeps more, or everything.
+// warns when a configuration keeps more, or everything, whatever the ring
+// holds at ring.expected_mbps.
 func TestMaxAgeDefaultFollowsTheTrigger(t *testing.T) {
 	if d := DefaultConfig().Ring.MaxAge.D(); d != time.Minute+30*time.Minute {
 		t.Errorf("default max_age %v, want before + max_window = 31m", d)
@@ -23,6 +24,8 @@ func TestMaxAgeDefaultFollowsTheTrigger(t *testing.T) {
 		`{"trigger": {"before": "2m", "max_window": "10m"}, "ring": {"max_age": "0s"}}`:  0,
 		`{"trigger": {"before": "2m", "max_window": "10m"}, "ring": {"max_age": "20m"}}`: 20 * time.Minute,
 		`{"trigger": {"before": "2m", "max_window": "10m"}, "ring": {"max_age": "12m"}}`: 12 * time.Minute,
+		// The ring holds about 5m43s at 100 Mbit/s, but at night hours.
+		`{"trigger": {"before": "2m", "max_window": "10m"}, "ring": {"max_age": "2h", "expected_mbps": 100}}`: 2 * time.Hour,
 	} {
 		c, err := Parse([]byte(js))
 		if err != nil {

@@ -109,12 +109,12 @@ func (c Config) Warnings() Errors {
 			es.Add(d.field, "%v is over %v: in effect never", d.v.D(), MaxDuration)
 		}
 	}
-	if need, h := c.NeededAge().D(), c.History(); h > need {
-		if c.Ring.MaxAge == 0 {
-			es.Add("ring.max_age", "0 keeps every packet the ring holds (about %v at ring.expected_mbps), more than any press can save (%v: the longest before + max_window)", h.Round(time.Second), need)
-		} else {
-			es.Add("ring.max_age", "%v keeps more than any press can save (%v: the longest before + max_window)", c.Ring.MaxAge.D(), need)
-		}
+	// Not weighed against the history at ring.expected_mbps: that is an
+	// average, and a quiet household's ring holds far longer.
+	if need := c.NeededAge().D(); c.Ring.MaxAge == 0 {
+		es.Add("ring.max_age", "0 keeps every packet the ring holds (about %v at ring.expected_mbps, longer when traffic is lower), more than any press can save (%v: the longest before + max_window)", c.History().Round(time.Second), need)
+	} else if c.Ring.MaxAge.D() > need {
+		es.Add("ring.max_age", "%v keeps more than any press can save (%v: the longest before + max_window)", c.Ring.MaxAge.D(), need)
 	}
 	es = append(es, c.outputOverlaps(false)...)
 	es = append(es, c.Upload.Warnings()...)
