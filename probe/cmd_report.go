@@ -88,6 +88,15 @@ func writeReportHTML(path string, s *report.Summary, name string) error {
 func printFindings(e env, s *report.Summary) {
 	fmt.Fprintf(e.stdout, "%d packets, %d bytes; %d RTP streams, %d SIP calls, %d DNS queries, %d TCP connections\n",
 		s.Packets, s.Bytes, len(s.RTPStreams), s.SIP.Calls, s.DNS.Queries, s.TCP.Connections)
+	if len(s.Links) > 1 {
+		for _, l := range s.Links {
+			side := ""
+			if l.Side != "" {
+				side = " (" + l.Side + " side)"
+			}
+			fmt.Fprintf(e.stdout, "link %s%s: %d packets, %d bytes\n", l.Name, side, l.Packets, l.Bytes)
+		}
+	}
 	if len(s.Findings) == 0 {
 		fmt.Fprintln(e.stdout, "no findings")
 	}

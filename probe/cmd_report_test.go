@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,33 @@ func TestReportJSON(t *testing.T) {
 	// Only pcapng names its interfaces.
 	if strings.Replace(outNG, `"name": "eth0"`, `"name": ""`, 1) != out {
 		t.Errorf("pcapng and pcap of the same packets differ:\n%s\n%s", outNG, out)
+	}
+
+	// Two bridge ports, their sides in the interfaces' descriptions (as
+	// the probe's pcapng files have them): the text names each link.
+	two := filepath.Join(t.TempDir(), "sides.pcapng")
+	f, err = os.Create(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err = pcapfile.NewWriter(f, "pcapng", []pcapfile.Interface{{Name: "eth0", LinkType: 1, Description: "router"}, {Name: "eth1", LinkType: 1, Description: "device"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range g.Pkts {
+		w.WritePacket(i%2, p.TS, uint32(len(p.Data)), p.Data)
+	}
+	w.Flush()
+	f.Close()
+	text, _, err := runReportCmd(t, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n0, n1 := (len(g.Pkts)+1)/2, len(g.Pkts)/2
+	for _, want := range []string{fmt.Sprintf("link eth0 (router side): %d packets", n0), fmt.Sprintf("link eth1 (device side): %d packets", n1)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text output lacks %q:\n%s", want, text)
+		}
 	}
 }
 

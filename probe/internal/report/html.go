@@ -81,7 +81,11 @@ func drawRate(s *Summary, id string, bins []uint64, down []LinkGap, height int) 
 		}
 		if s.Press != nil {
 			px := x(*s.Press)
-			fmt.Fprintf(&b, `<line class="press" x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#e53e3e" stroke-width="3"/>`, px, svgPadT-4, px, height-svgPadB)
+			pressID := "press" // the whole graph's; a link's is named after its graph
+			if id != "rate" {
+				pressID = id + "-press"
+			}
+			fmt.Fprintf(&b, `<line id="%s" class="press" x1="%.2f" y1="%d" x2="%.2f" y2="%d" stroke="#e53e3e" stroke-width="3"/>`, pressID, px, svgPadT-4, px, height-svgPadB)
 			fmt.Fprintf(&b, `<text x="%.2f" y="%d" font-size="11" fill="#e53e3e">press</text>`, px+4, svgPadT+6)
 		}
 	}
