@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +27,8 @@ func runFleet(ctx context.Context, e env, args []string) error {
 			return runFleetPassword(ctx, e, args[1:])
 		case "password-key":
 			return runFleetPasswordKey(ctx, e, args[1:])
+		case "enroll":
+			return runFleetEnroll(ctx, e, args[1:])
 		}
 	}
 	fs := newFlagSet("fleet", e)
@@ -48,12 +51,7 @@ func runFleet(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		if entries == nil {
-			entries = []fleet.Entry{}
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return printList(e.stdout, entries)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tLABEL\tHOST\tLAST SEEN\tHEALTH\tWHY")
@@ -62,6 +60,17 @@ func runFleet(ctx context.Context, e env, args []string) error {
 			lastSeen(en.LastSeen, now), en.Health, strings.Join(en.Reasons, "; "))
 	}
 	return tw.Flush()
+}
+
+// printList prints a list for scripts, indented; none is [] rather than
+// null.
+func printList[T any](w io.Writer, list []T) error {
+	if list == nil {
+		list = []T{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(list)
 }
 
 func orDash(s string) string {

@@ -163,6 +163,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	fb.State("booting")
 
 	fl := setupFleet(c, root, logger.Printf)
+	c.Upload = c.Upload.ForProbe(fl.id.Value)
 	loc, err := c.Clock.Location()
 	if err != nil { // refused by Validate
 		return badConfig(ctx, logger, reload, err)

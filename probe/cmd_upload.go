@@ -47,6 +47,9 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := full.Upload
+	if id, err := identity.Read("/"); err == nil {
+		cfg = cfg.ForProbe(id.Value) // as the service logs in
+	}
 	if *state == "" {
 		*state = full.Storage.StateDir
 	}

@@ -49,7 +49,7 @@ func commands() map[string]command {
 		"led":     {"[-state NAME [-for D]] [flags]", "show an LED state's pattern", runLED},
 		"upload":  {"[-config FILE] (-now | -test | -key)", "upload the queue by SFTP", runUpload},
 		"report":  {"[-o FILE.html] [-json] [flags] FILE.pcap", "analyse a capture file: VoIP, DNS, TCP and findings", runReport},
-		"fleet":   {"[-json] [-key FILE -host-key KEY] DIR|sftp://USER@HOST/DIR | password | password-key", "list the probes' health from their reports on the server; a probe's password", runFleet},
+		"fleet":   {"[-json] [-key FILE -host-key KEY] DIR|sftp://USER@HOST/DIR | enroll | password | password-key", "list the probes' health from their reports on the server; enrol a probe; a probe's password", runFleet},
 	}
 }
 

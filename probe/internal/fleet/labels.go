@@ -21,6 +21,9 @@ const (
 	ConfigDir = "fleet/config"
 	// DefaultConfigFile in ConfigDir serves probes without their own.
 	DefaultConfigFile = "default.json"
+	// EnrollDir holds <id>.pub, a probe's own public key waiting for the
+	// provider to accept it (written with the enrolment account).
+	EnrollDir = "fleet/enroll"
 )
 
 // ParseLabels reads fleet/labels.json: {"<id>": "<label>", ...}. A label

@@ -34,7 +34,9 @@ type Config struct {
 	Enabled bool `json:"enable"`
 	// Server is host:port of the SFTP server; the port defaults to 22.
 	Server string `json:"server"`
-	// User is the SSH login name.
+	// User is the SSH login name; {id} and {id8} in it stand for the
+	// probe's id and its last 8 characters (an account per probe from
+	// one image: "presscap-{id8}").
 	User string `json:"user"`
 	// RemoteDir is the directory on the server the files go to. It must exist.
 	RemoteDir string `json:"remote_dir"`
@@ -78,6 +80,12 @@ type Config struct {
 	// the health report then carries the device password sealed to it,
 	// never in clear. Like every upload field, never from the server.
 	PasswordRecipient string `json:"password_recipient,omitempty"`
+	// EnrollUser and EnrollKeyFile are the provider's enrolment account
+	// and its private key, carried in the image: a probe with its own key
+	// (no key_file) that its account refuses writes its public key to
+	// fleet/enroll/<id>.pub with them, for the provider to accept.
+	EnrollUser    string `json:"enroll_user,omitempty"`
+	EnrollKeyFile string `json:"enroll_key_file,omitempty"`
 }
 
 // RetryConfig is the backoff of failed attempts within one run: the wait
@@ -146,6 +154,19 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectTimeout <= 0 {
 		bad("connect_timeout", "%s must be positive", c.ConnectTimeout)
+	}
+	if u := strings.NewReplacer(idPlaceholder, "", id8Placeholder, "").Replace(c.User); strings.ContainsAny(u, "{}") {
+		bad("user", "%q: only {id} and {id8} stand for something", c.User)
+	}
+	switch {
+	case c.EnrollUser == "" && c.EnrollKeyFile != "":
+		bad("enroll_user", "required with enroll_key_file")
+	case c.EnrollUser != "" && c.EnrollKeyFile == "":
+		bad("enroll_key_file", "required with enroll_user (the enrolment account's private key in the image)")
+	case c.EnrollUser != "" && c.KeyFile != "":
+		bad("enroll_user", "the probe enrols its own key; with key_file (a fleet key) there is none to enrol")
+	case c.EnrollUser != "" && c.Auth != AuthKey:
+		bad("enroll_user", "the probe enrols its own key: auth must be %q", AuthKey)
 	}
 	if c.PasswordRecipient != "" {
 		if _, err := devicepw.ParseKey(c.PasswordRecipient); err != nil {

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/pkg/sftp"
 	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
@@ -122,7 +120,7 @@ func (u *Uploader) WriteStatus(ctx context.Context, id string, body []byte) erro
 	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
 		return fmt.Errorf("upload: %q is not a probe id usable as a file name", id)
 	}
-	c, _, err := dial(ctx, u.cfg, u.signer)
+	c, err := u.dialOrEnroll(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -223,13 +221,9 @@ func FetchFleet(ctx context.Context, cfg Config, keyFile, dir string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(keyFile)
+	signer, err := readSigner(keyFile)
 	if err != nil {
-		return fmt.Errorf("read SSH key: %w", err)
-	}
-	signer, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		return fmt.Errorf("parse SSH key %s: %w", keyFile, err)
+		return err
 	}
 	c, _, err := dial(ctx, cfg, signer)
 	if err != nil {
