@@ -48,9 +48,9 @@ deps:
 test-go:
 	$(GO) test -count=1 -timeout 20m ./...
 
-# The race detector on the whole tests of the packages whose code starts
-# goroutines or shares state between them (.ci/race-packages finds them, so
-# the list follows the code).
+# The race detector on the whole tests of the packages whose code or tests
+# start goroutines or whose code shares state between them
+# (.ci/race-packages finds them, so the list follows the code).
 test-race:
 	$(GO) test -race -count=1 -timeout 20m $(shell bash .ci/race-packages)
 
