@@ -50,9 +50,11 @@ test-go:
 
 # The race detector on the whole tests of the packages whose code or tests
 # start goroutines or whose code shares state between them
-# (.ci/race-packages finds them, so the list follows the code).
+# (.ci/race-packages finds them, so the list follows the code). One
+# package at a time (-p 1): the race detector slows the code 5-10 times,
+# and the end-to-end tests' lines must not outrun it for lack of CPU.
 test-race:
-	$(GO) test -race -count=1 -timeout 20m $(shell bash .ci/race-packages)
+	$(GO) test -race -p 1 -count=1 -timeout 20m $(shell bash .ci/race-packages)
 
 # beeper's portaudio backend (cgo, libportaudio: Debian portaudio19-dev); it
 # never goes into the image, so it is built and tested only here.
