@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLocalDevice: the probe reaches its own gokrazy over HTTPS pinned to
+// the image's certificate, with the first password gokrazy accepts (a
+// per-device password made in this boot is not in force yet); another
+// certificate is refused before any password is sent.
+func TestLocalDevice(t *testing.T) {
+	var sent []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pw, _ := r.BasicAuth()
+		sent = append(sent, pw)
+		if pw != "image-pw" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, "partuuid,updatehash,gpt,")
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	root := t.TempDir()
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etc/ssl/gokrazy-web.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	write("etc/https-port.txt", port+"\n")
+	write("perm/gokr-pw.txt", "made-this-boot\n")
+	write("etc/gokr-pw.txt", "image-pw\n")
+	pw := rooted(root, []string{"/perm/gokr-pw.txt", "/etc/gokr-pw.txt"})
+
+	dev, err := localDevice(context.Background(), root, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.Password != "image-pw" || !strings.HasPrefix(dev.BaseURL, "https://127.0.0.1:"+port) {
+		t.Errorf("device %s with password %q, want the image's password over HTTPS", dev.BaseURL, dev.Password)
+	}
+
+	// httptest's servers share one certificate: make another.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("etc/ssl/gokrazy-web.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	sent = nil
+	if _, err := localDevice(context.Background(), root, pw); err == nil || !strings.Contains(err.Error(), "not the image's") {
+		t.Errorf("a device with another certificate: %v", err)
+	}
+	if len(sent) != 0 {
+		t.Errorf("passwords sent to a device with another certificate: %q", sent)
+	}
+}
