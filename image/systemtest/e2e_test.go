@@ -484,6 +484,7 @@ func (e *e2e) pressAndCheck(t *testing.T, v *vm, gen *generator, statusPort int,
 func TestCaptureEndToEnd(t *testing.T) {
 	dir, workdir, tool, inst := setup(t, "_systemtest-e2e")
 	e := setupE2E(t, dir, inst)
+	releaseKey := enableReleases(t, dir, inst)
 
 	tsA := time.Now().UTC().Truncate(time.Second)
 	disk := filepath.Join(dir, "a.img")
@@ -520,5 +521,6 @@ func TestCaptureEndToEnd(t *testing.T) {
 	if !after.Ring.Oldest.Before(press) {
 		t.Errorf("ring after the update starts at %s, before it started at %s: the ring did not survive", after.Ring.Oldest, before.Ring.Oldest)
 	}
+	e.checkPulledUpdates(t, v, tool, inst, workdir, dir, releaseKey, pw, diskB, tsA.Add(2*time.Minute), tsA.Add(3*time.Minute))
 	gen.halt()
 }
