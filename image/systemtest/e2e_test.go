@@ -296,6 +296,7 @@ func readSeqs(t *testing.T, path string) []int {
 // explicit guestfwd) and the directory the probe uploads to.
 type e2e struct {
 	srv    *sshdtest.Server
+	socat  string // the guest's forward to srv (sshdForward)
 	remote string
 	// seen collects the files of earlier presses, so each press's check
 	// sees only its own.
@@ -325,7 +326,7 @@ func setupE2E(t *testing.T, dir, inst string) *e2e {
 		t.Fatal(err)
 	}
 	srv.Authorize(signer.PublicKey())
-	e := &e2e{srv: srv, remote: filepath.Join(dir, "incoming"), seen: filepath.Join(dir, "seen")}
+	e := &e2e{srv: srv, socat: testtool.Path(t, "socat", "socat"), remote: filepath.Join(dir, "incoming"), seen: filepath.Join(dir, "seen")}
 	for _, d := range []string{e.remote, e.seen} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -372,7 +373,7 @@ func setupE2E(t *testing.T, dir, inst string) *e2e {
 func (e *e2e) guestNet(statusPort int) []string {
 	return []string{
 		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080", statusPort),
-		fmt.Sprintf("guestfwd=tcp:10.0.2.100:22-tcp:127.0.0.1:%d", e.srv.Port),
+		e.sshdForward(),
 	}
 }
 

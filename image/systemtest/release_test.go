@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -67,6 +68,15 @@ func editProbeConfig(t *testing.T, inst string, edit func(map[string]any)) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sshdForward reaches the SFTP server from the guest at 10.0.2.100:22.
+// A guestfwd to a tcp: chardev is one host connection made at QEMU's
+// start that every guest connection shares, so two at once (the health
+// report, the upload, the release check) corrupt each other's SSH stream
+// and end it for good; cmd: spawns one socat per guest connection.
+func (e *e2e) sshdForward() string {
+	return fmt.Sprintf("guestfwd=tcp:10.0.2.100:22-cmd:%s STDIO TCP:127.0.0.1:%d", e.socat, e.srv.Port)
 }
 
 // makeBundle runs make release's command on an image.
