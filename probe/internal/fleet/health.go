@@ -92,6 +92,20 @@ func Assess(r Report, seen, now time.Time) Entry {
 		}
 		warn("configuration %s refused: %s", orDefault(fc.Source, "on the probe"), why)
 	}
+	if u := r.Update; u != nil {
+		// A failure counts while the channel still offers that build:
+		// the provider's next release ends the warning.
+		failed := false
+		for _, f := range u.Failed {
+			if f.Version == u.Offered {
+				warn("build %s rolled back: %s", f.Version, f.Reason)
+				failed = true
+			}
+		}
+		if u.State == "refused" && u.Refused != nil && !failed {
+			warn("release %s refused: %s", orDefault(u.Refused.Version, "?"), u.Refused.Error)
+		}
+	}
 	return e
 }
 

@@ -158,3 +158,29 @@ func TestAssessRefusedConfig(t *testing.T) {
 		t.Fatalf("refused: %s %q", e.Health, e.Reasons)
 	}
 }
+
+// TestAssessUpdate: a refused release and a build that rolled back while
+// the channel still offers it are warnings; an old failure is not.
+func TestAssessUpdate(t *testing.T) {
+	r := healthy("1000000000000000")
+	r.Update = &fleet.Update{Channel: "stable", State: "current", Offered: "2026-12-06T22:00:00Z"}
+	if e := fleet.Assess(r, now, now); e.Health != fleet.OK {
+		t.Fatalf("current: %s %q", e.Health, e.Reasons)
+	}
+	r.Update.State = "refused"
+	r.Update.Refused = &fleet.UpdateRefusal{Version: "2026-12-06T22:00:00Z", Error: "manifest signature made by none of the trusted keys"}
+	if e := fleet.Assess(r, now, now); e.Health != fleet.Warning || len(e.Reasons) != 1 ||
+		e.Reasons[0] != "release 2026-12-06T22:00:00Z refused: manifest signature made by none of the trusted keys" {
+		t.Fatalf("refused: %s %q", e.Health, e.Reasons)
+	}
+	r.Update.Refused.Error = "failed here before (not healthy within 10m0s of its boot: capture not recording): not installed again"
+	r.Update.Failed = []fleet.UpdateFailure{{Version: "2026-12-01T00:00:00Z", Reason: "old"}, {Version: "2026-12-06T22:00:00Z", Reason: "not healthy within 10m0s of its boot: capture not recording"}}
+	if e := fleet.Assess(r, now, now); e.Health != fleet.Warning || len(e.Reasons) != 1 ||
+		e.Reasons[0] != "build 2026-12-06T22:00:00Z rolled back: not healthy within 10m0s of its boot: capture not recording" {
+		t.Fatalf("rolled back: %s %q", e.Health, e.Reasons)
+	}
+	r.Update = &fleet.Update{State: "current", Offered: "2026-12-08T00:00:00Z", Failed: r.Update.Failed}
+	if e := fleet.Assess(r, now, now); e.Health != fleet.OK {
+		t.Fatalf("old failures: %s %q", e.Health, e.Reasons)
+	}
+}
