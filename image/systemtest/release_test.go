@@ -218,7 +218,7 @@ func (e *e2e) checkPulledUpdates(t *testing.T, v *vm, tool, inst, workdir, dir, 
 
 	// A signature by a key the image does not list: refused, reported.
 	e.publish(t, filepath.Join(bundles, "c"), true)
-	waitLog(t, v, pw, 3*time.Minute, "refused: manifest signature made by none of the trusted keys")
+	waitLog(t, v, pw, 3*time.Minute, "on channel stable refused: ", "manifest signature made by none of the trusted keys")
 
 	// Signed: pulled, installed for a test boot, rebooted into, confirmed.
 	step := time.Now()

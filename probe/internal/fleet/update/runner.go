@@ -174,7 +174,11 @@ func (r *Runner) refuse(m *release.Manifest, err error) {
 		ref.Version = m.Version
 	}
 	r.set(func(u *fleet.Update) { u.Refused, u.State = ref, "refused"; u.Offered = ref.Version })
-	r.logOnce("update: release %s on channel %s refused: %v", ref.Version, r.Channel, err)
+	what := "the release"
+	if ref.Version != "" {
+		what = "release " + ref.Version
+	}
+	r.logOnce("update: %s on channel %s refused: %v", what, r.Channel, err)
 }
 
 // install waits for the policy, writes the release for a test boot,
