@@ -125,6 +125,10 @@ func (u *updates) run(ctx context.Context, c config.Config, svc *service.Service
 		return nil
 	}
 	loc, _ := c.Clock.Location()
+	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
+		u.logf("update: release channel not read: storage.state_dir: %v", err)
+		return nil
+	}
 	up, err := fleetUploader(c, fl, u.logf)
 	if err != nil {
 		u.logf("update: release channel not read: %v", err)
