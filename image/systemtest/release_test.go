@@ -85,6 +85,8 @@ func makeBundle(t *testing.T, tool, inst, img, out, key, previous string) {
 	args := []string{"release", "-instance", inst, "-image", img, "-o", out, "-key", key}
 	if previous != "" {
 		args = append(args, "-previous", previous)
+	} else {
+		args = append(args, "-approve-boot-change") // the first bundle
 	}
 	cmd := exec.Command(tool, args...)
 	cmd.Dir = repo
