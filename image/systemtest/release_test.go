@@ -144,19 +144,24 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// probeLog is the probe service's recent output as gokrazy keeps it (its
-// last 100 lines), "" while the web UI does not answer.
+// probeLog is the probe service's recent stdout as gokrazy keeps it (its
+// last 100 lines): /log streams them, then follows, so the read stops
+// after a few seconds. "" while the web UI does not answer.
 func probeLog(v *vm, pw string) string {
-	req, _ := http.NewRequest("GET", v.webURL("/status?path=/user/probe"), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", v.webURL("/log?path=/user/probe&stream=stdout"), nil)
 	req.SetBasicAuth("gokrazy", pw)
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.web.Do(req)
+	c := *v.web
+	c.Timeout = 0 // the context ends the stream
+	resp, err := c.Do(req)
 	if err != nil {
 		return ""
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return string(b)
+	var b strings.Builder
+	io.Copy(&b, io.LimitReader(resp.Body, 1<<20))
+	return b.String()
 }
 
 // waitLog polls the probe's log until it holds every one of want.
