@@ -146,6 +146,7 @@ func (u *updates) run(ctx context.Context, c config.Config, svc *service.Service
 		Service: func() update.State { return serviceState(svc) },
 		Health:  u.health,
 		Store:   update.Store{Dir: dir}, BootID: bootID(u.root),
+		TestBoot:      func() bool { return inTestBoot(u.root) },
 		ConfirmWithin: c.Release.ConfirmWithin.D(),
 		// The first check soon after start: a build on trial needs the
 		// server's answer, and a probe just plugged in its release.
@@ -201,6 +202,13 @@ func rooted(root string, paths []string) []string {
 func bootID(root string) string {
 	b, _ := os.ReadFile(filepath.Join(root, "proc/sys/kernel/random/boot_id"))
 	return strings.TrimSpace(string(b))
+}
+
+// inTestBoot says the kernel was started for gokrazy's test boot: its
+// command line (unlike cmdline.txt, rewritten at once) keeps the flag.
+func inTestBoot(root string) bool {
+	b, _ := os.ReadFile(filepath.Join(root, "proc/cmdline"))
+	return strings.Contains(string(b), "gokrazy.try_boot_inactive=1")
 }
 
 // localDevice is this device's gokrazy update API on the loopback: HTTPS

@@ -33,6 +33,10 @@ type Runner struct {
 	Device *gokrazyhttp.Client
 	Store  Store
 	BootID string
+	// TestBoot says this boot runs the root gokrazy calls inactive (its
+	// test boot: the kernel's command line still names the old root, so
+	// gokrazy's /update/root would write over the running build).
+	TestBoot func() bool
 	// ConfirmWithin is release.confirm_within, handed to the new build.
 	ConfirmWithin time.Duration
 	// First is how long after start the first check comes; Interval
@@ -191,11 +195,21 @@ func (r *Runner) install(ctx context.Context, m *release.Manifest, files map[str
 	if err := r.Policy.WaitToReboot(ctx, m.Urgent, r.Service, waitLog); err != nil {
 		return err
 	}
-	r.set(func(u *fleet.Update) { u.State = "installing" })
 	rec, err := r.Store.Load()
 	if err != nil {
 		return err
 	}
+	if r.TestBoot != nil && r.TestBoot() {
+		if rec.Trial != nil {
+			return fmt.Errorf("release %s waits: this build is still on trial", m.Version)
+		}
+		// Confirmed, but still in its test boot: a normal boot first,
+		// then the release is installed at the check 10 s after it.
+		r.set(func(u *fleet.Update) { u.State = "rebooting" })
+		r.Logf("update: build %s runs its test boot; rebooting into it before installing release %s", r.Puller.Running, m.Version)
+		return r.Device.Reboot(ctx)
+	}
+	r.set(func(u *fleet.Update) { u.State = "installing" })
 	need := r.Health()
 	need.Server = true
 	rec.Trial = &Trial{Version: m.Version, From: r.Puller.Running, InstallBoot: r.BootID,

@@ -151,3 +151,34 @@ func TestRunnerRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestRunnerNotInTestBoot: in its test boot gokrazy calls the running
+// root inactive, so a confirmed build reboots before it installs the next
+// release (nothing is written), and one still on trial waits.
+func TestRunnerNotInTestBoot(t *testing.T) {
+	f := newFixture(t)
+	dev := &fakeGokrazy{written: map[string][]byte{}}
+	r := f.runner(t, dev)
+	r.TestBoot = func() bool { return true }
+	m, files := r.Check(context.Background())
+	if m == nil {
+		t.Fatalf("no release; report %+v", r.Report())
+	}
+	if err := r.install(context.Background(), m, files); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(dev.log(), ","); got != "POST /reboot" {
+		t.Errorf("confirmed build in its test boot: device calls %s, want only the reboot", got)
+	}
+	if rec, _ := r.Store.Load(); rec.Trial != nil {
+		t.Errorf("a trial was recorded: %+v", rec.Trial)
+	}
+	r.Store.Save(Record{Trial: &Trial{Version: r.Puller.Running, From: "2026-11-01T00:00:00Z"}})
+	dev.calls = nil
+	if err := r.install(context.Background(), m, files); err == nil || !strings.Contains(err.Error(), "still on trial") {
+		t.Errorf("build on trial: %v", err)
+	}
+	if len(dev.log()) != 0 {
+		t.Errorf("build on trial: device calls %v", dev.log())
+	}
+}
