@@ -121,18 +121,24 @@ func fastLineWindow(t *testing.T, pcap string, before time.Duration, whole bool)
 
 	// 6 loops of 1.5 s: the ring wraps after about 2 s; the
 	// press comes at 3.5 s, its window ends at 4.5 s, the
-	// traffic at 9 s.
+	// traffic at 9 s. Counted from the first packet: a loaded runner
+	// may take a second to start tcpreplay (it loads 48 MB first).
 	replay := startReplay(t, pair, pcap, wrapRate, 6)
-	start := time.Now()
-	testtool.WaitFor(t, "the ring to wrap", 20*time.Second, func() bool {
+	var start int64
+	oldest := func() int64 {
 		ring, _, err := r.svc.Storage().Ring()
 		if err != nil {
-			return false
+			return 0
 		}
 		in, err := ring.Info()
-		return err == nil && in.Oldest > start.UnixNano()+int64(500*time.Millisecond)
-	})
-	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+		if err != nil {
+			return 0
+		}
+		return in.Oldest
+	}
+	testtool.WaitFor(t, "the first packets", 20*time.Second, func() bool { start = oldest(); return start != 0 })
+	testtool.WaitFor(t, "the ring to wrap", 20*time.Second, func() bool { return oldest() > start+int64(500*time.Millisecond) })
+	time.Sleep(time.Until(time.Unix(0, start).Add(3500 * time.Millisecond)))
 	ring, _, err := r.svc.Storage().Ring()
 	if err != nil {
 		t.Fatal(err)
