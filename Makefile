@@ -198,12 +198,13 @@ export SYSTEMD_BOOT_EFI := $(abspath $(SDBOOT))
 SDBOOT_X64_DIR := build/systemd-boot-x64
 SDBOOT_X64 := $(SDBOOT_X64_DIR)/usr/lib/systemd/boot/efi/systemd-bootx64.efi
 INSTANCE_ARCH = $(if $(shell grep -s 'GOARCH=amd64' gokrazy/$(INSTANCE)/config.json),amd64,arm64)
+# The loader an instance without Raspberry Pi firmware ("FirmwarePackage":
+# "") boots with: systemd-boot for its architecture.
+INSTANCE_SDBOOT = $(if $(shell grep -s '"FirmwarePackage": *""' gokrazy/$(INSTANCE)/config.json),$(if $(filter amd64,$(INSTANCE_ARCH)),$(SDBOOT_X64),$(SDBOOT)))
 
 .PHONY: image image-vm image-x86 vm flash update qemu qemu-x86 systemtest bench-image
-image:
+image: $(INSTANCE_SDBOOT)
 	@bash .ci/deps e2fsprogs ca-certificates
-	@if grep -q '"FirmwarePackage": *""' gokrazy/$(INSTANCE)/config.json; then \
-	  $(MAKE) --no-print-directory $(if $(filter amd64,$(INSTANCE_ARCH)),$(SDBOOT_X64),$(SDBOOT)); fi
 	$(IMAGE_TOOL) build -instance gokrazy/$(INSTANCE) -o $(IMG) $(if $(filter amd64,$(INSTANCE_ARCH)),-systemd-boot $(abspath $(SDBOOT_X64)))
 
 image-vm:
@@ -222,16 +223,19 @@ $(SDBOOT_X64):
 # (Debian qemu-utils). RING_SIZE sizes the ring disk (sparse everywhere).
 VM_DIR ?= build/vm
 RING_SIZE ?= 8G
+# $(call vm-disk,NAME): $(VM_DIR)/NAME.img as qcow2, vhdx and vmdk.
+define vm-disk
+qemu-img convert -f raw -O qcow2 $(VM_DIR)/$(1).img $(VM_DIR)/$(1).qcow2
+qemu-img convert -f raw -O vhdx -o subformat=dynamic $(VM_DIR)/$(1).img $(VM_DIR)/$(1).vhdx
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized $(VM_DIR)/$(1).img $(VM_DIR)/$(1).vmdk
+endef
 vm:
 	@command -v qemu-img >/dev/null || { echo "qemu-img missing: install the Debian package qemu-utils"; exit 1; }
 	mkdir -p $(VM_DIR)
 	$(MAKE) --no-print-directory image INSTANCE=presscap-x86 IMG=$(VM_DIR)/presscap-x86.img
 	$(IMAGE_TOOL) ringdisk -instance gokrazy/presscap-x86 -o $(VM_DIR)/presscap-ring.img -size $(RING_SIZE)
-	for d in presscap-x86 presscap-ring; do \
-	  qemu-img convert -f raw -O qcow2 $(VM_DIR)/$$d.img $(VM_DIR)/$$d.qcow2 && \
-	  qemu-img convert -f raw -O vhdx -o subformat=dynamic $(VM_DIR)/$$d.img $(VM_DIR)/$$d.vhdx && \
-	  qemu-img convert -f raw -O vmdk -o subformat=streamOptimized $(VM_DIR)/$$d.img $(VM_DIR)/$$d.vmdk || exit 1; \
-	done
+	$(call vm-disk,presscap-x86)
+	$(call vm-disk,presscap-ring)
 	$(IMAGE_TOOL) ova -name presscap-x86 -system $(VM_DIR)/presscap-x86.vmdk -ring $(VM_DIR)/presscap-ring.vmdk -o $(VM_DIR)/presscap-x86.ova
 	rm -f $(VM_DIR)/*.vmdk
 	@ls -ls $(VM_DIR)
