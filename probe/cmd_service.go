@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/presscap/presscap/beeper"
@@ -200,10 +201,15 @@ func runService(ctx context.Context, e env, args []string) error {
 		srvDone <- nil
 	}
 	repDone := make(chan struct{})
+	told := make(chan struct{})
+	sent := sync.OnceFunc(func() { close(told) })
 	go func() {
 		defer close(repDone)
-		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, updReport, logger.Printf)
+		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, updReport, sent, logger.Printf)
 	}()
+	if fl.password != "" {
+		go passwordReboot(ctx, c, root, svc, told, logger.Printf)
+	}
 	err = svc.Run(ctx)
 	cancel()
 	<-srvDone

@@ -18,8 +18,11 @@ import (
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/fleet/fleetconfig"
+	"github.com/presscap/presscap/probe/internal/fleet/pwreboot"
 	"github.com/presscap/presscap/probe/internal/fleet/reporter"
+	"github.com/presscap/presscap/probe/internal/fleet/update"
 	"github.com/presscap/presscap/probe/internal/identity"
+	"github.com/presscap/presscap/probe/internal/service"
 	"github.com/presscap/presscap/probe/internal/status"
 	"github.com/presscap/presscap/probe/internal/upload"
 )
@@ -72,6 +75,12 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 			logf("fleet: per-device password: %v", err)
 		case created:
 			logf("fleet: per-device password created in /perm/%s (in force from the next boot; the provider finds it in the health report)", devicepw.FileName)
+			if err := os.MkdirAll(c.Storage.StateDir, 0o700); err == nil {
+				err = pwreboot.Mark(c.Storage.StateDir, bootID(root))
+			}
+			if err != nil {
+				logf("fleet: per-device password: no reboot planned (in force from the next boot anyway): %v", err)
+			}
 		case pw == "":
 			logf("fleet: no per-device password while upload is off (no report could tell the provider); the image's password stays in force")
 		}
@@ -85,7 +94,7 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 // while a disk is mounted, and a probe without its disk must report too).
 // With fromServer, each report's connection also fetches the server's
 // configuration for the probe and the report says what became of it.
-func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, upd func() *fleet.Update, logf func(string, ...any)) {
+func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, upd func() *fleet.Update, sent func(), logf func(string, ...any)) {
 	if f.id.Value == "" || !c.Upload.Enabled {
 		return
 	}
@@ -117,7 +126,38 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used []strin
 		r.FleetConfig = fromServer.Report
 	}
 	r.Update = upd
+	r.Sent = sent
 	r.Run(ctx)
+}
+
+// passwordReboot reboots once, at a quiet time, to put the per-device
+// password made in this boot in force (see package pwreboot); told closes
+// with the first report that reached the server. A probe whose password
+// is older than the boot does nothing.
+func passwordReboot(ctx context.Context, c config.Config, root string, svc *service.Service, told <-chan struct{}, logf func(string, ...any)) {
+	need, err := pwreboot.Needed(c.Storage.StateDir, bootID(root))
+	if err != nil {
+		logf("fleet: per-device password: %v", err)
+	}
+	if !need {
+		return
+	}
+	from, to, err := update.ParseWindow(c.Release.Window)
+	if err != nil { // refused by Validate
+		logf("fleet: per-device password: %v", err)
+		return
+	}
+	loc, _ := c.Clock.Location()
+	s := pwreboot.Scheduler{
+		Policy: update.Policy{QuietAfterPress: c.Release.QuietAfterPress.D(), WindowFrom: from, WindowTo: to, Location: loc},
+		State:  func() update.State { return serviceState(svc) },
+		Told:   told,
+		Reboot: func(ctx context.Context) error { return rebootDevice(ctx, root, c.Status.PasswordFiles, logf) },
+		Logf:   logf,
+	}
+	if err := s.Run(ctx); err != nil && ctx.Err() == nil {
+		logf("fleet: %v", err)
+	}
 }
 
 // configInfo is the hash of the configuration files' bytes, in the order

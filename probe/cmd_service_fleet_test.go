@@ -20,6 +20,7 @@ import (
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/fleet/pwreboot"
 	"github.com/presscap/presscap/probe/internal/upload"
 )
 
@@ -34,6 +35,7 @@ func TestSetupFleet(t *testing.T) {
 		"etc/gokr-pw.txt":                "image-password\n",
 		"state/fleet-label.json":         `{"id": "10000000a1b2c3d4", "label": "T-4711"}`,
 		"perm/.keep":                     "",
+		"proc/sys/kernel/random/boot_id": "boot-1\n",
 	} {
 		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
 		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o600); err != nil {
@@ -63,6 +65,13 @@ func TestSetupFleet(t *testing.T) {
 	}
 	if strings.Contains(log.String(), f.password) {
 		t.Fatalf("the device password is in the log:\n%s", log.String())
+	}
+	// Made in this boot: a reboot is owed in this boot, not in the next.
+	if need, err := pwreboot.Needed(c.Storage.StateDir, "boot-1"); !need || err != nil {
+		t.Fatalf("no reboot owed for the new password: %v", err)
+	}
+	if need, _ := pwreboot.Needed(c.Storage.StateDir, "boot-2"); need {
+		t.Fatal("a reboot owed in the next boot")
 	}
 
 	c.Hostname = "lab-7"

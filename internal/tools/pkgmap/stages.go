@@ -53,7 +53,7 @@ var stages = []stage{
 		"probe/config/...",
 	}},
 	{"fleet agents", "beside the flow: the health report writer, the server's configuration, the provider's enrolment", []string{
-		"probe/internal/fleet/reporter/...", "probe/internal/fleet/fleetconfig/...", "probe/internal/fleet/enroll/...",
+		"probe/internal/fleet/reporter/...", "probe/internal/fleet/fleetconfig/...", "probe/internal/fleet/enroll/...", "probe/internal/fleet/pwreboot/...",
 	}},
 	{"service", "wiring: the stages put together into the running probe", []string{
 		"probe/internal/service/...",

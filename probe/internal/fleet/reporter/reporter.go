@@ -68,6 +68,8 @@ type Reporter struct {
 	Messages *fleet.Recent
 	// SysRoot is "/" on the probe (uptime, disk model); tests use a tree.
 	SysRoot string
+	// Sent, if set, is called after each report that reached the server.
+	Sent func()
 
 	started     time.Time
 	lastOK      time.Time // last report written
@@ -133,6 +135,9 @@ func (r *Reporter) send(ctx context.Context, snap status.Snapshot) error {
 		return err
 	}
 	commit()
+	if r.Sent != nil {
+		r.Sent()
+	}
 	r.lastOK = time.Now()
 	if snap.Upload != nil {
 		r.lastAttempt = snap.Upload.LastAttempt
