@@ -316,7 +316,7 @@ qemu-x86:
 # x86-64 (VM edition, raw and qcow2) images capture, take a press and upload. Needs root for
 # nothing, but the Debian packages of .ci/packages.txt. About 3-6 minutes.
 systemtest: $(SDBOOT) $(SDBOOT_X64)
-	$(GO) test -count=1 -tags systemtest -timeout 20m -v ./image/systemtest/
+	$(GO) test -count=1 -tags systemtest -timeout 30m -v ./image/systemtest/
 
 # Image build time with an empty and with a warm Go build cache, image size
 # (apparent and allocated), then the system tests' boot-to-web-UI,
