@@ -25,6 +25,8 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	expr := fs.String("filter", "", "capture only packets this filter (tcpdump syntax) accepts")
 	snaplen := fs.Int("snaplen", 0, "bytes kept of each packet (0: whole packet); with -rules, of packets no rule matches")
 	inbound := fs.Bool("inbound", false, "record only what arrives on each interface (on a bridge's ports: every crossing frame once)")
+	encrypt := fs.Bool("encrypt", false, "create the ring encrypted, its key kept in -key-dir")
+	keyDir := keyDirFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func runCapture(ctx context.Context, e env, args []string) error {
 		snap = capture.MaxSnap
 	}
 
-	ring, err := openRing(*ringDir, size)
+	ring, err := openRing(*ringDir, size, *encrypt, *keyDir)
 	if err != nil {
 		return err
 	}
@@ -124,8 +126,9 @@ func runCapture(ctx context.Context, e env, args []string) error {
 
 // openRing opens the ring in dir, or creates one of size bytes if dir
 // holds none.
-func openRing(dir string, size int64) (*ringfs.Ring, error) {
-	r, _, err := ringfs.OpenOrCreate(dir, ringfs.Options{Size: size})
+func openRing(dir string, size int64, encrypt bool, keyDir string) (*ringfs.Ring, error) {
+	r, _, err := ringfs.OpenOrCreate(dir, ringfs.Options{Size: size, Encrypt: encrypt, KeyDir: keyDir})
+	err = keyHint(err, keyDir)
 	if errors.Is(err, ringfs.ErrNoRing) {
 		return nil, fmt.Errorf("capture: -ring %s holds no ring: give -size to create one (at least %d bytes)", dir, ringfs.MinSize)
 	}

@@ -36,7 +36,8 @@ func (r *Ring) AddGap(g Gap) error {
 
 // Gaps returns the gaps that overlap [from, to), oldest record first: a gap
 // whose return was recorded once, complete; one never closed with To 0. Only
-// the blocks flagged as holding gap records are read, however long ago they
+// the blocks flagged as holding gap records are read (one page each: the
+// writer gives every gap record a block of its own), however long ago they
 // were written (a gap may have begun long before the window). Gap records
 // are not packets: Read and Follow never deliver them, and max_age does not
 // hide them.

@@ -1,6 +1,7 @@
 package ringfs
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,10 +15,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"crypto/cipher"
-
 	"github.com/presscap/presscap/internal/safefile"
 	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/sys/unix"
 )
 
 // A sealed ring (Options.Encrypt) encrypts and authenticates every block's
@@ -109,6 +109,16 @@ func loadSealer(keyDir string, m *meta, writer bool) (*sealer, error) {
 		return nil, fmt.Errorf("ring is encrypted and no key directory was given: %w", ErrNoKey)
 	}
 	path := KeyPath(keyDir, m.RingID)
+	if writer {
+		// The epoch is read, bumped and written under a lock on the key
+		// directory, so that two writers opened at once (a mistake, but
+		// one the disk cannot prevent) still never share an epoch.
+		unlock, err := lockDir(keyDir)
+		if err != nil {
+			return nil, fmt.Errorf("ring is encrypted: lock the key directory: %w", err)
+		}
+		defer unlock()
+	}
 	b, err := safefile.ReadFile(path, keyFileMax)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("ring is encrypted and %s does not exist (the key stays on the probe that made the ring): %w", path, ErrNoKey)
@@ -192,3 +202,16 @@ var errAuth = errors.New("authentication failed (wrong key, or the block was alt
 
 // Encrypted says whether the ring's blocks are sealed.
 func (r *Ring) Encrypted() bool { return r.seal != nil }
+
+// lockDir takes an exclusive flock on dir until unlock.
+func lockDir(dir string) (unlock func(), err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return func() { unix.Close(fd) }, nil
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -307,4 +308,39 @@ func TestSealedCorruptBlocks(t *testing.T) {
 		}
 	}
 	sameRecords(t, "records around corrupt sealed blocks", got, w)
+}
+
+// TestSealedWritersNeverShareAnEpoch: writers of one encrypted ring opened
+// at the same time (which the disk cannot prevent) each get their own
+// epoch, so no nonce is used twice even then.
+func TestSealedWritersNeverShareAnEpoch(t *testing.T) {
+	keys, dir := t.TempDir(), t.TempDir()
+	r, err := Create(dir, sealedOpts(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	const n = 8
+	rings := make([]*Ring, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rings[i], errs[i] = Open(dir, Options{KeyDir: keys, FlushInterval: -1})
+		}()
+	}
+	wg.Wait()
+	seen := map[uint32]bool{}
+	for i, r := range rings {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[r.seal.epoch] {
+			t.Errorf("two writers share epoch %d", r.seal.epoch)
+		}
+		seen[r.seal.epoch] = true
+		r.Close()
+	}
 }

@@ -554,7 +554,10 @@ func (r *Ring) add(kind uint16, rec *Record, drops uint64) error {
 		r.mu.Unlock()
 		return fmt.Errorf("append %d-byte packet: %w of %d bytes", len(rec.Data), ErrTooLarge, bs)
 	}
-	if r.fill+n+r.tail > bs {
+	// A gap record gets a block of its own (one page): Gaps reads every
+	// block holding one, however old, and a flapping link must not make
+	// that a read of megabytes of packets each.
+	if r.fill+n+r.tail > bs || kind == kindGap {
 		r.sealLocked()
 	}
 	putRecord(r.cur.b[r.fill:], kind, rec)
@@ -576,6 +579,7 @@ func (r *Ring) add(kind uint16, rec *Record, drops uint64) error {
 		h.drops += drops
 	case kindGap:
 		h.flags |= flagGaps
+		r.sealLocked()
 	}
 	r.mu.Unlock()
 	return nil
