@@ -344,8 +344,9 @@ func setupE2E(t *testing.T, dir, inst string) *e2e {
 			"enable": true, "server": "10.0.2.100:22", "user": "root", "remote_dir": e.remote,
 			"auth": "key", "key_file": "/etc/presscap/upload_key",
 			"host_key":      strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey))),
-			"after_capture": true, "time_zone": "UTC",
+			"after_capture": true,
 		},
+		"clock": map[string]any{"time_zone": "UTC"},
 	}
 	pc, _ := json.MarshalIndent(probeCfg, "", "  ")
 	if err := os.WriteFile(filepath.Join(inst, "probe.json"), pc, 0o644); err != nil {
