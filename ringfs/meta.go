@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -17,17 +19,21 @@ import (
 )
 
 const (
-	metaName    = "ring.json"
-	maxMeta     = 1 << 20 // bytes; Create writes a few hundred
-	metaFormat  = "presscap-ring/2"
-	maxSegSize  = 1 << 30
-	minSegSize  = 4 << 20
-	wantSegs    = 16
-	defBlock    = 1 << 20
-	minBlock    = 64 << 10
-	maxBlock    = 16 << 20
-	defInterval = time.Second
-	maxSize     = 1 << 50 // 1 PiB: a million segment files
+	metaName   = "ring.json"
+	maxMeta    = 1 << 20 // bytes; Create writes a few hundred
+	metaFormat = formatPrefix + "2"
+	// formatPrefix and formatVersion make metaFormat; an older version
+	// is told apart from another program's ring.json (ErrOldFormat).
+	formatPrefix  = "presscap-ring/"
+	formatVersion = 2
+	maxSegSize    = 1 << 30
+	minSegSize    = 4 << 20
+	wantSegs      = 16
+	defBlock      = 1 << 20
+	minBlock      = 64 << 10
+	maxBlock      = 16 << 20
+	defInterval   = time.Second
+	maxSize       = 1 << 50 // 1 PiB: a million segment files
 )
 
 // meta is ring.json: everything about a ring that is not in its segments.
@@ -121,6 +127,10 @@ func readMeta(dir string) (*meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("ring %s: %s: %v: %w", dir, metaName, err, ErrNotRing)
 	}
+	if n, ok := olderFormat(m.Format); ok {
+		return nil, fmt.Errorf("ring %s: %s: format %q, this build reads only %q (format %d is no longer read): %w: %w",
+			dir, metaName, m.Format, metaFormat, n, ErrOldFormat, ErrNotRing)
+	}
 	if m.Format != metaFormat {
 		return nil, fmt.Errorf("ring %s: %s: format %q, want %q: %w", dir, metaName, m.Format, metaFormat, ErrNotRing)
 	}
@@ -128,6 +138,20 @@ func readMeta(dir string) (*meta, error) {
 		return nil, fmt.Errorf("ring %s: %s: %v: %w", dir, metaName, err, ErrNotRing)
 	}
 	return &m, nil
+}
+
+// olderFormat says whether format names a presscap ring of an earlier
+// format version than this build writes, and which.
+func olderFormat(format string) (int, bool) {
+	v, ok := strings.CutPrefix(format, formatPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n >= formatVersion || strconv.Itoa(n) != v {
+		return 0, false
+	}
+	return n, true
 }
 
 // check refuses what Create never writes, naming the field: ring.json is on

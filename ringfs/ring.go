@@ -150,7 +150,12 @@ var (
 	ErrNotRing = errors.New("not a presscap ring")
 	// ErrNoRing: the directory holds no ring at all (no ring.json), as
 	// opposed to a ring that does not open. It is also ErrNotRing.
-	ErrNoRing    = fmt.Errorf("no %s: %w", metaName, ErrNotRing)
+	ErrNoRing = fmt.Errorf("no %s: %w", metaName, ErrNotRing)
+	// ErrOldFormat: the directory holds a presscap ring of an earlier
+	// format version, which this build does not read (it is also
+	// ErrNotRing). Its packets cannot be read; Remove makes room for a
+	// new ring.
+	ErrOldFormat = errors.New("presscap ring of an older format")
 	ErrClosed    = errors.New("ring is closed")
 	ErrReadOnly  = errors.New("ring is open read-only")
 	ErrTooLarge  = errors.New("record larger than a block")

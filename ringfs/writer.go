@@ -229,6 +229,50 @@ func vacant(dir string) ([]os.DirEntry, error) {
 	return ents, nil
 }
 
+// Remove deletes the ring in dir, one that cannot be used any more (of an
+// older format, or encrypted under a key that is gone), so that Create can
+// make a new one there. It removes only what Create makes: ring.json
+// first (what is left then is a cut creation's leftovers, which Create
+// clears, should the removal itself be cut), then the segment files. A
+// directory holding anything else, or a ring file that is not a regular
+// file, is refused (ErrOccupied) before anything is removed: the disk
+// may hold someone else's files. The directory itself stays.
+func Remove(dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("remove ring: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("remove ring: %s is not a directory: %w", dir, ErrOccupied)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("remove ring: %w", err)
+	}
+	var segs []string
+	for _, e := range ents {
+		ours := e.Name() == metaName || leftoverRE.MatchString(e.Name())
+		if !ours || !e.Type().IsRegular() {
+			return fmt.Errorf("remove ring: %s holds %q, which is not part of a ring: nothing removed: %w", dir, e.Name(), ErrOccupied)
+		}
+		if e.Name() != metaName {
+			segs = append(segs, filepath.Join(dir, e.Name()))
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, metaName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove ring: %w", err)
+	}
+	if err := safefile.SyncDir(dir); err != nil {
+		return fmt.Errorf("remove ring: %w", err)
+	}
+	for _, p := range segs {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove ring: %w", err)
+		}
+	}
+	return nil
+}
+
 // createDir makes dir, or checks that it is vacant and removes a cut
 // creation's leftovers. made says dir was created here.
 func createDir(dir string) (made bool, err error) {

@@ -931,7 +931,7 @@ func (s *Service) showState() {
 func (s *Service) Snapshot() status.Snapshot {
 	st := s.storage.State()
 	snap := status.Snapshot{Host: s.host, ID: s.o.FleetID, Now: time.Now(), Started: s.started, ClockSynced: s.clock.Synced(),
-		Storage: status.Storage{State: st.State, Device: st.Device, Root: st.Root, Error: st.Error, Since: st.Since}}
+		Storage: status.Storage{State: st.State, Device: st.Device, Root: st.Root, Error: st.Error, Replaced: st.Replaced, Since: st.Since}}
 	if ring, _, err := s.storage.Ring(); err == nil {
 		if info, err := ring.Info(); err == nil {
 			r := &status.Ring{Dir: info.Dir, Size: info.Size, Used: info.Used, Packets: info.Packets, Bytes: info.Bytes, Drops: info.Drops}

@@ -46,11 +46,14 @@ type Snapshot struct {
 
 // Storage is the disk's state.
 type Storage struct {
-	State  string    `json:"state"`
-	Device string    `json:"device,omitempty"`
-	Root   string    `json:"root,omitempty"`
-	Error  string    `json:"error,omitempty"`
-	Since  time.Time `json:"since"`
+	State  string `json:"state"`
+	Device string `json:"device,omitempty"`
+	Root   string `json:"root,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Replaced says which unusable ring was replaced when this one was
+	// opened, and why (its packets are lost).
+	Replaced string    `json:"replaced,omitempty"`
+	Since    time.Time `json:"since"`
 }
 
 // Ring is the ring's summary.
@@ -221,6 +224,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 {{if .Faults}}<h2>Faults</h2><ul>{{range .Faults}}<li><b>{{.}}</b></li>{{end}}</ul>{{end}}
 <h2>Disk</h2>
 <p>{{.Storage.State}}{{if .Storage.Device}} on {{.Storage.Device}}{{end}}{{if .Storage.Root}}, root {{.Storage.Root}}{{end}}{{if .Storage.Error}}: {{.Storage.Error}}{{end}} (since {{t .Storage.Since}})</p>
+{{if .Storage.Replaced}}<p>{{.Storage.Replaced}}</p>{{end}}
 <h2>Ring</h2>
 {{with .Ring}}<table>
 <tr><th>directory</th><td>{{.Dir}}</td></tr>

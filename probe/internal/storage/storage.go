@@ -36,12 +36,15 @@ var ErrDiskFull = errors.New("disk is full")
 
 // State is what the storage manager reports.
 type State struct {
-	State  string    `json:"state"`
-	Device string    `json:"device,omitempty"`
-	How    string    `json:"how,omitempty"` // how the device was chosen
-	Root   string    `json:"root,omitempty"`
-	Error  string    `json:"error,omitempty"`
-	Since  time.Time `json:"since"`
+	State  string `json:"state"`
+	Device string `json:"device,omitempty"`
+	How    string `json:"how,omitempty"` // how the device was chosen
+	Root   string `json:"root,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Replaced, while recording, says which unusable ring was replaced
+	// when the ring was opened, and why.
+	Replaced string    `json:"replaced,omitempty"`
+	Since    time.Time `json:"since"`
 }
 
 // Config is what the storage manager needs from the configuration.
@@ -381,7 +384,7 @@ func (s *Manager) attach() {
 		s.setState(State{State: stateFor(err), Device: dev, How: how, Error: err.Error()})
 		return
 	}
-	ring, ids, err := s.openRing(root)
+	ring, ids, replaced, err := s.openRing(root)
 	if err != nil {
 		if s.mounted {
 			unmount(s.cfg.MountPoint)
@@ -401,7 +404,7 @@ func (s *Manager) attach() {
 	case <-s.faults:
 	default:
 	}
-	s.setState(State{State: DiskRecording, Device: dev, How: how, Root: root})
+	s.setState(State{State: DiskRecording, Device: dev, How: how, Root: root, Replaced: replaced})
 }
 
 func stateFor(err error) string {
@@ -417,16 +420,18 @@ func stateFor(err error) string {
 }
 
 // openRing opens the ring under root, or creates it as large as configured
-// and as the free space allows (leaving room for the exported files).
-func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
+// and as the free space allows (leaving room for the exported files). A
+// ring of ours that can never be opened again (unusable) is replaced, and
+// replaced says why.
+func (s *Manager) openRing(root string) (_ *ringfs.Ring, _ []uint16, replaced string, _ error) {
 	if err := writeTest(root); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	// The disk is the customer's: a directory of ours that is a symlink,
 	// a file or a case variant is theirs, and is neither followed nor used.
 	for _, d := range append([]string{s.cfg.RingDir}, s.cfg.Dirs...) {
 		if err := CheckDir(root, d, false); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
 
@@ -439,26 +444,47 @@ func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
 	if err != nil {
 		// A ring.json or segment that is a FIFO or device is theirs.
 		if errors.Is(err, ringfs.ErrOccupied) {
-			return nil, nil, fmt.Errorf("%w: %w", err, ErrRefusedLayout)
+			return nil, nil, "", fmt.Errorf("%w: %w", err, ErrRefusedLayout)
 		}
-		// A ring that does not open is reported, never replaced.
-		if ok, serr := ringfs.Exists(dir); ok || serr != nil {
-			return nil, nil, fmt.Errorf("open ring %s: %w", dir, err)
+		if why := unusable(err, s.cfg.KeyDir); why != "" {
+			// Ours, and never usable again: left, it would stop
+			// recording for good (and a remote update with it).
+			if s.cfg.Encrypt {
+				// Nothing could be created in its place.
+				// %v: the state dir on the SD card, not the disk, is
+				// what takes no writes.
+				if kerr := writeTest(s.cfg.KeyDir); kerr != nil {
+					return nil, nil, "", fmt.Errorf("open ring %s: %w; not replaced: key directory: %v", dir, err, kerr)
+				}
+			}
+			if rerr := ringfs.Remove(dir); rerr != nil {
+				if errors.Is(rerr, ringfs.ErrOccupied) {
+					rerr = fmt.Errorf("%w: %w", rerr, ErrRefusedLayout)
+				}
+				return nil, nil, "", fmt.Errorf("open ring %s: %w; not replaced: %w", dir, err, rerr)
+			}
+			replaced = fmt.Sprintf("replaced the ring in %s (%s; its packets are lost): %v", dir, why, err)
+			s.logf("storage: %s", replaced)
+		} else if ok, serr := ringfs.Exists(dir); ok || serr != nil {
+			// Any other ring that does not open is reported, never
+			// replaced: a disk error may pass, and a ring.json
+			// that is not ours is the customer's.
+			return nil, nil, "", fmt.Errorf("open ring %s: %w", dir, err)
 		}
 		// Refused before sizing: the customer's directory under our
 		// name is the reason, whatever the free space.
 		if verr := ringfs.Vacant(dir); errors.Is(verr, ringfs.ErrOccupied) {
-			return nil, nil, fmt.Errorf("%w: %w", verr, ErrRefusedLayout)
+			return nil, nil, "", fmt.Errorf("%w: %w", verr, ErrRefusedLayout)
 		}
 		free, total, ferr := freeBytes(root)
 		if ferr != nil {
-			return nil, nil, fmt.Errorf("statfs %s: %w", root, ferr)
+			return nil, nil, "", fmt.Errorf("statfs %s: %w", root, ferr)
 		}
 		reserve := max(total/10, 32<<20) // room for the files of many presses
 		size := min(s.cfg.RingSize, free-reserve)
 		size -= size % (1 << 20)
 		if size < ringfs.MinSize {
-			return nil, nil, fmt.Errorf("%s: %d MiB free, the ring needs %d MiB plus %d MiB for files: %w",
+			return nil, nil, "", fmt.Errorf("%s: %d MiB free, the ring needs %d MiB plus %d MiB for files: %w",
 				root, free>>20, ringfs.MinSize>>20, reserve>>20, ErrDiskFull)
 		}
 		if size < s.cfg.RingSize {
@@ -469,12 +495,12 @@ func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		if err != nil {
 			// Create removed what it made, and only that.
 			if errors.Is(err, ringfs.ErrOccupied) {
-				return nil, nil, fmt.Errorf("%w: %w", err, ErrRefusedLayout)
+				return nil, nil, "", fmt.Errorf("%w: %w", err, ErrRefusedLayout)
 			}
 			if errors.Is(err, unix.ENOSPC) {
 				err = fmt.Errorf("%w: %v", ErrDiskFull, err)
 			}
-			return nil, nil, fmt.Errorf("create ring %s: %w", dir, err)
+			return nil, nil, "", fmt.Errorf("create ring %s: %w", dir, err)
 		}
 		s.logf("storage: created a %d MiB ring in %s", size>>20, dir)
 	}
@@ -483,11 +509,30 @@ func (s *Manager) openRing(root string) (*ringfs.Ring, []uint16, error) {
 		id, err := ring.AddLink(ringfs.Link{Name: name, LinkType: s.cfg.LinkType, SnapLen: s.cfg.SnapLen})
 		if err != nil {
 			ring.Close()
-			return nil, nil, fmt.Errorf("ring %s: add link %s: %w", dir, name, err)
+			return nil, nil, "", fmt.Errorf("ring %s: add link %s: %w", dir, name, err)
 		}
 		ids[i] = id
 	}
-	return ring, ids, nil
+	return ring, ids, replaced, nil
+}
+
+// unusable says why the ring that failed to open with err is ours but can
+// never be used again, or "" if it may be (a disk error passes), is not
+// ours, or its key was never looked for (no key directory configured).
+func unusable(err error, keyDir string) string {
+	switch {
+	case errors.Is(err, ringfs.ErrOccupied):
+		return ""
+	case errors.Is(err, ringfs.ErrOldFormat):
+		return "old format"
+	case keyDir == "":
+		return ""
+	case errors.Is(err, ringfs.ErrNoKey):
+		return "key missing"
+	case errors.Is(err, ringfs.ErrWrongKey):
+		return "key mismatch"
+	}
+	return ""
 }
 
 // writeTest tells a disk that takes no writes (read-only, whatever the
@@ -547,7 +592,7 @@ func (s *Manager) leavePerm() {
 	if _, err := mount(dev, s.cfg.MountPoint, s.cfg.FSTypes); err != nil {
 		return
 	}
-	ring, ids, err := s.openRing(s.cfg.MountPoint)
+	ring, ids, replaced, err := s.openRing(s.cfg.MountPoint)
 	if err != nil {
 		unmount(s.cfg.MountPoint)
 		return
@@ -562,7 +607,7 @@ func (s *Manager) leavePerm() {
 		s.logf("storage: closing the /perm ring: %v", err)
 	}
 	s.logf("storage: disk %s appeared: leaving the /perm fallback", dev)
-	s.setState(State{State: DiskRecording, Device: dev, How: how, Root: s.cfg.MountPoint})
+	s.setState(State{State: DiskRecording, Device: dev, How: how, Root: s.cfg.MountPoint, Replaced: replaced})
 }
 
 // check notices a disk that went away while no packet was written.
