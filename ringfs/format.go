@@ -17,7 +17,8 @@ import (
 //
 // Format 2 (ring.json "presscap-ring/2") added the gap record, the block's
 // key epoch and flags, the index entry's flags and sealed payloads; a ring
-// of format 1 is refused like any other format (ErrNotRing).
+// of format 1 is refused (ErrNotRing) as ErrOldFormat, so that its owner
+// can replace it (Remove).
 //
 // Segment header: magic[8] "PRSEG002", crc u32 (over bytes 12..64), reserved u32,
 // ringID u64, gen u64 (≥ 1; 0 = never used), firstSeq u64.
