@@ -27,7 +27,7 @@ const testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7e5VhP1t0oZ2HIk8i5
 func (f *fakeSource) Snapshot() Snapshot {
 	return Snapshot{
 		Host: "probe-test", ID: "10000000a1b2c3d4", Now: time.Unix(1700000000, 0), ClockSynced: false,
-		Storage: Storage{State: "no disk", Error: "no disk found"},
+		Storage: Storage{State: "no disk", Error: "no disk found", Replaced: "replaced the ring in /mnt/ring (old format; its packets are lost)"},
 		Ring:    &Ring{Dir: "/mnt/ring", Size: 1 << 30, Packets: 42, Span: "27.5s"},
 		Devices: []Device{{Path: "/dev/input/event3", Name: "Logitech USB Receiver", Vendor: "046d", Product: "c52d"}},
 		Presses: []Press{{Time: time.Unix(1700000000, 0), Source: "http", Decision: "opened", Window: 1, Files: []string{"a_b_all.pcap"}, Done: true,
@@ -65,7 +65,9 @@ func TestPages(t *testing.T) {
 		// The ring's span, and a saved window that lacks part of its span.
 		"<th>span</th><td>27.5s", "truncated: 2.5s of the window missing (ring_did_not_reach_back)",
 		// A saved window is "window #N" (the live recorder is the capture).
-		"<h2>Windows waiting for their end</h2>", "<th>window</th>"} {
+		"<h2>Windows waiting for their end</h2>", "<th>window</th>",
+		// A ring that could never open again was replaced.
+		"<p>replaced the ring in /mnt/ring (old format; its packets are lost)</p>"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("HTML lacks %q", want)
 		}
