@@ -506,6 +506,7 @@ func TestCaptureEndToEnd(t *testing.T) {
 		upDur.Seconds(), recDur.Seconds(), recDur.Seconds()/upDur.Seconds())
 
 	press := e.pressAndCheck(t, v, gen, statusPort, pw)
+	e.checkReport(t, pw)
 
 	// Update the running probe; the ring on the USB disk survives.
 	before, err := getProbeStatus(statusPort, pw)
