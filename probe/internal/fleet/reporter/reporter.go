@@ -111,16 +111,18 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
-// due says whether a report should go now: the first once the clock is
-// synced and the disk in use (else a boot would report a missing disk that
-// was only being mounted), or when BootWait passed; one after each
-// finished upload attempt; one a day.
+// due says whether a report should go now: one after each finished
+// upload attempt (the first too: the disk is in use then, and a probe
+// whose clock never syncs uploads after a press long before BootWait);
+// the first once the clock is synced and the disk in use (else a boot
+// would report a missing disk that was only being mounted), or when
+// BootWait passed; one a day.
 func (r *Reporter) due(snap status.Snapshot, now time.Time) bool {
-	if r.lastOK.IsZero() {
-		return (snap.ClockSynced && snap.Storage.Root != "") || now.Sub(r.started) >= BootWait
-	}
 	if u := snap.Upload; u != nil && !u.Running && !u.LastAttempt.IsZero() && !u.LastAttempt.Equal(r.lastAttempt) {
 		return true
+	}
+	if r.lastOK.IsZero() {
+		return (snap.ClockSynced && snap.Storage.Root != "") || now.Sub(r.started) >= BootWait
 	}
 	return now.Sub(r.lastOK) >= Daily
 }

@@ -220,6 +220,25 @@ func TestSchedule(t *testing.T) {
 	})
 }
 
+// TestFirstReportAfterUpload: a probe whose clock is not synced reports
+// after its first upload attempt, not only at BootWait (a press's files
+// go before it).
+func TestFirstReportAfterUpload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &source{}
+		snd := &sender{}
+		defer start(&Reporter{ID: id, Source: src, Send: snd})()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		src.set(func(s *status.Snapshot) { s.Upload = &upload.Status{LastAttempt: time.Now()} })
+		time.Sleep(Tick)
+		synctest.Wait()
+		if snd.count() != 1 {
+			t.Fatalf("%d reports after the first upload attempt with the clock unsynced, want 1", snd.count())
+		}
+	})
+}
+
 // TestFirstReportOnceSynced: the boot report goes as soon as the clock is
 // synced and the disk in use, not while the disk is still being mounted.
 func TestFirstReportOnceSynced(t *testing.T) {
