@@ -45,16 +45,19 @@ deps:
 	@bash .ci/systemd-boot amd64 $(SDBOOT_X64_DIR)
 
 .PHONY: test-go test-race
+# The packages test-race runs are left to it: their whole tests run once,
+# under the race detector, rather than twice.
 test-go:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m $(filter-out $(RACE_PACKAGES),$(shell $(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' ./... | sed "s|^$$PWD|.|"))
 
 # The race detector on the whole tests of the packages whose code or tests
 # start goroutines or whose code shares state between them
 # (.ci/race-packages finds them, so the list follows the code). One
 # package at a time (-p 1): the race detector slows the code 5-10 times,
 # and the end-to-end tests' lines must not outrun it for lack of CPU.
+RACE_PACKAGES = $(shell bash .ci/race-packages)
 test-race:
-	$(GO) test -race -p 1 -count=1 -timeout 20m $(shell bash .ci/race-packages)
+	$(GO) test -race -p 1 -count=1 -timeout 20m $(RACE_PACKAGES)
 
 # beeper's portaudio backend (cgo, libportaudio: Debian portaudio19-dev); it
 # never goes into the image, so it is built and tested only here.
