@@ -92,11 +92,10 @@ func runFlood(specJSON string) int {
 					first = false
 				}
 				if err == nil {
-					if n := open.Add(1); n > atomic.LoadInt64(&res.MaxOpen) {
-						mu.Lock()
-						res.MaxOpen = max(res.MaxOpen, n)
-						mu.Unlock()
-					}
+					n := open.Add(1)
+					mu.Lock()
+					res.MaxOpen = max(res.MaxOpen, n)
+					mu.Unlock()
 					stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 					code := floodOne(c, spec, big)
 					stop()
