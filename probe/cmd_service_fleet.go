@@ -152,6 +152,13 @@ func passwordReboot(ctx context.Context, c config.Config, root string, svc *serv
 		Policy: update.Policy{QuietAfterPress: c.Release.QuietAfterPress.D(), WindowFrom: from, WindowTo: to, Location: loc},
 		State:  func() update.State { return serviceState(svc) },
 		Told:   told,
+		// The guard ends a trial (confirmed, or failed and rebooting):
+		// until then the update owns the reboot. An unreadable record
+		// counts as pending; the old build falls back by itself.
+		Pending: func() bool {
+			rec, err := update.Store{Dir: updateDir(root)}.Load()
+			return err != nil || rec.Trial != nil
+		},
 		Reboot: func(ctx context.Context) error { return rebootDevice(ctx, root, c.Status.PasswordFiles, logf) },
 		Logf:   logf,
 	}

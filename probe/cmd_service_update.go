@@ -92,7 +92,7 @@ func (u *updates) health() update.Health {
 // saved, the last press.
 func serviceState(s *service.Service) update.State {
 	snap := s.Snapshot()
-	st := update.State{Busy: len(snap.Pending) > 0 || (s.Storage().Busy != nil && s.Storage().Busy())}
+	st := update.State{Busy: len(snap.Pending) > 0 || (s.Storage().Busy != nil && s.Storage().Busy()), Unsynced: !snap.ClockSynced}
 	for _, p := range snap.Presses {
 		if p.Time.After(st.LastPress) {
 			st.LastPress = p.Time

@@ -67,13 +67,16 @@ type Scheduler struct {
 	// Told is closed once a report holding the password reached the
 	// server: a reboot before that would lock the provider out.
 	Told <-chan struct{}
+	// Pending, when set, is true while an update's test boot is not yet
+	// confirmed: a reboot then would fail a good build's trial.
+	Pending func() bool
 	// Reboot restarts the machine.
 	Reboot func(context.Context) error
 	Logf   func(format string, args ...any)
 }
 
-// Run waits for the report, then for a time the policy allows, and
-// reboots; it returns when ctx ends first or with the reboot's error.
+// Run waits for the report, then for a time the policy allows and no
+// update trial pending, and reboots; it returns when ctx ends first or with the reboot's error.
 func (s Scheduler) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
@@ -87,6 +90,9 @@ func (s Scheduler) Run(ctx context.Context) error {
 			now = now.In(s.Policy.Location)
 		}
 		d := s.Policy.Decide(now, s.State(), false)
+		if d.Now && s.Pending != nil && s.Pending() {
+			d = update.Decision{Reason: "an update's test boot is not confirmed yet", Retry: now.Add(update.BusyRecheck)}
+		}
 		if d.Now {
 			break
 		}

@@ -94,3 +94,48 @@ func TestNeeded(t *testing.T) {
 		t.Fatal("a removed mark still owes a reboot")
 	}
 }
+
+// TestRebootWaitsForTrial: a password made in an update's test boot must
+// not reboot before the guard confirmed the build (that would fail a good
+// release); once the trial ends the reboot comes at the next recheck.
+func TestRebootWaitsForTrial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		confirm := at(0, 20)
+		told := make(chan struct{})
+		close(told)
+		var reboots []time.Time
+		s := Scheduler{Policy: update.Policy{WindowFrom: 0, WindowTo: 0}, State: func() update.State { return update.State{} },
+			Told:    told,
+			Pending: func() bool { return time.Now().Before(confirm) },
+			Reboot:  func(context.Context) error { reboots = append(reboots, time.Now().UTC()); return nil },
+			Logf:    t.Logf}
+		if err := s.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(reboots) != 1 || reboots[0].Before(confirm) || reboots[0].After(confirm.Add(update.BusyRecheck)) {
+			t.Fatalf("reboots %v, want one within %v after the trial's end at %v", reboots, update.BusyRecheck, confirm)
+		}
+	})
+}
+
+// TestRebootWaitsForSyncedClock: at first boot with NTP blocked the clock
+// says 1970; "03:00" of it is no quiet time, so the reboot waits for the sync.
+func TestRebootWaitsForSyncedClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		synced := at(4, 10) // NTP reaches the probe inside the window
+		told := make(chan struct{})
+		close(told)
+		var reboots []time.Time
+		s := Scheduler{Policy: update.Policy{WindowFrom: 3 * 60, WindowTo: 5 * 60, Location: time.UTC},
+			State:  func() update.State { return update.State{Unsynced: time.Now().Before(synced)} },
+			Told:   told,
+			Reboot: func(context.Context) error { reboots = append(reboots, time.Now().UTC()); return nil },
+			Logf:   t.Logf}
+		if err := s.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(reboots) != 1 || reboots[0].Before(synced) || reboots[0].After(synced.Add(update.UnsyncedRecheck)) {
+			t.Fatalf("reboots %v, want one within %v after the sync at %v", reboots, update.UnsyncedRecheck, synced)
+		}
+	})
+}

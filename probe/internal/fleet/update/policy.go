@@ -37,7 +37,13 @@ type State struct {
 	Busy bool
 	// LastPress is the last press (zero: none since start).
 	LastPress time.Time
+	// Unsynced is true while the clock has not been set by NTP: its hour
+	// (1970 at first boot) says nothing about release.window.
+	Unsynced bool
 }
+
+// UnsyncedRecheck is how soon an unsynced clock is asked again.
+const UnsyncedRecheck = time.Minute
 
 // BusyRecheck is how soon a busy probe is asked again: a window lasts
 // minutes, and its end is not known in advance.
@@ -52,10 +58,14 @@ type Decision struct {
 }
 
 // Decide applies the policy at now (its location is the probe's local
-// time). Urgent lifts the window, never the press rules.
+// time). Urgent lifts the window, never the press rules; a window-bound
+// reboot waits for a synced clock.
 func (p Policy) Decide(now time.Time, s State, urgent bool) Decision {
 	if s.Busy {
 		return Decision{Reason: "a window is open or being saved", Retry: now.Add(BusyRecheck)}
+	}
+	if s.Unsynced && !urgent && p.WindowFrom != p.WindowTo {
+		return Decision{Reason: "the clock is not synced yet (release.window needs the local time)", Retry: now.Add(UnsyncedRecheck)}
 	}
 	t := now
 	reason := ""

@@ -33,6 +33,8 @@ func TestDecide(t *testing.T) {
 		{"press 10 min ago", at(7, 3, 30), State{LastPress: at(7, 3, 20)}, false, at(7, 3, 50), "within 30m0s of the press"},
 		{"press 30 min ago", at(7, 3, 30), State{LastPress: at(7, 3, 0)}, false, time.Time{}, ""},
 		{"quiet runs past the window: next day", at(7, 4, 45), State{LastPress: at(7, 4, 40)}, false, at(8, 3, 0), "within 30m0s"},
+		{"unsynced clock: no window-bound reboot", at(7, 3, 0), State{Unsynced: true}, false, at(7, 3, 1), "the clock is not synced"},
+		{"unsynced clock: urgent goes", at(7, 12, 0), State{Unsynced: true}, true, time.Time{}, ""},
 		{"urgent still waits for the press", at(7, 12, 0), State{LastPress: at(7, 11, 50)}, true, at(7, 12, 20), "within"},
 	} {
 		d := p.Decide(tc.now, tc.s, tc.urgent)
