@@ -34,6 +34,8 @@ func TestUnusableRingReplaced(t *testing.T) {
 		// want is the replacement's reason, or (fail) in the error.
 		want string
 		fail bool
+		// clear: ring.encrypt is off.
+		clear bool
 	}{
 		{name: "format 1", lay: layFormat1, want: `old format; its packets are lost): ring `},
 		{name: "key missing", lay: func(t *testing.T, dir, keys string) {
@@ -69,6 +71,32 @@ func TestUnusableRingReplaced(t *testing.T) {
 			t.Cleanup(func() { unix.Unmount(keys, unix.MNT_DETACH) })
 			mustDo(t, unix.Mount("", keys, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""))
 		}, want: "not replaced: key directory", fail: true},
+		{name: "clear ring under ring.encrypt", lay: func(t *testing.T, dir, _ string) {
+			r, err := ringfs.Create(dir, ringfs.Options{Size: ringfs.MinSize})
+			mustDo(t, err)
+			mustDo(t, r.Close())
+		}, want: "not encrypted"},
+		{name: "encryption removed from ring.json", lay: func(t *testing.T, dir, keys string) {
+			sealedRing(t, dir, keys)
+			p := filepath.Join(dir, "ring.json")
+			var m map[string]any
+			b, err := os.ReadFile(p)
+			mustDo(t, err)
+			mustDo(t, json.Unmarshal(b, &m))
+			m["encrypted"], m["key_id"] = false, ""
+			b, _ = json.Marshal(m)
+			mustDo(t, os.WriteFile(p, b, 0o644))
+		}, want: "not encrypted"},
+		{name: "key missing, state dir read-only, ring.encrypt off", lay: func(t *testing.T, dir, keys string) {
+			// /perm not mounted: its empty mount point on the
+			// read-only root holds no key, which is out of reach,
+			// not gone.
+			r := sealedRing(t, dir, keys)
+			mustDo(t, os.Remove(ringfs.KeyPath(keys, r)))
+			mustDo(t, unix.Mount(keys, keys, "", unix.MS_BIND, ""))
+			t.Cleanup(func() { unix.Unmount(keys, unix.MNT_DETACH) })
+			mustDo(t, unix.Mount("", keys, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""))
+		}, want: "not replaced: key directory", fail: true, clear: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := loopdisk.New(t, 160, false)
@@ -81,7 +109,7 @@ func TestUnusableRingReplaced(t *testing.T) {
 			mustDo(t, unix.Unmount(mnt, 0))
 
 			cfg := storageConfig(d, t)
-			cfg.Encrypt, cfg.KeyDir = true, keys
+			cfg.Encrypt, cfg.KeyDir = !c.clear, keys
 			cfg.Retry = time.Hour // one look
 			log := testtool.Log{T: t}
 			s := New(cfg, log.Logf)

@@ -439,7 +439,10 @@ func (s *Manager) openRing(root string) (_ *ringfs.Ring, _ []uint16, replaced st
 	opts := ringfs.Options{MaxAge: s.cfg.MaxAge, KeyDir: s.cfg.KeyDir}
 	ring, err := ringfs.Open(dir, opts)
 	if err == nil && s.cfg.Encrypt && !ring.Encrypted() {
-		s.logf("storage: the ring in %s is not encrypted (ring.encrypt applies to a ring when it is created)", dir)
+		// ring.json is on the untrusted disk: "encrypted":false there
+		// must not make the probe record the household in clear.
+		ring.Close()
+		err = errClearRing
 	}
 	if err != nil {
 		// A ring.json or segment that is a FIFO or device is theirs.
@@ -449,8 +452,9 @@ func (s *Manager) openRing(root string) (_ *ringfs.Ring, _ []uint16, replaced st
 		if why := unusable(err, s.cfg.KeyDir); why != "" {
 			// Ours, and never usable again: left, it would stop
 			// recording for good (and a remote update with it).
-			if s.cfg.Encrypt {
-				// Nothing could be created in its place.
+			if s.cfg.Encrypt || errors.Is(err, ringfs.ErrNoKey) || errors.Is(err, ringfs.ErrWrongKey) {
+				// Nothing could be created in its place, or the key
+				// is only out of reach (the state dir not mounted).
 				// %v: the state dir on the SD card, not the disk, is
 				// what takes no writes.
 				if kerr := writeTest(s.cfg.KeyDir); kerr != nil {
@@ -516,6 +520,10 @@ func (s *Manager) openRing(root string) (_ *ringfs.Ring, _ []uint16, replaced st
 	return ring, ids, replaced, nil
 }
 
+// errClearRing: the ring opened clear while ring.encrypt is set. It is never
+// recorded into, whatever its ring.json says, and is replaced by an encrypted one.
+var errClearRing = errors.New("the ring is not encrypted and ring.encrypt is set")
+
 // unusable says why the ring that failed to open with err is ours but can
 // never be used again, or "" if it may be (a disk error passes), is not
 // ours, or its key was never looked for (no key directory configured).
@@ -525,6 +533,8 @@ func unusable(err error, keyDir string) string {
 		return ""
 	case errors.Is(err, ringfs.ErrOldFormat):
 		return "old format"
+	case errors.Is(err, errClearRing):
+		return "not encrypted"
 	case keyDir == "":
 		return ""
 	case errors.Is(err, ringfs.ErrNoKey):
