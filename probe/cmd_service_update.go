@@ -155,9 +155,8 @@ func (u *updates) run(ctx context.Context, c config.Config, svc *service.Service
 	}
 	u.runner.Store(r)
 	go func() {
-		dev, err := localDevice(ctx, u.root, rooted(u.root, c.Status.PasswordFiles))
+		dev, err := waitLocalDevice(ctx, u.root, rooted(u.root, c.Status.PasswordFiles), 5*time.Second, u.logf)
 		if err != nil {
-			u.logf("update: the device's own update endpoint: %v (releases are not installed)", err)
 			return
 		}
 		r.Device = dev
@@ -239,6 +238,33 @@ func localDevice(ctx context.Context, root string, pwFiles []string) (*gokrazyht
 		last = err
 	}
 	return nil, last
+}
+
+// waitLocalDevice asks localDevice until it answers or ctx ends, waiting
+// first, then twice as long each time up to 5 minutes: gokrazy's HTTP may
+// be slow at boot, and a build on trial that never reads its channel
+// fails its trial for want of "server reached".
+func waitLocalDevice(ctx context.Context, root string, pwFiles []string, first time.Duration, logf func(string, ...any)) (*gokrazyhttp.Client, error) {
+	wait, last := first, ""
+	for {
+		dev, err := localDevice(ctx, root, pwFiles)
+		if err == nil {
+			if last != "" {
+				logf("update: the device's own update endpoint answers")
+			}
+			return dev, nil
+		}
+		if err.Error() != last {
+			logf("update: the device's own update endpoint: %v (asking again in %v; no release is read until it answers)", err, wait)
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Minute)
+	}
 }
 
 func localEndpoint(root string) (string, *http.Client, error) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -71,5 +72,47 @@ func TestLocalDevice(t *testing.T) {
 	}
 	if len(sent) != 0 {
 		t.Errorf("passwords sent to a device with another certificate: %q", sent)
+	}
+}
+
+// TestWaitLocalDevice: gokrazy's HTTP failing at boot does not stop the
+// release channel for good (a build on trial would miss "server reached"
+// and fail): the endpoint is asked again until it answers.
+func TestWaitLocalDevice(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked.Add(1) <= 3 {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "partuuid,updatehash,gpt,")
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	root := t.TempDir()
+	for p, s := range map[string]string{
+		"etc/ssl/gokrazy-web.pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})),
+		"etc/https-port.txt":      port + "\n",
+		"etc/gokr-pw.txt":         "image-pw\n",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pw := rooted(root, []string{"/etc/gokr-pw.txt"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dev, err := waitLocalDevice(ctx, root, pw, time.Millisecond, t.Logf)
+	if err != nil || dev == nil {
+		t.Fatalf("waitLocalDevice = %v, %v after %d requests", dev, err, asked.Load())
+	}
+	if n := asked.Load(); n != 4 {
+		t.Errorf("%d requests, want 4 (3 failed, then the answer)", n)
+	}
+	cancel()
+	asked.Store(-1000)
+	if _, err := waitLocalDevice(ctx, root, pw, time.Millisecond, t.Logf); err == nil {
+		t.Error("an ended context still waits for an answer")
 	}
 }
