@@ -52,8 +52,9 @@ type Options struct {
 	// most recently written block (not the wall clock, which on a Pi without
 	// RTC is what may be wrong): such packets are never returned and their
 	// space counts as free. The bytes stay on disk until overwritten. Create stores it in the ring;
-	// Open with a non-zero MaxAge replaces the stored value (writer) or applies
-	// the stricter of the two (read-only).
+	// A writer's Open applies its MaxAge, 0 (none) included, and stores it;
+	// a read-only Open applies the stricter of its non-zero MaxAge and the
+	// stored value.
 	MaxAge time.Duration
 	// ReadOnly opens an existing ring for reading only, for example while
 	// another process writes it. Only Open honours it.

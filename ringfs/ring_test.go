@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -340,6 +341,55 @@ func TestMaxAge(t *testing.T) {
 	defer ro.Close()
 	got, _ = readAll(t, ro, 0, 1<<62)
 	sameRecords(t, "stricter max age", got, want(recs, newest-int64(5*time.Second), 1<<62))
+}
+
+// TestMaxAgeConfigWins: the writer's MaxAge applies whatever ring.json
+// (on the untrusted disk) stores, 0 included: the stored 10 s, or a planted
+// max_age_ns of 1, hides nothing from a writer opened with MaxAge 0.
+func TestMaxAgeConfigWins(t *testing.T) {
+	dir := t.TempDir()
+	o := testOpts()
+	o.MaxAge = 10 * time.Second
+	r, err := Create(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	recs := genRecords(rng, 3000, func(i int) int64 { return base + int64(i)*int64(10*time.Millisecond) }) // 30 s
+	appendAll(t, r, recs)
+	r.Close()
+	for _, plant := range []bool{false, true} {
+		if plant {
+			p := filepath.Join(dir, "ring.json")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["max_age_ns"] = json.RawMessage("1")
+			b, _ = json.Marshal(m)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o.MaxAge = 0
+		w, err := Open(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, st := readAll(t, w, 0, 1<<62)
+		sameRecords(t, fmt.Sprintf("max age 0 (planted %v)", plant), got, recs)
+		if st.Reason == ReasonMaxAge {
+			t.Errorf("planted %v: stats %+v, want nothing hidden by max_age", plant, st)
+		}
+		if in, err := w.Info(); err != nil || in.MaxAge != 0 {
+			t.Errorf("planted %v: info max age %v, %v; want 0", plant, in.MaxAge, err)
+		}
+		w.Close()
+	}
 }
 
 func TestDropsAndLinks(t *testing.T) {

@@ -171,7 +171,6 @@ func Create(dir string, o Options) (_ *Ring, err error) {
 	}
 	// ring.json goes before the directory it is in.
 	made = append(made, filepath.Join(dir, metaName))
-	o.MaxAge = 0 // already stored
 	r, err := open(dir, m, o)
 	if err != nil {
 		undo()
@@ -376,13 +375,13 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 		}
 		r.seal, r.tail = s, sealTag
 	}
-	if o.MaxAge != 0 {
-		switch {
-		case !o.ReadOnly:
-			r.maxAge = o.MaxAge
-		case r.maxAge == 0 || o.MaxAge < r.maxAge:
-			r.maxAge = o.MaxAge
-		}
+	switch {
+	case !o.ReadOnly:
+		// The writer's configuration wins, 0 included: ring.json is on
+		// the untrusted disk, and its max_age_ns only informs readers.
+		r.maxAge = o.MaxAge
+	case o.MaxAge != 0 && (r.maxAge == 0 || o.MaxAge < r.maxAge):
+		r.maxAge = o.MaxAge
 	}
 	for i := range m.Segments {
 		// The ring may be on someone else's disk: a segment that is a
@@ -411,7 +410,7 @@ func open(dir string, m *meta, o Options) (*Ring, error) {
 		return nil, err
 	}
 	r.segs = segs
-	if !o.ReadOnly && o.MaxAge != 0 && o.MaxAge != m.MaxAge {
+	if !o.ReadOnly && o.MaxAge != m.MaxAge {
 		m2 := *m
 		m2.MaxAge = o.MaxAge
 		if err := writeMeta(dir, &m2); err != nil {
