@@ -192,7 +192,9 @@ type Update struct {
 	// UpdatedFrom is the build this one replaced, once it confirmed.
 	UpdatedFrom string `json:"updated_from,omitempty"`
 	// Failed are builds that were installed and did not confirm (the
-	// probe booted its previous build again); none is installed again.
+	// probe booted its previous build again); none is installed again,
+	// but for one more try a day after a failure for "server not reached"
+	// alone.
 	Failed []UpdateFailure `json:"failed,omitempty"`
 }
 
@@ -208,4 +210,9 @@ type UpdateFailure struct {
 	Version string    `json:"version"`
 	Time    time.Time `json:"time"`
 	Reason  string    `json:"reason"`
+	// ServerOnly: the build lacked nothing but the provider's server
+	// (down, or a quiet network), which says little about the build.
+	ServerOnly bool `json:"server_only,omitempty"`
+	// Tries is how many trials of the build failed (0 in older records: 1).
+	Tries int `json:"tries,omitempty"`
 }

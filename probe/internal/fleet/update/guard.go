@@ -61,7 +61,7 @@ func (g *Guard) Run(ctx context.Context) error {
 		if tr.Started {
 			reason = "it did not confirm itself (the probe stopped before its verdict)"
 		}
-		return g.fail(st, reason, false)
+		return g.fail(st, reason, false, false)
 	default:
 		g.Logf("update: build %s runs, not %s (trial) nor %s: the trial is dropped", g.Running, tr.Version, tr.From)
 		st.Trial = nil
@@ -83,7 +83,7 @@ func (g *Guard) trial(ctx context.Context, st Record) error {
 	}
 	up, err := g.Uptime()
 	if err != nil {
-		return g.fail(st, fmt.Sprintf("uptime unknown (%v)", err), true)
+		return g.fail(st, fmt.Sprintf("uptime unknown (%v)", err), false, true)
 	}
 	left := tr.ConfirmWithin - up
 	g.Logf("update: build %s is on trial (updated from %s): confirms once it shows %s, within %s", tr.Version, tr.From, needList(tr.Need), left.Round(time.Second))
@@ -110,15 +110,16 @@ func (g *Guard) trial(ctx context.Context, st Record) error {
 		case <-time.After(min(tick, time.Until(deadline))):
 		}
 	}
-	return g.fail(st, fmt.Sprintf("not healthy within %v of its boot: %s", tr.ConfirmWithin, strings.Join(missing, ", ")), true)
+	serverOnly := len(missing) == 1 && missing[0] == missingServer
+	return g.fail(st, fmt.Sprintf("not healthy within %v of its boot: %s", tr.ConfirmWithin, strings.Join(missing, ", ")), serverOnly, true)
 }
 
 // fail records the trial's build as failed and, on it, reboots into the
-// old root.
-func (g *Guard) fail(st Record, reason string, reboot bool) error {
+// old root. serverOnly: it lacked nothing but the server (see RetryDue).
+func (g *Guard) fail(st Record, reason string, serverOnly, reboot bool) error {
 	tr := st.Trial
 	st.Trial = nil
-	st.addFailure(Failure{Version: tr.Version, Time: time.Now().UTC(), Reason: reason})
+	st.addFailure(Failure{Version: tr.Version, Time: time.Now().UTC(), Reason: reason, ServerOnly: serverOnly})
 	err := fmt.Errorf("update: build %s failed its trial: %s", tr.Version, reason)
 	if serr := g.Store.Save(st); serr != nil {
 		g.Logf("update: %v", serr)

@@ -125,8 +125,26 @@ func TestGuardPartialHealthIsNotEnough(t *testing.T) {
 	if len(dev.posts) != 0 || dev.reboots != 1 {
 		t.Errorf("device calls %v, %d reboots; want no switch, one reboot", dev.posts, dev.reboots)
 	}
-	if rec.Trial != nil || len(rec.Failed) != 1 || rec.Failed[0].Version != buildB || !strings.Contains(rec.Failed[0].Reason, "server not reached") {
+	if rec.Trial != nil || len(rec.Failed) != 1 || rec.Failed[0].Version != buildB || !strings.Contains(rec.Failed[0].Reason, "server not reached") ||
+		!rec.Failed[0].ServerOnly || rec.Failed[0].Tries != 1 {
 		t.Errorf("record after the failure: %+v", rec)
+	}
+}
+
+// TestGuardFailureTries: a failure that lacked more than the server is
+// not server-only; a build failing again keeps one entry with its tries
+// counted, so its one retry is spent.
+func TestGuardFailureTries(t *testing.T) {
+	need := Health{Recording: true, Disk: true, Server: true}
+	rec, _, _, _ := guardCase{rec: trialRecord(need, false), running: buildB, boot: "boot-2", healthyAt: 0, health: Health{Recording: true}}.run(t)
+	if len(rec.Failed) != 1 || rec.Failed[0].ServerOnly {
+		t.Errorf("disk and server missing: %+v, want a failure that is not server-only", rec.Failed)
+	}
+	again := trialRecord(need, false)
+	again.Failed = []Failure{{Version: buildB, Reason: "not healthy within 10m0s of its boot: server not reached", ServerOnly: true, Tries: 1}}
+	rec, _, _, _ = guardCase{rec: again, running: buildB, boot: "boot-2", healthyAt: 0, health: Health{Recording: true, Disk: true}}.run(t)
+	if len(rec.Failed) != 1 || rec.Failed[0].Tries != 2 || !rec.Failed[0].ServerOnly || RetryDue(rec.Failed[0], rec.Failed[0].Time.Add(365*24*time.Hour)) {
+		t.Errorf("second failure: %+v, want one entry, 2 tries, no retry due ever", rec.Failed)
 	}
 }
 

@@ -145,8 +145,11 @@ func (r *Runner) Check(ctx context.Context) (*release.Manifest, map[string]strin
 			return lerr
 		}
 		if f, failed := rec.FailedAs(got.Version); failed {
-			r.refuse(got, errors.New("failed here before ("+f.Reason+"): not installed again"))
-			return nil
+			if !RetryDue(f, now) {
+				r.refuse(got, errors.New("failed here before ("+f.Reason+"): not installed again"))
+				return nil
+			}
+			r.Logf("update: release %s failed here %s only for want of the server: trying it once more", got.Version, f.Time.Format(time.RFC3339))
 		}
 		r.set(func(u *fleet.Update) { u.Offered, u.State = got.Version, "downloading" })
 		r.Logf("update: release %s offered on channel %s (urgent %v, rollback safe %v); downloading", got.Version, r.Channel, got.Urgent, got.RollbackSafe)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/presscap/presscap/internal/gokrazyhttp"
 	"github.com/presscap/presscap/internal/release"
@@ -147,6 +148,37 @@ func TestRunnerRefuses(t *testing.T) {
 			}
 			if len(dev.log()) != 0 {
 				t.Errorf("device was called: %v", dev.log())
+			}
+		})
+	}
+}
+
+// TestRunnerRetriesServerOnlyFailure: a release that failed here only
+// because the server was not reached is installed once more a day later;
+// any other failure, a second one, or one less than a day old is refused.
+func TestRunnerRetriesServerOnlyFailure(t *testing.T) {
+	f := newFixture(t)
+	f.publish(t, "presscap", "2026-12-06T22:00:00Z", f.key)
+	for _, tc := range []struct {
+		name string
+		fail Failure
+		want bool
+	}{
+		{"server only, a day ago", Failure{ServerOnly: true, Tries: 1, Time: time.Now().Add(-25 * time.Hour)}, true},
+		{"server only, older record without tries", Failure{ServerOnly: true, Time: time.Now().Add(-25 * time.Hour)}, true},
+		{"server only, an hour ago", Failure{ServerOnly: true, Tries: 1, Time: time.Now().Add(-time.Hour)}, false},
+		{"server only, failed twice", Failure{ServerOnly: true, Tries: 2, Time: time.Now().Add(-25 * time.Hour)}, false},
+		{"recording missing", Failure{Tries: 1, Time: time.Now().Add(-25 * time.Hour)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.runner(t, &fakeGokrazy{written: map[string][]byte{}})
+			tc.fail.Version, tc.fail.Reason = "2026-12-06T22:00:00Z", "not healthy within 10m0s of its boot"
+			if err := r.Store.Save(Record{Failed: []Failure{tc.fail}}); err != nil {
+				t.Fatal(err)
+			}
+			m, _ := r.Check(context.Background())
+			if got := m != nil; got != tc.want {
+				t.Errorf("release accepted %v, want %v (report %+v)", got, tc.want, r.Report())
 			}
 		})
 	}

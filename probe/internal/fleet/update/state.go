@@ -62,6 +62,8 @@ type Health struct {
 	Server bool `json:"server"`
 }
 
+const missingServer = "server not reached"
+
 // Missing names what need has and h lacks.
 func (need Health) Missing(h Health) []string {
 	var out []string
@@ -72,7 +74,7 @@ func (need Health) Missing(h Health) []string {
 		out = append(out, "disk not mounted")
 	}
 	if need.Server && !h.Server {
-		out = append(out, "server not reached")
+		out = append(out, missingServer)
 	}
 	return out
 }
@@ -126,10 +128,24 @@ func (st Record) FailedAs(version string) (Failure, bool) {
 // MaxFailed bounds the failures kept: the oldest go first.
 const MaxFailed = 16
 
+// RetryFailedAfter is how long after a failure for "server not reached"
+// alone the build is tried once more: the server may have been down.
+const RetryFailedAfter = 24 * time.Hour
+
+// RetryDue says whether the failed build f may be installed once more at now.
+func RetryDue(f Failure, now time.Time) bool {
+	return f.ServerOnly && f.Tries <= 1 && !now.Before(f.Time.Add(RetryFailedAfter))
+}
+
+// addFailure records f; a build that failed before keeps one entry, its
+// tries counted (a second failure ends its retries).
 func (st *Record) addFailure(f Failure) {
-	if _, ok := st.FailedAs(f.Version); ok {
+	if i := slices.IndexFunc(st.Failed, func(o Failure) bool { return o.Version == f.Version }); i >= 0 {
+		f.Tries = max(st.Failed[i].Tries, 1) + 1
+		st.Failed[i] = f
 		return
 	}
+	f.Tries = 1
 	st.Failed = append(st.Failed, f)
 	if len(st.Failed) > MaxFailed {
 		st.Failed = st.Failed[len(st.Failed)-MaxFailed:]
