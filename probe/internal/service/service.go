@@ -636,7 +636,12 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 			s.showState()
 			return
 		}
-		w.Recording = s.storage.Opened()
+		// Under the lock: the window's follower may still be cloning w
+		// for its pending record until cut takes it over.
+		opened := s.storage.Opened()
+		s.mu.Lock()
+		w.Recording = opened
+		s.mu.Unlock()
 		// Made here, one checked directory at a time: the disk is the
 		// customer's (see checkDir).
 		if err = storage.CheckDir(root, s.outputRel(), true); err == nil {
