@@ -109,9 +109,10 @@ func (s Server) read(id string) Probe {
 
 // readKey parses a pending file: exactly one ed25519 key line (the
 // probe's), and nothing else, since the enrolment account is shared by
-// every card.
+// every card. A symlink is not followed and a FIFO not waited on: the
+// drop box is written by any card holder.
 func readKey(path string) (ssh.PublicKey, time.Time, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path, os.O_RDONLY)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -143,8 +144,9 @@ func readKey(path string) (ssh.PublicKey, time.Time, error) {
 
 // Accept puts probe id's pending key into its account's authorized_keys
 // (replacing what was there: one probe, one key), then removes the
-// pending file. fingerprint, if not "", must match the pending key (the
-// one the provider checked, e.g. from the probe's status page).
+// pending file. fingerprint must match the pending key (the one the
+// provider checked, e.g. from the probe's status page): any card holder can
+// write a pending file under any id, even between list and accept.
 func (s Server) Accept(id, fingerprint string) (Probe, error) {
 	if err := identity.Check(id); err != nil {
 		return Probe{}, fmt.Errorf("enroll: %w", err)
@@ -153,7 +155,10 @@ func (s Server) Accept(id, fingerprint string) (Probe, error) {
 	if p.Problem != "" {
 		return p, fmt.Errorf("enroll: %s: %s", filepath.Join(s.Pending, id+".pub"), p.Problem)
 	}
-	if fingerprint != "" && fingerprint != p.Fingerprint {
+	if fingerprint == "" {
+		return p, fmt.Errorf("enroll: %s: give the fingerprint of the key checked on the probe (-fingerprint %s if that is it): not accepted", id, p.Fingerprint)
+	}
+	if fingerprint != p.Fingerprint {
 		return p, fmt.Errorf("enroll: the pending key of %s is %s, not %s: not accepted", id, p.Fingerprint, fingerprint)
 	}
 	if err := os.MkdirAll(s.Keys, 0o755); err != nil {

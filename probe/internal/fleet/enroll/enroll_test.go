@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 func keyLine(t *testing.T) (string, string) {
@@ -30,7 +31,7 @@ func TestListAndAccept(t *testing.T) {
 	s := Server{Pending: filepath.Join(dir, "enroll"), Keys: filepath.Join(dir, "keys")}
 	os.MkdirAll(s.Pending, 0o755)
 	good, fp := keyLine(t)
-	other, _ := keyLine(t)
+	other, otherFP := keyLine(t)
 	rk, _ := rsa.GenerateKey(rand.Reader, 1024)
 	rpub, _ := ssh.NewPublicKey(&rk.PublicKey)
 	files := map[string]string{
@@ -72,7 +73,10 @@ func TestListAndAccept(t *testing.T) {
 			t.Errorf("accepted %s", id)
 		}
 	}
-	if _, err := s.Accept("10000000ffff0000", ""); err != nil {
+	if _, err := s.Accept("10000000ffff0000", ""); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("accepted without a fingerprint: %v", err)
+	}
+	if _, err := s.Accept("10000000ffff0000", otherFP); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(s.Keys, "presscap-ffff0000"))
@@ -87,5 +91,33 @@ func TestListAndAccept(t *testing.T) {
 	}
 	if ps, _ := s.List(); len(ps) != 4 {
 		t.Errorf("after accept and reject: %+v", ps)
+	}
+}
+
+// TestAcceptRefusesLinks: a pending file that is a symlink (say to another
+// probe's key, or a file the provider's account may read) or a FIFO is
+// refused by list and accept alike, and nothing is written.
+func TestAcceptRefusesLinks(t *testing.T) {
+	dir := t.TempDir()
+	s := Server{Pending: filepath.Join(dir, "enroll"), Keys: filepath.Join(dir, "keys")}
+	os.MkdirAll(s.Pending, 0o755)
+	good, fp := keyLine(t)
+	target := filepath.Join(dir, "elsewhere.pub")
+	if err := os.WriteFile(target, []byte(good+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(s.Pending, "10000000aaaaaaaa.pub")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(s.Pending, "10000000bbbbbbbb.pub"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"10000000aaaaaaaa", "10000000bbbbbbbb"} {
+		if p, err := s.Accept(id, fp); err == nil {
+			t.Errorf("accepted %s: %+v", id, p)
+		}
+	}
+	if ents, _ := os.ReadDir(s.Keys); len(ents) != 0 {
+		t.Errorf("keys written: %v", ents)
 	}
 }
