@@ -347,7 +347,7 @@ func extractPerm(t *testing.T, disk, dir string) string {
 }
 
 // seedDevicePassword puts a per-device password into disk's /perm before
-// the first boot, as the probe makes one on its first start (probe/devicepw
+// the first boot, as the probe makes one on its first start (probe/internal/devicepw
 // keeps an existing one): gokrazy reads /perm/gokr-pw.txt before the
 // image's, so the web UI and make update need it, as they need the one a
 // probe made itself (which a provider reads from its health report). It

@@ -49,7 +49,7 @@ type Config struct {
 	linksWithPorts bool
 }
 
-// Network modes (see probe/ports).
+// Network modes (see probe/internal/ports).
 const (
 	ModeInline = ports.Inline // a transparent bridge over two ports
 	ModeMirror = ports.Mirror // ports receiving a copy of the traffic
@@ -85,7 +85,7 @@ func (p Port) SideName() string {
 	return p.Interface
 }
 
-// Setup is the network mode as probe/ports applies it.
+// Setup is the network mode as probe/internal/ports applies it.
 func (n Network) Setup() ports.Setup {
 	s := ports.Setup{Mode: n.Mode}
 	if n.Mode != ModeSingle {

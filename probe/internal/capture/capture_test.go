@@ -292,7 +292,7 @@ func waitUp(t *testing.T, name string) {
 	})
 }
 
-// Filters compiled by our own compiler (probe/filter, Live mode) keep and
+// Filters compiled by our own compiler (probe/internal/filter, Live mode) keep and
 // cut on the socket exactly what tcpdump keeps and cuts with the same
 // filter and snap length.
 func TestCompiledFilterMatchesTcpdump(t *testing.T) {
