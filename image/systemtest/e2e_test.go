@@ -158,7 +158,8 @@ func ringDisk(t *testing.T, dir string) string {
 
 type probeStatus struct {
 	Storage struct {
-		State string `json:"state"`
+		State    string `json:"state"`
+		Replaced string `json:"replaced"`
 	} `json:"storage"`
 	Ring *struct {
 		Oldest  time.Time `json:"oldest"`
