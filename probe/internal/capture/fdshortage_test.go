@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,32 +15,14 @@ import (
 	"github.com/presscap/presscap/internal/testing/testtool"
 )
 
-// logBuf collects the capture's log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) logf(format string, args ...any) {
-	l.mu.Lock()
-	fmt.Fprintf(&l.b, format+"\n", args...)
-	l.mu.Unlock()
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestFDShortageIsNotInterfaceGone: while the process has no file
 // descriptor left (a flood of connections to the status page), the capture
 // goes on recording on its socket; it neither takes the failed look at the
 // interface for "interface gone" nor closes and reopens the socket.
 func TestFDShortageIsNotInterfaceGone(t *testing.T) {
 	p := netnstest.NewPair(t)
-	var log logBuf
-	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 5}}, Logf: log.logf}, newMemSink())
+	var log testtool.Log
+	c, stop := startCapture(t, Config{Links: []Link{{Name: p.Host, ID: 5}}, Logf: log.Logf}, newMemSink())
 	s := p.NewSender(t)
 	waitOpen(t, c)
 	before := netnstest.Frames(50)
