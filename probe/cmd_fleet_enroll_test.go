@@ -102,7 +102,7 @@ func (e *enrollServer) uploader(t *testing.T, user, keyFile string) *upload.Uplo
 	if keyFile != "" {
 		cfg.EnrollUser, cfg.EnrollKeyFile = "", ""
 	}
-	u, err := upload.New(cfg, t.TempDir(), t.TempDir(), nil, t.Logf)
+	u, err := upload.New(cfg, t.TempDir(), t.TempDir(), nil, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/capture"
+	"github.com/presscap/presscap/probe/internal/clock"
 	"github.com/presscap/presscap/probe/internal/devicepw"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/fleet"
@@ -76,7 +77,7 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 		case created:
 			logf("fleet: per-device password created in /perm/%s (in force from the next boot; the provider finds it in the health report)", devicepw.FileName)
 			if err := os.MkdirAll(c.Storage.StateDir, 0o700); err == nil {
-				err = pwreboot.Mark(c.Storage.StateDir, bootID(root))
+				err = pwreboot.Mark(c.Storage.StateDir, clock.BootIDAt(root))
 			}
 			if err != nil {
 				logf("fleet: per-device password: no reboot planned (in force from the next boot anyway): %v", err)
@@ -135,7 +136,7 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used []strin
 // with the first report that reached the server. A probe whose password
 // is older than the boot does nothing.
 func passwordReboot(ctx context.Context, c config.Config, root string, svc *service.Service, told <-chan struct{}, logf func(string, ...any)) {
-	need, err := pwreboot.Needed(c.Storage.StateDir, bootID(root))
+	need, err := pwreboot.Needed(c.Storage.StateDir, clock.BootIDAt(root))
 	if err != nil {
 		logf("fleet: per-device password: %v", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/presscap/presscap/internal/gokrazyhttp"
 	"github.com/presscap/presscap/internal/release"
 	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/clock"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/fleet/update"
 	"github.com/presscap/presscap/probe/internal/service"
@@ -56,7 +57,7 @@ func startUpdates(ctx context.Context, root string, logf func(string, ...any)) *
 	}
 	pw := config.DefaultConfig().Status.PasswordFiles
 	g := &update.Guard{
-		Store: update.Store{Dir: updateDir(root)}, Running: u.running, BootID: bootID(root),
+		Store: update.Store{Dir: updateDir(root)}, Running: u.running, BootID: clock.BootIDAt(root),
 		Uptime: func() (time.Duration, error) { return fleet.Uptime(root) },
 		Health: u.health, Logf: logf,
 		Device: lazyDevice{root: root, pw: pw},
@@ -145,7 +146,7 @@ func (u *updates) run(ctx context.Context, c config.Config, svc *service.Service
 		Policy:  update.Policy{QuietAfterPress: c.Release.QuietAfterPress.D(), WindowFrom: from, WindowTo: to, Location: loc},
 		Service: func() update.State { return serviceState(svc) },
 		Health:  u.health,
-		Store:   update.Store{Dir: dir}, BootID: bootID(u.root),
+		Store:   update.Store{Dir: dir}, BootID: clock.BootIDAt(u.root),
 		TestBoot:      func() bool { return inTestBoot(u.root) },
 		ConfirmWithin: c.Release.ConfirmWithin.D(),
 		// The first check soon after start: a build on trial needs the
@@ -181,7 +182,7 @@ func fleetUploader(c config.Config, fl fleetSetup, logf func(string, ...any)) (*
 			logf(format, args...)
 		}
 	}
-	u, err := upload.New(c.Upload, "", c.Storage.StateDir, nil, quiet)
+	u, err := upload.New(c.Upload, "", c.Storage.StateDir, nil, nil, quiet)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +196,6 @@ func rooted(root string, paths []string) []string {
 		out[i] = filepath.Join(root, p)
 	}
 	return out
-}
-
-// bootID is the kernel's boot_id, "" where there is none.
-func bootID(root string) string {
-	b, _ := os.ReadFile(filepath.Join(root, "proc/sys/kernel/random/boot_id"))
-	return strings.TrimSpace(string(b))
 }
 
 // inTestBoot says the kernel was started for gokrazy's test boot: its

@@ -92,7 +92,7 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		dir = filepath.Join(full.Storage.MountPoint, full.Storage.QueueDir)
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }
-	u, err := upload.New(cfg, dir, *state, upload.SystemClock{}, logf)
+	u, err := upload.New(cfg, dir, *state, nil, nil, logf)
 	if err != nil {
 		return err
 	}

@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// Clock implements upload.Clock, and with a boot clock added clock.Time,
-// with manually set time.
+// Clock is a clock.Time and a clock.Sync with manually set time.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
+	start   time.Time // now at New, boot time 0
 	synced  bool
 	waiters []waiter
 	changed chan struct{} // closed and replaced when waiters change
@@ -27,7 +27,16 @@ type waiter struct {
 
 // New returns a clock at now, synced.
 func New(now time.Time) *Clock {
-	return &Clock{now: now, synced: true, changed: make(chan struct{})}
+	return &Clock{now: now, start: now, synced: true, changed: make(chan struct{})}
+}
+
+// BootTime is the time the clock has moved since New: a boot at New whose
+// clock follows every Set, back as well as forward (a test of the real
+// boot clock's monotony wraps it).
+func (c *Clock) BootTime() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Sub(c.start), true
 }
 
 // Now returns the clock's time.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -121,8 +122,12 @@ const bootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // BootID returns the current boot's id, or "" if it cannot be read
 // (then no record counts as from the same boot).
-func BootID() string {
-	b, err := os.ReadFile(bootIDFile)
+func BootID() string { return BootIDAt("/") }
+
+// BootIDAt is BootID of the system whose root directory is root, which
+// tests make a directory of their own.
+func BootIDAt(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, bootIDFile))
 	if err != nil {
 		return ""
 	}

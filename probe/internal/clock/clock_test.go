@@ -53,3 +53,22 @@ func TestWatchStopsOnCancel(t *testing.T) {
 		t.Fatal("Watch did not stop")
 	}
 }
+
+// TestBootIDAt reads the id below a root of the test's own, trimmed, and
+// gives "" where that root has none.
+func TestBootIDAt(t *testing.T) {
+	root := t.TempDir()
+	if id := BootIDAt(root); id != "" {
+		t.Fatalf("no boot_id file: got %q, want \"\"", id)
+	}
+	p := filepath.Join(root, "proc/sys/kernel/random/boot_id")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("0b1c-boot\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if id := BootIDAt(root); id != "0b1c-boot" {
+		t.Fatalf("got %q, want %q", id, "0b1c-boot")
+	}
+}

@@ -1057,7 +1057,7 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 	if err := os.MkdirAll(s.cfg.Storage.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage.state_dir: %w", err)
 	}
-	u, err := upload.New(s.cfg.Upload, queue, s.cfg.Storage.StateDir, upload.SystemClock{IsSynced: s.clock.Synced}, s.logf)
+	u, err := upload.New(s.cfg.Upload, queue, s.cfg.Storage.StateDir, nil, s.clock, s.logf)
 	if err != nil {
 		return nil, err
 	}

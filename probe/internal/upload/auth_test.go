@@ -66,7 +66,7 @@ func TestKeyAuth(t *testing.T) {
 	data := r.put(t, "a_20261127T020000.000Z_all.pcap", 10<<10)
 	// A fresh state dir means a fresh key that the server does not know.
 	other := t.TempDir()
-	u, err := upload.New(r.cfg, r.queueDir, other, nil, nil)
+	u, err := upload.New(r.cfg, r.queueDir, other, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestKeyAuth(t *testing.T) {
 	// The provider installs the key; the same uploader now succeeds, and a
 	// restart reads the same key back.
 	r.srv.AuthorizeLine(line)
-	u2, err := upload.New(r.cfg, r.queueDir, other, nil, nil)
+	u2, err := upload.New(r.cfg, r.queueDir, other, nil, nil, nil)
 	if err != nil || u2.PublicKey() != line {
 		t.Fatalf("key changed across restarts: %q vs %q (%v)", u2.PublicKey(), line, err)
 	}
@@ -133,7 +133,7 @@ func TestHostKeyPinning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := r.cfg
 			cfg.HostKey = tc.pin
-			u, err := upload.New(cfg, r.queueDir, r.stateDir, nil, nil)
+			u, err := upload.New(cfg, r.queueDir, r.stateDir, nil, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

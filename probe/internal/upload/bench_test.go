@@ -68,7 +68,7 @@ func BenchmarkUploadVsOpenSSH(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		u, err := upload.New(cfg, queue, state, nil, nil)
+		u, err := upload.New(cfg, queue, state, nil, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

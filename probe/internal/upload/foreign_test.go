@@ -34,7 +34,7 @@ func TestUploadSendsOnlyProducedNames(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var logged []string
-	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, func(format string, args ...any) {
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, func(format string, args ...any) {
 		mu.Lock()
 		logged = append(logged, fmt.Sprintf(format, args...))
 		mu.Unlock()

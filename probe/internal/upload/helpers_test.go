@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/internal/field"
+	"github.com/presscap/presscap/internal/testing/fakeclock"
 	"github.com/presscap/presscap/internal/testing/sshdtest"
 	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/internal/clock"
 	"github.com/presscap/presscap/probe/internal/upload"
 	"golang.org/x/crypto/ssh"
 )
@@ -78,9 +80,17 @@ func (r *rig) put(t *testing.T, name string, n int) []byte {
 	return b
 }
 
-func (r *rig) newUploader(t *testing.T, clock upload.Clock) (*upload.Uploader, *events) {
+// newUploader runs on fc, or on the real clock (always synced) if fc is nil.
+func (r *rig) newUploader(t *testing.T, fc *fakeclock.Clock) (*upload.Uploader, *events) {
 	t.Helper()
-	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, clock, t.Logf)
+	var (
+		tm   clock.Time
+		sync clock.Sync
+	)
+	if fc != nil {
+		tm, sync = fc, fc
+	}
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, tm, sync, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestStalePartRemoved(t *testing.T) {
 	const next = "probeA_20261127T030000.000Z_sip.pcap"
 	nextData := r.put(t, next, 5000)
 	var log logLines
-	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, log.logf)
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestStalePartOtherServerKept(t *testing.T) {
 	var log logLines
 	cfg := r.cfg
 	cfg.Server = fmt.Sprintf("localhost:%d", r.srv.Port)
-	u, err := upload.New(cfg, r.queueDir, r.stateDir, nil, log.logf)
+	u, err := upload.New(cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestStalePartOtherServerKept(t *testing.T) {
 		t.Fatalf("log %q, want one line saying %s was left on the old server", log.matching(""), part)
 	}
 	// The record is gone: back on the first server nothing is removed.
-	u, err = upload.New(r.cfg, r.queueDir, r.stateDir, nil, log.logf)
+	u, err = upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 	const next = "probeA_20261127T030000.000Z_sip.pcap"
 	nextData := r.put(t, next, 5000)
 	var log logLines
-	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, log.logf)
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
 	if err != nil {
 		t.Fatal(err)
 	}

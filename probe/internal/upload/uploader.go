@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/presscap/presscap/internal/safefile"
+	"github.com/presscap/presscap/probe/internal/clock"
 )
 
 // EventKind is what an Event reports, for the LED and the beeper.
@@ -84,7 +85,8 @@ type Uploader struct {
 	cfg      Config
 	queueDir string
 	stateDir string
-	clock    Clock
+	clock    clock.Time
+	sync     clock.Sync // scheduled runs, missed ones included, wait for it
 	logf     func(format string, args ...any)
 	sched    schedule
 	signer   ssh.Signer
@@ -115,23 +117,28 @@ type persisted struct {
 
 // New checks cfg, loads or creates the probe's SSH key in stateDir (or
 // cfg.KeyFile) and logs the public key. queueDir holds the files to upload.
-// logf may be nil.
-func New(cfg Config, queueDir, stateDir string, clock Clock, logf func(format string, args ...any)) (*Uploader, error) {
+// tm is the schedule's clock (nil: the real one); scheduled runs wait until
+// sync says its time can be trusted (nil: always), after_capture runs do
+// not. logf may be nil.
+func New(cfg Config, queueDir, stateDir string, tm clock.Time, sync clock.Sync, logf func(format string, args ...any)) (*Uploader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if clock == nil {
-		clock = SystemClock{}
+	if tm == nil {
+		tm = clock.Real{}
+	}
+	if sync == nil {
+		sync = clock.Fixed(true)
 	}
 	sched, err := newSchedule(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("upload: %w", err)
 	}
 	u := &Uploader{
-		cfg: cfg, queueDir: queueDir, stateDir: stateDir, clock: clock, logf: logf,
+		cfg: cfg, queueDir: queueDir, stateDir: stateDir, clock: tm, sync: sync, logf: logf,
 		sched: sched, kick: make(chan struct{}, 1), finish: localFinisher(queueDir, cfg.SentDir),
 		parts: newPartJournal(stateDir, logf),
 	}
@@ -204,7 +211,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 	var timer <-chan time.Time
 	for {
 		now := u.clock.Now()
-		if next.IsZero() && u.clock.Synced() {
+		if next.IsZero() && u.sync.Synced() {
 			slot := u.sched.prev(now)
 			if last := u.lastSlot(); slot.After(last) {
 				if !last.IsZero() || u.queueLen() > 0 {
