@@ -36,7 +36,7 @@ func serverUploader(t *testing.T) (*upload.Uploader, string) {
 	srv.AuthorizeLine(line)
 	cfg := upload.DefaultConfig()
 	cfg.Enabled, cfg.Server, cfg.User, cfg.RemoteDir, cfg.HostKey = true, srv.Addr(), "root", remote, srv.KnownHostsLine()
-	u, err := upload.New(cfg, t.TempDir(), state, nil, t.Logf)
+	u, err := upload.New(cfg, t.TempDir(), state, nil, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
