@@ -190,6 +190,7 @@ func runService(ctx context.Context, e env, args []string) error {
 		go fromServer.Run(ctx, 10*time.Second)
 	}
 	updReport := upd.run(ctx, c, svc, fl)
+	tunReport, tunWait := runTunnel(ctx, c, fl, root, logger.Printf)
 	srvDone := make(chan error, 1)
 	if len(c.Status.Listen) > 0 {
 		// The installer's checks run on the service's own speaker, LED,
@@ -205,7 +206,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	sent := sync.OnceFunc(func() { close(told) })
 	go func() {
 		defer close(repDone)
-		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, updReport, sent, logger.Printf)
+		runReports(ctx, fl, c, used, root, svc, fb.LEDs != nil && c.Leds.Driver != leds.DriverNone, msgs, fromServer, updReport, tunReport, sent, logger.Printf)
 	}()
 	if fl.password != "" {
 		go passwordReboot(ctx, c, root, svc, told, logger.Printf)
@@ -214,6 +215,7 @@ func runService(ctx context.Context, e env, args []string) error {
 	cancel()
 	<-srvDone
 	<-repDone
+	tunWait()
 	select {
 	case <-restart:
 		// Not 0 or 125: gokrazy restarts the service only then.

@@ -95,7 +95,7 @@ func setupFleet(c config.Config, root string, logf func(string, ...any)) fleetSe
 // while a disk is mounted, and a probe without its disk must report too).
 // With fromServer, each report's connection also fetches the server's
 // configuration for the probe and the report says what became of it.
-func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, upd func() *fleet.Update, sent func(), logf func(string, ...any)) {
+func runReports(ctx context.Context, f fleetSetup, c config.Config, used []string, root string, svc status.Source, led bool, msgs *fleet.Recent, fromServer *fleetconfig.Applier, upd func() *fleet.Update, tun func() *fleet.Tunnel, sent func(), logf func(string, ...any)) {
 	if f.id.Value == "" || !c.Upload.Enabled {
 		return
 	}
@@ -127,6 +127,7 @@ func runReports(ctx context.Context, f fleetSetup, c config.Config, used []strin
 		r.FleetConfig = fromServer.Report
 	}
 	r.Update = upd
+	r.Tunnel = tun
 	r.Sent = sent
 	r.Run(ctx)
 }

@@ -38,6 +38,8 @@ type Config struct {
 	Upload upload.Config `json:"upload"`
 	// Release is how the probe trusts the fleet's update bundles.
 	Release Release `json:"release"`
+	// Tunnel is the remote access to the web UI and status page.
+	Tunnel Tunnel `json:"tunnel"`
 
 	// fixed are the warnings of what Parse corrected (see upgrade).
 	fixed Errors
@@ -420,6 +422,7 @@ func DefaultConfig() Config {
 		Upload: upload.DefaultConfig(),
 		Release: Release{Channel: "stable", CheckInterval: Duration(6 * time.Hour),
 			QuietAfterPress: Duration(30 * time.Minute), Window: "03:00-05:00", ConfirmWithin: Duration(10 * time.Minute)},
+		Tunnel: Tunnel{Enabled: true, CheckInterval: Duration(5 * time.Minute), MaxDuration: Duration(2 * time.Hour)},
 	}
 	c.Ring.MaxAge = c.NeededAge()
 	c.Upload.TimeZone = c.Clock.TimeZone // the one zone (see oneTimeZone)

@@ -235,6 +235,8 @@ func TestValidateErrors(t *testing.T) {
 		{"release window", func(c *Config) { c.Release.Window = "03:00" }, "release.window", "not HH:MM-HH:MM"},
 		{"release window hour", func(c *Config) { c.Release.Window = "03:00-25:00" }, "release.window", "time of day"},
 		{"release confirm", func(c *Config) { c.Release.ConfirmWithin = Duration(2 * time.Hour) }, "release.confirm_within", "want 30s to 1h0m0s"},
+		{"tunnel check", func(c *Config) { c.Tunnel.CheckInterval = Duration(time.Second) }, "tunnel.check_interval", "want 10s to 1h0m0s"},
+		{"tunnel duration", func(c *Config) { c.Tunnel.MaxDuration = Duration(48 * time.Hour) }, "tunnel.max_duration", "want 1m0s to 24h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -73,6 +73,8 @@ func TestSectionsValidateThemselves(t *testing.T) {
 		{"release key", Release{PublicKeys: []string{"AAAA"}}.validate(), "public_keys[0]", "bad key"},
 		{"release channel", func() Release { r := d.Release; r.Channel = "../x"; return r }().validate(), "channel", "plain directory name"},
 		{"release window", func() Release { r := d.Release; r.Window = "3-5"; return r }().validate(), "window", "bad window"},
+		{"tunnel check", Tunnel{CheckInterval: Duration(2 * time.Hour), MaxDuration: d.Tunnel.MaxDuration}.validate(), "check_interval", "want 10s to 1h0m0s"},
+		{"tunnel duration", Tunnel{CheckInterval: d.Tunnel.CheckInterval}.validate(), "max_duration", "want 1m0s to 24h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, e := range tc.errs {

@@ -33,3 +33,16 @@ type Release struct {
 	// to show it is healthy before the probe boots the previous one again.
 	ConfirmWithin Duration `json:"confirm_within"`
 }
+
+// Tunnel is the remote access the provider asks for with a file
+// fleet/tunnel/<id> on the server (package probe/internal/fleet/tunnel).
+type Tunnel struct {
+	// Enabled lets the probe look for the file; off, it never opens one.
+	Enabled bool `json:"enabled"`
+	// CheckInterval is how often the probe looks for the file, and looks
+	// again while the tunnel is open (removing it closes the tunnel).
+	CheckInterval Duration `json:"check_interval"`
+	// MaxDuration ends a tunnel the file still asks for: the same file
+	// does not open it again.
+	MaxDuration Duration `json:"max_duration"`
+}

@@ -63,6 +63,7 @@ func (c Config) Validate() error {
 	}
 	es.Under("status", c.Status.validate())
 	es.Under("release", c.Release.validate())
+	es.Under("tunnel", c.Tunnel.validate())
 	// The sections other packages own name their fields under their key
 	// themselves.
 	for _, sec := range []struct {
@@ -128,6 +129,8 @@ func (c Config) durations() []duration {
 		{"release.check_interval", c.Release.CheckInterval, false},
 		{"release.quiet_after_press", c.Release.QuietAfterPress, false},
 		{"release.confirm_within", c.Release.ConfirmWithin, false},
+		{"tunnel.check_interval", c.Tunnel.CheckInterval, false},
+		{"tunnel.max_duration", c.Tunnel.MaxDuration, false},
 	}...)
 }
 

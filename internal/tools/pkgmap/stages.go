@@ -52,8 +52,8 @@ var stages = []stage{
 	{"config", "beside the flow: the one configuration, gathering each stage's section", []string{
 		"probe/config/...",
 	}},
-	{"fleet agents", "beside the flow: the health report writer, the server's configuration, the provider's enrolment", []string{
-		"probe/internal/fleet/reporter/...", "probe/internal/fleet/fleetconfig/...", "probe/internal/fleet/enroll/...", "probe/internal/fleet/pwreboot/...",
+	{"fleet agents", "beside the flow: the health report writer, the server's configuration, the provider's enrolment, the tunnel", []string{
+		"probe/internal/fleet/reporter/...", "probe/internal/fleet/fleetconfig/...", "probe/internal/fleet/enroll/...", "probe/internal/fleet/pwreboot/...", "probe/internal/fleet/tunnel/...",
 	}},
 	{"service", "wiring: the stages put together into the running probe", []string{
 		"probe/internal/service/...",

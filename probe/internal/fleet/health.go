@@ -106,6 +106,9 @@ func Assess(r Report, seen, now time.Time) Entry {
 			warn("release %s refused: %s", orDefault(u.Refused.Version, "?"), u.Refused.Error)
 		}
 	}
+	if t := r.Tunnel; t != nil && (t.State == "refused" || t.State == "error") {
+		warn("tunnel %s: %s", t.State, t.Error)
+	}
 	return e
 }
 

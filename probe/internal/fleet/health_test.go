@@ -184,3 +184,20 @@ func TestAssessUpdate(t *testing.T) {
 		t.Fatalf("old failures: %s %q", e.Health, e.Reasons)
 	}
 }
+
+// TestAssessTunnel: a tunnel the probe could not open is a warning saying
+// why; an open, idle or expired one is not.
+func TestAssessTunnel(t *testing.T) {
+	r := healthy("1000000000000000")
+	for _, s := range []string{"idle", "open", "expired"} {
+		r.Tunnel = &fleet.Tunnel{State: s}
+		if e := fleet.Assess(r, now, now); e.Health != fleet.OK {
+			t.Fatalf("%s: %s %q", s, e.Health, e.Reasons)
+		}
+	}
+	r.Tunnel = &fleet.Tunnel{State: "refused", Error: "web: the server refused to listen on 127.0.0.1:20001"}
+	if e := fleet.Assess(r, now, now); e.Health != fleet.Warning || len(e.Reasons) != 1 ||
+		e.Reasons[0] != "tunnel refused: web: the server refused to listen on 127.0.0.1:20001" {
+		t.Fatalf("refused: %s %q", e.Health, e.Reasons)
+	}
+}

@@ -24,6 +24,9 @@ const (
 	// EnrollDir holds <id>.pub, a probe's own public key waiting for the
 	// provider to accept it (written with the enrolment account).
 	EnrollDir = "fleet/enroll"
+	// TunnelDir holds <id>, the provider's request for a reverse tunnel
+	// to probe id (package fleet/tunnel).
+	TunnelDir = "fleet/tunnel"
 )
 
 // ParseLabels reads fleet/labels.json: {"<id>": "<label>", ...}. A label

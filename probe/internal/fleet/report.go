@@ -52,6 +52,30 @@ type Report struct {
 	DevicePasswordSealed string `json:"device_password_sealed,omitempty"`
 	// Update is the release channel's state, nil where releases are off.
 	Update *Update `json:"update,omitempty"`
+	// Tunnel is the remote access the provider asked for (fleet/tunnel/),
+	// nil where the tunnel is off.
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
+}
+
+// Tunnel is the state of the reverse tunnel to the probe's web UI and
+// status page (issue 14).
+type Tunnel struct {
+	// State is "idle" (no request on the server), "open", "expired"
+	// (max_duration reached; the same file does not open it again),
+	// "refused" (the request or the server's answer) or "error".
+	State     string    `json:"state"`
+	LastCheck time.Time `json:"last_check,omitzero"`
+	// Requested is the request file's time on the server; By and Reason
+	// are what it says.
+	Requested time.Time `json:"requested,omitzero"`
+	By        string    `json:"by,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	// WebPort and StatusPort are the ports on the server's loopback.
+	WebPort    int       `json:"web_port,omitempty"`
+	StatusPort int       `json:"status_port,omitempty"`
+	Opened     time.Time `json:"opened,omitzero"`
+	Until      time.Time `json:"until,omitzero"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // Versions of what runs.

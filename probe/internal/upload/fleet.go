@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
 	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/fleet"
@@ -281,6 +283,13 @@ func fetchOne(c *conn, remote, local string) error {
 // WithSFTP dials the server (same host key pin and login as the upload)
 // and calls fn over the connection: the release channel's reads.
 func (u *Uploader) WithSFTP(ctx context.Context, fn func(*sftp.Client) error) error {
+	return u.WithSSH(ctx, func(_ *ssh.Client, c *sftp.Client) error { return fn(c) })
+}
+
+// WithSSH is WithSFTP with the SSH connection too, for the tunnel's
+// remote forwards on the same pinned, logged-in connection. fn may hold it
+// for long: only a silent server ends it (send keepalives).
+func (u *Uploader) WithSSH(ctx context.Context, fn func(*ssh.Client, *sftp.Client) error) error {
 	if !u.cfg.Enabled {
 		return fmt.Errorf("upload: not enabled, no server")
 	}
@@ -289,5 +298,5 @@ func (u *Uploader) WithSFTP(ctx context.Context, fn func(*sftp.Client) error) er
 		return err
 	}
 	defer c.Close()
-	return fn(c.sftp)
+	return fn(c.ssh, c.sftp)
 }

@@ -55,6 +55,10 @@ type Reporter struct {
 	FleetConfig func() *fleet.FleetConfig
 	// Update is the release channel's state (nil: releases are off).
 	Update func() *fleet.Update
+	// Tunnel is the remote access's state (nil: the tunnel is off); a
+	// change of it (opened, closed, refused) is reported at once, so the
+	// provider who asked learns the answer.
+	Tunnel func() *fleet.Tunnel
 	// DevicePassword goes only into the report: sealed to
 	// PasswordRecipient (devicepw.Seal) when that is set.
 	DevicePassword    string
@@ -77,6 +81,15 @@ type Reporter struct {
 	prevLinks   map[string]status.Link
 	reported    map[string]bool // presses (by time) already in a report
 	devices     []string        // trigger devices seen since boot
+	tunnel      string          // tunnelKey of the tunnel last reported
+}
+
+// tunnelKey is what of the tunnel's state is worth a report of its own.
+func tunnelKey(t *fleet.Tunnel) string {
+	if t == nil {
+		return ""
+	}
+	return t.State + "|" + t.Error + "|" + t.Opened.String()
 }
 
 // Run sends reports until ctx ends.
@@ -116,13 +129,17 @@ func (r *Reporter) Run(ctx context.Context) error {
 // whose clock never syncs uploads after a press long before BootWait);
 // the first once the clock is synced and the disk in use (else a boot
 // would report a missing disk that was only being mounted), or when
-// BootWait passed; one a day.
+// BootWait passed; one when the tunnel opened, closed or was refused;
+// one a day.
 func (r *Reporter) due(snap status.Snapshot, now time.Time) bool {
 	if u := snap.Upload; u != nil && !u.Running && !u.LastAttempt.IsZero() && !u.LastAttempt.Equal(r.lastAttempt) {
 		return true
 	}
 	if r.lastOK.IsZero() {
 		return (snap.ClockSynced && snap.Storage.Root != "") || now.Sub(r.started) >= BootWait
+	}
+	if r.Tunnel != nil && tunnelKey(r.Tunnel()) != r.tunnel {
+		return true
 	}
 	return now.Sub(r.lastOK) >= Daily
 }
@@ -166,6 +183,9 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 	if r.Update != nil {
 		rep.Update = r.Update()
 	}
+	if r.Tunnel != nil {
+		rep.Tunnel = r.Tunnel()
+	}
 	rep.Disk = r.disk(snap)
 	for _, l := range snap.Links {
 		prev := r.prevLinks[l.Name]
@@ -198,6 +218,7 @@ func (r *Reporter) Build(snap status.Snapshot) (fleet.Report, func()) {
 		rep.Messages = r.Messages.List()
 	}
 	commit := func() {
+		r.tunnel = tunnelKey(rep.Tunnel)
 		r.prevLinks = map[string]status.Link{}
 		for _, l := range snap.Links {
 			r.prevLinks[l.Name] = l

@@ -286,3 +286,40 @@ func TestReportSealsPassword(t *testing.T) {
 		t.Fatalf("report without a recipient: %+v", rep)
 	}
 }
+
+// TestReportOnTunnelChange: the tunnel opening, closing or being refused
+// is reported at once with its state; a check that finds the same state
+// is not.
+func TestReportOnTunnelChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &source{snap: status.Snapshot{ClockSynced: true}}
+		src.snap.Storage.Root = "/mnt/usb"
+		snd := &sender{}
+		var mu sync.Mutex
+		tun := fleet.Tunnel{State: "idle"}
+		setTunnel := func(t fleet.Tunnel) { mu.Lock(); tun = t; mu.Unlock() }
+		defer start(&Reporter{ID: id, Source: src, Send: snd, Tunnel: func() *fleet.Tunnel { mu.Lock(); defer mu.Unlock(); c := tun; return &c }})()
+		step := func() { time.Sleep(Tick); synctest.Wait() }
+		step()
+		if snd.count() != 1 || snd.sent[0].Tunnel == nil || snd.sent[0].Tunnel.State != "idle" {
+			t.Fatalf("boot report: %d sent, %+v", snd.count(), snd.sent)
+		}
+		setTunnel(fleet.Tunnel{State: "idle", LastCheck: time.Now()})
+		step()
+		if snd.count() != 1 {
+			t.Fatalf("a check finding no request again made a report")
+		}
+		opened := time.Now()
+		setTunnel(fleet.Tunnel{State: "open", By: "alice", WebPort: 20001, Opened: opened})
+		step()
+		if snd.count() != 2 || snd.sent[1].Tunnel.State != "open" || snd.sent[1].Tunnel.By != "alice" || snd.sent[1].Tunnel.WebPort != 20001 {
+			t.Fatalf("after the tunnel opened: %d reports, last %+v", snd.count(), snd.sent[snd.count()-1].Tunnel)
+		}
+		step()
+		setTunnel(fleet.Tunnel{State: "refused", Error: "web: the server refused to listen on 127.0.0.1:20001"})
+		step()
+		if snd.count() != 3 || snd.sent[2].Tunnel.Error == "" {
+			t.Fatalf("after a refusal: %d reports", snd.count())
+		}
+	})
+}

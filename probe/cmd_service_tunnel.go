@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/clock"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/fleet/tunnel"
+)
+
+// tunnelFirst is how soon after start the probe looks for a tunnel
+// request: a provider who just pushed an update through the tunnel waits
+// for the new build to open it again.
+const tunnelFirst = 5 * time.Second
+
+// runTunnel starts the remote access the provider asks for in
+// fleet/tunnel/<id> (issue 14); its state goes into the health report.
+// It needs an id and the upload's server; wait returns once it stopped
+// after ctx ended.
+func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string, logf func(string, ...any)) (report func() *fleet.Tunnel, wait func()) {
+	none := func() {}
+	if fl.id.Value == "" || !c.Upload.Enabled || !c.Tunnel.Enabled {
+		return nil, none
+	}
+	if err := os.MkdirAll(c.Storage.StateDir, 0o700); err != nil {
+		logf("tunnel: off: storage.state_dir: %v", err)
+		return nil, none
+	}
+	up, err := fleetUploader(c, fl, logf)
+	if err != nil {
+		logf("tunnel: off: %v", err)
+		return nil, none
+	}
+	r := &tunnel.Runner{
+		Path:    path.Join(c.Upload.RemoteDir, fleet.TunnelDir, fl.id.Value),
+		Connect: up.WithSSH,
+		Web:     webTarget(root), Status: statusTarget(c.Status.Listen),
+		First: tunnelFirst, CheckInterval: c.Tunnel.CheckInterval.D(), MaxDuration: c.Tunnel.MaxDuration.D(),
+		StateDir: c.Storage.StateDir, Clock: clock.Real{}, Logf: logf,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	return r.Report, func() { <-done }
+}
+
+// webTarget is gokrazy's own web UI on this device (its HTTPS port where
+// the image has TLS, so the provider speaks HTTPS through the tunnel), ""
+// off gokrazy: nothing else on the host is forwarded.
+func webTarget(root string) string {
+	if _, err := os.Stat(filepath.Join(root, "etc/gokr-pw.txt")); err != nil {
+		return ""
+	}
+	base, _, err := localEndpoint(root)
+	if err != nil {
+		return ""
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// statusTarget is the status page's first listen address as a client on
+// the device reaches it: the loopback for wildcard, "private" and
+// "localhost"; "" when the status page is off.
+func statusTarget(listen []string) string {
+	for _, a := range listen {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || host == "private" || host == "localhost" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		return net.JoinHostPort(host, port)
+	}
+	return ""
+}

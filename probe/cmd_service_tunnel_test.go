@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presscap/presscap/internal/testing/sshdtest"
+	"github.com/presscap/presscap/internal/testing/testtool"
+	"github.com/presscap/presscap/probe/config"
+	"github.com/presscap/presscap/probe/internal/fleet"
+	"github.com/presscap/presscap/probe/internal/status"
+)
+
+// TestRunOpensTunnel: probe run on a gokrazy-like tree finds
+// fleet/tunnel/<id> on the server (OpenSSH on loopback) and forwards the
+// server's loopback ports to gokrazy's web UI (the port in
+// etc/http-port.txt) and to its own status page ("private:PORT"); its
+// health report says the tunnel is open, and who asked.
+func TestRunOpensTunnel(t *testing.T) {
+	c, root, remote := fleetProbe(t)
+	gokrazy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "gokrazy "+r.URL.Path) }))
+	defer gokrazy.Close()
+	_, gport, _ := net.SplitHostPort(gokrazy.Listener.Addr().String())
+	if err := os.WriteFile(filepath.Join(root, "etc", "http-port.txt"), []byte(gport+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, sport, _ := net.SplitHostPort(freeLoopbackAddr(t))
+	c.Status.Listen = []string{"private:" + sport}
+	c.Tunnel.CheckInterval = config.Duration(10 * time.Second)
+	web, stat := sshdtest.FreePort(t), sshdtest.FreePort(t)
+	req := filepath.Join(remote, "fleet", "tunnel", "10000000a1b2c3d4")
+	os.MkdirAll(filepath.Dir(req), 0o755)
+	if err := os.WriteFile(req, []byte(fmt.Sprintf("web=%d\nstatus=%d\nby=carol\nreason=bench\n", web, stat)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out := startRunIn(t, c, root)
+	defer func() {
+		if t.Failed() {
+			t.Log(out.String())
+		}
+	}()
+	get := func(port int, path string) string {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	testtool.WaitFor(t, "the web UI through the tunnel", 60*time.Second, func() bool { return get(web, "/update/features") == "gokrazy /update/features" })
+	var s status.Snapshot
+	if err := json.Unmarshal([]byte(get(stat, "/status.json")), &s); err != nil || s.ID != "10000000a1b2c3d4" {
+		t.Fatalf("status page through the tunnel: %+v, %v", s, err)
+	}
+	var rep fleet.Report
+	testtool.WaitFor(t, "a report of the open tunnel", 60*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(remote, "fleet", "status", "10000000a1b2c3d4.json"))
+		if err != nil {
+			return false
+		}
+		rep, err = fleet.Parse(b)
+		return err == nil && rep.Tunnel != nil && rep.Tunnel.State == "open"
+	})
+	if rep.Tunnel.By != "carol" || rep.Tunnel.WebPort != web || rep.Tunnel.StatusPort != stat {
+		t.Errorf("report's tunnel: %+v", rep.Tunnel)
+	}
+	if !strings.Contains(out.String(), `tunnel: open until`) || !strings.Contains(out.String(), `asked by "carol" ("bench")`) {
+		t.Errorf("the log does not say who opened the tunnel")
+	}
+}
+
+// TestStatusTarget: the status page is reached on the loopback for the
+// listen addresses that include it, at its own address otherwise.
+func TestStatusTarget(t *testing.T) {
+	for in, want := range map[string]string{
+		"private:8080": "127.0.0.1:8080", ":8080": "127.0.0.1:8080", "localhost:81": "127.0.0.1:81",
+		"0.0.0.0:8080": "127.0.0.1:8080", "[::]:8080": "127.0.0.1:8080", "192.168.1.5:8080": "192.168.1.5:8080",
+		"[::1]:8080": "[::1]:8080",
+	} {
+		if got := statusTarget([]string{in}); got != want {
+			t.Errorf("statusTarget(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := statusTarget(nil); got != "" {
+		t.Errorf("no status page: %q", got)
+	}
+}

@@ -1,0 +1,408 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/presscap/presscap/internal/safefile"
+	"github.com/presscap/presscap/probe/internal/clock"
+	"github.com/presscap/presscap/probe/internal/fleet"
+)
+
+// Tuning that is not configuration: keepalives keep an idle tunnel's
+// connection inside upload's I/O timeout and find a dead server; a lost
+// connection of an open tunnel is tried again soon (the provider is
+// waiting on it); a tunnel serves a bounded number of connections.
+const (
+	Keepalive = 30 * time.Second
+	Reconnect = 15 * time.Second
+	MaxConns  = 32
+	dialLocal = 10 * time.Second
+)
+
+// Runner looks for the request file and holds the tunnel it asks for.
+// Set the fields, then Run.
+type Runner struct {
+	// Path is the request file on the server (<remote_dir>/fleet/tunnel/<id>).
+	Path string
+	// Connect dials the server and calls fn over the connection
+	// (upload.Uploader.WithSSH: pinned host key, the probe's key).
+	Connect func(ctx context.Context, fn func(*ssh.Client, *sftp.Client) error) error
+	// Web and Status are the local addresses the server's ports lead to
+	// (the device's own web UI and status page); "" refuses that port.
+	Web, Status string
+	// First is the wait before the first check; CheckInterval between
+	// checks, also while open.
+	First, CheckInterval time.Duration
+	MaxDuration          time.Duration
+	// StateDir keeps when the request in force was first opened, so that
+	// a restart neither extends nor reopens it.
+	StateDir string
+	Clock    clock.Time
+	Logf     func(string, ...any)
+
+	mu      sync.Mutex
+	status  fleet.Tunnel
+	lastLog string
+}
+
+// Report is the tunnel's state for the health report.
+func (r *Runner) Report() *fleet.Tunnel {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.status
+	if t.State == "" {
+		t.State = "idle"
+	}
+	return &t
+}
+
+func (r *Runner) set(fn func(t *fleet.Tunnel)) {
+	r.mu.Lock()
+	fn(&r.status)
+	r.mu.Unlock()
+}
+
+// logOnce logs a line unless it is the one logged last: a check every
+// few minutes finds the same thing each time.
+func (r *Runner) logOnce(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	r.mu.Lock()
+	same := line == r.lastLog
+	r.lastLog = line
+	r.mu.Unlock()
+	if !same {
+		r.Logf("%s", line)
+	}
+}
+
+// errRefused marks a request that cannot be served as it stands (a bad
+// file, a port the server does not allow): it waits for the next check,
+// unlike a lost connection. A port the server refused may only still be
+// held by the session of this probe's previous boot, which sshd drops
+// once it notices: that is tried again sooner (busy).
+type errRefused struct {
+	error
+	busy bool
+}
+
+func (e errRefused) Unwrap() error { return e.error }
+
+// Run checks until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	wait, backoff := r.First, Reconnect
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.Clock.After(wait):
+		}
+		wait = r.CheckInterval
+		opened := false
+		err := r.Connect(ctx, func(sc *ssh.Client, fc *sftp.Client) error {
+			return r.session(ctx, sc, fc, &opened)
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var refused errRefused
+		switch {
+		case errors.As(err, &refused):
+			r.set(func(t *fleet.Tunnel) { *t = fleet.Tunnel{State: "refused", Error: err.Error(), LastCheck: t.LastCheck} })
+			r.logOnce("tunnel: %s: %v", r.Path, err)
+			if refused.busy {
+				wait, backoff = min(backoff, r.CheckInterval), 2*backoff
+				continue
+			}
+		case err != nil:
+			r.set(func(t *fleet.Tunnel) { *t = fleet.Tunnel{State: "error", Error: err.Error(), LastCheck: t.LastCheck} })
+			r.logOnce("tunnel: %v", err)
+			if opened {
+				wait = min(Reconnect, r.CheckInterval)
+			}
+		}
+		backoff = Reconnect
+	}
+}
+
+// file is one version of the request file.
+type file struct {
+	req     Request
+	key     string // content and time on the server
+	written time.Time
+}
+
+// read reads the request file; fs.ErrNotExist when there is none.
+func (r *Runner) read(fc *sftp.Client) (file, error) {
+	f, err := fc.Open(r.Path)
+	if err != nil {
+		return file{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return file{}, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFile+1))
+	if err != nil {
+		return file{}, err
+	}
+	sum := sha256.Sum256(b)
+	v := file{key: hex.EncodeToString(sum[:]) + "@" + strconv.FormatInt(st.ModTime().Unix(), 10), written: st.ModTime()}
+	v.req, err = Parse(b)
+	if err != nil {
+		return v, errRefused{error: err}
+	}
+	return v, nil
+}
+
+// session serves the requests found on one connection, one after the
+// other, until none is in force.
+func (r *Runner) session(ctx context.Context, sc *ssh.Client, fc *sftp.Client, opened *bool) error {
+	for {
+		now := r.Clock.Now()
+		r.set(func(t *fleet.Tunnel) { t.LastCheck = now })
+		v, err := r.read(fc)
+		if errors.Is(err, fs.ErrNotExist) {
+			r.set(func(t *fleet.Tunnel) { *t = fleet.Tunnel{State: "idle", LastCheck: now} })
+			r.logOnce("tunnel: no request on the server (%s)", r.Path)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		since, expired := r.window(v.key, now)
+		if expired {
+			r.set(func(t *fleet.Tunnel) {
+				*t = fleet.Tunnel{State: "expired", LastCheck: now, Requested: v.written, By: v.req.By, Reason: v.req.Reason,
+					Opened: since, Until: since.Add(r.MaxDuration)}
+			})
+			r.logOnce("tunnel: %s (written %s) is still there, but its tunnel was open for tunnel.max_duration %v: not opened again until the file is written anew",
+				r.Path, v.written.UTC().Format(time.RFC3339), r.MaxDuration)
+			return nil
+		}
+		if err := r.hold(ctx, sc, fc, v, since, opened); err != nil {
+			return err
+		}
+	}
+}
+
+// state is the request last opened, kept in StateDir.
+type state struct {
+	Key     string    `json:"key"`
+	Opened  time.Time `json:"opened"`
+	Expired bool      `json:"expired,omitempty"`
+}
+
+const stateFile = "tunnel-state.json"
+
+func (r *Runner) load() state {
+	var s state
+	b, err := os.ReadFile(filepath.Join(r.StateDir, stateFile))
+	if err == nil {
+		json.Unmarshal(b, &s)
+	}
+	return s
+}
+
+func (r *Runner) save(s state) {
+	b, _ := json.Marshal(s)
+	if err := safefile.WriteFile(filepath.Join(r.StateDir, stateFile), b, 0o600); err != nil {
+		r.Logf("tunnel: %v (a restart would count max_duration anew)", err)
+	}
+}
+
+// window says since when the request key is open, and whether its
+// max_duration is over. A clock set back counts from now.
+func (r *Runner) window(key string, now time.Time) (time.Time, bool) {
+	s := r.load()
+	if s.Key != key {
+		r.save(state{Key: key, Opened: now})
+		return now, false
+	}
+	if s.Opened.After(now) {
+		s.Opened = now
+		r.save(s)
+	}
+	return s.Opened, s.Expired || now.Sub(s.Opened) >= r.MaxDuration
+}
+
+// hold opens the forwards of v and keeps them until the file is removed
+// or changed, max_duration ends, the connection fails or ctx ends; nil
+// means look at the file again.
+func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v file, since time.Time, opened *bool) error {
+	until := since.Add(r.MaxDuration)
+	var wg sync.WaitGroup
+	var listeners []net.Listener
+	cs := &conns{}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+		cs.closeAll()
+		wg.Wait()
+	}()
+	for _, f := range []struct {
+		port        int
+		target, key string
+	}{{v.req.Web, r.Web, "web"}, {v.req.Status, r.Status, "status"}} {
+		if f.port == 0 {
+			continue
+		}
+		if f.target == "" {
+			return errRefused{error: fmt.Errorf("%s: this probe serves no %s page", f.key, f.key)}
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(f.port))
+		l, err := sc.Listen("tcp", addr)
+		if err != nil {
+			return errRefused{fmt.Errorf("%s: the server refused to listen on %s (its authorized_keys permitlisten= for this key, sshd's AllowTcpForwarding, or the port is taken): %w", f.key, addr, err), true}
+		}
+		listeners = append(listeners, l)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serve(l, f.target, cs, &wg)
+		}()
+	}
+	dead := make(chan error, 1)
+	go func() { dead <- sc.Wait() }()
+	keep := time.NewTicker(Keepalive)
+	defer keep.Stop()
+	end := r.Clock.After(until.Sub(r.Clock.Now()))
+	check := r.Clock.After(r.CheckInterval)
+	*opened = true
+	r.set(func(t *fleet.Tunnel) {
+		*t = fleet.Tunnel{State: "open", LastCheck: t.LastCheck, Requested: v.written, By: v.req.By, Reason: v.req.Reason,
+			WebPort: v.req.Web, StatusPort: v.req.Status, Opened: since, Until: until}
+	})
+	var fwd []string
+	for _, f := range []struct {
+		port         int
+		target, what string
+	}{{v.req.Web, r.Web, "web UI"}, {v.req.Status, r.Status, "status page"}} {
+		if f.port != 0 {
+			fwd = append(fwd, fmt.Sprintf("server 127.0.0.1:%d → %s %s", f.port, f.what, f.target))
+		}
+	}
+	r.logOnce("tunnel: open until %s, asked by %q (%q) in %s written %s: %s",
+		until.UTC().Format(time.RFC3339), v.req.By, v.req.Reason, r.Path, v.written.UTC().Format(time.RFC3339), strings.Join(fwd, ", "))
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-dead:
+			return fmt.Errorf("connection to the server lost while the tunnel was open: %v", err)
+		case <-keep.C:
+			if _, _, err := sc.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+				return fmt.Errorf("connection to the server lost while the tunnel was open: %w", err)
+			}
+		case <-end:
+			s := r.load()
+			s.Expired = true
+			r.save(s)
+			r.logOnce("tunnel: closed after tunnel.max_duration %v (asked by %q)", r.MaxDuration, v.req.By)
+			return nil
+		case <-check:
+			check = r.Clock.After(r.CheckInterval)
+			now := r.Clock.Now()
+			r.set(func(t *fleet.Tunnel) { t.LastCheck = now })
+			got, err := r.read(fc)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				r.logOnce("tunnel: closed: %s was removed", r.Path)
+				return nil
+			case err != nil && !errors.As(err, new(errRefused)):
+				return err
+			case got.key != v.key:
+				r.logOnce("tunnel: %s changed: closing the tunnel it asked for", r.Path)
+				return nil
+			}
+		}
+	}
+}
+
+// conns are the connections a tunnel passes on, at most MaxConns: they
+// end with it (a changed request goes on over the same SSH connection).
+type conns struct {
+	mu   sync.Mutex
+	open map[net.Conn]bool
+	done bool
+}
+
+func (cs *conns) add(c net.Conn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.done || len(cs.open) >= MaxConns {
+		return false
+	}
+	if cs.open == nil {
+		cs.open = map[net.Conn]bool{}
+	}
+	cs.open[c] = true
+	return true
+}
+
+func (cs *conns) remove(c net.Conn) {
+	cs.mu.Lock()
+	delete(cs.open, c)
+	cs.mu.Unlock()
+}
+
+func (cs *conns) closeAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.done = true
+	for c := range cs.open {
+		c.Close()
+	}
+}
+
+// serve passes each connection to the server's port on to target.
+func serve(l net.Listener, target string, cs *conns, wg *sync.WaitGroup) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		if !cs.add(c) {
+			c.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cs.remove(c)
+			pass(c, target)
+		}()
+	}
+}
+
+func pass(c net.Conn, target string) {
+	defer c.Close()
+	lc, err := net.DialTimeout("tcp", target, dialLocal)
+	if err != nil {
+		return
+	}
+	defer lc.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(lc, c); lc.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(c, lc); c.Close(); done <- struct{}{} }()
+	<-done
+	<-done
+}
