@@ -112,6 +112,35 @@ type Manifest struct {
 	Summary *report.Summary `json:"summary,omitempty"`
 }
 
+// ReasonsText says in words every reason the window is truncated, for
+// the log.
+func (m *Manifest) ReasonsText() string {
+	reasons := m.Reasons
+	if len(reasons) == 0 {
+		reasons = []string{m.Reason}
+	}
+	words := make([]string, len(reasons))
+	for i, r := range reasons {
+		words[i] = truncReason(r)
+	}
+	return strings.Join(words, "; and ")
+}
+
+// truncReason says in words why a window is truncated.
+func truncReason(reason string) string {
+	switch reason {
+	case ringfs.ReasonNotReached:
+		return "the ring had already overwritten the window's start"
+	case ringfs.ReasonOvertaken:
+		return "the ring overwrote part of the window before it was read"
+	case ringfs.ReasonMaxAge:
+		return "ring.max_age hides the window's start"
+	case ringfs.ReasonYounger:
+		return "the ring began recording after the window's start"
+	}
+	return reason
+}
+
 // LinkGap is a time a link was down that overlaps a window, unclipped.
 type LinkGap struct {
 	Link string    `json:"link"`
@@ -219,6 +248,19 @@ const writebackChunk = 1 << 20
 // (the upload skips it) and the same after a restart.
 func PartialName(base string, spec Spec) string {
 	return PartialPrefix + filenames.Capture(base, spec.Name, formatOf(spec))
+}
+
+// SavedManifest returns the path of w's manifest (its files are saved) if
+// it is in one of dirs, else "". Files an upload without a sent folder took
+// are gone: that is not knowable here.
+func SavedManifest(host string, w *window.Window, dirs ...string) string {
+	name := filenames.Manifest(FileBase(host, w))
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	return ""
 }
 
 // PartialPrefix starts the name of every partial file.
@@ -619,17 +661,6 @@ func finishFile(f *exportFile) error {
 		return err
 	}
 	return f.tmp.Close()
-}
-
-// KeptPartial says whether the partial file name belongs to one of the
-// windows with these file bases.
-func KeptPartial(name string, bases []string) bool {
-	for _, b := range bases {
-		if strings.HasPrefix(name, PartialPrefix+b+"_") {
-			return true
-		}
-	}
-	return false
 }
 
 // A window's files are written from the press on, not after its end: the

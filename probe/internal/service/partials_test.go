@@ -1,6 +1,8 @@
 package service
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,13 +10,23 @@ import (
 	"time"
 
 	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/export/follow"
 	"github.com/presscap/presscap/probe/internal/window"
+	"github.com/presscap/presscap/ringfs"
 )
+
+// noRing is storage without a ring open.
+type noRing struct{}
+
+func (noRing) RingWithID() (*ringfs.Ring, string, string, error) {
+	return nil, "", "", errors.New("no ring")
+}
+func (noRing) Opened() time.Time { return time.Time{} }
 
 // TestCleanPartials: after a save, partial files no window continues are
 // removed; those of a window with a record, an open window or a follower
-// stay, and so does every name the probe does not give its partial files.
-// While a record cannot be read, nothing is removed.
+// stay (which names are partial files: export's TestCleanPartials). While
+// a record cannot be read, nothing is removed.
 func TestCleanPartials(t *testing.T) {
 	dir, pend := t.TempDir(), t.TempDir()
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -30,15 +42,18 @@ func TestCleanPartials(t *testing.T) {
 			names = append(names, export.PartialName(export.FileBase("probe", w), spec))
 		}
 	}
-	foreign := []string{".partial-holiday.jpg", ".partial-", "probe_x.pcap", ".tmp-" + names[0][len(export.PartialPrefix):]}
-	for _, n := range append(slices.Clone(names), foreign...) {
+	for _, n := range names {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &Service{host: "probe", logf: t.Logf, pend: window.Store{Dir: pend},
-		follows: map[int]*follower{followed.ID: {base: export.FileBase("probe", followed)}},
-		windows: &window.Windows{}}
+	s := &Service{host: "probe", logf: t.Logf, pend: window.Store{Dir: pend}, windows: &window.Windows{}}
+	// A follower that finds no ring writes nothing, and counts.
+	s.follow = follow.New(follow.Config{Rings: noRing{}, Lock: &s.mu, Now: time.Now, Host: s.host, Logf: t.Logf})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer s.follow.Wait()
+	defer cancel()
+	s.follow.Start(ctx, followed)
 	s.windows.Restore(open, time.Now())
 	if err := s.pend.Save(*recorded); err != nil {
 		t.Fatal(err)

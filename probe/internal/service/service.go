@@ -18,8 +18,8 @@ import (
 	"github.com/presscap/presscap/probe/internal/capture"
 	"github.com/presscap/presscap/probe/internal/clock"
 	"github.com/presscap/presscap/probe/internal/export"
+	"github.com/presscap/presscap/probe/internal/export/follow"
 	"github.com/presscap/presscap/probe/internal/feedback"
-	"github.com/presscap/presscap/probe/internal/filenames"
 	"github.com/presscap/presscap/probe/internal/filter"
 	"github.com/presscap/presscap/probe/internal/identity"
 	"github.com/presscap/presscap/probe/internal/status"
@@ -27,7 +27,6 @@ import (
 	"github.com/presscap/presscap/probe/internal/trigger"
 	"github.com/presscap/presscap/probe/internal/upload"
 	"github.com/presscap/presscap/probe/internal/window"
-	"github.com/presscap/presscap/ringfs"
 )
 
 // Options are what the service needs besides the configuration.
@@ -101,11 +100,9 @@ type Service struct {
 	// written over one this run did not write (pendOwn, persist goroutine).
 	pendUnread bool
 	pendOwn    map[int]bool
-	// runCtx is Run's context, for the followers press starts (follow.go);
-	// fwg waits for them.
-	runCtx  context.Context
-	follows map[int]*follower
-	fwg     sync.WaitGroup
+	// runCtx is Run's context, for the followers press starts.
+	runCtx context.Context
+	follow *follow.Followers
 
 	mu        sync.Mutex
 	windows   *window.Windows
@@ -147,8 +144,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{o: o, cfg: c, logf: o.Logf, fb: o.Feedback, clock: o.Clock, time: tm,
 		presses: make(chan pressReq), started: tm.Now(), bootID: clock.BootID(),
 		pend:    window.Store{Dir: filepath.Join(c.Storage.StateDir, window.PendingDirName)},
-		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{},
-		follows: map[int]*follower{}}
+		persist: make(chan persistOp, 256), ringReady: make(chan struct{}, 1), retry: make(chan retryReq, 64), pendOwn: map[int]bool{}}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -237,6 +233,8 @@ func New(o Options) (*Service, error) {
 		LinkType:     1, // Ethernet
 		SnapLen:      uint32(maxSnap),
 	}, s.logf)
+	s.follow = follow.New(follow.Config{Rings: s.storage, Lock: &s.mu, Now: s.time.Now, Host: s.host,
+		Dir: s.outputDir, Specs: s.specsFor, Persist: func(rec *window.Window) { s.persist <- persistOp{w: rec} }, Logf: s.logf})
 	s.storage.OnChange = func(storage.State) {
 		s.showState()
 		select {
@@ -354,7 +352,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// Windows recovered after a restart whose end has passed, and windows
 	// whose save failed on the disk, wait here for the ring; a failed one
 	// not before notBefore (its backoff).
-	held := newHeld(s.recover())
+	held := window.NewHeld(s.recover())
 
 	exports := make(chan *window.Window, 64)
 	wg.Add(1)
@@ -417,7 +415,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			close(exports)
 			wg.Wait()
-			s.fwg.Wait()
+			s.follow.Wait()
 			close(s.persist)
 			<-persisted
 			return ctx.Err()
@@ -600,7 +598,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 		return
 	}
 	ring, root, cur, err := s.storage.RingWithID()
-	if err == nil && !fromRing(w, cur) {
+	if err == nil && !w.FromRing(cur) {
 		// A recovered window still open at the start, due while another
 		// ring is open: Run holds it until its own ring is back.
 		s.mu.Lock()
@@ -620,9 +618,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 		// in between brings the window back, already saved. Saving it again
 		// would replace complete files with a copy marked recovered.
 		if m := s.savedManifest(dir, w); w.Recovered && m != "" {
-			if c, _ := s.takeFollower(w.ID); c != nil {
-				c.Abort()
-			}
+			s.follow.Drop(w.ID)
 			s.logf("window #%d: already saved before the restart (%s exists): not saved again, pending record removed", w.ID, m)
 			s.persist <- persistOp{remove: w.ID}
 			s.mu.Lock()
@@ -645,7 +641,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 		// Made here, one checked directory at a time: the disk is the
 		// customer's (see checkDir).
 		if err = storage.CheckDir(root, s.outputRel(), true); err == nil {
-			man, err = s.cut(ctx, ring, cur, w, dir, lag)
+			man, err = s.follow.Cut(ctx, ring, cur, w, dir, lag)
 		}
 		if err != nil && ctx.Err() != nil {
 			s.deferExport(w)
@@ -678,7 +674,7 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 		trunc := ""
 		if man.Truncated {
 			trunc = fmt.Sprintf("; TRUNCATED: %s of the window is missing (%s; the ring reached back to %s)",
-				man.Missing, truncReasons(man), man.RingOldest.Format(time.RFC3339Nano))
+				man.Missing, man.ReasonsText(), man.RingOldest.Format(time.RFC3339Nano))
 		}
 		if lag != nil {
 			// The lag's one log line: the save that follows it says where.
@@ -719,78 +715,49 @@ func (s *Service) export(ctx context.Context, w *window.Window) {
 	}
 }
 
-// cut writes w's files: it completes what w's follower wrote during the
-// window, or continues the files a run before the restart made durable,
-// or else cuts the window out of the ring now.
-func (s *Service) cut(ctx context.Context, ring *ringfs.Ring, cur string, w *window.Window, dir string, lag *export.CaptureLag) (export.Manifest, error) {
-	c, from := s.takeFollower(w.ID)
-	if c != nil && (from != cur || c.Dir() != dir) {
-		c.Abort() // another ring or root: those files do not continue here
-		c = nil
+// startFollow starts w's follower (package follow) once Run runs. Called
+// with s.mu held.
+func (s *Service) startFollow(w *window.Window) {
+	if s.runCtx != nil {
+		s.follow.Start(s.runCtx, w)
 	}
-	if p := w.Progress; c == nil && p != nil && p.Ring == cur && p.Dir == dir {
-		var err error
-		if c, err = export.Open(ring, w, s.specsFor(w), s.host, dir, p); err != nil {
-			s.logf("window #%d: cannot continue the files written before the restart (%v): cutting the window again", w.ID, err)
-			c = nil
-		} else {
-			s.logf("window #%d: continuing the files written before the restart", w.ID)
-		}
+}
+
+// cleanPartials removes the partial files in dir that no window will
+// continue (export.CleanPartials).
+func (s *Service) cleanPartials(dir string) {
+	if removed := export.CleanPartials(dir, s.partialBases); len(removed) > 0 {
+		s.logf("removed %d partial files no window continues from %s: %s", len(removed), dir, strings.Join(removed, ", "))
 	}
-	if c == nil {
-		return export.Cut(ctx, ring, w, s.specsFor(w), s.host, dir, lag)
+}
+
+// partialBases are the file bases of the windows whose partial files are
+// wanted: those that have a follower, are open or have a record; false if
+// the records cannot all be read.
+func (s *Service) partialBases() ([]string, bool) {
+	s.mu.Lock()
+	unread := s.pendUnread
+	bases := s.follow.Bases()
+	for _, w := range s.windows.Pending() {
+		bases = append(bases, export.FileBase(s.host, &w))
 	}
-	c.SetWindow(w) // as it ended, with every press
-	if err := c.Step(ctx, ring, w.To, true); err != nil {
-		if ctx.Err() != nil {
-			s.saveProgress(w, c) // the next start continues them
-			c.Close()
-		} else {
-			c.Abort()
-			w.Progress = nil
-		}
-		return export.Manifest{}, err
+	s.mu.Unlock()
+	if unread {
+		return nil, false
 	}
-	man, err := c.Finish(lag)
+	ws, err := s.pend.Windows()
 	if err != nil {
-		w.Progress = nil // finish removed the files
+		return nil, false
 	}
-	return man, err
-}
-
-// truncReasons says in words every reason a window is truncated.
-func truncReasons(man export.Manifest) string {
-	reasons := man.Reasons
-	if len(reasons) == 0 {
-		reasons = []string{man.Reason}
+	for _, w := range ws {
+		bases = append(bases, export.FileBase(s.host, w))
 	}
-	words := make([]string, len(reasons))
-	for i, r := range reasons {
-		words[i] = truncReason(r)
-	}
-	return strings.Join(words, "; and ")
-}
-
-// truncReason says in words why a window is truncated.
-func truncReason(reason string) string {
-	switch reason {
-	case ringfs.ReasonNotReached:
-		return "the ring had already overwritten the window's start"
-	case ringfs.ReasonOvertaken:
-		return "the ring overwrote part of the window before it was read"
-	case ringfs.ReasonMaxAge:
-		return "ring.max_age hides the window's start"
-	case ringfs.ReasonYounger:
-		return "the ring began recording after the window's start"
-	}
-	return reason
+	return bases, true
 }
 
 // savedManifest returns the path of w's manifest if it is already in dir
-// or, for the upload queue, in the upload's sent folder; "" if not. Files
-// an upload without a sent folder took are gone: that is not knowable here.
+// or, for the upload queue, in the upload's sent folder; "" if not.
 func (s *Service) savedManifest(dir string, w *window.Window) string {
-	name := filenames.Manifest(export.FileBase(s.host, w))
 	dirs := []string{dir}
 	if sent := s.cfg.Upload.SentDir; sent != "" && s.cfg.Storage.Output == config.OutputQueue {
 		if !filepath.IsAbs(sent) {
@@ -798,12 +765,7 @@ func (s *Service) savedManifest(dir string, w *window.Window) string {
 		}
 		dirs = append(dirs, sent)
 	}
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	return ""
+	return export.SavedManifest(s.host, w, dirs...)
 }
 
 // giveBack hands w back to Run to hold (see retryReq).

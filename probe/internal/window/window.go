@@ -94,6 +94,14 @@ func (w *Window) Synced() bool {
 	return true
 }
 
+// FromRing says whether w may be cut from the ring identified by cur: a
+// recovered window only from the ring that recorded it (after a restart
+// the /perm fallback may be open while the USB disk is slow to appear).
+// A window of this run is cut from whatever ring is open.
+func (w *Window) FromRing(cur string) bool {
+	return !w.Recovered || w.Ring == "" || w.Ring == cur
+}
+
 // Windows merges presses into windows. It is not safe for concurrent use;
 // the service owns it from one goroutine.
 type Windows struct {

@@ -1,29 +1,26 @@
-package service
+package window
 
-import (
-	"time"
+import "time"
 
-	"github.com/presscap/presscap/probe/internal/window"
-)
-
-// held are the windows Run keeps back until they can be saved: those
-// recovered after a restart whose end has passed, until their ring is open,
-// and those whose save failed on the disk, each until its backoff is over.
-// Only Run's goroutine uses it.
-type held struct {
-	ws        []*window.Window
+// Held are the windows the service keeps back until they can be saved:
+// those recovered after a restart whose end has passed, until their ring is
+// open, and those whose save failed on the disk, each until its backoff is
+// over. It is not safe for concurrent use: only the service's Run uses it.
+type Held struct {
+	ws        []*Window
 	failures  map[int]int       // failed saves so far, by window id
 	notBefore map[int]time.Time // when a failed window may be tried again
 	otherRing map[int]string    // the ring a window was last reported waiting on
 }
 
-func newHeld(ws []*window.Window) *held {
-	return &held{ws: ws, failures: map[int]int{}, notBefore: map[int]time.Time{}, otherRing: map[int]string{}}
+// NewHeld holds ws.
+func NewHeld(ws []*Window) *Held {
+	return &Held{ws: ws, failures: map[int]int{}, notBefore: map[int]time.Time{}, otherRing: map[int]string{}}
 }
 
 // Add holds w again. failed says its save failed: it is tried again no
 // sooner than wait from now, the backoff for its failures so far.
-func (h *held) Add(w *window.Window, failed bool, now time.Time) (wait time.Duration, failures int) {
+func (h *Held) Add(w *Window, failed bool, now time.Time) (wait time.Duration, failures int) {
 	h.ws = append(h.ws, w)
 	if !failed {
 		return 0, h.failures[w.ID]
@@ -39,10 +36,10 @@ func (h *held) Add(w *window.Window, failed bool, now time.Time) (wait time.Dura
 // open ring cur. Of the others, waiting is called with each window found
 // waiting on another ring, once for each ring it is found waiting on;
 // retryAt is the earliest end of a backoff still running (zero: none).
-func (h *held) Due(now time.Time, cur string, waiting func(*window.Window)) (due []*window.Window, retryAt time.Time) {
-	var later []*window.Window
+func (h *Held) Due(now time.Time, cur string, waiting func(*Window)) (due []*Window, retryAt time.Time) {
+	var later []*Window
 	for _, w := range h.ws {
-		if !fromRing(w, cur) {
+		if !w.FromRing(cur) {
 			later = append(later, w)
 			if h.otherRing[w.ID] != cur {
 				h.otherRing[w.ID] = cur
@@ -64,15 +61,7 @@ func (h *held) Due(now time.Time, cur string, waiting func(*window.Window)) (due
 }
 
 // Windows are the windows held now.
-func (h *held) Windows() []*window.Window { return h.ws }
-
-// fromRing says whether w may be cut from the ring identified by cur: a
-// recovered window only from the ring that recorded it (after a restart
-// the /perm fallback may be open while the USB disk is slow to appear).
-// A window of this run is cut from whatever ring is open.
-func fromRing(w *window.Window, cur string) bool {
-	return !w.Recovered || w.Ring == "" || w.Ring == cur
-}
+func (h *Held) Windows() []*Window { return h.ws }
 
 // retryDelay is the wait before the n-th retry of a failed save: 2 s,
 // doubling, at most 10 minutes, so a disk that keeps failing is not

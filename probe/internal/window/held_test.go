@@ -1,11 +1,9 @@
-package service
+package window
 
 import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/presscap/presscap/probe/internal/window"
 )
 
 // TestHeldWaitsForRingAndBackoff: a recovered window is due only while its
@@ -14,12 +12,12 @@ import (
 // 4 s, doubling up to 10 minutes, and retryAt says when the next backoff
 // ends; a window handed back without a failure is due at once.
 func TestHeldWaitsForRingAndBackoff(t *testing.T) {
-	rec := &window.Window{ID: 1, Recovered: true, Ring: "ringA"}
-	cur := &window.Window{ID: 2, Ring: "ringA"}
-	h := newHeld([]*window.Window{rec, cur})
+	rec := &Window{ID: 1, Recovered: true, Ring: "ringA"}
+	cur := &Window{ID: 2, Ring: "ringA"}
+	h := NewHeld([]*Window{rec, cur})
 	var waited []string
-	waiting := func(w *window.Window) { waited = append(waited, w.Ring) }
-	ids := func(ws []*window.Window) []int {
+	waiting := func(w *Window) { waited = append(waited, w.Ring) }
+	ids := func(ws []*Window) []int {
 		var out []int
 		for _, w := range ws {
 			out = append(out, w.ID)
