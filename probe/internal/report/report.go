@@ -109,6 +109,8 @@ type Analyzer struct {
 	icmp4   layers.ICMPv4
 	icmp6   layers.ICMPv6
 	decoded []gopacket.LayerType
+	// decoders are the scratch layers by the layer type each decodes.
+	decoders gopacket.DecodingLayerSparse
 }
 
 type linkState struct {
@@ -132,6 +134,9 @@ func New(links []Link, opt Options) *Analyzer {
 	a.dns.init(opt.MaxQueries)
 	a.tcp.init(opt.MaxConns)
 	a.misc.init()
+	for _, l := range []gopacket.DecodingLayer{&a.eth, &a.dot1q, &a.sll, &a.ip4, &a.ip6, &a.udp, &a.tcpL, &a.arp, &a.icmp4, &a.icmp6} {
+		a.decoders = a.decoders.Put(l).(gopacket.DecodingLayerSparse)
+	}
 	for _, l := range links {
 		a.links = append(a.links, linkState{Link: l, first: firstLayer(l.LinkType)})
 	}
@@ -170,29 +175,8 @@ func (a *Analyzer) decode(first gopacket.LayerType, data []byte) {
 	}()
 	next := first
 	for len(data) > 0 {
-		var l gopacket.DecodingLayer
-		switch next {
-		case layers.LayerTypeEthernet:
-			l = &a.eth
-		case layers.LayerTypeDot1Q:
-			l = &a.dot1q
-		case layers.LayerTypeLinuxSLL:
-			l = &a.sll
-		case layers.LayerTypeIPv4:
-			l = &a.ip4
-		case layers.LayerTypeIPv6:
-			l = &a.ip6
-		case layers.LayerTypeUDP:
-			l = &a.udp
-		case layers.LayerTypeTCP:
-			l = &a.tcpL
-		case layers.LayerTypeARP:
-			l = &a.arp
-		case layers.LayerTypeICMPv4:
-			l = &a.icmp4
-		case layers.LayerTypeICMPv6:
-			l = &a.icmp6
-		default:
+		l, ok := a.decoders.Decoder(next)
+		if !ok {
 			return
 		}
 		if l.DecodeFromBytes(data, gopacket.NilDecodeFeedback) != nil {
