@@ -18,14 +18,11 @@ const (
 	Up                // up with carrier: a cable to a live device
 )
 
+var stateNames = [...]string{Gone: "gone", Down: "down", Up: "up"}
+
 func (s State) String() string {
-	switch s {
-	case Gone:
-		return "gone"
-	case Down:
-		return "down"
-	case Up:
-		return "up"
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }

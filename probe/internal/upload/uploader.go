@@ -33,14 +33,11 @@ const (
 	Failed
 )
 
+var eventKindNames = [...]string{Uploading: "uploading", Uploaded: "uploaded", Failed: "failed"}
+
 func (k EventKind) String() string {
-	switch k {
-	case Uploading:
-		return "uploading"
-	case Uploaded:
-		return "uploaded"
-	case Failed:
-		return "failed"
+	if k >= 0 && int(k) < len(eventKindNames) {
+		return eventKindNames[k]
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
