@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/presscap/presscap/probe/internal/devicepw"
 	"github.com/presscap/presscap/probe/internal/fleet"
-	"github.com/presscap/presscap/probe/internal/identity"
 )
 
 // runFleetPassword prints one probe's device password from its report:
@@ -20,11 +16,8 @@ func runFleetPassword(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("fleet password", e)
 	keyFile := fs.String("password-key", "", "the provider's private `FILE` from `probe fleet password-key`, for a sealed password")
 	src := fleetSourceFlags(fs)
-	if err := parseArgs(fs, args); err != nil {
+	if err := parseArgsN(fs, args, 2, "DIR|sftp://USER@HOST[:PORT]/REMOTE_DIR and a probe ID"); err != nil {
 		return err
-	}
-	if fs.NArg() != 2 {
-		return usageError{err: errors.New("fleet password: want DIR|sftp://USER@HOST[:PORT]/REMOTE_DIR and a probe ID")}
 	}
 	dir, done, err := src.local(ctx, fs.Arg(0))
 	if err != nil {
@@ -32,20 +25,9 @@ func runFleetPassword(ctx context.Context, e env, args []string) error {
 	}
 	defer done()
 	id := fs.Arg(1)
-	if err := identity.Check(id); err != nil {
+	r, err := fleet.ReadReport(dir, id)
+	if err != nil {
 		return fmt.Errorf("fleet password: %w", err)
-	}
-	p := filepath.Join(dir, filepath.FromSlash(fleet.FleetStatusDir), id+".json")
-	if _, err := os.Stat(p); err != nil {
-		p = filepath.Join(dir, id+".json") // dir is the status directory
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("fleet password: no report of %s: %w", id, err)
-	}
-	r, err := fleet.Parse(b)
-	if err != nil {
-		return fmt.Errorf("fleet password: %s: %w", p, err)
 	}
 	pw := r.DevicePassword
 	switch {
@@ -67,11 +49,8 @@ func runFleetPassword(ctx context.Context, e env, args []string) error {
 // upload.password_recipient) on stdout.
 func runFleetPasswordKey(_ context.Context, e env, args []string) error {
 	fs := newFlagSet("fleet password-key", e)
-	if err := parseArgs(fs, args); err != nil {
+	if err := parseArgsN(fs, args, 1, "the private key FILE to create"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{err: errors.New("fleet password-key: want the private key FILE to create")}
 	}
 	pub, err := devicepw.GenerateKey(fs.Arg(0))
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/presscap/presscap/probe/internal/identity"
 )
 
 // Health levels, worst last.
@@ -148,9 +150,7 @@ func rank(level string) int {
 // report that cannot be read is a fault of its own line; labels.json next
 // to the status directory names the probes when their reports do not yet.
 func ReadDir(dir string, now time.Time) ([]Entry, error) {
-	if st, err := os.Stat(filepath.Join(dir, FleetStatusDir)); err == nil && st.IsDir() {
-		dir = filepath.Join(dir, FleetStatusDir)
-	}
+	dir = statusDir(dir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
@@ -176,6 +176,33 @@ func ReadDir(dir string, now time.Time) ([]Entry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// statusDir is dir's fleet/status when it has one (a copy of the server's
+// remote_dir), else dir itself (a copy of fleet/status).
+func statusDir(dir string) string {
+	if st, err := os.Stat(filepath.Join(dir, FleetStatusDir)); err == nil && st.IsDir() {
+		return filepath.Join(dir, FleetStatusDir)
+	}
+	return dir
+}
+
+// ReadReport reads the report of probe id in dir, taken as ReadDir takes
+// it. The id must be one (package identity): it names a file.
+func ReadReport(dir, id string) (Report, error) {
+	if err := identity.Check(id); err != nil {
+		return Report{}, err
+	}
+	p := filepath.Join(statusDir(dir), id+".json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return Report{}, fmt.Errorf("no report of %s: %w", id, err)
+	}
+	r, err := Parse(b)
+	if err != nil {
+		return Report{}, fmt.Errorf("%s: %w", p, err)
+	}
+	return r, nil
 }
 
 func readOne(path string, now time.Time) Entry {
