@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/presscap/presscap/probe/internal/filter"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/probe/internal/filter"
 
 	"github.com/gopacket/gopacket/pcapgo"
 

@@ -34,11 +34,8 @@ func runFleet(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("fleet", e)
 	asJSON := fs.Bool("json", false, "print the entries as JSON, for scripts")
 	src := fleetSourceFlags(fs)
-	if err := parseArgs(fs, args); err != nil {
+	if err := parseArgsN(fs, args, 1, "one directory (the server's remote_dir or its fleet/status) or sftp://USER@HOST[:PORT]/REMOTE_DIR"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{err: fmt.Errorf("fleet: want one directory (the server's remote_dir or its fleet/status) or sftp://USER@HOST[:PORT]/REMOTE_DIR")}
 	}
 	dir, done, err := src.local(ctx, fs.Arg(0))
 	if err != nil {
@@ -68,9 +65,15 @@ func printList[T any](w io.Writer, list []T) error {
 	if list == nil {
 		list = []T{}
 	}
+	return printJSON(w, list)
+}
+
+// printJSON prints v for scripts and readers alike: indented, one line
+// a field.
+func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(list)
+	return enc.Encode(v)
 }
 
 func orDash(s string) string {

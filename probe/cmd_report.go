@@ -1,14 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
+	"github.com/presscap/presscap/internal/safefile"
 	"github.com/presscap/presscap/probe/internal/report"
 )
 
@@ -20,20 +19,15 @@ func runReport(_ context.Context, e env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the summary as JSON (the manifest's summary object)")
 	heuristic := fs.Bool("heuristic-rtp", true, "take RTP-looking UDP for RTP when no SDP in the file announced it (tshark's rtp.heuristic_rtp)")
 	press := fs.String("press", "", "mark the press at `TIME` (RFC 3339) in the rate graph")
-	if err := parseArgs(fs, args); err != nil {
+	if err := parseArgsN(fs, args, 1, "exactly one capture file"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return usageError{err: errors.New("report: want exactly one capture file"), printed: true}
 	}
 	opt := report.Options{HeuristicRTP: *heuristic}
 	if *press != "" {
-		t, err := time.Parse(time.RFC3339Nano, *press)
-		if err != nil {
-			return usageError{err: fmt.Errorf("report: -press %q: want RFC 3339 (2026-01-02T15:04:05Z)", *press)}
+		var err error
+		if opt.Press, err = parseTimeFlag("press", *press); err != nil {
+			return usageError{err: fmt.Errorf("report: %w", err)}
 		}
-		opt.Press = t.UnixNano()
 	}
 	name := fs.Arg(0)
 	f, err := os.Open(name)
@@ -51,9 +45,7 @@ func runReport(_ context.Context, e env, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
+		if err := printJSON(e.stdout, s); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
 	} else if *out == "" {
@@ -66,22 +58,14 @@ func runReport(_ context.Context, e env, args []string) error {
 	return nil
 }
 
+// writeReportHTML replaces path with the page whole, as the export writes
+// a window's (safefile): a reader never sees half of it.
 func writeReportHTML(path string, s *report.Summary, name string) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	var page bytes.Buffer
+	if err := report.WriteHTML(&page, s, "Capture report: "+name); err != nil {
 		return err
 	}
-	if err := report.WriteHTML(f, s, "Capture report: "+name); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return safefile.WriteFile(path, page.Bytes(), 0o644)
 }
 
 // printFindings is the short text form: the counts and the findings.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,17 +40,14 @@ func runRing(ctx context.Context, e env, args []string) error {
 
 func runRingImport(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("ring import", e)
-	dir := fs.String("ring", "", "ring directory (required)")
-	size := fs.String("size", "", "create the ring with this size if it does not exist (bytes, or a unit: K, M, G, T and KiB... are powers of 1024, KB... of 1000)")
+	rf := addRingFlags(fs)
 	link := fs.String("link", "import", "link name for interfaces the file does not name")
 	flush := fs.Duration("flush", time.Second, "flush interval of the ring")
 	syncEvery := fs.Int("sync-every", 0, "also flush every N packets and print \"durable N\" (for tests)")
-	encrypt := fs.Bool("encrypt", false, "create the ring encrypted, its key kept in -key-dir")
-	keyDir := keyDirFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	if *dir == "" {
+	if *rf.dir == "" {
 		return errors.New("ring import: -ring is required")
 	}
 	files := fs.Args()
@@ -67,7 +63,7 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
-	r, created, err := openOrCreate(*dir, *size, ringfs.Options{FlushInterval: *flush, Encrypt: *encrypt, KeyDir: *keyDir})
+	r, created, err := rf.open(ringfs.Options{FlushInterval: *flush})
 	if err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
@@ -75,9 +71,9 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 		r.Close()
 		return fmt.Errorf("ring import: %w (nothing imported)", err)
 	}
-	if n, perr := field.ParseSize(*size); !created && *size != "" && perr == nil {
+	if n, perr := field.ParseSize(*rf.size); !created && *rf.size != "" && perr == nil {
 		if in, ierr := r.Info(); ierr == nil && in.Size != int64(n) {
-			fmt.Fprintf(e.stderr, "ring import: %s already holds a ring of %d bytes; -size %s ignored\n", *dir, in.Size, *size)
+			fmt.Fprintf(e.stderr, "ring import: %s already holds a ring of %d bytes; -size %s ignored\n", *rf.dir, in.Size, *rf.size)
 		}
 	}
 	total, err := ringimport.Import(ctx, r, files, ringimport.Options{Fallback: *link, SyncEvery: *syncEvery,
@@ -89,23 +85,40 @@ func runRingImport(ctx context.Context, e env, args []string) error {
 	if err := r.Close(); err != nil {
 		return fmt.Errorf("ring import: %w", err)
 	}
-	fmt.Fprintf(e.stdout, "imported %d packets from %d files into %s\n", total, len(files), *dir)
+	fmt.Fprintf(e.stdout, "imported %d packets from %d files into %s\n", total, len(files), *rf.dir)
 	return nil
 }
 
-// openOrCreate opens the ring in dir, or creates one of size (a flag's
-// value, "" for none) when dir holds no ring.
-func openOrCreate(dir, size string, o ringfs.Options) (r *ringfs.Ring, created bool, err error) {
-	if size != "" {
-		n, err := field.ParseSize(size)
+// ringFlags are the flags of the commands that write into a ring and
+// create it where the directory holds none (capture, ring import).
+type ringFlags struct {
+	dir, size, keyDir *string
+	encrypt           *bool
+}
+
+func addRingFlags(fs *flag.FlagSet) ringFlags {
+	return ringFlags{
+		dir:     fs.String("ring", "", "ring directory; created if it holds no ring (required)"),
+		size:    fs.String("size", "", "ring size when creating it (bytes, or a unit: K, M, G, T and KiB... are powers of 1024, KB... of 1000)"),
+		encrypt: fs.Bool("encrypt", false, "create the ring encrypted, its key kept in -key-dir"),
+		keyDir:  keyDirFlag(fs),
+	}
+}
+
+// open opens the ring in -ring, or creates one of -size (encrypted with
+// -encrypt) when it holds none; o gives the other options.
+func (f ringFlags) open(o ringfs.Options) (r *ringfs.Ring, created bool, err error) {
+	o.Encrypt, o.KeyDir = *f.encrypt, *f.keyDir
+	if *f.size != "" {
+		n, err := field.ParseSize(*f.size)
 		if err != nil {
 			return nil, false, fmt.Errorf("-size %w", err)
 		}
 		o.Size = int64(n)
 	}
-	r, created, err = ringfs.OpenOrCreate(dir, o)
+	r, created, err = ringfs.OpenOrCreate(*f.dir, o)
 	if errors.Is(err, ringfs.ErrNoRing) {
-		err = fmt.Errorf("%w (give -size to create a ring)", err)
+		err = fmt.Errorf("%w (give -size to create a ring, at least %d bytes)", err, ringfs.MinSize)
 	}
 	return r, created, keyHint(err, o.KeyDir)
 }
@@ -151,9 +164,7 @@ func runRingInfo(e env, args []string) error {
 		return fmt.Errorf("ring info: %w", err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(in)
+		return printJSON(e.stdout, in)
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "ring      %s\n", in.Dir)
@@ -268,16 +279,19 @@ func extractSetupError(err error, flags map[string]string) error {
 	return fmt.Errorf("extract: -%s %q: %w", se.Field, flags[se.Field], se.Err)
 }
 
+// parseTimeFlag reads the value of a time flag (RFC 3339, nanoseconds
+// optional) as Unix nanoseconds.
+func parseTimeFlag(name, v string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return 0, fmt.Errorf("-%s %q: want RFC 3339 time like 2026-01-02T15:04:05.123456789Z", name, v)
+	}
+	return t.UnixNano(), nil
+}
+
 func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Duration) (fromNs, toNs int64, err error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	parse := func(name, v string) (int64, error) {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return 0, fmt.Errorf("-%s %q: want RFC 3339 time like 2026-01-02T15:04:05.123456789Z", name, v)
-		}
-		return t.UnixNano(), nil
-	}
 	switch {
 	case set["from"] || set["to"]:
 		if set["at"] || set["before"] || set["after"] {
@@ -286,11 +300,11 @@ func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Dur
 		if !set["from"] || !set["to"] {
 			return 0, 0, errors.New("-from and -to go together")
 		}
-		a, err := parse("from", from)
+		a, err := parseTimeFlag("from", from)
 		if err != nil {
 			return 0, 0, err
 		}
-		b, err := parse("to", to)
+		b, err := parseTimeFlag("to", to)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -299,7 +313,7 @@ func extractWindow(fs *flag.FlagSet, from, to, at string, before, after time.Dur
 		}
 		return a, b, nil
 	case set["at"]:
-		c, err := parse("at", at)
+		c, err := parseTimeFlag("at", at)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -273,12 +273,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if *printDefault {
-		b, err := json.MarshalIndent(config.DefaultConfig(), "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(e.stdout, "%s\n", b)
-		return err
+		return printJSON(e.stdout, config.DefaultConfig())
 	}
 	c, used, err := loadConfig(*path)
 	if err != nil {

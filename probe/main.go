@@ -197,6 +197,18 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
+// parseArgsN parses args for a subcommand that takes exactly n positional
+// arguments; want says which, in the error when they are not n.
+func parseArgsN(fs *flag.FlagSet, args []string, n int, want string) error {
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != n {
+		return usageError{err: fmt.Errorf("%s: want %s", strings.TrimPrefix(fs.Name(), "probe "), want)}
+	}
+	return nil
+}
+
 // parseFlags parses args for a subcommand that takes only flags: a
 // positional argument is an error that names it.
 func parseFlags(fs *flag.FlagSet, args []string) error {
