@@ -162,10 +162,10 @@ func firstLayer(linkType uint32) gopacket.LayerType {
 
 // decode runs gopacket's layer decoders from first on, as far as the
 // report needs (link, network and transport layers), into a.decoded. It
-// dispatches on the layer type itself rather than through a
-// DecodingLayerParser, whose per-layer map lookups cost more than the
-// rest of the analysis; like the parser, it turns a decoder's panic on
-// hostile bytes into the end of the packet.
+// finds each layer's decoder by indexing a.decoders with the layer type
+// rather than through a DecodingLayerParser, whose per-layer map lookups
+// cost more than the rest of the analysis; like the parser, it turns a
+// decoder's panic on hostile bytes into the end of the packet.
 func (a *Analyzer) decode(first gopacket.LayerType, data []byte) {
 	a.decoded = a.decoded[:0]
 	defer func() {
