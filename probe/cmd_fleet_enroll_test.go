@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io/fs"
@@ -201,5 +202,77 @@ func TestEnrolment(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.pending, id+".pub")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("an accepted probe enrolled again: %v", err)
+	}
+}
+
+// TestUploadTestEnrols: the installer's upload test (`probe upload -test`,
+// the status page's "Test the upload") on a probe whose account does not
+// know its key yet enrols the key as a report would, names its
+// fingerprint for the provider and fails; once the provider accepted
+// that key, the test passes.
+func TestUploadTestEnrols(t *testing.T) {
+	e := startEnrollServer(t)
+	const id = "10000000a1b2c3d4"
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "proc/device-tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "proc/device-tree/serial-number"), []byte(id+"\x00"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	cfg := upload.DefaultConfig()
+	cfg.Enabled, cfg.Server, cfg.User, cfg.RemoteDir, cfg.HostKey = true, e.srv.Addr(), e.probe.Name, "/upload", e.srv.KnownHostsLine()
+	cfg.EnrollUser, cfg.EnrollKeyFile = e.enrolment.Name, e.enrollKey
+	b, _ := json.Marshal(map[string]any{"upload": cfg})
+	cfgPath := filepath.Join(t.TempDir(), "probe.json")
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	run := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := dispatch(context.Background(), env{stdout: &out, stderr: &errb, sysRoot: root}, args)
+		return out.String() + errb.String(), err
+	}
+	out, err := run("upload", "-config", cfgPath, "-state", state, "-key")
+	if err != nil {
+		t.Fatalf("-key: %v\n%s", err, out)
+	}
+	keyLine := out
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(keyLine))
+	if err != nil {
+		t.Fatalf("-key printed %q: %v", out, err)
+	}
+	fp := ssh.FingerprintSHA256(pub)
+	pending := filepath.Join(e.pending, id+".pub")
+
+	for _, how := range []string{"written", "there already"} {
+		out, err = run("upload", "-config", cfgPath, "-state", state, "-test")
+		var ne *upload.ErrNotEnrolled
+		if !errors.As(err, &ne) {
+			t.Fatalf("-test before acceptance: %v, want ErrNotEnrolled\n%s", err, out)
+		}
+		for _, want := range []string{"FAIL check host key and log in as " + e.probe.Name,
+			"ok   enrol: write the public key to /upload/fleet/enroll/" + id + ".pub as " + e.enrolment.Name + ": " + how,
+			"accept key " + fp + " for " + id} {
+			if !strings.Contains(out, want) {
+				t.Errorf("-test output lacks %q:\n%s", want, out)
+			}
+		}
+		if got, err := os.ReadFile(pending); err != nil || string(got) != keyLine {
+			t.Fatalf("pending key %q (%v), want %q", got, err, keyLine)
+		}
+	}
+	t.Logf("-test before acceptance:\n%s", out)
+
+	if out, err := run("fleet", "enroll", "accept", "-pending", e.pending, "-keys", e.keys, "-account", e.probe.Name, "-fingerprint", fp, id); err != nil {
+		t.Fatalf("accept: %v\n%s", err, out)
+	}
+	out, err = run("upload", "-config", cfgPath, "-state", state, "-test")
+	if err != nil || !strings.Contains(out, "upload test passed") || strings.Contains(out, "enrol") {
+		t.Fatalf("-test after acceptance: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(pending); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("an accepted probe's test enrolled again: %v", err)
 	}
 }

@@ -47,7 +47,12 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg := full.Upload
-	if id, err := identity.Read("/"); err == nil {
+	root := e.sysRoot
+	if root == "" {
+		root = "/"
+	}
+	id, _ := identity.Read(root) // without an id, the configured and system names
+	if id.Value != "" {
 		cfg = cfg.ForProbe(id.Value) // as the service logs in
 	}
 	if *state == "" {
@@ -73,7 +78,7 @@ func runUpload(ctx context.Context, e env, args []string) error {
 	}
 	if *test {
 		failed := false
-		err := upload.SelfTest(ctx, cfg, *state, func(s upload.Step) {
+		err := upload.SelfTest(ctx, cfg, *state, id.Value, func(s upload.Step) {
 			if s.Err != nil {
 				failed = true
 				fmt.Fprintf(e.stdout, "FAIL %s: %v\n", s.Name, s.Err)
@@ -97,11 +102,6 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	// As the service: only files with this probe's names are sent.
-	root := e.sysRoot
-	if root == "" {
-		root = "/"
-	}
-	id, _ := identity.Read(root) // without an id, the configured and system names
 	u.SetHosts(service.FileHosts("", full.Hostname, id.Value)...)
 	before := u.Status()
 	fmt.Fprintf(e.stdout, "queue %s: %d files, %d bytes\n", dir, before.Files, before.Bytes)

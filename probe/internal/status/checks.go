@@ -23,8 +23,11 @@ import (
 type Checks struct {
 	Upload   upload.Config // the configuration's upload section
 	StateDir string        // where the probe's SSH key lives
-	Beeper   *beeper.Beeper
-	LEDs     *leds.LEDs // nil: no LED configured
+	// ID is the probe's (package identity), for the upload test's
+	// enrolment; "" without one.
+	ID     string
+	Beeper *beeper.Beeper
+	LEDs   *leds.LEDs // nil: no LED configured
 	// LEDShow is how long each LED state is shown; 0 shows whole rounds
 	// of its pattern, at least three seconds.
 	LEDShow time.Duration
@@ -266,7 +269,7 @@ func (c *Checks) upload(ctx context.Context, _ Source, report func(CheckStep)) e
 		report(step("check configuration", "", errors.New("upload.enable is false: set it and the server fields first")))
 		return nil
 	}
-	upload.SelfTest(ctx, c.Upload, c.StateDir, func(s upload.Step) {
+	upload.SelfTest(ctx, c.Upload, c.StateDir, c.ID, func(s upload.Step) {
 		report(step(s.Name, s.Detail, s.Err))
 	})
 	return nil

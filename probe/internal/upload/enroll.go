@@ -62,43 +62,53 @@ func refusedLogin(err error) bool {
 // (the provider may have removed it), and the error is ErrNotEnrolled.
 func (u *Uploader) dialOrEnroll(ctx context.Context, id string) (*conn, error) {
 	c, _, err := dial(ctx, u.cfg, u.signer)
-	if err == nil || !refusedLogin(err) || u.cfg.EnrollUser == "" || u.cfg.KeyFile != "" {
+	if err == nil || !u.cfg.enrolls(err) {
 		return c, err
 	}
-	if eerr := u.enroll(ctx, id); eerr != nil {
+	if _, eerr := enroll(ctx, u.cfg, id, u.pubKey, u.logf); eerr != nil {
 		return nil, fmt.Errorf("%w; enrolment as %s failed too: %v", err, u.cfg.EnrollUser, eerr)
 	}
 	return nil, &ErrNotEnrolled{Path: u.cfg.EnrollPath(id), Err: err}
 }
 
-// enroll writes the probe's public key line to fleet/enroll/<id>.pub as
-// the enrolment account, unless the same line is there already.
-func (u *Uploader) enroll(ctx context.Context, id string) error {
-	signer, err := readSigner(u.cfg.EnrollKeyFile)
+// enrolls says whether a failed login of the probe's own key (login) is
+// one the enrolment account answers: the account refused the key, and
+// the image names an enrolment account rather than a fleet key.
+func (c Config) enrolls(login error) bool {
+	return refusedLogin(login) && c.EnrollUser != "" && c.KeyFile == ""
+}
+
+// enroll writes the probe's public key line pubKey to
+// fleet/enroll/<id>.pub as the enrolment account, unless the same line is
+// there already; written says whether it wrote.
+func enroll(ctx context.Context, cfg Config, id, pubKey string, logf func(string, ...any)) (written bool, err error) {
+	signer, err := readSigner(cfg.EnrollKeyFile)
 	if err != nil {
-		return fmt.Errorf("upload.enroll_key_file: %w", err)
+		return false, fmt.Errorf("upload.enroll_key_file: %w", err)
 	}
-	ec := u.cfg
-	ec.User, ec.Auth = u.cfg.EnrollUser, AuthKey
+	ec := cfg
+	ec.User, ec.Auth = cfg.EnrollUser, AuthKey
 	c, _, err := dial(ctx, ec, signer)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close()
 	p := ec.EnrollPath(id)
-	line := []byte(u.pubKey + "\n")
+	line := []byte(pubKey + "\n")
 	if f, err := c.sftp.Open(p); err == nil {
 		old, _ := io.ReadAll(io.LimitReader(f, 4096))
 		f.Close()
 		if bytes.Equal(old, line) {
-			return nil
+			return false, nil
 		}
 	}
 	if err := putSmall(c, p, line); err != nil {
-		return err
+		return false, err
 	}
-	u.logf("upload: public key written to %s as %s: waiting for the provider to accept it", p, ec.User)
-	return nil
+	if logf != nil {
+		logf("upload: public key written to %s as %s: waiting for the provider to accept it", p, ec.User)
+	}
+	return true, nil
 }
 
 // readSigner reads an existing private key (never created here).

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Step is one reported step of SelfTest.
@@ -23,8 +25,12 @@ type Step struct {
 // connect, host key, login, remote directory, then writes a small test file
 // as upload would (.part, rename, size check), reads it back and deletes
 // it. Every step is passed to report as it completes; the first failure
-// ends the test and is returned.
-func SelfTest(ctx context.Context, cfg Config, stateDir string, report func(Step)) error {
+// ends the test and is returned. id is the probe's ("" without one): where
+// its account refuses the probe's own key and the image names an
+// enrolment account, the test enrols the key as each health report does
+// (a step naming its fingerprint, for the installer to read to the
+// provider) and fails with ErrNotEnrolled.
+func SelfTest(ctx context.Context, cfg Config, stateDir, id string, report func(Step)) error {
 	if err := cfg.Validate(); err != nil {
 		report(Step{Name: "check configuration", Err: err})
 		return err
@@ -50,7 +56,11 @@ func SelfTest(ctx context.Context, cfg Config, stateDir string, report func(Step
 			return step("connect to "+addr, "", err)
 		case stepHandshake:
 			step("connect to "+addr, "ok", nil)
-			return step("check host key and log in as "+cfg.User, "", err)
+			step("check host key and log in as "+cfg.User, "", err)
+			if id == "" || !cfg.enrolls(err) {
+				return err
+			}
+			return selfEnroll(ctx, cfg, id, pub, err, step)
 		default:
 			step("connect to "+addr, "ok", nil)
 			step("check host key and log in as "+cfg.User, "ok", nil)
@@ -121,4 +131,24 @@ func SelfTest(ctx context.Context, cfg Config, stateDir string, report func(Step
 		return step("delete "+remote, "", err)
 	}
 	return step("delete "+remote, "ok", nil)
+}
+
+// selfEnroll writes the key line pub that the probe's account refused
+// (login) to fleet/enroll/<id>.pub as the enrolment account and says
+// which key the provider is to accept.
+func selfEnroll(ctx context.Context, cfg Config, id, pub string, login error, step func(name, detail string, err error) error) error {
+	name := "enrol: write the public key to " + cfg.EnrollPath(id) + " as " + cfg.EnrollUser
+	written, err := enroll(ctx, cfg, id, pub, nil)
+	if err != nil {
+		return step(name, "", err)
+	}
+	detail := "written"
+	if !written {
+		detail = "there already"
+	}
+	if k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pub)); err == nil {
+		detail += "; ask the provider to accept key " + ssh.FingerprintSHA256(k) + " for " + id + ", then test again"
+	}
+	step(name, detail, nil)
+	return &ErrNotEnrolled{Path: cfg.EnrollPath(id), Err: login}
 }
