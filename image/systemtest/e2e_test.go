@@ -157,6 +157,8 @@ func ringDisk(t *testing.T, dir string) string {
 }
 
 type probeStatus struct {
+	ID      string    `json:"id"`
+	Started time.Time `json:"started"`
 	Storage struct {
 		State    string `json:"state"`
 		Replaced string `json:"replaced"`
@@ -402,17 +404,46 @@ func newCaptureNIC(t *testing.T) *captureNIC {
 	}}
 }
 
-// pressAndCheck lets the ring fill past the before-window, presses the
-// presenter stand-in through the QEMU monitor, and checks what reaches the
-// SFTP server: both exports, valid for capinfos, every packet byte for
-// byte a frame the generator sent inside the window, the filter applied,
-// at most a tenth of the inner window missing. It returns the press time.
+// exportsWant maps each export a press must save to the UDP destination
+// port its filter keeps (0: every frame).
+type exportsWant map[string]uint16
+
+// imageExports are the exports setupE2E gives the probe.
+var imageExports = exportsWant{"all": 0, "port9999": 9999}
+
+// captureExportRE takes the export's name from a capture file's name
+// (<host>_<stamp>_<export>.pcap).
+var captureExportRE = regexp.MustCompile(`_([^_]+)\.pcap(ng)?$`)
+
+// pressAndCheck checks a press against the image's exports (see
+// pressAndCheckExports).
 func (e *e2e) pressAndCheck(t *testing.T, v *vm, gen *generator, statusPort int, pw string) time.Time {
 	t.Helper()
-	// Earlier presses' files move aside.
+	return e.pressAndCheckExports(t, v, gen, statusPort, pw, imageExports)
+}
+
+// pressAndCheckExports lets the ring fill past the before-window, presses
+// the presenter stand-in through the QEMU monitor, and checks what reaches
+// the SFTP server: one file for each export of want and no other, valid
+// for capinfos, every packet byte for byte a frame the generator sent
+// inside the window, each export's filter applied, at most a tenth of the
+// inner window missing. It returns the press time.
+func (e *e2e) pressAndCheckExports(t *testing.T, v *vm, gen *generator, statusPort int, pw string, want exportsWant) time.Time {
+	t.Helper()
+	// Earlier presses' files and health reports move aside; what the
+	// provider placed under fleet/ (configuration, releases) stays.
 	old, _ := os.ReadDir(e.remote)
 	for _, f := range old {
+		if f.Name() == "fleet" {
+			continue
+		}
 		if err := os.Rename(filepath.Join(e.remote, f.Name()), filepath.Join(e.seen, f.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reports, _ := filepath.Glob(filepath.Join(e.remote, "fleet", "status", "*.json"))
+	for _, r := range reports {
+		if err := os.Rename(r, filepath.Join(e.seen, fmt.Sprintf("%d-%s", time.Now().UnixNano(), filepath.Base(r)))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -430,16 +461,33 @@ func (e *e2e) pressAndCheck(t *testing.T, v *vm, gen *generator, statusPort int,
 		// PCAPs are too; ".part" names are uploads still in flight.
 		manifests, _ := filepath.Glob(filepath.Join(e.remote, "*_manifest.json"))
 		files = uploadedCaptures(e.remote)
-		if len(manifests) >= 1 && len(files) >= 2 {
+		if len(manifests) >= 1 && len(files) >= len(want) {
 			break
 		}
 		time.Sleep(time.Second)
 	}
-	if len(files) < 2 {
+	if len(files) < len(want) {
 		all, _ := os.ReadDir(e.remote)
 		s, _ := getProbeStatus(statusPort, pw)
-		t.Fatalf("got %d capture files on the SFTP server (%v), want 2\nstatus: %+v\nsshd: %s\nserial:\n%s",
-			len(files), all, s, tail(e.srv.Log(), 2000), tail(v.serialLog(t), 5000))
+		t.Fatalf("got %d capture files on the SFTP server (%v), want %d\nstatus: %+v\nsshd: %s\nserial:\n%s",
+			len(files), all, len(want), s, tail(e.srv.Log(), 2000), tail(v.serialLog(t), 5000))
+	}
+	saved := map[string]bool{}
+	for _, f := range files {
+		m := captureExportRE.FindStringSubmatch(f)
+		if m == nil {
+			t.Errorf("%s: no export in the name", filepath.Base(f))
+			continue
+		}
+		if _, ok := want[m[1]]; !ok || saved[m[1]] {
+			t.Errorf("%s: export %q is not one the probe should save once (want %v)", filepath.Base(f), m[1], want)
+		}
+		saved[m[1]] = true
+	}
+	for name := range want {
+		if !saved[name] {
+			t.Errorf("no file of export %q among %v", name, files)
+		}
 	}
 	t.Logf("bench: press to files on the SFTP server %.1f s (after = 5 s)", time.Since(press).Seconds())
 
@@ -458,27 +506,30 @@ func (e *e2e) pressAndCheck(t *testing.T, v *vm, gen *generator, statusPort int,
 				t.Errorf("%s holds seq %d sent at press%+.1fs, outside the window [-10s, +5s]", filepath.Base(f), s, at.Sub(press).Seconds())
 			}
 		}
-		only9999 := strings.Contains(filepath.Base(f), "port9999")
-		missing, want := 0, 0
+		var port uint16 // the frames the export's filter keeps (0: all)
+		if m := captureExportRE.FindStringSubmatch(f); m != nil {
+			port = want[m[1]]
+		}
+		missing, expected := 0, 0
 		for s := 0; s < gen.count(); s++ {
 			at := gen.sentAt(s)
 			if at.Before(press.Add(-8*time.Second)) || at.After(press.Add(3*time.Second)) {
 				continue
 			}
-			if only9999 && s%2 == 1 {
+			if port != 0 && dportOf(s) != port {
 				if got[s] {
-					t.Errorf("%s holds seq %d, to port 7777", filepath.Base(f), s)
+					t.Errorf("%s holds seq %d, to port %d", filepath.Base(f), s, dportOf(s))
 				}
 				continue
 			}
-			want++
+			expected++
 			if !got[s] {
 				missing++
 			}
 		}
-		t.Logf("%s: %d packets, %d of %d expected in the inner window missing", filepath.Base(f), len(seqs), missing, want)
-		if want == 0 || missing > want/10 {
-			t.Errorf("%s: %d of %d packets sent well inside the window are missing", filepath.Base(f), missing, want)
+		t.Logf("%s: %d packets, %d of %d expected in the inner window missing", filepath.Base(f), len(seqs), missing, expected)
+		if expected == 0 || missing > expected/10 {
+			t.Errorf("%s: %d of %d packets sent well inside the window are missing", filepath.Base(f), missing, expected)
 		}
 	}
 	return press

@@ -413,15 +413,21 @@ func seedDevicePassword(t *testing.T, disk, dir string) (password, file string) 
 	return pw, file
 }
 
+// TestBootAndUpdate boots a fresh image whose probe reports to OpenSSH on
+// the host, follows its first boot to its own password (see
+// checkFleetFirstBoot: the server's configuration changes its exports on
+// the way), then pushes a second build with make update's command and the
+// password the provider's tool read from the report.
 func TestBootAndUpdate(t *testing.T) {
 	dir, workdir, tool, inst := setup(t, "_systemtest")
+	e := setupE2E(t, dir, inst)
+	allowPasswordReboot(t, inst)
 
 	// Build A, boot it.
 	tsA := time.Now().UTC().Truncate(time.Second)
 	diskA := filepath.Join(dir, "a.img")
 	buildDur := buildImage(t, tool, inst, diskA, workdir, tsA)
 	imagePW := password(t, inst)
-	pw, pwFile := seedDevicePassword(t, diskA, dir)
 	st, _ := os.Stat(diskA)
 	var used int64
 	if out, err := exec.Command("du", "-B1", diskA).Output(); err == nil {
@@ -429,26 +435,19 @@ func TestBootAndUpdate(t *testing.T) {
 	}
 	t.Logf("bench: image build (warm Go cache) %.1f s; image %d MiB, %d MiB allocated (sparse)", buildDur.Seconds(), st.Size()>>20, used>>20)
 
-	ring := filepath.Join(dir, "ring.img")
-	if err := os.WriteFile(ring, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(ring, 1<<30); err != nil {
-		t.Fatal(err)
-	}
-	v := startVM(t, inst, diskA, ring, dir, nil, nil)
-	v.pwFile = pwFile
-	status, bootDur := v.waitUp(t, pw, tsA.Format(time.RFC3339), 5*time.Minute)
+	nic := newCaptureNIC(t)
+	statusPort := freePort(t)
+	ring := ringDisk(t, dir)
+	v := startVM(t, inst, diskA, ring, dir, e.guestNet(statusPort), nic.args)
+	gen := startGenerator(t, nic.host, nic.qemuAddr, 40)
+	status, bootDur := v.waitUp(t, imagePW, tsA.Format(time.RFC3339), 5*time.Minute)
 	t.Logf("bench: QEMU start to web UI %.1f s (TCG, cortex-a72)", bootDur.Seconds())
 	if status.Hostname != "presscap-vm" {
 		t.Errorf("hostname %q", status.Hostname)
 	}
-	// The web UI requires the password: a wrong one is refused, and so is
-	// the image's once the device has its own.
-	for _, p := range []string{"wrong", imagePW} {
-		if _, err := v.target(p).GetStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
-			t.Errorf("GET / with a wrong password: %v", err)
-		}
+	// The web UI requires the password.
+	if _, err := v.target("wrong").GetStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("GET / with a wrong password: %v", err)
 	}
 	// With Update.UseTLS gokrazy's HTTP port only redirects to HTTPS:
 	// nothing, the password included, is served in clear.
@@ -464,7 +463,7 @@ func TestBootAndUpdate(t *testing.T) {
 	}
 	// Every service the instance names is supervised.
 	req, _ := http.NewRequest("GET", v.webURL("/"), nil)
-	req.SetBasicAuth("gokrazy", pw)
+	req.SetBasicAuth("gokrazy", imagePW)
 	req.Header.Set("Accept", "application/json")
 	resp, err := v.web.Do(req)
 	if err != nil {
@@ -477,6 +476,12 @@ func TestBootAndUpdate(t *testing.T) {
 			t.Errorf("status lacks %s: %s", p, body)
 		}
 	}
+
+	// The device's own password, the server's configuration, the reboot.
+	fleetStart := time.Now()
+	id, pw := e.checkFleetFirstBoot(t, v, gen, statusPort, imagePW, tsA.Format(time.RFC3339))
+	t.Logf("bench: first boot's fleet steps (two presses, a restart, the password's reboot) %.1f s", time.Since(fleetStart).Seconds())
+	v.pwFile = e.fleetPasswordFile(t, dir, id)
 	log1 := v.serialLog(t)
 	if !strings.Contains(log1, "Mounted root (squashfs filesystem) readonly on device 254:2") {
 		t.Errorf("first boot did not mount root from partition 2:\n%s", tail(log1, 3000))
@@ -501,6 +506,8 @@ func TestBootAndUpdate(t *testing.T) {
 	if s2.BuildTimestamp != tsB.Format(time.RFC3339) {
 		t.Errorf("after the update the device runs %s", s2.BuildTimestamp)
 	}
+	// The update kept the device's password: the image's stays refused.
+	checkImagePasswordRefused(t, v, imagePW)
 	log2 := v.serialLog(t)
 	if !strings.Contains(log2[len(log1):], "Mounted root (squashfs filesystem) readonly on device 254:3") {
 		t.Errorf("after the update root is not partition 3:\n%s", tail(log2, 3000))
@@ -526,11 +533,13 @@ func TestBootAndUpdate(t *testing.T) {
 	}
 	perm := extractPerm(t, diskA, dir)
 	if o, err := exec.Command(testtool.Path(t, "e2fsck", "e2fsprogs"), "-n", "-f", perm).CombinedOutput(); err != nil {
-		t.Errorf("e2fsck -n -f /perm after two boots: %v\n%s", err, o)
+		t.Errorf("e2fsck -n -f /perm after three boots: %v\n%s", err, o)
 	}
+	checkPermPassword(t, perm, pw)
 	// /perm survived: the directory init created on the first boot is
 	// still there, older than the update, and the file system was mounted
-	// by both boots (not recreated).
+	// by all three boots (the first, the password's reboot, the update's;
+	// not recreated).
 	dcmd := exec.Command(testtool.Path(t, "debugfs", "e2fsprogs"), "-R", "stat /var", perm)
 	dcmd.Env = append(os.Environ(), "DEBUGFS_PAGER=__none__", "PAGER=__none__")
 	dbg, err := dcmd.CombinedOutput()
@@ -553,8 +562,8 @@ func TestBootAndUpdate(t *testing.T) {
 	if mc == nil {
 		t.Fatalf("dumpe2fs: no mount count:\n%s", hdr)
 	}
-	if n, _ := strconv.Atoi(string(mc[1])); n < 2 {
-		t.Errorf("/perm mount count %d: it was not mounted by both boots", n)
+	if n, _ := strconv.Atoi(string(mc[1])); n < 3 {
+		t.Errorf("/perm mount count %d: it was not mounted by all three boots", n)
 	}
 }
 
@@ -575,18 +584,25 @@ func checkPinned(t *testing.T, tool, inst, disk string, v *vm, out string) {
 	if err != nil || block == nil || strings.TrimSpace(string(pin)) != tlspin.Fingerprint(block.Bytes) {
 		t.Errorf("pin %q (%v), want the fingerprint of the instance's certificate", pin, err)
 	}
-	// Another checkout: the same config and password, no certificate of
-	// its own, a pin of some other device.
+	// Another checkout: the same config, password and files, no
+	// certificate of its own, a pin of some other device.
 	other := filepath.Join(t.TempDir(), "other")
 	if err := os.MkdirAll(filepath.Join(other, gokconfig.StateDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"config.json", "probe.json", gokconfig.PasswordFile} {
-		b, err := os.ReadFile(filepath.Join(inst, f))
+	files, err := os.ReadDir(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !f.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(inst, f.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(other, f), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(other, f.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
