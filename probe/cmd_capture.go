@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -17,9 +18,7 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("capture", e)
 	ifaces := fs.String("iface", "", "interfaces to capture, comma-separated (required)")
 	rf := addRingFlags(fs)
-	rulesFile := fs.String("rules", "", "ring rules: JSON list of {\"filter\": EXPR, \"snaplen\": BYTES} or {\"filter\": EXPR, \"discard\": true}")
-	expr := fs.String("filter", "", "capture only packets this filter (tcpdump syntax) accepts")
-	snaplen := fs.Int("snaplen", 0, "bytes kept of each packet (0: whole packet); with -rules, of packets no rule matches")
+	pf := addProgramFlags(fs)
 	inbound := fs.Bool("inbound", false, "record only what arrives on each interface (on a bridge's ports: every crossing frame once)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -30,32 +29,11 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	if *rf.dir == "" {
 		return errors.New("capture: -ring is required")
 	}
-	if *rulesFile != "" && *expr != "" {
-		return errors.New("capture: -rules and -filter exclude each other")
-	}
-	if *snaplen < 0 || *snaplen > capture.MaxSnap {
-		return fmt.Errorf("capture: -snaplen %d out of range 0..%d", *snaplen, capture.MaxSnap)
-	}
-	cfg := capture.Config{SnapLen: *snaplen, Logf: func(format string, args ...any) {
+	cfg := capture.Config{Logf: func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "probe: "+format+"\n", args...)
 	}}
-	switch {
-	case *rulesFile != "":
-		rules, err := capture.LoadRules(*rulesFile)
-		if err != nil {
-			return fmt.Errorf("capture: -rules %w", err)
-		}
-		if cfg.Program, cfg.SnapLen, err = capture.CompileRules(rules, uint32(*snaplen)); err != nil {
-			return fmt.Errorf("capture: -rules %s: %w", *rulesFile, err)
-		}
-	case *expr != "":
-		var err error
-		if cfg.Program, cfg.SnapLen, err = capture.CompileFilter(*expr, uint32(*snaplen)); err != nil {
-			return fmt.Errorf("capture: -filter: %w", err)
-		}
-	}
-	if cfg.SnapLen == 0 {
-		cfg.SnapLen = capture.MaxSnap
+	if err := pf.compile(&cfg); err != nil {
+		return fmt.Errorf("capture: %w", err)
 	}
 
 	ring, _, err := rf.open(ringfs.Options{})
@@ -99,6 +77,51 @@ func runCapture(ctx context.Context, e env, args []string) error {
 	}
 	if closeErr != nil {
 		return fmt.Errorf("capture: close %s: %w", *rf.dir, closeErr)
+	}
+	return nil
+}
+
+// programFlags choose what the capture keeps of each packet: the rules
+// of a file or one filter, and a snap length.
+type programFlags struct {
+	rules, filter *string
+	snaplen       *int
+}
+
+func addProgramFlags(fs *flag.FlagSet) programFlags {
+	return programFlags{
+		rules:   fs.String("rules", "", "ring rules: JSON list of {\"filter\": EXPR, \"snaplen\": BYTES} or {\"filter\": EXPR, \"discard\": true}"),
+		filter:  fs.String("filter", "", "capture only packets this filter (tcpdump syntax) accepts"),
+		snaplen: fs.Int("snaplen", 0, "bytes kept of each packet (0: whole packet); with -rules, of packets no rule matches"),
+	}
+}
+
+// compile checks the flags together and sets cfg's Program and SnapLen.
+func (f programFlags) compile(cfg *capture.Config) error {
+	if *f.rules != "" && *f.filter != "" {
+		return errors.New("-rules and -filter exclude each other")
+	}
+	if *f.snaplen < 0 || *f.snaplen > capture.MaxSnap {
+		return fmt.Errorf("-snaplen %d out of range 0..%d", *f.snaplen, capture.MaxSnap)
+	}
+	cfg.SnapLen = *f.snaplen
+	switch {
+	case *f.rules != "":
+		rules, err := capture.LoadRules(*f.rules)
+		if err != nil {
+			return fmt.Errorf("-rules %w", err)
+		}
+		if cfg.Program, cfg.SnapLen, err = capture.CompileRules(rules, uint32(*f.snaplen)); err != nil {
+			return fmt.Errorf("-rules %s: %w", *f.rules, err)
+		}
+	case *f.filter != "":
+		var err error
+		if cfg.Program, cfg.SnapLen, err = capture.CompileFilter(*f.filter, uint32(*f.snaplen)); err != nil {
+			return fmt.Errorf("-filter: %w", err)
+		}
+	}
+	if cfg.SnapLen == 0 {
+		cfg.SnapLen = capture.MaxSnap
 	}
 	return nil
 }
