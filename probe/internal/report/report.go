@@ -459,9 +459,8 @@ func top(tl []Talker) []Talker {
 // Summary returns the analysis of the packets added so far.
 func (a *Analyzer) Summary() *Summary {
 	s := &Summary{
-		Packets: a.packets, Bytes: a.bytes, SlicedPackets: a.sliced, UndecodedPackets: a.undecoded,
-		RateBinSeconds: int(a.binWidth), RatePackets: append([]uint64{}, a.bins...),
-		RateBytes: append([]uint64{}, a.binBytes...),
+		Traffic:          Traffic{Packets: a.packets, Bytes: a.bytes, SlicedPackets: a.sliced, RatePackets: append([]uint64{}, a.bins...)},
+		UndecodedPackets: a.undecoded, RateBinSeconds: int(a.binWidth), RateBytes: append([]uint64{}, a.binBytes...),
 	}
 	if a.packets > 0 {
 		s.First, s.Last = stamp(a.first), stamp(a.last)
@@ -503,9 +502,10 @@ func (a *Analyzer) Summary() *Summary {
 	named := map[string]bool{}
 	for i, l := range a.links {
 		named[l.Name] = true
-		ls := LinkStats{Name: l.Name, Side: l.Side, LinkType: l.LinkType, Packets: l.packets,
-			Bytes: l.bytes, SlicedPackets: l.sliced, Decoded: l.first != gopacket.LayerTypeZero,
-			RatePackets: append([]uint64{}, l.bins...), TopTalkers: top(perLink[i]), Down: a.gaps(l.Name)}
+		ls := LinkStats{Name: l.Name, Side: l.Side, LinkType: l.LinkType, Decoded: l.first != gopacket.LayerTypeZero,
+			Traffic: Traffic{Packets: l.packets, Bytes: l.bytes, SlicedPackets: l.sliced,
+				RatePackets: append([]uint64{}, l.bins...), TopTalkers: top(perLink[i])},
+			Down: a.gaps(l.Name)}
 		s.Links = append(s.Links, ls)
 	}
 	// A link that was down the whole window may have no packet, and in a
@@ -518,7 +518,7 @@ func (a *Analyzer) Summary() *Summary {
 	}
 	sort.Strings(other)
 	for _, name := range other {
-		s.Links = append(s.Links, LinkStats{Name: name, RatePackets: []uint64{}, TopTalkers: []Talker{}, Down: a.gaps(name)})
+		s.Links = append(s.Links, LinkStats{Name: name, Traffic: Traffic{RatePackets: []uint64{}, TopTalkers: []Talker{}}, Down: a.gaps(name)})
 	}
 	s.RTPStreams, s.RTCP = a.rtp.summary(a.first)
 	s.SIP = a.sip.summary(a.first, max(a.last, a.opt.End), s.RTPStreams)

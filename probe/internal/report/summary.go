@@ -8,12 +8,11 @@ import (
 // Summary is the analysis of one capture: the manifest's `summary` and the
 // output of `probe report -json`. Its JSON field names are an API.
 type Summary struct {
-	Packets uint64     `json:"packets"`
-	Bytes   uint64     `json:"bytes"`
-	First   time.Time  `json:"first,omitzero"`
-	Last    time.Time  `json:"last,omitzero"`
-	Start   time.Time  `json:"start,omitzero"`
-	Press   *time.Time `json:"press,omitempty"`
+	Traffic
+	First time.Time  `json:"first,omitzero"`
+	Last  time.Time  `json:"last,omitzero"`
+	Start time.Time  `json:"start,omitzero"`
+	Press *time.Time `json:"press,omitempty"`
 	// Notes are what the reader must know about the report's coverage.
 	Notes []string `json:"notes,omitempty"`
 	// CaptureDrops are packets the capture lost inside the window, Missing
@@ -22,15 +21,12 @@ type Summary struct {
 	CaptureDrops     uint64 `json:"capture_drops"`
 	Missing          string `json:"missing,omitempty"`
 	MissingReason    string `json:"missing_reason,omitempty"`
-	SlicedPackets    uint64 `json:"sliced_packets"`
 	SliceNote        string `json:"slice_note,omitempty"`
 	UndecodedPackets uint64 `json:"undecoded_packets"`
-	// RatePackets and RateBytes are per bin of RateBinSeconds from Start.
+	// RateBytes is per bin of RateBinSeconds from Start, as RatePackets.
 	RateBinSeconds int         `json:"rate_bin_seconds"`
-	RatePackets    []uint64    `json:"rate_packets"`
 	RateBytes      []uint64    `json:"rate_bytes"`
 	Links          []LinkStats `json:"links"`
-	TopTalkers     []Talker    `json:"top_talkers"`
 	Findings       []Finding   `json:"findings"`
 	RTPStreams     []RTPStream `json:"rtp_streams"`
 	RTCP           RTCPStats   `json:"rtcp"`
@@ -56,20 +52,26 @@ type Finding struct {
 	DisplayFilter string    `json:"display_filter"`
 }
 
+// Traffic is what the report counts of the whole window (Summary) and
+// of each link (LinkStats).
+type Traffic struct {
+	Packets       uint64 `json:"packets"`
+	Bytes         uint64 `json:"bytes"`
+	SlicedPackets uint64 `json:"sliced_packets"`
+	// RatePackets are packets per bin of Summary.RateBinSeconds from
+	// Summary.Start: the same bins for the window and each link.
+	RatePackets []uint64 `json:"rate_packets"`
+	TopTalkers  []Talker `json:"top_talkers"`
+}
+
 // LinkStats is one capture interface's (ring link's) traffic.
 type LinkStats struct {
 	Name string `json:"name"`
 	// Side is the link's side of the bridge (network.ports), "" without.
-	Side          string `json:"side,omitempty"`
-	LinkType      uint32 `json:"link_type"`
-	Packets       uint64 `json:"packets"`
-	Bytes         uint64 `json:"bytes"`
-	SlicedPackets uint64 `json:"sliced_packets"`
-	Decoded       bool   `json:"decoded"`
-	// RatePackets are the link's packets per bin, the bins of
-	// Summary.RatePackets.
-	RatePackets []uint64 `json:"rate_packets"`
-	TopTalkers  []Talker `json:"top_talkers"`
+	Side     string `json:"side,omitempty"`
+	LinkType uint32 `json:"link_type"`
+	Traffic
+	Decoded bool `json:"decoded"`
 	// Down are the times inside the window the link had no carrier, as
 	// the service saw its port (network.ports; none without).
 	Down []LinkGap `json:"down"`
