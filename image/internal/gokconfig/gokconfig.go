@@ -27,15 +27,18 @@ var (
 	}
 )
 
+// Defaults gok applies to the fields of one module path or value (see the
+// OrDefault methods).
 const (
 	defaultKernel   = "github.com/gokrazy/kernel.rpi"
 	defaultFirmware = "github.com/gokrazy/firmware"
 	defaultEEPROM   = "github.com/gokrazy/rpi-eeprom"
 	defaultSerial   = "serial0,115200"
-	// PasswordFile holds the generated update password in the instance
-	// directory; it is git-ignored.
-	PasswordFile = "gokr-pw.txt"
 )
+
+// PasswordFile holds the generated update password in the instance
+// directory; it is git-ignored.
+const PasswordFile = "gokr-pw.txt"
 
 // Update is gok's "Update" object. Every field is either honoured by the
 // build and the update client or refused by Load (see checkUpdate).
