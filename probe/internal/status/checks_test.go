@@ -3,7 +3,10 @@
 package status
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +18,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/presscap/presscap/beeper"
 	"github.com/presscap/presscap/beeper/alsa/alsatest"
@@ -288,6 +293,52 @@ func TestCheckUploadAgainstSSHD(t *testing.T) {
 	startCheck(t, off, "upload", nil)
 	if run := finished(t, off, "upload"); run.OK || !strings.Contains(stepNames(run), "upload.enable is false") {
 		t.Errorf("upload check with upload off:\n%s", stepNames(run))
+	}
+}
+
+// TestCheckUploadEnrols: the page's upload check on a probe whose own key
+// the server refuses, with an enrolment account in the configuration,
+// writes the key to fleet/enroll/<id>.pub with that account and names the
+// key's fingerprint for the installer to read to the provider.
+func TestCheckUploadEnrols(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	remote := filepath.Join(srv.Dir, "in")
+	os.Mkdir(remote, 0o755)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "enrolment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrollKey := filepath.Join(t.TempDir(), "enroll_ed25519")
+	if err := os.WriteFile(enrollKey, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	srv.Authorize(signer.PublicKey()) // the enrolment key only, not the probe's
+	cfg := upload.DefaultConfig()
+	cfg.Enabled = true
+	cfg.Server, cfg.User, cfg.RemoteDir, cfg.HostKey = srv.Addr(), "root", remote, srv.Fingerprint()
+	cfg.EnrollUser, cfg.EnrollKeyFile = "root", enrollKey
+	const id = "10000000a1b2c3d4"
+	h := Handler(WithChecks(&fakeSource{}, &Checks{Upload: cfg, StateDir: t.TempDir(), ID: id}), Auth{Token: checkToken})
+
+	startCheck(t, h, "upload", nil)
+	run := finished(t, h, "upload")
+	got := stepNames(run)
+	for _, want := range []string{"FAIL check host key and log in as root",
+		"ok enrol: write the public key to " + remote + "/fleet/enroll/" + id + ".pub as root: written; ask the provider to accept key SHA256:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("upload check lacks %q:\n%s", want, got)
+		}
+	}
+	if run.OK {
+		t.Errorf("the check passed without the probe's key on the server:\n%s", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(remote, "fleet", "enroll", id+".pub")); err != nil || string(b) != run.Steps[0].Detail+"\n" {
+		t.Errorf("pending key %q (%v), want the probe's %q", b, err, run.Steps[0].Detail)
 	}
 }
 
