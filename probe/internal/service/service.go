@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -534,10 +533,7 @@ func outputDirs(c *config.Config) []string {
 }
 
 // waitWritten waits (at most WriteWait) until the capture has handed every
-// packet up to the window's end to the ring, and returns how far it fell
-// short if it did not get there. At shutdown (ctx cancelled) a queued
-// window's wait ends at once, which says nothing about the disk: no lag is
-// reported then.
+// packet up to the window's end to the ring (export.WaitWritten).
 func (s *Service) waitWritten(ctx context.Context, w *window.Window) *export.CaptureLag {
 	// The window's end as the packets' clock reads it now: after an NTP
 	// step backwards the packets since carry earlier times than the end,
@@ -547,37 +543,11 @@ func (s *Service) waitWritten(ctx context.Context, w *window.Window) *export.Cap
 	if now := time.Now().Round(0).Add(-s.o.ExportDelay); now.Before(end) {
 		end = now
 	}
-	start := time.Now()
-	var until time.Time
-	if s.o.WriteWait > 0 {
-		wctx, cancel := context.WithTimeout(ctx, s.o.WriteWait)
-		err := s.capt.WaitWritten(wctx, end)
-		cancel()
-		var short *capture.NotWrittenError
-		switch {
-		case err == nil:
-			if d := time.Since(start); d > 100*time.Millisecond {
-				s.logf("window #%d: waited %v for the capture to write the window's end into the ring", w.ID, d.Round(time.Millisecond))
-			}
-			return nil
-		case ctx.Err() != nil:
-			return nil
-		case errors.As(err, &short):
-			until = short.Until
-		default:
-			until = s.capt.WrittenUntil()
-		}
-	} else {
-		if ctx.Err() != nil {
-			return nil
-		}
-		until = s.capt.WrittenUntil()
+	lag, waited := export.WaitWritten(ctx, s.capt, end, s.o.WriteWait)
+	if waited > 100*time.Millisecond {
+		s.logf("window #%d: waited %v for the capture to write the window's end into the ring", w.ID, waited.Round(time.Millisecond))
 	}
-	if !until.Before(end) {
-		return nil
-	}
-	return &export.CaptureLag{WrittenUntil: until.UTC(), Behind: end.Sub(until).Round(time.Millisecond).String(),
-		Waited: time.Since(start).Round(time.Millisecond).String()}
+	return lag
 }
 
 func (s *Service) export(ctx context.Context, w *window.Window) {
@@ -824,8 +794,7 @@ func (s *Service) recover() []*window.Window {
 		s.logf("RECOVERY FAILED: %v: windows pressed before the restart are not saved in this run (their records stay for the next start); a new record never replaces one left there", err)
 		s.fb.Fault(feedback.FaultRecovery)
 	}
-	synced := s.clock.Synced()
-	now := s.time.Now()
+	restart := window.Restart{Now: s.time.Now(), Synced: s.clock.Synced(), BootID: s.bootID, BootTime: s.time.BootTime}
 	var held []*window.Window
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -842,32 +811,25 @@ func (s *Service) recover() []*window.Window {
 		s.recent = append(s.recent, status.Press{Time: first.Time, Source: first.Source, Synced: w.Synced(),
 			Decision: "recovered", Window: w.ID})
 		span := w.From.UTC().Format(time.RFC3339Nano) + " .. " + w.To.UTC().Format(time.RFC3339Nano)
-		// Within the same boot the boot clock says how long the window
-		// still runs, synced wall clock or not (a crashed service comes
-		// back unsynced under clock.sync gokrazy).
-		if bt, ok := s.time.BootTime(); ok && w.BootID != "" && w.BootID == s.bootID && w.EndBoot > 0 {
-			if left := w.EndBoot - bt; left > 0 {
-				s.windows.RestoreDue(w, now.Add(left))
-				s.startFollow(w)
-				s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): still open for %v, continues; packets from the stop until now are missing",
-					w.ID, span, len(w.Presses), left.Round(time.Millisecond))
-				continue
-			}
-			held = append(held, w)
-			s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): ended, saved as soon as the ring is there; packets from the stop until now are missing",
-				w.ID, span, len(w.Presses))
-			continue
-		}
-		if synced && w.To.After(now) {
-			s.windows.Restore(w, now)
+		open, sameBoot, left := s.windows.Reopen(w, restart)
+		switch {
+		case open && sameBoot:
+			s.startFollow(w)
+			s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): still open for %v, continues; packets from the stop until now are missing",
+				w.ID, span, len(w.Presses), left.Round(time.Millisecond))
+		case open:
 			s.startFollow(w)
 			s.logf("window #%d recovered after a restart (%s, %d presses): still open, continues; packets from the stop until now are missing",
 				w.ID, span, len(w.Presses))
-			continue
+		case sameBoot:
+			held = append(held, w)
+			s.logf("window #%d recovered after a restart in the same boot (%s, %d presses): ended, saved as soon as the ring is there; packets from the stop until now are missing",
+				w.ID, span, len(w.Presses))
+		default:
+			held = append(held, w)
+			s.logf("window #%d recovered after a restart (%s, %d presses): saved as soon as the ring is there; packets from the stop until now are missing",
+				w.ID, span, len(w.Presses))
 		}
-		held = append(held, w)
-		s.logf("window #%d recovered after a restart (%s, %d presses): saved as soon as the ring is there; packets from the stop until now are missing",
-			w.ID, span, len(w.Presses))
 	}
 	return held
 }

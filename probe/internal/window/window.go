@@ -196,6 +196,38 @@ func (ws *Windows) RestoreDue(w *Window, due time.Time) {
 	ws.Reserve(w.ID)
 }
 
+// Restart is what a start knows to judge whether a window read back from
+// its pending record is still open.
+type Restart struct {
+	Now    time.Time // on the clock presses are received by
+	Synced bool      // the wall clock is synced
+	BootID string    // this boot's (the kernel's boot_id)
+	// BootTime reads CLOCK_BOOTTIME (false: it cannot be read).
+	BootTime func() (time.Duration, bool)
+}
+
+// Reopen puts w, read back after a restart, among the pending windows if
+// it is still open, and says so and for how long. Within the boot that
+// recorded it the boot clock says, synced wall clock or not (a crashed
+// service comes back unsynced under clock.sync gokrazy): sameBoot, and left
+// is how long it still runs. Otherwise only a synced wall clock can judge
+// its end (no RTC on the Pi), and left is zero. A window not reopened has
+// ended, or its end cannot be judged: it is saved now.
+func (ws *Windows) Reopen(w *Window, r Restart) (open, sameBoot bool, left time.Duration) {
+	if bt, ok := r.BootTime(); ok && w.BootID != "" && w.BootID == r.BootID && w.EndBoot > 0 {
+		if left := w.EndBoot - bt; left > 0 {
+			ws.RestoreDue(w, r.Now.Add(left))
+			return true, true, left
+		}
+		return false, true, 0
+	}
+	if r.Synced && w.To.After(r.Now) {
+		ws.Restore(w, r.Now)
+		return true, false, 0
+	}
+	return false, false, 0
+}
+
 // Reserve makes new windows' ids larger than id.
 func (ws *Windows) Reserve(id int) {
 	if id > ws.nextID {

@@ -146,3 +146,59 @@ func TestWindowsSkipTakenIDs(t *testing.T) {
 		t.Errorf("id %d when everything looks taken, want %d", w.ID, maxSkip+1)
 	}
 }
+
+// TestReopen: a window read back after a restart within the boot that
+// recorded it runs on for what its boot-clock end says, synced wall clock
+// or not, and is saved at once if that end has passed; from another boot
+// (or with no boot clock, or no boot end in its record) only a synced wall
+// clock reopens it, and only before its end. A reopened window is due at
+// its end and keeps its id reserved.
+func TestReopen(t *testing.T) {
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	boot := func(d time.Duration, ok bool) func() (time.Duration, bool) {
+		return func() (time.Duration, bool) { return d, ok }
+	}
+	for _, c := range []struct {
+		name             string
+		w                Window
+		r                Restart
+		open, sameBoot   bool
+		left, dueFromNow time.Duration
+	}{
+		{"same boot, running, clock not synced", Window{ID: 4, To: now.Add(-time.Hour), BootID: "b1", EndBoot: 100 * time.Second},
+			Restart{Now: now, BootID: "b1", BootTime: boot(90*time.Second, true)}, true, true, 10 * time.Second, 10 * time.Second},
+		{"same boot, ended, clock synced", Window{ID: 5, To: now.Add(time.Hour), BootID: "b1", EndBoot: 100 * time.Second},
+			Restart{Now: now, Synced: true, BootID: "b1", BootTime: boot(100*time.Second, true)}, false, true, 0, 0},
+		{"another boot, synced, before its end", Window{ID: 6, To: now.Add(5 * time.Second), BootID: "b0", EndBoot: 100 * time.Second},
+			Restart{Now: now, Synced: true, BootID: "b1", BootTime: boot(90*time.Second, true)}, true, false, 0, 5 * time.Second},
+		{"another boot, not synced", Window{ID: 7, To: now.Add(5 * time.Second), BootID: "b0", EndBoot: 100 * time.Second},
+			Restart{Now: now, BootID: "b1", BootTime: boot(90*time.Second, true)}, false, false, 0, 0},
+		{"no boot clock, synced, ended", Window{ID: 8, To: now.Add(-time.Second), BootID: "b1", EndBoot: 100 * time.Second},
+			Restart{Now: now, Synced: true, BootID: "b1", BootTime: boot(0, false)}, false, false, 0, 0},
+		{"no boot end recorded, synced", Window{ID: 9, To: now.Add(time.Second), BootID: "b1"},
+			Restart{Now: now, Synced: true, BootID: "b1", BootTime: boot(90*time.Second, true)}, true, false, 0, time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ws := &Windows{}
+			w := c.w
+			w.Presses = []PressInfo{{Time: now.Add(-time.Minute)}}
+			open, sameBoot, left := ws.Reopen(&w, c.r)
+			if open != c.open || sameBoot != c.sameBoot || left != c.left {
+				t.Fatalf("open %v, same boot %v, left %v; want %v, %v, %v", open, sameBoot, left, c.open, c.sameBoot, c.left)
+			}
+			pending := ws.Pending()
+			if !open {
+				if len(pending) != 0 {
+					t.Errorf("not reopened, yet pending: %v", pending)
+				}
+				return
+			}
+			if len(pending) != 1 || pending[0].ID != w.ID || !w.Due().Equal(now.Add(c.dueFromNow)) {
+				t.Errorf("pending %v, due %v; want window #%d due %v", pending, w.Due(), w.ID, now.Add(c.dueFromNow))
+			}
+			if _, nw := ws.Press(PressInfo{Time: now.Add(time.Hour)}); nw.ID <= w.ID {
+				t.Errorf("a new window after reopening #%d got id %d", w.ID, nw.ID)
+			}
+		})
+	}
+}
