@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/presscap/presscap/internal/field"
 	"github.com/presscap/presscap/internal/testing/fakeclock"
 	"github.com/presscap/presscap/internal/testing/sshdtest"
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/fleet/tunnel"
 	"github.com/presscap/presscap/probe/internal/upload"
@@ -36,30 +36,9 @@ type rig struct {
 	file   string // the request file on the server
 	clk    *fakeclock.Clock
 	r      *tunnel.Runner
-	log    *logBuf
+	log    *testtool.Log
 	cancel context.CancelFunc
 	done   chan error
-}
-
-type logBuf struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logBuf) logf(t *testing.T) func(string, ...any) {
-	return func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
-		t.Log(line)
-		l.mu.Lock()
-		l.lines = append(l.lines, line)
-		l.mu.Unlock()
-	}
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }
 
 // start runs the runner against a fresh sshd whose authorized_keys line
@@ -96,11 +75,11 @@ func start(t *testing.T, options string) *rig {
 	t.Cleanup(web.Close)
 	status := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "presscap status "+r.URL.Path) }))
 	t.Cleanup(status.Close)
-	g := &rig{srv: srv, file: filepath.Join(remoteDir, fleet.TunnelDir, id), clk: fakeclock.New(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)), log: &logBuf{}}
+	g := &rig{srv: srv, file: filepath.Join(remoteDir, fleet.TunnelDir, id), clk: fakeclock.New(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)), log: &testtool.Log{T: t}}
 	g.r = &tunnel.Runner{
 		Path: filepath.Join(remoteDir, fleet.TunnelDir, id), Connect: u.WithSSH,
 		Web: web.Listener.Addr().String(), Status: status.Listener.Addr().String(),
-		CheckInterval: check, MaxDuration: maxDur, StateDir: stateDir, Clock: g.clk, Logf: g.log.logf(t),
+		CheckInterval: check, MaxDuration: maxDur, StateDir: stateDir, Clock: g.clk, Logf: g.log.Logf,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel, g.done = cancel, make(chan error, 1)
