@@ -82,3 +82,21 @@ func TestRootSkipsOnlyUnderShort(t *testing.T) {
 		t.Errorf("NotShort without -short: failed %q, skipped %q", o.failed, o.skipped)
 	}
 }
+
+// TestLogMatching: Matching returns the lines containing the string, in
+// order; String joins them all.
+func TestLogMatching(t *testing.T) {
+	var l Log
+	l.Logf("removed stale %s", "a.part")
+	l.Logf("uploaded %d files", 2)
+	l.Logf("removed stale %s", "b.part")
+	if got := l.Matching("stale"); len(got) != 2 || got[0] != "removed stale a.part" || got[1] != "removed stale b.part" {
+		t.Errorf("Matching(stale) = %q", got)
+	}
+	if got := l.Matching("nothing"); got != nil {
+		t.Errorf("Matching(nothing) = %q, want none", got)
+	}
+	if got, want := l.String(), "removed stale a.part\nuploaded 2 files\nremoved stale b.part"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,30 +16,6 @@ import (
 	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/internal/upload"
 )
-
-// logLines collects an Uploader's log.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) logf(format string, args ...any) {
-	l.mu.Lock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
-	l.mu.Unlock()
-}
-
-func (l *logLines) matching(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
 
 // TestStalePartRemoved: a cut upload leaves <name>.part on the server; the
 // customer then deletes the saved window by hand. The next run removes that
@@ -74,8 +49,8 @@ func TestStalePartRemoved(t *testing.T) {
 	}
 	const next = "probeA_20261127T030000.000Z_sip.pcap"
 	nextData := r.put(t, next, 5000)
-	var log logLines
-	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
+	var log testtool.Log
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +60,7 @@ func TestStalePartRemoved(t *testing.T) {
 	if _, err := os.Stat(stale); err == nil {
 		t.Fatalf("stale %s still on the server", stale)
 	}
-	removed := log.matching("removed stale")
+	removed := log.Matching("removed stale")
 	if len(removed) != 1 || !strings.Contains(removed[0], stale) {
 		t.Fatalf("log of removals %q, want one naming %s", removed, stale)
 	}
@@ -117,7 +92,7 @@ func TestStalePartRemoved(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.remoteDir, third+".part")); err == nil {
 		t.Fatalf("stale %s.part left with an empty queue", third)
 	}
-	if removed := log.matching("removed stale"); len(removed) != 2 {
+	if removed := log.Matching("removed stale"); len(removed) != 2 {
 		t.Fatalf("log of removals %q, want a second one", removed)
 	}
 	if got := r.remote(t); !reflect.DeepEqual(got, want) {
@@ -127,7 +102,7 @@ func TestStalePartRemoved(t *testing.T) {
 	if err := u.UploadNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(log.matching("stale")); n != 2 {
+	if n := len(log.Matching("stale")); n != 2 {
 		t.Fatalf("%d log lines about stale files, want still 2", n)
 	}
 }
@@ -150,10 +125,10 @@ func TestStalePartOtherServerKept(t *testing.T) {
 	if err := os.Remove(filepath.Join(r.queueDir, ours)); err != nil {
 		t.Fatal(err)
 	}
-	var log logLines
+	var log testtool.Log
 	cfg := r.cfg
 	cfg.Server = fmt.Sprintf("localhost:%d", r.srv.Port)
-	u, err := upload.New(cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
+	u, err := upload.New(cfg, r.queueDir, r.stateDir, nil, nil, log.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +136,11 @@ func TestStalePartOtherServerKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertFile(t, part, before)
-	if l := log.matching("not this server"); len(l) != 1 || !strings.Contains(l[0], part) {
-		t.Fatalf("log %q, want one line saying %s was left on the old server", log.matching(""), part)
+	if l := log.Matching("not this server"); len(l) != 1 || !strings.Contains(l[0], part) {
+		t.Fatalf("log %q, want one line saying %s was left on the old server", log.Matching(""), part)
 	}
 	// The record is gone: back on the first server nothing is removed.
-	u, err = upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
+	u, err = upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +148,7 @@ func TestStalePartOtherServerKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertFile(t, part, before)
-	if l := log.matching("removed stale"); len(l) != 0 {
+	if l := log.Matching("removed stale"); len(l) != 0 {
 		t.Fatalf("removed after the record was dropped: %q", l)
 	}
 }
@@ -204,8 +179,8 @@ func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 	}
 	const next = "probeA_20261127T030000.000Z_sip.pcap"
 	nextData := r.put(t, next, 5000)
-	var log logLines
-	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.logf)
+	var log testtool.Log
+	u, err := upload.New(r.cfg, r.queueDir, r.stateDir, nil, nil, log.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +192,7 @@ func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 	if _, err := os.Stat(record); err != nil {
 		t.Fatalf("record of the .part in flight dropped: %v", err)
 	}
-	if l := log.matching("stale"); len(l) != 0 {
+	if l := log.Matching("stale"); len(l) != 0 {
 		t.Fatalf("the .part in flight was judged stale: %q", l)
 	}
 
@@ -241,7 +216,7 @@ func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 		t.Fatalf("UploadNow of an empty queue: %v", err)
 	}
 	assertFile(t, part, partData)
-	if l := log.matching("stale"); len(l) != 0 {
+	if l := log.Matching("stale"); len(l) != 0 {
 		t.Fatalf("the .part held by another process was judged stale: %q", l)
 	}
 	stdin.Close()
@@ -258,7 +233,7 @@ func TestInFlightPartOfAnotherProcessKept(t *testing.T) {
 	if _, err := os.Stat(record); err == nil {
 		t.Fatalf("record %s kept after its .part was removed", record)
 	}
-	if l := log.matching("removed stale"); len(l) != 1 || !strings.Contains(l[0], part) {
+	if l := log.Matching("removed stale"); len(l) != 1 || !strings.Contains(l[0], part) {
 		t.Fatalf("log of removals %q, want one naming %s", l, part)
 	}
 	if got, want := r.remote(t), []string{next}; !reflect.DeepEqual(got, want) {
