@@ -9,7 +9,6 @@ import (
 
 	"github.com/presscap/presscap/probe/config"
 	"github.com/presscap/presscap/probe/internal/identity"
-	"github.com/presscap/presscap/probe/internal/service"
 	"github.com/presscap/presscap/probe/internal/upload"
 )
 
@@ -102,7 +101,7 @@ func runUpload(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	// As the service: only files with this probe's names are sent.
-	u.SetHosts(service.FileHosts("", full.Hostname, id.Value)...)
+	u.SetHosts(upload.FileHosts("", full.Hostname, id.Value)...)
 	before := u.Status()
 	fmt.Fprintf(e.stdout, "queue %s: %d files, %d bytes\n", dir, before.Files, before.Bytes)
 	err = u.UploadNow(ctx)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/presscap/presscap/probe/internal/export/follow"
 	"github.com/presscap/presscap/probe/internal/feedback"
 	"github.com/presscap/presscap/probe/internal/filter"
-	"github.com/presscap/presscap/probe/internal/identity"
 	"github.com/presscap/presscap/probe/internal/status"
 	"github.com/presscap/presscap/probe/internal/storage"
 	"github.com/presscap/presscap/probe/internal/trigger"
@@ -955,28 +953,6 @@ func (s *Service) runUploads(ctx context.Context) error {
 	}
 }
 
-// FileHosts are the host parts of the files the upload sends (each alone
-// or with a label, see filenames.ProducedBy): host, the probe's name now,
-// and those an earlier version or configuration gave files still queued
-// (the configured hostname, the system's, presscap-<id8>). A file in the
-// queue with another host part was not made by this probe.
-func FileHosts(host, configured, fleetID string) []string {
-	hosts := []string{host, configured}
-	if h, err := os.Hostname(); err == nil {
-		hosts = append(hosts, h)
-	}
-	if fleetID != "" {
-		hosts = append(hosts, identity.ID{Value: fleetID}.DefaultHostname())
-	}
-	var out []string
-	for _, h := range hosts {
-		if h != "" && !slices.Contains(out, h) {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 	if err := os.MkdirAll(s.cfg.Storage.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage.state_dir: %w", err)
@@ -988,7 +964,7 @@ func (s *Service) newUploader(queue string) (*upload.Uploader, error) {
 	if s.o.FleetID != "" {
 		u.SetID(s.o.FleetID)
 	}
-	u.SetHosts(FileHosts(s.host, s.cfg.Hostname, s.o.FleetID)...)
+	u.SetHosts(upload.FileHosts(s.host, s.cfg.Hostname, s.o.FleetID)...)
 	u.OnEvent(func(e upload.Event) {
 		s.mu.Lock()
 		s.uploading = e.Kind == upload.Uploading
