@@ -869,6 +869,9 @@ func (s *Service) Snapshot() status.Snapshot {
 			snap.Ring = r
 		}
 	}
+	if p, err := status.ReadProcess(); err == nil {
+		snap.Process = &p
+	}
 	for _, l := range s.capt.Stats() {
 		snap.Links = append(snap.Links, status.Link{Name: l.Name, Seen: l.Seen, Written: l.Written, Drops: l.Dropped()})
 	}

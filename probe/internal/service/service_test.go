@@ -502,6 +502,10 @@ func TestPressWithoutDisk(t *testing.T) {
 	if len(s.Presses) != 1 || !s.Presses[0].Done || s.Presses[0].Error == "" || len(s.Faults) == 0 {
 		t.Errorf("status %+v", s)
 	}
+	// The process's own CPU time, which make bench-vm reads in a VM.
+	if s.Process == nil || s.Process.CPUSeconds <= 0 {
+		t.Errorf("status process %+v, want the CPU time used so far", s.Process)
+	}
 }
 
 // TestUploadAfterCapture: with upload.after_capture, a window's files go

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/presscap/presscap/probe/internal/upload"
 )
 
@@ -42,6 +44,24 @@ type Snapshot struct {
 	Faults      []string       `json:"faults,omitempty"`
 	// Checks are the installer's checks' last runs (see Checks).
 	Checks []CheckRun `json:"installer_checks,omitempty"`
+	// Process is what the probe's process has used since it started.
+	Process *Process `json:"process,omitempty"`
+}
+
+// Process is the probe process's own resource use (getrusage), so that the
+// CPU a packet costs can be measured where no shell runs, as on gokrazy.
+type Process struct {
+	// CPUSeconds is user plus system time of all its threads.
+	CPUSeconds float64 `json:"cpu_seconds"`
+}
+
+// ReadProcess returns the calling process's Process.
+func ReadProcess() (Process, error) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return Process{}, fmt.Errorf("getrusage: %w", err)
+	}
+	return Process{CPUSeconds: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()}, nil
 }
 
 // Storage is the disk's state.
@@ -220,7 +240,7 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 </head><body>
 <h1>presscap on {{.Host}}</h1>
 {{if .ID}}<p>Probe id {{.ID}}.</p>{{end}}
-<p>Now {{t .Now}}, running since {{t .Started}}. Clock: {{if .ClockSynced}}synced{{else}}<b>not synced</b>{{end}}.</p>
+<p>Now {{t .Now}}, running since {{t .Started}}. Clock: {{if .ClockSynced}}synced{{else}}<b>not synced</b>{{end}}.{{with .Process}} CPU time used {{printf "%.2f" .CPUSeconds}} s.{{end}}</p>
 {{if .Faults}}<h2>Faults</h2><ul>{{range .Faults}}<li><b>{{.}}</b></li>{{end}}</ul>{{end}}
 <h2>Disk</h2>
 <p>{{.Storage.State}}{{if .Storage.Device}} on {{.Storage.Device}}{{end}}{{if .Storage.Root}}, root {{.Storage.Root}}{{end}}{{if .Storage.Error}}: {{.Storage.Error}}{{end}} (since {{t .Storage.Since}})</p>

@@ -36,6 +36,7 @@ func (f *fakeSource) Snapshot() Snapshot {
 			Running: true, LastAttempt: time.Unix(1700000100, 0), LastSuccess: time.Unix(1699990000, 0).UTC(),
 			LastResult: "failed: <refused>", LastError: "ssh: unable to authenticate <publickey>",
 			PublicKey: testPublicKey},
+		Process: &Process{CPUSeconds: 12.345},
 	}
 }
 
@@ -67,7 +68,9 @@ func TestPages(t *testing.T) {
 		// A saved window is "window #N" (the live recorder is the capture).
 		"<h2>Windows waiting for their end</h2>", "<th>window</th>",
 		// A ring that could never open again was replaced.
-		"<p>replaced the ring in /mnt/ring (old format; its packets are lost)</p>"} {
+		"<p>replaced the ring in /mnt/ring (old format; its packets are lost)</p>",
+		// The process's own CPU time.
+		"CPU time used 12.35 s."} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("HTML lacks %q", want)
 		}
@@ -82,7 +85,8 @@ func TestPages(t *testing.T) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"id": "10000000a1b2c3d4"`, `"span": "27.5s"`, `"truncated": true`, `"missing": "2.5s"`, `"reason": "ring_did_not_reach_back"`, `"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `} {
+	for _, key := range []string{`"id": "10000000a1b2c3d4"`, `"span": "27.5s"`, `"truncated": true`, `"missing": "2.5s"`, `"reason": "ring_did_not_reach_back"`, `"public_key": "ssh-ed25519 `, `"last_error": "ssh: `, `"running": true`, `"last_success": "2023-11-14T19:26:40Z"`, `"last_attempt": `,
+		`"process": {`, `"cpu_seconds": 12.345`} {
 		if !strings.Contains(string(raw), key) {
 			t.Errorf("JSON lacks %s:\n%s", key, raw)
 		}
@@ -261,3 +265,36 @@ func TestIsPrivate(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestReadProcess: the process's CPU time agrees with the kernel's own
+// account in /proc/self/stat (utime + stime in clock ticks) after the test
+// burned some CPU.
+func TestReadProcess(t *testing.T) {
+	ticks := func() float64 {
+		b, err := os.ReadFile("/proc/self/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The fields after the command's closing parenthesis; utime and
+		// stime are the stat file's 14th and 15th.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.ParseFloat(f[11], 64)
+		s, _ := strconv.ParseFloat(f[12], 64)
+		return (u + s) / 100 // USER_HZ is 100 on Linux
+	}
+	start := ticks()
+	x := 0
+	for ticks()-start < 0.3 {
+		for i := range 1 << 20 {
+			x ^= i
+		}
+	}
+	p, err := ReadProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := ticks()
+	if p.CPUSeconds < 0.3 || p.CPUSeconds < proc-0.05 || p.CPUSeconds > proc+0.05 {
+		t.Errorf("cpu_seconds %.3f, /proc/self/stat says %.2f (%d)", p.CPUSeconds, proc, x)
+	}
+}
