@@ -337,3 +337,17 @@ bench-image: $(SDBOOT) $(SDBOOT_X64)
 	mkdir -p build
 	$(GO) build -o build/imagetool ./image
 	$(GO) run ./internal/bench/image -imagetool build/imagetool -instance gokrazy/presscap -dir build -go $(GO)
+
+# The VM edition's capture: loss and CPU per frame on a virtio capture NIC at
+# the end-to-end test's 40 frames/s and higher rates (VMBENCH_RATES): first
+# the same probe on the host (probe capture on a veth pair, the same frames
+# and rates) as the reference, then the x86-64 VM edition and the arm64 VM,
+# each booted once in QEMU (KVM where it runs OVMF, else TCG), in one run
+# (image/systemtest's BenchmarkVMCapture). Needs root and the system tests'
+# packages; about 10 minutes. Figures in docs/dev/benchmarks.md ("The VM
+# edition on x86-64").
+VMBENCH_RATES ?= 40,1000,2000,5000,20000
+.PHONY: bench-vm
+bench: bench-vm
+bench-vm: $(SDBOOT) $(SDBOOT_X64)
+	$(GO) test -count=1 -tags systemtest -run '^$$' -bench BenchmarkVMCapture -benchtime 1x -timeout 40m ./image/systemtest/ -vmbench.rates $(VMBENCH_RATES)

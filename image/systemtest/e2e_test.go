@@ -132,7 +132,7 @@ func (g *generator) count() int {
 
 // ringDisk makes a 1 GiB disk with one ext4 partition labelled PRESSCAP,
 // as docs/provider/cabling.md tells the provider to prepare it.
-func ringDisk(t *testing.T, dir string) string {
+func ringDisk(t testing.TB, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "ring.img")
 	f, err := os.Create(p)
@@ -172,6 +172,14 @@ type probeStatus struct {
 		Time time.Time `json:"time"`
 	} `json:"recent_presses"`
 	Faults []string `json:"faults"`
+	Links  []struct {
+		Seen    uint64 `json:"seen"`
+		Written uint64 `json:"written"`
+		Drops   uint64 `json:"drops"`
+	} `json:"links"`
+	Process *struct {
+		CPUSeconds float64 `json:"cpu_seconds"`
+	} `json:"process"`
 }
 
 func getProbeStatus(port int, pw string) (probeStatus, error) {
@@ -200,7 +208,7 @@ func getProbeStatus(port int, pw string) (probeStatus, error) {
 	return s, nil
 }
 
-func waitRecording(t *testing.T, v *vm, statusPort int, pw string, timeout time.Duration) (probeStatus, time.Duration) {
+func waitRecording(t testing.TB, v *vm, statusPort int, pw string, timeout time.Duration) (probeStatus, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	var last string
@@ -390,7 +398,7 @@ type captureNIC struct {
 	args     []string
 }
 
-func newCaptureNIC(t *testing.T) *captureNIC {
+func newCaptureNIC(t testing.TB) *captureNIC {
 	t.Helper()
 	host, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

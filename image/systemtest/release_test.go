@@ -51,7 +51,7 @@ func enableReleases(t *testing.T, dir, inst string) string {
 	return key
 }
 
-func editProbeConfig(t *testing.T, inst string, edit func(map[string]any)) {
+func editProbeConfig(t testing.TB, inst string, edit func(map[string]any)) {
 	t.Helper()
 	p := filepath.Join(inst, "probe.json")
 	b, err := os.ReadFile(p)

@@ -75,7 +75,7 @@ type vm struct {
 	pwFile string
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,7 +87,7 @@ func freePort(t *testing.T) int {
 
 // webClient trusts the certificate the build made for inst, under the
 // instance's host name, whatever address it is reached at.
-func webClient(t *testing.T, inst, hostname string) *http.Client {
+func webClient(t testing.TB, inst, hostname string) *http.Client {
 	t.Helper()
 	cert, err := os.ReadFile(filepath.Join(inst, gokconfig.StateDir, gokconfig.SelfSignedCertFile))
 	if err != nil {
@@ -105,7 +105,7 @@ func webClient(t *testing.T, inst, hostname string) *http.Client {
 // startVM boots disk on the arm64 virt machine, built from inst. fwds are
 // extra user-network forwards ("hostfwd=...", "guestfwd=..."), extra more
 // QEMU arguments.
-func startVM(t *testing.T, inst, disk, ring, dir string, fwds, extra []string) *vm {
+func startVM(t testing.TB, inst, disk, ring, dir string, fwds, extra []string) *vm {
 	return startVMOn(t, arm64Virt, inst, disk, ring, dir, fwds, extra)
 }
 
@@ -120,7 +120,7 @@ func diskFormat(path string) string {
 // startVMOn boots disk on platform p with the ring disk, the presenter
 // stand-in (usb-kbd on xHCI), the management NIC on user networking and
 // the monitor on dir/monitor.sock.
-func startVMOn(t *testing.T, p platform, inst, disk, ring, dir string, fwds, extra []string) *vm {
+func startVMOn(t testing.TB, p platform, inst, disk, ring, dir string, fwds, extra []string) *vm {
 	t.Helper()
 	q := testtool.Path(t, p.qemu, p.qemuPkg)
 	if _, err := os.Stat(p.firmware); err != nil {
@@ -169,7 +169,7 @@ func startVMOn(t *testing.T, p platform, inst, disk, ring, dir string, fwds, ext
 	return v
 }
 
-func (v *vm) serialLog(t *testing.T) string {
+func (v *vm) serialLog(t testing.TB) string {
 	b, _ := os.ReadFile(v.serial)
 	return string(b)
 }
@@ -183,7 +183,7 @@ func (v *vm) webURL(path string) string {
 }
 
 // waitUp polls the web UI until it answers with build, or fails.
-func (v *vm) waitUp(t *testing.T, pw, build string, timeout time.Duration) (updater.Status, time.Duration) {
+func (v *vm) waitUp(t testing.TB, pw, build string, timeout time.Duration) (updater.Status, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	tg := v.target(pw)
@@ -233,7 +233,7 @@ func setup(t *testing.T, name string) (dir, workdir, tool, inst string) {
 }
 
 // password is the gokrazy password the image tool generated for inst.
-func password(t *testing.T, inst string) string {
+func password(t testing.TB, inst string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(inst, "gokr-pw.txt"))
 	if err != nil {
@@ -252,7 +252,7 @@ func pushUpdate(tool, inst, image string, v *vm) ([]byte, error) {
 	return exec.Command(tool, args...).CombinedOutput()
 }
 
-func imageTool(t *testing.T, dir string) string {
+func imageTool(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "imagetool")
 	cmd := exec.Command("go", "build", "-o", bin, "./image")
@@ -263,11 +263,11 @@ func imageTool(t *testing.T, dir string) string {
 	return bin
 }
 
-func buildImage(t *testing.T, tool, inst, out, workdir string, ts time.Time) time.Duration {
+func buildImage(t testing.TB, tool, inst, out, workdir string, ts time.Time) time.Duration {
 	return buildImageFor(t, arm64Virt, tool, inst, out, workdir, ts)
 }
 
-func buildImageFor(t *testing.T, p platform, tool, inst, out, workdir string, ts time.Time) time.Duration {
+func buildImageFor(t testing.TB, p platform, tool, inst, out, workdir string, ts time.Time) time.Duration {
 	t.Helper()
 	sdboot, err := filepath.Abs(filepath.Join(repo, p.sdboot))
 	if err != nil {
@@ -286,7 +286,7 @@ func buildImageFor(t *testing.T, p platform, tool, inst, out, workdir string, ts
 	return time.Since(start)
 }
 
-func copyInstance(t *testing.T, dir, name string) string {
+func copyInstance(t testing.TB, dir, name string) string {
 	t.Helper()
 	dst := filepath.Join(dir, name)
 	if _, err := os.Stat(dst); err == nil {

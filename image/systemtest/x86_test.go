@@ -21,7 +21,7 @@ import (
 // stops in OVMF at once with "KVM internal error. Suberror: 1" (emulation
 // failure), so KVM is tried on the firmware alone for a few seconds first.
 // PRESSCAP_QEMU_ACCEL=kvm or tcg skips the probe.
-func x86Accel(t *testing.T, qemu, firmware string) string {
+func x86Accel(t testing.TB, qemu, firmware string) string {
 	t.Helper()
 	if a := os.Getenv("PRESSCAP_QEMU_ACCEL"); a != "" {
 		return a
@@ -45,7 +45,7 @@ func x86Accel(t *testing.T, qemu, firmware string) string {
 
 // x86Q35 is the VM edition as a hypervisor runs it: q35, OVMF (UEFI, no
 // Secure Boot), the ring on the VM's second disk.
-func x86Q35(t *testing.T) platform {
+func x86Q35(t testing.TB) platform {
 	p := platform{
 		instance: "presscap-x86",
 		qemu:     "qemu-system-x86_64", qemuPkg: "qemu-system-x86",
