@@ -346,7 +346,7 @@ bench-image: $(SDBOOT) $(SDBOOT_X64)
 # (image/systemtest's BenchmarkVMCapture). Needs root and the system tests'
 # packages; about 10 minutes. Figures in docs/dev/benchmarks.md ("The VM
 # edition on x86-64").
-VMBENCH_RATES ?= 40,1000,2000,5000,20000
+VMBENCH_RATES ?= 40,1000,2000,5000,20000,50000
 .PHONY: bench-vm
 bench: bench-vm
 bench-vm: $(SDBOOT) $(SDBOOT_X64)

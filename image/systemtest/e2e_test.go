@@ -173,13 +173,19 @@ type probeStatus struct {
 	} `json:"recent_presses"`
 	Faults []string `json:"faults"`
 	Links  []struct {
-		Seen    uint64 `json:"seen"`
-		Written uint64 `json:"written"`
-		Drops   uint64 `json:"drops"`
+		Name string `json:"name"`
+		statusLinkCounts
 	} `json:"links"`
 	Process *struct {
 		CPUSeconds float64 `json:"cpu_seconds"`
 	} `json:"process"`
+}
+
+// statusLinkCounts are a link's counters in status.json.
+type statusLinkCounts struct {
+	Seen    uint64 `json:"seen"`
+	Written uint64 `json:"written"`
+	Drops   uint64 `json:"drops"`
 }
 
 func getProbeStatus(port int, pw string) (probeStatus, error) {

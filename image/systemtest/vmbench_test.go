@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 )
 
 var (
-	vmbenchRates   = flag.String("vmbench.rates", "40,1000,2000,5000,20000", "BenchmarkVMCapture: frames a second sent into the capture NIC, one step each")
+	vmbenchRates   = flag.String("vmbench.rates", "40,1000,2000,5000,20000,50000", "BenchmarkVMCapture: frames a second sent into the capture NIC, one step each")
 	vmbenchSeconds = flag.Duration("vmbench.step", 10*time.Second, "BenchmarkVMCapture: how long each rate is sent")
 	vmbenchVMs     = flag.String("vmbench.vms", "host,x86,arm64", "BenchmarkVMCapture: what to measure, in turn (host: probe capture on a veth pair, the reference; x86: the VM edition on q35; arm64: presscap-vm on virt)")
 )
@@ -52,15 +53,18 @@ func (s vmStep) perFrameAbove(idle vmStep) float64 {
 
 // BenchmarkVMCapture is make bench-vm: capture loss and CPU per packet on
 // a virtio capture NIC in the VM edition (x86-64, q35, OVMF) and, in the
-// same run, the arm64 VM, at the rates of -vmbench.rates. Each VM boots
-// once, as the system tests boot it, with the probe capturing eth1 (single
-// mode, whole packets, the ring on its disk); the host sends the
-// end-to-end test's frames (133 bytes) through QEMU's UDP socket backend
-// on loopback, paced every millisecond. Sent frames are counted on the
-// host; seen, dropped and written ones are the probe's own status.json
-// counters, its CPU the new process.cpu_seconds, both read before and
-// after each step once the counters stopped moving; the host's UDP drop
-// counter of QEMU's socket tells loss in the emulator from loss in the
+// same run, the arm64 VM, at the rates of -vmbench.rates, with the same
+// probe on the host as the reference (measureHost). Each VM boots once, as
+// the system tests boot it, with the probe capturing two virtio NICs
+// (whole packets, the ring on its disk): eth1 fed through QEMU's UDP
+// socket backend on loopback, as the system tests feed it, and eth2
+// through a tap device, as a hypervisor attaches a NIC; each rate is sent
+// into one, then the other, the end-to-end test's frames (133 bytes),
+// paced every millisecond. Sent frames are counted on the host; seen,
+// dropped and written ones are the probe's own status.json counters for
+// that link, its CPU process.cpu_seconds, both read before and after each
+// step once the counters stopped moving; the host's drop counter of the
+// socket or tap tells loss before QEMU took a frame from loss in the
 // guest. An idle step first gives the CPU used without traffic.
 // Figures in docs/dev/benchmarks.md ("The VM edition on x86-64").
 func BenchmarkVMCapture(b *testing.B) {
@@ -76,16 +80,22 @@ func BenchmarkVMCapture(b *testing.B) {
 	var names []string
 	for range b.N {
 		for _, name := range strings.Split(*vmbenchVMs, ",") {
-			names = append(names, name)
+			var vm map[string][]vmStep
 			switch name {
 			case "host":
+				names = append(names, name)
 				results[name] = measureHost(b, rates)
+				continue
 			case "x86":
-				results[name] = measureVM(b, x86Q35(b), rates)
+				vm = measureVM(b, x86Q35(b), rates)
 			case "arm64":
-				results[name] = measureVM(b, arm64Virt, rates)
+				vm = measureVM(b, arm64Virt, rates)
 			default:
 				b.Fatalf("-vmbench.vms: unknown %q (host, x86, arm64)", name)
+			}
+			for _, feed := range []string{"socket", "tap"} {
+				names = append(names, name+" "+feed)
+				results[name+" "+feed] = vm[feed]
 			}
 		}
 	}
@@ -96,7 +106,7 @@ func BenchmarkVMCapture(b *testing.B) {
 // probe's CPU per frame between what was measured, rate by rate.
 func printVMBench(names []string, results map[string][]vmStep) {
 	fmt.Printf("\nbench: VM capture, load average %s\n", loadAvg())
-	fmt.Println("| where | target fps | achieved fps | sent | dropped at QEMU's socket | lost before the probe's socket | probe drops | written | lost | lost % | probe CPU s | probe µs/frame | of it, above idle | QEMU host CPU µs/frame above idle |")
+	fmt.Println("| where | target fps | achieved fps | sent | dropped on the host (QEMU's socket, the tap) | lost in the guest before the probe's socket | probe drops | written | lost | lost % | probe CPU s | probe µs/frame | of it, above idle | QEMU host CPU µs/frame above idle |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	dash := func(host bool, format string, v ...any) string {
 		if host {
@@ -106,6 +116,9 @@ func printVMBench(names []string, results map[string][]vmStep) {
 	}
 	for _, n := range names {
 		steps, host := results[n], n == "host"
+		if len(steps) == 0 {
+			continue
+		}
 		idle := steps[0]
 		fmt.Printf("| %s | idle | — | 0 | — | — | %s | %d | — | — | %.3f (%.1f %% of a CPU) | — | — | %s |\n",
 			n, dash(host, "%d", idle.drops), idle.written, idle.cpu, 100*idle.cpu/idle.secs, dash(host, "— (QEMU idle: %.0f %% of a CPU)", 100*idle.qemuCPU/idle.secs))
@@ -116,7 +129,8 @@ func printVMBench(names []string, results map[string][]vmStep) {
 				dash(host, "%.1f", 1e6*(s.qemuCPU-idle.qemuCPU/idle.secs*s.secs)/float64(max(s.written, 1))))
 		}
 	}
-	for _, pair := range [][2]string{{"x86", "host"}, {"arm64", "host"}, {"x86", "arm64"}} {
+	for _, pair := range [][2]string{{"x86 socket", "host"}, {"x86 tap", "host"}, {"arm64 socket", "host"}, {"arm64 tap", "host"},
+		{"x86 socket", "arm64 socket"}, {"x86 tap", "arm64 tap"}} {
 		a, c := results[pair[0]], results[pair[1]]
 		if a == nil || c == nil {
 			continue
@@ -128,9 +142,63 @@ func printVMBench(names []string, results map[string][]vmStep) {
 	}
 }
 
-// measureVM boots p's image with the probe capturing its virtio NIC and
-// measures the idle step and then each rate.
-func measureVM(b *testing.B, p platform, rates []int) []vmStep {
+// vmFeed is one way the host feeds a capture NIC of the VM: QEMU's UDP
+// socket backend on loopback (as the system tests do) or a tap device
+// (as Proxmox and libvirt attach a NIC).
+type vmFeed struct {
+	name string // socket, tap
+	link string // the guest interface it feeds, as status.json names the link
+	send func([]byte) error
+	// drops counts frames the host dropped before QEMU took them.
+	drops func() uint64
+}
+
+// socketFeed feeds the guest's eth1 through QEMU's UDP socket backend;
+// the host's UDP drop counter of QEMU's socket counts what QEMU did not
+// read in time.
+func socketFeed(b *testing.B) (*vmFeed, []string) {
+	nic := newCaptureNIC(b)
+	return &vmFeed{name: "socket", link: "eth1",
+		send: func(f []byte) error {
+			_, err := nic.host.WriteToUDP(f, nic.qemuAddr)
+			return err
+		},
+		drops: func() uint64 { return udpDrops(b, nic.qemuAddr.Port) },
+	}, nic.args
+}
+
+// tapFeed feeds the guest's eth2 through a tap device on the host, the
+// frames written to it with AF_PACKET; the tap's transmit drop counter
+// counts what QEMU did not read in time.
+func tapFeed(b *testing.B) (*vmFeed, []string) {
+	netnstest.Require(b, "ip")
+	dev := "pcv" + netnstest.RandomSuffix(7)
+	netnstest.Run(b, "ip", "tuntap", "add", "dev", dev, "mode", "tap")
+	b.Cleanup(func() { exec.Command("ip", "link", "del", dev).Run() })
+	// No router solicitations or MLD reports of the host's into the guest.
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/disable_ipv6", []byte("1"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	netnstest.Run(b, "ip", "link", "set", dev, "up")
+	sender := netnstest.NewSenderIn(b, "", dev)
+	return &vmFeed{name: "tap", link: "eth2",
+			send: func(f []byte) error { return sender.Send(f) },
+			drops: func() uint64 {
+				v, err := os.ReadFile("/sys/class/net/" + dev + "/statistics/tx_dropped")
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := strconv.ParseUint(strings.TrimSpace(string(v)), 10, 64)
+				return n
+			},
+		}, []string{"-netdev", "tap,id=tap0,ifname=" + dev + ",script=no,downscript=no",
+			"-device", "virtio-net-pci,netdev=tap0,romfile=,mac=52:54:00:12:34:97"}
+}
+
+// measureVM boots p's image with the probe capturing two virtio NICs,
+// eth1 fed through QEMU's UDP socket backend and eth2 through a tap
+// device, and measures the idle step and then each rate on each.
+func measureVM(b *testing.B, p platform, rates []int) map[string][]vmStep {
 	dir := b.TempDir()
 	workdir, err := filepath.Abs(filepath.Join(repo, "build", fmt.Sprintf("_vmbench-%s-%d", p.instance, os.Getpid())))
 	if err != nil {
@@ -140,6 +208,7 @@ func measureVM(b *testing.B, p platform, rates []int) []vmStep {
 	tool := imageTool(b, dir)
 	inst := copyInstance(b, dir, p.instance)
 	editProbeConfig(b, inst, func(c map[string]any) {
+		c["links"] = []map[string]string{{"interface": "eth1", "name": "socket"}, {"interface": "eth2", "name": "tap"}}
 		// Whole packets into a ring that does not wrap during the run.
 		c["ring"] = map[string]any{"size": "512MiB", "rules": []any{}}
 		c["clock"] = map[string]any{"time_zone": "UTC"}
@@ -157,9 +226,10 @@ func measureVM(b *testing.B, p platform, rates []int) []vmStep {
 		}
 	}
 	pw := password(b, inst)
-	nic := newCaptureNIC(b)
+	sock, sockArgs := socketFeed(b)
+	tap, tapArgs := tapFeed(b)
 	statusPort := freePort(b)
-	v := startVMOn(b, p, inst, disk, ring, dir, []string{fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080", statusPort)}, nic.args)
+	v := startVMOn(b, p, inst, disk, ring, dir, []string{fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080", statusPort)}, append(sockArgs, tapArgs...))
 	// A trickle until the probe records, as waitRecording needs a packet.
 	stop := make(chan struct{})
 	go func() {
@@ -169,7 +239,7 @@ func measureVM(b *testing.B, p platform, rates []int) []vmStep {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			nic.host.WriteToUDP(frame(seq, dportOf(seq)), nic.qemuAddr)
+			sock.send(frame(seq, dportOf(seq)))
 		}
 	}()
 	_, upDur := v.waitUp(b, pw, ts.Format(time.RFC3339), 5*time.Minute)
@@ -180,12 +250,15 @@ func measureVM(b *testing.B, p platform, rates []int) []vmStep {
 	// Let the boot's own work (the ring's creation, DHCP, NTP) settle.
 	time.Sleep(10 * time.Second)
 
-	steps := []vmStep{measureStep(b, v, nic, statusPort, pw, 0)}
+	idle := measureStep(b, v, sock, statusPort, pw, 0)
+	steps := map[string][]vmStep{sock.name: {idle}, tap.name: {idle}}
 	for _, r := range rates {
-		steps = append(steps, measureStep(b, v, nic, statusPort, pw, r))
-		s := steps[len(steps)-1]
-		fmt.Printf("bench: %s %d fps: sent %d (%.0f fps), dropped at QEMU's socket %d, seen %d, probe drops %d, written %d, probe CPU %.3f s, QEMU CPU %.2f s; load average %s\n",
-			p.instance, r, s.sent, s.achieved, s.qemuDrops, s.seen, s.drops, s.written, s.cpu, s.qemuCPU, loadAvg())
+		for _, f := range []*vmFeed{sock, tap} {
+			s := measureStep(b, v, f, statusPort, pw, r)
+			steps[f.name] = append(steps[f.name], s)
+			fmt.Printf("bench: %s %s %d fps: sent %d (%.0f fps), dropped on the host %d, seen %d, probe drops %d, written %d (the ring took %d), probe CPU %.3f s, QEMU CPU %.2f s; load average %s\n",
+				p.instance, f.name, r, s.sent, s.achieved, s.qemuDrops, s.seen, s.drops, s.written, s.ring, s.cpu, s.qemuCPU, loadAvg())
+		}
 	}
 	if err := postPoweroff(v, pw); err != nil {
 		b.Logf("poweroff: %v", err)
@@ -198,28 +271,37 @@ func measureVM(b *testing.B, p platform, rates []int) []vmStep {
 	return steps
 }
 
-// measureStep sends rate frames a second for -vmbench.step (nothing for
-// rate 0) and reads the counters around it once they stopped moving.
-func measureStep(b *testing.B, v *vm, nic *captureNIC, statusPort int, pw string, rate int) vmStep {
+// measureStep sends rate frames a second into feed for -vmbench.step
+// (nothing for rate 0) and reads the counters around it once they stopped
+// moving.
+func measureStep(b *testing.B, v *vm, feed *vmFeed, statusPort int, pw string, rate int) vmStep {
 	s := vmStep{rate: rate}
-	before, bq, bd := settledStatus(b, statusPort, pw), procCPU(b, v.cmd.Process.Pid), udpDrops(b, nic.qemuAddr.Port)
+	before, bq, bd := settledStatus(b, statusPort, pw), procCPU(b, v.cmd.Process.Pid), feed.drops()
 	start := time.Now()
 	if rate == 0 {
 		time.Sleep(*vmbenchSeconds)
 	} else {
-		s.sent, s.achieved = sendPaced(b, func(f []byte) error {
-			_, err := nic.host.WriteToUDP(f, nic.qemuAddr)
-			return err
-		}, rate, *vmbenchSeconds)
+		s.sent, s.achieved = sendPaced(b, feed.send, rate, *vmbenchSeconds)
 	}
 	after := settledStatus(b, statusPort, pw)
 	s.secs = time.Since(start).Seconds()
-	s.qemuCPU, s.qemuDrops = procCPU(b, v.cmd.Process.Pid)-bq, udpDrops(b, nic.qemuAddr.Port)-bd
-	lb, la := before.Links[0], after.Links[0]
+	s.qemuCPU, s.qemuDrops = procCPU(b, v.cmd.Process.Pid)-bq, feed.drops()-bd
+	lb, la := statusLink(b, before, feed.link), statusLink(b, after, feed.link)
 	s.seen, s.drops, s.written = la.Seen-lb.Seen, la.Drops-lb.Drops, la.Written-lb.Written
 	s.ring = after.Ring.Packets - before.Ring.Packets
 	s.cpu = after.Process.CPUSeconds - before.Process.CPUSeconds
 	return s
+}
+
+// statusLink is link name's counters in st.
+func statusLink(b *testing.B, st probeStatus, name string) statusLinkCounts {
+	for _, l := range st.Links {
+		if l.Name == name {
+			return l.statusLinkCounts
+		}
+	}
+	b.Fatalf("status.json has no link %q: %+v", name, st.Links)
+	return statusLinkCounts{}
 }
 
 // settledStatus reads status.json once the link's counters stayed the same
@@ -233,10 +315,10 @@ func settledStatus(b *testing.B, port int, pw string) probeStatus {
 		if err != nil {
 			b.Fatalf("status.json: %v", err)
 		}
-		if s.Ring == nil || len(s.Links) != 1 || s.Process == nil {
-			b.Fatalf("status.json lacks the ring, the one link or process.cpu_seconds: %+v", s)
+		if s.Ring == nil || len(s.Links) == 0 || s.Process == nil {
+			b.Fatalf("status.json lacks the ring, the links or process.cpu_seconds: %+v", s)
 		}
-		if last.Links != nil && s.Links[0] == last.Links[0] && s.Ring.Packets == last.Ring.Packets {
+		if last.Links != nil && slices.Equal(s.Links, last.Links) && s.Ring.Packets == last.Ring.Packets {
 			return s
 		}
 		last = s
