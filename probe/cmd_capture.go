@@ -38,7 +38,7 @@ func runCapture(ctx context.Context, e env, args []string) error {
 
 	ring, _, err := rf.open(ringfs.Options{})
 	if err != nil {
-		return fmt.Errorf("capture: -ring %s: %w", *rf.dir, err)
+		return fmt.Errorf("capture: %w", err)
 	}
 	defer ring.Close()
 
