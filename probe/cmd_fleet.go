@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -66,14 +65,6 @@ func printList[T any](w io.Writer, list []T) error {
 		list = []T{}
 	}
 	return printJSON(w, list)
-}
-
-// printJSON prints v for scripts and readers alike: indented, one line
-// a field.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func orDash(s string) string {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -219,4 +220,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usageError{err: fmt.Errorf("%s: unexpected argument %q", strings.TrimPrefix(fs.Name(), "probe "), fs.Arg(0))}
 	}
 	return nil
+}
+
+// printJSON prints v for scripts and readers alike: indented, one line
+// a field.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
