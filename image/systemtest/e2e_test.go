@@ -4,6 +4,7 @@ package systemtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -318,6 +319,9 @@ type e2e struct {
 	// seen collects the files of earlier presses, so each press's check
 	// sees only its own.
 	seen string
+	// tunnelWeb and tunnelStatus are the ports on the host's loopback the
+	// probe's key may listen on (permitlisten) for its reverse tunnel.
+	tunnelWeb, tunnelStatus int
 }
 
 // setupE2E starts the SFTP server and gives the instance inst a probe
@@ -342,8 +346,11 @@ func setupE2E(t *testing.T, dir, inst string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Authorize(signer.PublicKey())
-	e := &e2e{srv: srv, socat: testtool.Path(t, "socat", "socat"), remote: filepath.Join(dir, "incoming"), seen: filepath.Join(dir, "seen")}
+	e := &e2e{srv: srv, socat: testtool.Path(t, "socat", "socat"), remote: filepath.Join(dir, "incoming"), seen: filepath.Join(dir, "seen"),
+		tunnelWeb: freePort(t), tunnelStatus: freePort(t)}
+	// The key line as docs/provider/updating.md gives it for the tunnel.
+	srv.AuthorizeLine(fmt.Sprintf(`restrict,port-forwarding,permitlisten="127.0.0.1:%d",permitlisten="127.0.0.1:%d" %s`,
+		e.tunnelWeb, e.tunnelStatus, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))))
 	for _, d := range []string{e.remote, e.seen} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -364,6 +371,9 @@ func setupE2E(t *testing.T, dir, inst string) *e2e {
 			"after_capture": true,
 		},
 		"clock": map[string]any{"time_zone": "UTC"},
+		// A tunnel request is seen within 10 s (the default 5 min is
+		// for a fleet).
+		"tunnel": map[string]any{"check_interval": "10s"},
 	}
 	pc, _ := json.MarshalIndent(probeCfg, "", "  ")
 	if err := os.WriteFile(filepath.Join(inst, "probe.json"), pc, 0o644); err != nil {
@@ -579,17 +589,78 @@ func TestCaptureEndToEnd(t *testing.T) {
 	if err != nil || before.Ring == nil {
 		t.Fatalf("status before the update: %+v %v", before, err)
 	}
+	// The update goes through the reverse tunnel the probe opens on the
+	// server when asked (issue 14), as to a probe behind a customer's NAT;
+	// it opens while image B builds.
+	tunnelFile := e.requestTunnel(t)
 	tsB := tsA.Add(time.Minute)
 	diskB := filepath.Join(dir, "b.img")
 	buildImage(t, tool, inst, diskB, workdir, tsB)
-	out, err := pushUpdate(tool, inst, diskB, v)
+	e.checkTunnel(t, v, pw, tsA.Format(time.RFC3339))
+	out, err := pushUpdateTo(tool, inst, diskB, fmt.Sprintf("https://127.0.0.1:%d", e.tunnelWeb), v)
 	if err != nil {
-		t.Fatalf("image update: %v\n%s", err, out)
+		t.Fatalf("image update through the tunnel: %v\n%s\nsshd: %s", err, out, tail(e.srv.Log(), 2000))
 	}
 	after, _ := waitRecording(t, v, statusPort, pw, 3*time.Minute)
 	if !after.Ring.Oldest.Before(press) {
 		t.Errorf("ring after the update starts at %s, before it started at %s: the ring did not survive", after.Ring.Oldest, before.Ring.Oldest)
 	}
+	// Removed, the request closes the tunnel (checked at the end, when
+	// the pulled releases have had their time).
+	if err := os.Remove(tunnelFile); err != nil {
+		t.Fatal(err)
+	}
 	e.checkPulledUpdates(t, v, tool, inst, workdir, dir, releaseKey, pw, diskB, tsA.Add(2*time.Minute), tsA.Add(3*time.Minute))
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", e.tunnelWeb), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the tunnel's port still listens on the server after its request was removed")
+	}
 	gen.halt()
+}
+
+// requestTunnel asks the VM's probe (its id from its health report) for
+// the reverse tunnel on the ports its key may listen on, and returns the
+// request file.
+func (e *e2e) requestTunnel(t *testing.T) string {
+	t.Helper()
+	found, _ := filepath.Glob(filepath.Join(e.remote, "fleet", "status", "*.json"))
+	if len(found) != 1 {
+		t.Fatalf("health reports on the server: %v, want one", found)
+	}
+	id := strings.TrimSuffix(filepath.Base(found[0]), ".json")
+	p := filepath.Join(e.remote, "fleet", "tunnel", id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf("web=%d\nstatus=%d\nby=systemtest\nreason=push update through the tunnel\n", e.tunnelWeb, e.tunnelStatus)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// checkTunnel waits until the VM's web UI answers build through the
+// tunnel's web port on the server's loopback (gokrazy's HTTPS, the
+// instance's certificate) and its status page through the status port.
+func (e *e2e) checkTunnel(t *testing.T, v *vm, pw, build string) {
+	t.Helper()
+	tg := v.target(pw)
+	tg.BaseURL = fmt.Sprintf("https://127.0.0.1:%d", e.tunnelWeb)
+	var last error
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := tg.GetStatus(ctx)
+		cancel()
+		if err == nil && s.BuildTimestamp == build {
+			if st, err := getProbeStatus(e.tunnelStatus, pw); err != nil || st.Ring == nil {
+				t.Fatalf("the status page through the tunnel: %+v %v", st, err)
+			}
+			return
+		}
+		last = err
+		if err == nil {
+			last = fmt.Errorf("build %s", s.BuildTimestamp)
+		}
+	}
+	t.Fatalf("the web UI did not answer through the tunnel's port %d (last: %v)\nsshd: %s\nserial:\n%s", e.tunnelWeb, last, tail(e.srv.Log(), 2000), tail(v.serialLog(t), 4000))
 }

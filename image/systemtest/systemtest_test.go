@@ -245,7 +245,12 @@ func password(t testing.TB, inst string) string {
 // pushUpdate runs make update's command: image to the VM over HTTPS,
 // waiting until it runs the new build.
 func pushUpdate(tool, inst, image string, v *vm) ([]byte, error) {
-	args := []string{"update", "-instance", inst, "-image", image, "-target", v.webURL(""), "-wait", "5m"}
+	return pushUpdateTo(tool, inst, image, v.webURL(""), v)
+}
+
+// pushUpdateTo is pushUpdate to another URL of the VM's web UI (a tunnel).
+func pushUpdateTo(tool, inst, image, target string, v *vm) ([]byte, error) {
+	args := []string{"update", "-instance", inst, "-image", image, "-target", target, "-wait", "5m"}
 	if v.pwFile != "" {
 		args = append(args, "-password-file", v.pwFile)
 	}
