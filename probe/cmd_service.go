@@ -196,7 +196,7 @@ func runService(ctx context.Context, e env, args []string) error {
 		// The installer's checks run on the service's own speaker, LED,
 		// upload configuration and trigger.
 		checks := &status.Checks{Upload: c.Upload, StateDir: c.Storage.StateDir, ID: fl.id.Value, Beeper: fb.Beeper, LEDs: fb.LEDs}
-		srv := statusServer(c, fl.host, status.WithChecks(svc, checks), logger.Printf)
+		srv := statusServer(c, fl.host, withTunnel(status.WithChecks(svc, checks), tunReport), logger.Printf)
 		go func() { srvDone <- srv.Run(ctx) }()
 	} else {
 		srvDone <- nil

@@ -13,6 +13,7 @@ import (
 	"github.com/presscap/presscap/probe/internal/clock"
 	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/fleet/tunnel"
+	"github.com/presscap/presscap/probe/internal/status"
 )
 
 // tunnelFirst is how soon after start the probe looks for a tunnel
@@ -51,6 +52,26 @@ func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string,
 		r.Run(ctx)
 	}()
 	return r.Report, func() { <-done }
+}
+
+// tunnelSource adds the tunnel's state to the status page's snapshot.
+type tunnelSource struct {
+	status.CheckSource
+	report func() *fleet.Tunnel
+}
+
+func (s tunnelSource) Snapshot() status.Snapshot {
+	snap := s.CheckSource.Snapshot()
+	snap.Tunnel = s.report()
+	return snap
+}
+
+// withTunnel is src with the tunnel's state, src where it is off.
+func withTunnel(src status.CheckSource, report func() *fleet.Tunnel) status.CheckSource {
+	if report == nil {
+		return src
+	}
+	return tunnelSource{src, report}
 }
 
 // webTarget is gokrazy's own web UI on this device (its HTTPS port where

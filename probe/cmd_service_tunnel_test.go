@@ -24,7 +24,7 @@ import (
 // fleet/tunnel/<id> on the server (OpenSSH on loopback) and forwards the
 // server's loopback ports to gokrazy's web UI (the port in
 // etc/http-port.txt) and to its own status page ("private:PORT"); its
-// health report says the tunnel is open, and who asked.
+// health report and its status page say the tunnel is open, and who asked.
 func TestRunOpensTunnel(t *testing.T) {
 	c, root, remote := fleetProbe(t)
 	gokrazy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "gokrazy "+r.URL.Path) }))
@@ -58,9 +58,15 @@ func TestRunOpensTunnel(t *testing.T) {
 		return string(b)
 	}
 	testtool.WaitFor(t, "the web UI through the tunnel", 60*time.Second, func() bool { return get(web, "/update/features") == "gokrazy /update/features" })
+	// The status page through the tunnel, saying (to the customer too)
+	// that the provider's access is open.
 	var s status.Snapshot
-	if err := json.Unmarshal([]byte(get(stat, "/status.json")), &s); err != nil || s.ID != "10000000a1b2c3d4" {
-		t.Fatalf("status page through the tunnel: %+v, %v", s, err)
+	if err := json.Unmarshal([]byte(get(stat, "/status.json")), &s); err != nil || s.ID != "10000000a1b2c3d4" ||
+		s.Tunnel == nil || s.Tunnel.State != "open" || s.Tunnel.By != "carol" {
+		t.Fatalf("status page through the tunnel: %+v (tunnel %+v), %v", s, s.Tunnel, err)
+	}
+	if page := get(stat, "/"); !strings.Contains(page, "<h2>Remote access</h2>") || !strings.Contains(page, "asked by carol (bench)") {
+		t.Errorf("the status page does not show the open tunnel:\n%s", page)
 	}
 	var rep fleet.Report
 	testtool.WaitFor(t, "a report of the open tunnel", 60*time.Second, func() bool {

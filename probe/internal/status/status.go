@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/presscap/presscap/probe/internal/fleet"
 	"github.com/presscap/presscap/probe/internal/upload"
 )
 
@@ -46,6 +47,9 @@ type Snapshot struct {
 	Checks []CheckRun `json:"installer_checks,omitempty"`
 	// Process is what the probe's process has used since it started.
 	Process *Process `json:"process,omitempty"`
+	// Tunnel is the provider's remote access (package fleet/tunnel), nil
+	// where it is off: the customer sees when the provider is connected.
+	Tunnel *fleet.Tunnel `json:"tunnel,omitempty"`
 }
 
 // Process is the probe process's own resource use (getrusage), so that the
@@ -279,6 +283,8 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>last error</th><td>{{if .LastError}}<b>{{.LastError}}</b>{{else}}none{{end}}</td></tr>
 <tr><th>public key</th><td>{{if .PublicKey}}<code>{{.PublicKey}}</code><br>(append this line to the upload user's ~/.ssh/authorized_keys on the SFTP server){{else}}-{{end}}</td></tr>
 </table>{{else}}<p>no upload configured</p>{{end}}
+{{with .Tunnel}}<h2>Remote access</h2>
+<p>{{if eq .State "open"}}<b>open</b> for the provider until {{t .Until}}{{if .By}}, asked by {{.By}}{{end}}{{if .Reason}} ({{.Reason}}){{end}}{{else}}{{.State}}{{if .Error}}: {{.Error}}{{end}}{{end}}{{if not .LastCheck.IsZero}} (checked {{t .LastCheck}}){{end}}</p>{{end}}
 {{template "checks" .Checks}}
 <p><a href="status.json">JSON</a></p>
 </body></html>
