@@ -597,10 +597,12 @@ func TestCaptureEndToEnd(t *testing.T) {
 	diskB := filepath.Join(dir, "b.img")
 	buildImage(t, tool, inst, diskB, workdir, tsB)
 	e.checkTunnel(t, v, pw, tsA.Format(time.RFC3339))
+	pushStart := time.Now()
 	out, err := pushUpdateTo(tool, inst, diskB, fmt.Sprintf("https://127.0.0.1:%d", e.tunnelWeb), v)
 	if err != nil {
 		t.Fatalf("image update through the tunnel: %v\n%s\nsshd: %s", err, out, tail(e.srv.Log(), 2000))
 	}
+	t.Logf("bench: image update through the tunnel (push, reboot, build B answering through the reopened tunnel) %.1f s", time.Since(pushStart).Seconds())
 	after, _ := waitRecording(t, v, statusPort, pw, 3*time.Minute)
 	if !after.Ring.Oldest.Before(press) {
 		t.Errorf("ring after the update starts at %s, before it started at %s: the ring did not survive", after.Ring.Oldest, before.Ring.Oldest)
