@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,38 +34,57 @@ import (
 )
 
 func main() {
-	child := flag.String("child", "", "internal: run one phase (fill, reopen, pcaps)")
-	dir := flag.String("dir", "build", "parent directory for the temporary rings (on the filesystem to measure)")
-	probe := flag.String("probe", "build/probe", "probe binary for extractions")
-	size := flag.Int64("size", 4<<30, "size of the smaller ring (the larger one is twice this)")
-	keep := flag.Bool("keep", false, "keep the temporary directory")
-	encOnly := flag.Bool("encrypted-only", false, "measure only the encrypted ring against the clear one and dd")
-	// Child flags.
-	ring := flag.String("ring", "", "")
-	pkt := flag.Int("pkt", 1500, "")
-	count := flag.Int64("count", 0, "")
-	gap := flag.Duration("gap", 0, "")
-	fileSize := flag.Int64("filesize", 100e6, "")
-	flag.IntVar(&blockSize, "block", 0, "ring block size (0: the default)")
-	flag.BoolVar(&encrypt, "encrypt", false, "create the ring encrypted (key beside it, in RING.keys)")
-	flag.Parse()
 	var err error
-	switch *child {
-	case "":
-		err = orchestrate(*dir, *probe, *size, *keep, *encOnly)
-	case "fill":
-		err = childFill(*ring, *size, *pkt, *count, *gap)
-	case "reopen":
-		err = childReopen(*ring)
-	case "pcaps":
-		err = childPcaps(*ring, *pkt, *count, *gap, *fileSize)
-	default:
-		err = fmt.Errorf("unknown -child %q", *child)
+	if len(os.Args) > 1 && os.Args[1] == "-child" {
+		err = child(os.Args[2:])
+	} else {
+		err = bench()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ringbench:", err)
 		os.Exit(1)
 	}
+}
+
+// bench is the user's command: every measurement, its phases in children.
+func bench() error {
+	dir := flag.String("dir", "build", "parent directory for the temporary rings (on the filesystem to measure)")
+	probe := flag.String("probe", "build/probe", "probe binary for extractions")
+	size := flag.Int64("size", 4<<30, "size of the smaller ring (the larger one is twice this)")
+	keep := flag.Bool("keep", false, "keep the temporary directory")
+	encOnly := flag.Bool("encrypted-only", false, "measure only the encrypted ring against the clear one and dd")
+	flag.Parse()
+	return orchestrate(*dir, *probe, *size, *keep, *encOnly)
+}
+
+// child is one phase the orchestration runs in a process of its own
+// (self): -child PHASE and the flags of that run.
+func child(args []string) error {
+	if len(args) == 0 {
+		return errors.New("-child: want fill, reopen or pcaps")
+	}
+	fs := flag.NewFlagSet("ringbench -child "+args[0], flag.ContinueOnError)
+	ring := fs.String("ring", "", "the ring (or, for pcaps, the files') directory")
+	size := fs.Int64("size", 0, "size of the ring fill creates")
+	block := fs.Int("block", 0, "ring block size (0: the default)")
+	encrypt := fs.Bool("encrypt", false, "create the ring encrypted (key beside it, in RING.keys)")
+	pkt := fs.Int("pkt", 1500, "packet size")
+	count := fs.Int64("count", 0, "packets to write")
+	gap := fs.Duration("gap", 0, "time between packets")
+	fileSize := fs.Int64("filesize", 100e6, "size of each pcap file")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "fill":
+		o := ringfs.Options{Size: *size, BlockSize: *block, Encrypt: *encrypt, KeyDir: keyDir(*ring)}
+		return childFill(*ring, o, *pkt, *count, *gap)
+	case "reopen":
+		return childReopen(*ring)
+	case "pcaps":
+		return childPcaps(*ring, *pkt, *count, *gap, *fileSize)
+	}
+	return fmt.Errorf("unknown -child %q", args[0])
 }
 
 const start = int64(1_767_225_600_000_000_000) // 2026-01-01T00:00:00Z
@@ -86,16 +106,13 @@ type fillResult struct {
 	HWM     int64   `json:"vm_hwm_kib"`
 }
 
-var (
-	blockSize int
-	encrypt   bool
-)
-
 // keyDir is where an encrypted ring of the benchmark keeps its key.
 func keyDir(ring string) string { return ring + ".keys" }
 
-func childFill(dir string, size int64, pkt int, count int64, gap time.Duration) error {
-	r, err := ringfs.Create(dir, ringfs.Options{Size: size, BlockSize: blockSize, Encrypt: encrypt, KeyDir: keyDir(dir)})
+// childFill creates the ring in dir with o and appends count frames of pkt
+// bytes, gap apart in packet time.
+func childFill(dir string, o ringfs.Options, pkt int, count int64, gap time.Duration) error {
+	r, err := ringfs.Create(dir, o)
 	if err != nil {
 		return err
 	}
