@@ -81,16 +81,34 @@ func start(t *testing.T, options string) *rig {
 		Web: web.Listener.Addr().String(), Status: status.Listener.Addr().String(),
 		CheckInterval: check, MaxDuration: maxDur, StateDir: stateDir, Clock: g.clk, Logf: g.log.Logf,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel, g.done = cancel, make(chan error, 1)
-	go func() { g.done <- g.r.Run(ctx) }()
+	g.run()
 	t.Cleanup(g.stop)
 	return g
 }
 
+func (g *rig) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel, g.done = cancel, make(chan error, 1)
+	go func() { g.done <- g.r.Run(ctx) }()
+}
+
+// restart stops the runner and starts another on the same state, as the
+// probe's next start (after a crash or a reboot) would.
+func (g *rig) restart() {
+	g.stop()
+	old := g.r
+	g.r = &tunnel.Runner{Path: old.Path, Connect: old.Connect, Web: old.Web, Status: old.Status,
+		CheckInterval: old.CheckInterval, MaxDuration: old.MaxDuration, StateDir: old.StateDir, Clock: old.Clock, Logf: old.Logf}
+	g.run()
+}
+
 func (g *rig) stop() {
+	if g.cancel == nil {
+		return
+	}
 	g.cancel()
 	<-g.done
+	g.cancel = nil
 }
 
 func (g *rig) request(t *testing.T, body string) {
@@ -287,4 +305,46 @@ func TestTunnelBadFile(t *testing.T) {
 	closed(t, web)
 	g.request(t, "web=22\n")
 	g.until(t, "refusal of port 22", func(r *fleet.Tunnel) bool { return strings.Contains(r.Error, `web: "22": want a port 1024 to 65535`) })
+}
+
+// TestTunnelMaxDurationAcrossRestarts: a restart of the probe neither
+// extends the request's max_duration nor reopens an expired one.
+func TestTunnelMaxDurationAcrossRestarts(t *testing.T) {
+	web := sshdtest.FreePort(t)
+	g := start(t, "")
+	g.request(t, fmt.Sprintf("web=%d\n", web))
+	first := g.until(t, "open tunnel", state("open"))
+	g.clk.Advance(maxDur - 30*time.Minute)
+	g.restart()
+	rep := g.until(t, "tunnel open again after the restart", state("open"))
+	if !rep.Opened.Equal(first.Opened) || !rep.Until.Equal(first.Until) {
+		t.Fatalf("after a restart the tunnel runs %s to %s, want the request's first %s to %s", rep.Opened, rep.Until, first.Opened, first.Until)
+	}
+	if got, err := get(web, "/"); err != nil || got != "gokrazy web UI /" {
+		t.Fatalf("through the tunnel after the restart: %q, %v", got, err)
+	}
+	g.clk.Set(first.Until)
+	g.waitFor(t, "expired tunnel", state("expired"))
+	closed(t, web)
+	g.restart()
+	g.until(t, "expired after the restart", state("expired"))
+	closed(t, web)
+}
+
+// TestTunnelRequestChanged: a request rewritten with other ports while
+// open moves the tunnel to them at the next check.
+func TestTunnelRequestChanged(t *testing.T) {
+	web, other := sshdtest.FreePort(t), sshdtest.FreePort(t)
+	g := start(t, "")
+	g.request(t, fmt.Sprintf("web=%d\n", web))
+	g.until(t, "open tunnel", state("open"))
+	g.request(t, fmt.Sprintf("web=%d\nby=dave\n", other))
+	g.until(t, "tunnel on the new port", func(r *fleet.Tunnel) bool { return r.State == "open" && r.WebPort == other })
+	closed(t, web)
+	if got, err := get(other, "/x"); err != nil || got != "gokrazy web UI /x" {
+		t.Fatalf("through the new port: %q, %v", got, err)
+	}
+	if !strings.Contains(g.log.String(), "changed: closing the tunnel it asked for") {
+		t.Errorf("log:\n%s", g.log)
+	}
 }
