@@ -46,6 +46,7 @@ func TestReadBeforeYoungRing(t *testing.T) {
 // Following a window in steps while it is written delivers exactly what one
 // read at the end would, each record once.
 func TestFollowInSteps(t *testing.T) {
+	t.Parallel()
 	r, err := Create(t.TempDir(), testOpts())
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +76,7 @@ func TestFollowInSteps(t *testing.T) {
 // When the writer laps a follower between two steps, the next step says
 // the window lost blocks, and still delivers what is left in order.
 func TestFollowOvertakenBetweenSteps(t *testing.T) {
+	t.Parallel()
 	r, err := Create(t.TempDir(), testOpts())
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +128,7 @@ func TestFollowSince(t *testing.T) {
 // not deliver begin: the next step delivers the rest, each record once.
 // The service records pos with the files at a stop and continues there.
 func TestFollowCancelledResumes(t *testing.T) {
+	t.Parallel()
 	r, err := Create(t.TempDir(), testOpts())
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +164,7 @@ func TestFollowCancelledResumes(t *testing.T) {
 // first (so Oldest is where the records delivered begin), and Missing
 // covers the hole as well as the start.
 func TestFollowOvertakenAfterNotReached(t *testing.T) {
+	t.Parallel()
 	r, err := Create(t.TempDir(), testOpts())
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +226,7 @@ func TestFollowOvertakenAfterNotReached(t *testing.T) {
 // window once: Missing is the time the delivered records do not cover,
 // never more than the window.
 func TestFollowCountsLossOnce(t *testing.T) {
+	t.Parallel()
 	r, err := Create(t.TempDir(), testOpts())
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ func gapsIn(t *testing.T, r *Ring, from, to int64) []Gap {
 // windows they overlap, on the writer, after a reopen and read-only; they
 // are never delivered as packets nor counted as such.
 func TestGapRecords(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := Create(dir, testOpts())
 	if err != nil {

@@ -20,6 +20,11 @@ import (
 const testSize = MinSize
 
 // testOpts keeps blocks small so that tests span many blocks and segments.
+//
+// The tests that write a ring's worth of records or more call t.Parallel:
+// each has its own ring in its own directory, and under make check's race
+// detector they are most of the package's time, which then runs on every
+// core (go test runs ringfs, last in import-path order, alone at the end).
 func testOpts() Options {
 	return Options{Size: testSize, BlockSize: 64 << 10, FlushInterval: -1}
 }
@@ -106,6 +111,7 @@ func sameRecords(t testing.TB, what string, got, want []Record) {
 const base = int64(1_700_000_000_000_000_000)
 
 func TestRoundTripAndReopen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := Create(dir, testOpts())
 	if err != nil {
@@ -161,6 +167,7 @@ func TestRoundTripAndReopen(t *testing.T) {
 }
 
 func TestWrapKeepsNewestSuffix(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := Create(dir, testOpts())
 	if err != nil {
@@ -195,6 +202,7 @@ func TestWrapKeepsNewestSuffix(t *testing.T) {
 }
 
 func TestClockJumps(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := Create(dir, testOpts())
 	if err != nil {
@@ -251,6 +259,7 @@ func TestClockJumps(t *testing.T) {
 // picks the blocks: a read touches exactly the blocks whose [min, max]
 // overlaps the window, with and without clock jumps.
 func TestIndexReadsOnlyOverlappingBlocks(t *testing.T) {
+	t.Parallel()
 	for _, jumps := range []bool{false, true} {
 		r, err := Create(t.TempDir(), testOpts())
 		if err != nil {
@@ -538,6 +547,7 @@ func TestCorruptIndexRecoveredFromHeaders(t *testing.T) {
 }
 
 func TestReaderOvertakenByWriter(t *testing.T) {
+	t.Parallel()
 	for _, ro := range []bool{false, true} {
 		t.Run(fmt.Sprintf("readonly=%v", ro), func(t *testing.T) {
 			dir := t.TempDir()
@@ -590,6 +600,7 @@ func TestReaderOvertakenByWriter(t *testing.T) {
 }
 
 func TestConcurrentReadersWhileWriting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r, err := Create(dir, testOpts())
 	if err != nil {

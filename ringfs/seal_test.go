@@ -59,6 +59,7 @@ func diskHolds(t *testing.T, dir string, bs ...[]byte) bool {
 // holds none of the payload while the clear ring's does, and its key is
 // kept in KeyDir, not beside the ring.
 func TestSealedRing(t *testing.T) {
+	t.Parallel()
 	keys := t.TempDir()
 	rng := rand.New(rand.NewPCG(41, 42))
 	mark := []byte("presscap-payload-marker-7f3a9c1e")

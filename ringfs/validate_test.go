@@ -95,6 +95,7 @@ func TestImpossibleMetaRefused(t *testing.T) {
 // window they overlap (they used to vanish with Corrupt 0), whether the
 // first index entry survives or only the first block header does.
 func TestDamagedSegmentHeaderCounted(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		flips []int64 // byte offsets in segment 1
