@@ -94,19 +94,25 @@ func configFlag(fs *flag.FlagSet) *string {
 }
 
 func runService(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("run", e)
-	path := configFlag(fs)
-	if err := parseArgs(fs, args); err != nil {
-		return err
-	}
 	msgs := &fleet.Recent{}
 	logger := log.New(&recentLog{w: e.stdout, msgs: msgs}, "", log.LstdFlags|log.LUTC)
 	root := e.sysRoot
 	if root == "" {
 		root = "/"
 	}
-	// First: a build on trial is judged even if it gets no further.
+	// First, before even the flags: a build on trial is judged if its
+	// probe gets no further.
 	upd := startUpdates(ctx, root, logger.Printf)
+	return upd.stopped(ctx, serve(ctx, e, args, root, logger, msgs, upd))
+}
+
+// serve is probe run once the guard has started.
+func serve(ctx context.Context, e env, args []string, root string, logger *log.Logger, msgs *fleet.Recent, upd *updates) error {
+	fs := newFlagSet("run", e)
+	path := configFlag(fs)
+	if err := parseArgs(fs, args); err != nil {
+		return err
+	}
 	// The layers are below the system root, "/" but in tests.
 	layers := config.LayerPaths()
 	for i := range layers {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -42,11 +43,16 @@ type updates struct {
 	logf          func(string, ...any)
 	svc           atomic.Pointer[service.Service]
 	runner        atomic.Pointer[update.Runner]
+	guard         *update.Guard
+	// onTrial: this build is on trial and its guard's verdict is to come.
+	onTrial atomic.Bool
 }
 
 // startUpdates starts the guard when this is a gokrazy image (it knows its
-// build); it runs before the configuration is read, so a build that cannot
-// start its service is judged too.
+// build); it runs before the flags and the configuration are read, so a
+// build that cannot start its service is judged too. What does not wait
+// (a verdict past the deadline, with its reboot) is done before it
+// returns: a probe that exits at start would cut a goroutine short.
 func startUpdates(ctx context.Context, root string, logf func(string, ...any)) *updates {
 	u := &updates{root: root, running: os.Getenv("PRESSCAP_IMAGE_BUILD"), logf: logf}
 	if u.running == "" {
@@ -63,12 +69,39 @@ func startUpdates(ctx context.Context, root string, logf func(string, ...any)) *
 		Device: lazyDevice{root: root, pw: pw},
 		Reboot: func(ctx context.Context) error { return rebootDevice(ctx, root, pw, logf) },
 	}
+	u.guard = g
+	watch, err := g.Begin()
+	if err != nil {
+		logf("%v", err)
+	}
+	if watch == nil {
+		return u
+	}
+	u.onTrial.Store(true)
 	go func() {
-		if err := g.Run(ctx); err != nil && ctx.Err() == nil {
+		err := watch(ctx)
+		if err == nil {
+			u.onTrial.Store(false)
+		} else if ctx.Err() == nil {
 			logf("%v", err)
 		}
 	}()
 	return u
+}
+
+// stopped is the end of probe run, with its error: the guard of a build on
+// trial records why its probe stopped, and a stop gokrazy would not
+// restart (exit status 0) becomes one it does, so that the build's next
+// start is judged (past the deadline, it reboots into the old build).
+func (u *updates) stopped(ctx context.Context, err error) error {
+	if !u.onTrial.Load() || ctx.Err() != nil {
+		return err
+	}
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		err = errors.New("presscap: stopped while on trial (gokrazy restarts only a service that fails)")
+	}
+	u.guard.Stopped(err)
+	return err
 }
 
 // health is what this build shows now, for the guard and the trial record.
@@ -323,6 +356,9 @@ func rebootDevice(ctx context.Context, root string, pw []string, logf func(strin
 		if err = dev.Reboot(ctx); err == nil {
 			return nil
 		}
+	}
+	if root != "/" {
+		return err // a test's system root: never this machine's kernel
 	}
 	logf("update: gokrazy's reboot: %v; rebooting through the kernel", err)
 	unix.Sync()

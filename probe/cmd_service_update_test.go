@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/presscap/presscap/probe/internal/fleet/update"
 )
 
 // TestLocalDevice: the probe reaches its own gokrazy over HTTPS pinned to
@@ -114,5 +116,73 @@ func TestWaitLocalDevice(t *testing.T) {
 	asked.Store(-1000)
 	if _, err := waitLocalDevice(ctx, root, pw, time.Millisecond, t.Logf); err == nil {
 		t.Error("an ended context still waits for an answer")
+	}
+}
+
+// TestRunJudgesTrialBeforeFlags: a build on trial whose probe exits at
+// start (here a flag it does not know) is still judged: before its
+// deadline the start is recorded with why it stopped; the first start
+// past the deadline records the failure, naming that cause, and reboots
+// through gokrazy before probe run returns.
+func TestRunJudgesTrialBeforeFlags(t *testing.T) {
+	var reboots atomic.Int32
+	gok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pw, _ := r.BasicAuth(); pw != "image-pw" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/update/features":
+			io.WriteString(w, "partuuid,updatehash,gpt,")
+		case "/reboot":
+			reboots.Add(1)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer gok.Close()
+	_, port, _ := net.SplitHostPort(gok.Listener.Addr().String())
+	root := t.TempDir()
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etc/gokr-pw.txt", "image-pw\n")
+	write("etc/http-port.txt", port+"\n")
+	const old, running = "2026-12-01T00:00:00Z", "2026-12-06T22:00:00Z"
+	t.Setenv("PRESSCAP_IMAGE_BUILD", running)
+	store := update.Store{Dir: updateDir(root)}
+	if err := store.Save(update.Record{Trial: &update.Trial{Version: running, From: old, InstallBoot: "boot-1",
+		ConfirmWithin: time.Minute, Need: update.Health{Recording: true}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(uptime string) error {
+		write("proc/uptime", uptime+" 1.00\n")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // ends the guard still watching a start before the deadline
+		var out syncBuffer
+		err := dispatch(ctx, env{stdout: &out, stderr: &out, sysRoot: root}, []string{"run", "-no-such-flag"})
+		t.Logf("probe run at uptime %s: %v\n%s", uptime, err, out.String())
+		return err
+	}
+	if err := run("10.0"); err == nil || !strings.Contains(err.Error(), "-no-such-flag") {
+		t.Fatalf("probe run -no-such-flag: %v, want the flag named", err)
+	}
+	rec, err := store.Load()
+	if err != nil || rec.Trial == nil || !rec.Trial.Started || !strings.Contains(rec.Trial.Stopped, "-no-such-flag") || reboots.Load() != 0 {
+		t.Fatalf("before the deadline: record %+v %v, %d reboots; want the trial started, its stop recorded, no reboot", rec.Trial, err, reboots.Load())
+	}
+
+	run("61.0")
+	rec, err = store.Load()
+	if err != nil || rec.Trial != nil || len(rec.Failed) != 1 || rec.Failed[0].Version != running ||
+		!strings.Contains(rec.Failed[0].Reason, "-no-such-flag") {
+		t.Fatalf("past the deadline: record %+v %v; want the build failed, the flag named", rec, err)
+	}
+	if n := reboots.Load(); n != 1 {
+		t.Errorf("%d reboots through gokrazy, want 1 before probe run returned", n)
 	}
 }

@@ -42,34 +42,68 @@ type Guard struct {
 // returns the failure's error). It returns at once when no update is in
 // progress.
 func (g *Guard) Run(ctx context.Context) error {
+	watch, err := g.Begin()
+	if watch == nil {
+		return err
+	}
+	return watch(ctx)
+}
+
+// Begin is Run's part that does not wait, for the probe's first moment:
+// the record read, a trial marked started, and the verdict on a build
+// restarted past its deadline (a probe that exits at every start gets no
+// further than this, so the reboot happens here). When a build on trial
+// still has time, it returns watch, which waits for its verdict.
+func (g *Guard) Begin() (watch func(context.Context) error, err error) {
 	st, err := g.Store.Load()
 	if err != nil {
 		// A state that cannot be read confirms nothing: a build on trial
 		// falls back at the next reboot by itself.
-		return fmt.Errorf("update state: %w", err)
+		return nil, fmt.Errorf("update state: %w", err)
 	}
 	tr := st.Trial
 	switch {
 	case tr == nil:
-		return nil
+		return nil, nil
 	case tr.Version == g.Running:
-		return g.trial(ctx, st)
+		return g.trial(st)
 	case tr.From == g.Running && tr.InstallBoot == g.BootID:
-		return nil // installed in this boot; the reboot is still to come
+		return nil, nil // installed in this boot; the reboot is still to come
 	case tr.From == g.Running:
 		reason := "its probe never started (no record of it)"
 		if tr.Started {
-			reason = "it did not confirm itself (the probe stopped before its verdict)"
+			reason = "it did not confirm itself (the probe stopped before its verdict" + stoppedBy(tr) + ")"
 		}
-		return g.fail(st, reason, false, false)
+		return nil, g.fail(st, reason, false, false)
 	default:
 		g.Logf("update: build %s runs, not %s (trial) nor %s: the trial is dropped", g.Running, tr.Version, tr.From)
 		st.Trial = nil
-		return g.Store.Save(st)
+		return nil, g.Store.Save(st)
 	}
 }
 
-func (g *Guard) trial(ctx context.Context, st Record) error {
+// Stopped records why the probe of a build on trial stopped before its
+// verdict, for the failure's reason: the process that fails it at last
+// (a later start, or the old build back) did not see it.
+func (g *Guard) Stopped(cause error) {
+	st, err := g.Store.Load()
+	if err != nil || st.Trial == nil || st.Trial.Version != g.Running {
+		return
+	}
+	st.Trial.Stopped = cause.Error()
+	if err := g.Store.Save(st); err != nil {
+		g.Logf("update: %v", err)
+	}
+}
+
+func stoppedBy(tr *Trial) string {
+	if tr.Stopped == "" {
+		return ""
+	}
+	return "; it last stopped with: " + tr.Stopped
+}
+
+func (g *Guard) trial(st Record) (func(context.Context) error, error) {
 	tr := st.Trial
 	if !tr.Started {
 		tr.Started = true
@@ -77,18 +111,28 @@ func (g *Guard) trial(ctx context.Context, st Record) error {
 			g.Logf("update: %v", err)
 		}
 	}
+	up, err := g.Uptime()
+	if err != nil {
+		return nil, g.fail(st, fmt.Sprintf("uptime unknown (%v)", err), false, true)
+	}
+	left := tr.ConfirmWithin - up
+	if left <= 0 {
+		return nil, g.fail(st, fmt.Sprintf("not healthy within %v of its boot: its probe restarted after the deadline%s", tr.ConfirmWithin, stoppedBy(tr)), false, true)
+	}
+	g.Logf("update: build %s is on trial (updated from %s): confirms once it shows %s, within %s", tr.Version, tr.From, needList(tr.Need), left.Round(time.Second))
+	deadline := time.Now().Add(left)
+	return func(ctx context.Context) error { return g.watch(ctx, st, deadline) }, nil
+}
+
+// watch asks Health until the build shows what it needs (it confirms) or
+// the deadline passes (it fails and reboots).
+func (g *Guard) watch(ctx context.Context, st Record, deadline time.Time) error {
+	tr := st.Trial
 	tick := g.Tick
 	if tick <= 0 {
 		tick = 2 * time.Second
 	}
-	up, err := g.Uptime()
-	if err != nil {
-		return g.fail(st, fmt.Sprintf("uptime unknown (%v)", err), false, true)
-	}
-	left := tr.ConfirmWithin - up
-	g.Logf("update: build %s is on trial (updated from %s): confirms once it shows %s, within %s", tr.Version, tr.From, needList(tr.Need), left.Round(time.Second))
-	deadline := time.Now().Add(left)
-	missing := []string{"restarted after its deadline"}
+	missing := []string{"not asked before the deadline"}
 	for time.Now().Before(deadline) {
 		missing = tr.Need.Missing(g.Health())
 		if len(missing) == 0 {

@@ -226,3 +226,40 @@ func TestGuardNoTrial(t *testing.T) {
 		t.Errorf("foreign build: err %v record %+v reboots %d", err, rec, dev.reboots)
 	}
 }
+
+// TestGuardStoppedNamesTheCause: a build whose probe stops at start
+// (gokrazy restarts it) records why; the failure at the first start past
+// the deadline, and the old build back after a crash, name it.
+func TestGuardStoppedNamesTheCause(t *testing.T) {
+	store := Store{Dir: t.TempDir()}
+	if err := store.Save(trialRecord(Health{Recording: true}, false)); err != nil {
+		t.Fatal(err)
+	}
+	g := &Guard{Store: store, Running: buildB, Logf: t.Logf}
+	g.Stopped(errors.New("flag provided but not defined: -bogus"))
+	rec, err := store.Load()
+	if err != nil || rec.Trial == nil || rec.Trial.Stopped != "flag provided but not defined: -bogus" {
+		t.Fatalf("record after Stopped: %+v %v", rec.Trial, err)
+	}
+	rec.Trial.Started = true
+	for _, tc := range []struct {
+		name, running string
+		upAt          time.Duration
+		want          string
+	}{
+		{"new build past its deadline", buildB, 11 * time.Minute, "restarted after the deadline; it last stopped with: flag provided but not defined: -bogus"},
+		{"old build back", buildA, time.Minute, "did not confirm itself (the probe stopped before its verdict; it last stopped with: flag provided"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, took, err := guardCase{rec: rec, running: tc.running, boot: "boot-2", upAt: tc.upAt, healthyAt: -1}.run(t)
+			if err == nil || took != 0 || len(got.Failed) != 1 || !strings.Contains(got.Failed[0].Reason, tc.want) {
+				t.Errorf("err %v after %v, failed %+v; want at once a reason with %q", err, took, got.Failed, tc.want)
+			}
+		})
+	}
+	// Another build's stop leaves the trial alone.
+	(&Guard{Store: store, Running: buildA, Logf: t.Logf}).Stopped(errors.New("other"))
+	if rec, _ := store.Load(); rec.Trial == nil || rec.Trial.Stopped != "flag provided but not defined: -bogus" {
+		t.Errorf("a stop of the old build changed the trial: %+v", rec.Trial)
+	}
+}

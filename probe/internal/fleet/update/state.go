@@ -46,6 +46,9 @@ type Trial struct {
 	// build needs no valid configuration of its own to be judged.
 	ConfirmWithin time.Duration `json:"confirm_within_ns"`
 	Need          Health        `json:"need"`
+	// Stopped is the error the new build's probe last stopped with
+	// before its verdict (Guard.Stopped), "" if none.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Failure is a build that did not confirm itself.
