@@ -237,15 +237,23 @@ func waitRecording(t testing.TB, v *vm, statusPort int, pw string, timeout time.
 
 func monitor(t *testing.T, sock, cmd string) {
 	t.Helper()
+	if err := monitorCmd(sock, cmd); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// monitorCmd gives the QEMU monitor one command, for a goroutine (no t).
+func monitorCmd(sock, cmd string) error {
 	c, err := net.Dial("unix", sock)
 	if err != nil {
-		t.Fatalf("QEMU monitor: %v", err)
+		return fmt.Errorf("QEMU monitor: %w", err)
 	}
 	defer c.Close()
 	if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("QEMU monitor: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond)
+	return nil
 }
 
 // uploadedCaptures lists the capture files the server holds under their

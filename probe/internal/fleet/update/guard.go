@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,12 @@ type Guard struct {
 	Logf   func(string, ...any)
 	// Tick is how often Health is asked (default 2 s).
 	Tick time.Duration
+
+	// mu makes a verdict's record and its reboot one step that the
+	// probe's exit (Stopped) waits for: a failure saved without its
+	// reboot would leave the build running with no trial to judge it.
+	mu    sync.Mutex
+	ended bool // Stopped: this process gives no more verdicts
 }
 
 // Run handles the update state once at start and, in a test boot, watches
@@ -86,6 +93,9 @@ func (g *Guard) Begin() (watch func(context.Context) error, err error) {
 // verdict, for the failure's reason: the process that fails it at last
 // (a later start, or the old build back) did not see it.
 func (g *Guard) Stopped(cause error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ended = true
 	st, err := g.Store.Load()
 	if err != nil || st.Trial == nil || st.Trial.Version != g.Running {
 		return
@@ -161,7 +171,12 @@ func (g *Guard) watch(ctx context.Context, st Record, deadline time.Time) error 
 // fail records the trial's build as failed and, on it, reboots into the
 // old root. serverOnly: it lacked nothing but the server (see RetryDue).
 func (g *Guard) fail(st Record, reason string, serverOnly, reboot bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	tr := st.Trial
+	if g.ended {
+		return fmt.Errorf("update: build %s: no verdict, its probe stopped (its next start judges it)", tr.Version)
+	}
 	st.Trial = nil
 	st.addFailure(Failure{Version: tr.Version, Time: time.Now().UTC(), Reason: reason, ServerOnly: serverOnly})
 	err := fmt.Errorf("update: build %s failed its trial: %s", tr.Version, reason)

@@ -263,3 +263,33 @@ func TestGuardStoppedNamesTheCause(t *testing.T) {
 		t.Errorf("a stop of the old build changed the trial: %+v", rec.Trial)
 	}
 }
+
+// TestGuardNoVerdictAfterStopped: once the probe stopped (Stopped), a
+// watch reaching its deadline in the exiting process neither records a
+// failure nor reboots: the process may end between the two, which would
+// leave the build running untried; the next start judges it instead.
+func TestGuardNoVerdictAfterStopped(t *testing.T) {
+	store := Store{Dir: t.TempDir()}
+	if err := store.Save(trialRecord(Health{Recording: true}, false)); err != nil {
+		t.Fatal(err)
+	}
+	dev := &fakeDevice{}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		g := &Guard{Store: store, Running: buildB, Device: dev, Reboot: dev.reboot, Logf: t.Logf,
+			Uptime: func() (time.Duration, error) { return time.Minute + time.Since(start), nil },
+			Health: func() Health { return Health{} }}
+		watch, err := g.Begin()
+		if watch == nil || err != nil {
+			t.Fatalf("Begin: no watch (%v)", err)
+		}
+		g.Stopped(errors.New("exit status 2"))
+		if err := watch(context.Background()); err == nil || !strings.Contains(err.Error(), "no verdict") {
+			t.Errorf("watch after Stopped: %v", err)
+		}
+	})
+	rec, _ := store.Load()
+	if dev.reboots != 0 || rec.Trial == nil || len(rec.Failed) != 0 {
+		t.Errorf("%d reboots, record %+v; want none and the trial kept", dev.reboots, rec)
+	}
+}
