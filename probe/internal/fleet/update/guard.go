@@ -106,6 +106,10 @@ func (g *Guard) Stopped(cause error) {
 	}
 }
 
+func errNoVerdict(tr *Trial) error {
+	return fmt.Errorf("update: build %s: no verdict, its probe stopped (its next start judges it)", tr.Version)
+}
+
 func stoppedBy(tr *Trial) string {
 	if tr.Stopped == "" {
 		return ""
@@ -146,16 +150,8 @@ func (g *Guard) watch(ctx context.Context, st Record, deadline time.Time) error 
 	for time.Now().Before(deadline) {
 		missing = tr.Need.Missing(g.Health())
 		if len(missing) == 0 {
-			if err := g.Device.Post(ctx, "/update/switch"); err != nil {
-				g.Logf("update: confirming build %s: %v (trying again)", tr.Version, err)
-			} else {
-				st.Trial = nil
-				st.UpdatedFrom, st.Confirmed = tr.From, tr.Version
-				if err := g.Store.Save(st); err != nil {
-					g.Logf("update: %v", err)
-				}
-				g.Logf("update: build %s confirmed (healthy %s after boot; updated from %s)", tr.Version, (tr.ConfirmWithin - time.Until(deadline)).Round(time.Second), tr.From)
-				return nil
+			if done, err := g.confirm(ctx, st, deadline); done {
+				return err
 			}
 		}
 		select {
@@ -168,6 +164,28 @@ func (g *Guard) watch(ctx context.Context, st Record, deadline time.Time) error 
 	return g.fail(st, fmt.Sprintf("not healthy within %v of its boot: %s", tr.ConfirmWithin, strings.Join(missing, ", ")), serverOnly, true)
 }
 
+// confirm makes the trial's build permanent (gokrazy's /update/switch)
+// and records it; done is false when the switch is to be tried again.
+func (g *Guard) confirm(ctx context.Context, st Record, deadline time.Time) (done bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	tr := st.Trial
+	if g.ended {
+		return true, errNoVerdict(tr)
+	}
+	if err := g.Device.Post(ctx, "/update/switch"); err != nil {
+		g.Logf("update: confirming build %s: %v (trying again)", tr.Version, err)
+		return false, nil
+	}
+	st.Trial = nil
+	st.UpdatedFrom, st.Confirmed = tr.From, tr.Version
+	if err := g.Store.Save(st); err != nil {
+		g.Logf("update: %v", err)
+	}
+	g.Logf("update: build %s confirmed (healthy %s after boot; updated from %s)", tr.Version, (tr.ConfirmWithin - time.Until(deadline)).Round(time.Second), tr.From)
+	return true, nil
+}
+
 // fail records the trial's build as failed and, on it, reboots into the
 // old root. serverOnly: it lacked nothing but the server (see RetryDue).
 func (g *Guard) fail(st Record, reason string, serverOnly, reboot bool) error {
@@ -175,7 +193,7 @@ func (g *Guard) fail(st Record, reason string, serverOnly, reboot bool) error {
 	defer g.mu.Unlock()
 	tr := st.Trial
 	if g.ended {
-		return fmt.Errorf("update: build %s: no verdict, its probe stopped (its next start judges it)", tr.Version)
+		return errNoVerdict(tr)
 	}
 	st.Trial = nil
 	st.addFailure(Failure{Version: tr.Version, Time: time.Now().UTC(), Reason: reason, ServerOnly: serverOnly})

@@ -264,32 +264,34 @@ func TestGuardStoppedNamesTheCause(t *testing.T) {
 	}
 }
 
-// TestGuardNoVerdictAfterStopped: once the probe stopped (Stopped), a
-// watch reaching its deadline in the exiting process neither records a
-// failure nor reboots: the process may end between the two, which would
-// leave the build running untried; the next start judges it instead.
+// TestGuardNoVerdictAfterStopped: once the probe stopped (Stopped), the
+// watch in the exiting process neither fails the build (a failure
+// recorded whose reboot the exit cut off would leave the build running
+// untried) nor confirms it: the next start judges it instead.
 func TestGuardNoVerdictAfterStopped(t *testing.T) {
-	store := Store{Dir: t.TempDir()}
-	if err := store.Save(trialRecord(Health{Recording: true}, false)); err != nil {
-		t.Fatal(err)
-	}
-	dev := &fakeDevice{}
-	synctest.Test(t, func(t *testing.T) {
-		start := time.Now()
-		g := &Guard{Store: store, Running: buildB, Device: dev, Reboot: dev.reboot, Logf: t.Logf,
-			Uptime: func() (time.Duration, error) { return time.Minute + time.Since(start), nil },
-			Health: func() Health { return Health{} }}
-		watch, err := g.Begin()
-		if watch == nil || err != nil {
-			t.Fatalf("Begin: no watch (%v)", err)
+	for _, healthy := range []bool{false, true} {
+		store := Store{Dir: t.TempDir()}
+		if err := store.Save(trialRecord(Health{Recording: true}, false)); err != nil {
+			t.Fatal(err)
 		}
-		g.Stopped(errors.New("exit status 2"))
-		if err := watch(context.Background()); err == nil || !strings.Contains(err.Error(), "no verdict") {
-			t.Errorf("watch after Stopped: %v", err)
+		dev := &fakeDevice{}
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			g := &Guard{Store: store, Running: buildB, Device: dev, Reboot: dev.reboot, Logf: t.Logf,
+				Uptime: func() (time.Duration, error) { return time.Minute + time.Since(start), nil },
+				Health: func() Health { return Health{Recording: healthy} }}
+			watch, err := g.Begin()
+			if watch == nil || err != nil {
+				t.Fatalf("Begin: no watch (%v)", err)
+			}
+			g.Stopped(errors.New("exit status 2"))
+			if err := watch(context.Background()); err == nil || !strings.Contains(err.Error(), "no verdict") {
+				t.Errorf("healthy %v: watch after Stopped: %v", healthy, err)
+			}
+		})
+		rec, _ := store.Load()
+		if dev.reboots != 0 || len(dev.posts) != 0 || rec.Trial == nil || len(rec.Failed) != 0 || rec.Confirmed != "" {
+			t.Errorf("healthy %v: %d reboots, posts %v, record %+v; want none and the trial kept", healthy, dev.reboots, dev.posts, rec)
 		}
-	})
-	rec, _ := store.Load()
-	if dev.reboots != 0 || rec.Trial == nil || len(rec.Failed) != 0 {
-		t.Errorf("%d reboots, record %+v; want none and the trial kept", dev.reboots, rec)
 	}
 }
