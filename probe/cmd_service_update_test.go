@@ -123,9 +123,12 @@ func TestWaitLocalDevice(t *testing.T) {
 // start (here a flag it does not know) is still judged: before its
 // deadline the start is recorded with why it stopped; the first start
 // past the deadline records the failure, naming that cause, and reboots
-// through gokrazy before probe run returns.
+// through gokrazy before probe run returns. gokrazy answers its reboot
+// only once the services stopped: the request ends with the SIGTERM.
 func TestRunJudgesTrialBeforeFlags(t *testing.T) {
 	var reboots atomic.Int32
+	rebootAsked := make(chan struct{}, 1)
+	released := make(chan bool, 1) // the reboot request ended by the client
 	gok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pw, _ := r.BasicAuth(); pw != "image-pw" {
 			http.Error(w, "no", http.StatusUnauthorized)
@@ -136,6 +139,13 @@ func TestRunJudgesTrialBeforeFlags(t *testing.T) {
 			io.WriteString(w, "partuuid,updatehash,gpt,")
 		case "/reboot":
 			reboots.Add(1)
+			rebootAsked <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				released <- true
+			case <-time.After(20 * time.Second):
+				released <- false
+			}
 		default:
 			http.NotFound(w, r)
 		}
@@ -163,6 +173,13 @@ func TestRunJudgesTrialBeforeFlags(t *testing.T) {
 		write("proc/uptime", uptime+" 1.00\n")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel() // ends the guard still watching a start before the deadline
+		go func() {
+			select {
+			case <-rebootAsked: // gokrazy's SIGTERM
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		var out syncBuffer
 		err := dispatch(ctx, env{stdout: &out, stderr: &out, sysRoot: root}, []string{"run", "-no-such-flag"})
 		t.Logf("probe run at uptime %s: %v\n%s", uptime, err, out.String())
@@ -184,5 +201,8 @@ func TestRunJudgesTrialBeforeFlags(t *testing.T) {
 	}
 	if n := reboots.Load(); n != 1 {
 		t.Errorf("%d reboots through gokrazy, want 1 before probe run returned", n)
+	}
+	if !<-released {
+		t.Error("the reboot request outlived the probe's stop: gokrazy would wait for the probe, the probe for gokrazy")
 	}
 }

@@ -49,7 +49,7 @@ type Guard struct {
 // returns the failure's error). It returns at once when no update is in
 // progress.
 func (g *Guard) Run(ctx context.Context) error {
-	watch, err := g.Begin()
+	watch, err := g.Begin(ctx)
 	if watch == nil {
 		return err
 	}
@@ -60,8 +60,10 @@ func (g *Guard) Run(ctx context.Context) error {
 // the record read, a trial marked started, and the verdict on a build
 // restarted past its deadline (a probe that exits at every start gets no
 // further than this, so the reboot happens here). When a build on trial
-// still has time, it returns watch, which waits for its verdict.
-func (g *Guard) Begin() (watch func(context.Context) error, err error) {
+// still has time, it returns watch, which waits for its verdict. ctx is
+// the process's: gokrazy's reboot waits for the probe to stop, so the
+// request must end when gokrazy tells it to.
+func (g *Guard) Begin(ctx context.Context) (watch func(context.Context) error, err error) {
 	st, err := g.Store.Load()
 	if err != nil {
 		// A state that cannot be read confirms nothing: a build on trial
@@ -73,7 +75,7 @@ func (g *Guard) Begin() (watch func(context.Context) error, err error) {
 	case tr == nil:
 		return nil, nil
 	case tr.Version == g.Running:
-		return g.trial(st)
+		return g.trial(ctx, st)
 	case tr.From == g.Running && tr.InstallBoot == g.BootID:
 		return nil, nil // installed in this boot; the reboot is still to come
 	case tr.From == g.Running:
@@ -81,7 +83,7 @@ func (g *Guard) Begin() (watch func(context.Context) error, err error) {
 		if tr.Started {
 			reason = "it did not confirm itself (the probe stopped before its verdict" + stoppedBy(tr) + ")"
 		}
-		return nil, g.fail(st, reason, false, false)
+		return nil, g.fail(ctx, st, reason, false, false)
 	default:
 		g.Logf("update: build %s runs, not %s (trial) nor %s: the trial is dropped", g.Running, tr.Version, tr.From)
 		st.Trial = nil
@@ -117,7 +119,7 @@ func stoppedBy(tr *Trial) string {
 	return "; it last stopped with: " + tr.Stopped
 }
 
-func (g *Guard) trial(st Record) (func(context.Context) error, error) {
+func (g *Guard) trial(ctx context.Context, st Record) (func(context.Context) error, error) {
 	tr := st.Trial
 	if !tr.Started {
 		tr.Started = true
@@ -127,11 +129,11 @@ func (g *Guard) trial(st Record) (func(context.Context) error, error) {
 	}
 	up, err := g.Uptime()
 	if err != nil {
-		return nil, g.fail(st, fmt.Sprintf("uptime unknown (%v)", err), false, true)
+		return nil, g.fail(ctx, st, fmt.Sprintf("uptime unknown (%v)", err), false, true)
 	}
 	left := tr.ConfirmWithin - up
 	if left <= 0 {
-		return nil, g.fail(st, fmt.Sprintf("not healthy within %v of its boot: its probe restarted after the deadline%s", tr.ConfirmWithin, stoppedBy(tr)), false, true)
+		return nil, g.fail(ctx, st, fmt.Sprintf("not healthy within %v of its boot: its probe restarted after the deadline%s", tr.ConfirmWithin, stoppedBy(tr)), false, true)
 	}
 	g.Logf("update: build %s is on trial (updated from %s): confirms once it shows %s, within %s", tr.Version, tr.From, needList(tr.Need), left.Round(time.Second))
 	deadline := time.Now().Add(left)
@@ -161,7 +163,7 @@ func (g *Guard) watch(ctx context.Context, st Record, deadline time.Time) error 
 		}
 	}
 	serverOnly := len(missing) == 1 && missing[0] == missingServer
-	return g.fail(st, fmt.Sprintf("not healthy within %v of its boot: %s", tr.ConfirmWithin, strings.Join(missing, ", ")), serverOnly, true)
+	return g.fail(ctx, st, fmt.Sprintf("not healthy within %v of its boot: %s", tr.ConfirmWithin, strings.Join(missing, ", ")), serverOnly, true)
 }
 
 // confirm makes the trial's build permanent (gokrazy's /update/switch)
@@ -188,7 +190,7 @@ func (g *Guard) confirm(ctx context.Context, st Record, deadline time.Time) (don
 
 // fail records the trial's build as failed and, on it, reboots into the
 // old root. serverOnly: it lacked nothing but the server (see RetryDue).
-func (g *Guard) fail(st Record, reason string, serverOnly, reboot bool) error {
+func (g *Guard) fail(ctx context.Context, st Record, reason string, serverOnly, reboot bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	tr := st.Trial
@@ -206,7 +208,7 @@ func (g *Guard) fail(st Record, reason string, serverOnly, reboot bool) error {
 		return err
 	}
 	g.Logf("%v; rebooting into build %s", err, tr.From)
-	if rerr := g.Reboot(context.Background()); rerr != nil {
+	if rerr := g.Reboot(ctx); rerr != nil {
 		g.Logf("update: reboot: %v", rerr)
 	}
 	return err

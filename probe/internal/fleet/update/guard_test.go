@@ -280,7 +280,7 @@ func TestGuardNoVerdictAfterStopped(t *testing.T) {
 			g := &Guard{Store: store, Running: buildB, Device: dev, Reboot: dev.reboot, Logf: t.Logf,
 				Uptime: func() (time.Duration, error) { return time.Minute + time.Since(start), nil },
 				Health: func() Health { return Health{Recording: healthy} }}
-			watch, err := g.Begin()
+			watch, err := g.Begin(context.Background())
 			if watch == nil || err != nil {
 				t.Fatalf("Begin: no watch (%v)", err)
 			}
