@@ -58,7 +58,7 @@ func editProbeConfig(t testing.TB, inst string, edit func(map[string]any)) {
 }
 
 // editJSON rewrites the JSON object in file p as edit changes it.
-func editJSON(t *testing.T, p, indent string, edit func(map[string]any)) {
+func editJSON(t testing.TB, p, indent string, edit func(map[string]any)) {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
