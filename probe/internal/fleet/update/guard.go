@@ -99,7 +99,9 @@ func (g *Guard) Stopped(cause error) {
 	defer g.mu.Unlock()
 	g.ended = true
 	st, err := g.Store.Load()
-	if err != nil || st.Trial == nil || st.Trial.Version != g.Running {
+	// The same error at each restart (every second) is not written again:
+	// /perm is an SD card.
+	if err != nil || st.Trial == nil || st.Trial.Version != g.Running || st.Trial.Stopped == cause.Error() {
 		return
 	}
 	st.Trial.Stopped = cause.Error()

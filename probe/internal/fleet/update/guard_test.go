@@ -3,6 +3,7 @@ package update
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -240,6 +241,16 @@ func TestGuardStoppedNamesTheCause(t *testing.T) {
 	rec, err := store.Load()
 	if err != nil || rec.Trial == nil || rec.Trial.Stopped != "flag provided but not defined: -bogus" {
 		t.Fatalf("record after Stopped: %+v %v", rec.Trial, err)
+	}
+	// The same stop again (gokrazy restarts the probe every second) is
+	// not written again.
+	before, err := os.Stat(store.path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Stopped(errors.New("flag provided but not defined: -bogus"))
+	if after, err := os.Stat(store.path()); err != nil || !os.SameFile(before, after) {
+		t.Errorf("the same stop rewrote the record (%v)", err)
 	}
 	rec.Trial.Started = true
 	for _, tc := range []struct {
