@@ -7,6 +7,7 @@
 package updater
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,6 +30,9 @@ type Target struct {
 	// build: an update that brings HTTPS to a device still serving plain
 	// HTTP waits for it there.
 	After *Target
+	// poll is the pause between Wait's status requests; 0 is a second
+	// (the tests that wait for a device that never comes back shorten it).
+	poll time.Duration
 }
 
 // ErrUnauthorized is wrapped by the error for a request the device
@@ -160,7 +164,7 @@ func (t *Target) Wait(ctx context.Context, build string, waitFor time.Duration) 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for build %s: %w (last: %w)", build, ctx.Err(), last)
-		case <-time.After(time.Second):
+		case <-time.After(cmp.Or(t.poll, time.Second)):
 		}
 	}
 }

@@ -134,8 +134,8 @@ func TestUpdateErrors(t *testing.T) {
 	d, stuck := newDevice("partuuid,updatehash,gpt,")
 	defer stuck.Close()
 	d.nextBuild = "old"
-	tg = &Target{BaseURL: stuck.URL, Password: "secret"}
-	err := tg.Update(context.Background(), payload(), 3*time.Second, nil)
+	tg = &Target{BaseURL: stuck.URL, Password: "secret", poll: 50 * time.Millisecond}
+	err := tg.Update(context.Background(), payload(), time.Second, nil)
 	if err == nil || !strings.Contains(err.Error(), "still reports build old") {
 		t.Errorf("stuck device: %v", err)
 	}
@@ -159,8 +159,8 @@ func TestWaitKeepsLastAnswer(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]string{"BuildTimestamp": "old", "Hostname": "presscap"})
 	}))
 	defer srv.Close()
-	tg := &Target{BaseURL: srv.URL, Password: "secret"}
-	err := tg.Wait(context.Background(), "new", 1500*time.Millisecond)
+	tg := &Target{BaseURL: srv.URL, Password: "secret", poll: 50 * time.Millisecond}
+	err := tg.Wait(context.Background(), "new", time.Second)
 	if err == nil || !strings.Contains(err.Error(), "still reports build old") {
 		t.Errorf("Wait = %v, want the build the device last reported", err)
 	}
