@@ -7,6 +7,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/presscap/presscap/probe/config"
@@ -39,10 +41,15 @@ func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string,
 		logf("tunnel: off: %v", err)
 		return nil, none
 	}
+	st := statusTarget(c.Status.Listen)
+	if st == "" && len(c.Status.Listen) > 0 {
+		logf("tunnel: status.listen %s: none is served on this device's loopback: a request's status port is refused (the tunnel leads to nothing but the device itself)",
+			strings.Join(c.Status.Listen, ", "))
+	}
 	r := &tunnel.Runner{
 		Path:    path.Join(c.Upload.RemoteDir, fleet.TunnelDir, fl.id.Value),
 		Connect: up.WithSSH,
-		Web:     webTarget(root), Status: statusTarget(c.Status.Listen),
+		Web:     webTarget(root), Status: st,
 		First: tunnelFirst, CheckInterval: c.Tunnel.CheckInterval.D(), MaxDuration: c.Tunnel.MaxDuration.D(),
 		StateDir: c.Storage.StateDir, Clock: clock.Real{}, Logf: logf,
 	}
@@ -76,7 +83,8 @@ func withTunnel(src status.CheckSource, report func() *fleet.Tunnel) status.Chec
 
 // webTarget is gokrazy's own web UI on this device (its HTTPS port where
 // the image has TLS, so the provider speaks HTTPS through the tunnel), ""
-// off gokrazy: nothing else on the host is forwarded.
+// off gokrazy: nothing else on the host is forwarded, and no port file
+// can make it another host.
 func webTarget(root string) string {
 	if _, err := os.Stat(filepath.Join(root, "etc/gokr-pw.txt")); err != nil {
 		return ""
@@ -86,25 +94,43 @@ func webTarget(root string) string {
 		return ""
 	}
 	u, err := url.Parse(base)
-	if err != nil {
+	if err != nil || u.User != nil || u.Path != "" || u.Hostname() != "127.0.0.1" {
 		return ""
 	}
-	return u.Host
+	return loopbackTarget(u.Hostname(), u.Port())
 }
 
-// statusTarget is the status page's first listen address as a client on
-// the device reaches it: the loopback for wildcard, "private" and
-// "localhost"; "" when the status page is off.
+// statusTarget is the status page on the device's own loopback: the port
+// of the first listen address the status server serves there (wildcard,
+// "private", "localhost" or a loopback IP); "" when none is. A listen
+// address of another host is never a target: a fleet configuration may
+// set status.listen, and the tunnel must not lead into the customer's LAN.
 func statusTarget(listen []string) string {
 	for _, a := range listen {
 		host, port, err := net.SplitHostPort(a)
 		if err != nil {
 			continue
 		}
-		if ip := net.ParseIP(host); host == "" || host == "private" || host == "localhost" || (ip != nil && ip.IsUnspecified()) {
+		ip := net.ParseIP(host)
+		switch {
+		case host == "" || host == "private" || host == "localhost" || (ip != nil && ip.IsUnspecified()):
 			host = "127.0.0.1"
+		case ip == nil || !ip.IsLoopback():
+			continue
 		}
-		return net.JoinHostPort(host, port)
+		if t := loopbackTarget(host, port); t != "" {
+			return t
+		}
 	}
 	return ""
+}
+
+// loopbackTarget is host:port when host is a loopback IP and port a port
+// number, else "".
+func loopbackTarget(host, port string) string {
+	ip := net.ParseIP(host)
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || ip == nil || !ip.IsLoopback() {
+		return ""
+	}
+	return net.JoinHostPort(host, port)
 }

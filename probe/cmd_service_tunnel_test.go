@@ -85,13 +85,15 @@ func TestRunOpensTunnel(t *testing.T) {
 	}
 }
 
-// TestStatusTarget: the status page is reached on the loopback for the
-// listen addresses that include it, at its own address otherwise.
+// TestStatusTarget: the tunnel reaches the status page on the device's
+// loopback only, at the port of the first listen address served there; a
+// listen address on another host (a fleet configuration may set
+// status.listen) is never a target.
 func TestStatusTarget(t *testing.T) {
 	for in, want := range map[string]string{
 		"private:8080": "127.0.0.1:8080", ":8080": "127.0.0.1:8080", "localhost:81": "127.0.0.1:81",
-		"0.0.0.0:8080": "127.0.0.1:8080", "[::]:8080": "127.0.0.1:8080", "192.168.1.5:8080": "192.168.1.5:8080",
-		"[::1]:8080": "[::1]:8080",
+		"0.0.0.0:8080": "127.0.0.1:8080", "[::]:8080": "127.0.0.1:8080", "192.168.1.5:8080": "",
+		"[::1]:8080": "[::1]:8080", "127.0.0.2:81": "127.0.0.2:81", "[2001:db8::1]:80": "",
 	} {
 		if got := statusTarget([]string{in}); got != want {
 			t.Errorf("statusTarget(%q) = %q, want %q", in, got, want)
@@ -99,5 +101,25 @@ func TestStatusTarget(t *testing.T) {
 	}
 	if got := statusTarget(nil); got != "" {
 		t.Errorf("no status page: %q", got)
+	}
+	// The review's case: the customer's router first, then the device's own page.
+	if got := statusTarget([]string{"192.168.1.1:80", "private:8080"}); got != "127.0.0.1:8080" {
+		t.Errorf("statusTarget(router, private:8080) = %q, want 127.0.0.1:8080", got)
+	}
+}
+
+// TestWebTarget: the web UI target is gokrazy's port on the loopback; a
+// port file that would make it another host is refused.
+func TestWebTarget(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "gokr-pw.txt"), []byte("pw\n"), 0o600)
+	for port, want := range map[string]string{"8080": "127.0.0.1:8080", "1@192.168.1.1:80": "", "80/x": "", "99999": ""} {
+		if err := os.WriteFile(filepath.Join(root, "etc", "http-port.txt"), []byte(port+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := webTarget(root); got != want {
+			t.Errorf("http-port.txt %q: webTarget = %q, want %q", port, got, want)
+		}
 	}
 }

@@ -45,7 +45,8 @@ type Runner struct {
 	// (upload.Uploader.WithSSH: pinned host key, the probe's key).
 	Connect func(ctx context.Context, fn func(*ssh.Client, *sftp.Client) error) error
 	// Web and Status are the local addresses the server's ports lead to
-	// (the device's own web UI and status page); "" refuses that port.
+	// (the device's own web UI and status page), on its loopback: "" or
+	// another host refuses that port.
 	Web, Status string
 	// First is the wait before the first check; CheckInterval between
 	// checks, also while open.
@@ -268,6 +269,9 @@ func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v fi
 		if f.target == "" {
 			return errRefused{error: fmt.Errorf("%s: this probe serves no %s page", f.key, f.key)}
 		}
+		if !onLoopback(f.target) {
+			return errRefused{error: fmt.Errorf("%s: %s is not on this device's loopback: the tunnel leads to nothing else", f.key, f.target)}
+		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(f.port))
 		l, err := sc.Listen("tcp", addr)
 		if err != nil {
@@ -335,6 +339,13 @@ func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v fi
 			}
 		}
 	}
+}
+
+// onLoopback reports whether addr (host:port) is on the loopback.
+func onLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // conns are the connections a tunnel passes on, at most MaxConns: they

@@ -42,8 +42,9 @@ type rig struct {
 }
 
 // start runs the runner against a fresh sshd whose authorized_keys line
-// for the probe carries options (e.g. restrict,port-forwarding,permitlisten=...).
-func start(t *testing.T, options string) *rig {
+// for the probe carries options (e.g. restrict,port-forwarding,permitlisten=...);
+// set changes the runner before it runs.
+func start(t *testing.T, options string, set ...func(*tunnel.Runner)) *rig {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs root and sshd")
@@ -80,6 +81,9 @@ func start(t *testing.T, options string) *rig {
 		Path: filepath.Join(remoteDir, fleet.TunnelDir, id), Connect: u.WithSSH,
 		Web: web.Listener.Addr().String(), Status: status.Listener.Addr().String(),
 		CheckInterval: check, MaxDuration: maxDur, StateDir: stateDir, Clock: g.clk, Logf: g.log.Logf,
+	}
+	for _, fn := range set {
+		fn(g.r)
 	}
 	g.run()
 	t.Cleanup(g.stop)
@@ -347,4 +351,18 @@ func TestTunnelRequestChanged(t *testing.T) {
 	if !strings.Contains(g.log.String(), "changed: closing the tunnel it asked for") {
 		t.Errorf("log:\n%s", g.log)
 	}
+}
+
+// TestTunnelTargetOnLoopbackOnly: a target that is not the device's
+// loopback (a status.listen of another host) is refused, naming it; no
+// port opens on the server.
+func TestTunnelTargetOnLoopbackOnly(t *testing.T) {
+	status := sshdtest.FreePort(t)
+	g := start(t, "", func(r *tunnel.Runner) { r.Status = "192.0.2.1:80" })
+	g.request(t, fmt.Sprintf("status=%d\n", status))
+	rep := g.until(t, "refusal", state("refused"))
+	if want := "status: 192.0.2.1:80 is not on this device's loopback"; !strings.Contains(rep.Error, want) || !strings.Contains(g.log.String(), want) {
+		t.Errorf("report %+v, log:\n%s\nwant %q", rep, g.log, want)
+	}
+	closed(t, status)
 }
