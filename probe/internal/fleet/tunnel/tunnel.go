@@ -348,30 +348,37 @@ func onLoopback(addr string) bool {
 	return err == nil && ip != nil && ip.IsLoopback()
 }
 
-// conns are the connections a tunnel passes on, at most MaxConns: they
-// end with it (a changed request goes on over the same SSH connection).
+// conns are the connections a tunnel passes on, at most MaxConns from
+// the server, and the local ones they lead to: all end with it (a changed
+// request goes on over the same SSH connection), also a local target that
+// never answers, whose copy would otherwise block the tunnel's close.
 type conns struct {
-	mu   sync.Mutex
-	open map[net.Conn]bool
-	done bool
+	mu          sync.Mutex
+	open, local map[net.Conn]bool
+	done        bool
 }
 
-func (cs *conns) add(c net.Conn) bool {
+func (cs *conns) add(c net.Conn, local bool) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cs.done || len(cs.open) >= MaxConns {
+	if cs.done || (!local && len(cs.open) >= MaxConns) {
 		return false
 	}
 	if cs.open == nil {
-		cs.open = map[net.Conn]bool{}
+		cs.open, cs.local = map[net.Conn]bool{}, map[net.Conn]bool{}
 	}
-	cs.open[c] = true
+	if local {
+		cs.local[c] = true
+	} else {
+		cs.open[c] = true
+	}
 	return true
 }
 
 func (cs *conns) remove(c net.Conn) {
 	cs.mu.Lock()
 	delete(cs.open, c)
+	delete(cs.local, c)
 	cs.mu.Unlock()
 }
 
@@ -379,8 +386,10 @@ func (cs *conns) closeAll() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.done = true
-	for c := range cs.open {
-		c.Close()
+	for _, m := range []map[net.Conn]bool{cs.open, cs.local} {
+		for c := range m {
+			c.Close()
+		}
 	}
 }
 
@@ -391,7 +400,7 @@ func serve(l net.Listener, target string, cs *conns, wg *sync.WaitGroup) {
 		if err != nil {
 			return
 		}
-		if !cs.add(c) {
+		if !cs.add(c, false) {
 			c.Close()
 			continue
 		}
@@ -399,18 +408,22 @@ func serve(l net.Listener, target string, cs *conns, wg *sync.WaitGroup) {
 		go func() {
 			defer wg.Done()
 			defer cs.remove(c)
-			pass(c, target)
+			pass(c, target, cs)
 		}()
 	}
 }
 
-func pass(c net.Conn, target string) {
+func pass(c net.Conn, target string, cs *conns) {
 	defer c.Close()
 	lc, err := net.DialTimeout("tcp", target, dialLocal)
 	if err != nil {
 		return
 	}
 	defer lc.Close()
+	if !cs.add(lc, true) {
+		return
+	}
+	defer cs.remove(lc)
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(lc, c); lc.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
 	go func() { io.Copy(c, lc); c.Close(); done <- struct{}{} }()

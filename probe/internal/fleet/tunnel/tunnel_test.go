@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,4 +366,80 @@ func TestTunnelTargetOnLoopbackOnly(t *testing.T) {
 		t.Errorf("report %+v, log:\n%s\nwant %q", rep, g.log, want)
 	}
 	closed(t, status)
+}
+
+// silent is a local target that accepts connections and never reads,
+// answers or closes them until end.
+func silent(t *testing.T) (addr string, accepted <-chan struct{}, end func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 16)
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			ch <- struct{}{}
+		}
+	}()
+	return l.Addr().String(), ch, func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}
+}
+
+// TestTunnelClosesSilentConnections: a connection whose local target
+// never answers ends with the tunnel: the removed file closes it at the
+// next check, and the probe's stop returns at once.
+func TestTunnelClosesSilentConnections(t *testing.T) {
+	web := sshdtest.FreePort(t)
+	target, accepted, end := silent(t)
+	g := start(t, "", func(r *tunnel.Runner) { r.Web = target })
+	t.Cleanup(end) // before the rig's stop: a failing run does not hang
+	hold := func() net.Conn {
+		t.Helper()
+		g.request(t, fmt.Sprintf("web=%d\n", web))
+		g.until(t, "open tunnel", state("open"))
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", web))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		select {
+		case <-accepted:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the connection did not reach the local target")
+		}
+		return c
+	}
+	hold()
+	if err := os.Remove(g.file); err != nil {
+		t.Fatal(err)
+	}
+	g.clk.Advance(check)
+	g.waitFor(t, "closed tunnel", state("idle"))
+	closed(t, web)
+
+	hold()
+	stopped := make(chan struct{})
+	go func() { g.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the runner's stop hangs on a silent connection; report %+v", g.r.Report())
+	}
 }
