@@ -196,7 +196,7 @@ func serve(ctx context.Context, e env, args []string, root string, logger *log.L
 		go fromServer.Run(ctx, 10*time.Second)
 	}
 	updReport := upd.run(ctx, c, svc, fl)
-	tunReport, tunWait := runTunnel(ctx, c, fl, root, logger.Printf)
+	tunReport, tunWait := runTunnel(ctx, c, fl, root, svc, logger.Printf)
 	srvDone := make(chan error, 1)
 	if len(c.Status.Listen) > 0 {
 		// The installer's checks run on the service's own speaker, LED,

@@ -27,7 +27,7 @@ const tunnelFirst = 5 * time.Second
 // fleet/tunnel/<id> (issue 14); its state goes into the health report.
 // It needs an id and the upload's server; wait returns once it stopped
 // after ctx ended.
-func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string, logf func(string, ...any)) (report func() *fleet.Tunnel, wait func()) {
+func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string, svc status.Source, logf func(string, ...any)) (report func() *fleet.Tunnel, wait func()) {
 	none := func() {}
 	if fl.id.Value == "" || !c.Upload.Enabled || !c.Tunnel.Enabled {
 		return nil, none
@@ -52,6 +52,7 @@ func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string,
 		Web:     webTarget(root), Status: st,
 		First: tunnelFirst, CheckInterval: c.Tunnel.CheckInterval.D(), MaxDuration: c.Tunnel.MaxDuration.D(),
 		StateDir: c.Storage.StateDir, Clock: clock.Real{}, Logf: logf,
+		Sync: snapshotSync{svc}, BootID: clock.BootIDAt(root),
 	}
 	done := make(chan struct{})
 	go func() {
@@ -60,6 +61,12 @@ func runTunnel(ctx context.Context, c config.Config, fl fleetSetup, root string,
 	}()
 	return r.Report, func() { <-done }
 }
+
+// snapshotSync is the service's own notion of a synced clock
+// (clock.sync), as its snapshot reports it.
+type snapshotSync struct{ src status.Source }
+
+func (s snapshotSync) Synced() bool { return s.src.Snapshot().ClockSynced }
 
 // tunnelSource adds the tunnel's state to the status page's snapshot.
 type tunnelSource struct {

@@ -56,11 +56,16 @@ type Runner struct {
 	// a restart neither extends nor reopens it.
 	StateDir string
 	Clock    clock.Time
-	Logf     func(string, ...any)
+	// Sync says whether the wall clock is synced (nil: it is); BootID is
+	// this boot's (clock.BootID; "": no saved count is of this boot).
+	Sync   clock.Sync
+	BootID string
+	Logf   func(string, ...any)
 
 	mu      sync.Mutex
 	status  fleet.Tunnel
 	lastLog string
+	checks  int // checks done, for tests
 }
 
 // Report is the tunnel's state for the health report.
@@ -105,16 +110,24 @@ type errRefused struct {
 
 func (e errRefused) Unwrap() error { return e.error }
 
+// checked counts a check done, once the next one is waited for.
+func (r *Runner) checked() {
+	r.mu.Lock()
+	r.checks++
+	r.mu.Unlock()
+}
+
 // Run checks until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
-	wait, backoff := r.First, Reconnect
+	next, backoff := r.Clock.After(r.First), Reconnect
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-r.Clock.After(wait):
+		case <-next:
 		}
-		wait = r.CheckInterval
+		wait := r.CheckInterval
+		next = nil
 		opened := false
 		err := r.Connect(ctx, func(sc *ssh.Client, fc *sftp.Client) error {
 			return r.session(ctx, sc, fc, &opened)
@@ -129,7 +142,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.logOnce("tunnel: %s: %v", r.Path, err)
 			if refused.busy {
 				wait, backoff = min(backoff, r.CheckInterval), 2*backoff
-				continue
+				next = r.Clock.After(wait)
 			}
 		case err != nil:
 			r.set(func(t *fleet.Tunnel) { *t = fleet.Tunnel{State: "error", Error: err.Error(), LastCheck: t.LastCheck} })
@@ -138,7 +151,10 @@ func (r *Runner) Run(ctx context.Context) error {
 				wait = min(Reconnect, r.CheckInterval)
 			}
 		}
-		backoff = Reconnect
+		if next == nil {
+			next, backoff = r.Clock.After(wait), Reconnect
+		}
+		r.checked()
 	}
 }
 
@@ -188,27 +204,35 @@ func (r *Runner) session(ctx context.Context, sc *ssh.Client, fc *sftp.Client, o
 		if err != nil {
 			return err
 		}
-		since, expired := r.window(v.key, now)
-		if expired {
+		since, left := r.window(v.key, now)
+		if left <= 0 {
 			r.set(func(t *fleet.Tunnel) {
 				*t = fleet.Tunnel{State: "expired", LastCheck: now, Requested: v.written, By: v.req.By, Reason: v.req.Reason,
-					Opened: since, Until: since.Add(r.MaxDuration)}
+					Opened: since, Until: now.Add(left)}
 			})
 			r.logOnce("tunnel: %s (written %s) is still there, but its tunnel was open for tunnel.max_duration %v: not opened again until the file is written anew",
 				r.Path, v.written.UTC().Format(time.RFC3339), r.MaxDuration)
 			return nil
 		}
-		if err := r.hold(ctx, sc, fc, v, since, opened); err != nil {
+		if err := r.hold(ctx, sc, fc, v, since, left, opened); err != nil {
 			return err
 		}
 	}
 }
 
-// state is the request last opened, kept in StateDir.
+// state is the request last opened, kept in StateDir. Its time in force
+// is counted on the boot clock, which no clock step moves: Base had
+// passed when boot BootID's clock read Start; Seen had passed at the last
+// save.
 type state struct {
-	Key     string    `json:"key"`
-	Opened  time.Time `json:"opened"`
-	Expired bool      `json:"expired,omitempty"`
+	Key     string        `json:"key"`
+	Opened  time.Time     `json:"opened"`
+	Synced  bool          `json:"synced,omitempty"` // Opened is on a synced clock
+	Expired bool          `json:"expired,omitempty"`
+	BootID  string        `json:"boot_id,omitempty"`
+	Start   time.Duration `json:"start,omitempty"`
+	Base    time.Duration `json:"base,omitempty"`
+	Seen    time.Duration `json:"seen,omitempty"`
 }
 
 const stateFile = "tunnel-state.json"
@@ -229,26 +253,47 @@ func (r *Runner) save(s state) {
 	}
 }
 
-// window says since when the request key is open, and whether its
-// max_duration is over. A clock set back counts from now.
-func (r *Runner) window(key string, now time.Time) (time.Time, bool) {
+func (r *Runner) synced() bool { return r.Sync == nil || r.Sync.Synced() }
+
+// window says since when the request key is in force and how long it has
+// left (none or less: its max_duration is over), counting on and saving.
+// Within a boot the boot clock counts. A later boot goes on from the count
+// saved last plus a check interval (the earlier boot may have run that
+// long after it): without an RTC an unsynced wall clock cannot tell how
+// long the probe was off, and a reboot must not grant a fresh period. A
+// synced clock also counts from the first look when that was synced, time
+// off included; the larger count holds.
+func (r *Runner) window(key string, now time.Time) (time.Time, time.Duration) {
 	s := r.load()
-	if s.Key != key {
-		r.save(state{Key: key, Opened: now})
-		return now, false
+	if s.Key == key && s.Expired {
+		return s.Opened, min(0, r.MaxDuration-s.Seen)
 	}
-	if s.Opened.After(now) {
-		s.Opened = now
-		r.save(s)
+	bt, ok := r.Clock.BootTime()
+	switch {
+	case s.Key != key:
+		s = state{Key: key, Opened: now, Synced: r.synced(), BootID: r.BootID, Start: bt}
+	case !ok || r.BootID == "" || s.BootID != r.BootID:
+		s.BootID, s.Start, s.Base = r.BootID, bt, s.Seen+r.CheckInterval
 	}
-	return s.Opened, s.Expired || now.Sub(s.Opened) >= r.MaxDuration
+	if !ok {
+		// No boot clock: each look counts a check interval.
+		s.BootID = ""
+	}
+	d := s.Base + bt - s.Start
+	if s.Synced && r.synced() {
+		d = max(d, now.Sub(s.Opened))
+	}
+	s.Seen = d
+	s.Expired = d >= r.MaxDuration
+	r.save(s)
+	return s.Opened, r.MaxDuration - d
 }
 
 // hold opens the forwards of v and keeps them until the file is removed
 // or changed, max_duration ends, the connection fails or ctx ends; nil
 // means look at the file again.
-func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v file, since time.Time, opened *bool) error {
-	until := since.Add(r.MaxDuration)
+func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v file, since time.Time, left time.Duration, opened *bool) error {
+	until := r.Clock.Now().Add(left)
 	var wg sync.WaitGroup
 	var listeners []net.Listener
 	cs := &conns{}
@@ -288,7 +333,7 @@ func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v fi
 	go func() { dead <- sc.Wait() }()
 	keep := time.NewTicker(Keepalive)
 	defer keep.Stop()
-	end := r.Clock.After(until.Sub(r.Clock.Now()))
+	end := r.Clock.After(left)
 	check := r.Clock.After(r.CheckInterval)
 	*opened = true
 	r.set(func(t *fleet.Tunnel) {
@@ -306,6 +351,7 @@ func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v fi
 	}
 	r.logOnce("tunnel: open until %s, asked by %q (%q) in %s written %s: %s",
 		until.UTC().Format(time.RFC3339), v.req.By, v.req.Reason, r.Path, v.written.UTC().Format(time.RFC3339), strings.Join(fwd, ", "))
+	r.checked()
 	for {
 		select {
 		case <-ctx.Done():
@@ -318,7 +364,7 @@ func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v fi
 			}
 		case <-end:
 			s := r.load()
-			s.Expired = true
+			s.Expired, s.Seen = true, max(s.Seen, r.MaxDuration)
 			r.save(s)
 			r.logOnce("tunnel: closed after tunnel.max_duration %v (asked by %q)", r.MaxDuration, v.req.By)
 			return nil
@@ -337,6 +383,15 @@ func (r *Runner) hold(ctx context.Context, sc *ssh.Client, fc *sftp.Client, v fi
 				r.logOnce("tunnel: %s changed: closing the tunnel it asked for", r.Path)
 				return nil
 			}
+			// Counted on, saved for the next boot; a clock synced since
+			// may find the request's time over.
+			_, left := r.window(v.key, now)
+			if left <= 0 {
+				r.logOnce("tunnel: closed after tunnel.max_duration %v (asked by %q)", r.MaxDuration, v.req.By)
+				return nil
+			}
+			end = r.Clock.After(left)
+			r.checked()
 		}
 	}
 }

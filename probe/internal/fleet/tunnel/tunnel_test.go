@@ -82,6 +82,7 @@ func start(t *testing.T, options string, set ...func(*tunnel.Runner)) *rig {
 		Path: filepath.Join(remoteDir, fleet.TunnelDir, id), Connect: u.WithSSH,
 		Web: web.Listener.Addr().String(), Status: status.Listener.Addr().String(),
 		CheckInterval: check, MaxDuration: maxDur, StateDir: stateDir, Clock: g.clk, Logf: g.log.Logf,
+		Sync: g.clk, BootID: "boot-1",
 	}
 	for _, fn := range set {
 		fn(g.r)
@@ -103,8 +104,35 @@ func (g *rig) restart() {
 	g.stop()
 	old := g.r
 	g.r = &tunnel.Runner{Path: old.Path, Connect: old.Connect, Web: old.Web, Status: old.Status,
-		CheckInterval: old.CheckInterval, MaxDuration: old.MaxDuration, StateDir: old.StateDir, Clock: old.Clock, Logf: old.Logf}
+		CheckInterval: old.CheckInterval, MaxDuration: old.MaxDuration, StateDir: old.StateDir, Clock: old.Clock, Logf: old.Logf,
+		Sync: old.Sync, BootID: old.BootID}
 	g.run()
+}
+
+// reboot restarts the runner as the probe's next boot: another boot id,
+// a boot clock from zero, and the wall clock at wall, synced or not (a
+// Pi has no RTC).
+func (g *rig) reboot(wall time.Time, synced bool) {
+	g.stop()
+	g.clk = fakeclock.New(wall)
+	g.clk.SetSynced(synced)
+	g.r.Clock, g.r.Sync, g.r.BootID = g.clk, g.clk, g.r.BootID+"+1"
+	g.restart()
+}
+
+// check moves the clock a check interval on and waits until the runner
+// has done that check.
+func (g *rig) check(t *testing.T) {
+	t.Helper()
+	n := g.r.Checks()
+	g.clk.Advance(check)
+	for i := 0; i < 200; i++ {
+		if g.r.Checks() > n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no check after the clock moved on: report %+v\nlog:\n%s", g.r.Report(), g.log)
 }
 
 func (g *rig) stop() {
@@ -250,8 +278,7 @@ func TestTunnelMaxDuration(t *testing.T) {
 	g.waitFor(t, "expired tunnel", state("expired"))
 	closed(t, web)
 	for i := 0; i < 3; i++ {
-		g.clk.Advance(check)
-		time.Sleep(200 * time.Millisecond)
+		g.check(t)
 		if rep := g.r.Report(); rep.State != "expired" {
 			t.Fatalf("the same file after max_duration: %+v", rep)
 		}
@@ -441,5 +468,45 @@ func TestTunnelClosesSilentConnections(t *testing.T) {
 	case <-stopped:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the runner's stop hangs on a silent connection; report %+v", g.r.Report())
+	}
+}
+
+// TestTunnelUnsyncedReboot: a reboot whose clock is not synced (no RTC,
+// NTP not answered yet) neither grants the request a fresh max_duration
+// nor reopens it once over; a new request still opens on that clock.
+func TestTunnelUnsyncedReboot(t *testing.T) {
+	web := sshdtest.FreePort(t)
+	g := start(t, "")
+	g.request(t, fmt.Sprintf("web=%d\nby=erin\n", web))
+	first := g.until(t, "open tunnel", state("open"))
+	for g.clk.Now().Before(first.Opened.Add(time.Hour + 50*time.Minute)) {
+		g.check(t)
+	}
+	g.reboot(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), false)
+	rep := g.until(t, "open tunnel after the reboot", state("open"))
+	if left := rep.Until.Sub(g.clk.Now()); left > 10*time.Minute {
+		t.Errorf("after the reboot the tunnel has %v left (until %s), want at most the 10 min of its max_duration left", left, rep.Until)
+	}
+	if !rep.Opened.Equal(first.Opened) {
+		t.Errorf("opened %s after the reboot, want the request's first %s", rep.Opened, first.Opened)
+	}
+	for i := 0; i < 6; i++ {
+		g.check(t)
+	}
+	if rep := g.r.Report(); rep.State != "expired" {
+		t.Fatalf("30 min after the reboot: %+v\nlog:\n%s", rep, g.log)
+	}
+	closed(t, web)
+	g.reboot(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), false)
+	g.until(t, "expired after another reboot", state("expired"))
+	closed(t, web)
+	// The provider's first access to a probe whose NTP is blocked.
+	g.request(t, fmt.Sprintf("web=%d\nby=erin\nreason=again\n", web))
+	rep = g.until(t, "a new request on an unsynced clock", state("open"))
+	if !rep.Until.Equal(rep.Opened.Add(maxDur)) {
+		t.Errorf("new request: %+v", rep)
+	}
+	if got, err := get(web, "/"); err != nil || got != "gokrazy web UI /" {
+		t.Fatalf("through the tunnel of the new request: %q, %v", got, err)
 	}
 }
