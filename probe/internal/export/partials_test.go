@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/internal/window"
 )
 
@@ -39,17 +40,7 @@ func TestCleanPartials(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, PartialName(FileBase("probe", win(3, 20)), specs[0])), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	left := func() []string {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range ents {
-			got = append(got, e.Name())
-		}
-		return got
-	}
+	left := func() []string { return testtool.DirNames(t, dir) }
 	all := left()
 	wanted := []string{FileBase("probe", kept)}
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"github.com/presscap/presscap/probe/internal/export"
 	"github.com/presscap/presscap/probe/internal/export/follow"
 	"github.com/presscap/presscap/probe/internal/window"
@@ -58,17 +59,7 @@ func TestCleanPartials(t *testing.T) {
 	if err := s.pend.Save(*recorded); err != nil {
 		t.Fatal(err)
 	}
-	left := func() []string {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range ents {
-			got = append(got, e.Name())
-		}
-		return got
-	}
+	left := func() []string { return testtool.DirNames(t, dir) }
 	all := left()
 
 	// A record moved aside: its window's files may be wanted.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/presscap/presscap/internal/testing/testtool"
 	"golang.org/x/sys/unix"
 )
 
@@ -177,15 +178,7 @@ func TestPartJournalClaimUnreadable(t *testing.T) {
 
 func assertDir(t *testing.T, dir string, want ...string) {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range entries {
-		got = append(got, e.Name())
-	}
-	sort.Strings(got)
+	got := testtool.DirNames(t, dir)
 	sort.Strings(want)
 	if len(got) != len(want) || (len(want) > 0 && !reflect.DeepEqual(got, want)) {
 		t.Fatalf("%s holds %q, want %q", dir, got, want)
