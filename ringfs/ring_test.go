@@ -306,17 +306,25 @@ func TestIndexReadsOnlyOverlappingBlocks(t *testing.T) {
 	}
 }
 
-func TestMaxAge(t *testing.T) {
-	dir := t.TempDir()
-	o := testOpts()
+// maxAgeRing is a ring with a 10 s max_age holding 30 s of records, one
+// every 10 ms, from the generator seeded with seed and seed+1.
+func maxAgeRing(t *testing.T, seed uint64) (dir string, o Options, r *Ring, recs []Record) {
+	t.Helper()
+	dir = t.TempDir()
+	o = testOpts()
 	o.MaxAge = 10 * time.Second
 	r, err := Create(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	recs := genRecords(rng, 3000, func(i int) int64 { return base + int64(i)*int64(10*time.Millisecond) }) // 30 s
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	recs = genRecords(rng, 3000, func(i int) int64 { return base + int64(i)*int64(10*time.Millisecond) })
 	appendAll(t, r, recs)
+	return dir, o, r, recs
+}
+
+func TestMaxAge(t *testing.T) {
+	dir, _, r, recs := maxAgeRing(t, 7)
 	newest := recs[len(recs)-1].Time
 	cut := newest - int64(10*time.Second)
 	got, st := readAll(t, r, 0, 1<<62)
@@ -357,16 +365,7 @@ func TestMaxAge(t *testing.T) {
 // (on the untrusted disk) stores, 0 included: the stored 10 s, or a planted
 // max_age_ns of 1, hides nothing from a writer opened with MaxAge 0.
 func TestMaxAgeConfigWins(t *testing.T) {
-	dir := t.TempDir()
-	o := testOpts()
-	o.MaxAge = 10 * time.Second
-	r, err := Create(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(9, 10))
-	recs := genRecords(rng, 3000, func(i int) int64 { return base + int64(i)*int64(10*time.Millisecond) }) // 30 s
-	appendAll(t, r, recs)
+	dir, o, r, recs := maxAgeRing(t, 9)
 	r.Close()
 	for _, plant := range []bool{false, true} {
 		if plant {
